@@ -1,0 +1,16 @@
+//! vigil-operators: the engine-agnostic operator library of vigil.
+//!
+//! Operators here know nothing about Kafka or timely: they are plain state machines
+//! fed one record at a time, so that they can be tested against naive oracles,
+//! benchmarked against plain loops, and snapshotted with serde (every piece of
+//! operator state derives `Serialize`/`Deserialize`; see the README's architecture
+//! section for why state is operator-owned rather than held in differential
+//! arrangements).
+
+pub mod aggregate;
+pub mod logistic;
+pub mod window;
+
+pub use aggregate::Agg;
+pub use logistic::{LogisticModel, Transform};
+pub use window::{FeatureDef, FeatureState, WindowFeature};
