@@ -1,1 +1,18 @@
+//! vigil: a streaming dataflow engine for real-time machine learning.
+//!
+//! Data flows one way: source -> decode/validate -> features -> score -> sinks.
+//! Each stage is one module; the README's architecture section explains the
+//! decisions (time domain, watermarks, partition ownership, state).
 
+pub mod broker;
+pub mod decode;
+pub mod generator;
+pub mod http;
+pub mod kafka;
+pub mod metrics;
+pub mod output;
+pub mod pipeline;
+pub mod run;
+pub mod source;
+pub mod spec;
+pub mod watermark;

@@ -1,0 +1,105 @@
+//! Kafka I/O through rdkafka: client settings, the partition-owning source, the
+//! producer sink, offset commits, and whole-topic reads for checks and tools.
+
+pub mod read;
+pub mod sink;
+pub mod source;
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// How to reach the cluster: bootstrap servers plus librdkafka settings passed
+/// through unchanged (`-X key=value`, e.g. TLS and SASL settings).
+#[derive(Clone, Debug, Default)]
+pub struct KafkaOptions {
+    pub brokers: String,
+    pub extra: Vec<(String, String)>,
+}
+
+impl KafkaOptions {
+    pub fn new(brokers: &str) -> Self {
+        KafkaOptions { brokers: brokers.to_owned(), extra: Vec::new() }
+    }
+    /// A client config with the bootstrap servers and the pass-through settings.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers);
+        for (k, v) in &self.extra {
+            c.set(k, v);
+        }
+        c
+    }
+    /// A consumer for metadata, offsets and commits (never subscribed).
+    pub fn admin_consumer(&self, group_id: &str) -> Result<BaseConsumer> {
+        self.client_config()
+            .set("group.id", group_id)
+            .set("enable.auto.commit", "false")
+            .create()
+            .context("creating a Kafka consumer")
+    }
+}
+
+/// Number of partitions of `topic`, waiting up to `timeout` for it to exist.
+pub fn partition_count(consumer: &BaseConsumer, topic: &str, timeout: Duration) -> Result<u32> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(5));
+        if let Ok(md) = &md {
+            if let Some(t) = md.topics().iter().find(|t| t.name() == topic) {
+                if t.error().is_none() && !t.partitions().is_empty() {
+                    return Ok(t.partitions().len() as u32);
+                }
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            bail!("topic `{topic}` not found on the cluster ({:?})", md.err());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Where each partition starts: the group's committed offset, else the beginning.
+pub fn start_offsets(consumer: &BaseConsumer, topic: &str, partitions: u32) -> Result<Vec<i64>> {
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p as i32);
+    }
+    let committed = consumer.committed_offsets(tpl, Duration::from_secs(10)).context("reading committed offsets")?;
+    let mut out = Vec::with_capacity(partitions as usize);
+    for p in 0..partitions {
+        let committed = committed.find_partition(topic, p as i32).map(|e| e.offset());
+        out.push(match committed {
+            Some(Offset::Offset(o)) => o,
+            _ => consumer.fetch_watermarks(topic, p as i32, Duration::from_secs(10)).context("reading watermarks")?.0,
+        });
+    }
+    Ok(out)
+}
+
+/// High watermarks (next offset to be written) of every partition.
+pub fn end_offsets(consumer: &BaseConsumer, topic: &str, partitions: u32) -> Result<Vec<i64>> {
+    (0..partitions)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p as i32, Duration::from_secs(10))
+                .map(|(_, high)| high)
+                .with_context(|| format!("reading the end of {topic}/{p}"))
+        })
+        .collect()
+}
+
+/// Commits `positions` (next offsets) for the group.
+pub fn commit_positions(consumer: &BaseConsumer, topic: &str, positions: &[(u32, i64)]) -> Result<()> {
+    if positions.is_empty() {
+        return Ok(());
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (p, o) in positions {
+        tpl.add_partition_offset(topic, *p as i32, Offset::Offset(*o)).context("building the commit")?;
+    }
+    consumer.commit(&tpl, CommitMode::Sync).context("committing offsets")
+}

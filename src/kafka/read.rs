@@ -1,0 +1,65 @@
+//! Reads a whole topic up to its current end: for the demo's accounting check,
+//! integration tests and benchmarks (not for the job's hot path).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::KafkaOptions;
+
+/// One record as read back.
+#[derive(Clone, Debug)]
+pub struct ReadRecord {
+    pub partition: u32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+}
+
+/// Every record of `topic` from the beginning to the high watermarks observed at the
+/// start of the call.
+pub fn read_topic(opts: &KafkaOptions, topic: &str, timeout: Duration) -> Result<Vec<ReadRecord>> {
+    let consumer: BaseConsumer = opts
+        .client_config()
+        .set("group.id", "vigil-reader")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .create()
+        .context("creating a reader")?;
+    let partitions = super::partition_count(&consumer, topic, timeout)?;
+    let mut end = HashMap::new();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, p as i32, Duration::from_secs(10))?;
+        if high > low {
+            end.insert(p, high);
+            tpl.add_partition_offset(topic, p as i32, Offset::Offset(low))?;
+        }
+    }
+    consumer.assign(&tpl)?;
+    let mut out = Vec::new();
+    let mut next: HashMap<u32, i64> = HashMap::new();
+    let deadline = Instant::now() + timeout;
+    while end.iter().any(|(p, e)| next.get(p).copied().unwrap_or(0) < *e) {
+        if Instant::now() > deadline {
+            bail!("timed out reading {topic}: read {} records", out.len());
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let p = m.partition() as u32;
+                next.insert(p, m.offset() + 1);
+                if m.offset() < end[&p] {
+                    out.push(ReadRecord { partition: p, offset: m.offset(), key: m.key().map(<[u8]>::to_vec), payload: m.payload().map(<[u8]>::to_vec) });
+                }
+            }
+            Some(Err(e)) => tracing::debug!(error = %e, "reader error"),
+            None => {}
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,133 @@
+//! The Kafka source: one consumer per worker, assigned the worker's partitions
+//! directly (no group rebalancing: ownership is `partition % workers`), read with
+//! zero-timeout polls so that the worker never blocks.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::KafkaOptions;
+use crate::metrics::Metrics;
+use crate::source::{PollStatus, RecordRef, RecordSource};
+
+/// Offsets at which a bounded run stops, per partition; set before or during the run.
+pub type EndOffsets = Arc<Mutex<Option<HashMap<u32, i64>>>>;
+
+pub struct KafkaSource {
+    consumer: BaseConsumer,
+    topic: String,
+    owned: Vec<u32>,
+    next: Vec<i64>,
+    end: EndOffsets,
+    last_error: Option<std::time::Instant>,
+}
+
+impl KafkaSource {
+    /// `start[p]` is where partition `p` starts (committed offset or beginning).
+    pub fn new(opts: &KafkaOptions, group_id: &str, topic: &str, owned: Vec<u32>, start: &[i64], end: EndOffsets) -> Result<Self> {
+        let consumer: BaseConsumer = opts
+            .client_config()
+            .set("group.id", group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.wait.max.ms", "10")
+            .set("queued.max.messages.kbytes", "65536")
+            .create()
+            .context("creating the source consumer")?;
+        let mut tpl = TopicPartitionList::new();
+        for p in &owned {
+            tpl.add_partition_offset(topic, *p as i32, Offset::Offset(start[*p as usize])).context("building the assignment")?;
+        }
+        consumer.assign(&tpl).context("assigning partitions")?;
+        let next = owned.iter().map(|p| start[*p as usize]).collect();
+        Ok(KafkaSource { consumer, topic: topic.to_owned(), owned, next, end, last_error: None })
+    }
+
+    fn reached_end(&self) -> bool {
+        let end = self.end.lock().unwrap_or_else(|e| e.into_inner());
+        match end.as_ref() {
+            None => false,
+            Some(end) => self.owned.iter().zip(&self.next).all(|(p, n)| *n >= end.get(p).copied().unwrap_or(0)),
+        }
+    }
+
+    /// High watermark as last seen by the consumer's fetches (no broker round trip).
+    fn cached_high_watermark(&self, partition: u32) -> Option<i64> {
+        let topic = CString::new(self.topic.as_str()).ok()?;
+        let (mut low, mut high) = (0i64, 0i64);
+        // SAFETY: the handle is alive for `self`'s lifetime; the out-pointers are valid.
+        let err = unsafe {
+            rdkafka::bindings::rd_kafka_get_watermark_offsets(
+                self.consumer.client().native_ptr(),
+                topic.as_ptr(),
+                partition as i32,
+                &mut low,
+                &mut high,
+            )
+        };
+        (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
+    }
+}
+
+impl RecordSource for KafkaSource {
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+    fn partitions(&self) -> &[u32] {
+        &self.owned
+    }
+
+    fn poll(&mut self, max: usize, each: &mut dyn FnMut(RecordRef<'_>)) -> PollStatus {
+        if self.owned.is_empty() || self.reached_end() {
+            return PollStatus::Finished;
+        }
+        let mut read = 0;
+        while read < max {
+            match self.consumer.poll(Duration::ZERO) {
+                None => break,
+                Some(Ok(msg)) => {
+                    let partition = msg.partition() as u32;
+                    if let Some(slot) = self.owned.iter().position(|p| *p == partition) {
+                        self.next[slot] = msg.offset() + 1;
+                    }
+                    each(RecordRef { partition, offset: msg.offset(), payload: msg.payload() });
+                    read += 1;
+                }
+                Some(Err(e)) => {
+                    // Broker and transport errors: librdkafka retries by itself. Log
+                    // at most once per 10 s so that an outage does not flood the log.
+                    let now = std::time::Instant::now();
+                    if self.last_error.is_none_or(|t| now.duration_since(t) > Duration::from_secs(10)) {
+                        tracing::warn!(topic = %self.topic, error = %e, "consumer error; retrying");
+                        self.last_error = Some(now);
+                    }
+                    break;
+                }
+            }
+        }
+        if read > 0 {
+            PollStatus::Records(read)
+        } else {
+            PollStatus::Idle
+        }
+    }
+
+    fn report(&mut self, metrics: &Metrics) {
+        for (p, next) in self.owned.iter().zip(&self.next) {
+            if let Some(high) = self.cached_high_watermark(*p) {
+                metrics.consumer_lag.with_label_values(&[&p.to_string()]).set((high - next).max(0));
+            }
+        }
+    }
+
+    fn positions(&self) -> Vec<(u32, i64)> {
+        self.owned.iter().copied().zip(self.next.iter().copied()).collect()
+    }
+}

@@ -1,0 +1,108 @@
+//! Prometheus metrics of a job, served as text at `/metrics` (see `http`).
+//!
+//! Label values that come from input (unknown field names) are capped: after
+//! [`MAX_UNKNOWN_FIELD_NAMES`] distinct names, the rest count under `_other`, so
+//! hostile input cannot blow up the number of series.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+
+/// Distinct unknown field names tracked individually.
+pub const MAX_UNKNOWN_FIELD_NAMES: usize = 100;
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub events_in: IntCounterVec,
+    pub dlq: IntCounterVec,
+    unknown_fields: IntCounterVec,
+    unknown_admitted: Mutex<HashSet<String>>,
+    pub scores_out: IntCounter,
+    pub consumer_lag: IntGaugeVec,
+    pub watermark: IntGaugeVec,
+    pub source_progress: IntGauge,
+    pub latency: Histogram,
+    pub workers: IntGauge,
+    pub live_keys: IntGauge,
+    pub producer_errors: IntCounter,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Metrics> {
+        let registry = Registry::new();
+        let m = Metrics {
+            events_in: IntCounterVec::new(Opts::new("vigil_events_in_total", "Records read from input topics"), &["topic"]).unwrap(),
+            dlq: IntCounterVec::new(Opts::new("vigil_dlq_total", "Records sent to the dead-letter topic, by reason"), &["reason"]).unwrap(),
+            unknown_fields: IntCounterVec::new(
+                Opts::new("vigil_unknown_fields_total", "Undeclared fields seen in accepted or rejected records, by name (capped)"),
+                &["field"],
+            )
+            .unwrap(),
+            unknown_admitted: Mutex::new(HashSet::new()),
+            scores_out: IntCounter::new("vigil_scores_out_total", "Score records written").unwrap(),
+            consumer_lag: IntGaugeVec::new(Opts::new("vigil_consumer_lag", "High watermark minus position, per input partition"), &["partition"]).unwrap(),
+            watermark: IntGaugeVec::new(Opts::new("vigil_watermark_ms", "Event-time watermark per input partition (epoch ms)"), &["partition"]).unwrap(),
+            source_progress: IntGauge::new("vigil_source_progress_ms", "Source progress: minimum watermark over active partitions (epoch ms)").unwrap(),
+            latency: Histogram::with_opts(
+                HistogramOpts::new("vigil_consume_to_score_seconds", "From a record's consumption to its score handed to the producer")
+                    .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+            )
+            .unwrap(),
+            workers: IntGauge::new("vigil_workers", "Timely worker threads in this process").unwrap(),
+            live_keys: IntGauge::new("vigil_feature_live_keys", "Keys holding feature state in this process").unwrap(),
+            producer_errors: IntCounter::new("vigil_producer_errors_total", "Output records the producer failed to deliver").unwrap(),
+            registry,
+        };
+        let r = &m.registry;
+        r.register(Box::new(m.events_in.clone())).unwrap();
+        r.register(Box::new(m.dlq.clone())).unwrap();
+        r.register(Box::new(m.unknown_fields.clone())).unwrap();
+        r.register(Box::new(m.scores_out.clone())).unwrap();
+        r.register(Box::new(m.consumer_lag.clone())).unwrap();
+        r.register(Box::new(m.watermark.clone())).unwrap();
+        r.register(Box::new(m.source_progress.clone())).unwrap();
+        r.register(Box::new(m.latency.clone())).unwrap();
+        r.register(Box::new(m.workers.clone())).unwrap();
+        r.register(Box::new(m.live_keys.clone())).unwrap();
+        r.register(Box::new(m.producer_errors.clone())).unwrap();
+        Arc::new(m)
+    }
+
+    /// The counter for an unknown field name, or for `_other` past the cap.
+    pub fn unknown_field(&self, name: &str) -> IntCounter {
+        let mut admitted = self.unknown_admitted.lock().unwrap_or_else(|e| e.into_inner());
+        if admitted.contains(name) || (admitted.len() < MAX_UNKNOWN_FIELD_NAMES && admitted.insert(name.to_owned())) {
+            self.unknown_fields.with_label_values(&[name])
+        } else {
+            self.unknown_fields.with_label_values(&["_other"])
+        }
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self) -> String {
+        TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_default()
+    }
+
+    /// Sum of a counter family over all labels (for summaries and progress lines).
+    pub fn dlq_total(&self) -> u64 {
+        crate::decode::Reason::ALL.iter().map(|r| self.dlq.with_label_values(&[r.as_str()]).get()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_field_names_are_capped() {
+        let m = Metrics::new();
+        for i in 0..(MAX_UNKNOWN_FIELD_NAMES + 50) {
+            m.unknown_field(&format!("f{i}")).inc();
+        }
+        let text = m.render();
+        let series = text.lines().filter(|l| l.starts_with("vigil_unknown_fields_total{")).count();
+        assert_eq!(series, MAX_UNKNOWN_FIELD_NAMES + 1);
+        assert!(text.contains("vigil_unknown_fields_total{field=\"_other\"} 50"));
+    }
+}

@@ -1,0 +1,202 @@
+//! The output contracts: JSON encoders for `scores` and `dlq` records (DESIGN.md),
+//! and the sink that carries them away.
+//!
+//! Encoders write into a reused buffer; they are on the hot path (one per event).
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::decode::Rejection;
+
+/// Which output topic a record belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Topic {
+    Scores,
+    Dlq,
+}
+
+/// Where workers hand finished records. Implementations must not block for long:
+/// the Kafka sink enqueues into librdkafka's buffer.
+pub trait OutputSink: Send + Sync {
+    fn send(&self, topic: Topic, key: &[u8], payload: &[u8]);
+}
+
+/// A sink that keeps records in memory (tests, benchmarks, examples).
+#[derive(Default)]
+pub struct MemorySink {
+    records: Mutex<Vec<(Topic, Vec<u8>, Vec<u8>)>>,
+}
+
+impl MemorySink {
+    pub fn new() -> Arc<Self> {
+        Arc::new(MemorySink::default())
+    }
+    /// Takes every record sent so far.
+    pub fn take(&self) -> Vec<(Topic, Vec<u8>, Vec<u8>)> {
+        std::mem::take(&mut *self.records.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl OutputSink for MemorySink {
+    fn send(&self, topic: Topic, key: &[u8], payload: &[u8]) {
+        self.records.lock().unwrap_or_else(|e| e.into_inner()).push((topic, key.to_vec(), payload.to_vec()));
+    }
+}
+
+/// A sink that counts and drops (throughput benchmarks of the compute path).
+#[derive(Default)]
+pub struct NullSink;
+
+impl OutputSink for NullSink {
+    fn send(&self, _: Topic, _: &[u8], _: &[u8]) {}
+}
+
+/// Where a score came from, for the `scores` record.
+pub struct ScoreContext<'a> {
+    pub event_id: Option<&'a str>,
+    pub key: &'a str,
+    pub event_time_ms: i64,
+    pub topic: &'a str,
+    pub partition: u32,
+    pub offset: i64,
+    pub score: f64,
+    pub model: &'a str,
+    pub model_version: &'a str,
+}
+
+/// Writes one `scores` record: `{"event_id","key","event_time","source_partition",
+/// "source_offset","score","model","model_version","features":{..}}`.
+/// Missing feature values (and any non-finite value) are written as `null`.
+pub fn encode_score(buf: &mut Vec<u8>, ctx: &ScoreContext<'_>, names: &[String], values: &[Option<f64>]) {
+    buf.clear();
+    buf.extend_from_slice(b"{\"event_id\":");
+    match ctx.event_id {
+        Some(id) => write_str(buf, id),
+        None => {
+            let _ = write!(buf, "\"{}-{}-{}\"", ctx.topic, ctx.partition, ctx.offset);
+        }
+    }
+    buf.extend_from_slice(b",\"key\":");
+    write_str(buf, ctx.key);
+    let _ = write!(
+        buf,
+        ",\"event_time\":{},\"source_partition\":{},\"source_offset\":{},\"score\":",
+        ctx.event_time_ms, ctx.partition, ctx.offset
+    );
+    write_f64(buf, Some(ctx.score));
+    buf.extend_from_slice(b",\"model\":");
+    write_str(buf, ctx.model);
+    buf.extend_from_slice(b",\"model_version\":");
+    write_str(buf, ctx.model_version);
+    buf.extend_from_slice(b",\"features\":{");
+    for (i, (name, value)) in names.iter().zip(values).enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        write_str(buf, name);
+        buf.push(b':');
+        write_f64(buf, *value);
+    }
+    buf.extend_from_slice(b"}}");
+}
+
+fn write_str(buf: &mut Vec<u8>, s: &str) {
+    // serde_json escapes correctly; writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *buf, s);
+}
+
+fn write_f64(buf: &mut Vec<u8>, v: Option<f64>) {
+    match v {
+        Some(v) if v.is_finite() => {
+            let _ = serde_json::to_writer(&mut *buf, &v);
+        }
+        _ => buf.extend_from_slice(b"null"),
+    }
+}
+
+/// Payload bytes kept in a DLQ record, beyond which the payload is truncated.
+pub const DLQ_PAYLOAD_LIMIT: usize = 4096;
+
+/// A `dlq` record.
+#[derive(Serialize)]
+pub struct DlqRecord<'a> {
+    pub source_topic: &'a str,
+    pub source_partition: u32,
+    pub source_offset: i64,
+    pub reason: &'static str,
+    pub detail: &'a str,
+    /// The original bytes, base64, cut at [`DLQ_PAYLOAD_LIMIT`] bytes.
+    pub payload_b64: String,
+    /// Full length of the original payload.
+    pub payload_len: usize,
+    /// SHA-256 of the full original payload, hex.
+    pub payload_sha256: String,
+    pub payload_truncated: bool,
+}
+
+/// Encodes the DLQ record for a rejected payload.
+pub fn encode_dlq(topic: &str, partition: u32, offset: i64, payload: Option<&[u8]>, rejection: &Rejection) -> Vec<u8> {
+    let payload = payload.unwrap_or_default();
+    let kept = &payload[..payload.len().min(DLQ_PAYLOAD_LIMIT)];
+    let detail: String = rejection.detail.chars().take(512).collect();
+    let record = DlqRecord {
+        source_topic: topic,
+        source_partition: partition,
+        source_offset: offset,
+        reason: rejection.reason.as_str(),
+        detail: &detail,
+        payload_b64: base64::engine::general_purpose::STANDARD.encode(kept),
+        payload_len: payload.len(),
+        payload_sha256: hex(&Sha256::digest(payload)),
+        payload_truncated: kept.len() < payload.len(),
+    };
+    serde_json::to_vec(&record).unwrap_or_default()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::Reason;
+
+    #[test]
+    fn score_record_is_valid_json_with_nulls() {
+        let mut buf = Vec::new();
+        let ctx = ScoreContext {
+            event_id: None,
+            key: "c\"1",
+            event_time_ms: 5,
+            topic: "tx",
+            partition: 2,
+            offset: 9,
+            score: 0.25,
+            model: "m",
+            model_version: "1",
+        };
+        encode_score(&mut buf, &ctx, &["a".into(), "b".into()], &[Some(1.5), None]);
+        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(v["event_id"], "tx-2-9");
+        assert_eq!(v["key"], "c\"1");
+        assert_eq!(v["features"]["a"], 1.5);
+        assert!(v["features"]["b"].is_null());
+        assert_eq!(v["score"], 0.25);
+    }
+
+    #[test]
+    fn dlq_record_truncates_and_hashes() {
+        let payload = vec![b'x'; DLQ_PAYLOAD_LIMIT + 10];
+        let r = encode_dlq("tx", 1, 7, Some(&payload), &Rejection::new(Reason::Oversize, "big"));
+        let v: serde_json::Value = serde_json::from_slice(&r).unwrap();
+        assert_eq!(v["payload_len"], DLQ_PAYLOAD_LIMIT + 10);
+        assert_eq!(v["payload_truncated"], true);
+        assert_eq!(v["reason"], "oversize");
+        assert_eq!(v["payload_sha256"].as_str().unwrap().len(), 64);
+    }
+}

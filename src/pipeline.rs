@@ -1,0 +1,268 @@
+//! The job as a timely dataflow, one instance per worker:
+//!
+//! ```text
+//! source (owned partitions) -> decode/validate/watermark -> exchange by key
+//!     -> features as of each event -> score -> sink
+//! ```
+//!
+//! * Ingest runs on the worker that owns the partition, so every per-partition
+//!   decision (accepted, late, bad timestamp) follows offset order.
+//! * Events move to the worker owning their key's hash. Timely channels are FIFO per
+//!   (sender, receiver) pair and the scoring operator reads its input in arrival
+//!   order, so each key's events are scored in partition offset order: features do
+//!   not depend on the number of workers or processes.
+//! * Nothing waits for the watermark: an event is scored in the activation that
+//!   receives it. The timely time of a record is the source's progress (the minimum
+//!   watermark of active partitions, in epoch ms) when it was read.
+//! * Rejected records go to the DLQ from the ingest worker; scores from the scoring
+//!   worker. Both through the process's [`OutputSink`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use prometheus::IntCounter;
+use serde::{Deserialize, Serialize};
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::operator::source as timely_source;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::{Scope, Stream};
+use timely::worker::Worker;
+use vigil_operators::FeatureState;
+
+use crate::decode::{Decoder, Reason, Rejection};
+use crate::metrics::Metrics;
+use crate::output::{encode_dlq, encode_score, OutputSink, ScoreContext, Topic};
+use crate::source::{PollStatus, RecordSource};
+use crate::spec::{InputSource, JobSpec};
+use crate::watermark::{PartitionClock, SourceProgress, TimePolicy};
+
+/// Records read per source activation.
+const POLL_BATCH: usize = 4096;
+/// How long an idle source waits before polling again.
+const IDLE_POLL: Duration = Duration::from_millis(5);
+
+/// Shared between the workers of a process and whoever drives them.
+#[derive(Default)]
+pub struct Control {
+    shutdown: AtomicBool,
+    positions: Mutex<Vec<(u32, i64)>>,
+}
+
+impl Control {
+    pub fn new() -> Arc<Control> {
+        Arc::new(Control::default())
+    }
+    /// Asks every source to stop reading; the dataflow then drains and ends.
+    pub fn request_shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+    }
+    pub fn shutdown_requested(&self) -> bool {
+        self.shutdown.load(Ordering::SeqCst)
+    }
+    /// Next offsets of every partition read by this process's workers, recorded as
+    /// each source stopped.
+    pub fn positions(&self) -> Vec<(u32, i64)> {
+        let mut p = self.positions.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        p.sort();
+        p
+    }
+}
+
+/// An accepted event on its way to its key's worker.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Event {
+    pub key: String,
+    pub event_id: Option<String>,
+    pub time_ms: i64,
+    pub partition: u32,
+    pub offset: i64,
+    /// The partition's watermark after this event (no later event of the partition is older).
+    pub watermark: i64,
+    pub numeric: Vec<f64>,
+    /// Wall clock at consumption, microseconds since the Unix epoch.
+    pub consumed_us: u64,
+}
+
+/// Everything a worker needs to run the job.
+pub struct WorkerContext {
+    pub job: Arc<JobSpec>,
+    pub sink: Arc<dyn OutputSink>,
+    pub metrics: Arc<Metrics>,
+    pub control: Arc<Control>,
+}
+
+/// Builds the job's dataflow on `worker` and runs it until the source ends (bounded
+/// input) or shutdown is requested and everything in flight is scored.
+pub fn run_worker(worker: &mut Worker, ctx: &WorkerContext, source: Box<dyn RecordSource>) {
+    worker.dataflow::<u64, _, _>(|scope| {
+        let events = ingest(scope, ctx, source);
+        score(events, ctx);
+    });
+    while worker.has_dataflows() {
+        worker.step_or_park(None);
+    }
+}
+
+pub fn now_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+fn ingest<'s>(scope: Scope<'s, u64>, ctx: &WorkerContext, mut source: Box<dyn RecordSource>) -> Stream<'s, u64, Vec<Event>> {
+    let job = ctx.job.clone();
+    let sink = ctx.sink.clone();
+    let metrics = ctx.metrics.clone();
+    let control = ctx.control.clone();
+    timely_source::<_, timely::container::CapacityContainerBuilder<Vec<Event>>, _, _>(scope, "Ingest", move |capability, info| {
+        let activator = scope.activator_for(info.address);
+        let mut cap = Some(capability);
+        let decoder = Decoder::new(&job);
+        let policy = TimePolicy {
+            allowed_lateness_ms: job.source.allowed_lateness.as_millis() as i64,
+            max_future_ms: job.source.max_future.as_millis() as i64,
+        };
+        let topic = source.topic().to_owned();
+        let partitions = source.partitions().to_vec();
+        let slot_of: HashMap<u32, usize> = partitions.iter().enumerate().map(|(i, p)| (*p, i)).collect();
+        let mut clocks = vec![PartitionClock::default(); partitions.len()];
+        let mut progress = SourceProgress::new(partitions.len(), job.source.idle_timeout);
+        let events_in = metrics.events_in.with_label_values(&[&topic]);
+        let dlq: HashMap<Reason, IntCounter> = Reason::ALL.iter().map(|r| (*r, metrics.dlq.with_label_values(&[r.as_str()]))).collect();
+        let mut unknown: HashMap<String, IntCounter> = HashMap::new();
+        let watermark_gauges: Vec<_> = partitions.iter().map(|p| metrics.watermark.with_label_values(&[&p.to_string()])).collect();
+        let mut last_report = Instant::now();
+        let mut batch: Vec<Event> = Vec::with_capacity(POLL_BATCH);
+
+        move |output| {
+            let Some(c) = cap.as_mut() else { return };
+            if control.shutdown_requested() {
+                finish(&mut cap, &*source, &control);
+                return;
+            }
+            let now = Instant::now();
+            let now_ms = (now_us() / 1000) as i64;
+            let consumed_us = now_us();
+            let reject = |partition: u32, offset: i64, payload: Option<&[u8]>, r: Rejection| {
+                dlq[&r.reason].inc();
+                let key = format!("{topic}-{partition}-{offset}");
+                sink.send(Topic::Dlq, key.as_bytes(), &encode_dlq(&topic, partition, offset, payload, &r));
+            };
+            let status = source.poll(POLL_BATCH, &mut |rec| {
+                let slot = slot_of.get(&rec.partition).copied();
+                let Some(slot) = slot else { return }; // not ours: cannot happen with assign()
+                progress.touch(slot, now);
+                let mut note_unknown = |name: &str| match unknown.get(name) {
+                    Some(counter) => counter.inc(),
+                    None if unknown.len() < 1024 => {
+                        let counter = metrics.unknown_field(name);
+                        counter.inc();
+                        unknown.insert(name.to_owned(), counter);
+                    }
+                    None => metrics.unknown_field(name).inc(),
+                };
+                let decoded = match decoder.decode(rec.payload, &mut note_unknown) {
+                    Ok(d) => d,
+                    Err(r) => return reject(rec.partition, rec.offset, rec.payload, r),
+                };
+                match clocks[slot].admit(decoded.time_ms, now_ms, &policy) {
+                    Ok(watermark) => batch.push(Event {
+                        key: decoded.key,
+                        event_id: decoded.event_id,
+                        time_ms: decoded.time_ms,
+                        partition: rec.partition,
+                        offset: rec.offset,
+                        watermark,
+                        numeric: decoded.numeric,
+                        consumed_us,
+                    }),
+                    Err(r) => reject(rec.partition, rec.offset, rec.payload, r),
+                }
+            });
+            if let PollStatus::Records(n) = status {
+                events_in.inc_by(n as u64);
+            }
+            if !batch.is_empty() {
+                output.session(&*c).give_iterator(batch.drain(..));
+            }
+            let low = progress.advance(clocks.iter().map(|c| c.watermark(&policy)), now);
+            if low > *c.time() {
+                c.downgrade(&low);
+            }
+            if now.duration_since(last_report) >= Duration::from_secs(1) {
+                last_report = now;
+                source.report(&metrics);
+                for (gauge, clock) in watermark_gauges.iter().zip(&clocks) {
+                    gauge.set(clock.watermark(&policy).unwrap_or(0));
+                }
+                metrics.source_progress.set(low as i64);
+            }
+            match status {
+                PollStatus::Records(_) => activator.activate(),
+                PollStatus::Idle => activator.activate_after(IDLE_POLL),
+                PollStatus::Finished => finish(&mut cap, &*source, &control),
+            }
+        }
+    })
+}
+
+/// Releases the source's capability and records its positions for the commit.
+fn finish(cap: &mut Option<timely::dataflow::operators::Capability<u64>>, source: &dyn RecordSource, control: &Control) {
+    control.positions.lock().unwrap_or_else(|e| e.into_inner()).extend(source.positions());
+    *cap = None;
+}
+
+/// Key hash for the exchange: FNV-1a, identical in every process.
+pub fn key_hash(key: &str) -> u64 {
+    key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
+fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &WorkerContext) {
+    let job = ctx.job.clone();
+    let sink = ctx.sink.clone();
+    let metrics = ctx.metrics.clone();
+    let mut state = FeatureState::new(job.features.clone(), job.numeric_fields().len());
+    let names: Vec<String> = job.features.iter().map(|f| f.name().to_owned()).collect();
+    let inputs = job.model_inputs();
+    let model = job.logistic_model();
+    let topic = job.source.topic.clone();
+    let mut features = Vec::with_capacity(names.len());
+    let mut model_in = Vec::with_capacity(inputs.len());
+    let mut buf = Vec::with_capacity(512);
+    let mut reported_keys = 0i64;
+    events.sink(Exchange::new(|e: &Event| key_hash(&e.key)), "FeaturesAndScore", move |(input, _frontier)| {
+        let mut scored = 0u64;
+        input.for_each(|_cap, data| {
+            let now = now_us();
+            for e in data.drain(..) {
+                state.observe(&e.key, e.partition, e.watermark, e.time_ms, &e.numeric, &mut features);
+                model_in.clear();
+                model_in.extend(inputs.iter().map(|i| match *i {
+                    InputSource::Feature(f) => features[f],
+                    InputSource::Field(n) => Some(e.numeric[n]).filter(|v| !v.is_nan()),
+                }));
+                let ctx = ScoreContext {
+                    event_id: e.event_id.as_deref(),
+                    key: &e.key,
+                    event_time_ms: e.time_ms,
+                    topic: &topic,
+                    partition: e.partition,
+                    offset: e.offset,
+                    score: model.score(&model_in),
+                    model: &job.model.name,
+                    model_version: &job.model.version,
+                };
+                encode_score(&mut buf, &ctx, &names, &features);
+                sink.send(Topic::Scores, e.key.as_bytes(), &buf);
+                metrics.latency.observe(now.saturating_sub(e.consumed_us) as f64 / 1e6);
+                scored += 1;
+            }
+        });
+        if scored > 0 {
+            metrics.scores_out.inc_by(scored);
+            let live = state.live_keys() as i64;
+            metrics.live_keys.add(live - reported_keys);
+            reported_keys = live;
+        }
+    });
+}

@@ -1,0 +1,98 @@
+//! Where a worker's records come from: the [`RecordSource`] trait, partition
+//! ownership, and an in-memory source for tests and benchmarks. The Kafka source
+//! lives in `kafka::source`.
+
+use crate::metrics::Metrics;
+
+/// One input record, borrowed from the source's buffers.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordRef<'a> {
+    pub partition: u32,
+    pub offset: i64,
+    pub payload: Option<&'a [u8]>,
+}
+
+/// What one poll found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PollStatus {
+    /// Some records were read; poll again soon.
+    Records(usize),
+    /// Nothing to read right now.
+    Idle,
+    /// The source is exhausted (bounded runs only).
+    Finished,
+}
+
+/// A worker's share of an input topic. `poll` must never block.
+pub trait RecordSource {
+    fn topic(&self) -> &str;
+    /// The partitions this worker owns, in a fixed order.
+    fn partitions(&self) -> &[u32];
+    /// Reads up to `max` records, calling `each` for every one, in offset order per partition.
+    fn poll(&mut self, max: usize, each: &mut dyn FnMut(RecordRef<'_>)) -> PollStatus;
+    /// Periodic bookkeeping (consumer lag and the like).
+    fn report(&mut self, _metrics: &Metrics) {}
+    /// Next offset to read per owned partition: what is safe to commit once every
+    /// output derived from earlier offsets has been delivered.
+    fn positions(&self) -> Vec<(u32, i64)>;
+}
+
+/// The partitions worker `index` of `peers` owns: `p % peers == index`. The rule
+/// holds across processes too (timely numbers workers globally).
+pub fn owned_partitions(partitions: u32, index: usize, peers: usize) -> Vec<u32> {
+    (0..partitions).filter(|p| *p as usize % peers == index).collect()
+}
+
+/// An in-memory topic: payloads per partition, read round-robin in chunks.
+pub struct MemorySource {
+    topic: String,
+    owned: Vec<u32>,
+    data: Vec<std::sync::Arc<Vec<Option<Vec<u8>>>>>,
+    next: Vec<usize>,
+    turn: usize,
+}
+
+impl MemorySource {
+    /// `topic_data[p]` holds partition `p`'s payloads in offset order; the worker
+    /// reads only the partitions it owns.
+    pub fn new(topic: &str, topic_data: &[std::sync::Arc<Vec<Option<Vec<u8>>>>], index: usize, peers: usize) -> Self {
+        let owned = owned_partitions(topic_data.len() as u32, index, peers);
+        let data = owned.iter().map(|p| topic_data[*p as usize].clone()).collect();
+        MemorySource { topic: topic.to_owned(), next: vec![0; owned.len()], owned, data, turn: 0 }
+    }
+}
+
+impl RecordSource for MemorySource {
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+    fn partitions(&self) -> &[u32] {
+        &self.owned
+    }
+    fn poll(&mut self, max: usize, each: &mut dyn FnMut(RecordRef<'_>)) -> PollStatus {
+        let mut read = 0;
+        for _ in 0..self.owned.len() {
+            let slot = self.turn % self.owned.len();
+            self.turn += 1;
+            let records = &self.data[slot];
+            let start = self.next[slot];
+            let end = records.len().min(start + (max - read));
+            for (i, payload) in records[start..end].iter().enumerate() {
+                each(RecordRef { partition: self.owned[slot], offset: (start + i) as i64, payload: payload.as_deref() });
+            }
+            self.next[slot] = end;
+            read += end - start;
+            if read >= max {
+                break;
+            }
+        }
+        if read > 0 {
+            PollStatus::Records(read)
+        } else {
+            PollStatus::Finished
+        }
+    }
+    fn positions(&self) -> Vec<(u32, i64)> {
+        self.owned.iter().zip(&self.next).map(|(p, n)| (*p, *n as i64)).collect()
+    }
+}

@@ -1,0 +1,565 @@
+//! The job: what to read, how to decode it, which features to keep, how to score,
+//! where to write. [`JobBuilder`] is the Rust API; [`JobSpec::from_toml`] is a thin
+//! front end that reads a TOML file and drives the same builder.
+//!
+//! ```
+//! use std::time::Duration;
+//! use vigil::spec::{FieldType, JobBuilder};
+//! use vigil_operators::Agg;
+//! let job = JobBuilder::new("fraud")
+//!     .source_topic("transactions")
+//!     .key_field("card_id")
+//!     .event_time_field("ts")
+//!     .field("amount", FieldType::F64)
+//!     .window_feature("tx_count_1m", Agg::Count, None, Duration::from_secs(60))
+//!     .window_feature("amount_sum_1m", Agg::Sum, Some("amount"), Duration::from_secs(60))
+//!     .bias(-3.0)
+//!     .weight("tx_count_1m", 0.5)
+//!     .build()
+//!     .unwrap();
+//! assert_eq!(job.features.len(), 2);
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use vigil_operators::{Agg, FeatureDef, LogisticModel, Transform, WindowFeature};
+
+/// The type a declared field must have in the JSON record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldType {
+    F64,
+    I64,
+    Str,
+    Bool,
+}
+
+impl FieldType {
+    fn parse(s: &str) -> Option<FieldType> {
+        Some(match s {
+            "f64" | "float" | "double" => FieldType::F64,
+            "i64" | "int" | "integer" => FieldType::I64,
+            "str" | "string" => FieldType::Str,
+            "bool" | "boolean" => FieldType::Bool,
+            _ => return None,
+        })
+    }
+    /// Numeric fields can feed window aggregates and the model.
+    pub fn is_numeric(self) -> bool {
+        matches!(self, FieldType::F64 | FieldType::I64)
+    }
+}
+
+/// A field of the source's schema.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FieldSpec {
+    pub name: String,
+    pub ty: FieldType,
+    pub optional: bool,
+}
+
+/// Where events come from and how they are read.
+#[derive(Clone, Debug)]
+pub struct SourceSpec {
+    pub topic: String,
+    pub key_field: String,
+    pub event_time_field: String,
+    /// Field carrying a unique event id; `topic-partition-offset` when absent.
+    pub event_id_field: Option<String>,
+    pub allowed_lateness: Duration,
+    /// A partition with no record for this long stops holding progress back.
+    pub idle_timeout: Duration,
+    /// How far beyond `max(partition max event time, wall clock)` a timestamp may be.
+    pub max_future: Duration,
+    /// Records larger than this are rejected as `oversize` before parsing.
+    pub max_message_bytes: usize,
+    pub fields: Vec<FieldSpec>,
+}
+
+/// One model input: a feature or a numeric event field, by name.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelInput {
+    pub name: String,
+    pub weight: f64,
+    pub transform: Transform,
+}
+
+/// The scoring model.
+#[derive(Clone, Debug)]
+pub struct ModelSpec {
+    pub name: String,
+    pub version: String,
+    pub bias: f64,
+    pub inputs: Vec<ModelInput>,
+}
+
+/// Output topics.
+#[derive(Clone, Debug)]
+pub struct SinkSpec {
+    pub scores: String,
+    pub dlq: String,
+}
+
+/// A validated job.
+#[derive(Clone, Debug)]
+pub struct JobSpec {
+    pub name: String,
+    pub source: SourceSpec,
+    pub features: Vec<FeatureDef>,
+    pub model: ModelSpec,
+    pub sinks: SinkSpec,
+}
+
+/// Where a model input's value comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputSource {
+    Feature(usize),
+    /// Index into the event's numeric values.
+    Field(usize),
+}
+
+impl JobSpec {
+    /// Parses and validates a TOML job spec (see `examples/fraud_job.toml`).
+    pub fn from_toml(text: &str) -> Result<JobSpec> {
+        let raw: toml_front::RawJob = toml::from_str(text).context("invalid job spec")?;
+        raw.into_builder()?.build()
+    }
+
+    /// The numeric fields in schema order: the values passed with every event.
+    pub fn numeric_fields(&self) -> Vec<&FieldSpec> {
+        self.source.fields.iter().filter(|f| f.ty.is_numeric()).collect()
+    }
+
+    /// Resolves each model input to a feature or numeric field.
+    pub fn model_inputs(&self) -> Vec<InputSource> {
+        let numeric = self.numeric_fields();
+        self.model
+            .inputs
+            .iter()
+            .map(|i| {
+                match self.features.iter().position(|f| f.name() == i.name) {
+                    Some(p) => InputSource::Feature(p),
+                    None => InputSource::Field(
+                        numeric.iter().position(|f| f.name == i.name).expect("validated by the builder"),
+                    ),
+                }
+            })
+            .collect()
+    }
+
+    pub fn logistic_model(&self) -> LogisticModel {
+        LogisticModel {
+            bias: self.model.bias,
+            weights: self.model.inputs.iter().map(|i| i.weight).collect(),
+            transforms: self.model.inputs.iter().map(|i| i.transform).collect(),
+        }
+    }
+}
+
+enum PendingFeature {
+    Window { name: String, agg: Agg, field: Option<String>, window: Duration },
+    TimeSincePrev { name: String, ttl: Duration },
+}
+
+/// Builds a [`JobSpec`] step by step; `build` validates the whole job.
+pub struct JobBuilder {
+    name: String,
+    topic: String,
+    key_field: String,
+    event_time_field: String,
+    event_id_field: Option<String>,
+    allowed_lateness: Duration,
+    idle_timeout: Duration,
+    max_future: Duration,
+    max_message_bytes: usize,
+    fields: Vec<FieldSpec>,
+    features: Vec<PendingFeature>,
+    model_name: String,
+    model_version: String,
+    bias: f64,
+    inputs: Vec<ModelInput>,
+    sinks: SinkSpec,
+}
+
+impl JobBuilder {
+    pub fn new(name: &str) -> Self {
+        JobBuilder {
+            name: name.to_owned(),
+            topic: "transactions".into(),
+            key_field: "key".into(),
+            event_time_field: "ts".into(),
+            event_id_field: None,
+            allowed_lateness: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(10),
+            max_future: Duration::from_secs(3600),
+            max_message_bytes: 64 * 1024,
+            fields: Vec::new(),
+            features: Vec::new(),
+            model_name: "logistic".into(),
+            model_version: "1".into(),
+            bias: 0.0,
+            inputs: Vec::new(),
+            sinks: SinkSpec { scores: "scores".into(), dlq: "dlq".into() },
+        }
+    }
+    pub fn source_topic(mut self, topic: &str) -> Self {
+        self.topic = topic.to_owned();
+        self
+    }
+    pub fn key_field(mut self, field: &str) -> Self {
+        self.key_field = field.to_owned();
+        self
+    }
+    pub fn event_time_field(mut self, field: &str) -> Self {
+        self.event_time_field = field.to_owned();
+        self
+    }
+    pub fn event_id_field(mut self, field: &str) -> Self {
+        self.event_id_field = Some(field.to_owned());
+        self
+    }
+    pub fn allowed_lateness(mut self, d: Duration) -> Self {
+        self.allowed_lateness = d;
+        self
+    }
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.idle_timeout = d;
+        self
+    }
+    pub fn max_future(mut self, d: Duration) -> Self {
+        self.max_future = d;
+        self
+    }
+    pub fn max_message_bytes(mut self, n: usize) -> Self {
+        self.max_message_bytes = n;
+        self
+    }
+    /// Declares a required field.
+    pub fn field(mut self, name: &str, ty: FieldType) -> Self {
+        self.fields.push(FieldSpec { name: name.to_owned(), ty, optional: false });
+        self
+    }
+    /// Declares a field that may be absent or null.
+    pub fn optional_field(mut self, name: &str, ty: FieldType) -> Self {
+        self.fields.push(FieldSpec { name: name.to_owned(), ty, optional: true });
+        self
+    }
+    /// A sliding-window aggregate of `field` (none for `count`) over `window`.
+    pub fn window_feature(mut self, name: &str, agg: Agg, field: Option<&str>, window: Duration) -> Self {
+        self.features.push(PendingFeature::Window {
+            name: name.to_owned(),
+            agg,
+            field: field.map(str::to_owned),
+            window,
+        });
+        self
+    }
+    /// Seconds since the key's previous event, null past `ttl`.
+    pub fn time_since_prev_feature(mut self, name: &str, ttl: Duration) -> Self {
+        self.features.push(PendingFeature::TimeSincePrev { name: name.to_owned(), ttl });
+        self
+    }
+    pub fn model_name(mut self, name: &str, version: &str) -> Self {
+        self.model_name = name.to_owned();
+        self.model_version = version.to_owned();
+        self
+    }
+    pub fn bias(mut self, bias: f64) -> Self {
+        self.bias = bias;
+        self
+    }
+    /// A weight on a feature or numeric field, used as it is.
+    pub fn weight(self, input: &str, weight: f64) -> Self {
+        self.weight_with(input, weight, Transform::Identity)
+    }
+    /// A weight on a transformed feature or numeric field.
+    pub fn weight_with(mut self, input: &str, weight: f64, transform: Transform) -> Self {
+        self.inputs.push(ModelInput { name: input.to_owned(), weight, transform });
+        self
+    }
+    pub fn sinks(mut self, scores: &str, dlq: &str) -> Self {
+        self.sinks = SinkSpec { scores: scores.to_owned(), dlq: dlq.to_owned() };
+        self
+    }
+
+    /// Validates names and references and returns the job.
+    pub fn build(self) -> Result<JobSpec> {
+        let mut seen = std::collections::HashSet::new();
+        for f in &self.fields {
+            if !seen.insert(f.name.as_str()) {
+                bail!("field `{}` is declared twice", f.name);
+            }
+            if [&self.key_field, &self.event_time_field].contains(&&f.name)
+                || self.event_id_field.as_ref() == Some(&f.name)
+            {
+                bail!("field `{}` is the key, event time or event id and must not be in the schema", f.name);
+            }
+        }
+        let numeric: Vec<&FieldSpec> = self.fields.iter().filter(|f| f.ty.is_numeric()).collect();
+        let mut features = Vec::new();
+        for p in self.features {
+            let def = match p {
+                PendingFeature::Window { name, agg, field, window } => {
+                    let field = match (agg.needs_field(), field) {
+                        (true, None) => bail!("feature `{name}`: aggregate {agg:?} needs a field"),
+                        (_, None) => None,
+                        (_, Some(f)) => Some(numeric.iter().position(|n| n.name == f).with_context(|| {
+                            format!("feature `{name}`: `{f}` is not a numeric field of the schema")
+                        })?),
+                    };
+                    let window_ms = duration_ms(window);
+                    if window_ms <= 0 {
+                        bail!("feature `{name}`: the window must be positive");
+                    }
+                    FeatureDef::Window(WindowFeature { name, agg, field, window_ms })
+                }
+                PendingFeature::TimeSincePrev { name, ttl } => {
+                    FeatureDef::TimeSincePrev { name, ttl_ms: duration_ms(ttl) }
+                }
+            };
+            if features.iter().any(|f: &FeatureDef| f.name() == def.name())
+                || numeric.iter().any(|n| n.name == def.name())
+            {
+                bail!("feature `{}`: the name is already used", def.name());
+            }
+            features.push(def);
+        }
+        for input in &self.inputs {
+            let known = features.iter().any(|f| f.name() == input.name) || numeric.iter().any(|n| n.name == input.name);
+            if !known {
+                bail!("model weight `{}` names neither a feature nor a numeric field", input.name);
+            }
+            if !input.weight.is_finite() {
+                bail!("model weight `{}` is not finite", input.name);
+            }
+        }
+        if self.topic.is_empty() {
+            bail!("the source topic is empty");
+        }
+        Ok(JobSpec {
+            name: self.name,
+            source: SourceSpec {
+                topic: self.topic,
+                key_field: self.key_field,
+                event_time_field: self.event_time_field,
+                event_id_field: self.event_id_field,
+                allowed_lateness: self.allowed_lateness,
+                idle_timeout: self.idle_timeout,
+                max_future: self.max_future,
+                max_message_bytes: self.max_message_bytes,
+                fields: self.fields,
+            },
+            features,
+            model: ModelSpec {
+                name: self.model_name,
+                version: self.model_version,
+                bias: self.bias,
+                inputs: self.inputs,
+            },
+            sinks: self.sinks,
+        })
+    }
+}
+
+fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Parses durations such as `500ms`, `5s`, `1m`, `1h`, `1d`, and `sliding 1h`.
+pub fn parse_duration(text: &str) -> Result<Duration> {
+    let t = text.trim().strip_prefix("sliding").unwrap_or(text).trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().with_context(|| format!("bad duration `{text}`"))?;
+    let ms = match unit.trim() {
+        "ms" => 1,
+        "s" | "" => 1_000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        u => bail!("bad duration unit `{u}` in `{text}`"),
+    };
+    Ok(Duration::from_millis(n.checked_mul(ms).context("duration overflows")?))
+}
+
+/// The TOML shape of a job: read by serde, then replayed onto [`JobBuilder`].
+mod toml_front {
+    use super::*;
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RawJob {
+        #[serde(default)]
+        job: RawJobMeta,
+        source: RawSource,
+        #[serde(default, rename = "feature")]
+        features: Vec<RawFeature>,
+        #[serde(default)]
+        model: Option<RawModel>,
+        #[serde(default)]
+        sinks: Option<RawSinks>,
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct RawJobMeta {
+        name: String,
+    }
+    impl Default for RawJobMeta {
+        fn default() -> Self {
+            RawJobMeta { name: "vigil-job".into() }
+        }
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct RawSource {
+        topic: String,
+        key: String,
+        event_time: String,
+        event_id: Option<String>,
+        allowed_lateness: Option<String>,
+        idle_timeout: Option<String>,
+        max_future: Option<String>,
+        max_message_bytes: Option<usize>,
+        #[serde(default)]
+        schema: toml::Table,
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct RawFeature {
+        name: String,
+        agg: String,
+        field: Option<String>,
+        window: Option<String>,
+        ttl: Option<String>,
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct RawModel {
+        #[serde(default = "logistic")]
+        kind: String,
+        name: Option<String>,
+        version: Option<String>,
+        #[serde(default)]
+        bias: f64,
+        #[serde(default)]
+        weights: BTreeMap<String, RawWeight>,
+        weights_file: Option<String>,
+    }
+    fn logistic() -> String {
+        "logistic".into()
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum RawWeight {
+        Plain(f64),
+        Transformed { weight: f64, transform: Transform },
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct RawSinks {
+        scores: String,
+        dlq: String,
+    }
+    /// The JSON of a weights file: `{"bias": b, "weights": {"name": w | {"weight", "transform"}}}`.
+    #[derive(Deserialize)]
+    struct WeightsFile {
+        #[serde(default)]
+        bias: f64,
+        weights: BTreeMap<String, RawWeight>,
+    }
+
+    impl RawJob {
+        pub fn into_builder(self) -> Result<JobBuilder> {
+            let s = self.source;
+            let mut b = JobBuilder::new(&self.job.name)
+                .source_topic(&s.topic)
+                .key_field(&s.key)
+                .event_time_field(&s.event_time);
+            if let Some(id) = &s.event_id {
+                b = b.event_id_field(id);
+            }
+            if let Some(d) = &s.allowed_lateness {
+                b = b.allowed_lateness(parse_duration(d)?);
+            }
+            if let Some(d) = &s.idle_timeout {
+                b = b.idle_timeout(parse_duration(d)?);
+            }
+            if let Some(d) = &s.max_future {
+                b = b.max_future(parse_duration(d)?);
+            }
+            if let Some(n) = s.max_message_bytes {
+                b = b.max_message_bytes(n);
+            }
+            for (name, ty) in &s.schema {
+                let ty = ty.as_str().with_context(|| format!("schema type of `{name}` must be a string"))?;
+                let (ty_name, optional) = match ty.strip_suffix('?') {
+                    Some(t) => (t, true),
+                    None => (ty, false),
+                };
+                let ty = FieldType::parse(ty_name).with_context(|| format!("unknown type `{ty}` for `{name}`"))?;
+                b = if optional { b.optional_field(name, ty) } else { b.field(name, ty) };
+            }
+            for f in self.features {
+                b = if f.agg == "time_since_prev" {
+                    let ttl = f.ttl.as_deref().map(parse_duration).transpose()?.unwrap_or(Duration::from_secs(86_400));
+                    b.time_since_prev_feature(&f.name, ttl)
+                } else {
+                    let agg = Agg::parse(&f.agg).with_context(|| format!("feature `{}`: unknown agg `{}`", f.name, f.agg))?;
+                    let window = f.window.as_deref().with_context(|| format!("feature `{}` needs a window", f.name))?;
+                    b.window_feature(&f.name, agg, f.field.as_deref(), parse_duration(window)?)
+                };
+            }
+            if let Some(m) = self.model {
+                if m.kind != "logistic" {
+                    bail!("model kind `{}` is not supported yet (only `logistic`)", m.kind);
+                }
+                b = b.model_name(m.name.as_deref().unwrap_or("logistic"), m.version.as_deref().unwrap_or("1"));
+                let (bias, weights) = match m.weights_file {
+                    Some(path) => {
+                        let text = std::fs::read_to_string(&path).with_context(|| format!("reading weights file {path}"))?;
+                        let w: WeightsFile = serde_json::from_str(&text).with_context(|| format!("parsing weights file {path}"))?;
+                        (w.bias, w.weights)
+                    }
+                    None => (m.bias, m.weights),
+                };
+                b = b.bias(bias);
+                for (name, w) in weights {
+                    b = match w {
+                        RawWeight::Plain(w) => b.weight(&name, w),
+                        RawWeight::Transformed { weight, transform } => b.weight_with(&name, weight, transform),
+                    };
+                }
+            }
+            if let Some(s) = self.sinks {
+                b = b.sinks(&s.scores, &s.dlq);
+            }
+            Ok(b)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("sliding 1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn bad_references_are_refused() {
+        let b = || JobBuilder::new("j").field("amount", FieldType::F64);
+        assert!(b().window_feature("s", Agg::Sum, None, Duration::from_secs(1)).build().is_err());
+        assert!(b().window_feature("s", Agg::Sum, Some("nope"), Duration::from_secs(1)).build().is_err());
+        assert!(b().weight("nope", 1.0).build().is_err());
+        assert!(b().window_feature("amount", Agg::Count, None, Duration::from_secs(1)).build().is_err());
+        assert!(b().weight("amount", 1.0).build().is_ok());
+    }
+}
