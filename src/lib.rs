@@ -4,8 +4,10 @@
 //! Each stage is one module; the README's architecture section explains the
 //! decisions (time domain, watermarks, partition ownership, state).
 
+pub mod accounting;
 pub mod broker;
 pub mod decode;
+pub mod demo;
 pub mod generator;
 pub mod http;
 pub mod kafka;

@@ -1,1 +1,259 @@
-fn main() {}
+//! The `vigil` command: `demo`, `run`, `gen`, `broker`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use vigil::broker::EmbeddedBroker;
+use vigil::demo::{run_demo, DemoOptions};
+use vigil::generator::GenConfig;
+use vigil::kafka::publish::{publish, PublishOptions, PublishProgress};
+use vigil::kafka::KafkaOptions;
+use vigil::metrics::Metrics;
+use vigil::pipeline::Control;
+use vigil::run::{run_job, Cluster, RunOptions};
+use vigil::spec::JobSpec;
+
+#[derive(Parser)]
+#[command(name = "vigil", version, about = "A streaming dataflow engine for real-time machine learning")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Embedded broker + synthetic transactions + the fraud job, in one process.
+    Demo(DemoArgs),
+    /// Run a job (TOML) against a Kafka cluster until stopped (SIGTERM / Ctrl-C).
+    Run(RunArgs),
+    /// Publish synthetic card transactions (and delayed labels) to a Kafka cluster.
+    Gen(GenArgs),
+    /// Run the embedded Kafka-protocol broker in the foreground.
+    Broker(BrokerArgs),
+}
+
+#[derive(Args)]
+struct KafkaArgs {
+    /// Bootstrap servers, HOST:PORT[,HOST:PORT...].
+    #[arg(long)]
+    brokers: String,
+    /// librdkafka setting passed through (TLS, SASL, ...), KEY=VALUE; repeatable.
+    /// Values may name an environment variable as `env:NAME` (kept out of logs).
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    settings: Vec<String>,
+}
+
+impl KafkaArgs {
+    fn options(&self) -> Result<KafkaOptions> {
+        let mut opts = KafkaOptions::new(&self.brokers);
+        for s in &self.settings {
+            let (k, v) = s.split_once('=').with_context(|| format!("-X expects KEY=VALUE, got `{}`", s.split('=').next().unwrap_or("")))?;
+            let v = match v.strip_prefix("env:") {
+                Some(var) => std::env::var(var).with_context(|| format!("environment variable {var} (for -X {k}) is not set"))?,
+                None => v.to_owned(),
+            };
+            opts.extra.push((k.to_owned(), v));
+        }
+        Ok(opts)
+    }
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Transactions to generate; the demo ends once all are scored or dead-lettered.
+    #[arg(long, default_value_t = 200_000)]
+    events: u64,
+    /// Generation rate in events per second (default: as fast as possible).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Share of malformed records.
+    #[arg(long, default_value_t = 0.01)]
+    bad_ratio: f64,
+    /// Shift the fraud pattern and amounts from this event on.
+    #[arg(long)]
+    drift_at: Option<u64>,
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Keep the broker up this many seconds after the last event.
+    #[arg(long, default_value_t = 0)]
+    linger: u64,
+    /// Timely worker threads.
+    #[arg(short = 'w', long, default_value_t = 1)]
+    workers: usize,
+    #[arg(long, default_value_t = 8)]
+    partitions: i32,
+    /// Address for /metrics ("off" to disable).
+    #[arg(long, default_value = "127.0.0.1:9898")]
+    metrics_addr: String,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The job spec (TOML).
+    job: PathBuf,
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    /// Timely worker threads per process.
+    #[arg(short = 'w', long, default_value_t = 1)]
+    workers: usize,
+    /// Number of processes (timely cluster mode).
+    #[arg(short = 'n', long, default_value_t = 1)]
+    processes: usize,
+    /// This process's index in the cluster.
+    #[arg(short = 'p', long, default_value_t = 0)]
+    process: usize,
+    /// File with one host:port per process (timely cluster mode); default localhost:2101+i.
+    #[arg(long)]
+    hostfile: Option<PathBuf>,
+    /// Consumer group for offset commits (default: vigil-<job name>).
+    #[arg(long)]
+    group_id: Option<String>,
+    /// Stop once the input is read up to the end offsets seen at start.
+    #[arg(long)]
+    until_end: bool,
+    /// Address for /metrics ("off" to disable).
+    #[arg(long, default_value = "127.0.0.1:9898")]
+    metrics_addr: String,
+}
+
+#[derive(Args)]
+struct GenArgs {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    #[arg(long, default_value = "transactions")]
+    topic: String,
+    /// Topic for delayed labels ("none" to skip).
+    #[arg(long, default_value = "labels")]
+    labels_topic: String,
+    #[arg(long, default_value_t = 100_000)]
+    events: u64,
+    #[arg(long)]
+    rate: Option<f64>,
+    #[arg(long, default_value_t = 0.0)]
+    bad_ratio: f64,
+    #[arg(long)]
+    drift_at: Option<u64>,
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+}
+
+#[derive(Args)]
+struct BrokerArgs {
+    /// Topics to create, NAME:PARTITIONS; repeatable.
+    #[arg(long = "topic", default_values_t = ["transactions:8".to_string(), "labels:8".into(), "scores:8".into(), "dlq:4".into()])]
+    topics: Vec<String>,
+    /// Also write the bootstrap address to this file (for scripts and tests).
+    #[arg(long)]
+    address_file: Option<PathBuf>,
+}
+
+fn metrics_addr(s: &str) -> Result<Option<SocketAddr>> {
+    if s == "off" {
+        return Ok(None);
+    }
+    Ok(Some(s.parse().with_context(|| format!("bad metrics address `{s}`"))?))
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,vigil=info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = real_main(Cli::parse()) {
+        eprintln!("vigil: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Demo(a) => {
+            let control = Control::new();
+            vigil::http::install_signal_handler(control.clone())?;
+            let opts = DemoOptions {
+                events: a.events,
+                rate: a.rate,
+                bad_ratio: a.bad_ratio,
+                drift_at: a.drift_at,
+                seed: a.seed,
+                linger: Duration::from_secs(a.linger),
+                workers: a.workers.max(1),
+                partitions: a.partitions.max(1),
+                metrics_addr: metrics_addr(&a.metrics_addr)?,
+            };
+            run_demo(&opts, control)
+        }
+        Command::Run(a) => {
+            let text = std::fs::read_to_string(&a.job).with_context(|| format!("reading {}", a.job.display()))?;
+            let job = JobSpec::from_toml(&text).with_context(|| format!("in {}", a.job.display()))?;
+            if a.process >= a.processes {
+                bail!("--process {} is out of range for {} processes", a.process, a.processes);
+            }
+            let addresses = match (&a.hostfile, a.processes) {
+                (_, 1) => Vec::new(),
+                (Some(f), n) => {
+                    let hosts: Vec<String> = std::fs::read_to_string(f)?.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+                    if hosts.len() < n {
+                        bail!("{} lists {} hosts for {n} processes", f.display(), hosts.len());
+                    }
+                    hosts[..n].to_vec()
+                }
+                (None, n) => (0..n).map(|i| format!("localhost:{}", 2101 + i)).collect(),
+            };
+            let metrics = Metrics::new();
+            if let Some(addr) = metrics_addr(&a.metrics_addr)? {
+                let bound = vigil::http::serve_metrics(addr, metrics.clone())?;
+                tracing::info!("metrics at http://{bound}/metrics");
+            }
+            let control = Control::new();
+            vigil::http::install_signal_handler(control.clone())?;
+            let opts = RunOptions {
+                kafka: a.kafka.options()?,
+                group_id: a.group_id.unwrap_or_else(|| format!("vigil-{}", job.name)),
+                cluster: Cluster { workers: a.workers.max(1), process: a.process, addresses },
+                until_end: a.until_end,
+            };
+            let summary = run_job(job, &opts, metrics.clone(), control, Arc::new(std::sync::Mutex::new(None)))?;
+            eprintln!(
+                "vigil: done: scored {}, dead-lettered {}, committed {} partitions",
+                metrics.scores_out.get(),
+                metrics.dlq_total(),
+                summary.committed.len()
+            );
+            Ok(())
+        }
+        Command::Gen(a) => {
+            let control = Control::new();
+            vigil::http::install_signal_handler(control.clone())?;
+            let progress = PublishProgress::default();
+            let gen = GenConfig { seed: a.seed, bad_ratio: a.bad_ratio, drift_at: a.drift_at, ..GenConfig::default() };
+            let labels = (a.labels_topic != "none").then_some(a.labels_topic);
+            let opts = PublishOptions { topic: a.topic, labels_topic: labels, events: a.events, rate: a.rate };
+            publish(&a.kafka.options()?, gen, &opts, &progress, control.shutdown_flag())?;
+            eprintln!("vigil gen: published {} transactions", progress.events.load(std::sync::atomic::Ordering::Relaxed));
+            Ok(())
+        }
+        Command::Broker(a) => {
+            let broker = EmbeddedBroker::start(1)?;
+            for t in &a.topics {
+                let (name, parts) = t.split_once(':').unwrap_or((t, "1"));
+                broker.create_topic(name, parts.parse().with_context(|| format!("bad partition count in `{t}`"))?)?;
+            }
+            let addr = broker.bootstrap_servers();
+            if let Some(f) = &a.address_file {
+                std::fs::write(f, &addr)?;
+            }
+            println!("vigil broker: listening at {addr} (topics: {})", a.topics.join(", "));
+            let control = Control::new();
+            vigil::http::install_signal_handler(control.clone())?;
+            while !control.shutdown_requested() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Ok(())
+        }
+    }
+}

@@ -84,6 +84,16 @@ impl Metrics {
         TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_default()
     }
 
+    /// Consumer lag summed over this process's partitions.
+    pub fn total_lag(&self) -> i64 {
+        use prometheus::core::Collector;
+        self.consumer_lag
+            .collect()
+            .iter()
+            .flat_map(|family| family.get_metric().iter().map(|m| m.get_gauge().get_value() as i64))
+            .sum()
+    }
+
     /// Sum of a counter family over all labels (for summaries and progress lines).
     pub fn dlq_total(&self) -> u64 {
         crate::decode::Reason::ALL.iter().map(|r| self.dlq.with_label_values(&[r.as_str()]).get()).sum()

@@ -61,6 +61,10 @@ impl Control {
     pub fn shutdown_requested(&self) -> bool {
         self.shutdown.load(Ordering::SeqCst)
     }
+    /// The flag itself, for loops outside the dataflow (generators) that stop with the job.
+    pub fn shutdown_flag(&self) -> &AtomicBool {
+        &self.shutdown
+    }
     /// Next offsets of every partition read by this process's workers, recorded as
     /// each source stopped.
     pub fn positions(&self) -> Vec<(u32, i64)> {

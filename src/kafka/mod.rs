@@ -1,6 +1,7 @@
 //! Kafka I/O through rdkafka: client settings, the partition-owning source, the
 //! producer sink, offset commits, and whole-topic reads for checks and tools.
 
+pub mod publish;
 pub mod read;
 pub mod sink;
 pub mod source;

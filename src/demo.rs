@@ -1,0 +1,156 @@
+//! `vigil demo`: an embedded broker, the synthetic card-transaction generator and
+//! the fraud job, in one process. Any Kafka client can read the topics while it runs
+//! (and while it lingers); at the end the accounting invariant is checked from the
+//! topics themselves.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::broker::EmbeddedBroker;
+use crate::generator::GenConfig;
+use crate::kafka::publish::{publish, PublishOptions, PublishProgress};
+use crate::kafka::KafkaOptions;
+use crate::metrics::Metrics;
+use crate::pipeline::Control;
+use crate::run::{run_job, Cluster, RunOptions};
+use crate::spec::JobSpec;
+
+/// The demo job, parsed from `examples/fraud_job.toml` (built into the binary).
+pub fn fraud_job() -> JobSpec {
+    JobSpec::from_toml(include_str!("../examples/fraud_job.toml")).expect("the bundled job spec is valid")
+}
+
+#[derive(Clone, Debug)]
+pub struct DemoOptions {
+    pub events: u64,
+    pub rate: Option<f64>,
+    pub bad_ratio: f64,
+    pub drift_at: Option<u64>,
+    pub seed: u64,
+    pub linger: Duration,
+    pub workers: usize,
+    pub partitions: i32,
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+pub fn run_demo(opts: &DemoOptions, control: Arc<Control>) -> Result<()> {
+    let job = fraud_job();
+    let broker = EmbeddedBroker::start(1)?;
+    let labels = "labels";
+    for (topic, parts) in [(job.source.topic.as_str(), opts.partitions), (labels, opts.partitions), (&job.sinks.scores, opts.partitions), (&job.sinks.dlq, 4)] {
+        broker.create_topic(topic, parts)?;
+    }
+    let addr = broker.bootstrap_servers();
+    let metrics = Metrics::new();
+    let metrics_url = match opts.metrics_addr {
+        Some(a) => Some(crate::http::serve_metrics(a, metrics.clone())?),
+        None => None,
+    };
+    println!("vigil demo: embedded Kafka broker at {addr}");
+    println!("  topics: {} ({} partitions, input), {labels} (labels, delayed), {} (scores), {} (dead letters)", job.source.topic, opts.partitions, job.sinks.scores, job.sinks.dlq);
+    println!("  subscribe with any Kafka client, e.g.: kcat -b {addr} -C -t {} -o beginning", job.sinks.scores);
+    if let Some(m) = metrics_url {
+        println!("  metrics: http://{m}/metrics");
+    }
+
+    let kafka = KafkaOptions::new(&addr);
+    let gen_progress = Arc::new(PublishProgress::default());
+    let end = Arc::new(Mutex::new(None));
+    let generator = {
+        let kafka = kafka.clone();
+        let progress = gen_progress.clone();
+        let control = control.clone();
+        let end = end.clone();
+        let gen = GenConfig { seed: opts.seed, bad_ratio: opts.bad_ratio, drift_at: opts.drift_at, ..GenConfig::default() };
+        let publish_opts = PublishOptions { topic: job.source.topic.clone(), labels_topic: Some(labels.into()), events: opts.events, rate: opts.rate };
+        let topic = job.source.topic.clone();
+        std::thread::Builder::new().name("vigil-generator".into()).spawn(move || -> Result<()> {
+            publish(&kafka, gen, &publish_opts, &progress, control.shutdown_flag())?;
+            // Everything is published: the job stops once it has read up to here.
+            let admin = kafka.admin_consumer("vigil-demo")?;
+            let n = crate::kafka::partition_count(&admin, &topic, Duration::from_secs(10))?;
+            let ends = crate::kafka::end_offsets(&admin, &topic, n)?;
+            *end.lock().unwrap_or_else(|e| e.into_inner()) = Some(ends.into_iter().enumerate().map(|(p, o)| (p as u32, o)).collect());
+            Ok(())
+        })?
+    };
+
+    let started = Instant::now();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let display = spawn_progress(metrics.clone(), gen_progress.clone(), opts.events, done.clone());
+    let run_opts = RunOptions {
+        kafka: kafka.clone(),
+        group_id: "vigil-demo".into(),
+        cluster: Cluster::threads(opts.workers),
+        until_end: false,
+    };
+    let summary = run_job(job.clone(), &run_opts, metrics.clone(), control.clone(), end);
+    done.store(true, Ordering::SeqCst);
+    let _ = display.join();
+    generator.join().map_err(|_| anyhow::anyhow!("the generator panicked"))?.context("the generator failed")?;
+    let summary = summary?;
+    let elapsed = started.elapsed().as_secs_f64();
+
+    let scored = metrics.scores_out.get();
+    let dlq = metrics.dlq_total();
+    println!();
+    println!("vigil demo summary");
+    println!("  generated {} transactions and {} labels", gen_progress.events.load(Ordering::Relaxed), gen_progress.labels.load(Ordering::Relaxed));
+    println!("  scored {scored}, dead-lettered {dlq}, in {elapsed:.1} s ({:.0} events/s end to end)", (scored + dlq) as f64 / elapsed);
+    let latency = &metrics.latency;
+    println!("  mean consume-to-score latency {:.2} ms", 1000.0 * latency.get_sample_sum() / latency.get_sample_count().max(1) as f64);
+
+    let report = crate::accounting::check(&kafka, &job.source.topic, &job.sinks.scores, &job.sinks.dlq, Some(&summary.committed))?;
+    println!("  accounting from the topics: {} input offsets -> {} in {}, {} in {}", report.inputs, report.scored, job.sinks.scores, report.dead_lettered, job.sinks.dlq);
+    for (reason, n) in &report.dlq_by_reason {
+        println!("    dlq {reason}: {n}");
+    }
+    if !report.holds() {
+        bail!(
+            "accounting invariant violated: {} missing, {} duplicated, {} unexpected (first missing: {:?})",
+            report.missing.len(), report.duplicated.len(), report.unexpected, report.missing.first()
+        );
+    }
+    println!("  every input offset is in exactly one of {} and {}", job.sinks.scores, job.sinks.dlq);
+
+    if !opts.linger.is_zero() {
+        println!("broker stays up for {} s at {addr}: kcat -b {addr} -C -t {} -e", opts.linger.as_secs(), job.sinks.scores);
+        std::thread::sleep(opts.linger);
+    }
+    drop(broker);
+    Ok(())
+}
+
+fn spawn_progress(metrics: Arc<Metrics>, gen: Arc<PublishProgress>, total: u64, done: Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let tty = std::io::stderr().is_terminal();
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+        if !tty {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        let (mut last, mut last_t, mut ticks) = (0u64, Instant::now(), 0u64);
+        while !done.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(250));
+            ticks += 1;
+            let scored = metrics.scores_out.get();
+            let dlq = metrics.dlq_total();
+            let now = Instant::now();
+            let rate = (scored + dlq - last) as f64 / now.duration_since(last_t).as_secs_f64();
+            (last, last_t) = (scored + dlq, now);
+            let lag = metrics.total_lag();
+            let msg = format!("generated {} | {rate:>8.0} ev/s | scored {scored} | dlq {dlq} | lag {lag}", gen.events.load(Ordering::Relaxed));
+            bar.set_position(scored + dlq);
+            bar.set_message(msg.clone());
+            if !tty && ticks % 8 == 0 {
+                eprintln!("{msg}");
+            }
+        }
+        bar.finish_and_clear();
+    })
+}
