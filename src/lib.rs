@@ -11,6 +11,7 @@ pub mod demo;
 pub mod generator;
 pub mod http;
 pub mod kafka;
+pub mod local;
 pub mod metrics;
 pub mod output;
 pub mod pipeline;

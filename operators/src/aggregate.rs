@@ -45,7 +45,8 @@ impl Agg {
     pub fn evaluate(self, values: impl Iterator<Item = f64>) -> Option<f64> {
         match self {
             Agg::Count => Some(values.count() as f64),
-            Agg::Sum => Some(values.filter(|v| !v.is_nan()).sum()),
+            // fold from +0.0: an empty sum is 0, not the -0.0 of `Iterator::sum`
+            Agg::Sum => Some(values.filter(|v| !v.is_nan()).fold(0.0, |a, v| a + v)),
             Agg::Mean => {
                 let (mut n, mut sum) = (0u64, 0.0f64);
                 for v in values.filter(|v| !v.is_nan()) {

@@ -1,0 +1,227 @@
+//! Shared test support: an independent, naive oracle for the job's semantics, and
+//! helpers to host a broker and read topics.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+
+/// 2000-01-01 in epoch ms.
+pub const Y2000_MS: i64 = 946_684_800_000;
+
+/// What the oracle expects for one input offset.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expected {
+    Dlq(&'static str),
+    /// Feature values by name (None = null).
+    Scored(Vec<(String, Option<f64>)>),
+}
+
+/// A window feature as the oracle understands it.
+#[derive(Clone, Debug)]
+pub enum OracleFeature {
+    Window { name: String, agg: &'static str, field: Option<String>, window_ms: i64 },
+    SincePrev { name: String, ttl_ms: i64 },
+}
+
+pub struct OracleJob {
+    pub key: String,
+    /// Optional numeric fields: present values must be numbers (else `wrong_type`).
+    pub numeric: Vec<String>,
+    pub time: String,
+    pub lateness_ms: i64,
+    pub max_bytes: usize,
+    pub max_future_ms: i64,
+    pub features: Vec<OracleFeature>,
+}
+
+/// Computes, by brute force, what every offset of every partition must become.
+/// `now_ms` is the wall clock used for the future-timestamp rule.
+pub fn oracle(job: &OracleJob, partitions: &[Vec<Option<Vec<u8>>>], now_ms: i64) -> HashMap<(u32, i64), Expected> {
+    let mut out = HashMap::new();
+    for (p, records) in partitions.iter().enumerate() {
+        let mut max_seen: Option<i64> = None;
+        // accepted events of this partition so far: (key, time, record)
+        let mut accepted: Vec<(String, i64, serde_json::Map<String, serde_json::Value>)> = Vec::new();
+        for (o, payload) in records.iter().enumerate() {
+            let key = (p as u32, o as i64);
+            let Some(bytes) = payload.as_deref().filter(|b| !b.is_empty()) else {
+                out.insert(key, Expected::Dlq("empty"));
+                continue;
+            };
+            if bytes.len() > job.max_bytes {
+                out.insert(key, Expected::Dlq("oversize"));
+                continue;
+            }
+            let Ok(text) = std::str::from_utf8(bytes) else {
+                out.insert(key, Expected::Dlq("invalid_utf8"));
+                continue;
+            };
+            let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else {
+                out.insert(key, Expected::Dlq("not_json"));
+                continue;
+            };
+            if has_duplicate_top_level_key(text) {
+                out.insert(key, Expected::Dlq("duplicate_field"));
+                continue;
+            }
+            let Some(obj) = value.as_object().cloned() else {
+                out.insert(key, Expected::Dlq("not_object"));
+                continue;
+            };
+            if job.numeric.iter().any(|f| obj.get(f).is_some_and(|v| !v.is_null() && !v.is_number())) {
+                out.insert(key, Expected::Dlq("wrong_type"));
+                continue;
+            }
+            let k = match obj.get(&job.key) {
+                Some(serde_json::Value::String(s)) => s.clone(),
+                _ => {
+                    out.insert(key, Expected::Dlq("missing_field"));
+                    continue;
+                }
+            };
+            let t = match obj.get(&job.time) {
+                Some(serde_json::Value::Number(n)) if n.as_i64().is_some() => n.as_i64().unwrap(),
+                Some(serde_json::Value::String(s)) => match chrono::DateTime::parse_from_rfc3339(s) {
+                    Ok(t) => t.timestamp_millis(),
+                    Err(_) => {
+                        out.insert(key, Expected::Dlq("bad_timestamp"));
+                        continue;
+                    }
+                },
+                _ => {
+                    out.insert(key, Expected::Dlq("missing_field"));
+                    continue;
+                }
+            };
+            let reference = max_seen.map_or(now_ms, |m| m.max(now_ms));
+            if t < Y2000_MS || t > reference + job.max_future_ms {
+                out.insert(key, Expected::Dlq("bad_timestamp"));
+                continue;
+            }
+            if max_seen.is_some_and(|m| t < m - job.lateness_ms) {
+                out.insert(key, Expected::Dlq("late"));
+                continue;
+            }
+            max_seen = Some(max_seen.map_or(t, |m| m.max(t)));
+            let previous = accepted.iter().rev().find(|(kk, _, _)| *kk == k).map(|(_, pt, _)| *pt);
+            accepted.push((k.clone(), t, obj));
+            let mut feats = Vec::new();
+            for f in &job.features {
+                match f {
+                    OracleFeature::Window { name, agg, field, window_ms } => {
+                        let in_window: Vec<Option<f64>> = accepted
+                            .iter()
+                            .filter(|(kk, tt, _)| *kk == k && *tt > t - window_ms && *tt <= t)
+                            .map(|(_, _, r)| field.as_ref().and_then(|f| r.get(f)).and_then(|v| v.as_f64()))
+                            .collect();
+                        let present: Vec<f64> = in_window.iter().flatten().copied().collect();
+                        let v = match *agg {
+                            "count" => Some(in_window.len() as f64),
+                            "sum" => Some(present.iter().fold(0.0, |a, v| a + v)),
+                            "mean" => (!present.is_empty()).then(|| present.iter().sum::<f64>() / present.len() as f64),
+                            "max" => present.iter().copied().reduce(f64::max),
+                            "min" => present.iter().copied().reduce(f64::min),
+                            _ => unreachable!(),
+                        };
+                        feats.push((name.clone(), v));
+                    }
+                    OracleFeature::SincePrev { name, ttl_ms } => {
+                        let v = previous.filter(|pt| t - pt <= *ttl_ms).map(|pt| (t - pt) as f64 / 1000.0);
+                        feats.push((name.clone(), v));
+                    }
+                }
+            }
+            out.insert(key, Expected::Scored(feats));
+        }
+    }
+    out
+}
+
+/// Reads output payloads (scores or DLQ JSON) into what the oracle predicts.
+pub fn observed(scores: &[serde_json::Value], dlq: &[serde_json::Value]) -> HashMap<(u32, i64), Vec<Expected>> {
+    let mut out: HashMap<(u32, i64), Vec<Expected>> = HashMap::new();
+    for s in scores {
+        let key = (s["source_partition"].as_u64().unwrap() as u32, s["source_offset"].as_i64().unwrap());
+        let feats = s["features"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_f64())).collect::<Vec<_>>();
+        out.entry(key).or_default().push(Expected::Scored(feats));
+    }
+    for d in dlq {
+        let key = (d["source_partition"].as_u64().unwrap() as u32, d["source_offset"].as_i64().unwrap());
+        let reason: &'static str = Box::leak(d["reason"].as_str().unwrap().to_owned().into_boxed_str());
+        out.entry(key).or_default().push(Expected::Dlq(reason));
+    }
+    out
+}
+
+/// Compares expectations with observations; returns a description of the first
+/// difference. Feature order is ignored; values must be equal (the test inputs use
+/// integer amounts, so every sum is exact in any order).
+pub fn compare(expected: &HashMap<(u32, i64), Expected>, observed: &HashMap<(u32, i64), Vec<Expected>>) -> Result<(), String> {
+    for (k, obs) in observed {
+        if !expected.contains_key(k) {
+            return Err(format!("output for unknown input {k:?}: {obs:?}"));
+        }
+    }
+    let mut keys: Vec<_> = expected.keys().collect();
+    keys.sort();
+    for k in keys {
+        let want = &expected[k];
+        let got = observed.get(k).map(Vec::as_slice).unwrap_or_default();
+        if got.len() != 1 {
+            return Err(format!("input {k:?}: expected exactly one output, got {got:?} (want {want:?})"));
+        }
+        let same = match (want, &got[0]) {
+            (Expected::Dlq(a), Expected::Dlq(b)) => a == b,
+            (Expected::Scored(a), Expected::Scored(b)) => {
+                let mut a = a.clone();
+                let mut b = b.clone();
+                a.sort_by(|x, y| x.0.cmp(&y.0));
+                b.sort_by(|x, y| x.0.cmp(&y.0));
+                a.len() == b.len()
+                    && a.iter().zip(&b).all(|((na, va), (nb, vb))| {
+                        na == nb
+                            && match (va, vb) {
+                                (None, None) => true,
+                                (Some(x), Some(y)) => (x - y).abs() <= 1e-9 * x.abs().max(1.0),
+                                _ => false,
+                            }
+                    })
+            }
+            _ => false,
+        };
+        if !same {
+            return Err(format!("input {k:?}: expected {want:?}, got {:?}", got[0]));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a JSON object names one top-level key twice (serde_json's Value keeps the last).
+fn has_duplicate_top_level_key(text: &str) -> bool {
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+    struct Dup;
+    impl<'de> Visitor<'de> for Dup {
+        type Value = bool;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("anything")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            let mut dup = false;
+            while let Some((k, _)) = map.next_entry::<String, IgnoredAny>()? {
+                dup |= !seen.insert(k);
+            }
+            Ok(dup)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(false)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<bool, E> { Ok(false) }
+        fn visit_i64<E>(self, _: i64) -> Result<bool, E> { Ok(false) }
+        fn visit_u64<E>(self, _: u64) -> Result<bool, E> { Ok(false) }
+        fn visit_f64<E>(self, _: f64) -> Result<bool, E> { Ok(false) }
+        fn visit_bool<E>(self, _: bool) -> Result<bool, E> { Ok(false) }
+        fn visit_unit<E>(self) -> Result<bool, E> { Ok(false) }
+    }
+    serde_json::Deserializer::from_str(text).deserialize_any(Dup).unwrap_or(false)
+}

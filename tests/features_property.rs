@@ -1,0 +1,171 @@
+//! Property test: the whole job (decode, watermarks, exchange, features) on random
+//! streams, with one and two workers, against an independent naive oracle that
+//! recomputes every event's features from scratch.
+//!
+//! Streams have out-of-order events, ties within a batch, events exactly on window
+//! and lateness boundaries, late and implausible (ancient, far-future) timestamps,
+//! malformed records and absent optional values.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{compare, observed, oracle, OracleFeature, OracleJob};
+use proptest::prelude::*;
+use vigil::local::run_local;
+use vigil::metrics::Metrics;
+use vigil::output::{MemorySink, Topic};
+use vigil::spec::{FieldType, JobBuilder, JobSpec};
+use vigil_operators::Agg;
+
+const BASE: i64 = 1_767_225_600_000; // 2026-01-01
+
+fn job() -> JobSpec {
+    JobBuilder::new("prop")
+        .source_topic("in")
+        .key_field("k")
+        .event_time_field("t")
+        .allowed_lateness(Duration::from_millis(2_000))
+        .max_future(Duration::from_secs(3600))
+        .optional_field("amount", FieldType::F64)
+        .field("note", FieldType::Str)
+        .window_feature("n_3s", Agg::Count, None, Duration::from_secs(3))
+        .window_feature("sum_3s", Agg::Sum, Some("amount"), Duration::from_secs(3))
+        .window_feature("min_3s", Agg::Min, Some("amount"), Duration::from_secs(3))
+        .window_feature("mean_10s", Agg::Mean, Some("amount"), Duration::from_secs(10))
+        .window_feature("max_10s", Agg::Max, Some("amount"), Duration::from_secs(10))
+        .window_feature("n_10s", Agg::Count, None, Duration::from_secs(10))
+        .time_since_prev_feature("since_prev", Duration::from_secs(5))
+        .weight("n_3s", 0.5)
+        .weight("amount", 0.01)
+        .build()
+        .unwrap()
+}
+
+fn oracle_job() -> OracleJob {
+    let w = |name: &str, agg, field: Option<&str>, window_ms| OracleFeature::Window {
+        name: name.into(),
+        agg,
+        field: field.map(String::from),
+        window_ms,
+    };
+    OracleJob {
+        key: "k".into(),
+        numeric: vec!["amount".into()],
+        time: "t".into(),
+        lateness_ms: 2_000,
+        max_bytes: 64 * 1024,
+        max_future_ms: 3_600_000,
+        features: vec![
+            w("n_3s", "count", None, 3_000),
+            w("sum_3s", "sum", Some("amount"), 3_000),
+            w("min_3s", "min", Some("amount"), 3_000),
+            w("mean_10s", "mean", Some("amount"), 10_000),
+            w("max_10s", "max", Some("amount"), 10_000),
+            w("n_10s", "count", None, 10_000),
+            OracleFeature::SincePrev { name: "since_prev".into(), ttl_ms: 5_000 },
+        ],
+    }
+}
+
+/// One generated record: key, clock step, how far back its time lies, amount, defect.
+type Spec = (u8, u8, u8, Option<i32>, u8);
+
+fn render(records: &[Spec], partitions: usize) -> Vec<Vec<Option<Vec<u8>>>> {
+    let mut out = vec![Vec::new(); partitions];
+    let mut clock = BASE;
+    for &(key, step, back, amount, defect) in records {
+        clock += [0, 0, 500, 1_000, 2_000, 3_000][step as usize % 6]; // ties are common
+        let t = clock - [0, 0, 0, 500, 1_000, 2_000, 2_500, 4_000][back as usize % 8];
+        let k = format!("key-{key}");
+        let mut obj = serde_json::json!({"k": k, "t": t, "note": "x"});
+        if let Some(a) = amount {
+            obj["amount"] = a.into();
+        }
+        let payload: Option<Vec<u8>> = match defect % 24 {
+            0 => Some(b"{not json".to_vec()),
+            1 => None,
+            2 => {
+                let mut b = obj.to_string().into_bytes();
+                b.insert(3, 0xfe);
+                Some(b)
+            }
+            3 => {
+                obj.as_object_mut().unwrap().remove("k");
+                Some(obj.to_string().into_bytes())
+            }
+            4 => {
+                obj["amount"] = "lots".into();
+                Some(obj.to_string().into_bytes())
+            }
+            5 => {
+                obj["t"] = 631_152_000_000i64.into(); // 1990
+                Some(obj.to_string().into_bytes())
+            }
+            6 => {
+                obj["t"] = 4_102_444_800_000i64.into(); // 2100
+                Some(obj.to_string().into_bytes())
+            }
+            7 => Some(b"[1,2]".to_vec()),
+            _ => Some(obj.to_string().into_bytes()),
+        };
+        out[key as usize % partitions].push(payload);
+    }
+    out
+}
+
+fn run(partitions: &[Vec<Option<Vec<u8>>>], workers: usize) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+    let sink = MemorySink::new();
+    let topic = partitions.iter().map(|p| Arc::new(p.clone())).collect();
+    run_local(&job(), &topic, workers, sink.clone(), Metrics::new()).unwrap();
+    let (mut scores, mut dlq) = (Vec::new(), Vec::new());
+    for (topic, _key, payload) in sink.take() {
+        let v: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        match topic {
+            Topic::Scores => scores.push(v),
+            Topic::Dlq => dlq.push(v),
+        }
+    }
+    (scores, dlq)
+}
+
+fn now_ms() -> i64 {
+    (vigil::pipeline::now_us() / 1000) as i64
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn features_match_the_naive_oracle(
+        records in prop::collection::vec((0u8..6, 0u8..6, 0u8..8, prop::option::weighted(0.9, 0i32..100), 0u8..255), 0..150),
+        partitions in 1usize..4,
+        workers in 1usize..3,
+    ) {
+        let input = render(&records, partitions);
+        let expected = oracle(&oracle_job(), &input, now_ms());
+        let (scores, dlq) = run(&input, workers);
+        let got = observed(&scores, &dlq);
+        if let Err(diff) = compare(&expected, &got) {
+            prop_assert!(false, "{}", diff);
+        }
+    }
+}
+
+/// Hand-checked case: window boundaries and ties, in one partition.
+#[test]
+fn window_boundaries_are_half_open() {
+    let rec = |t: i64, a: i32| Some(serde_json::json!({"k": "a", "t": BASE + t, "amount": a, "note": ""}).to_string().into_bytes());
+    // times 0, 0 (tie), 3000 (exactly W=3s after 0: the 0s leave), 2999 (out of order, in lateness)
+    let input = vec![vec![rec(0, 1), rec(0, 2), rec(3_000, 4), rec(2_999, 8)]];
+    let (scores, dlq) = run(&input, 1);
+    assert!(dlq.is_empty());
+    let n3: Vec<f64> = scores.iter().map(|s| s["features"]["n_3s"].as_f64().unwrap()).collect();
+    let sum3: Vec<f64> = scores.iter().map(|s| s["features"]["sum_3s"].as_f64().unwrap()).collect();
+    assert_eq!(n3, vec![1.0, 2.0, 1.0, 3.0]);
+    assert_eq!(sum3, vec![1.0, 3.0, 4.0, 11.0]);
+    // the event at 2999 sees 0, 0 and itself, not the earlier-offset 3000 (which is in its future)
+    let since: Vec<Option<f64>> = scores.iter().map(|s| s["features"]["since_prev"].as_f64()).collect();
+    assert_eq!(since, vec![None, Some(0.0), Some(3.0), Some(-0.001)]);
+}
