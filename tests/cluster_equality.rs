@@ -1,0 +1,120 @@
+//! The same input gives the same scores (same set, same values) with one worker,
+//! two worker threads, and two processes of one worker each in timely's cluster
+//! mode. The jobs run as separate `vigil run` processes against a broker hosted by
+//! this test process.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use vigil::broker::EmbeddedBroker;
+use vigil::generator::GenConfig;
+use vigil::kafka::publish::{never, publish, PublishOptions, PublishProgress};
+use vigil::kafka::read::read_topic;
+use vigil::kafka::KafkaOptions;
+
+const EVENTS: u64 = 40_000;
+
+fn job_file(dir: &Path, run: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fraud_job.toml")).unwrap();
+    let text = text.replace("scores = \"scores\"", &format!("scores = \"scores_{run}\"")).replace("dlq = \"dlq\"", &format!("dlq = \"dlq_{run}\""));
+    let path = dir.join(format!("{run}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn vigil(args: &[String]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_vigil")).args(args).spawn().unwrap()
+}
+
+fn wait(mut child: Child, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{what} exited with {status}");
+            return;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what} did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// (partition, offset) -> (score, features) as written to `topic`, plus the DLQ positions.
+fn outputs(kafka: &KafkaOptions, run: &str) -> (BTreeMap<(u32, i64), String>, Vec<(u64, i64, String)>) {
+    let mut scores = BTreeMap::new();
+    for r in read_topic(kafka, &format!("scores_{run}"), Duration::from_secs(60)).unwrap() {
+        let v: serde_json::Value = serde_json::from_slice(r.payload.as_deref().unwrap()).unwrap();
+        let key = (v["source_partition"].as_u64().unwrap() as u32, v["source_offset"].as_i64().unwrap());
+        let value = format!("{} {}", v["score"], v["features"]);
+        assert!(scores.insert(key, value).is_none(), "{run}: {key:?} scored twice");
+    }
+    let mut dlq: Vec<(u64, i64, String)> = read_topic(kafka, &format!("dlq_{run}"), Duration::from_secs(60))
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            let v: serde_json::Value = serde_json::from_slice(r.payload.as_deref().unwrap()).unwrap();
+            (v["source_partition"].as_u64().unwrap(), v["source_offset"].as_i64().unwrap(), v["reason"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    dlq.sort();
+    (scores, dlq)
+}
+
+#[test]
+fn one_worker_two_workers_and_two_processes_give_the_same_scores() {
+    let broker = EmbeddedBroker::start(1).unwrap();
+    broker.create_topic("transactions", 8).unwrap();
+    for run in ["w1", "w2", "p2"] {
+        broker.create_topic(&format!("scores_{run}"), 8).unwrap();
+        broker.create_topic(&format!("dlq_{run}"), 2).unwrap();
+    }
+    let addr = broker.bootstrap_servers();
+    let kafka = KafkaOptions::new(&addr);
+    let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, events: EVENTS, rate: None };
+    publish(&kafka, GenConfig { bad_ratio: 0.02, seed: 3, ..GenConfig::default() }, &opts, &PublishProgress::default(), &never()).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let common = |job: &Path, group: &str| -> Vec<String> {
+        vec!["run".into(), job.display().to_string(), "--brokers".into(), addr.clone(), "--until-end".into(), "--group-id".into(), group.into(), "--metrics-addr".into(), "off".into()]
+    };
+    let w1 = job_file(dir.path(), "w1");
+    wait(vigil(&common(&w1, "g-w1")), "-w 1");
+
+    let w2 = job_file(dir.path(), "w2");
+    let mut args = common(&w2, "g-w2");
+    args.extend(["-w".into(), "2".into()]);
+    wait(vigil(&args), "-w 2");
+
+    let p2 = job_file(dir.path(), "p2");
+    let hosts = dir.path().join("hosts");
+    std::fs::write(&hosts, format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port())).unwrap();
+    let procs: Vec<Child> = (0..2)
+        .map(|i| {
+            let mut args = common(&p2, "g-p2");
+            args.extend(["-n".into(), "2".into(), "-p".into(), i.to_string(), "--hostfile".into(), hosts.display().to_string()]);
+            vigil(&args)
+        })
+        .collect();
+    for (i, p) in procs.into_iter().enumerate() {
+        wait(p, &format!("process {i} of 2"));
+    }
+
+    let (s1, d1) = outputs(&kafka, "w1");
+    let (s2, d2) = outputs(&kafka, "w2");
+    let (s3, d3) = outputs(&kafka, "p2");
+    assert_eq!(s1.len() + d1.len(), EVENTS as usize);
+    assert!(s1.len() > 35_000);
+    assert!(s1 == s2, "-w 2 differs from -w 1");
+    assert!(s1 == s3, "two processes differ from -w 1");
+    assert_eq!(d1, d2);
+    assert_eq!(d1, d3);
+}

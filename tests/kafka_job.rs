@@ -1,0 +1,157 @@
+//! Real jobs against a real Kafka-protocol broker (rdkafka's MockCluster): produce
+//! input, run the job, and check everything from the output topics themselves.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{compare, observed, oracle, OracleFeature, OracleJob};
+use vigil::broker::EmbeddedBroker;
+use vigil::demo::fraud_job;
+use vigil::generator::GenConfig;
+use vigil::kafka::publish::{never, publish, PublishOptions, PublishProgress};
+use vigil::kafka::read::read_topic;
+use vigil::kafka::KafkaOptions;
+use vigil::metrics::Metrics;
+use vigil::pipeline::Control;
+use vigil::run::{run_job, Cluster, RunOptions};
+use vigil::spec::JobSpec;
+use vigil_operators::FeatureDef;
+
+fn oracle_job(job: &JobSpec) -> OracleJob {
+    let features = job
+        .features
+        .iter()
+        .map(|f| match f {
+            FeatureDef::Window(w) => OracleFeature::Window {
+                name: w.name.clone(),
+                agg: match w.agg {
+                    vigil_operators::Agg::Count => "count",
+                    vigil_operators::Agg::Sum => "sum",
+                    vigil_operators::Agg::Mean => "mean",
+                    vigil_operators::Agg::Max => "max",
+                    vigil_operators::Agg::Min => "min",
+                },
+                field: w.field.map(|_| "amount".to_string()),
+                window_ms: w.window_ms,
+            },
+            FeatureDef::TimeSincePrev { name, ttl_ms } => OracleFeature::SincePrev { name: name.clone(), ttl_ms: *ttl_ms },
+        })
+        .collect();
+    OracleJob {
+        key: job.source.key_field.clone(),
+        numeric: vec!["amount".into()],
+        time: job.source.event_time_field.clone(),
+        lateness_ms: job.source.allowed_lateness.as_millis() as i64,
+        max_bytes: job.source.max_message_bytes,
+        max_future_ms: job.source.max_future.as_millis() as i64,
+        features,
+    }
+}
+
+fn payloads(kafka: &KafkaOptions, topic: &str) -> Vec<serde_json::Value> {
+    read_topic(kafka, topic, Duration::from_secs(60))
+        .unwrap()
+        .into_iter()
+        .map(|r| serde_json::from_slice(r.payload.as_deref().unwrap()).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_job_scores_every_offset_once_with_the_oracles_features_and_commits() {
+    let job = fraud_job();
+    assert!(job.source.fields.iter().filter(|f| f.ty.is_numeric()).count() == 1, "oracle mapping assumes one numeric field");
+    let broker = EmbeddedBroker::start(1).unwrap();
+    for (t, p) in [("transactions", 8), ("labels", 8), ("scores", 8), ("dlq", 4)] {
+        broker.create_topic(t, p).unwrap();
+    }
+    let kafka = KafkaOptions::new(&broker.bootstrap_servers());
+    let gen = GenConfig { bad_ratio: 0.03, seed: 11, ..GenConfig::default() };
+    let events = 30_000;
+    let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, events, rate: None };
+    publish(&kafka, gen, &opts, &PublishProgress::default(), &never()).unwrap();
+
+    let run = RunOptions { kafka: kafka.clone(), group_id: "it".into(), cluster: Cluster::threads(2), until_end: true };
+    let metrics = Metrics::new();
+    let summary = run_job(job.clone(), &run, metrics.clone(), Control::new(), Arc::new(Mutex::new(None))).unwrap();
+    assert_eq!(summary.committed.iter().map(|c| c.1).sum::<i64>(), events as i64);
+
+    // The accounting invariant, from the topics.
+    let report = vigil::accounting::check(&kafka, "transactions", "scores", "dlq", None).unwrap();
+    assert!(report.holds(), "{report:?}");
+    assert_eq!(report.inputs, events);
+    assert!(report.dead_lettered > 500 && report.scored > 25_000, "{report:?}");
+
+    // Every output equals the naive oracle's, computed from the input topic.
+    let input = read_topic(&kafka, "transactions", Duration::from_secs(60)).unwrap();
+    let mut partitions = vec![Vec::new(); 8];
+    for r in &input {
+        assert_eq!(r.offset as usize, partitions[r.partition as usize].len());
+        partitions[r.partition as usize].push(r.payload.clone());
+    }
+    let now_ms = (vigil::pipeline::now_us() / 1000) as i64;
+    let expected = oracle(&oracle_job(&job), &partitions, now_ms);
+    let scores = payloads(&kafka, "scores");
+    let dlq = payloads(&kafka, "dlq");
+    compare(&expected, &observed(&scores, &dlq)).unwrap();
+
+    // Scores follow the model, on those features and the event's own amount.
+    assert_eq!(input.len(), events as usize);
+    let model = job.logistic_model();
+    let inputs = job.model_inputs();
+    for s in scores.iter().take(2_000) {
+        let p = s["source_partition"].as_u64().unwrap() as usize;
+        let o = s["source_offset"].as_i64().unwrap() as usize;
+        let raw: serde_json::Value = serde_json::from_slice(partitions[p][o].as_deref().unwrap()).unwrap();
+        let x: Vec<Option<f64>> = inputs
+            .iter()
+            .map(|i| match i {
+                vigil::spec::InputSource::Feature(f) => s["features"][job.features[*f].name()].as_f64(),
+                vigil::spec::InputSource::Field(_) => raw["amount"].as_f64(),
+            })
+            .collect();
+        let want = model.score(&x);
+        assert!((s["score"].as_f64().unwrap() - want).abs() < 1e-12);
+        assert_eq!(s["model"], "fraud-lr");
+        assert_eq!(s["event_id"], raw["event_id"]);
+        assert_eq!(s["key"], raw["card_id"]);
+    }
+    // DLQ records are keyed by source position and carry the original bytes' hash.
+    assert!(dlq.iter().all(|d| d["source_topic"] == "transactions" && d["payload_sha256"].as_str().unwrap().len() == 64));
+
+    // A restart of the same group resumes from the committed offsets: nothing is re-read.
+    let again = Metrics::new();
+    run_job(job, &run, again.clone(), Control::new(), Arc::new(Mutex::new(None))).unwrap();
+    assert_eq!(again.scores_out.get() + again.dlq_total(), 0);
+}
+
+#[test]
+fn shutdown_stops_an_unbounded_job_and_commits_what_it_scored() {
+    let job = fraud_job();
+    let broker = EmbeddedBroker::start(1).unwrap();
+    for (t, p) in [("transactions", 4), ("scores", 4), ("dlq", 1)] {
+        broker.create_topic(t, p).unwrap();
+    }
+    let kafka = KafkaOptions::new(&broker.bootstrap_servers());
+    let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, events: 5_000, rate: None };
+    publish(&kafka, GenConfig::default(), &opts, &PublishProgress::default(), &never()).unwrap();
+
+    let control = Control::new();
+    let metrics = Metrics::new();
+    let run = RunOptions { kafka: kafka.clone(), group_id: "it2".into(), cluster: Cluster::threads(1), until_end: false };
+    let handle = {
+        let (control, metrics, job, run) = (control.clone(), metrics.clone(), job.clone(), run.clone());
+        std::thread::spawn(move || run_job(job, &run, metrics, control, Arc::new(Mutex::new(None))))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while metrics.scores_out.get() + metrics.dlq_total() < 5_000 {
+        assert!(std::time::Instant::now() < deadline, "the job did not catch up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    control.request_shutdown();
+    let summary = handle.join().unwrap().unwrap();
+    assert_eq!(summary.committed.iter().map(|c| c.1).sum::<i64>(), 5_000);
+    let report = vigil::accounting::check(&kafka, "transactions", "scores", "dlq", None).unwrap();
+    assert!(report.holds(), "{report:?}");
+}
