@@ -1,10 +1,19 @@
-//! Aggregate functions evaluated over the events of one key's window.
+//! Aggregate functions over the events of one key's window, and the summary they
+//! are computed from.
 //!
-//! Every aggregate is evaluated over the window's entries in event-time order (ties
-//! in arrival order), so the floating-point result is a pure function of the window's
-//! contents: the same on one worker or many, live or replayed.
+//! Sums are kept in fixed point (units of 1e-6, in `i128`), so adding an event and
+//! later removing it cancels exactly: a running window and a fresh scan of the same
+//! events give bit-identical results, whatever the order of updates.
 
 use serde::{Deserialize, Serialize};
+
+/// Fixed-point scale of sums: values are summed in units of 1e-6.
+pub const FIXED_SCALE: f64 = 1e6;
+
+/// A finite value in fixed point (saturating far outside the f64 range of money).
+pub fn to_fixed(x: f64) -> i128 {
+    (x * FIXED_SCALE).round() as i128
+}
 
 /// An aggregate over one numeric field of the events in a window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -12,7 +21,7 @@ use serde::{Deserialize, Serialize};
 pub enum Agg {
     /// Number of events in the window (the field is ignored).
     Count,
-    /// Sum of the field over events where it is present.
+    /// Sum of the field over events where it is present (exact to 1e-6).
     Sum,
     /// Mean of the field over events where it is present; null when none.
     Mean,
@@ -40,23 +49,44 @@ impl Agg {
         self != Agg::Count
     }
 
-    /// Evaluates the aggregate over `values` (one per event, NaN for an absent field),
-    /// in the given order. `count` is the number of events, present field or not.
-    pub fn evaluate(self, values: impl Iterator<Item = f64>) -> Option<f64> {
+    /// The aggregate's value given a window's event count and, for field
+    /// aggregates, the field's summary.
+    pub fn finish(self, count: u64, field: Option<&FieldSummary>) -> Option<f64> {
+        let f = field.copied().unwrap_or_default();
         match self {
-            Agg::Count => Some(values.count() as f64),
-            // fold from +0.0: an empty sum is 0, not the -0.0 of `Iterator::sum`
-            Agg::Sum => Some(values.filter(|v| !v.is_nan()).fold(0.0, |a, v| a + v)),
-            Agg::Mean => {
-                let (mut n, mut sum) = (0u64, 0.0f64);
-                for v in values.filter(|v| !v.is_nan()) {
-                    n += 1;
-                    sum += v;
-                }
-                (n > 0).then(|| sum / n as f64)
-            }
-            Agg::Max => values.filter(|v| !v.is_nan()).reduce(f64::max),
-            Agg::Min => values.filter(|v| !v.is_nan()).reduce(f64::min),
+            Agg::Count => Some(count as f64),
+            Agg::Sum => Some(f.sum as f64 / FIXED_SCALE),
+            Agg::Mean => (f.present > 0).then(|| f.sum as f64 / FIXED_SCALE / f.present as f64),
+            Agg::Max => (f.present > 0).then_some(f.max),
+            Agg::Min => (f.present > 0).then_some(f.min),
+        }
+    }
+}
+
+/// What a window knows about one field: how many events have it, their fixed-point
+/// sum, and their extremes (meaningful only when `present > 0`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FieldSummary {
+    pub present: u64,
+    pub sum: i128,
+    pub max: f64,
+    pub min: f64,
+}
+
+impl Default for FieldSummary {
+    fn default() -> Self {
+        FieldSummary { present: 0, sum: 0, max: f64::NEG_INFINITY, min: f64::INFINITY }
+    }
+}
+
+impl FieldSummary {
+    /// Adds one event's value (NaN = absent).
+    pub fn add(&mut self, v: f64) {
+        if !v.is_nan() {
+            self.present += 1;
+            self.sum += to_fixed(v);
+            self.max = self.max.max(v);
+            self.min = self.min.min(v);
         }
     }
 }
@@ -67,13 +97,26 @@ mod tests {
 
     #[test]
     fn aggregates_skip_absent_values() {
-        let vals = [1.0, f64::NAN, 3.0];
-        assert_eq!(Agg::Count.evaluate(vals.iter().copied()), Some(3.0));
-        assert_eq!(Agg::Sum.evaluate(vals.iter().copied()), Some(4.0));
-        assert_eq!(Agg::Mean.evaluate(vals.iter().copied()), Some(2.0));
-        assert_eq!(Agg::Max.evaluate(vals.iter().copied()), Some(3.0));
-        assert_eq!(Agg::Min.evaluate(vals.iter().copied()), Some(1.0));
-        assert_eq!(Agg::Mean.evaluate(std::iter::empty()), None);
-        assert_eq!(Agg::Sum.evaluate(std::iter::empty()), Some(0.0));
+        let mut f = FieldSummary::default();
+        for v in [1.0, f64::NAN, 3.0] {
+            f.add(v);
+        }
+        assert_eq!(Agg::Count.finish(3, Some(&f)), Some(3.0));
+        assert_eq!(Agg::Sum.finish(3, Some(&f)), Some(4.0));
+        assert_eq!(Agg::Mean.finish(3, Some(&f)), Some(2.0));
+        assert_eq!(Agg::Max.finish(3, Some(&f)), Some(3.0));
+        assert_eq!(Agg::Min.finish(3, Some(&f)), Some(1.0));
+        let empty = FieldSummary::default();
+        assert_eq!(Agg::Mean.finish(0, Some(&empty)), None);
+        assert_eq!(Agg::Sum.finish(0, Some(&empty)).map(f64::to_bits), Some(0.0f64.to_bits()));
+    }
+
+    #[test]
+    fn fixed_point_sums_cancel_exactly() {
+        let xs = [0.1, 0.2, 1e9 + 0.3, 12.34];
+        let total: i128 = xs.iter().map(|x| to_fixed(*x)).sum();
+        let back = total - to_fixed(1e9 + 0.3) - to_fixed(0.1);
+        assert_eq!(back, to_fixed(0.2) + to_fixed(12.34));
+        assert_eq!(back as f64 / FIXED_SCALE, 12.54);
     }
 }

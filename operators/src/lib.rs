@@ -9,6 +9,7 @@
 
 pub mod aggregate;
 pub mod logistic;
+pub mod tail;
 pub mod window;
 
 pub use aggregate::Agg;

@@ -6,7 +6,12 @@
 //! event time lies in `(t - W, t]`. An event is scored once, on exactly that set;
 //! later events never change an earlier event's features.
 //!
-//! State per key is its events in event-time order (ties in arrival order). An entry
+//! State per key is its events in event-time order (ties in arrival order), plus
+//! one running [`TailWindow`] per distinct window length, positioned at the key's
+//! latest event time. An event at or after that time (the usual case) reads its
+//! features from the running windows in O(1) amortized; an event that arrives out
+//! of order is added to them in place and its own features come from one scan of
+//! its window. Sums are fixed point, so both paths agree bit for bit. An entry
 //! is dropped once no future query can reach it: every future event of a partition
 //! has a time at or after the partition's watermark `wm`, so entries at or before
 //! `wm - W_max` are dead. Keys whose last event is more than the TTL behind their
@@ -34,7 +39,8 @@ use std::collections::{HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::aggregate::Agg;
+use crate::aggregate::{Agg, FieldSummary};
+use crate::tail::{Extremes, TailWindow};
 
 /// An aggregate over a sliding event-time window ending at each event.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -64,20 +70,33 @@ impl FeatureDef {
     }
 }
 
+/// A distinct window length and which extremes its features need.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct WindowPlan {
+    len_ms: i64,
+    extremes: Extremes,
+}
+
 /// One key's retained events, in event-time order.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct KeyHistory {
     partition: u32,
     times: VecDeque<i64>,
     /// `fields` values per entry, flattened; NaN marks an absent value.
     values: VecDeque<f64>,
+    /// Time of the key's previous event in offset order.
     last_time: Option<i64>,
+    /// One running window per plan, at the latest time in `times`.
+    tails: Vec<TailWindow>,
 }
 
 /// Feature state of all keys seen by one worker.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FeatureState {
     defs: Vec<FeatureDef>,
+    /// For each def: the plan index of a window feature.
+    plan_of: Vec<Option<usize>>,
+    plans: Vec<WindowPlan>,
     fields: usize,
     max_window_ms: i64,
     ttl_ms: i64,
@@ -85,6 +104,9 @@ pub struct FeatureState {
     /// Latest watermark seen per partition (from the records themselves).
     watermarks: HashMap<u32, i64>,
     observed_since_sweep: u64,
+    /// Scratch: per plan, the count and field summaries of the current event's window.
+    #[serde(skip)]
+    scratch: Vec<(u64, Vec<FieldSummary>)>,
 }
 
 /// How many observations between two sweeps of idle keys.
@@ -93,14 +115,26 @@ const SWEEP_EVERY: u64 = 1 << 16;
 impl FeatureState {
     /// `fields` is the number of numeric values passed with each event.
     pub fn new(defs: Vec<FeatureDef>, fields: usize) -> Self {
-        let max_window_ms = defs
-            .iter()
-            .filter_map(|d| match d {
-                FeatureDef::Window(w) => Some(w.window_ms),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(0);
+        let mut plans: Vec<WindowPlan> = Vec::new();
+        let mut plan_of = Vec::new();
+        for d in &defs {
+            plan_of.push(match d {
+                FeatureDef::Window(w) => {
+                    let i = match plans.iter().position(|p| p.len_ms == w.window_ms) {
+                        Some(i) => i,
+                        None => {
+                            plans.push(WindowPlan { len_ms: w.window_ms, extremes: Extremes::default() });
+                            plans.len() - 1
+                        }
+                    };
+                    plans[i].extremes.max |= w.agg == Agg::Max;
+                    plans[i].extremes.min |= w.agg == Agg::Min;
+                    Some(i)
+                }
+                FeatureDef::TimeSincePrev { .. } => None,
+            });
+        }
+        let max_window_ms = plans.iter().map(|p| p.len_ms).max().unwrap_or(0);
         let ttl_ms = defs
             .iter()
             .map(|d| match d {
@@ -111,12 +145,15 @@ impl FeatureState {
             .unwrap_or(0);
         FeatureState {
             defs,
+            plan_of,
+            plans,
             fields,
             max_window_ms,
             ttl_ms,
             keys: HashMap::new(),
             watermarks: HashMap::new(),
             observed_since_sweep: 0,
+            scratch: Vec::new(),
         }
     }
 
@@ -152,38 +189,58 @@ impl FeatureState {
         let wm = self.watermarks.entry(partition).or_insert(watermark);
         *wm = (*wm).max(watermark);
         let horizon = wm.saturating_sub(self.max_window_ms);
+        let fields = self.fields;
 
         let history = match self.keys.get_mut(key) {
             Some(h) => h,
-            None => self.keys.entry(key.to_owned()).or_default(),
+            None => self.keys.entry(key.to_owned()).or_insert_with(|| KeyHistory {
+                partition,
+                times: VecDeque::new(),
+                values: VecDeque::new(),
+                last_time: None,
+                tails: self.plans.iter().map(|_| TailWindow::new(fields)).collect(),
+            }),
         };
         history.partition = partition;
-        while history.times.front().is_some_and(|&t| t <= horizon) {
-            history.times.pop_front();
-            history.values.drain(..self.fields);
-        }
+        history.evict(horizon, fields);
         let previous = history.last_time.replace(time);
 
         // Insert after every entry with time <= `time` (ties keep arrival order).
         let pos = history.times.partition_point(|&t| t <= time);
+        let in_order = pos == history.times.len();
         history.times.insert(pos, time);
         for (i, v) in values.iter().enumerate() {
-            history.values.insert(pos * self.fields + i, *v);
+            history.values.insert(pos * fields + i, *v);
         }
-        let end = pos + 1; // entries [.., end) have time <= `time`
+        self.scratch.resize_with(self.plans.len(), || (0, vec![FieldSummary::default(); fields]));
+        for ((plan, tail), scratch) in self.plans.iter().zip(&mut history.tails).zip(&mut self.scratch) {
+            tail.inserted(pos, time, values, plan.extremes);
+            if in_order {
+                tail.advance(time.saturating_sub(plan.len_ms), &history.times, &history.values, fields);
+                scratch.0 = tail.count();
+                for (i, s) in scratch.1.iter_mut().enumerate() {
+                    *s = tail.summary(i);
+                }
+            } else {
+                // Out of order: this event's window is not the tail; scan it once.
+                let lower = time.saturating_sub(plan.len_ms);
+                let first = history.times.partition_point(|&t| t <= lower);
+                scratch.0 = (pos + 1 - first) as u64;
+                for (i, s) in scratch.1.iter_mut().enumerate() {
+                    *s = FieldSummary::default();
+                    for e in first..=pos {
+                        s.add(history.values[e * fields + i]);
+                    }
+                }
+            }
+        }
 
         out.clear();
-        for def in &self.defs {
+        for (def, plan) in self.defs.iter().zip(&self.plan_of) {
             out.push(match def {
                 FeatureDef::Window(w) => {
-                    let lower = time.saturating_sub(w.window_ms);
-                    let start = history.times.partition_point(|&t| t <= lower);
-                    let fields = self.fields;
-                    let values = &history.values;
-                    match w.field {
-                        Some(f) => w.agg.evaluate((start..end).map(|i| values[i * fields + f])),
-                        None => w.agg.evaluate((start..end).map(|_| 0.0)),
-                    }
+                    let (count, summaries) = &self.scratch[plan.expect("window features have a plan")];
+                    w.agg.finish(*count, w.field.map(|f| &summaries[f]))
                 }
                 FeatureDef::TimeSincePrev { ttl_ms, .. } => previous
                     .filter(|&p| time - p <= *ttl_ms)
@@ -205,14 +262,92 @@ impl FeatureState {
         let watermarks = &self.watermarks;
         self.keys.retain(|_, h| {
             let wm = watermarks.get(&h.partition).copied().unwrap_or(i64::MIN);
-            let horizon = wm.saturating_sub(max_window);
-            while h.times.front().is_some_and(|&t| t <= horizon) {
-                h.times.pop_front();
-                h.values.drain(..fields);
-            }
+            h.evict(wm.saturating_sub(max_window), fields);
             // A future event at t >= wm has t - last > ttl: the key's state is dead.
             let stale = h.last_time.is_none_or(|last| last < wm.saturating_sub(ttl));
             !(h.times.is_empty() && stale)
         });
+    }
+}
+
+impl KeyHistory {
+    /// Removes entries at or before `horizon`: no future event's window reaches them.
+    fn evict(&mut self, horizon: i64, fields: usize) {
+        let n = self.times.partition_point(|&t| t <= horizon);
+        if n == 0 {
+            return;
+        }
+        for tail in &mut self.tails {
+            tail.advance(horizon, &self.times, &self.values, fields);
+            tail.removed_front(n);
+        }
+        self.times.drain(..n);
+        self.values.drain(..n * fields);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn defs() -> Vec<FeatureDef> {
+        let w = |name: &str, agg, field, window_ms| FeatureDef::Window(WindowFeature { name: name.into(), agg, field, window_ms });
+        vec![
+            w("c5", Agg::Count, None, 5),
+            w("s5", Agg::Sum, Some(0), 5),
+            w("x5", Agg::Max, Some(1), 5),
+            w("n20", Agg::Min, Some(0), 20),
+            w("m20", Agg::Mean, Some(1), 20),
+            w("x20", Agg::Max, Some(0), 20),
+            FeatureDef::TimeSincePrev { name: "p".into(), ttl_ms: 7 },
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+        /// Long streams over few keys (deep windows, eviction, sweeps): the running
+        /// windows and the scan path equal a recomputation from all accepted events.
+        #[test]
+        fn running_windows_equal_recomputation(
+            steps in prop::collection::vec((0u8..3, 0i64..4, 0i64..6, prop::option::of(-50i32..50), prop::option::of(0i32..9)), 1..600),
+            lateness in 0i64..8,
+        ) {
+            let mut state = FeatureState::new(defs(), 2);
+            let mut clock = 0i64;
+            let mut max_seen: Vec<Option<i64>> = vec![None; 3];
+            let mut history: Vec<(u8, i64, f64, f64)> = Vec::new();
+            let mut out = Vec::new();
+            for (i, (key, step, back, a, b)) in steps.into_iter().enumerate() {
+                clock += step;
+                let t = clock - back;
+                let p = key as usize; // one partition per key
+                let wm = max_seen[p].map(|m| m - lateness);
+                if wm.is_some_and(|wm| t < wm) {
+                    continue; // late: never reaches the operator
+                }
+                max_seen[p] = Some(max_seen[p].map_or(t, |m| m.max(t)));
+                let wm_after = max_seen[p].unwrap() - lateness;
+                let (a, b) = (a.map_or(f64::NAN, f64::from), b.map_or(f64::NAN, f64::from));
+                let prev = history.iter().rev().find(|h| h.0 == key).map(|h| h.1);
+                history.push((key, t, a, b));
+                state.observe(&format!("k{key}"), key as u32, wm_after, t, &[a, b], &mut out);
+                if i % 97 == 0 {
+                    state.sweep();
+                }
+                let window = |w: i64| history.iter().filter(move |h| h.0 == key && h.1 > t - w && h.1 <= t);
+                let present = |w: i64, f: usize| window(w).map(move |h| if f == 0 { h.2 } else { h.3 }).filter(|v| !v.is_nan()).collect::<Vec<f64>>();
+                let want = vec![
+                    Some(window(5).count() as f64),
+                    Some(present(5, 0).iter().sum::<f64>() + 0.0),
+                    present(5, 1).into_iter().reduce(f64::max),
+                    present(20, 0).into_iter().reduce(f64::min),
+                    { let v = present(20, 1); (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64) },
+                    present(20, 0).into_iter().reduce(f64::max),
+                    prev.filter(|pt| t - pt <= 7).map(|pt| (t - pt) as f64 / 1000.0),
+                ];
+                prop_assert_eq!(&out, &want, "event {} (key {}, t {})", i, key, t);
+            }
+        }
     }
 }

@@ -18,6 +18,8 @@ pub struct ReadRecord {
     pub offset: i64,
     pub key: Option<Vec<u8>>,
     pub payload: Option<Vec<u8>>,
+    /// The record's Kafka timestamp (create time), epoch ms.
+    pub timestamp: Option<i64>,
 }
 
 /// Every record of `topic` from the beginning to the high watermarks observed at the
@@ -54,7 +56,7 @@ pub fn read_topic(opts: &KafkaOptions, topic: &str, timeout: Duration) -> Result
                 let p = m.partition() as u32;
                 next.insert(p, m.offset() + 1);
                 if m.offset() < end[&p] {
-                    out.push(ReadRecord { partition: p, offset: m.offset(), key: m.key().map(<[u8]>::to_vec), payload: m.payload().map(<[u8]>::to_vec) });
+                    out.push(ReadRecord { partition: p, offset: m.offset(), key: m.key().map(<[u8]>::to_vec), payload: m.payload().map(<[u8]>::to_vec), timestamp: m.timestamp().to_millis() });
                 }
             }
             Some(Err(e)) => tracing::debug!(error = %e, "reader error"),

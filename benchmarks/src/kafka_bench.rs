@@ -1,0 +1,191 @@
+//! Benchmarks through the embedded broker: the job end to end, a plain
+//! consume-and-produce passthrough (the Kafka path's upper limit), latency at a
+//! paced rate, and the CPU an idle job burns.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+use vigil::broker::EmbeddedBroker;
+use vigil::demo::fraud_job;
+use vigil::generator::GenConfig;
+use vigil::kafka::publish::{never, publish, PublishOptions, PublishProgress};
+use vigil::kafka::read::read_topic;
+use vigil::kafka::KafkaOptions;
+use vigil::metrics::Metrics;
+use vigil::pipeline::Control;
+use vigil::run::{run_job, Cluster, RunOptions};
+
+pub const PARTITIONS: i32 = 8;
+
+pub fn broker_with_topics(topics: &[&str]) -> Result<(EmbeddedBroker, KafkaOptions)> {
+    let broker = EmbeddedBroker::start(1)?;
+    for t in topics {
+        broker.create_topic(t, PARTITIONS)?;
+    }
+    let kafka = KafkaOptions::new(&broker.bootstrap_servers());
+    Ok((broker, kafka))
+}
+
+pub fn prefill(kafka: &KafkaOptions, topic: &str, events: u64) -> Result<f64> {
+    let opts = PublishOptions { topic: topic.into(), labels_topic: None, events, rate: None };
+    let t = Instant::now();
+    publish(kafka, GenConfig::default(), &opts, &PublishProgress::default(), &never())?;
+    Ok(events as f64 / t.elapsed().as_secs_f64())
+}
+
+/// The fraud job over a prefilled topic: events/s from start to the last commit.
+pub fn job_over_prefilled(kafka: &KafkaOptions, events: u64, workers: usize) -> Result<f64> {
+    let run = RunOptions { kafka: kafka.clone(), group_id: format!("bench-{}", Instant::now().elapsed().as_nanos()), cluster: Cluster::threads(workers), until_end: true };
+    let metrics = Metrics::new();
+    let t = Instant::now();
+    run_job(fraud_job(), &run, metrics.clone(), Control::new(), Arc::new(Mutex::new(None)))?;
+    let secs = t.elapsed().as_secs_f64();
+    let done = metrics.scores_out.get() + metrics.dlq_total();
+    anyhow::ensure!(done == events, "job handled {done} of {events}");
+    Ok(events as f64 / secs)
+}
+
+/// Generator -> Kafka -> job -> Kafka, all at once: events/s over the whole run.
+pub fn concurrent_end_to_end(kafka: &KafkaOptions, events: u64) -> Result<f64> {
+    let end = Arc::new(Mutex::new(None));
+    let t = Instant::now();
+    let gen = {
+        let (kafka, end) = (kafka.clone(), end.clone());
+        std::thread::spawn(move || -> Result<()> {
+            let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, events, rate: None };
+            publish(&kafka, GenConfig::default(), &opts, &PublishProgress::default(), &never())?;
+            let admin = kafka.admin_consumer("bench")?;
+            let ends = vigil::kafka::end_offsets(&admin, "transactions", PARTITIONS as u32)?;
+            *end.lock().unwrap() = Some(ends.into_iter().enumerate().map(|(p, o)| (p as u32, o)).collect());
+            Ok(())
+        })
+    };
+    let run = RunOptions { kafka: kafka.clone(), group_id: "bench-concurrent".into(), cluster: Cluster::threads(1), until_end: false };
+    run_job(fraud_job(), &run, Metrics::new(), Control::new(), end)?;
+    gen.join().map_err(|_| anyhow::anyhow!("generator panicked"))??;
+    Ok(events as f64 / t.elapsed().as_secs_f64())
+}
+
+/// A plain loop: consume every record of `input` and produce it to `output`.
+pub fn passthrough(kafka: &KafkaOptions, input: &str, output: &str, events: u64) -> Result<f64> {
+    let consumer: BaseConsumer = kafka.client_config().set("group.id", "passthrough").set("enable.auto.commit", "false").set("fetch.wait.max.ms", "10").create()?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(input, p, Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    let producer: ThreadedProducer<DefaultProducerContext> = kafka
+        .client_config()
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("enable.idempotence", "true")
+        .set("compression.type", "lz4")
+        .create()?;
+    let t = Instant::now();
+    let mut n = 0;
+    while n < events {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let mut rec = BaseRecord::to(output).payload(m.payload().unwrap_or_default()).key(m.key().unwrap_or_default());
+                loop {
+                    match producer.send(rec) {
+                        Ok(()) => break,
+                        Err((_, back)) => {
+                            rec = back;
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                    }
+                }
+                n += 1;
+            }
+            Some(Err(e)) => return Err(e).context("passthrough consume"),
+            None => {}
+        }
+    }
+    producer.flush(Duration::from_secs(60))?;
+    Ok(events as f64 / t.elapsed().as_secs_f64())
+}
+
+pub struct Latency {
+    pub rate: f64,
+    pub events: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub histogram_mean_ms: f64,
+}
+
+/// Publishes at `rate` for `seconds` while the job runs; latency from each input
+/// record's create time to its score record's create time.
+pub fn latency_at_rate(kafka: &KafkaOptions, rate: f64, seconds: f64) -> Result<Latency> {
+    let events = (rate * seconds) as u64;
+    let control = Control::new();
+    let metrics = Metrics::new();
+    let job = {
+        let (kafka, control, metrics) = (kafka.clone(), control.clone(), metrics.clone());
+        std::thread::spawn(move || {
+            let run = RunOptions { kafka, group_id: "bench-latency".into(), cluster: Cluster::threads(1), until_end: false };
+            run_job(fraud_job(), &run, metrics, control, Arc::new(Mutex::new(None)))
+        })
+    };
+    std::thread::sleep(Duration::from_secs(2)); // let the job start and assign partitions
+    let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, events, rate: Some(rate) };
+    let achieved_t = Instant::now();
+    publish(kafka, GenConfig { seed: 99, ..GenConfig::default() }, &opts, &PublishProgress::default(), &never())?;
+    let achieved = events as f64 / achieved_t.elapsed().as_secs_f64();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while metrics.scores_out.get() + metrics.dlq_total() < events && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    control.request_shutdown();
+    job.join().map_err(|_| anyhow::anyhow!("job panicked"))??;
+
+    let input = read_topic(kafka, "transactions", Duration::from_secs(120))?;
+    let created: std::collections::HashMap<(u32, i64), i64> = input.iter().filter_map(|r| Some(((r.partition, r.offset), r.timestamp?))).collect();
+    let mut lat: Vec<f64> = Vec::new();
+    for r in read_topic(kafka, "scores", Duration::from_secs(120))? {
+        let v: serde_json::Value = serde_json::from_slice(r.payload.as_deref().unwrap_or_default())?;
+        let key = (v["source_partition"].as_u64().unwrap_or(0) as u32, v["source_offset"].as_i64().unwrap_or(0));
+        if let (Some(c), Some(s)) = (created.get(&key), r.timestamp) {
+            lat.push((s - c) as f64);
+        }
+    }
+    lat.sort_by(f64::total_cmp);
+    let q = |p: f64| lat[((lat.len() - 1) as f64 * p) as usize];
+    let h = &metrics.latency;
+    Ok(Latency {
+        rate: achieved,
+        events,
+        p50_ms: q(0.5),
+        p99_ms: q(0.99),
+        max_ms: *lat.last().unwrap_or(&0.0),
+        histogram_mean_ms: 1000.0 * h.get_sample_sum() / h.get_sample_count().max(1) as f64,
+    })
+}
+
+/// CPU share of one core used by a `vigil run` process idling on an empty topic.
+pub fn idle_cpu(vigil_bin: &str, kafka: &KafkaOptions, job_toml: &str, seconds: u64) -> Result<f64> {
+    let mut child = std::process::Command::new(vigil_bin)
+        .args(["run", job_toml, "--brokers", &kafka.brokers, "--metrics-addr", "off", "--group-id", "bench-idle"])
+        .spawn()
+        .context("starting vigil run")?;
+    std::thread::sleep(Duration::from_secs(3));
+    let ticks = |pid: u32| -> Result<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+        Ok(fields[11].parse::<u64>()? + fields[12].parse::<u64>()?)
+    };
+    let before = ticks(child.id())?;
+    let t = Instant::now();
+    std::thread::sleep(Duration::from_secs(seconds));
+    let after = ticks(child.id())?;
+    let secs = t.elapsed().as_secs_f64();
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    Ok((after - before) as f64 / 100.0 / secs) // USER_HZ = 100
+}
