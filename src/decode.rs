@@ -110,7 +110,7 @@ enum Slot {
 
 /// A schema compiled for fast decoding.
 pub struct Decoder {
-    slots: std::collections::HashMap<String, Slot>,
+    slots: rustc_hash::FxHashMap<String, Slot>,
     required: Vec<(usize, String)>,
     fields: usize,
     numeric: usize,
@@ -120,7 +120,7 @@ pub struct Decoder {
 impl Decoder {
     pub fn new(job: &JobSpec) -> Self {
         let s = &job.source;
-        let mut slots = std::collections::HashMap::new();
+        let mut slots = rustc_hash::FxHashMap::default();
         slots.insert(s.key_field.clone(), Slot::Key);
         slots.insert(s.event_time_field.clone(), Slot::Time);
         if let Some(id) = &s.event_id_field {

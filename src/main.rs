@@ -17,6 +17,10 @@ use vigil::pipeline::Control;
 use vigil::run::{run_job, Cluster, RunOptions};
 use vigil::spec::JobSpec;
 
+/// mimalloc: the hot path allocates a few small objects per event.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "vigil", version, about = "A streaming dataflow engine for real-time machine learning")]
 struct Cli {

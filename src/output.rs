@@ -60,48 +60,70 @@ pub struct ScoreContext<'a> {
     pub event_id: Option<&'a str>,
     pub key: &'a str,
     pub event_time_ms: i64,
-    pub topic: &'a str,
     pub partition: u32,
     pub offset: i64,
     pub score: f64,
-    pub model: &'a str,
-    pub model_version: &'a str,
 }
 
-/// Writes one `scores` record: `{"event_id","key","event_time","source_partition",
-/// "source_offset","score","model","model_version","features":{..}}`.
-/// Missing feature values (and any non-finite value) are written as `null`.
-pub fn encode_score(buf: &mut Vec<u8>, ctx: &ScoreContext<'_>, names: &[String], values: &[Option<f64>]) {
-    buf.clear();
-    buf.extend_from_slice(b"{\"event_id\":");
-    match ctx.event_id {
-        Some(id) => write_str(buf, id),
-        None => {
-            let _ = write!(buf, "\"{}-{}-{}\"", ctx.topic, ctx.partition, ctx.offset);
-        }
+/// Encodes `scores` records for one job: the parts that never change (topic, model,
+/// feature names) are escaped once, up front.
+pub struct ScoreEncoder {
+    topic: String,
+    /// `,"model":"..","model_version":"..","features":{`
+    model_part: Vec<u8>,
+    /// `"name":` per feature, JSON-escaped.
+    feature_keys: Vec<Vec<u8>>,
+}
+
+impl ScoreEncoder {
+    pub fn new(topic: &str, model: &str, model_version: &str, feature_names: &[String]) -> Self {
+        let mut model_part = b",\"model\":".to_vec();
+        write_str(&mut model_part, model);
+        model_part.extend_from_slice(b",\"model_version\":");
+        write_str(&mut model_part, model_version);
+        model_part.extend_from_slice(b",\"features\":{");
+        let feature_keys = feature_names
+            .iter()
+            .map(|n| {
+                let mut k = Vec::new();
+                write_str(&mut k, n);
+                k.push(b':');
+                k
+            })
+            .collect();
+        ScoreEncoder { topic: topic.to_owned(), model_part, feature_keys }
     }
-    buf.extend_from_slice(b",\"key\":");
-    write_str(buf, ctx.key);
-    let _ = write!(
-        buf,
-        ",\"event_time\":{},\"source_partition\":{},\"source_offset\":{},\"score\":",
-        ctx.event_time_ms, ctx.partition, ctx.offset
-    );
-    write_f64(buf, Some(ctx.score));
-    buf.extend_from_slice(b",\"model\":");
-    write_str(buf, ctx.model);
-    buf.extend_from_slice(b",\"model_version\":");
-    write_str(buf, ctx.model_version);
-    buf.extend_from_slice(b",\"features\":{");
-    for (i, (name, value)) in names.iter().zip(values).enumerate() {
-        if i > 0 {
-            buf.push(b',');
+
+    /// Writes one `scores` record into `buf`: `{"event_id","key","event_time",
+    /// "source_partition","source_offset","score","model","model_version","features":{..}}`.
+    /// Missing feature values (and any non-finite value) are written as `null`.
+    pub fn encode(&self, buf: &mut Vec<u8>, ctx: &ScoreContext<'_>, values: &[Option<f64>]) {
+        buf.clear();
+        buf.extend_from_slice(b"{\"event_id\":");
+        match ctx.event_id {
+            Some(id) => write_str(buf, id),
+            None => {
+                let _ = write!(buf, "\"{}-{}-{}\"", self.topic, ctx.partition, ctx.offset);
+            }
         }
-        write_str(buf, name);
-        buf.push(b':');
-        write_f64(buf, *value);
+        buf.extend_from_slice(b",\"key\":");
+        write_str(buf, ctx.key);
+        let _ = write!(
+            buf,
+            ",\"event_time\":{},\"source_partition\":{},\"source_offset\":{},\"score\":",
+            ctx.event_time_ms, ctx.partition, ctx.offset
+        );
+        write_f64(buf, Some(ctx.score));
+        buf.extend_from_slice(&self.model_part);
+        for (i, (key, value)) in self.feature_keys.iter().zip(values).enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            buf.extend_from_slice(key);
+            write_f64(buf, *value);
+        }
+        buf.extend_from_slice(b"}}");
     }
-    buf.extend_from_slice(b"}}");
 }
 
 fn write_str(buf: &mut Vec<u8>, s: &str) {
@@ -169,23 +191,14 @@ mod tests {
     #[test]
     fn score_record_is_valid_json_with_nulls() {
         let mut buf = Vec::new();
-        let ctx = ScoreContext {
-            event_id: None,
-            key: "c\"1",
-            event_time_ms: 5,
-            topic: "tx",
-            partition: 2,
-            offset: 9,
-            score: 0.25,
-            model: "m",
-            model_version: "1",
-        };
-        encode_score(&mut buf, &ctx, &["a".into(), "b".into()], &[Some(1.5), None]);
+        let ctx = ScoreContext { event_id: None, key: "c\"1", event_time_ms: 5, partition: 2, offset: 9, score: 0.25 };
+        ScoreEncoder::new("tx", "m", "1", &["a".into(), "b\"".into()]).encode(&mut buf, &ctx, &[Some(1.5), None]);
         let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
         assert_eq!(v["event_id"], "tx-2-9");
         assert_eq!(v["key"], "c\"1");
         assert_eq!(v["features"]["a"], 1.5);
-        assert!(v["features"]["b"].is_null());
+        assert!(v["features"]["b\""].is_null());
+        assert_eq!(v["model"], "m");
         assert_eq!(v["score"], 0.25);
     }
 

@@ -33,7 +33,7 @@ use vigil_operators::FeatureState;
 
 use crate::decode::{Decoder, Reason, Rejection};
 use crate::metrics::Metrics;
-use crate::output::{encode_dlq, encode_score, OutputSink, ScoreContext, Topic};
+use crate::output::{encode_dlq, OutputSink, ScoreContext, ScoreEncoder, Topic};
 use crate::source::{PollStatus, RecordSource};
 use crate::spec::{InputSource, JobSpec};
 use crate::watermark::{PartitionClock, SourceProgress, TimePolicy};
@@ -229,7 +229,7 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &WorkerContext) {
     let names: Vec<String> = job.features.iter().map(|f| f.name().to_owned()).collect();
     let inputs = job.model_inputs();
     let model = job.logistic_model();
-    let topic = job.source.topic.clone();
+    let encoder = ScoreEncoder::new(&job.source.topic, &job.model.name, &job.model.version, &names);
     let mut features = Vec::with_capacity(names.len());
     let mut model_in = Vec::with_capacity(inputs.len());
     let mut buf = Vec::with_capacity(512);
@@ -249,14 +249,11 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &WorkerContext) {
                     event_id: e.event_id.as_deref(),
                     key: &e.key,
                     event_time_ms: e.time_ms,
-                    topic: &topic,
                     partition: e.partition,
                     offset: e.offset,
                     score: model.score(&model_in),
-                    model: &job.model.name,
-                    model_version: &job.model.version,
                 };
-                encode_score(&mut buf, &ctx, &names, &features);
+                encoder.encode(&mut buf, &ctx, &features);
                 sink.send(Topic::Scores, e.key.as_bytes(), &buf);
                 metrics.latency.observe(now.saturating_sub(e.consumed_us) as f64 / 1e6);
                 scored += 1;

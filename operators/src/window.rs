@@ -35,7 +35,9 @@
 //! assert_eq!(out, vec![Some(2.0), Some(8.0), Some(31.0)]);
 //! ```
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -150,8 +152,8 @@ impl FeatureState {
             fields,
             max_window_ms,
             ttl_ms,
-            keys: HashMap::new(),
-            watermarks: HashMap::new(),
+            keys: HashMap::default(),
+            watermarks: HashMap::default(),
             observed_since_sweep: 0,
             scratch: Vec::new(),
         }
@@ -206,7 +208,10 @@ impl FeatureState {
         let previous = history.last_time.replace(time);
 
         // Insert after every entry with time <= `time` (ties keep arrival order).
-        let pos = history.times.partition_point(|&t| t <= time);
+        let pos = match history.times.back() {
+            Some(&last) if last > time => history.times.partition_point(|&t| t <= time),
+            _ => history.times.len(),
+        };
         let in_order = pos == history.times.len();
         history.times.insert(pos, time);
         for (i, v) in values.iter().enumerate() {
@@ -273,6 +278,9 @@ impl FeatureState {
 impl KeyHistory {
     /// Removes entries at or before `horizon`: no future event's window reaches them.
     fn evict(&mut self, horizon: i64, fields: usize) {
+        if self.times.front().is_none_or(|&t| t > horizon) {
+            return;
+        }
         let n = self.times.partition_point(|&t| t <= horizon);
         if n == 0 {
             return;
