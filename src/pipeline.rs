@@ -40,8 +40,10 @@ use crate::watermark::{PartitionClock, SourceProgress, TimePolicy};
 
 /// Records read per source activation.
 const POLL_BATCH: usize = 4096;
-/// How long an idle source waits before polling again.
+/// How long an idle source waits before polling again; after a second without
+/// records the wait grows to `IDLE_POLL_MAX` (an idle job costs ~nothing).
 const IDLE_POLL: Duration = Duration::from_millis(5);
+const IDLE_POLL_MAX: Duration = Duration::from_millis(20);
 
 /// Shared between the workers of a process and whoever drives them.
 #[derive(Default)]
@@ -136,6 +138,7 @@ fn ingest<'s>(scope: Scope<'s, u64>, ctx: &WorkerContext, mut source: Box<dyn Re
         let mut unknown: HashMap<String, IntCounter> = HashMap::new();
         let watermark_gauges: Vec<_> = partitions.iter().map(|p| metrics.watermark.with_label_values(&[&p.to_string()])).collect();
         let mut last_report = Instant::now();
+        let mut last_record = Instant::now();
         let mut batch: Vec<Event> = Vec::with_capacity(POLL_BATCH);
 
         move |output| {
@@ -202,7 +205,11 @@ fn ingest<'s>(scope: Scope<'s, u64>, ctx: &WorkerContext, mut source: Box<dyn Re
                 metrics.source_progress.set(low as i64);
             }
             match status {
-                PollStatus::Records(_) => activator.activate(),
+                PollStatus::Records(_) => {
+                    last_record = now;
+                    activator.activate()
+                }
+                PollStatus::Idle if now.duration_since(last_record) > Duration::from_secs(1) => activator.activate_after(IDLE_POLL_MAX),
                 PollStatus::Idle => activator.activate_after(IDLE_POLL),
                 PollStatus::Finished => finish(&mut cap, &*source, &control),
             }

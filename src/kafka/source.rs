@@ -37,7 +37,7 @@ impl KafkaSource {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("fetch.wait.max.ms", "10")
+            .set("fetch.wait.max.ms", "100") // the broker answers as soon as data arrives
             .set("queued.max.messages.kbytes", "65536")
             .create()
             .context("creating the source consumer")?;
