@@ -15,7 +15,7 @@ use vigil::kafka::read::read_topic;
 use vigil::kafka::KafkaOptions;
 use vigil::metrics::Metrics;
 use vigil::pipeline::Control;
-use vigil::run::{run_job, Cluster, RunOptions};
+use vigil::run::{run_job, RunOptions};
 use vigil::spec::{FieldType, JobBuilder, JobSpec};
 use vigil_operators::{Agg, Transform};
 
@@ -67,7 +67,7 @@ fn main() -> anyhow::Result<()> {
     let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, events: 50_000, rate: None };
     publish(&kafka, gen, &opts, &PublishProgress::default(), &never())?;
 
-    let run = RunOptions { kafka: kafka.clone(), group_id: "example".into(), cluster: Cluster::threads(2), until_end: true };
+    let run = RunOptions { until_end: true, ..RunOptions::new(kafka.clone(), "example", 2) };
     let metrics = Metrics::new();
     run_job(fraud_job()?, &run, metrics.clone(), Control::new(), Arc::new(Mutex::new(None)))?;
     println!("scored {}, dead-lettered {}", metrics.scores_out.get(), metrics.dlq_total());

@@ -17,7 +17,7 @@ use crate::kafka::publish::{publish, PublishOptions, PublishProgress};
 use crate::kafka::KafkaOptions;
 use crate::metrics::Metrics;
 use crate::pipeline::Control;
-use crate::run::{run_job, Cluster, RunOptions};
+use crate::run::{run_job, RunOptions};
 use crate::spec::JobSpec;
 
 /// The demo job, parsed from `examples/fraud_job.toml` (built into the binary).
@@ -83,12 +83,7 @@ pub fn run_demo(opts: &DemoOptions, control: Arc<Control>) -> Result<()> {
     let started = Instant::now();
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let display = spawn_progress(metrics.clone(), gen_progress.clone(), opts.events, done.clone());
-    let run_opts = RunOptions {
-        kafka: kafka.clone(),
-        group_id: "vigil-demo".into(),
-        cluster: Cluster::threads(opts.workers),
-        until_end: false,
-    };
+    let run_opts = RunOptions::new(kafka.clone(), "vigil-demo", opts.workers);
     let summary = run_job(job.clone(), &run_opts, metrics.clone(), control.clone(), end);
     done.store(true, Ordering::SeqCst);
     let _ = display.join();

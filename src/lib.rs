@@ -6,8 +6,11 @@
 
 pub mod accounting;
 pub mod broker;
+pub mod checkpoint;
 pub mod decode;
+pub mod delivery;
 pub mod demo;
+pub mod epoch;
 pub mod generator;
 pub mod http;
 pub mod kafka;

@@ -119,6 +119,13 @@ struct RunArgs {
     /// Stop once the input is read up to the end offsets seen at start.
     #[arg(long)]
     until_end: bool,
+    /// Keep checkpoints (offsets, partition clocks, feature state) here and restore
+    /// from them on start. Without it, state starts empty after a restart.
+    #[arg(long)]
+    checkpoint_dir: Option<PathBuf>,
+    /// Time between checkpoints, e.g. 10s or 500ms.
+    #[arg(long, default_value = "10s")]
+    checkpoint_interval: String,
     /// Address for /metrics ("off" to disable).
     #[arg(long, default_value = "127.0.0.1:9898")]
     metrics_addr: String,
@@ -220,13 +227,17 @@ fn real_main(cli: Cli) -> Result<()> {
                 group_id: a.group_id.unwrap_or_else(|| format!("vigil-{}", job.name)),
                 cluster: Cluster { workers: a.workers.max(1), process: a.process, addresses },
                 until_end: a.until_end,
+                checkpoint_dir: a.checkpoint_dir,
+                checkpoint_interval: vigil::spec::parse_duration(&a.checkpoint_interval)?,
             };
             let summary = run_job(job, &opts, metrics.clone(), control, Arc::new(std::sync::Mutex::new(None)))?;
             eprintln!(
-                "vigil: done: scored {}, dead-lettered {}, committed {} partitions",
+                "vigil: done: scored {}, dead-lettered {}, committed {} partitions, restored checkpoint {:?}, wrote {} checkpoints",
                 metrics.scores_out.get(),
                 metrics.dlq_total(),
-                summary.committed.len()
+                summary.committed.len(),
+                summary.restored_epoch,
+                summary.checkpoints.checkpoints_written,
             );
             Ok(())
         }

@@ -26,6 +26,8 @@ pub struct Metrics {
     pub workers: IntGauge,
     pub live_keys: IntGauge,
     pub producer_errors: IntCounter,
+    pub checkpoints: IntCounter,
+    pub committed_epoch: IntGauge,
 }
 
 impl Metrics {
@@ -52,6 +54,8 @@ impl Metrics {
             workers: IntGauge::new("vigil_workers", "Timely worker threads in this process").unwrap(),
             live_keys: IntGauge::new("vigil_feature_live_keys", "Keys holding feature state in this process").unwrap(),
             producer_errors: IntCounter::new("vigil_producer_errors_total", "Output records the producer failed to deliver").unwrap(),
+            checkpoints: IntCounter::new("vigil_checkpoints_total", "Checkpoints written").unwrap(),
+            committed_epoch: IntGauge::new("vigil_committed_epoch", "Newest epoch whose input offsets are committed").unwrap(),
             registry,
         };
         let r = &m.registry;
@@ -66,6 +70,8 @@ impl Metrics {
         r.register(Box::new(m.workers.clone())).unwrap();
         r.register(Box::new(m.live_keys.clone())).unwrap();
         r.register(Box::new(m.producer_errors.clone())).unwrap();
+        r.register(Box::new(m.checkpoints.clone())).unwrap();
+        r.register(Box::new(m.committed_epoch.clone())).unwrap();
         Arc::new(m)
     }
 

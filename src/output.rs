@@ -19,10 +19,11 @@ pub enum Topic {
     Dlq,
 }
 
-/// Where workers hand finished records. Implementations must not block for long:
-/// the Kafka sink enqueues into librdkafka's buffer.
+/// Where workers hand finished records, with the checkpoint epoch of the input
+/// they come from. Implementations must not block for long: the Kafka sink
+/// enqueues into librdkafka's buffer.
 pub trait OutputSink: Send + Sync {
-    fn send(&self, topic: Topic, key: &[u8], payload: &[u8]);
+    fn send(&self, topic: Topic, key: &[u8], payload: &[u8], epoch: u64);
 }
 
 /// A sink that keeps records in memory (tests, benchmarks, examples).
@@ -42,7 +43,7 @@ impl MemorySink {
 }
 
 impl OutputSink for MemorySink {
-    fn send(&self, topic: Topic, key: &[u8], payload: &[u8]) {
+    fn send(&self, topic: Topic, key: &[u8], payload: &[u8], _epoch: u64) {
         self.records.lock().unwrap_or_else(|e| e.into_inner()).push((topic, key.to_vec(), payload.to_vec()));
     }
 }
@@ -52,7 +53,7 @@ impl OutputSink for MemorySink {
 pub struct NullSink;
 
 impl OutputSink for NullSink {
-    fn send(&self, _: Topic, _: &[u8], _: &[u8]) {}
+    fn send(&self, _: Topic, _: &[u8], _: &[u8], _: u64) {}
 }
 
 /// Where a score came from, for the `scores` record.

@@ -11,14 +11,20 @@
 //!   (sender, receiver) pair and the scoring operator reads its input in arrival
 //!   order, so each key's events are scored in partition offset order: features do
 //!   not depend on the number of workers or processes.
-//! * Nothing waits for the watermark: an event is scored in the activation that
-//!   receives it. The timely time of a record is the source's progress (the minimum
-//!   watermark of active partitions, in epoch ms) when it was read.
+//! * Nothing waits for the watermark: an event is scored as soon as every earlier
+//!   checkpoint epoch is complete, normally in the activation that receives it.
+//! * The timely time of a record is its checkpoint epoch (see `epoch`): sources
+//!   follow the process's epoch clock and report their cut at every step; the
+//!   scoring operator processes epochs in order and reports its state each time its
+//!   input frontier passes an epoch, so a checkpoint is exactly "every record of
+//!   epochs up to e, and none later".
 //! * Rejected records go to the DLQ from the ingest worker; scores from the scoring
-//!   worker. Both through the process's [`OutputSink`].
+//!   worker. Both through the process's [`OutputSink`], tagged with their epoch so
+//!   that offsets are committed only after their outputs are delivered.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -31,7 +37,10 @@ use timely::dataflow::{Scope, Stream};
 use timely::worker::Worker;
 use vigil_operators::FeatureState;
 
+use crate::checkpoint::restore::Restored;
+use crate::checkpoint::{PartitionCut, Report};
 use crate::decode::{Decoder, Reason, Rejection};
+use crate::epoch::EpochClock;
 use crate::metrics::Metrics;
 use crate::output::{encode_dlq, OutputSink, ScoreContext, ScoreEncoder, Topic};
 use crate::source::{PollStatus, RecordSource};
@@ -97,32 +106,66 @@ pub struct WorkerContext {
     pub sink: Arc<dyn OutputSink>,
     pub metrics: Arc<Metrics>,
     pub control: Arc<Control>,
+    pub epochs: Arc<EpochClock>,
+    /// Where cuts and states go (the checkpoint coordinator); none for local runs.
+    pub reports: Option<Sender<Report>>,
+    /// Whether scoring operators encode their state at every epoch.
+    pub snapshot_state: bool,
+    /// The checkpoint this run resumes from.
+    pub restored: Option<Arc<Restored>>,
+}
+
+impl WorkerContext {
+    /// A context for a run without checkpoints or commits (tests, benchmarks).
+    pub fn local(job: Arc<JobSpec>, sink: Arc<dyn OutputSink>, metrics: Arc<Metrics>, control: Arc<Control>) -> Self {
+        WorkerContext { job, sink, metrics, control, epochs: Arc::new(EpochClock::default()), reports: None, snapshot_state: false, restored: None }
+    }
+    /// The first epoch of this run: one past the restored checkpoint.
+    pub fn start_epoch(&self) -> u64 {
+        self.restored.as_ref().map_or(0, |r| r.epoch() + 1)
+    }
+    fn report(&self, report: Report) {
+        if let Some(tx) = &self.reports {
+            let _ = tx.send(report);
+        }
+    }
 }
 
 /// Builds the job's dataflow on `worker` and runs it until the source ends (bounded
 /// input) or shutdown is requested and everything in flight is scored.
-pub fn run_worker(worker: &mut Worker, ctx: &WorkerContext, source: Box<dyn RecordSource>) {
-    worker.dataflow::<u64, _, _>(|scope| {
+pub fn run_worker(worker: &mut Worker, ctx: &Arc<WorkerContext>, source: Box<dyn RecordSource>) -> anyhow::Result<()> {
+    let built = worker.dataflow::<u64, _, _>(|scope| {
         let events = ingest(scope, ctx, source);
-        score(events, ctx);
+        score(events, ctx)
     });
+    if let Err(e) = &built {
+        // Every worker must build the same dataflow: stop the job instead of leaving
+        // the others waiting.
+        ctx.control.request_shutdown();
+        tracing::error!(error = %e, "worker cannot restore its state");
+    }
     while worker.has_dataflows() {
         worker.step_or_park(None);
     }
+    built
 }
 
 pub fn now_us() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
 }
 
-fn ingest<'s>(scope: Scope<'s, u64>, ctx: &WorkerContext, mut source: Box<dyn RecordSource>) -> Stream<'s, u64, Vec<Event>> {
-    let job = ctx.job.clone();
-    let sink = ctx.sink.clone();
-    let metrics = ctx.metrics.clone();
-    let control = ctx.control.clone();
-    timely_source::<_, timely::container::CapacityContainerBuilder<Vec<Event>>, _, _>(scope, "Ingest", move |capability, info| {
+fn ingest<'s>(scope: Scope<'s, u64>, ctx: &Arc<WorkerContext>, mut source: Box<dyn RecordSource>) -> Stream<'s, u64, Vec<Event>> {
+    let ctx = ctx.clone();
+    let worker = scope.index();
+    timely_source::<_, timely::container::CapacityContainerBuilder<Vec<Event>>, _, _>(scope, "Ingest", move |mut capability, info| {
         let activator = scope.activator_for(info.address);
+        let start_epoch = ctx.start_epoch();
+        if start_epoch > 0 {
+            capability.downgrade(&start_epoch);
+        }
         let mut cap = Some(capability);
+        let job = ctx.job.clone();
+        let metrics = ctx.metrics.clone();
         let decoder = Decoder::new(&job);
         let policy = TimePolicy {
             allowed_lateness_ms: job.source.allowed_lateness.as_millis() as i64,
@@ -131,7 +174,10 @@ fn ingest<'s>(scope: Scope<'s, u64>, ctx: &WorkerContext, mut source: Box<dyn Re
         let topic = source.topic().to_owned();
         let partitions = source.partitions().to_vec();
         let slot_of: HashMap<u32, usize> = partitions.iter().enumerate().map(|(i, p)| (*p, i)).collect();
-        let mut clocks = vec![PartitionClock::default(); partitions.len()];
+        let mut clocks: Vec<PartitionClock> = match &ctx.restored {
+            Some(r) => partitions.iter().map(|p| r.clock(*p)).collect(),
+            None => vec![PartitionClock::default(); partitions.len()],
+        };
         let mut progress = SourceProgress::new(partitions.len(), job.source.idle_timeout);
         let events_in = metrics.events_in.with_label_values(&[&topic]);
         let dlq: HashMap<Reason, IntCounter> = Reason::ALL.iter().map(|r| (*r, metrics.dlq.with_label_values(&[r.as_str()]))).collect();
@@ -143,59 +189,83 @@ fn ingest<'s>(scope: Scope<'s, u64>, ctx: &WorkerContext, mut source: Box<dyn Re
 
         move |output| {
             let Some(c) = cap.as_mut() else { return };
-            if control.shutdown_requested() {
-                finish(&mut cap, &*source, &control);
+            let epoch = *c.time();
+            let stopping = ctx.control.shutdown_requested();
+            let now = Instant::now();
+            let status = if stopping {
+                PollStatus::Finished
+            } else {
+                let now_ms = (now_us() / 1000) as i64;
+                let consumed_us = now_us();
+                let sink = &ctx.sink;
+                let reject = |partition: u32, offset: i64, payload: Option<&[u8]>, r: Rejection| {
+                    dlq[&r.reason].inc();
+                    let key = format!("{topic}-{partition}-{offset}");
+                    sink.send(Topic::Dlq, key.as_bytes(), &encode_dlq(&topic, partition, offset, payload, &r), epoch);
+                };
+                let status = source.poll(POLL_BATCH, &mut |rec| {
+                    let Some(slot) = slot_of.get(&rec.partition).copied() else { return }; // not ours: cannot happen with assign()
+                    progress.touch(slot, now);
+                    let mut note_unknown = |name: &str| match unknown.get(name) {
+                        Some(counter) => counter.inc(),
+                        None if unknown.len() < 1024 => {
+                            let counter = metrics.unknown_field(name);
+                            counter.inc();
+                            unknown.insert(name.to_owned(), counter);
+                        }
+                        None => metrics.unknown_field(name).inc(),
+                    };
+                    let decoded = match decoder.decode(rec.payload, &mut note_unknown) {
+                        Ok(d) => d,
+                        Err(r) => return reject(rec.partition, rec.offset, rec.payload, r),
+                    };
+                    match clocks[slot].admit(decoded.time_ms, now_ms, &policy) {
+                        Ok(watermark) => batch.push(Event {
+                            key: decoded.key,
+                            event_id: decoded.event_id,
+                            time_ms: decoded.time_ms,
+                            partition: rec.partition,
+                            offset: rec.offset,
+                            watermark,
+                            numeric: decoded.numeric,
+                            consumed_us,
+                        }),
+                        Err(r) => reject(rec.partition, rec.offset, rec.payload, r),
+                    }
+                });
+                if let PollStatus::Records(n) = status {
+                    events_in.inc_by(n as u64);
+                }
+                if !batch.is_empty() {
+                    output.session(&*c).give_iterator(batch.drain(..));
+                }
+                status
+            };
+
+            // Follow the epoch clock one epoch at a time, reporting each cut; at the
+            // end, stop the clock so that every source ends in the same epoch.
+            let finished = status == PollStatus::Finished;
+            let target = if finished { ctx.epochs.freeze() } else { ctx.epochs.target() };
+            let cut = |clocks: &[PartitionClock]| -> Vec<PartitionCut> {
+                source
+                    .positions()
+                    .into_iter()
+                    .zip(clocks)
+                    .map(|((partition, next_offset), clock)| PartitionCut { partition, next_offset, clock: clock.clone() })
+                    .collect()
+            };
+            while *c.time() < target {
+                ctx.report(Report::Cut { worker, epoch: *c.time(), partitions: cut(&clocks) });
+                let next = *c.time() + 1;
+                c.downgrade(&next);
+            }
+            if finished {
+                ctx.report(Report::Cut { worker, epoch: *c.time(), partitions: cut(&clocks) });
+                finish(&mut cap, &*source, &ctx.control);
                 return;
             }
-            let now = Instant::now();
-            let now_ms = (now_us() / 1000) as i64;
-            let consumed_us = now_us();
-            let reject = |partition: u32, offset: i64, payload: Option<&[u8]>, r: Rejection| {
-                dlq[&r.reason].inc();
-                let key = format!("{topic}-{partition}-{offset}");
-                sink.send(Topic::Dlq, key.as_bytes(), &encode_dlq(&topic, partition, offset, payload, &r));
-            };
-            let status = source.poll(POLL_BATCH, &mut |rec| {
-                let slot = slot_of.get(&rec.partition).copied();
-                let Some(slot) = slot else { return }; // not ours: cannot happen with assign()
-                progress.touch(slot, now);
-                let mut note_unknown = |name: &str| match unknown.get(name) {
-                    Some(counter) => counter.inc(),
-                    None if unknown.len() < 1024 => {
-                        let counter = metrics.unknown_field(name);
-                        counter.inc();
-                        unknown.insert(name.to_owned(), counter);
-                    }
-                    None => metrics.unknown_field(name).inc(),
-                };
-                let decoded = match decoder.decode(rec.payload, &mut note_unknown) {
-                    Ok(d) => d,
-                    Err(r) => return reject(rec.partition, rec.offset, rec.payload, r),
-                };
-                match clocks[slot].admit(decoded.time_ms, now_ms, &policy) {
-                    Ok(watermark) => batch.push(Event {
-                        key: decoded.key,
-                        event_id: decoded.event_id,
-                        time_ms: decoded.time_ms,
-                        partition: rec.partition,
-                        offset: rec.offset,
-                        watermark,
-                        numeric: decoded.numeric,
-                        consumed_us,
-                    }),
-                    Err(r) => reject(rec.partition, rec.offset, rec.payload, r),
-                }
-            });
-            if let PollStatus::Records(n) = status {
-                events_in.inc_by(n as u64);
-            }
-            if !batch.is_empty() {
-                output.session(&*c).give_iterator(batch.drain(..));
-            }
+
             let low = progress.advance(clocks.iter().map(|c| c.watermark(&policy)), now);
-            if low > *c.time() {
-                c.downgrade(&low);
-            }
             if now.duration_since(last_report) >= Duration::from_secs(1) {
                 last_report = now;
                 source.report(&metrics);
@@ -210,8 +280,7 @@ fn ingest<'s>(scope: Scope<'s, u64>, ctx: &WorkerContext, mut source: Box<dyn Re
                     activator.activate()
                 }
                 PollStatus::Idle if now.duration_since(last_record) > Duration::from_secs(1) => activator.activate_after(IDLE_POLL_MAX),
-                PollStatus::Idle => activator.activate_after(IDLE_POLL),
-                PollStatus::Finished => finish(&mut cap, &*source, &control),
+                _ => activator.activate_after(IDLE_POLL),
             }
         }
     })
@@ -228,49 +297,109 @@ pub fn key_hash(key: &str) -> u64 {
     key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
 }
 
-fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &WorkerContext) {
+fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyhow::Result<()> {
+    // The operator is built even when restoring fails, so that every worker builds
+    // the same dataflow; the error stops the job.
+    let ctx = ctx.clone();
     let job = ctx.job.clone();
-    let sink = ctx.sink.clone();
-    let metrics = ctx.metrics.clone();
-    let mut state = FeatureState::new(job.features.clone(), job.numeric_fields().len());
+    let worker = events.scope().index();
+    let peers = events.scope().peers();
+    let empty = FeatureState::new(job.features.clone(), job.numeric_fields().len());
+    let (mut state, restored) = match &ctx.restored {
+        Some(r) => match r.feature_state(empty.clone(), |key| key_hash(key) % peers as u64 == worker as u64) {
+            Ok(s) => (s, Ok(())),
+            Err(e) => (empty, Err(e)),
+        },
+        None => (empty, Ok(())),
+    };
     let names: Vec<String> = job.features.iter().map(|f| f.name().to_owned()).collect();
     let inputs = job.model_inputs();
     let model = job.logistic_model();
     let encoder = ScoreEncoder::new(&job.source.topic, &job.model.name, &job.model.version, &names);
+    let start_epoch = ctx.start_epoch();
     let mut features = Vec::with_capacity(names.len());
     let mut model_in = Vec::with_capacity(inputs.len());
     let mut buf = Vec::with_capacity(512);
     let mut reported_keys = 0i64;
-    events.sink(Exchange::new(|e: &Event| key_hash(&e.key)), "FeaturesAndScore", move |(input, _frontier)| {
-        let mut scored = 0u64;
-        input.for_each(|_cap, data| {
-            let now = now_us();
-            for e in data.drain(..) {
-                state.observe(&e.key, e.partition, e.watermark, e.time_ms, &e.numeric, &mut features);
-                model_in.clear();
-                model_in.extend(inputs.iter().map(|i| match *i {
-                    InputSource::Feature(f) => features[f],
-                    InputSource::Field(n) => Some(e.numeric[n]).filter(|v| !v.is_nan()),
-                }));
-                let ctx = ScoreContext {
-                    event_id: e.event_id.as_deref(),
-                    key: &e.key,
-                    event_time_ms: e.time_ms,
-                    partition: e.partition,
-                    offset: e.offset,
-                    score: model.score(&model_in),
-                };
-                encoder.encode(&mut buf, &ctx, &features);
-                sink.send(Topic::Scores, e.key.as_bytes(), &buf);
-                metrics.latency.observe(now.saturating_sub(e.consumed_us) as f64 / 1e6);
-                scored += 1;
-            }
+    let mut stash: BTreeMap<u64, Vec<Event>> = BTreeMap::new();
+    let mut passed: Option<u64> = None;
+
+    let sink = ctx.sink.clone();
+    let metrics = ctx.metrics.clone();
+    let mut process = move |epoch: u64, events: &mut Vec<Event>, state: &mut FeatureState| -> u64 {
+        let now = now_us();
+        let n = events.len() as u64;
+        for e in events.drain(..) {
+            state.observe(&e.key, e.partition, e.watermark, e.time_ms, &e.numeric, &mut features);
+            model_in.clear();
+            model_in.extend(inputs.iter().map(|i| match *i {
+                InputSource::Feature(f) => features[f],
+                InputSource::Field(n) => Some(e.numeric[n]).filter(|v| !v.is_nan()),
+            }));
+            let score = ScoreContext {
+                event_id: e.event_id.as_deref(),
+                key: &e.key,
+                event_time_ms: e.time_ms,
+                partition: e.partition,
+                offset: e.offset,
+                score: model.score(&model_in),
+            };
+            encoder.encode(&mut buf, &score, &features);
+            sink.send(Topic::Scores, e.key.as_bytes(), &buf, epoch);
+            metrics.latency.observe(now.saturating_sub(e.consumed_us) as f64 / 1e6);
+        }
+        n
+    };
+
+    events.sink(Exchange::new(|e: &Event| key_hash(&e.key)), "FeaturesAndScore", move |(input, frontier)| {
+        input.for_each(|cap, data| {
+            let epoch = cap.least().copied().unwrap_or_default();
+            stash.entry(epoch).or_default().append(data)
         });
+        let current = frontier.frontier().as_option().copied(); // None: input ended
+        let mut scored = 0;
+        // Complete epochs first, in order; then say so (with the state, when
+        // checkpointing); only then the current epoch's records.
+        let complete_below = current.unwrap_or(u64::MAX);
+        while let Some(entry) = stash.first_entry() {
+            if *entry.key() >= complete_below {
+                break;
+            }
+            let epoch = *entry.key();
+            scored += process(epoch, &mut entry.remove(), &mut state);
+        }
+        let through = match current {
+            Some(f) => f.checked_sub(1).filter(|t| *t >= start_epoch),
+            None => Some(u64::MAX),
+        };
+        if let Some(t) = through.filter(|t| passed.is_none_or(|p| p < *t)) {
+            let encoded = if ctx.snapshot_state {
+                match crate::checkpoint::format::encode_state(&state) {
+                    Ok(bytes) => Some(bytes),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot encode state for a checkpoint");
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            if ctx.snapshot_state == encoded.is_some() {
+                ctx.report(Report::Passed { worker, through: t, state: encoded });
+                passed = Some(t);
+            }
+        }
+        if let Some(f) = current {
+            if let Some(mut events) = stash.remove(&f) {
+                scored += process(f, &mut events, &mut state);
+            }
+        }
         if scored > 0 {
-            metrics.scores_out.inc_by(scored);
+            ctx.metrics.scores_out.inc_by(scored);
             let live = state.live_keys() as i64;
-            metrics.live_keys.add(live - reported_keys);
+            ctx.metrics.live_keys.add(live - reported_keys);
             reported_keys = live;
         }
     });
+    restored
 }

@@ -1,20 +1,27 @@
-//! Running a job against a Kafka cluster: discovers partitions and start offsets,
-//! starts timely workers (threads, or processes in timely's cluster mode), and on
-//! the way out flushes the producer and only then commits input offsets, so that a
-//! committed offset always has its outputs delivered (at-least-once).
+//! Running a job against a Kafka cluster: discovers partitions, restores the
+//! checkpoint that matches the group's committed offsets (or starts from those
+//! offsets), starts timely workers (threads, or processes in timely's cluster mode)
+//! and the checkpoint coordinator, and on the way out flushes the producer, writes
+//! the final checkpoint and commits. Offsets are committed only after the outputs
+//! of everything before them are delivered (at-least-once).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use timely::{CommunicationConfig, WorkerConfig};
 
+use crate::checkpoint::coordinator::{Coordinator, CoordinatorConfig, CoordinatorSummary};
+use crate::checkpoint::restore;
+use crate::delivery::InFlight;
+use crate::epoch::EpochClock;
 use crate::kafka::sink::KafkaSink;
 use crate::kafka::source::{EndOffsets, KafkaSource};
 use crate::kafka::{self, KafkaOptions};
 use crate::metrics::Metrics;
 use crate::pipeline::{run_worker, Control, WorkerContext};
-use crate::source::owned_partitions;
+use crate::source::{owned_partitions, MemorySource};
 use crate::spec::JobSpec;
 
 /// How the job's workers are laid out.
@@ -57,6 +64,25 @@ pub struct RunOptions {
     pub cluster: Cluster,
     /// Stop at the end offsets seen at start (bounded runs, tests, backfills).
     pub until_end: bool,
+    /// Where checkpoints are kept; without one, offsets are still committed at
+    /// every epoch but state starts empty on restart.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Time between checkpoints (epoch length).
+    pub checkpoint_interval: Duration,
+}
+
+impl RunOptions {
+    /// Options for one process with `workers` threads, no checkpoint directory.
+    pub fn new(kafka: KafkaOptions, group_id: &str, workers: usize) -> Self {
+        RunOptions {
+            kafka,
+            group_id: group_id.to_owned(),
+            cluster: Cluster::threads(workers),
+            until_end: false,
+            checkpoint_dir: None,
+            checkpoint_interval: Duration::from_secs(10),
+        }
+    }
 }
 
 /// What a finished run did.
@@ -64,6 +90,9 @@ pub struct RunOptions {
 pub struct RunSummary {
     pub partitions: u32,
     pub committed: Vec<(u32, i64)>,
+    /// The checkpoint this run resumed from.
+    pub restored_epoch: Option<u64>,
+    pub checkpoints: CoordinatorSummary,
 }
 
 /// Runs `job` until the input ends (`until_end`, or end offsets set on `end`) or
@@ -72,41 +101,94 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
     let admin = opts.kafka.admin_consumer(&opts.group_id)?;
     let topic = job.source.topic.clone();
     let partitions = kafka::partition_count(&admin, &topic, Duration::from_secs(30))?;
-    let start = kafka::start_offsets(&admin, &topic, partitions)?;
+    let committed = kafka::committed_offsets(&admin, &topic, partitions)?;
+    let restored = match &opts.checkpoint_dir {
+        Some(_) if opts.cluster.addresses.len() > 1 => bail!("checkpoints need a single process for now (use -w for more workers)"),
+        Some(dir) => restore::choose(dir, &committed, partitions, &job.state_fingerprint())?.map(Arc::new),
+        None => None,
+    };
+    let mut start = kafka::start_offsets(&admin, &topic, partitions, &committed)?;
+    if let Some(r) = &restored {
+        for (p, o) in r.offsets() {
+            start[p as usize] = o;
+        }
+        tracing::info!(epoch = r.epoch(), "restoring checkpoint");
+    }
     if opts.until_end {
         let ends = kafka::end_offsets(&admin, &topic, partitions)?;
         *end.lock().unwrap_or_else(|e| e.into_inner()) = Some(ends.into_iter().enumerate().map(|(p, o)| (p as u32, o)).collect());
     }
     tracing::info!(%topic, partitions, ?start, "starting the job");
 
-    let sink = Arc::new(KafkaSink::new(&opts.kafka, &job.sinks.scores, &job.sinks.dlq, metrics.clone())?);
-    let ctx = Arc::new(WorkerContext { job: Arc::new(job), sink: sink.clone(), metrics: metrics.clone(), control: control.clone() });
+    let inflight = Arc::new(InFlight::default());
+    let sink = Arc::new(KafkaSink::new(&opts.kafka, &job.sinks.scores, &job.sinks.dlq, metrics.clone(), inflight.clone())?);
+    let start_epoch = restored.as_ref().map_or(0, |r| r.epoch() + 1);
+    let epochs = Arc::new(EpochClock::starting_at(start_epoch));
+    let (reports, received) = std::sync::mpsc::channel();
+    let first_worker = opts.cluster.process * opts.cluster.workers;
+    let coordinator = Coordinator::spawn(
+        CoordinatorConfig {
+            dir: opts.checkpoint_dir.clone(),
+            interval: opts.checkpoint_interval,
+            workers: (first_worker..first_worker + opts.cluster.workers).collect(),
+            job: job.name.clone(),
+            fingerprint: job.state_fingerprint(),
+            topic: topic.clone(),
+            start_epoch,
+        },
+        received,
+        epochs.clone(),
+        inflight.clone(),
+        opts.kafka.admin_consumer(&opts.group_id)?,
+        control.clone(),
+        metrics.clone(),
+    )?;
+    let ctx = Arc::new(WorkerContext {
+        job: Arc::new(job),
+        sink: sink.clone(),
+        metrics: metrics.clone(),
+        control: control.clone(),
+        epochs,
+        reports: Some(reports),
+        snapshot_state: opts.checkpoint_dir.is_some(),
+        restored: restored.clone(),
+    });
     metrics.workers.set(opts.cluster.workers as i64);
     let kafka_opts = opts.kafka.clone();
     let group = opts.group_id.clone();
     let input_topic = topic.clone();
-    let guards = timely::execute(opts.cluster.timely_config(), move |worker| {
+    let guards = timely::execute(opts.cluster.timely_config(), move |worker| -> Result<()> {
         let owned = owned_partitions(partitions, worker.index(), worker.peers());
-        let source = KafkaSource::new(&kafka_opts, &group, &topic, owned, &start, end.clone());
-        match source {
+        match KafkaSource::new(&kafka_opts, &group, &topic, owned, &start, end.clone()) {
             Ok(source) => run_worker(worker, &ctx, Box::new(source)),
             Err(e) => {
-                tracing::error!(error = %e, "worker cannot start its source");
+                // Build the same dataflow as the other workers, over nothing, and stop.
                 ctx.control.request_shutdown();
+                let _ = run_worker(worker, &ctx, Box::new(MemorySource::new(&topic, &[], 0, 1)));
+                Err(e.context("a worker cannot start its source"))
             }
         }
     })
     .map_err(|e| anyhow!("starting timely workers: {e}"))?;
+    let mut failure = None;
     for result in guards.join() {
-        result.map_err(|e| anyhow!("a worker failed: {e}"))?;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failure = failure.or(Some(e)),
+            Err(e) => failure = failure.or(Some(anyhow!("a worker failed: {e}"))),
+        }
     }
     // Outputs first, offsets second: a committed offset has its outputs delivered.
     sink.flush(Duration::from_secs(60))?;
+    let checkpoints = coordinator.finish()?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
     let failed = metrics.producer_errors.get();
     if failed > 0 {
         bail!("{failed} output records were not delivered; input offsets are not committed");
     }
     let committed = control.positions();
     kafka::commit_positions(&admin, &input_topic, &committed)?;
-    Ok(RunSummary { partitions, committed })
+    Ok(RunSummary { partitions, committed, restored_epoch: restored.map(|r| r.epoch()), checkpoints })
 }

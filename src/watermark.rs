@@ -23,7 +23,7 @@ use crate::decode::{Reason, Rejection};
 pub const MIN_PLAUSIBLE_MS: i64 = 946_684_800_000;
 
 /// The event-time state of one partition (serializable for checkpoints).
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PartitionClock {
     /// Largest accepted event time.
     pub max_event_ms: Option<i64>,

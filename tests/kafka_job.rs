@@ -15,7 +15,7 @@ use vigil::kafka::read::read_topic;
 use vigil::kafka::KafkaOptions;
 use vigil::metrics::Metrics;
 use vigil::pipeline::Control;
-use vigil::run::{run_job, Cluster, RunOptions};
+use vigil::run::{run_job, RunOptions};
 use vigil::spec::JobSpec;
 use vigil_operators::FeatureDef;
 
@@ -72,7 +72,7 @@ fn a_job_scores_every_offset_once_with_the_oracles_features_and_commits() {
     let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, events, rate: None };
     publish(&kafka, gen, &opts, &PublishProgress::default(), &never()).unwrap();
 
-    let run = RunOptions { kafka: kafka.clone(), group_id: "it".into(), cluster: Cluster::threads(2), until_end: true };
+    let run = RunOptions { until_end: true, ..RunOptions::new(kafka.clone(), "it", 2) };
     let metrics = Metrics::new();
     let summary = run_job(job.clone(), &run, metrics.clone(), Control::new(), Arc::new(Mutex::new(None))).unwrap();
     assert_eq!(summary.committed.iter().map(|c| c.1).sum::<i64>(), events as i64);
@@ -139,7 +139,7 @@ fn shutdown_stops_an_unbounded_job_and_commits_what_it_scored() {
 
     let control = Control::new();
     let metrics = Metrics::new();
-    let run = RunOptions { kafka: kafka.clone(), group_id: "it2".into(), cluster: Cluster::threads(1), until_end: false };
+    let run = RunOptions { until_end: false, ..RunOptions::new(kafka.clone(), "it2", 1) };
     let handle = {
         let (control, metrics, job, run) = (control.clone(), metrics.clone(), job.clone(), run.clone());
         std::thread::spawn(move || run_job(job, &run, metrics, control, Arc::new(Mutex::new(None))))

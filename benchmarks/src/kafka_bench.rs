@@ -18,7 +18,7 @@ use vigil::kafka::read::read_topic;
 use vigil::kafka::KafkaOptions;
 use vigil::metrics::Metrics;
 use vigil::pipeline::Control;
-use vigil::run::{run_job, Cluster, RunOptions};
+use vigil::run::{run_job, RunOptions};
 
 pub const PARTITIONS: i32 = 8;
 
@@ -40,7 +40,7 @@ pub fn prefill(kafka: &KafkaOptions, topic: &str, events: u64) -> Result<f64> {
 
 /// The fraud job over a prefilled topic: events/s from start to the last commit.
 pub fn job_over_prefilled(kafka: &KafkaOptions, events: u64, workers: usize) -> Result<f64> {
-    let run = RunOptions { kafka: kafka.clone(), group_id: format!("bench-{}", Instant::now().elapsed().as_nanos()), cluster: Cluster::threads(workers), until_end: true };
+    let run = RunOptions { until_end: true, ..RunOptions::new(kafka.clone(), &format!("bench-w{workers}"), workers) };
     let metrics = Metrics::new();
     let t = Instant::now();
     run_job(fraud_job(), &run, metrics.clone(), Control::new(), Arc::new(Mutex::new(None)))?;
@@ -65,7 +65,7 @@ pub fn concurrent_end_to_end(kafka: &KafkaOptions, events: u64) -> Result<f64> {
             Ok(())
         })
     };
-    let run = RunOptions { kafka: kafka.clone(), group_id: "bench-concurrent".into(), cluster: Cluster::threads(1), until_end: false };
+    let run = RunOptions { until_end: false, ..RunOptions::new(kafka.clone(), "bench-concurrent", 1) };
     run_job(fraud_job(), &run, Metrics::new(), Control::new(), end)?;
     gen.join().map_err(|_| anyhow::anyhow!("generator panicked"))??;
     Ok(events as f64 / t.elapsed().as_secs_f64())
@@ -129,7 +129,7 @@ pub fn latency_at_rate(kafka: &KafkaOptions, rate: f64, seconds: f64) -> Result<
     let job = {
         let (kafka, control, metrics) = (kafka.clone(), control.clone(), metrics.clone());
         std::thread::spawn(move || {
-            let run = RunOptions { kafka, group_id: "bench-latency".into(), cluster: Cluster::threads(1), until_end: false };
+            let run = RunOptions { until_end: false, ..RunOptions::new(kafka, "bench-latency", 1) };
             run_job(fraud_job(), &run, metrics, control, Arc::new(Mutex::new(None)))
         })
     };

@@ -173,6 +173,25 @@ impl FeatureState {
         self.keys.values().map(|h| h.times.len()).sum()
     }
 
+    /// Moves into `self` the keys of `other` that `keep` accepts: restoring a
+    /// checkpoint taken with a different number of workers. Both must compute the
+    /// same features from the same fields.
+    pub fn absorb(&mut self, other: FeatureState, keep: impl Fn(&str) -> bool) -> Result<(), String> {
+        if self.defs != other.defs || self.fields != other.fields {
+            return Err("the checkpointed feature definitions differ from the job's".into());
+        }
+        for (key, history) in other.keys {
+            if keep(&key) {
+                self.keys.insert(key, history);
+            }
+        }
+        for (partition, wm) in other.watermarks {
+            let mine = self.watermarks.entry(partition).or_insert(wm);
+            *mine = (*mine).max(wm);
+        }
+        Ok(())
+    }
+
     /// Adds an accepted event and writes its features (in `defs` order) into `out`.
     ///
     /// `watermark` is the event's partition watermark when it was read; the caller

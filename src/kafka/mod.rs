@@ -6,6 +6,7 @@ pub mod read;
 pub mod sink;
 pub mod source;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -63,22 +64,29 @@ pub fn partition_count(consumer: &BaseConsumer, topic: &str, timeout: Duration) 
     }
 }
 
-/// Where each partition starts: the group's committed offset, else the beginning.
-pub fn start_offsets(consumer: &BaseConsumer, topic: &str, partitions: u32) -> Result<Vec<i64>> {
+/// The group's committed next offset for each partition that has one.
+pub fn committed_offsets(consumer: &BaseConsumer, topic: &str, partitions: u32) -> Result<HashMap<u32, i64>> {
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition(topic, p as i32);
     }
     let committed = consumer.committed_offsets(tpl, Duration::from_secs(10)).context("reading committed offsets")?;
-    let mut out = Vec::with_capacity(partitions as usize);
-    for p in 0..partitions {
-        let committed = committed.find_partition(topic, p as i32).map(|e| e.offset());
-        out.push(match committed {
-            Some(Offset::Offset(o)) => o,
-            _ => consumer.fetch_watermarks(topic, p as i32, Duration::from_secs(10)).context("reading watermarks")?.0,
-        });
-    }
-    Ok(out)
+    Ok((0..partitions)
+        .filter_map(|p| match committed.find_partition(topic, p as i32).map(|e| e.offset()) {
+            Some(Offset::Offset(o)) => Some((p, o)),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Where each partition starts: the group's committed offset, else the beginning.
+pub fn start_offsets(consumer: &BaseConsumer, topic: &str, partitions: u32, committed: &HashMap<u32, i64>) -> Result<Vec<i64>> {
+    (0..partitions)
+        .map(|p| match committed.get(&p) {
+            Some(o) => Ok(*o),
+            None => Ok(consumer.fetch_watermarks(topic, p as i32, Duration::from_secs(10)).context("reading watermarks")?.0),
+        })
+        .collect()
 }
 
 /// High watermarks (next offset to be written) of every partition.

@@ -12,22 +12,26 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::ClientContext;
 
 use super::KafkaOptions;
+use crate::delivery::InFlight;
 use crate::metrics::Metrics;
 use crate::output::{OutputSink, Topic};
 
 struct DeliveryCounter {
     metrics: Arc<Metrics>,
+    inflight: Arc<InFlight>,
 }
 
 impl ClientContext for DeliveryCounter {}
 
 impl ProducerContext for DeliveryCounter {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+    /// The record's checkpoint epoch.
+    type DeliveryOpaque = usize;
+    fn delivery(&self, result: &DeliveryResult<'_>, epoch: usize) {
         if let Err((e, _)) = result {
             self.metrics.producer_errors.inc();
             tracing::error!(error = %e, "an output record could not be delivered");
         }
+        self.inflight.settled(epoch as u64, result.is_ok());
     }
 }
 
@@ -35,10 +39,11 @@ pub struct KafkaSink {
     producer: ThreadedProducer<DeliveryCounter>,
     scores: String,
     dlq: String,
+    inflight: Arc<InFlight>,
 }
 
 impl KafkaSink {
-    pub fn new(opts: &KafkaOptions, scores: &str, dlq: &str, metrics: Arc<Metrics>) -> Result<Self> {
+    pub fn new(opts: &KafkaOptions, scores: &str, dlq: &str, metrics: Arc<Metrics>, inflight: Arc<InFlight>) -> Result<Self> {
         let producer = opts
             .client_config()
             .set("linger.ms", "5")
@@ -46,9 +51,9 @@ impl KafkaSink {
             .set("queue.buffering.max.kbytes", "1048576")
             .set("enable.idempotence", "true")
             .set("compression.type", "lz4")
-            .create_with_context(DeliveryCounter { metrics })
+            .create_with_context(DeliveryCounter { metrics, inflight: inflight.clone() })
             .context("creating the producer")?;
-        Ok(KafkaSink { producer, scores: scores.to_owned(), dlq: dlq.to_owned() })
+        Ok(KafkaSink { producer, scores: scores.to_owned(), dlq: dlq.to_owned(), inflight })
     }
 
     /// Waits until every enqueued record is delivered (or `timeout` passes).
@@ -58,12 +63,13 @@ impl KafkaSink {
 }
 
 impl OutputSink for KafkaSink {
-    fn send(&self, topic: Topic, key: &[u8], payload: &[u8]) {
+    fn send(&self, topic: Topic, key: &[u8], payload: &[u8], epoch: u64) {
         let name = match topic {
             Topic::Scores => &self.scores,
             Topic::Dlq => &self.dlq,
         };
-        let mut record = BaseRecord::to(name).key(key).payload(payload);
+        self.inflight.sent(epoch);
+        let mut record = BaseRecord::with_opaque_to(name, epoch as usize).key(key).payload(payload);
         loop {
             match self.producer.send(record) {
                 Ok(()) => return,
@@ -73,6 +79,7 @@ impl OutputSink for KafkaSink {
                 }
                 Err((e, _)) => {
                     tracing::error!(error = %e, "enqueueing an output record failed");
+                    self.inflight.settled(epoch, false);
                     return;
                 }
             }

@@ -1,0 +1,270 @@
+//! The process's checkpoint coordinator, a thread of its own (never a worker):
+//! - moves the epoch clock every interval (never more than `MAX_EPOCHS_AHEAD`
+//!   epochs past the last committed one);
+//! - collects the sources' cuts and the scorers' states, and once every local
+//!   worker has passed an epoch whose cuts are all in, writes that checkpoint
+//!   (state files, then the manifest that makes it exist);
+//! - once every output of that epoch and the earlier ones is delivered, commits the
+//!   checkpoint's offsets to the consumer group, then removes checkpoints older
+//!   than the last two;
+//! - stops the job if an output could not be delivered (nothing past it is ever
+//!   committed, so a restart replays it).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use rdkafka::consumer::BaseConsumer;
+
+use super::format::{self, Manifest};
+use super::{PartitionCut, Report};
+use crate::delivery::{InFlight, MAX_EPOCHS_AHEAD};
+use crate::epoch::EpochClock;
+use crate::metrics::Metrics;
+use crate::pipeline::Control;
+
+pub struct CoordinatorConfig {
+    /// Where checkpoints go; `None` commits offsets at epoch boundaries without state.
+    pub dir: Option<PathBuf>,
+    pub interval: Duration,
+    /// Worker indices of this process.
+    pub workers: Vec<usize>,
+    pub job: String,
+    pub fingerprint: String,
+    pub topic: String,
+    /// First epoch of this run (one past the restored checkpoint).
+    pub start_epoch: u64,
+}
+
+/// What the coordinator did, for summaries and tests.
+#[derive(Debug, Default, Clone)]
+pub struct CoordinatorSummary {
+    pub checkpoints_written: u64,
+    pub last_checkpoint: Option<u64>,
+    pub last_committed: Option<u64>,
+}
+
+pub struct Coordinator {
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<Result<CoordinatorSummary>>,
+}
+
+impl Coordinator {
+    #[allow(clippy::too_many_arguments)]
+    pub fn spawn(
+        cfg: CoordinatorConfig,
+        reports: Receiver<Report>,
+        clock: Arc<EpochClock>,
+        inflight: Arc<InFlight>,
+        committer: BaseConsumer,
+        control: Arc<Control>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Coordinator> {
+        if let Some(dir) = &cfg.dir {
+            std::fs::create_dir_all(dir)?;
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let state = State {
+            cfg,
+            clock,
+            inflight,
+            committer,
+            control,
+            metrics,
+            cuts: BTreeMap::new(),
+            passed: HashMap::new(),
+            written: None,
+            committed: None,
+            summary: CoordinatorSummary::default(),
+        };
+        let stop2 = stop.clone();
+        let handle = std::thread::Builder::new().name("vigil-checkpoints".into()).spawn(move || state.run(reports, stop2))?;
+        Ok(Coordinator { stop, handle })
+    }
+
+    /// Call once the workers have ended and the producer is flushed: completes the
+    /// final checkpoint, commits it, and returns what was done.
+    pub fn finish(self) -> Result<CoordinatorSummary> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.handle.join().map_err(|_| anyhow::anyhow!("the checkpoint coordinator panicked"))?
+    }
+}
+
+struct State {
+    cfg: CoordinatorConfig,
+    clock: Arc<EpochClock>,
+    inflight: Arc<InFlight>,
+    committer: BaseConsumer,
+    control: Arc<Control>,
+    metrics: Arc<Metrics>,
+    /// epoch -> worker -> cut
+    cuts: BTreeMap<u64, HashMap<usize, Vec<PartitionCut>>>,
+    /// worker -> (through, state file) reports, in order
+    passed: HashMap<usize, Vec<(u64, Option<String>)>>,
+    written: Option<u64>,
+    committed: Option<u64>,
+    summary: CoordinatorSummary,
+}
+
+impl State {
+    fn run(mut self, reports: Receiver<Report>, stop: Arc<AtomicBool>) -> Result<CoordinatorSummary> {
+        let mut last_tick = Instant::now();
+        loop {
+            let stopping = stop.load(Ordering::SeqCst);
+            match reports.recv_timeout(Duration::from_millis(20)) {
+                Ok(report) => self.receive(report)?,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {}
+            }
+            while let Ok(report) = reports.try_recv() {
+                self.receive(report)?;
+            }
+            if last_tick.elapsed() >= self.cfg.interval && !self.control.shutdown_requested() {
+                let open = self.clock.target().saturating_sub(self.committed.unwrap_or(self.cfg.start_epoch));
+                if open < MAX_EPOCHS_AHEAD {
+                    self.clock.advance();
+                }
+                last_tick = Instant::now();
+            }
+            self.complete()?;
+            if self.inflight.failed() {
+                self.control.request_shutdown();
+                bail!("an output record could not be delivered; offsets after the last commit are not committed");
+            }
+            self.commit()?;
+            if stopping {
+                // Workers are done and the producer was flushed: everything is settled.
+                self.complete()?;
+                self.commit()?;
+                return Ok(self.summary);
+            }
+        }
+    }
+
+    fn receive(&mut self, report: Report) -> Result<()> {
+        match report {
+            Report::Cut { worker, epoch, partitions } => {
+                self.cuts.entry(epoch).or_default().insert(worker, partitions);
+            }
+            Report::Passed { worker, through, state } => {
+                let name = match (&self.cfg.dir, state) {
+                    (Some(dir), Some(bytes)) => {
+                        // The final report (through = MAX) is named after the final epoch.
+                        let name = format::state_name(through.min(self.clock.target()), worker);
+                        format::write_atomic(&dir.join(&name), &bytes)?;
+                        Some(name)
+                    }
+                    _ => None,
+                };
+                self.passed.entry(worker).or_default().push((through, name));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the newest checkpoint that every local worker has passed.
+    fn complete(&mut self) -> Result<()> {
+        let workers = &self.cfg.workers;
+        let Some(through) = workers.iter().map(|w| self.passed.get(w).and_then(|v| v.last()).map(|l| l.0)).collect::<Option<Vec<_>>>() else {
+            return Ok(());
+        };
+        let through = through.into_iter().min().unwrap_or(0);
+        let candidate = self
+            .cuts
+            .range(..=through)
+            .rev()
+            .find(|(_, by_worker)| workers.iter().all(|w| by_worker.contains_key(w)))
+            .map(|(e, _)| *e);
+        let Some(epoch) = candidate else { return Ok(()) };
+        if self.written.is_some_and(|w| w >= epoch) {
+            return Ok(());
+        }
+        if let Some(dir) = &self.cfg.dir {
+            let mut states = Vec::new();
+            for w in workers {
+                let covering = self.passed[w].iter().find(|(t, _)| *t >= epoch).and_then(|(_, f)| f.clone());
+                match covering {
+                    Some(f) => states.push(f),
+                    None => bail!("worker {w} passed epoch {epoch} without a state file"),
+                }
+            }
+            let mut partitions: Vec<PartitionCut> = self.cuts[&epoch].values().flatten().cloned().collect();
+            partitions.sort_by_key(|c| c.partition);
+            let manifest = Manifest {
+                format: format::FORMAT_VERSION,
+                job: self.cfg.job.clone(),
+                fingerprint: self.cfg.fingerprint.clone(),
+                epoch,
+                partitions,
+                states,
+                created_unix_ms: crate::pipeline::now_us() / 1000,
+            };
+            format::write_manifest(dir, &manifest)?;
+            self.summary.checkpoints_written += 1;
+            self.summary.last_checkpoint = Some(epoch);
+            self.metrics.checkpoints.inc();
+        }
+        self.written = Some(epoch);
+        Ok(())
+    }
+
+    /// Commits the newest written epoch whose outputs are all delivered.
+    fn commit(&mut self) -> Result<()> {
+        let Some(epoch) = self.written else { return Ok(()) };
+        if self.committed.is_some_and(|c| c >= epoch) {
+            return Ok(());
+        }
+        let oldest_open = self.committed.unwrap_or(self.cfg.start_epoch.saturating_sub(1));
+        if !self.inflight.delivered_through(oldest_open, epoch) || self.inflight.failed() {
+            return Ok(());
+        }
+        let positions: Vec<(u32, i64)> = self.cuts[&epoch].values().flatten().map(|c| (c.partition, c.next_offset)).collect();
+        crate::kafka::commit_positions(&self.committer, &self.cfg.topic, &positions)?;
+        self.committed = Some(epoch);
+        self.summary.last_committed = Some(epoch);
+        self.metrics.committed_epoch.set(epoch as i64);
+        // Forget what is no longer needed, in memory and on disk.
+        self.cuts = self.cuts.split_off(&epoch);
+        for v in self.passed.values_mut() {
+            let keep_from = v.iter().position(|(t, _)| *t >= epoch).unwrap_or(v.len());
+            v.drain(..keep_from);
+        }
+        if let Some(dir) = &self.cfg.dir {
+            collect_garbage(dir, epoch)?;
+        }
+        Ok(())
+    }
+}
+
+/// Keeps the two newest checkpoints and the committed one; removes older manifests
+/// and every state file that no kept manifest names and that is older than the
+/// newest manifest (newer ones belong to checkpoints in progress).
+pub fn collect_garbage(dir: &std::path::Path, committed: u64) -> Result<()> {
+    let manifests = format::list_manifests(dir)?;
+    let keep: Vec<&(u64, PathBuf)> = manifests.iter().enumerate().filter(|(i, (e, _))| *i < 2 || *e == committed).map(|(_, m)| m).collect();
+    let newest = manifests.first().map(|m| m.0).unwrap_or(0);
+    let mut named = std::collections::HashSet::new();
+    for (_, path) in &keep {
+        named.extend(format::read_manifest(path)?.states);
+    }
+    for (epoch, path) in &manifests {
+        if !keep.iter().any(|(e, _)| e == epoch) {
+            std::fs::remove_file(path)?;
+        }
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("").to_owned();
+        let through: Option<u64> = name.strip_prefix("state-").and_then(|n| n.split('-').next()).and_then(|n| n.parse().ok());
+        if let Some(through) = through {
+            if !named.contains(&name) && through < newest {
+                std::fs::remove_file(&path)?;
+            }
+        }
+    }
+    Ok(())
+}

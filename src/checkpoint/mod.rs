@@ -1,0 +1,38 @@
+//! Checkpoints: a consistent snapshot of the job at one epoch boundary, the input
+//! offsets and partition clocks of every partition plus every worker's operator
+//! state, written atomically, versioned, and matched against the offsets committed
+//! to Kafka on restart.
+//!
+//! - `format`: the files (manifest JSON, state files), atomic writes, versions.
+//! - `coordinator`: the process thread that assembles checkpoints from the workers'
+//!   reports, waits for the outputs to be delivered, commits offsets, cleans up.
+//! - `restore`: picks the checkpoint that matches Kafka's committed offsets.
+
+pub mod coordinator;
+pub mod format;
+pub mod restore;
+
+use serde::{Deserialize, Serialize};
+
+use crate::watermark::PartitionClock;
+
+/// One partition's position at an epoch boundary.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PartitionCut {
+    pub partition: u32,
+    /// Next offset to read.
+    pub next_offset: i64,
+    pub clock: PartitionClock,
+}
+
+/// What workers tell the coordinator.
+#[derive(Debug)]
+pub enum Report {
+    /// A source passed the end of `epoch`: its partitions' positions after every
+    /// record it stamped with `epoch` or earlier.
+    Cut { worker: usize, epoch: u64, partitions: Vec<PartitionCut> },
+    /// A scoring operator has processed every record of epochs `..=through` and of
+    /// none later (`u64::MAX`: everything, at the end); `state` is its encoded state
+    /// then (when checkpoints are on), written to disk by the coordinator.
+    Passed { worker: usize, through: u64, state: Option<Vec<u8>> },
+}

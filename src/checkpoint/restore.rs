@@ -1,0 +1,77 @@
+//! Choosing the checkpoint to restore: the newest one whose input offsets are
+//! exactly what the consumer group has committed. A checkpoint is committed only
+//! after every output before it was delivered, so that one is safe to resume from;
+//! a newer one may not be (its outputs may have been lost in a crash).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use vigil_operators::FeatureState;
+
+use super::format::{self, Manifest};
+use crate::watermark::PartitionClock;
+
+/// A checkpoint chosen for restore.
+#[derive(Clone, Debug)]
+pub struct Restored {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+}
+
+impl Restored {
+    pub fn epoch(&self) -> u64 {
+        self.manifest.epoch
+    }
+    /// Next offset of every partition.
+    pub fn offsets(&self) -> HashMap<u32, i64> {
+        self.manifest.partitions.iter().map(|c| (c.partition, c.next_offset)).collect()
+    }
+    pub fn clock(&self, partition: u32) -> PartitionClock {
+        self.manifest.partitions.iter().find(|c| c.partition == partition).map(|c| c.clock.clone()).unwrap_or_default()
+    }
+    /// The feature state of the keys that `keep` selects (this worker's share),
+    /// gathered from every worker's state file: any number of workers can restore
+    /// a checkpoint taken with any other number.
+    pub fn feature_state(&self, empty: FeatureState, keep: impl Fn(&str) -> bool) -> Result<FeatureState> {
+        let mut state = empty;
+        for name in &self.manifest.states {
+            let part = format::read_state(&self.dir.join(name))?;
+            state.absorb(part, &keep).map_err(|e| anyhow::anyhow!("{}: {e}", name))?;
+        }
+        Ok(state)
+    }
+}
+
+/// Finds the checkpoint in `dir` that matches `committed` (partition -> next offset
+/// committed by the group, for partitions that have a commit).
+pub fn choose(dir: &Path, committed: &HashMap<u32, i64>, partitions: u32, fingerprint: &str) -> Result<Option<Restored>> {
+    let manifests = format::list_manifests(dir)?;
+    if manifests.is_empty() {
+        return Ok(None);
+    }
+    if committed.is_empty() {
+        tracing::warn!(dir = %dir.display(), "checkpoints exist but the group has no committed offsets: starting from the beginning without state");
+        return Ok(None);
+    }
+    for (_, path) in &manifests {
+        let m = format::read_manifest(path)?;
+        if m.fingerprint != fingerprint {
+            bail!(
+                "{} was written by a different job definition (features, schema or lateness changed); \
+                 move the checkpoint directory away to start without state",
+                path.display()
+            );
+        }
+        let offsets: HashMap<u32, i64> = m.partitions.iter().map(|c| (c.partition, c.next_offset)).collect();
+        let matches = (0..partitions).all(|p| offsets.get(&p).copied().unwrap_or(-1) == committed.get(&p).copied().unwrap_or(-1));
+        if matches {
+            return Ok(Some(Restored { dir: dir.to_owned(), manifest: m }));
+        }
+    }
+    bail!(
+        "the consumer group's committed offsets match no checkpoint in {}; refusing to run with state that does not \
+         match the input position (move the directory away to start without state, or reset the group's offsets)",
+        dir.display()
+    )
+}
