@@ -38,9 +38,28 @@ impl InFlight {
     pub fn failed(&self) -> bool {
         self.failed.load(Ordering::SeqCst)
     }
-    /// Whether every record of epochs `(oldest_open, epoch]` is acknowledged;
-    /// epochs at or before `oldest_open` were settled earlier.
-    pub fn delivered_through(&self, oldest_open: u64, epoch: u64) -> bool {
-        (oldest_open.saturating_add(1)..=epoch).all(|e| self.slots[e as usize % SLOTS].load(Ordering::SeqCst) == 0)
+    /// Whether every record of epochs `first_open..=epoch` is acknowledged; epochs
+    /// before `first_open` were settled earlier.
+    pub fn delivered_through(&self, first_open: u64, epoch: u64) -> bool {
+        (first_open..=epoch).all(|e| self.slots[e as usize % SLOTS].load(Ordering::SeqCst) == 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_epoch_is_delivered_when_it_and_every_earlier_one_is_settled() {
+        let f = InFlight::default();
+        f.sent(0);
+        f.sent(2);
+        assert!(!f.delivered_through(0, 0));
+        assert!(f.delivered_through(1, 1));
+        f.settled(0, true);
+        assert!(f.delivered_through(0, 1));
+        assert!(!f.delivered_through(0, 2));
+        f.settled(2, false);
+        assert!(f.delivered_through(0, 2) && f.failed());
     }
 }

@@ -218,8 +218,8 @@ impl State {
         if self.committed.is_some_and(|c| c >= epoch) {
             return Ok(());
         }
-        let oldest_open = self.committed.unwrap_or(self.cfg.start_epoch.saturating_sub(1));
-        if !self.inflight.delivered_through(oldest_open, epoch) || self.inflight.failed() {
+        let first_open = self.committed.map_or(self.cfg.start_epoch, |c| c + 1);
+        if !self.inflight.delivered_through(first_open, epoch) || self.inflight.failed() {
             return Ok(());
         }
         let positions: Vec<(u32, i64)> = self.cuts[&epoch].values().flatten().map(|c| (c.partition, c.next_offset)).collect();

@@ -1,0 +1,137 @@
+//! Crash recovery from checkpoints: a job killed with SIGKILL at random moments and
+//! restarted each time (sometimes with another number of workers) ends with every
+//! input offset scored or dead-lettered, and every output record, duplicates
+//! included, identical to the output of an uninterrupted run. That holds only if
+//! the restored feature state, partition clocks and offsets are exactly right.
+//! (At-least-once: duplicates are expected; exactly-once output is future work.)
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use vigil::broker::EmbeddedBroker;
+use vigil::generator::GenConfig;
+use vigil::kafka::publish::{never, publish, PublishOptions, PublishProgress};
+use vigil::kafka::read::read_topic;
+use vigil::kafka::KafkaOptions;
+
+const EVENTS: u64 = 300_000;
+
+fn job_file(dir: &Path, run: &str) -> String {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fraud_job.toml")).unwrap();
+    let text = text.replace("scores = \"scores\"", &format!("scores = \"scores_{run}\"")).replace("dlq = \"dlq\"", &format!("dlq = \"dlq_{run}\""));
+    let path = dir.join(format!("{run}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// (partition, offset) -> every output for it, as "topic|score features" or "dlq|reason".
+fn outputs(kafka: &KafkaOptions, run: &str) -> HashMap<(u64, i64), Vec<String>> {
+    let mut out: HashMap<(u64, i64), Vec<String>> = HashMap::new();
+    for (topic, is_dlq) in [(format!("scores_{run}"), false), (format!("dlq_{run}"), true)] {
+        for r in read_topic(kafka, &topic, Duration::from_secs(120)).unwrap() {
+            let v: serde_json::Value = serde_json::from_slice(r.payload.as_deref().unwrap()).unwrap();
+            let key = (v["source_partition"].as_u64().unwrap(), v["source_offset"].as_i64().unwrap());
+            let value = if is_dlq { format!("dlq|{}", v["reason"]) } else { format!("scores|{} {}", v["score"], v["features"]) };
+            out.entry(key).or_default().push(value);
+        }
+    }
+    out
+}
+
+/// A small deterministic generator of kill delays.
+fn delays(seed: u64, n: usize) -> Vec<Duration> {
+    let mut x = seed;
+    (0..n)
+        .map(|_| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            Duration::from_millis(150 + (x >> 33) % 600)
+        })
+        .collect()
+}
+
+#[test]
+fn killed_and_restarted_jobs_match_an_uninterrupted_run() {
+    let broker = EmbeddedBroker::start(1).unwrap();
+    broker.create_topic("transactions", 8).unwrap();
+    // MockCluster keeps at most 5 MB per partition and drops the oldest beyond
+    // that: spread the outputs (with their duplicates) over enough partitions.
+    for run in ["ref", "crash"] {
+        broker.create_topic(&format!("scores_{run}"), 48).unwrap();
+        broker.create_topic(&format!("dlq_{run}"), 4).unwrap();
+    }
+    let addr = broker.bootstrap_servers();
+    let kafka = KafkaOptions::new(&addr);
+    let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, events: EVENTS, rate: None };
+    publish(&kafka, GenConfig { bad_ratio: 0.01, seed: 21, ..GenConfig::default() }, &opts, &PublishProgress::default(), &never()).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let vigil = env!("CARGO_BIN_EXE_vigil");
+    let reference = Command::new(vigil)
+        .args(["run", &job_file(dir.path(), "ref"), "--brokers", &addr, "--until-end", "--group-id", "ref", "--metrics-addr", "off"])
+        .status()
+        .unwrap();
+    assert!(reference.success());
+
+    let job = job_file(dir.path(), "crash");
+    let checkpoints = dir.path().join("checkpoints");
+    let args = |workers: &str| -> Vec<String> {
+        ["run", &job, "--brokers", &addr, "--until-end", "--group-id", "crash", "--metrics-addr", "off", "-w", workers, "--checkpoint-dir", checkpoints.to_str().unwrap(), "--checkpoint-interval", "100ms"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let mut kills = 0;
+    let mut restores = 0;
+    for (i, delay) in delays(7, 5).into_iter().enumerate() {
+        let mut child = Command::new(vigil).args(args(if i % 2 == 0 { "2" } else { "1" })).stderr(Stdio::piped()).spawn().unwrap();
+        let started = Instant::now();
+        let mut finished = false;
+        while started.elapsed() < delay {
+            if child.try_wait().unwrap().is_some() {
+                finished = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if finished {
+            break;
+        }
+        child.kill().unwrap(); // SIGKILL
+        let out = child.wait_with_output().unwrap();
+        kills += 1;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        println!("run {i} killed after {delay:?}:\n{stderr}");
+        restores += stderr.contains("restoring checkpoint") as u32;
+    }
+    let last = Command::new(vigil).args(args("1")).stderr(Stdio::piped()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&last.stderr);
+    println!("last run:\n{stderr}");
+    assert!(last.status.success(), "{stderr}");
+    restores += stderr.contains("restoring checkpoint") as u32;
+    assert!(kills >= 3, "the job finished before it could be killed enough ({kills} kills)");
+    assert!(restores >= 2, "only {restores} runs restored a checkpoint");
+
+    let reference = outputs(&kafka, "ref");
+    let crashed = outputs(&kafka, "crash");
+    assert_eq!(reference.len(), EVENTS as usize);
+    assert!(reference.values().all(|v| v.len() == 1));
+    let mut missing: Vec<_> = reference.keys().filter(|k| !crashed.contains_key(k)).copied().collect();
+    missing.sort();
+    assert!(missing.is_empty(), "{} inputs have no output after the crashes, e.g. {:?}", missing.len(), &missing[..missing.len().min(20)]);
+    let mut duplicates = 0;
+    for (key, want) in &reference {
+        let got = crashed.get(key).unwrap_or_else(|| panic!("input {key:?} has no output after the crashes"));
+        for g in got {
+            assert_eq!(g, &want[0], "input {key:?}: an output differs from the uninterrupted run");
+        }
+        duplicates += got.len() - 1;
+    }
+    assert_eq!(crashed.len(), reference.len(), "outputs for offsets that do not exist");
+    // Checkpoints were kept to the last few.
+    let manifests: BTreeMap<_, _> = std::fs::read_dir(&checkpoints).unwrap().filter_map(|e| e.ok()).map(|e| (e.file_name(), ())).collect();
+    let count = manifests.keys().filter(|n| n.to_string_lossy().starts_with("manifest-")).count();
+    assert!((1..=3).contains(&count), "{count} manifests kept");
+    println!("{kills} kills, {restores} restores, {duplicates} duplicate outputs (at-least-once)");
+}
