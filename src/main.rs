@@ -126,6 +126,11 @@ struct RunArgs {
     /// Time between checkpoints, e.g. 10s or 500ms.
     #[arg(long, default_value = "10s")]
     checkpoint_interval: String,
+    /// Write outputs in Kafka transactions committed with the input offsets, so
+    /// that read_committed consumers see each output once (needs a broker with
+    /// transactions). Without it: at-least-once.
+    #[arg(long)]
+    exactly_once: bool,
     /// Address for /metrics ("off" to disable).
     #[arg(long, default_value = "127.0.0.1:9898")]
     metrics_addr: String,
@@ -170,6 +175,8 @@ fn metrics_addr(s: &str) -> Result<Option<SocketAddr>> {
 }
 
 fn main() {
+    // Crash points for tests (FAILPOINTS=name=return); inert otherwise.
+    let _failpoints = fail::FailScenario::setup();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,vigil=info".into()))
         .with_writer(std::io::stderr)
@@ -229,6 +236,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 until_end: a.until_end,
                 checkpoint_dir: a.checkpoint_dir,
                 checkpoint_interval: vigil::spec::parse_duration(&a.checkpoint_interval)?,
+                exactly_once: a.exactly_once,
             };
             let summary = run_job(job, &opts, metrics.clone(), control, Arc::new(std::sync::Mutex::new(None)))?;
             eprintln!(

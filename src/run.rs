@@ -9,10 +9,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use rdkafka::consumer::Consumer;
 use timely::{CommunicationConfig, WorkerConfig};
 
-use crate::checkpoint::coordinator::{Coordinator, CoordinatorConfig, CoordinatorSummary};
+use crate::checkpoint::coordinator::{CommitMode, Coordinator, CoordinatorConfig, CoordinatorSummary};
+use crate::checkpoint::txlog::TxLog;
 use crate::checkpoint::restore;
 use crate::delivery::InFlight;
 use crate::epoch::EpochClock;
@@ -69,6 +71,8 @@ pub struct RunOptions {
     pub checkpoint_dir: Option<PathBuf>,
     /// Time between checkpoints (epoch length).
     pub checkpoint_interval: Duration,
+    /// Write outputs in Kafka transactions committed with the input offsets.
+    pub exactly_once: bool,
 }
 
 impl RunOptions {
@@ -81,6 +85,7 @@ impl RunOptions {
             until_end: false,
             checkpoint_dir: None,
             checkpoint_interval: Duration::from_secs(10),
+            exactly_once: false,
         }
     }
 }
@@ -102,6 +107,10 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
     let topic = job.source.topic.clone();
     let partitions = kafka::partition_count(&admin, &topic, Duration::from_secs(30))?;
     let committed = kafka::committed_offsets(&admin, &topic, partitions)?;
+    if let (Some(dir), true) = (&opts.checkpoint_dir, opts.exactly_once) {
+        std::fs::create_dir_all(dir)?;
+        TxLog::open(dir).settle(&committed)?;
+    }
     let restored = match &opts.checkpoint_dir {
         Some(_) if opts.cluster.addresses.len() > 1 => bail!("checkpoints need a single process for now (use -w for more workers)"),
         Some(dir) => restore::choose(dir, &committed, partitions, &job.state_fingerprint())?.map(Arc::new),
@@ -121,8 +130,26 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
     tracing::info!(%topic, partitions, ?start, "starting the job");
 
     let inflight = Arc::new(InFlight::default());
-    let sink = Arc::new(KafkaSink::new(&opts.kafka, &job.sinks.scores, &job.sinks.dlq, metrics.clone(), inflight.clone())?);
     let start_epoch = restored.as_ref().map_or(0, |r| r.epoch() + 1);
+    let run_id = format!("{:x}-{}", crate::pipeline::now_us() / 1000, std::process::id());
+    // Stable across restarts and independent of the number of workers.
+    let transactional_id = format!("vigil-{}-{}-p{}", job.name, opts.group_id, opts.cluster.process);
+    let sink = Arc::new(KafkaSink::new(
+        &opts.kafka,
+        &job.sinks.scores,
+        &job.sinks.dlq,
+        metrics.clone(),
+        inflight.clone(),
+        &run_id,
+        opts.exactly_once.then_some(transactional_id.as_str()),
+        start_epoch,
+    )?);
+    let commit = if opts.exactly_once {
+        let group = admin.group_metadata().context("the consumer group has no metadata")?;
+        CommitMode::Transactions { sink: sink.clone(), group, run: run_id.clone(), consumer: opts.kafka.admin_consumer(&opts.group_id)? }
+    } else {
+        CommitMode::Offsets(opts.kafka.admin_consumer(&opts.group_id)?)
+    };
     let epochs = Arc::new(EpochClock::starting_at(start_epoch));
     let (reports, received) = std::sync::mpsc::channel();
     let first_worker = opts.cluster.process * opts.cluster.workers;
@@ -139,7 +166,7 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
         received,
         epochs.clone(),
         inflight.clone(),
-        opts.kafka.admin_consumer(&opts.group_id)?,
+        commit,
         control.clone(),
         metrics.clone(),
     )?;
@@ -189,6 +216,8 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
         bail!("{failed} output records were not delivered; input offsets are not committed");
     }
     let committed = control.positions();
-    kafka::commit_positions(&admin, &input_topic, &committed)?;
+    if !opts.exactly_once {
+        kafka::commit_positions(&admin, &input_topic, &committed)?;
+    }
     Ok(RunSummary { partitions, committed, restored_epoch: restored.map(|r| r.epoch()), checkpoints })
 }

@@ -18,10 +18,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use rdkafka::consumer::BaseConsumer;
+use rdkafka::consumer::{BaseConsumer, ConsumerGroupMetadata};
 
 use super::format::{self, Manifest};
+use super::txlog::{self, TxLog};
 use super::{PartitionCut, Report};
+use crate::kafka::sink::KafkaSink;
 use crate::delivery::{InFlight, MAX_EPOCHS_AHEAD};
 use crate::epoch::EpochClock;
 use crate::metrics::Metrics;
@@ -38,6 +40,22 @@ pub struct CoordinatorConfig {
     pub topic: String,
     /// First epoch of this run (one past the restored checkpoint).
     pub start_epoch: u64,
+}
+
+/// How a completed epoch is made durable in Kafka.
+pub enum CommitMode {
+    /// Commit the input offsets to the group once the epoch's outputs are
+    /// delivered (at-least-once).
+    Offsets(BaseConsumer),
+    /// Commit the epoch's outputs and input offsets in one transaction, recording
+    /// the decision in the transaction log when checkpoints are on (exactly-once
+    /// for `read_committed` consumers).
+    ///
+    /// The same offsets are then also committed outside the transaction: on a real
+    /// broker that is a no-op, and it makes the protocol checkable on rdkafka's
+    /// mock broker, which accepts transactional offset commits but does not store
+    /// them.
+    Transactions { sink: Arc<KafkaSink>, group: ConsumerGroupMetadata, run: String, consumer: BaseConsumer },
 }
 
 /// What the coordinator did, for summaries and tests.
@@ -60,7 +78,7 @@ impl Coordinator {
         reports: Receiver<Report>,
         clock: Arc<EpochClock>,
         inflight: Arc<InFlight>,
-        committer: BaseConsumer,
+        commit: CommitMode,
         control: Arc<Control>,
         metrics: Arc<Metrics>,
     ) -> Result<Coordinator> {
@@ -68,11 +86,13 @@ impl Coordinator {
             std::fs::create_dir_all(dir)?;
         }
         let stop = Arc::new(AtomicBool::new(false));
+        let txlog = cfg.dir.as_deref().map(TxLog::open);
         let state = State {
             cfg,
             clock,
             inflight,
-            committer,
+            txlog,
+            commit,
             control,
             metrics,
             cuts: BTreeMap::new(),
@@ -98,7 +118,8 @@ struct State {
     cfg: CoordinatorConfig,
     clock: Arc<EpochClock>,
     inflight: Arc<InFlight>,
-    committer: BaseConsumer,
+    commit: CommitMode,
+    txlog: Option<TxLog>,
     control: Arc<Control>,
     metrics: Arc<Metrics>,
     /// epoch -> worker -> cut
@@ -111,7 +132,16 @@ struct State {
 }
 
 impl State {
-    fn run(mut self, reports: Receiver<Report>, stop: Arc<AtomicBool>) -> Result<CoordinatorSummary> {
+    fn run(self, reports: Receiver<Report>, stop: Arc<AtomicBool>) -> Result<CoordinatorSummary> {
+        let control = self.control.clone();
+        let result = self.run_loop(reports, stop);
+        if result.is_err() {
+            control.request_shutdown();
+        }
+        result
+    }
+
+    fn run_loop(mut self, reports: Receiver<Report>, stop: Arc<AtomicBool>) -> Result<CoordinatorSummary> {
         let mut last_tick = Instant::now();
         loop {
             let stopping = stop.load(Ordering::SeqCst);
@@ -219,11 +249,32 @@ impl State {
             return Ok(());
         }
         let first_open = self.committed.map_or(self.cfg.start_epoch, |c| c + 1);
-        if !self.inflight.delivered_through(first_open, epoch) || self.inflight.failed() {
+        if self.inflight.failed() {
             return Ok(());
         }
-        let positions: Vec<(u32, i64)> = self.cuts[&epoch].values().flatten().map(|c| (c.partition, c.next_offset)).collect();
-        crate::kafka::commit_positions(&self.committer, &self.cfg.topic, &positions)?;
+        let mut positions: Vec<(u32, i64)> = self.cuts[&epoch].values().flatten().map(|c| (c.partition, c.next_offset)).collect();
+        positions.sort();
+        match &self.commit {
+            CommitMode::Offsets(consumer) => {
+                if !self.inflight.delivered_through(first_open, epoch) {
+                    return Ok(());
+                }
+                crate::kafka::commit_positions(consumer, &self.cfg.topic, &positions)?;
+            }
+            CommitMode::Transactions { sink, group, run, consumer } => {
+                let entry = |state: &str| txlog::Entry { run: run.clone(), first: first_open, through: epoch, state: state.into(), offsets: positions.clone() };
+                if let Some(log) = &self.txlog {
+                    log.append(&entry("committing"))?;
+                }
+                crate::crash_point!("txn-before-commit");
+                sink.commit_through(epoch, &self.cfg.topic, &positions, group)?;
+                crate::crash_point!("txn-after-commit");
+                crate::kafka::commit_positions(consumer, &self.cfg.topic, &positions)?;
+                if let Some(log) = &self.txlog {
+                    log.append(&entry("committed"))?;
+                }
+            }
+        }
         self.committed = Some(epoch);
         self.summary.last_committed = Some(epoch);
         self.metrics.committed_epoch.set(epoch as i64);

@@ -56,7 +56,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 pub fn write_manifest(dir: &Path, m: &Manifest) -> Result<PathBuf> {
     let path = dir.join(manifest_name(m.epoch));
-    write_atomic(&path, &serde_json::to_vec_pretty(m)?)?;
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        f.write_all(&serde_json::to_vec_pretty(m)?)?;
+        f.sync_all()?;
+    }
+    crate::crash_point!("checkpoint-before-rename");
+    std::fs::rename(&tmp, &path).with_context(|| format!("renaming {} into place", tmp.display()))?;
+    std::fs::File::open(dir)?.sync_all()?;
+    crate::crash_point!("checkpoint-after-rename");
     Ok(path)
 }
 

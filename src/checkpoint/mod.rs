@@ -7,10 +7,12 @@
 //! - `coordinator`: the process thread that assembles checkpoints from the workers'
 //!   reports, waits for the outputs to be delivered, commits offsets, cleans up.
 //! - `restore`: picks the checkpoint that matches Kafka's committed offsets.
+//! - `txlog`: the record of transaction commit decisions.
 
 pub mod coordinator;
 pub mod format;
 pub mod restore;
+pub mod txlog;
 
 use serde::{Deserialize, Serialize};
 
@@ -35,4 +37,17 @@ pub enum Report {
     /// none later (`u64::MAX`: everything, at the end); `state` is its encoded state
     /// then (when checkpoints are on), written to disk by the coordinator.
     Passed { worker: usize, through: u64, state: Option<Vec<u8>> },
+}
+
+/// Simulates a crash at a named point when the `FAILPOINTS` environment variable
+/// asks for it (e.g. `FAILPOINTS=checkpoint-after-rename=return`): the process
+/// aborts on the spot, like a SIGKILL. Used by the crash tests.
+#[macro_export]
+macro_rules! crash_point {
+    ($name:expr) => {
+        fail::fail_point!($name, |_| {
+            eprintln!("vigil: crash point {} reached: aborting", $name);
+            std::process::abort()
+        })
+    };
 }

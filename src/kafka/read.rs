@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::KafkaOptions;
@@ -20,6 +20,14 @@ pub struct ReadRecord {
     pub payload: Option<Vec<u8>>,
     /// The record's Kafka timestamp (create time), epoch ms.
     pub timestamp: Option<i64>,
+    /// Headers whose values are UTF-8.
+    pub headers: Vec<(String, String)>,
+}
+
+impl ReadRecord {
+    pub fn header(&self, key: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
 }
 
 /// Every record of `topic` from the beginning to the high watermarks observed at the
@@ -30,7 +38,7 @@ pub fn read_topic(opts: &KafkaOptions, topic: &str, timeout: Duration) -> Result
         .set("group.id", "vigil-reader")
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
+        .set("isolation.level", "read_uncommitted") // checks decide what is committed themselves
         .create()
         .context("creating a reader")?;
     let partitions = super::partition_count(&consumer, topic, timeout)?;
@@ -56,7 +64,18 @@ pub fn read_topic(opts: &KafkaOptions, topic: &str, timeout: Duration) -> Result
                 let p = m.partition() as u32;
                 next.insert(p, m.offset() + 1);
                 if m.offset() < end[&p] {
-                    out.push(ReadRecord { partition: p, offset: m.offset(), key: m.key().map(<[u8]>::to_vec), payload: m.payload().map(<[u8]>::to_vec), timestamp: m.timestamp().to_millis() });
+                    let headers = m
+                        .headers()
+                        .map(|h| h.iter().filter_map(|h| Some((h.key.to_owned(), String::from_utf8(h.value?.to_vec()).ok()?))).collect())
+                        .unwrap_or_default();
+                    out.push(ReadRecord {
+                        partition: p,
+                        offset: m.offset(),
+                        key: m.key().map(<[u8]>::to_vec),
+                        payload: m.payload().map(<[u8]>::to_vec),
+                        timestamp: m.timestamp().to_millis(),
+                        headers,
+                    });
                 }
             }
             Some(Err(e)) => tracing::debug!(error = %e, "reader error"),

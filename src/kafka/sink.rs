@@ -2,19 +2,34 @@
 //! batches, compresses and retries in its own threads; a worker only enqueues.
 //! When librdkafka's queue is full the worker waits for room (backpressure reaches
 //! the source instead of memory growing).
+//!
+//! Every record carries two headers, `vigil-run` (this process's run id) and
+//! `vigil-epoch` (the checkpoint epoch of its input), so that any consumer can tell
+//! which transaction or checkpoint a record belongs to.
+//!
+//! In transactional mode the producer's transaction holds exactly the outputs of
+//! the epochs since the last commit: a record of an epoch that is not open yet waits
+//! in a small buffer until the coordinator commits the previous epochs (outputs and
+//! input offsets in one transaction) and opens the next.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::ClientContext;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::KafkaOptions;
 use crate::delivery::InFlight;
 use crate::metrics::Metrics;
 use crate::output::{OutputSink, Topic};
+
+/// How long a blocking transactional call may take before the job gives up.
+const TXN_TIMEOUT: Duration = Duration::from_secs(60);
 
 struct DeliveryCounter {
     metrics: Arc<Metrics>,
@@ -35,41 +50,130 @@ impl ProducerContext for DeliveryCounter {
     }
 }
 
+/// A record waiting for its epoch's transaction.
+struct Pending {
+    epoch: u64,
+    topic: Topic,
+    key: Vec<u8>,
+    payload: Vec<u8>,
+}
+
+struct Transactions {
+    /// Highest epoch whose records go into the open transaction.
+    open_through: AtomicU64,
+    waiting: Mutex<Vec<Pending>>,
+}
+
 pub struct KafkaSink {
     producer: ThreadedProducer<DeliveryCounter>,
     scores: String,
     dlq: String,
+    run: String,
     inflight: Arc<InFlight>,
+    txn: Option<Transactions>,
 }
 
 impl KafkaSink {
-    pub fn new(opts: &KafkaOptions, scores: &str, dlq: &str, metrics: Arc<Metrics>, inflight: Arc<InFlight>) -> Result<Self> {
-        let producer = opts
-            .client_config()
+    /// `transactional_id`: `Some` for exactly-once output (the id must be stable
+    /// across restarts of the same job); `start_epoch`: first epoch of this run.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        opts: &KafkaOptions,
+        scores: &str,
+        dlq: &str,
+        metrics: Arc<Metrics>,
+        inflight: Arc<InFlight>,
+        run: &str,
+        transactional_id: Option<&str>,
+        start_epoch: u64,
+    ) -> Result<Self> {
+        let mut config = opts.client_config();
+        config
             .set("linger.ms", "5")
             .set("queue.buffering.max.messages", "1000000")
             .set("queue.buffering.max.kbytes", "1048576")
             .set("enable.idempotence", "true")
-            .set("compression.type", "lz4")
-            .create_with_context(DeliveryCounter { metrics, inflight: inflight.clone() })
-            .context("creating the producer")?;
-        Ok(KafkaSink { producer, scores: scores.to_owned(), dlq: dlq.to_owned(), inflight })
+            .set("compression.type", "lz4");
+        if let Some(id) = transactional_id {
+            config.set("transactional.id", id).set("transaction.timeout.ms", "600000");
+        }
+        let producer: ThreadedProducer<DeliveryCounter> =
+            config.create_with_context(DeliveryCounter { metrics, inflight: inflight.clone() }).context("creating the producer")?;
+        let txn = match transactional_id {
+            Some(id) => {
+                // Fences any earlier producer with this id and aborts its open transaction.
+                producer.init_transactions(TXN_TIMEOUT).with_context(|| format!("initializing transactions for `{id}`"))?;
+                producer.begin_transaction().context("beginning a transaction")?;
+                Some(Transactions { open_through: AtomicU64::new(start_epoch), waiting: Mutex::new(Vec::new()) })
+            }
+            None => None,
+        };
+        Ok(KafkaSink { producer, scores: scores.to_owned(), dlq: dlq.to_owned(), run: run.to_owned(), inflight, txn })
+    }
+
+    pub fn transactional(&self) -> bool {
+        self.txn.is_some()
     }
 
     /// Waits until every enqueued record is delivered (or `timeout` passes).
     pub fn flush(&self, timeout: Duration) -> Result<()> {
         self.producer.flush(timeout).context("flushing the producer")
     }
-}
 
-impl OutputSink for KafkaSink {
-    fn send(&self, topic: Topic, key: &[u8], payload: &[u8], epoch: u64) {
+    /// Commits the open transaction with the outputs of every epoch up to `through`
+    /// and the input `offsets`, then opens the next one. Call only when every output
+    /// of epochs `..=through` has been handed to the sink.
+    pub fn commit_through(&self, through: u64, topic: &str, offsets: &[(u32, i64)], group: &ConsumerGroupMetadata) -> Result<()> {
+        let txn = self.txn.as_ref().context("the sink is not transactional")?;
+        {
+            let mut waiting = txn.waiting.lock().unwrap_or_else(|e| e.into_inner());
+            let (now, later): (Vec<Pending>, Vec<Pending>) = waiting.drain(..).partition(|p| p.epoch <= through);
+            *waiting = later;
+            for p in now {
+                self.produce(p.topic, &p.key, &p.payload, p.epoch);
+            }
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (p, o) in offsets {
+            tpl.add_partition_offset(topic, *p as i32, Offset::Offset(*o))?;
+        }
+        let result = self
+            .producer
+            .send_offsets_to_transaction(&tpl, group, TXN_TIMEOUT)
+            .and_then(|_| self.producer.commit_transaction(TXN_TIMEOUT));
+        if let Err(e) = result {
+            // Nothing of this transaction is visible to read_committed consumers; a
+            // restart resumes from the last committed offsets.
+            let _ = self.producer.abort_transaction(TXN_TIMEOUT);
+            return Err(e).context("committing the output transaction");
+        }
+        self.producer.begin_transaction().context("beginning the next transaction")?;
+        let mut waiting = txn.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        let (now, later): (Vec<Pending>, Vec<Pending>) = waiting.drain(..).partition(|p| p.epoch <= through + 1);
+        *waiting = later;
+        for p in now {
+            self.produce(p.topic, &p.key, &p.payload, p.epoch);
+        }
+        txn.open_through.store(through + 1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Records waiting for their epoch's transaction.
+    pub fn waiting(&self) -> usize {
+        self.txn.as_ref().map_or(0, |t| t.waiting.lock().unwrap_or_else(|e| e.into_inner()).len())
+    }
+
+    fn produce(&self, topic: Topic, key: &[u8], payload: &[u8], epoch: u64) {
         let name = match topic {
             Topic::Scores => &self.scores,
             Topic::Dlq => &self.dlq,
         };
         self.inflight.sent(epoch);
-        let mut record = BaseRecord::with_opaque_to(name, epoch as usize).key(key).payload(payload);
+        let epoch_text = epoch.to_string();
+        let headers = OwnedHeaders::new_with_capacity(2)
+            .insert(Header { key: "vigil-run", value: Some(self.run.as_str()) })
+            .insert(Header { key: "vigil-epoch", value: Some(epoch_text.as_str()) });
+        let mut record = BaseRecord::with_opaque_to(name, epoch as usize).key(key).payload(payload).headers(headers);
         loop {
             match self.producer.send(record) {
                 Ok(()) => return,
@@ -84,5 +188,21 @@ impl OutputSink for KafkaSink {
                 }
             }
         }
+    }
+}
+
+impl OutputSink for KafkaSink {
+    fn send(&self, topic: Topic, key: &[u8], payload: &[u8], epoch: u64) {
+        if let Some(txn) = &self.txn {
+            if epoch > txn.open_through.load(Ordering::SeqCst) {
+                let mut waiting = txn.waiting.lock().unwrap_or_else(|e| e.into_inner());
+                // Re-check under the lock: the coordinator drains, then opens.
+                if epoch > txn.open_through.load(Ordering::SeqCst) {
+                    waiting.push(Pending { epoch, topic, key: key.to_vec(), payload: payload.to_vec() });
+                    return;
+                }
+            }
+        }
+        self.produce(topic, key, payload, epoch);
     }
 }

@@ -1,0 +1,150 @@
+//! Exactly-once output across crashes, with the broker in its own process
+//! (`vigil broker`). The job runs with `--exactly-once` and checkpoints, and is
+//! killed with SIGKILL at random moments and at crash points (before and after the
+//! checkpoint rename, before and after the transaction commit), restarting each
+//! time. Then, from the topics and the job's transaction log:
+//! - no accepted input is missing: the committed view has every input offset;
+//! - the committed view holds exactly one record per input, with the same values
+//!   as an uninterrupted run;
+//! - every other record (from transactions that never committed; MockCluster does
+//!   not hide them from read_committed consumers, so the log tells them apart) is
+//!   identical to the uninterrupted run's record for the same input.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use vigil::checkpoint::txlog;
+use vigil::kafka::read::read_topic;
+use vigil::kafka::KafkaOptions;
+
+const EVENTS: u64 = 1_000_000;
+
+struct KillOnDrop(Child);
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn vigil() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+}
+
+fn job_file(dir: &Path, run: &str) -> String {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fraud_job.toml")).unwrap();
+    let text = text.replace("scores = \"scores\"", &format!("scores = \"scores_{run}\"")).replace("dlq = \"dlq\"", &format!("dlq = \"dlq_{run}\""));
+    let path = dir.join(format!("{run}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// Every output record of a run: (partition, offset) -> [(run, epoch, value)].
+fn outputs(kafka: &KafkaOptions, run: &str) -> HashMap<(u64, i64), Vec<(String, u64, String)>> {
+    let mut out: HashMap<(u64, i64), Vec<(String, u64, String)>> = HashMap::new();
+    for (topic, is_dlq) in [(format!("scores_{run}"), false), (format!("dlq_{run}"), true)] {
+        for r in read_topic(kafka, &topic, Duration::from_secs(300)).unwrap() {
+            let v: serde_json::Value = serde_json::from_slice(r.payload.as_deref().unwrap()).unwrap();
+            let key = (v["source_partition"].as_u64().unwrap(), v["source_offset"].as_i64().unwrap());
+            let value = if is_dlq { format!("dlq|{}", v["reason"]) } else { format!("scores|{} {}", v["score"], v["features"]) };
+            let run_id = r.header("vigil-run").expect("every output has a vigil-run header").to_owned();
+            let epoch = r.header("vigil-epoch").expect("every output has a vigil-epoch header").parse().unwrap();
+            out.entry(key).or_default().push((run_id, epoch, value));
+        }
+    }
+    out
+}
+
+#[test]
+fn crashes_leave_exactly_one_committed_output_per_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr_file = dir.path().join("addr");
+    let topics = ["transactions:32", "scores_ref:64", "dlq_ref:4", "scores_eo:64", "dlq_eo:4"];
+    let mut args = vec!["broker".to_string(), "--address-file".into(), addr_file.display().to_string()];
+    for t in topics {
+        args.extend(["--topic".into(), t.into()]);
+    }
+    let _broker = KillOnDrop(vigil().args(&args).stdout(Stdio::null()).spawn().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let addr = loop {
+        if let Some(a) = std::fs::read_to_string(&addr_file).ok().filter(|a| !a.is_empty()) {
+            break a;
+        }
+        assert!(Instant::now() < deadline, "the broker did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let kafka = KafkaOptions::new(&addr);
+    let gen = vigil().args(["gen", "--brokers", &addr, "--events", &EVENTS.to_string(), "--labels-topic", "none", "--bad-ratio", "0.01", "--seed", "9"]).status().unwrap();
+    assert!(gen.success());
+
+    let reference = vigil().args(["run", &job_file(dir.path(), "ref"), "--brokers", &addr, "--until-end", "--group-id", "ref", "--metrics-addr", "off", "-w", "2"]).status().unwrap();
+    assert!(reference.success());
+
+    let job = job_file(dir.path(), "eo");
+    let checkpoints = dir.path().join("checkpoints");
+    let run = |workers: &str, failpoint: Option<&str>| -> Child {
+        let mut c = vigil();
+        c.args(["run", &job, "--brokers", &addr, "--until-end", "--group-id", "eo", "--metrics-addr", "off", "--exactly-once", "-w", workers])
+            .args(["--checkpoint-dir", checkpoints.to_str().unwrap(), "--checkpoint-interval", "200ms"])
+            .stderr(Stdio::null());
+        if let Some(f) = failpoint {
+            c.env("FAILPOINTS", f);
+        }
+        c.spawn().unwrap()
+    };
+    // Crash points: each fires on its third hit, aborting the process.
+    for point in ["checkpoint-before-rename", "checkpoint-after-rename", "txn-before-commit", "txn-after-commit"] {
+        let mut child = run("2", Some(&format!("{point}=2*off->return")));
+        let status = child.wait().unwrap();
+        assert!(!status.success(), "the crash point {point} did not fire");
+    }
+    // SIGKILL at random moments.
+    let mut x = 12345u64;
+    for i in 0..5 {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let delay = Duration::from_millis(300 + (x >> 33) % 1500);
+        let mut child = run(if i % 2 == 0 { "1" } else { "2" }, None);
+        std::thread::sleep(delay);
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let last = run("2", None).wait().unwrap();
+    assert!(last.success());
+
+    let log = txlog::read_entries(&checkpoints.join(txlog::FILE)).unwrap();
+    assert!(log.iter().any(|e| e.state == "committed"));
+    // Every decision is settled: crashes left some open, and restarts settled them.
+    for e in log.iter().filter(|e| e.state == "committing") {
+        assert!(log.iter().any(|s| s.state != "committing" && s.run == e.run && s.through == e.through), "open decision {e:?}");
+    }
+
+    let reference = outputs(&kafka, "ref");
+    assert_eq!(reference.len(), EVENTS as usize);
+    let crashed = outputs(&kafka, "eo");
+    let (mut uncommitted, mut missing) = (0, Vec::new());
+    for (key, want) in &reference {
+        let want = &want[0].2;
+        let got = crashed.get(key).map(Vec::as_slice).unwrap_or_default();
+        let committed: Vec<_> = got.iter().filter(|(run, epoch, _)| txlog::is_committed(&log, run, *epoch)).collect();
+        if committed.is_empty() {
+            missing.push(*key);
+            continue;
+        }
+        assert_eq!(committed.len(), 1, "input {key:?} has {} committed outputs", committed.len());
+        assert_eq!(&committed[0].2, want, "input {key:?}: the committed output differs from the uninterrupted run");
+        for (_, _, value) in got {
+            assert_eq!(value, want, "input {key:?}: an uncommitted duplicate differs");
+        }
+        uncommitted += got.len() - 1;
+    }
+    missing.sort();
+    assert!(missing.is_empty(), "{} inputs have no committed output, e.g. {:?}", missing.len(), &missing[..missing.len().min(10)]);
+    assert_eq!(crashed.len(), reference.len(), "outputs for inputs that do not exist");
+    assert!(uncommitted > 0, "the crashes left no uncommitted output: the test did not exercise recovery");
+    println!("{} inputs, {} committed transactions, {uncommitted} records of uncommitted transactions", reference.len(), log.iter().filter(|e| e.state == "committed").count());
+}
