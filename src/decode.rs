@@ -38,10 +38,12 @@ pub enum Reason {
     BadTimestamp,
     /// Older than its partition's watermark (max event time minus allowed lateness).
     Late,
+    /// A numeric field's magnitude is above [`MAX_ABS_VALUE`] (sums must stay exact).
+    OutOfRange,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 12] = [
         Reason::Empty,
         Reason::Oversize,
         Reason::InvalidUtf8,
@@ -53,6 +55,7 @@ impl Reason {
         Reason::BadKey,
         Reason::BadTimestamp,
         Reason::Late,
+        Reason::OutOfRange,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -67,6 +70,7 @@ impl Reason {
             Reason::BadKey => "bad_key",
             Reason::BadTimestamp => "bad_timestamp",
             Reason::Late => "late",
+            Reason::OutOfRange => "out_of_range",
         }
     }
 }
@@ -94,6 +98,9 @@ pub struct Decoded {
     pub numeric: Vec<f64>,
 }
 
+/// Largest accepted magnitude of a numeric field: window sums are exact fixed point
+/// (1e-6 units in i128), which stays exact for 1e17 such values.
+pub const MAX_ABS_VALUE: f64 = 1e15;
 /// Longest accepted key, in bytes.
 pub const MAX_KEY_BYTES: usize = 512;
 /// Longest unknown field name reported to metrics.
@@ -260,11 +267,15 @@ impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
                         return Err(fail(self.failure, Reason::WrongType, format!("`{name}` is {}, expected {ty:?}", value.kind())));
                     }
                     if let Some(n) = slot_numeric {
-                        numeric[n] = match value {
+                        let v = match value {
                             Scalar::Int(i) => i as f64,
                             Scalar::Float(f) => f,
                             _ => f64::NAN,
                         };
+                        if v.abs() > MAX_ABS_VALUE {
+                            return Err(fail(self.failure, Reason::OutOfRange, format!("`{name}` is {v:e}, beyond ±{MAX_ABS_VALUE:e}")));
+                        }
+                        numeric[n] = v;
                     }
                 }
             }

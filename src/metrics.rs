@@ -27,6 +27,7 @@ pub struct Metrics {
     pub live_keys: IntGauge,
     pub producer_errors: IntCounter,
     pub checkpoints: IntCounter,
+    pub kafka_errors: IntCounterVec,
     pub committed_epoch: IntGauge,
 }
 
@@ -55,6 +56,11 @@ impl Metrics {
             live_keys: IntGauge::new("vigil_feature_live_keys", "Keys holding feature state in this process").unwrap(),
             producer_errors: IntCounter::new("vigil_producer_errors_total", "Output records the producer failed to deliver").unwrap(),
             checkpoints: IntCounter::new("vigil_checkpoints_total", "Checkpoints written").unwrap(),
+            kafka_errors: IntCounterVec::new(
+                Opts::new("vigil_kafka_errors_total", "Kafka client errors (broker down, transport, request errors); the clients retry"),
+                &["client"],
+            )
+            .unwrap(),
             committed_epoch: IntGauge::new("vigil_committed_epoch", "Newest epoch whose input offsets are committed").unwrap(),
             registry,
         };
@@ -71,6 +77,7 @@ impl Metrics {
         r.register(Box::new(m.live_keys.clone())).unwrap();
         r.register(Box::new(m.producer_errors.clone())).unwrap();
         r.register(Box::new(m.checkpoints.clone())).unwrap();
+        r.register(Box::new(m.kafka_errors.clone())).unwrap();
         r.register(Box::new(m.committed_epoch.clone())).unwrap();
         Arc::new(m)
     }

@@ -186,7 +186,7 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
     let input_topic = topic.clone();
     let guards = timely::execute(opts.cluster.timely_config(), move |worker| -> Result<()> {
         let owned = owned_partitions(partitions, worker.index(), worker.peers());
-        match KafkaSource::new(&kafka_opts, &group, &topic, owned, &start, end.clone()) {
+        match KafkaSource::new(&kafka_opts, &group, &topic, owned, &start, end.clone(), &ctx.metrics) {
             Ok(source) => run_worker(worker, &ctx, Box::new(source)),
             Err(e) => {
                 // Build the same dataflow as the other workers, over nothing, and stop.

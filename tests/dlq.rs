@@ -26,7 +26,8 @@ fn every_kind_of_bad_record_is_dead_lettered_with_its_reason() {
         .key_field("card")
         .event_time_field("ts")
         .allowed_lateness(Duration::from_secs(5))
-        .max_message_bytes(1_000)
+        .max_message_bytes(1_200)
+        .optional_field("device", FieldType::Str)
         .field("amount", FieldType::F64)
         .field("country", FieldType::Str)
         .window_feature("n", Agg::Count, None, Duration::from_secs(60))
@@ -34,6 +35,11 @@ fn every_kind_of_bad_record_is_dead_lettered_with_its_reason() {
         .unwrap();
     let huge = format!("{{\"card\":\"c1\",\"ts\":{T},\"amount\":1,\"country\":\"{}\"}}", "x".repeat(5_000));
     let deep = format!("{}1{}", "[".repeat(300), "]".repeat(300));
+    let mut flood = format!("{{\"card\":\"c3\",\"ts\":{},\"amount\":1,\"country\":\"DE\"", T + 61_000);
+    for i in 0..40 {
+        flood.push_str(&format!(",\"f{i}\":{i}"));
+    }
+    flood.push('}');
     let deep_field = format!("{{\"card\":\"c1\",\"ts\":{T},\"amount\":1,\"country\":\"DE\",\"x\":{}0{}}}", "[".repeat(200), "]".repeat(200));
     let cases: Vec<(&str, Option<Vec<u8>>)> = vec![
         ("ok", Some(good(T))),
@@ -66,9 +72,21 @@ fn every_kind_of_bad_record_is_dead_lettered_with_its_reason() {
         ("late", Some(good(T + 60_000 - 5_001))),
         ("ok", Some(format!(r#"{{"card":"c1","ts":"2026-01-01T00:01:00.500Z","amount":5,"country":"DE","extra":[1,{{"a":2}}]}}"#).into_bytes())),
         ("ok", Some(format!(r#"{{"card":42,"ts":{},"amount":5,"country":"DE"}}"#, T + 61_000).into_bytes())), // integer key
+        ("not_json", Some(format!(r#"{{"card":"c1","ts":{T},"amount":Infinity,"country":"DE"}}"#).into_bytes())),
+        ("not_json", Some(format!(r#"{{"card":"c1","ts":{T},"amount":-Infinity,"country":"DE"}}"#).into_bytes())),
+        ("out_of_range", Some(format!(r#"{{"card":"c1","ts":{},"amount":1e300,"country":"DE"}}"#, T + 61_000).into_bytes())),
+        ("out_of_range", Some(format!(r#"{{"card":"c1","ts":{},"amount":-123456789012345678,"country":"DE"}}"#, T + 61_000).into_bytes())),
+        ("bad_timestamp", Some(br#"{"card":"c1","ts":99999999999999999999,"amount":5,"country":"DE"}"#.to_vec())),
+        // a field that changes type mid-stream: the same field, now a string
+        ("wrong_type", Some(format!(r#"{{"card":"c1","ts":{},"amount":{{"value":5}},"country":"DE"}}"#, T + 61_000).into_bytes())),
+        // the schema gains fields (unknown, counted) and loses optional ones: accepted
+        ("ok", Some(format!(r#"{{"card":"c2","ts":{},"amount":5,"country":"DE","device":"d1","promo":"x"}}"#, T + 61_000).into_bytes())),
+        // a flood of distinct unknown field names: accepted, metrics stay capped
+        ("ok", Some(flood.into_bytes())),
     ];
     let kinds: std::collections::BTreeSet<_> = cases.iter().map(|c| c.0).filter(|k| *k != "ok").collect();
-    assert!(kinds.len() >= 8, "covers {} kinds", kinds.len());
+    assert!(kinds.len() >= 8, "covers {} reasons", kinds.len());
+    assert!(cases.len() >= 30, "{} hostile and edge records", cases.len());
 
     let input = vec![Arc::new(cases.iter().map(|c| c.1.clone()).collect::<Vec<_>>())];
     let sink = MemorySink::new();
@@ -101,8 +119,12 @@ fn every_kind_of_bad_record_is_dead_lettered_with_its_reason() {
     }
     // the metrics agree with the topic
     let text = metrics.render();
-    assert!(text.contains("vigil_dlq_total{reason=\"not_json\"} 4"), "{text}");
+    for reason in &kinds {
+        let n = cases.iter().filter(|c| c.0 == *reason).count();
+        assert!(text.contains(&format!("vigil_dlq_total{{reason=\"{reason}\"}} {n}")), "{reason}: {text}");
+    }
     assert!(text.contains("vigil_unknown_fields_total{field=\"extra\"} 1"), "{text}");
+    assert!(text.contains("vigil_unknown_fields_total{field=\"f39\"} 1"), "{text}");
 }
 
 #[test]

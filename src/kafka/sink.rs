@@ -36,7 +36,12 @@ struct DeliveryCounter {
     inflight: Arc<InFlight>,
 }
 
-impl ClientContext for DeliveryCounter {}
+impl ClientContext for DeliveryCounter {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.metrics.kafka_errors.with_label_values(&["producer"]).inc();
+        tracing::warn!(%error, reason, "producer: Kafka client error; retrying");
+    }
+}
 
 impl ProducerContext for DeliveryCounter {
     /// The record's checkpoint epoch.

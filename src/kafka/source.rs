@@ -21,6 +21,7 @@ pub type EndOffsets = Arc<Mutex<Option<HashMap<u32, i64>>>>;
 
 pub struct KafkaSource {
     consumer: BaseConsumer,
+    errors: prometheus::IntCounter,
     topic: String,
     owned: Vec<u32>,
     next: Vec<i64>,
@@ -30,7 +31,7 @@ pub struct KafkaSource {
 
 impl KafkaSource {
     /// `start[p]` is where partition `p` starts (committed offset or beginning).
-    pub fn new(opts: &KafkaOptions, group_id: &str, topic: &str, owned: Vec<u32>, start: &[i64], end: EndOffsets) -> Result<Self> {
+    pub fn new(opts: &KafkaOptions, group_id: &str, topic: &str, owned: Vec<u32>, start: &[i64], end: EndOffsets, metrics: &Metrics) -> Result<Self> {
         let consumer: BaseConsumer = opts
             .client_config()
             .set("group.id", group_id)
@@ -47,7 +48,7 @@ impl KafkaSource {
         }
         consumer.assign(&tpl).context("assigning partitions")?;
         let next = owned.iter().map(|p| start[*p as usize]).collect();
-        Ok(KafkaSource { consumer, topic: topic.to_owned(), owned, next, end, last_error: None })
+        Ok(KafkaSource { consumer, errors: metrics.kafka_errors.with_label_values(&["consumer"]), topic: topic.to_owned(), owned, next, end, last_error: None })
     }
 
     fn reached_end(&self) -> bool {
@@ -101,6 +102,7 @@ impl RecordSource for KafkaSource {
                     read += 1;
                 }
                 Some(Err(e)) => {
+                    self.errors.inc();
                     // Broker and transport errors: librdkafka retries by itself. Log
                     // at most once per 10 s so that an outage does not flood the log.
                     let now = std::time::Instant::now();
