@@ -24,6 +24,13 @@ impl EmbeddedBroker {
     pub fn create_topic(&self, name: &str, partitions: i32) -> Result<()> {
         self.cluster.create_topic(name, partitions, 1).with_context(|| format!("creating topic {name}"))
     }
+    /// Makes `broker` (1-based) the leader of every partition of `topic`.
+    pub fn set_leader(&self, topic: &str, partitions: i32, broker: i32) -> Result<()> {
+        for p in 0..partitions {
+            self.cluster.partition_leader(topic, p, Some(broker)).with_context(|| format!("moving {topic}/{p} to broker {broker}"))?;
+        }
+        Ok(())
+    }
     /// Access to fault injection (broker down, request errors, round-trip time).
     pub fn cluster(&self) -> &MockCluster<'static, DefaultProducerContext> {
         &self.cluster

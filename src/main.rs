@@ -46,7 +46,8 @@ struct KafkaArgs {
     #[arg(long)]
     brokers: String,
     /// librdkafka setting passed through (TLS, SASL, ...), KEY=VALUE; repeatable.
-    /// Values may name an environment variable as `env:NAME` (kept out of logs).
+    /// Values may come from an environment variable (`env:NAME`) or a file
+    /// (`file:PATH`); they are never logged.
     #[arg(short = 'X', value_name = "KEY=VALUE")]
     settings: Vec<String>,
 }
@@ -56,9 +57,13 @@ impl KafkaArgs {
         let mut opts = KafkaOptions::new(&self.brokers);
         for s in &self.settings {
             let (k, v) = s.split_once('=').with_context(|| format!("-X expects KEY=VALUE, got `{}`", s.split('=').next().unwrap_or("")))?;
-            let v = match v.strip_prefix("env:") {
-                Some(var) => std::env::var(var).with_context(|| format!("environment variable {var} (for -X {k}) is not set"))?,
-                None => v.to_owned(),
+            let v = if let Some(var) = v.strip_prefix("env:") {
+                std::env::var(var).with_context(|| format!("environment variable {var} (for -X {k}) is not set"))?
+            } else if let Some(path) = v.strip_prefix("file:") {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading the file for -X {k}"))?;
+                text.trim_end_matches(['\n', '\r']).to_owned()
+            } else {
+                v.to_owned()
             };
             opts.extra.push((k.to_owned(), v));
         }

@@ -5,6 +5,7 @@
 
 mod kafka_bench;
 mod plain_loop;
+mod reliability;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -38,6 +39,9 @@ struct Args {
     /// Skip the broker benchmarks.
     #[arg(long)]
     memory_only: bool,
+    /// Run only the reliability benchmarks (RSS under a slow sink, restore time).
+    #[arg(long)]
+    reliability: bool,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -49,6 +53,9 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let mut report = Vec::<String>::new();
     let cmd = std::env::args().collect::<Vec<_>>().join(" ");
+    if args.reliability {
+        return reliability_report(&args, &cmd);
+    }
 
     // In memory: the same generated transactions, split over 8 partitions by key.
     let mut gen = Generator::new(GenConfig::default());
@@ -126,20 +133,55 @@ fn main() -> Result<()> {
         ));
     }
 
-    let machine = format!(
-        "{} cores ({}), {} GiB RAM",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-        std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())).unwrap_or_default(),
-        std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| m.split_whitespace().nth(1).and_then(|k| k.parse::<u64>().ok())).unwrap_or(0) / 1024 / 1024,
-    );
     let section = format!(
-        "## Foundation: the fraud job (measured {})\n\nMachine: {machine}. Command: `{cmd}` (from the repository root, release build).\n\n{}",
+        "## Foundation: the fraud job (measured {})\n\nMachine: {}. Command: `{cmd}` (from the repository root, release build).\n\n{}",
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        machine(),
         report.join("\n")
     );
     write_section(&args.out, "## Foundation: the fraud job", &section)?;
     println!("wrote {}", args.out);
     Ok(())
+}
+
+fn reliability_report(args: &Args, cmd: &str) -> Result<()> {
+    let bin = std::env::current_exe()?.with_file_name("vigil");
+    let mut text = String::new();
+    for rtt in [0u64, 1000] {
+        let samples = reliability::rss_under_slow_sink(&bin.display().to_string(), 400_000, rtt, 20)?;
+        let max = samples.iter().map(|s| s.rss_mb).fold(0.0, f64::max);
+        let last = samples.last().map(|s| (s.rss_mb, s.done)).unwrap_or_default();
+        let half = samples.iter().filter(|s| s.t >= 10.0).map(|s| s.rss_mb).fold(0.0, f64::max);
+        println!("rtt {rtt} ms: max RSS {max:.0} MB, max in the second half {half:.0} MB, processed {}", last.1);
+        text.push_str(&format!(
+            "\nOutput broker with {rtt} ms added round-trip time, 400,000 prefilled events, 20 s: processed {} events; RSS max {max:.0} MiB (second half {half:.0} MiB). RSS over time (s: MiB / processed):\n\n`{}`\n",
+            last.1,
+            samples.iter().step_by(4).map(|s| format!("{:.0}s: {:.0}/{}", s.t, s.rss_mb, s.done)).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    text.push_str("\nRestore time as state grows (the fraud job's windows; encode + atomic write, then read + decode + load; one worker):\n\n| keys | retained events | state file | write | restore |\n|---:|---:|---:|---:|---:|\n");
+    for keys in [10_000usize, 100_000, 1_000_000] {
+        let r = reliability::restore_time(keys, 5)?;
+        println!("restore {} keys: {} bytes, write {:.3} s, restore {:.3} s", r.keys, r.bytes, r.write_s, r.restore_s);
+        text.push_str(&format!("| {} | {} | {:.1} MiB | {:.3} s | {:.3} s |\n", r.keys, r.keys * 5, r.bytes as f64 / 1048576.0, r.write_s, r.restore_s));
+    }
+    let section = format!(
+        "## Reliability: backpressure and restore (measured {})\n\nMachine: {}. Command: `{cmd}`.\n{text}",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        machine()
+    );
+    write_section(&args.out, "## Reliability", &section)?;
+    println!("wrote {}", args.out);
+    Ok(())
+}
+
+fn machine() -> String {
+    format!(
+        "{} cores ({}), {} GiB RAM",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())).unwrap_or_default(),
+        std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| m.split_whitespace().nth(1).and_then(|k| k.parse::<u64>().ok())).unwrap_or(0) / 1024 / 1024,
+    )
 }
 
 /// Replaces the section starting with `heading` in `path` (or appends it).

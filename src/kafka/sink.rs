@@ -1,7 +1,7 @@
 //! The Kafka sink: one producer per process shared by its workers. librdkafka
 //! batches, compresses and retries in its own threads; a worker only enqueues.
-//! When librdkafka's queue is full the worker waits for room (backpressure reaches
-//! the source instead of memory growing).
+//! When librdkafka's queue (200,000 records / 64 MiB) is full the worker waits for
+//! room: backpressure reaches the source instead of memory growing.
 //!
 //! Every record carries two headers, `vigil-run` (this process's run id) and
 //! `vigil-epoch` (the checkpoint epoch of its input), so that any consumer can tell
@@ -95,8 +95,9 @@ impl KafkaSink {
         let mut config = opts.client_config();
         config
             .set("linger.ms", "5")
-            .set("queue.buffering.max.messages", "1000000")
-            .set("queue.buffering.max.kbytes", "1048576")
+            // Bounded: a slow broker fills this and then slows the workers down.
+            .set("queue.buffering.max.messages", "200000")
+            .set("queue.buffering.max.kbytes", "65536")
             .set("enable.idempotence", "true")
             .set("compression.type", "lz4");
         if let Some(id) = transactional_id {

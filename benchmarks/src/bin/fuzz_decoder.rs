@@ -1,0 +1,58 @@
+//! A bounded fuzz run of the decoder (the toolchain is stable Rust, so no `cargo
+//! fuzz`): for `--seconds`, decode random bytes and mutations of valid records
+//! (bit flips, truncations, splices, inserted JSON tokens, huge numbers, deep
+//! nesting). Any panic fails the run. `.ci/test` runs it for 20 seconds.
+
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use vigil::decode::Decoder;
+
+fn main() {
+    let seconds: u64 = std::env::args().skip_while(|a| a != "--seconds").nth(1).and_then(|s| s.parse().ok()).unwrap_or(10);
+    let seed: u64 = std::env::args().skip_while(|a| a != "--seed").nth(1).and_then(|s| s.parse().ok()).unwrap_or(1);
+    let job = vigil::demo::fraud_job();
+    let decoder = Decoder::new(&job);
+    let mut gen = vigil::generator::Generator::new(vigil::generator::GenConfig { bad_ratio: 0.2, seed, ..Default::default() });
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let tokens: [&[u8]; 14] = [b"{", b"}", b"[", b"]", b"\"", b":", b",", b"null", b"1e999", b"-0", b"\\u0000", b"\xff", b"NaN", b"99999999999999999999999"];
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let (mut cases, mut accepted) = (0u64, 0u64);
+    while Instant::now() < deadline {
+        for _ in 0..1000 {
+            let mut bytes = gen.next_transaction().payload;
+            match rng.gen_range(0..6) {
+                0 => bytes = (0..rng.gen_range(0..300)).map(|_| rng.gen()).collect(),
+                1 => {
+                    for _ in 0..rng.gen_range(1..8) {
+                        if !bytes.is_empty() {
+                            let i = rng.gen_range(0..bytes.len());
+                            bytes[i] ^= 1 << rng.gen_range(0..8);
+                        }
+                    }
+                }
+                2 => bytes.truncate(rng.gen_range(0..=bytes.len())),
+                3 => {
+                    let i = rng.gen_range(0..=bytes.len());
+                    let t = tokens[rng.gen_range(0..tokens.len())];
+                    bytes.splice(i..i, t.iter().copied());
+                }
+                4 => {
+                    let depth = rng.gen_range(1..5000);
+                    let i = rng.gen_range(0..=bytes.len());
+                    let nest: Vec<u8> = std::iter::repeat_n(b'[', depth).chain(std::iter::repeat_n(b']', depth)).collect();
+                    bytes.splice(i..i, nest);
+                }
+                _ => {
+                    let other = gen.next_transaction().payload;
+                    let cut = rng.gen_range(0..=bytes.len().min(other.len()));
+                    bytes.truncate(cut);
+                    bytes.extend_from_slice(&other[cut..]);
+                }
+            }
+            accepted += decoder.decode(Some(&bytes), &mut |_| {}).is_ok() as u64;
+            cases += 1;
+        }
+    }
+    println!("fuzz-decoder: {cases} inputs in {seconds} s ({accepted} accepted), no panic");
+}
