@@ -14,7 +14,6 @@ use anyhow::{bail, Context, Result};
 use crate::broker::EmbeddedBroker;
 use crate::generator::GenConfig;
 use crate::kafka::publish::{publish, PublishOptions, PublishProgress};
-use crate::kafka::KafkaOptions;
 use crate::metrics::Metrics;
 use crate::pipeline::Control;
 use crate::run::{run_job, RunOptions};
@@ -58,7 +57,7 @@ pub fn run_demo(opts: &DemoOptions, control: Arc<Control>) -> Result<()> {
         println!("  metrics: http://{m}/metrics");
     }
 
-    let kafka = KafkaOptions::new(&addr);
+    let kafka = broker.kafka_options();
     let gen_progress = Arc::new(PublishProgress::default());
     let end = Arc::new(Mutex::new(None));
     let generator = {

@@ -170,6 +170,13 @@ struct BrokerArgs {
     /// Also write the bootstrap address to this file (for scripts and tests).
     #[arg(long)]
     address_file: Option<PathBuf>,
+    /// Number of brokers in the embedded cluster.
+    #[arg(long, default_value_t = 1)]
+    brokers: i32,
+    /// Read fault-injection commands from standard input, one per line:
+    /// `down ID`, `up ID`, `rtt ID MS`, `produce-errors COUNT` (for tests).
+    #[arg(long)]
+    control_stdin: bool,
 }
 
 fn metrics_addr(s: &str) -> Result<Option<SocketAddr>> {
@@ -266,7 +273,7 @@ fn real_main(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Broker(a) => {
-            let broker = EmbeddedBroker::start(1)?;
+            let broker = EmbeddedBroker::start(a.brokers.max(1))?;
             for t in &a.topics {
                 let (name, parts) = t.split_once(':').unwrap_or((t, "1"));
                 broker.create_topic(name, parts.parse().with_context(|| format!("bad partition count in `{t}`"))?)?;
@@ -278,8 +285,29 @@ fn real_main(cli: Cli) -> Result<()> {
             println!("vigil broker: listening at {addr} (topics: {})", a.topics.join(", "));
             let control = Control::new();
             vigil::http::install_signal_handler(control.clone())?;
+            let commands = a.control_stdin.then(|| {
+                let (tx, rx) = std::sync::mpsc::channel::<String>();
+                std::thread::spawn(move || {
+                    for line in std::io::stdin().lines().map_while(Result::ok) {
+                        if tx.send(line).is_err() {
+                            break;
+                        }
+                    }
+                });
+                rx
+            });
             while !control.shutdown_requested() {
-                std::thread::sleep(Duration::from_millis(100));
+                match &commands {
+                    Some(rx) => {
+                        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+                            match broker.apply(&line) {
+                                Ok(()) => println!("vigil broker: ok: {line}"),
+                                Err(e) => println!("vigil broker: error: {line}: {e:#}"),
+                            }
+                        }
+                    }
+                    None => std::thread::sleep(Duration::from_millis(100)),
+                }
             }
             Ok(())
         }

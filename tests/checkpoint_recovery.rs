@@ -5,11 +5,13 @@
 //! the restored feature state, partition clocks and offsets are exactly right.
 //! (At-least-once: duplicates are expected; exactly-once output is future work.)
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::job_file;
 use vigil::broker::EmbeddedBroker;
 use vigil::generator::GenConfig;
 use vigil::kafka::publish::{never, publish, PublishOptions, PublishProgress};
@@ -18,13 +20,6 @@ use vigil::kafka::KafkaOptions;
 
 const EVENTS: u64 = 300_000;
 
-fn job_file(dir: &Path, run: &str) -> String {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fraud_job.toml")).unwrap();
-    let text = text.replace("scores = \"scores\"", &format!("scores = \"scores_{run}\"")).replace("dlq = \"dlq\"", &format!("dlq = \"dlq_{run}\""));
-    let path = dir.join(format!("{run}.toml"));
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
-}
 
 /// (partition, offset) -> every output for it, as "topic|score features" or "dlq|reason".
 fn outputs(kafka: &KafkaOptions, run: &str) -> HashMap<(u64, i64), Vec<String>> {

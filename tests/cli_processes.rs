@@ -3,38 +3,18 @@
 //! commit and exit 0. Checked from the topics: every input offset is scored or
 //! dead-lettered exactly once, and a restart of the same group reads nothing again.
 
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{wait_ok, KillOnDrop};
 use vigil::kafka::KafkaOptions;
 
 fn vigil(args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_vigil"));
     c.args(args);
     c
-}
-
-fn wait_ok(mut child: Child, what: &str, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "{what} exited with {status}");
-            return;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{what} did not finish in {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-struct KillOnDrop(Child);
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

@@ -3,11 +3,14 @@
 //! mode. The jobs run as separate `vigil run` processes against a broker hosted by
 //! this test process.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::TcpListener;
-use std::path::Path;
 use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use common::{job_file, wait_ok};
 
 use vigil::broker::EmbeddedBroker;
 use vigil::generator::GenConfig;
@@ -16,32 +19,10 @@ use vigil::kafka::read::read_topic;
 use vigil::kafka::KafkaOptions;
 
 const EVENTS: u64 = 40_000;
-
-fn job_file(dir: &Path, run: &str) -> std::path::PathBuf {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fraud_job.toml")).unwrap();
-    let text = text.replace("scores = \"scores\"", &format!("scores = \"scores_{run}\"")).replace("dlq = \"dlq\"", &format!("dlq = \"dlq_{run}\""));
-    let path = dir.join(format!("{run}.toml"));
-    std::fs::write(&path, text).unwrap();
-    path
-}
+const LIMIT: Duration = Duration::from_secs(240);
 
 fn vigil(args: &[String]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_vigil")).args(args).spawn().unwrap()
-}
-
-fn wait(mut child: Child, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(240);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "{what} exited with {status}");
-            return;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{what} did not finish");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn free_port() -> u16 {
@@ -83,16 +64,16 @@ fn one_worker_two_workers_and_two_processes_give_the_same_scores() {
     publish(&kafka, GenConfig { bad_ratio: 0.02, seed: 3, ..GenConfig::default() }, &opts, &PublishProgress::default(), &never()).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let common = |job: &Path, group: &str| -> Vec<String> {
-        vec!["run".into(), job.display().to_string(), "--brokers".into(), addr.clone(), "--until-end".into(), "--group-id".into(), group.into(), "--metrics-addr".into(), "off".into()]
+    let common = |job: &str, group: &str| -> Vec<String> {
+        vec!["run".into(), job.to_string(), "--brokers".into(), addr.clone(), "--until-end".into(), "--group-id".into(), group.into(), "--metrics-addr".into(), "off".into()]
     };
     let w1 = job_file(dir.path(), "w1");
-    wait(vigil(&common(&w1, "g-w1")), "-w 1");
+    wait_ok(vigil(&common(&w1, "g-w1")), "-w 1", LIMIT);
 
     let w2 = job_file(dir.path(), "w2");
     let mut args = common(&w2, "g-w2");
     args.extend(["-w".into(), "2".into()]);
-    wait(vigil(&args), "-w 2");
+    wait_ok(vigil(&args), "-w 2", LIMIT);
 
     let p2 = job_file(dir.path(), "p2");
     let hosts = dir.path().join("hosts");
@@ -105,7 +86,7 @@ fn one_worker_two_workers_and_two_processes_give_the_same_scores() {
         })
         .collect();
     for (i, p) in procs.into_iter().enumerate() {
-        wait(p, &format!("process {i} of 2"));
+        wait_ok(p, &format!("process {i} of 2"), LIMIT);
     }
 
     let (s1, d1) = outputs(&kafka, "w1");

@@ -10,36 +10,23 @@
 //!   not hide them from read_committed consumers, so the log tells them apart) is
 //!   identical to the uninterrupted run's record for the same input.
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{job_file, KillOnDrop};
 use vigil::checkpoint::txlog;
 use vigil::kafka::read::read_topic;
 use vigil::kafka::KafkaOptions;
 
 const EVENTS: u64 = 1_000_000;
 
-struct KillOnDrop(Child);
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn vigil() -> Command {
     Command::new(env!("CARGO_BIN_EXE_vigil"))
 }
 
-fn job_file(dir: &Path, run: &str) -> String {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fraud_job.toml")).unwrap();
-    let text = text.replace("scores = \"scores\"", &format!("scores = \"scores_{run}\"")).replace("dlq = \"dlq\"", &format!("dlq = \"dlq_{run}\""));
-    let path = dir.join(format!("{run}.toml"));
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
-}
 
 /// Every output record of a run: (partition, offset) -> [(run, epoch, value)].
 fn outputs(kafka: &KafkaOptions, run: &str) -> HashMap<(u64, i64), Vec<(String, u64, String)>> {

@@ -27,7 +27,7 @@ pub fn broker_with_topics(topics: &[&str]) -> Result<(EmbeddedBroker, KafkaOptio
     for t in topics {
         broker.create_topic(t, PARTITIONS)?;
     }
-    let kafka = KafkaOptions::new(&broker.bootstrap_servers());
+    let kafka = broker.kafka_options();
     Ok((broker, kafka))
 }
 

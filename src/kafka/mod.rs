@@ -28,8 +28,16 @@ impl KafkaOptions {
     }
     /// A client config with the bootstrap servers and the pass-through settings.
     pub fn client_config(&self) -> ClientConfig {
+        self.client_config_with(&[])
+    }
+    /// A client config with vigil's `defaults` for this client, overridden by the
+    /// pass-through settings.
+    pub fn client_config_with(&self, defaults: &[(&str, &str)]) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers);
+        for (k, v) in defaults {
+            c.set(*k, *v);
+        }
         for (k, v) in &self.extra {
             c.set(k, v);
         }

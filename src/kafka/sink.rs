@@ -92,14 +92,14 @@ impl KafkaSink {
         transactional_id: Option<&str>,
         start_epoch: u64,
     ) -> Result<Self> {
-        let mut config = opts.client_config();
-        config
-            .set("linger.ms", "5")
+        let mut config = opts.client_config_with(&[
+            ("linger.ms", "5"),
             // Bounded: a slow broker fills this and then slows the workers down.
-            .set("queue.buffering.max.messages", "200000")
-            .set("queue.buffering.max.kbytes", "65536")
-            .set("enable.idempotence", "true")
-            .set("compression.type", "lz4");
+            ("queue.buffering.max.messages", "200000"),
+            ("queue.buffering.max.kbytes", "65536"),
+            ("compression.type", "lz4"),
+        ]);
+        config.set("enable.idempotence", "true");
         if let Some(id) = transactional_id {
             config.set("transactional.id", id).set("transaction.timeout.ms", "600000");
         }

@@ -33,13 +33,15 @@ impl KafkaSource {
     /// `start[p]` is where partition `p` starts (committed offset or beginning).
     pub fn new(opts: &KafkaOptions, group_id: &str, topic: &str, owned: Vec<u32>, start: &[i64], end: EndOffsets, metrics: &Metrics) -> Result<Self> {
         let consumer: BaseConsumer = opts
-            .client_config()
+            .client_config_with(&[
+                // A real broker answers as soon as data arrives; this bounds idle wakeups.
+                ("fetch.wait.max.ms", "100"),
+                ("queued.max.messages.kbytes", "65536"),
+            ])
             .set("group.id", group_id)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("fetch.wait.max.ms", "100") // the broker answers as soon as data arrives
-            .set("queued.max.messages.kbytes", "65536")
             .create()
             .context("creating the source consumer")?;
         let mut tpl = TopicPartitionList::new();

@@ -3,6 +3,45 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::path::Path;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+/// Kills a helper process (a broker, a job) when the test ends, however it ends.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits for `child` to exit successfully within `limit`.
+pub fn wait_ok(mut child: Child, what: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{what} exited with {status}");
+            return;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what} did not finish in {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Writes the demo's fraud job with its outputs renamed to `scores_<run>` and
+/// `dlq_<run>`, and returns the file's path.
+pub fn job_file(dir: &Path, run: &str) -> String {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fraud_job.toml")).unwrap();
+    let text = text.replace("scores = \"scores\"", &format!("scores = \"scores_{run}\"")).replace("dlq = \"dlq\"", &format!("dlq = \"dlq_{run}\""));
+    let path = dir.join(format!("{run}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
 
 /// 2000-01-01 in epoch ms.
 pub const Y2000_MS: i64 = 946_684_800_000;

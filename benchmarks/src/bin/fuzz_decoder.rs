@@ -54,5 +54,5 @@ fn main() {
             cases += 1;
         }
     }
-    println!("fuzz-decoder: {cases} inputs in {seconds} s ({accepted} accepted), no panic");
+    println!("fuzz-decoder: seed {seed}: {cases} inputs in {seconds} s ({accepted} accepted), no panic");
 }
