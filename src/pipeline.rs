@@ -50,9 +50,12 @@ use crate::watermark::{PartitionClock, SourceProgress, TimePolicy};
 /// Records read per source activation.
 const POLL_BATCH: usize = 4096;
 /// How long an idle source waits before polling again; after a second without
-/// records the wait grows to `IDLE_POLL_MAX` (an idle job costs ~nothing).
+/// records the wait grows to `IDLE_POLL_MAX` (an idle job costs ~nothing). A
+/// source that wakes the worker itself when records arrive (Kafka) only needs
+/// `IDLE_TICK`, to follow the epoch clock and report metrics.
 const IDLE_POLL: Duration = Duration::from_millis(5);
 const IDLE_POLL_MAX: Duration = Duration::from_millis(20);
+const IDLE_TICK: Duration = Duration::from_millis(50);
 
 /// Shared between the workers of a process and whoever drives them.
 #[derive(Default)]
@@ -158,7 +161,11 @@ fn ingest<'s>(scope: Scope<'s, u64>, ctx: &Arc<WorkerContext>, mut source: Box<d
     let ctx = ctx.clone();
     let worker = scope.index();
     timely_source::<_, timely::container::CapacityContainerBuilder<Vec<Event>>, _, _>(scope, "Ingest", move |mut capability, info| {
-        let activator = scope.activator_for(info.address);
+        let activator = scope.activator_for(info.address.clone());
+        let wakeup = scope.worker().sync_activator_for(info.address.to_vec());
+        let woken = source.set_wakeup(Box::new(move || {
+            let _ = wakeup.activate();
+        }));
         let start_epoch = ctx.start_epoch();
         if start_epoch > 0 {
             capability.downgrade(&start_epoch);
@@ -279,6 +286,7 @@ fn ingest<'s>(scope: Scope<'s, u64>, ctx: &Arc<WorkerContext>, mut source: Box<d
                     last_record = now;
                     activator.activate()
                 }
+                PollStatus::Idle if woken => activator.activate_after(IDLE_TICK),
                 PollStatus::Idle if now.duration_since(last_record) > Duration::from_secs(1) => activator.activate_after(IDLE_POLL_MAX),
                 _ => activator.activate_after(IDLE_POLL),
             }

@@ -32,6 +32,12 @@ pub trait RecordSource {
     fn poll(&mut self, max: usize, each: &mut dyn FnMut(RecordRef<'_>)) -> PollStatus;
     /// Periodic bookkeeping (consumer lag and the like).
     fn report(&mut self, _metrics: &Metrics) {}
+    /// Installs `wake`, to be called from any thread when records arrive after
+    /// the source was found empty; returns whether the source supports it (then an
+    /// idle source need not poll often).
+    fn set_wakeup(&mut self, _wake: Box<dyn Fn() + Send + Sync>) -> bool {
+        false
+    }
     /// Next offset to read per owned partition: what is safe to commit once every
     /// output derived from earlier offsets has been delivered.
     fn positions(&self) -> Vec<(u32, i64)>;

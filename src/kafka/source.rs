@@ -36,6 +36,9 @@ impl KafkaSource {
             .client_config_with(&[
                 // A real broker answers as soon as data arrives; this bounds idle wakeups.
                 ("fetch.wait.max.ms", "100"),
+                // Large fetches keep the worker fed; the prefetch queue stays bounded.
+                ("max.partition.fetch.bytes", "8388608"),
+                ("queued.min.messages", "200000"),
                 ("queued.max.messages.kbytes", "65536"),
             ])
             .set("group.id", group_id)
@@ -121,6 +124,12 @@ impl RecordSource for KafkaSource {
         } else {
             PollStatus::Idle
         }
+    }
+
+    fn set_wakeup(&mut self, wake: Box<dyn Fn() + Send + Sync>) -> bool {
+        // librdkafka calls this when the consumer's queue turns non-empty.
+        self.consumer.set_nonempty_callback(wake);
+        true
     }
 
     fn report(&mut self, metrics: &Metrics) {
