@@ -25,7 +25,7 @@ impl EmbeddedBroker {
     /// arrives), so its clients poll with a short wait.
     pub fn kafka_options(&self) -> crate::kafka::KafkaOptions {
         let mut opts = crate::kafka::KafkaOptions::new(&self.bootstrap_servers());
-        opts.extra.push(("fetch.wait.max.ms".into(), "10".into()));
+        opts.consumer_extra.push(("fetch.wait.max.ms".into(), "10".into()));
         opts
     }
     /// Creates a topic (the mock cluster has no CreateTopics request).

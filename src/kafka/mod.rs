@@ -20,11 +20,13 @@ use rdkafka::{Offset, TopicPartitionList};
 pub struct KafkaOptions {
     pub brokers: String,
     pub extra: Vec<(String, String)>,
+    /// Settings for consumers only (producers would warn about them).
+    pub consumer_extra: Vec<(String, String)>,
 }
 
 impl KafkaOptions {
     pub fn new(brokers: &str) -> Self {
-        KafkaOptions { brokers: brokers.to_owned(), extra: Vec::new() }
+        KafkaOptions { brokers: brokers.to_owned(), extra: Vec::new(), consumer_extra: Vec::new() }
     }
     /// A client config with the bootstrap servers and the pass-through settings.
     pub fn client_config(&self) -> ClientConfig {
@@ -43,9 +45,17 @@ impl KafkaOptions {
         }
         c
     }
+    /// A consumer's config: `client_config_with` plus the consumer-only settings.
+    pub fn consumer_config_with(&self, defaults: &[(&str, &str)]) -> ClientConfig {
+        let mut c = self.client_config_with(defaults);
+        for (k, v) in &self.consumer_extra {
+            c.set(k, v);
+        }
+        c
+    }
     /// A consumer for metadata, offsets and commits (never subscribed).
     pub fn admin_consumer(&self, group_id: &str) -> Result<BaseConsumer> {
-        self.client_config()
+        self.consumer_config_with(&[])
             .set("group.id", group_id)
             .set("enable.auto.commit", "false")
             .create()

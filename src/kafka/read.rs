@@ -34,7 +34,7 @@ impl ReadRecord {
 /// start of the call.
 pub fn read_topic(opts: &KafkaOptions, topic: &str, timeout: Duration) -> Result<Vec<ReadRecord>> {
     let consumer: BaseConsumer = opts
-        .client_config()
+        .consumer_config_with(&[])
         .set("group.id", "vigil-reader")
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")

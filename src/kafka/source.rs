@@ -33,7 +33,7 @@ impl KafkaSource {
     /// `start[p]` is where partition `p` starts (committed offset or beginning).
     pub fn new(opts: &KafkaOptions, group_id: &str, topic: &str, owned: Vec<u32>, start: &[i64], end: EndOffsets, metrics: &Metrics) -> Result<Self> {
         let consumer: BaseConsumer = opts
-            .client_config_with(&[
+            .consumer_config_with(&[
                 // A real broker answers as soon as data arrives; this bounds idle wakeups.
                 ("fetch.wait.max.ms", "100"),
                 // Large fetches keep the worker fed; the prefetch queue stays bounded.
