@@ -46,8 +46,9 @@ pub fn run_demo(opts: &DemoOptions, control: Arc<Control>) -> Result<()> {
     }
     let addr = broker.bootstrap_servers();
     let metrics = Metrics::new();
+    let store = crate::store::FeatureStore::new(job.features.iter().map(|f| f.name().to_owned()).collect());
     let metrics_url = match opts.metrics_addr {
-        Some(a) => Some(crate::http::serve_metrics(a, metrics.clone())?),
+        Some(a) => Some(crate::http::serve(a, metrics.clone(), Some(store.clone()))?),
         None => None,
     };
     println!("vigil demo: embedded Kafka broker at {addr}");
@@ -55,6 +56,7 @@ pub fn run_demo(opts: &DemoOptions, control: Arc<Control>) -> Result<()> {
     println!("  subscribe with any Kafka client, e.g.: kcat -b {addr} -C -t {} -o beginning", job.sinks.scores);
     if let Some(m) = metrics_url {
         println!("  metrics: http://{m}/metrics");
+        println!("  features: http://{m}/features/c-000001 (any card id)");
     }
 
     let kafka = broker.kafka_options();
@@ -82,7 +84,7 @@ pub fn run_demo(opts: &DemoOptions, control: Arc<Control>) -> Result<()> {
     let started = Instant::now();
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let display = spawn_progress(metrics.clone(), gen_progress.clone(), opts.events, done.clone());
-    let run_opts = RunOptions::new(kafka.clone(), "vigil-demo", opts.workers);
+    let run_opts = RunOptions { store: Some(store), ..RunOptions::new(kafka.clone(), "vigil-demo", opts.workers) };
     let summary = run_job(job.clone(), &run_opts, metrics.clone(), control.clone(), end);
     done.store(true, Ordering::SeqCst);
     let _ = display.join();

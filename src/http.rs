@@ -1,18 +1,70 @@
-//! The job's HTTP endpoint (Prometheus text at `/metrics`), and signal handling.
-//! Both run on a small tokio runtime in their own thread, away from the workers.
+//! The job's HTTP endpoint, and signal handling, on a small tokio runtime in their
+//! own thread, away from the workers:
+//! - `GET /metrics`: Prometheus text;
+//! - `GET /features/{key}`: the key's latest features (`{"key","event_time","features"}`), 404 if unknown;
+//! - `POST /features` with `{"keys": [..]}` (at most 10,000): `{"features": [record or null, ..]}`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use axum::routing::get;
-use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
 
 use crate::metrics::Metrics;
 use crate::pipeline::Control;
+use crate::store::FeatureStore;
+
+/// Most keys one batch lookup may ask for.
+pub const MAX_BATCH_KEYS: usize = 10_000;
+
+#[derive(Deserialize)]
+struct BatchRequest {
+    keys: Vec<String>,
+}
+
+fn routes(metrics: Arc<Metrics>, store: Option<Arc<FeatureStore>>) -> Router {
+    let app = Router::new()
+        .route("/metrics", get(move || {
+            let m = metrics.clone();
+            async move { ([("content-type", "text/plain; version=0.0.4")], m.render()) }
+        }))
+        .route("/", get(|| async { "vigil: /metrics, /features/{key}\n" }));
+    let Some(store) = store else { return app };
+    let features = Router::new()
+        .route(
+        "/features/{key}",
+        get(|State(store): State<Arc<FeatureStore>>, Path(key): Path<String>| async move {
+            match store.record(&key) {
+                Some(r) => Ok(Json(r)),
+                None => Err((StatusCode::NOT_FOUND, "unknown key\n")),
+            }
+        }),
+    )
+        .route(
+        "/features",
+        post(|State(store): State<Arc<FeatureStore>>, Json(req): Json<BatchRequest>| async move {
+            if req.keys.len() > MAX_BATCH_KEYS {
+                return Err((StatusCode::PAYLOAD_TOO_LARGE, format!("at most {MAX_BATCH_KEYS} keys per request\n")));
+            }
+            let features: Vec<serde_json::Value> = req.keys.iter().map(|k| store.record(k).unwrap_or(serde_json::Value::Null)).collect();
+            Ok(Json(serde_json::json!({ "features": features })))
+        }),
+    )
+        .with_state(store);
+    app.merge(features)
+}
 
 /// Serves `/metrics` on `addr` (port 0 picks a free port); returns the bound address.
 pub fn serve_metrics(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<SocketAddr> {
+    serve(addr, metrics, None)
+}
+
+/// Serves `/metrics` and, with a store, `/features`; returns the bound address.
+pub fn serve(addr: SocketAddr, metrics: Arc<Metrics>, store: Option<Arc<FeatureStore>>) -> Result<SocketAddr> {
     let listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding the metrics address {addr}"))?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
@@ -22,12 +74,7 @@ pub fn serve_metrics(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<SocketAd
             Err(e) => return tracing::error!(error = %e, "cannot start the HTTP runtime"),
         };
         rt.block_on(async move {
-            let app = Router::new()
-                .route("/metrics", get(move || {
-                    let m = metrics.clone();
-                    async move { ([("content-type", "text/plain; version=0.0.4")], m.render()) }
-                }))
-                .route("/", get(|| async { "vigil: see /metrics\n" }));
+            let app = routes(metrics, store);
             match tokio::net::TcpListener::from_std(listener) {
                 Ok(l) => {
                     if let Err(e) = axum::serve(l, app).await {

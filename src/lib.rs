@@ -21,4 +21,5 @@ pub mod pipeline;
 pub mod run;
 pub mod source;
 pub mod spec;
+pub mod store;
 pub mod watermark;

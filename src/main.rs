@@ -235,9 +235,10 @@ fn real_main(cli: Cli) -> Result<()> {
                 (None, n) => (0..n).map(|i| format!("localhost:{}", 2101 + i)).collect(),
             };
             let metrics = Metrics::new();
+            let store = vigil::store::FeatureStore::new(job.features.iter().map(|f| f.name().to_owned()).collect());
             if let Some(addr) = metrics_addr(&a.metrics_addr)? {
-                let bound = vigil::http::serve_metrics(addr, metrics.clone())?;
-                tracing::info!("metrics at http://{bound}/metrics");
+                let bound = vigil::http::serve(addr, metrics.clone(), Some(store.clone()))?;
+                tracing::info!("metrics at http://{bound}/metrics, features at http://{bound}/features/{{key}}");
             }
             let control = Control::new();
             vigil::http::install_signal_handler(control.clone())?;
@@ -249,6 +250,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 checkpoint_dir: a.checkpoint_dir,
                 checkpoint_interval: vigil::spec::parse_duration(&a.checkpoint_interval)?,
                 exactly_once: a.exactly_once,
+                store: Some(store),
             };
             let summary = run_job(job, &opts, metrics.clone(), control, Arc::new(std::sync::Mutex::new(None)))?;
             eprintln!(

@@ -45,6 +45,7 @@ use crate::metrics::Metrics;
 use crate::output::{encode_dlq, OutputSink, ScoreContext, ScoreEncoder, Topic};
 use crate::source::{PollStatus, RecordSource};
 use crate::spec::{InputSource, JobSpec};
+use crate::store::{FeatureStore, StoredFeatures};
 use crate::watermark::{PartitionClock, SourceProgress, TimePolicy};
 
 /// Records read per source activation.
@@ -116,12 +117,24 @@ pub struct WorkerContext {
     pub snapshot_state: bool,
     /// The checkpoint this run resumes from.
     pub restored: Option<Arc<Restored>>,
+    /// Where the latest feature vector of every key is published for lookups.
+    pub store: Option<Arc<FeatureStore>>,
 }
 
 impl WorkerContext {
     /// A context for a run without checkpoints or commits (tests, benchmarks).
     pub fn local(job: Arc<JobSpec>, sink: Arc<dyn OutputSink>, metrics: Arc<Metrics>, control: Arc<Control>) -> Self {
-        WorkerContext { job, sink, metrics, control, epochs: Arc::new(EpochClock::default()), reports: None, snapshot_state: false, restored: None }
+        WorkerContext {
+            job,
+            sink,
+            metrics,
+            control,
+            epochs: Arc::new(EpochClock::default()),
+            reports: None,
+            snapshot_state: false,
+            restored: None,
+            store: None,
+        }
     }
     /// The first epoch of this run: one past the restored checkpoint.
     pub fn start_epoch(&self) -> u64 {
@@ -334,7 +347,9 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
 
     let sink = ctx.sink.clone();
     let metrics = ctx.metrics.clone();
-    let mut process = move |epoch: u64, events: &mut Vec<Event>, state: &mut FeatureState| -> u64 {
+    let publish_features = ctx.store.is_some();
+    let mut latest: HashMap<String, StoredFeatures> = HashMap::new();
+    let mut process = move |epoch: u64, events: &mut Vec<Event>, state: &mut FeatureState, latest: &mut HashMap<String, StoredFeatures>| -> u64 {
         let now = now_us();
         let n = events.len() as u64;
         for e in events.drain(..) {
@@ -355,6 +370,9 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
             encoder.encode(&mut buf, &score, &features);
             sink.send(Topic::Scores, e.key.as_bytes(), &buf, epoch);
             metrics.latency.observe(now.saturating_sub(e.consumed_us) as f64 / 1e6);
+            if publish_features {
+                latest.insert(e.key, StoredFeatures { event_time_ms: e.time_ms, values: features.clone() });
+            }
         }
         n
     };
@@ -374,7 +392,7 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
                 break;
             }
             let epoch = *entry.key();
-            scored += process(epoch, &mut entry.remove(), &mut state);
+            scored += process(epoch, &mut entry.remove(), &mut state, &mut latest);
         }
         let through = match current {
             Some(f) => f.checked_sub(1).filter(|t| *t >= start_epoch),
@@ -399,7 +417,13 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
         }
         if let Some(f) = current {
             if let Some(mut events) = stash.remove(&f) {
-                scored += process(f, &mut events, &mut state);
+                scored += process(f, &mut events, &mut state, &mut latest);
+            }
+        }
+        if let Some(store) = &ctx.store {
+            let expired = state.take_expired();
+            if !latest.is_empty() || !expired.is_empty() {
+                store.publish(&mut latest, &expired);
             }
         }
         if scored > 0 {

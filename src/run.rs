@@ -25,6 +25,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::{run_worker, Control, WorkerContext};
 use crate::source::{owned_partitions, MemorySource};
 use crate::spec::JobSpec;
+use crate::store::FeatureStore;
 
 /// How the job's workers are laid out.
 #[derive(Clone, Debug)]
@@ -73,6 +74,8 @@ pub struct RunOptions {
     pub checkpoint_interval: Duration,
     /// Write outputs in Kafka transactions committed with the input offsets.
     pub exactly_once: bool,
+    /// The online feature store the workers publish to (served over HTTP).
+    pub store: Option<Arc<FeatureStore>>,
 }
 
 impl RunOptions {
@@ -86,6 +89,7 @@ impl RunOptions {
             checkpoint_dir: None,
             checkpoint_interval: Duration::from_secs(10),
             exactly_once: false,
+            store: None,
         }
     }
 }
@@ -179,6 +183,7 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
         reports: Some(reports),
         snapshot_state: opts.checkpoint_dir.is_some(),
         restored: restored.clone(),
+        store: opts.store.clone(),
     });
     metrics.workers.set(opts.cluster.workers as i64);
     let kafka_opts = opts.kafka.clone();

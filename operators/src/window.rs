@@ -106,6 +106,9 @@ pub struct FeatureState {
     /// Latest watermark seen per partition (from the records themselves).
     watermarks: HashMap<u32, i64>,
     observed_since_sweep: u64,
+    /// Keys dropped by sweeps since the last `take_expired`.
+    #[serde(skip)]
+    expired: Vec<String>,
     /// Scratch: per plan, the count and field summaries of the current event's window.
     #[serde(skip)]
     scratch: Vec<(u64, Vec<FieldSummary>)>,
@@ -155,6 +158,7 @@ impl FeatureState {
             keys: HashMap::default(),
             watermarks: HashMap::default(),
             observed_since_sweep: 0,
+            expired: Vec::new(),
             scratch: Vec::new(),
         }
     }
@@ -284,13 +288,23 @@ impl FeatureState {
         self.observed_since_sweep = 0;
         let (fields, max_window, ttl) = (self.fields, self.max_window_ms, self.ttl_ms);
         let watermarks = &self.watermarks;
-        self.keys.retain(|_, h| {
+        let expired = &mut self.expired;
+        self.keys.retain(|key, h| {
             let wm = watermarks.get(&h.partition).copied().unwrap_or(i64::MIN);
             h.evict(wm.saturating_sub(max_window), fields);
             // A future event at t >= wm has t - last > ttl: the key's state is dead.
             let stale = h.last_time.is_none_or(|last| last < wm.saturating_sub(ttl));
-            !(h.times.is_empty() && stale)
+            let dead = h.times.is_empty() && stale;
+            if dead {
+                expired.push(key.clone());
+            }
+            !dead
         });
+    }
+
+    /// Keys whose state the sweeps dropped since the last call.
+    pub fn take_expired(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.expired)
     }
 }
 
