@@ -41,7 +41,7 @@ fn delays(seed: u64, n: usize) -> Vec<Duration> {
     (0..n)
         .map(|_| {
             x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            Duration::from_millis(150 + (x >> 33) % 600)
+            Duration::from_millis((x >> 33) % 200)
         })
         .collect()
 }
@@ -77,16 +77,24 @@ fn killed_and_restarted_jobs_match_an_uninterrupted_run() {
             .map(|s| s.to_string())
             .collect()
     };
+    let admin = kafka.admin_consumer("crash").unwrap();
+    let committed = || vigil::kafka::committed_offsets(&admin, "transactions", 8).unwrap().values().sum::<i64>();
     let mut kills = 0;
     let mut restores = 0;
     for (i, delay) in delays(7, 5).into_iter().enumerate() {
         let mut child = Command::new(vigil).args(args(if i % 2 == 0 { "2" } else { "1" })).stderr(Stdio::piped()).spawn().unwrap();
-        let started = Instant::now();
+        // Kill only after this run has committed a checkpoint of its own (so that
+        // the next run has something new to restore), at a random moment after it.
+        let before = committed();
         let mut finished = false;
-        while started.elapsed() < delay {
+        let mut since: Option<Instant> = None;
+        while since.is_none_or(|t| t.elapsed() < delay) {
             if child.try_wait().unwrap().is_some() {
                 finished = true;
                 break;
+            }
+            if since.is_none() && committed() > before {
+                since = Some(Instant::now());
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -97,7 +105,7 @@ fn killed_and_restarted_jobs_match_an_uninterrupted_run() {
         let out = child.wait_with_output().unwrap();
         kills += 1;
         let stderr = String::from_utf8_lossy(&out.stderr);
-        println!("run {i} killed after {delay:?}:\n{stderr}");
+        println!("run {i} killed {delay:?} after its first commit:\n{stderr}");
         restores += stderr.contains("restoring checkpoint") as u32;
     }
     let last = Command::new(vigil).args(args("1")).stderr(Stdio::piped()).output().unwrap();
