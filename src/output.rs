@@ -17,6 +17,8 @@ use crate::decode::Rejection;
 pub enum Topic {
     Scores,
     Dlq,
+    /// The optional `features` topic.
+    Features,
 }
 
 /// Where workers hand finished records, with the checkpoint epoch of the input
@@ -141,6 +143,24 @@ fn write_f64(buf: &mut Vec<u8>, v: Option<f64>) {
     }
 }
 
+impl ScoreEncoder {
+    /// Writes one `features` record into `buf`: `{"key","event_time","features":{..}}`.
+    pub fn encode_features(&self, buf: &mut Vec<u8>, key: &str, event_time_ms: i64, values: &[Option<f64>]) {
+        buf.clear();
+        buf.extend_from_slice(b"{\"key\":");
+        write_str(buf, key);
+        let _ = write!(buf, ",\"event_time\":{event_time_ms},\"features\":{{");
+        for (i, (k, value)) in self.feature_keys.iter().zip(values).enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            buf.extend_from_slice(k);
+            write_f64(buf, *value);
+        }
+        buf.extend_from_slice(b"}}");
+    }
+}
+
 /// Payload bytes kept in a DLQ record, beyond which the payload is truncated.
 pub const DLQ_PAYLOAD_LIMIT: usize = 4096;
 
@@ -200,6 +220,10 @@ mod tests {
         assert_eq!(v["features"]["a"], 1.5);
         assert!(v["features"]["b\""].is_null());
         assert_eq!(v["model"], "m");
+        let enc = ScoreEncoder::new("tx", "m", "1", &["a".into(), "b\"".into()]);
+        enc.encode_features(&mut buf, "k", 7, &[Some(2.5), None]);
+        let f: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(f, serde_json::json!({"key": "k", "event_time": 7, "features": {"a": 2.5, "b\"": null}}));
         assert_eq!(v["score"], 0.25);
     }
 

@@ -348,6 +348,8 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
     let sink = ctx.sink.clone();
     let metrics = ctx.metrics.clone();
     let publish_features = ctx.store.is_some();
+    let features_topic = job.sinks.features.is_some();
+    let mut features_buf = Vec::with_capacity(256);
     let mut latest: HashMap<String, StoredFeatures> = HashMap::new();
     let mut process = move |epoch: u64, events: &mut Vec<Event>, state: &mut FeatureState, latest: &mut HashMap<String, StoredFeatures>| -> u64 {
         let now = now_us();
@@ -369,6 +371,10 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
             };
             encoder.encode(&mut buf, &score, &features);
             sink.send(Topic::Scores, e.key.as_bytes(), &buf, epoch);
+            if features_topic {
+                encoder.encode_features(&mut features_buf, &e.key, e.time_ms, &features);
+                sink.send(Topic::Features, e.key.as_bytes(), &features_buf, epoch);
+            }
             metrics.latency.observe(now.saturating_sub(e.consumed_us) as f64 / 1e6);
             if publish_features {
                 latest.insert(e.key, StoredFeatures { event_time_ms: e.time_ms, values: features.clone() });

@@ -142,6 +142,7 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
         &opts.kafka,
         &job.sinks.scores,
         &job.sinks.dlq,
+        job.sinks.features.as_deref(),
         metrics.clone(),
         inflight.clone(),
         &run_id,

@@ -100,6 +100,8 @@ pub struct ModelSpec {
 pub struct SinkSpec {
     pub scores: String,
     pub dlq: String,
+    /// Optional `features` topic: each scored event's features, upsert by key.
+    pub features: Option<String>,
 }
 
 /// A validated job.
@@ -209,7 +211,7 @@ impl JobBuilder {
             model_version: "1".into(),
             bias: 0.0,
             inputs: Vec::new(),
-            sinks: SinkSpec { scores: "scores".into(), dlq: "dlq".into() },
+            sinks: SinkSpec { scores: "scores".into(), dlq: "dlq".into(), features: None },
         }
     }
     pub fn source_topic(mut self, topic: &str) -> Self {
@@ -288,7 +290,14 @@ impl JobBuilder {
         self
     }
     pub fn sinks(mut self, scores: &str, dlq: &str) -> Self {
-        self.sinks = SinkSpec { scores: scores.to_owned(), dlq: dlq.to_owned() };
+        self.sinks.scores = scores.to_owned();
+        self.sinks.dlq = dlq.to_owned();
+        self
+    }
+    /// Also writes every scored event's features to `topic` (keyed by entity, for
+    /// a compacted topic: the latest record per key is the key's current vector).
+    pub fn features_sink(mut self, topic: &str) -> Self {
+        self.sinks.features = Some(topic.to_owned());
         self
     }
 
@@ -469,6 +478,7 @@ mod toml_front {
     struct RawSinks {
         scores: String,
         dlq: String,
+        features: Option<String>,
     }
     /// The JSON of a weights file: `{"bias": b, "weights": {"name": w | {"weight", "transform"}}}`.
     #[derive(Deserialize)]
@@ -542,6 +552,9 @@ mod toml_front {
             }
             if let Some(s) = self.sinks {
                 b = b.sinks(&s.scores, &s.dlq);
+                if let Some(f) = &s.features {
+                    b = b.features_sink(f);
+                }
             }
             Ok(b)
         }

@@ -1,7 +1,7 @@
 //! The online feature store: after a job has read its input, `GET /features/{key}`
 //! answers every key with exactly the features of its latest scored event (the last
-//! record for that key in `scores`), `POST /features` answers a batch, unknown keys
-//! get 404 / null.
+//! record for that key in `scores`, and in the `features` upsert topic),
+//! `POST /features` answers a batch, unknown keys get 404 / null.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -31,14 +31,15 @@ fn http(addr: &str, request: &str) -> (u16, String) {
 #[test]
 fn lookups_return_each_keys_latest_features() {
     let broker = EmbeddedBroker::start(1).unwrap();
-    for (t, p) in [("transactions", 8), ("scores", 8), ("dlq", 2)] {
+    for (t, p) in [("transactions", 8), ("scores", 8), ("dlq", 2), ("features", 8)] {
         broker.create_topic(t, p).unwrap();
     }
     let kafka = broker.kafka_options();
     let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, events: 30_000, rate: None };
     publish(&kafka, GenConfig { bad_ratio: 0.01, ..GenConfig::default() }, &opts, &PublishProgress::default(), &never()).unwrap();
 
-    let job = fraud_job();
+    let mut job = fraud_job();
+    job.sinks.features = Some("features".into());
     let store = FeatureStore::new(job.features.iter().map(|f| f.name().to_owned()).collect());
     let metrics = Metrics::new();
     let addr = vigil::http::serve("127.0.0.1:0".parse().unwrap(), metrics.clone(), Some(store.clone())).unwrap().to_string();
@@ -56,6 +57,22 @@ fn lookups_return_each_keys_latest_features() {
         }
     }
     assert_eq!(store.len(), latest.len());
+    // The features topic's last record per key is the same vector (offset order).
+    let mut upserts: HashMap<String, serde_json::Value> = HashMap::new();
+    let mut count = 0;
+    for r in read_topic(&kafka, "features", Duration::from_secs(60)).unwrap() {
+        let v: serde_json::Value = serde_json::from_slice(r.payload.as_deref().unwrap()).unwrap();
+        assert_eq!(r.key.as_deref(), v["key"].as_str().map(str::as_bytes), "keyed by entity");
+        upserts.insert(v["key"].as_str().unwrap().to_owned(), v);
+        count += 1;
+    }
+    let scored: usize = read_topic(&kafka, "scores", Duration::from_secs(60)).unwrap().len();
+    assert_eq!(count, scored, "one features record per score");
+    assert_eq!(upserts.len(), latest.len());
+    for (key, (_, _, score)) in &latest {
+        assert_eq!(upserts[key]["features"], score["features"], "{key}");
+        assert_eq!(upserts[key]["event_time"], score["event_time"]);
+    }
     for (key, (_, _, score)) in latest.iter().take(300) {
         let (status, body) = http(&addr, &format!("GET /features/{key} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
         assert_eq!(status, 200, "{key}: {body}");

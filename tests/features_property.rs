@@ -39,6 +39,7 @@ fn job() -> JobSpec {
         .time_since_prev_feature("since_prev", Duration::from_secs(5))
         .weight("n_3s", 0.5)
         .weight("amount", 0.01)
+        .features_sink("features")
         .build()
         .unwrap()
 }
@@ -120,13 +121,23 @@ fn run(partitions: &[Vec<Option<Vec<u8>>>], workers: usize) -> (Vec<serde_json::
     let topic = partitions.iter().map(|p| Arc::new(p.clone())).collect();
     run_local(&job(), &topic, workers, sink.clone(), Metrics::new()).unwrap();
     let (mut scores, mut dlq) = (Vec::new(), Vec::new());
+    // Each score is followed (on its key's worker) by its features record.
+    let mut pending: std::collections::HashMap<String, std::collections::VecDeque<serde_json::Value>> = Default::default();
     for (topic, _key, payload) in sink.take() {
         let v: serde_json::Value = serde_json::from_slice(&payload).unwrap();
         match topic {
-            Topic::Scores => scores.push(v),
+            Topic::Scores => {
+                pending.entry(v["key"].as_str().unwrap().to_owned()).or_default().push_back(v.clone());
+                scores.push(v)
+            }
             Topic::Dlq => dlq.push(v),
+            Topic::Features => {
+                let s = pending.get_mut(v["key"].as_str().unwrap()).and_then(|q| q.pop_front()).expect("a features record follows its score");
+                assert_eq!((&v["key"], &v["event_time"], &v["features"]), (&s["key"], &s["event_time"], &s["features"]));
+            }
         }
     }
+    assert!(pending.values().all(|q| q.is_empty()), "every score has its features record");
     (scores, dlq)
 }
 

@@ -73,6 +73,7 @@ pub struct KafkaSink {
     producer: ThreadedProducer<DeliveryCounter>,
     scores: String,
     dlq: String,
+    features: String,
     run: String,
     inflight: Arc<InFlight>,
     txn: Option<Transactions>,
@@ -86,6 +87,7 @@ impl KafkaSink {
         opts: &KafkaOptions,
         scores: &str,
         dlq: &str,
+        features: Option<&str>,
         metrics: Arc<Metrics>,
         inflight: Arc<InFlight>,
         run: &str,
@@ -114,7 +116,7 @@ impl KafkaSink {
             }
             None => None,
         };
-        Ok(KafkaSink { producer, scores: scores.to_owned(), dlq: dlq.to_owned(), run: run.to_owned(), inflight, txn })
+        Ok(KafkaSink { producer, scores: scores.to_owned(), dlq: dlq.to_owned(), features: features.unwrap_or_default().to_owned(), run: run.to_owned(), inflight, txn })
     }
 
     pub fn transactional(&self) -> bool {
@@ -173,6 +175,7 @@ impl KafkaSink {
         let name = match topic {
             Topic::Scores => &self.scores,
             Topic::Dlq => &self.dlq,
+            Topic::Features => &self.features,
         };
         self.inflight.sent(epoch);
         let epoch_text = epoch.to_string();
