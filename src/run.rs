@@ -222,7 +222,9 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
         bail!("{failed} output records were not delivered; input offsets are not committed");
     }
     let committed = control.positions();
-    if !opts.exactly_once {
+    if opts.exactly_once {
+        sink.close()?;
+    } else {
         kafka::commit_positions(&admin, &input_topic, &committed)?;
     }
     Ok(RunSummary { partitions, committed, restored_epoch: restored.map(|r| r.epoch()), checkpoints })

@@ -166,6 +166,15 @@ impl KafkaSink {
         Ok(())
     }
 
+    /// At a clean shutdown, after the final commit: aborts the (empty) transaction
+    /// that the last commit opened, so that none is left dangling on the broker.
+    pub fn close(&self) -> Result<()> {
+        if self.txn.is_some() {
+            self.producer.abort_transaction(TXN_TIMEOUT).context("closing the last transaction")?;
+        }
+        Ok(())
+    }
+
     /// Records waiting for their epoch's transaction.
     pub fn waiting(&self) -> usize {
         self.txn.as_ref().map_or(0, |t| t.waiting.lock().unwrap_or_else(|e| e.into_inner()).len())
