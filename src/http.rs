@@ -58,11 +58,6 @@ fn routes(metrics: Arc<Metrics>, store: Option<Arc<FeatureStore>>) -> Router {
     app.merge(features)
 }
 
-/// Serves `/metrics` on `addr` (port 0 picks a free port); returns the bound address.
-pub fn serve_metrics(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<SocketAddr> {
-    serve(addr, metrics, None)
-}
-
 /// Serves `/metrics` and, with a store, `/features`; returns the bound address.
 pub fn serve(addr: SocketAddr, metrics: Arc<Metrics>, store: Option<Arc<FeatureStore>>) -> Result<SocketAddr> {
     let listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding the metrics address {addr}"))?;

@@ -215,8 +215,8 @@ fn ingest<'s>(scope: Scope<'s, u64>, ctx: &Arc<WorkerContext>, mut source: Box<d
             let status = if stopping {
                 PollStatus::Finished
             } else {
-                let now_ms = (now_us() / 1000) as i64;
                 let consumed_us = now_us();
+                let now_ms = (consumed_us / 1000) as i64;
                 let sink = &ctx.sink;
                 let reject = |partition: u32, offset: i64, payload: Option<&[u8]>, r: Rejection| {
                     dlq[&r.reason].inc();

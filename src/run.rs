@@ -189,7 +189,6 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
     metrics.workers.set(opts.cluster.workers as i64);
     let kafka_opts = opts.kafka.clone();
     let group = opts.group_id.clone();
-    let input_topic = topic.clone();
     let guards = timely::execute(opts.cluster.timely_config(), move |worker| -> Result<()> {
         let owned = owned_partitions(partitions, worker.index(), worker.peers());
         match KafkaSource::new(&kafka_opts, &group, &topic, owned, &start, end.clone(), &ctx.metrics) {
@@ -221,11 +220,10 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
     if failed > 0 {
         bail!("{failed} output records were not delivered; input offsets are not committed");
     }
+    // The coordinator committed the final checkpoint's offsets (= these positions).
     let committed = control.positions();
     if opts.exactly_once {
         sink.close()?;
-    } else {
-        kafka::commit_positions(&admin, &input_topic, &committed)?;
     }
     Ok(RunSummary { partitions, committed, restored_epoch: restored.map(|r| r.epoch()), checkpoints })
 }

@@ -155,8 +155,7 @@ impl JobSpec {
     /// lateness): a checkpoint is only restored into a job with the same one.
     pub fn state_fingerprint(&self) -> String {
         let shape = format!("{:?}|{:?}|{:?}|{:?}", self.source.fields, self.features, self.source.allowed_lateness, self.source.topic);
-        let h = shape.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
-        format!("{h:016x}")
+        format!("{:016x}", crate::pipeline::key_hash(&shape))
     }
 
     pub fn logistic_model(&self) -> LogisticModel {

@@ -172,11 +172,6 @@ impl FeatureState {
         self.keys.len()
     }
 
-    /// Number of retained window entries over all keys.
-    pub fn retained_events(&self) -> usize {
-        self.keys.values().map(|h| h.times.len()).sum()
-    }
-
     /// Moves into `self` the keys of `other` that `keep` accepts: restoring a
     /// checkpoint taken with a different number of workers. Both must compute the
     /// same features from the same fields.

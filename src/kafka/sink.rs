@@ -119,10 +119,6 @@ impl KafkaSink {
         Ok(KafkaSink { producer, scores: scores.to_owned(), dlq: dlq.to_owned(), features: features.unwrap_or_default().to_owned(), run: run.to_owned(), inflight, txn })
     }
 
-    pub fn transactional(&self) -> bool {
-        self.txn.is_some()
-    }
-
     /// Waits until every enqueued record is delivered (or `timeout` passes).
     pub fn flush(&self, timeout: Duration) -> Result<()> {
         self.producer.flush(timeout).context("flushing the producer")
@@ -173,11 +169,6 @@ impl KafkaSink {
             self.producer.abort_transaction(TXN_TIMEOUT).context("closing the last transaction")?;
         }
         Ok(())
-    }
-
-    /// Records waiting for their epoch's transaction.
-    pub fn waiting(&self) -> usize {
-        self.txn.as_ref().map_or(0, |t| t.waiting.lock().unwrap_or_else(|e| e.into_inner()).len())
     }
 
     fn produce(&self, topic: Topic, key: &[u8], payload: &[u8], epoch: u64) {
