@@ -12,6 +12,7 @@ pub mod delivery;
 pub mod demo;
 pub mod epoch;
 pub mod generator;
+pub mod gpu;
 pub mod http;
 pub mod kafka;
 pub mod local;

@@ -1,0 +1,36 @@
+//! SGD with momentum and Adam, L2 on weights only: the CPU twin of
+//! `shaders/optimizer.wgsl`, operation for operation.
+
+use super::Hyper;
+
+/// Updates parameter `at` (an index into `params`) of a variant with hyperparameters
+/// `h`, given its gradient. `second` indexes the parameter's second moment.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(crate) fn apply_update(
+    h: &Hyper,
+    params: &mut [f32],
+    moments: &mut [f32],
+    at: usize,
+    second: usize,
+    grad: f32,
+    is_bias: bool,
+    b1pow: f32,
+    b2pow: f32,
+) {
+    let p = params[at];
+    let g = if is_bias { grad } else { grad + h.l2 * p };
+    if h.optimizer == 0 {
+        let m = h.momentum * moments[at] + g;
+        moments[at] = m;
+        params[at] = p - h.lr * m;
+    } else {
+        let m = h.beta1 * moments[at] + (1.0 - h.beta1) * g;
+        let v = h.beta2 * moments[second] + (1.0 - h.beta2) * g * g;
+        moments[at] = m;
+        moments[second] = v;
+        let mhat = m / (1.0 - b1pow);
+        let vhat = v / (1.0 - b2pow);
+        params[at] = p - h.lr * mhat / (vhat.sqrt() + h.eps);
+    }
+}
