@@ -86,8 +86,8 @@ mod tests {
         let d = 2;
         let x: Vec<f32> = (0..1000).flat_map(|i| [i as f32 * 0.5, (i % 7) as f32 - 3.0]).collect();
         let mut stats = vec![0f32; 3 * d];
-        standardize_chunk(&mut stats, &x[..600], d);
-        let xs = standardize_chunk(&mut stats, &x[600..], d);
+        standardize_chunk(&mut stats, &x[..600 * d], d);
+        let xs = standardize_chunk(&mut stats, &x[600 * d..], d);
         for j in 0..d {
             let col: Vec<f64> = x.iter().skip(j).step_by(d).map(|v| *v as f64).collect();
             let mean = col.iter().sum::<f64>() / col.len() as f64;
