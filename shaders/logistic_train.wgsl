@@ -1,10 +1,22 @@
 // Logistic regression, K variants at once: forward, log-loss gradient, update.
-// Parameters of a variant: w[0..d], then the bias at d.
-// Per mini-batch: each thread takes samples t, t+64, ... and computes dz; then each
-// thread takes parameters t, t+64, ... and sums dz * x over the mini-batch in
-// sample order (the CPU twin's order), divides by the mini-batch size, updates.
+// Parameters of a variant: w[0..d], then the bias at d (P = d + 1 in all).
+// Per mini-batch (256 threads): each thread takes samples t, t+256, ... and
+// computes dz. Then, when P <= 256, the gradient of parameter j is split into
+// S = 256 / P slices: slice s sums dz_i * x_ij over the samples i = s, s+S, ... in
+// ascending order, and the slices are added in ascending s; when P > 256, one
+// thread sums a parameter's samples in ascending order. The CPU twin
+// (operators/src/learn/linear.rs) uses the same slices and orders.
 
-@compute @workgroup_size(64)
+var<workgroup> partial: array<f32, 256>;
+
+fn feature(i: u32, j: u32) -> f32 {
+    if (j < dims.d) {
+        return xs[i * dims.d + j];
+    }
+    return 1.0;
+}
+
+@compute @workgroup_size(256)
 fn train_logistic(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
     let k = wg.x;
     let d = dims.d;
@@ -30,18 +42,34 @@ fn train_logistic(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocatio
             dz[i] = dloss(p, labels[2u * (start + i)], labels[2u * (start + i) + 1u], h.pos_weight);
         }
         workgroupBarrier();
-        for (var j = t; j <= d; j = j + WG) {
-            var acc = 0.0;
-            if (j < d) {
-                for (var i = 0u; i < nb; i = i + 1u) {
-                    acc = acc + dz[i] * xs[(start + i) * d + j];
+        let np = d + 1u;
+        if (np <= WG) {
+            let slices = WG / np;
+            if (t < slices * np) {
+                let j = t % np;
+                let s = t / np;
+                var acc = 0.0;
+                for (var i = s; i < nb; i = i + slices) {
+                    acc = acc + dz[i] * feature(start + i, j);
                 }
-            } else {
-                for (var i = 0u; i < nb; i = i + 1u) {
-                    acc = acc + dz[i];
-                }
+                partial[t] = acc;
             }
-            apply_update(k, j, acc / f32(nb), j == d, b1pow, b2pow);
+            workgroupBarrier();
+            if (t < np) {
+                var acc = 0.0;
+                for (var s = 0u; s < slices; s = s + 1u) {
+                    acc = acc + partial[s * np + t];
+                }
+                apply_update(k, t, acc / f32(nb), t == d, b1pow, b2pow);
+            }
+        } else {
+            for (var j = t; j < np; j = j + WG) {
+                var acc = 0.0;
+                for (var i = 0u; i < nb; i = i + 1u) {
+                    acc = acc + dz[i] * feature(start + i, j);
+                }
+                apply_update(k, j, acc / f32(nb), j == d, b1pow, b2pow);
+            }
         }
         storageBarrier();
         workgroupBarrier();

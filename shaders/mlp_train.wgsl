@@ -2,7 +2,8 @@
 // (units at or past a variant's `hidden` are masked: never read, never updated).
 // Parameters of a variant, H = hidden_max: row h of the first layer at h*(d+1)
 // (d weights, then the bias b1[h]); w2 at H*(d+1); the output bias b2 last.
-// Per mini-batch: (1) forward, keeping the activations in `scratch`; (2) every
+// Per mini-batch (256 threads): (1) forward, one (sample, unit) activation per
+// thread into `scratch`, then one sample's output per thread; (2) every
 // gradient into `scratch`, sums over the mini-batch in sample order; (3) update.
 // The CPU twin (operators/src/learn/mlp.rs) sums in the same order.
 
@@ -20,7 +21,7 @@ fn mlp_active(q: u32, units: u32) -> bool {
     return true;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(256)
 fn train_mlp(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
     let k = wg.x;
     let d = dims.d;
@@ -43,19 +44,25 @@ fn train_mlp(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
         step = step + 1.0;
         b1pow = b1pow * h.beta1;
         b2pow = b2pow * h.beta2;
-        // (1) forward
-        for (var i = t; i < nb; i = i + WG) {
+        // (1a) hidden activations, one (sample, unit) pair per thread
+        for (var w = t; w < nb * units; w = w + WG) {
+            let i = w / units;
+            let u = w % units;
             let row = (start + i) * d;
+            let wrow = base + u * d1;
+            var a = params[wrow + d];
+            for (var j = 0u; j < d; j = j + 1u) {
+                a = a + params[wrow + j] * xs[row + j];
+            }
+            scratch[act_base + i * hm + u] = max(a, 0.0);
+        }
+        storageBarrier();
+        workgroupBarrier();
+        // (1b) output and dz, one sample per thread
+        for (var i = t; i < nb; i = i + WG) {
             var z = params[b2];
             for (var u = 0u; u < units; u = u + 1u) {
-                let wrow = base + u * d1;
-                var a = params[wrow + d];
-                for (var j = 0u; j < d; j = j + 1u) {
-                    a = a + params[wrow + j] * xs[row + j];
-                }
-                a = max(a, 0.0);
-                scratch[act_base + i * hm + u] = a;
-                z = z + params[w2 + u] * a;
+                z = z + params[w2 + u] * scratch[act_base + i * hm + u];
             }
             let p = sigmoid(z);
             dz[i] = dloss(p, labels[2u * (start + i)], labels[2u * (start + i) + 1u], h.pos_weight);

@@ -10,7 +10,7 @@
 @group(0) @binding(5) var<storage, read> hyper: array<Hyper>;
 @group(0) @binding(6) var<uniform> dims: Dims;
 
-const WG: u32 = 64u;
+const WG: u32 = 256u;
 const MAX_BATCH: u32 = 1024u;
 // d loss / d logit of each sample of the current mini-batch
 var<workgroup> dz: array<f32, 1024>;

@@ -77,12 +77,19 @@ fn one_step(kind: ModelKind, d: u32, hidden_max: u32) {
     assert_close("stats", &g.stats, &c.stats, 1e-6, 1e-6);
     assert_close("params after one step", &g.params, &c.params, 1e-6, 0.0);
     assert_close("moments after one step", &g.moments, &c.moments, 1e-6, 0.0);
-    assert_eq!(g.opt, c.opt);
+    // beta^t underflows: CPUs keep denormals, GPUs may flush them to zero
+    assert_close("optimizer steps", &g.opt, &c.opt, 1e-30, 0.0);
 }
 
 #[test]
 fn logistic_one_step_agrees_to_1e6() {
     one_step(ModelKind::Logistic, 32, 0);
+}
+
+#[test]
+fn wide_logistic_one_step_agrees_to_1e6() {
+    // more parameters than threads: one thread per parameter, no slices
+    one_step(ModelKind::Logistic, 300, 0);
 }
 
 #[test]
@@ -109,7 +116,7 @@ fn thousand_batches(kind: ModelKind, d: u32, hidden_max: u32) {
     }
     assert!(batches >= 1000, "{batches} mini-batches");
     let (c, g) = (cpu.state().unwrap(), gpu.state().unwrap());
-    assert_eq!(g.opt, c.opt, "both took the same steps");
+    assert_close("optimizer steps", &g.opt, &c.opt, 1e-30, 0.0);
     assert_close("stats", &g.stats, &c.stats, 1e-5, 1e-4);
     assert_close("params after 1,000 mini-batches", &g.params, &c.params, 1e-5, 1e-4);
     // scoring agrees too, for every variant

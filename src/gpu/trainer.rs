@@ -207,6 +207,40 @@ impl GpuTrainer {
     }
 }
 
+impl GpuTrainer {
+    /// Records the standardize and/or train dispatches over the chunk last uploaded
+    /// by `train`, in one submission.
+    fn dispatch_training(&mut self, standardize: bool, train: bool) -> Result<(), LearnError> {
+        let Some((std_group, train_group)) = self.bind_groups.as_ref() else {
+            return Err(LearnError("no chunk uploaded".into()));
+        };
+        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            if standardize {
+                pass.set_pipeline(&self.standardize);
+                pass.set_bind_group(0, std_group, &[]);
+                pass.dispatch_workgroups(self.shape.d, 1, 1);
+            }
+            if train {
+                pass.set_pipeline(&self.train);
+                pass.set_bind_group(0, train_group, &[]);
+                pass.dispatch_workgroups(self.k as u32, 1, 1);
+            }
+        }
+        self.gpu.queue.submit([encoder.finish()]);
+        self.gpu.check()
+    }
+
+    /// Benchmarks only: runs the kernels again over the chunk already on the GPU
+    /// (no upload), then waits for them. Separates kernel time from transfer time.
+    pub fn rerun_resident(&mut self, standardize: bool, train: bool) -> Result<(), LearnError> {
+        self.dispatch_training(standardize, train)?;
+        self.gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| LearnError(format!("GPU poll failed: {e}")))?;
+        self.gpu.check()
+    }
+}
+
 impl Trainer for GpuTrainer {
     fn device(&self) -> String {
         self.gpu.adapter.clone()
@@ -250,19 +284,7 @@ impl Trainer for GpuTrainer {
         queue.write_buffer(&self.x.buffer, 0, bytemuck::cast_slice(x));
         queue.write_buffer(&self.labels.buffer, 0, bytemuck::cast_slice(labels));
         queue.write_buffer(&self.train_dims, 0, bytemuck::bytes_of(&self.dims(n, 0)));
-        let (std_group, train_group) = self.bind_groups.as_ref().expect("bound above");
-        let mut encoder = device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            pass.set_pipeline(&self.standardize);
-            pass.set_bind_group(0, std_group, &[]);
-            pass.dispatch_workgroups(self.shape.d, 1, 1);
-            pass.set_pipeline(&self.train);
-            pass.set_bind_group(0, train_group, &[]);
-            pass.dispatch_workgroups(self.k as u32, 1, 1);
-        }
-        queue.submit([encoder.finish()]);
-        self.gpu.check()
+        self.dispatch_training(true, true)
     }
 
     fn score(&mut self, x: &[f32], which: &[u32]) -> Result<Vec<f32>, LearnError> {

@@ -18,7 +18,7 @@ impl CpuTrainer {
         Ok(CpuTrainer {
             dz: vec![0.0; b],
             act: vec![0.0; b * state.shape.hidden_max as usize],
-            grad: vec![0.0; state.shape.stride()],
+            grad: vec![0.0; state.shape.stride().max(256)],
             state,
         })
     }

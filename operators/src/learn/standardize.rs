@@ -17,6 +17,10 @@ fn tree_sum(partial: &mut [f32; WG_STD]) -> f32 {
     partial[0]
 }
 
+fn column(partial: &[f32], d: usize, j: usize) -> [f32; WG_STD] {
+    std::array::from_fn(|t| partial[t * d + j])
+}
+
 /// Merges the chunk `x` (`n * d`, row-major) into `stats` (per feature: count,
 /// mean, M2) and returns the chunk standardized with the merged statistics.
 pub fn standardize_chunk(stats: &mut [f32], x: &[f32], d: usize) -> Vec<f32> {
@@ -25,41 +29,43 @@ pub fn standardize_chunk(stats: &mut [f32], x: &[f32], d: usize) -> Vec<f32> {
     if n == 0 {
         return xs;
     }
-    let mut partial = [0f32; WG_STD];
+    // partial[t * d + j] sums rows i = t, t + 256, ... of feature j in ascending i
+    // (the GPU thread t's order); walking rows in order keeps memory access linear.
+    let mut partial = vec![0f32; WG_STD * d];
+    for (i, row) in x.chunks_exact(d).enumerate() {
+        let p = &mut partial[(i % WG_STD) * d..(i % WG_STD + 1) * d];
+        for j in 0..d {
+            p[j] += row[j];
+        }
+    }
+    let chunk_mean: Vec<f32> = (0..d).map(|j| tree_sum(&mut column(&partial, d, j)) / n as f32).collect();
+    partial.fill(0.0);
+    for (i, row) in x.chunks_exact(d).enumerate() {
+        let p = &mut partial[(i % WG_STD) * d..(i % WG_STD + 1) * d];
+        for j in 0..d {
+            let dv = row[j] - chunk_mean[j];
+            p[j] += dv * dv;
+        }
+    }
+    let mut mean = vec![0f32; d];
+    let mut inv_std = vec![0f32; d];
     for j in 0..d {
-        for (t, p) in partial.iter_mut().enumerate() {
-            let mut acc = 0f32;
-            let mut i = t;
-            while i < n {
-                acc += x[i * d + j];
-                i += WG_STD;
-            }
-            *p = acc;
-        }
-        let mb = tree_sum(&mut partial) / n as f32;
-        for (t, p) in partial.iter_mut().enumerate() {
-            let mut acc = 0f32;
-            let mut i = t;
-            while i < n {
-                let dv = x[i * d + j] - mb;
-                acc += dv * dv;
-                i += WG_STD;
-            }
-            *p = acc;
-        }
-        let m2b = tree_sum(&mut partial);
+        let mb = chunk_mean[j];
+        let m2b = tree_sum(&mut column(&partial, d, j));
         let (na, ma, m2a) = (stats[3 * j], stats[3 * j + 1], stats[3 * j + 2]);
         let nb = n as f32;
         let nt = na + nb;
         let delta = mb - ma;
-        let mean = ma + delta * (nb / nt);
+        mean[j] = ma + delta * (nb / nt);
         let m2 = m2a + m2b + delta * delta * (na * nb / nt);
-        let inv_std = 1.0 / (m2 / nt + 1e-6).sqrt();
+        inv_std[j] = 1.0 / (m2 / nt + 1e-6).sqrt();
         stats[3 * j] = nt;
-        stats[3 * j + 1] = mean;
+        stats[3 * j + 1] = mean[j];
         stats[3 * j + 2] = m2;
-        for i in 0..n {
-            xs[i * d + j] = (x[i * d + j] - mean) * inv_std;
+    }
+    for (row, out) in x.chunks_exact(d).zip(xs.chunks_exact_mut(d)) {
+        for j in 0..d {
+            out[j] = (row[j] - mean[j]) * inv_std[j];
         }
     }
     xs
