@@ -19,9 +19,15 @@ use crate::pipeline::Control;
 use crate::run::{run_job, RunOptions};
 use crate::spec::JobSpec;
 
-/// The demo job, parsed from `examples/fraud_job.toml` (built into the binary).
+/// The demo job with fixed weights, parsed from `examples/fraud_job.toml` (built
+/// into the binary).
 pub fn fraud_job() -> JobSpec {
     JobSpec::from_toml(include_str!("../examples/fraud_job.toml")).expect("the bundled job spec is valid")
+}
+
+/// The demo job trained online, parsed from `examples/fraud_online.toml`.
+pub fn fraud_online_job() -> JobSpec {
+    JobSpec::from_toml(include_str!("../examples/fraud_online.toml")).expect("the bundled job spec is valid")
 }
 
 #[derive(Clone, Debug)]
@@ -35,14 +41,28 @@ pub struct DemoOptions {
     pub workers: usize,
     pub partitions: i32,
     pub metrics_addr: Option<SocketAddr>,
+    /// Overrides the online job's device.
+    pub device: Option<crate::gpu::DeviceChoice>,
+    /// Train online (the default) or score with fixed weights.
+    pub online: bool,
+    pub runs_dir: std::path::PathBuf,
 }
 
 pub fn run_demo(opts: &DemoOptions, control: Arc<Control>) -> Result<()> {
-    let job = fraud_job();
+    let mut job = if opts.online { fraud_online_job() } else { fraud_job() };
+    if let Some(online) = job.model.online.as_mut() {
+        if let Some(d) = opts.device {
+            online.device = d;
+        }
+        online.runs_dir = Some(opts.runs_dir.clone());
+    }
     let broker = EmbeddedBroker::start(1)?;
     let labels = "labels";
     for (topic, parts) in [(job.source.topic.as_str(), opts.partitions), (labels, opts.partitions), (&job.sinks.scores, opts.partitions), (&job.sinks.dlq, 4)] {
         broker.create_topic(topic, parts)?;
+    }
+    if let Some(shadow) = &job.sinks.shadow {
+        broker.create_topic(shadow, opts.partitions)?;
     }
     let addr = broker.bootstrap_servers();
     let metrics = Metrics::new();
@@ -113,6 +133,9 @@ pub fn run_demo(opts: &DemoOptions, control: Arc<Control>) -> Result<()> {
         );
     }
     println!("  every input offset is in exactly one of {} and {}", job.sinks.scores, job.sinks.dlq);
+    if let Some(l) = &summary.learner {
+        print_learning(l, &job);
+    }
 
     if !opts.linger.is_zero() {
         println!("broker stays up for {} s at {addr}: kcat -b {addr} -C -t {} -e", opts.linger.as_secs(), job.sinks.scores);
@@ -120,6 +143,27 @@ pub fn run_demo(opts: &DemoOptions, control: Arc<Control>) -> Result<()> {
     }
     drop(broker);
     Ok(())
+}
+
+fn print_learning(l: &crate::learner::LearnerSummary, job: &JobSpec) {
+    let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+    println!("  online training on {}", l.device);
+    println!(
+        "    labels: {} joined, {} expired, {} orphan, {} sampled out, {} malformed; {} predictions timed out; {} still pending at the end",
+        l.joined, l.expired, l.orphan, l.sampled_out, l.malformed, l.timed_out, l.unlabeled_at_end
+    );
+    if let Some(o) = &job.model.online {
+        let bytes = crate::learner::pending::PendingStore::bytes_per_entry(job.model.inputs.len(), o.variants);
+        println!("    one pending prediction costs {bytes} bytes ({} inputs, {} variants)", job.model.inputs.len(), o.variants);
+    }
+    println!("    trained on {} samples x {} variants, {} selection rounds", l.trained, job.model.online.as_ref().map_or(1, |o| o.variants), l.selections);
+    let q = &l.champion_quality;
+    println!("    champion: slot {} (window of {} labels: ROC-AUC {}, PR-AUC {}, log loss {:.4})", l.champion, q.labels, fmt(q.roc_auc), fmt(q.pr_auc), q.log_loss);
+    let s = &l.served_quality[0];
+    println!("    served scores over the whole run: {} labels, ROC-AUC {}, PR-AUC {}", s.labels, fmt(s.roc_auc), fmt(s.pr_auc));
+    if let Some(path) = &l.run_log {
+        println!("    experiment log: {} (see `vigil runs --dir {}`)", path.display(), path.parent().map_or(".".into(), |p| p.display().to_string()));
+    }
 }
 
 fn spawn_progress(metrics: Arc<Metrics>, gen: Arc<PublishProgress>, total: u64, done: Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<()> {

@@ -38,6 +38,27 @@ enum Command {
     Gen(GenArgs),
     /// Run the embedded Kafka-protocol broker in the foreground.
     Broker(BrokerArgs),
+    /// The experiment log of online training: a leaderboard of the variants, or
+    /// `runs show ID` for one run's curve.
+    Runs(RunsArgs),
+}
+
+#[derive(Args)]
+struct RunsArgs {
+    #[command(subcommand)]
+    show: Option<RunsCommand>,
+    /// Directory of the experiment logs.
+    #[arg(long, default_value = "runs", global = true)]
+    dir: PathBuf,
+    /// A log file (default: the newest in --dir).
+    #[arg(long, global = true)]
+    file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum RunsCommand {
+    /// Draws one run's progressive ROC-AUC over the labels seen.
+    Show { run: u64 },
 }
 
 #[derive(Args)]
@@ -98,6 +119,17 @@ struct DemoArgs {
     /// Address for /metrics ("off" to disable).
     #[arg(long, default_value = "127.0.0.1:9898")]
     metrics_addr: String,
+    /// Where online training runs: auto (GPU if an adapter is found), gpu (fail
+    /// without one), cpu.
+    #[arg(long, value_enum)]
+    device: Option<vigil::gpu::DeviceChoice>,
+    /// Score with the fixed weights of examples/fraud_job.toml instead of training
+    /// online (examples/fraud_online.toml).
+    #[arg(long)]
+    fixed_model: bool,
+    /// Where the experiment log goes.
+    #[arg(long, default_value = "runs")]
+    runs_dir: PathBuf,
 }
 
 #[derive(Args)]
@@ -139,6 +171,9 @@ struct RunArgs {
     /// Address for /metrics ("off" to disable).
     #[arg(long, default_value = "127.0.0.1:9898")]
     metrics_addr: String,
+    /// Overrides `[model.online] device`: auto, gpu (fail without an adapter), cpu.
+    #[arg(long, value_enum)]
+    device: Option<vigil::gpu::DeviceChoice>,
 }
 
 #[derive(Args)]
@@ -214,12 +249,18 @@ fn real_main(cli: Cli) -> Result<()> {
                 workers: a.workers.max(1),
                 partitions: a.partitions.max(1),
                 metrics_addr: metrics_addr(&a.metrics_addr)?,
+                device: a.device,
+                online: !a.fixed_model,
+                runs_dir: a.runs_dir,
             };
             run_demo(&opts, control)
         }
         Command::Run(a) => {
             let text = std::fs::read_to_string(&a.job).with_context(|| format!("reading {}", a.job.display()))?;
-            let job = JobSpec::from_toml(&text).with_context(|| format!("in {}", a.job.display()))?;
+            let mut job = JobSpec::from_toml(&text).with_context(|| format!("in {}", a.job.display()))?;
+            if let (Some(online), Some(device)) = (job.model.online.as_mut(), a.device) {
+                online.device = device;
+            }
             if a.process >= a.processes {
                 bail!("--process {} is out of range for {} processes", a.process, a.processes);
             }
@@ -272,6 +313,14 @@ fn real_main(cli: Cli) -> Result<()> {
             let opts = PublishOptions { topic: a.topic, labels_topic: labels, events: a.events, rate: a.rate };
             publish(&a.kafka.options()?, gen, &opts, &progress, control.shutdown_flag())?;
             eprintln!("vigil gen: published {} transactions", progress.events.load(std::sync::atomic::Ordering::Relaxed));
+            Ok(())
+        }
+        Command::Runs(a) => {
+            let text = match a.show {
+                Some(RunsCommand::Show { run }) => vigil::learner::runs::show(&a.dir, a.file.as_deref(), run)?,
+                None => vigil::learner::runs::leaderboard(&a.dir, a.file.as_deref())?,
+            };
+            print!("{text}");
             Ok(())
         }
         Command::Broker(a) => {

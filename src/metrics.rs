@@ -29,6 +29,8 @@ pub struct Metrics {
     pub checkpoints: IntCounter,
     pub kafka_errors: IntCounterVec,
     pub committed_epoch: IntGauge,
+    /// Online learning (see `learner`).
+    pub model: crate::learner::metrics::ModelMetrics,
 }
 
 impl Metrics {
@@ -62,6 +64,7 @@ impl Metrics {
             )
             .unwrap(),
             committed_epoch: IntGauge::new("vigil_committed_epoch", "Newest epoch whose input offsets are committed").unwrap(),
+            model: crate::learner::metrics::ModelMetrics::new(),
             registry,
         };
         let r = &m.registry;
@@ -79,6 +82,7 @@ impl Metrics {
         r.register(Box::new(m.checkpoints.clone())).unwrap();
         r.register(Box::new(m.kafka_errors.clone())).unwrap();
         r.register(Box::new(m.committed_epoch.clone())).unwrap();
+        m.model.register(r);
         Arc::new(m)
     }
 

@@ -19,6 +19,8 @@ pub enum Topic {
     Dlq,
     /// The optional `features` topic.
     Features,
+    /// The optional shadow topic (challengers' scores).
+    Shadow,
 }
 
 /// Where workers hand finished records, with the checkpoint epoch of the input
@@ -100,6 +102,16 @@ impl ScoreEncoder {
     /// Writes one `scores` record into `buf`: `{"event_id","key","event_time",
     /// "source_partition","source_offset","score","model","model_version","features":{..}}`.
     /// Missing feature values (and any non-finite value) are written as `null`.
+    /// Changes the `model` and `model_version` written from now on.
+    pub fn set_model(&mut self, model: &str, model_version: &str) {
+        let mut model_part = b",\"model\":".to_vec();
+        write_str(&mut model_part, model);
+        model_part.extend_from_slice(b",\"model_version\":");
+        write_str(&mut model_part, model_version);
+        model_part.extend_from_slice(b",\"features\":{");
+        self.model_part = model_part;
+    }
+
     pub fn encode(&self, buf: &mut Vec<u8>, ctx: &ScoreContext<'_>, values: &[Option<f64>]) {
         buf.clear();
         buf.extend_from_slice(b"{\"event_id\":");

@@ -41,6 +41,7 @@ use crate::checkpoint::restore::Restored;
 use crate::checkpoint::{PartitionCut, Report};
 use crate::decode::{Decoder, Reason, Rejection};
 use crate::epoch::EpochClock;
+use crate::learner::{ModelSnapshot, Pending};
 use crate::metrics::Metrics;
 use crate::output::{encode_dlq, OutputSink, ScoreContext, ScoreEncoder, Topic};
 use crate::source::{PollStatus, RecordSource};
@@ -119,6 +120,8 @@ pub struct WorkerContext {
     pub restored: Option<Arc<Restored>>,
     /// Where the latest feature vector of every key is published for lookups.
     pub store: Option<Arc<FeatureStore>>,
+    /// The online learner (model snapshots in, pending predictions out).
+    pub learner: Option<crate::learner::LearnerLink>,
 }
 
 impl WorkerContext {
@@ -134,6 +137,7 @@ impl WorkerContext {
             snapshot_state: false,
             restored: None,
             store: None,
+            learner: None,
         }
     }
     /// The first epoch of this run: one past the restored checkpoint.
@@ -313,6 +317,35 @@ fn finish(cap: &mut Option<timely::dataflow::operators::Capability<u64>>, source
     *cap = None;
 }
 
+/// `{"event_id", "key", "event_time", "model", "served_version", "challengers": [{"version", "score"}]}`:
+/// the scores of every variant but the served one.
+fn encode_shadow(buf: &mut Vec<u8>, e: &Event, model: &str, snap: &ModelSnapshot, served: usize, preds: &[f32]) {
+    #[derive(Serialize)]
+    struct Challenger {
+        version: String,
+        score: f32,
+    }
+    #[derive(Serialize)]
+    struct Shadow<'a> {
+        event_id: Option<&'a str>,
+        key: &'a str,
+        event_time: i64,
+        model: &'a str,
+        served_version: String,
+        challengers: Vec<Challenger>,
+    }
+    buf.clear();
+    let record = Shadow {
+        event_id: e.event_id.as_deref(),
+        key: &e.key,
+        event_time: e.time_ms,
+        model,
+        served_version: snap.model_version(served),
+        challengers: preds.iter().enumerate().filter(|(k, _)| *k != served).map(|(k, p)| Challenger { version: snap.model_version(k), score: *p }).collect(),
+    };
+    let _ = serde_json::to_writer(&mut *buf, &record);
+}
+
 /// Key hash for the exchange: FNV-1a, identical in every process.
 pub fn key_hash(key: &str) -> u64 {
     key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
@@ -335,8 +368,10 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
     };
     let names: Vec<String> = job.features.iter().map(|f| f.name().to_owned()).collect();
     let inputs = job.model_inputs();
+    let transforms: Vec<vigil_operators::Transform> = job.model.inputs.iter().map(|i| i.transform).collect();
     let model = job.logistic_model();
-    let encoder = ScoreEncoder::new(&job.source.topic, &job.model.name, &job.model.version, &names);
+    let mut encoder = ScoreEncoder::new(&job.source.topic, &job.model.name, &job.model.version, &names);
+    let mut encoder_b = ScoreEncoder::new(&job.source.topic, &job.model.name, &job.model.version, &names);
     let start_epoch = ctx.start_epoch();
     let mut features = Vec::with_capacity(names.len());
     let mut model_in = Vec::with_capacity(inputs.len());
@@ -349,11 +384,29 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
     let metrics = ctx.metrics.clone();
     let publish_features = ctx.store.is_some();
     let features_topic = job.sinks.features.is_some();
+    let shadow_topic = job.sinks.shadow.is_some();
     let mut features_buf = Vec::with_capacity(256);
     let mut latest: HashMap<String, StoredFeatures> = HashMap::new();
+    // online learning: the snapshot scoring uses, refreshed at every batch
+    let learner = ctx.learner.clone();
+    let mut snapshot: Option<Arc<ModelSnapshot>> = None;
+    let mut x: Vec<f32> = Vec::with_capacity(inputs.len());
+    let mut preds: Vec<f32> = Vec::new();
+    let mut pending: Vec<Pending> = Vec::new();
+    let model_name = job.model.name.clone();
     let mut process = move |epoch: u64, events: &mut Vec<Event>, state: &mut FeatureState, latest: &mut HashMap<String, StoredFeatures>| -> u64 {
         let now = now_us();
         let n = events.len() as u64;
+        if let Some(link) = &learner {
+            let current = link.model.current();
+            if snapshot.as_ref().is_none_or(|s| s.version != current.version) {
+                encoder.set_model(&model_name, &current.model_version(current.champion));
+                if let Some(c) = current.challenger {
+                    encoder_b.set_model(&model_name, &current.model_version(c));
+                }
+                snapshot = Some(current);
+            }
+        }
         for e in events.drain(..) {
             state.observe(&e.key, e.partition, e.watermark, e.time_ms, &e.numeric, &mut features);
             model_in.clear();
@@ -361,15 +414,46 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
                 InputSource::Feature(f) => features[f],
                 InputSource::Field(n) => Some(e.numeric[n]).filter(|v| !v.is_nan()),
             }));
+            let (value, arm) = match (&snapshot, &learner) {
+                (Some(snap), Some(link)) => {
+                    x.clear();
+                    x.extend(model_in.iter().zip(&transforms).map(|(v, t)| v.map_or(f32::NAN, |v| t.apply(v) as f32)));
+                    snap.impute(&mut x);
+                    snap.score_all(&x, &mut preds);
+                    let arm_b = snap.challenger.filter(|_| (key_hash(&e.key) % 10_000) < (link.ab_share * 10_000.0) as u64);
+                    let (slot, arm) = match arm_b {
+                        Some(c) => (c, 1u8),
+                        None => (snap.champion, 0u8),
+                    };
+                    if shadow_topic {
+                        encode_shadow(&mut features_buf, &e, &model_name, snap, slot, &preds);
+                        sink.send(Topic::Shadow, e.key.as_bytes(), &features_buf, epoch);
+                    }
+                    if let Some(id) = &e.event_id {
+                        pending.push(Pending {
+                            id: key_hash(id),
+                            time_ms: e.time_ms,
+                            x: x.clone(),
+                            preds: preds.clone(),
+                            served: preds[slot],
+                            arm,
+                            version: snap.version,
+                            weight: 1.0,
+                        });
+                    }
+                    (preds[slot] as f64, arm)
+                }
+                _ => (model.score(&model_in), 0),
+            };
             let score = ScoreContext {
                 event_id: e.event_id.as_deref(),
                 key: &e.key,
                 event_time_ms: e.time_ms,
                 partition: e.partition,
                 offset: e.offset,
-                score: model.score(&model_in),
+                score: value,
             };
-            encoder.encode(&mut buf, &score, &features);
+            if arm == 1 { &encoder_b } else { &encoder }.encode(&mut buf, &score, &features);
             sink.send(Topic::Scores, e.key.as_bytes(), &buf, epoch);
             if features_topic {
                 encoder.encode_features(&mut features_buf, &e.key, e.time_ms, &features);
@@ -379,6 +463,10 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
             if publish_features {
                 latest.insert(e.key, StoredFeatures { event_time_ms: e.time_ms, values: features.clone() });
             }
+        }
+        if let (Some(link), false) = (&learner, pending.is_empty()) {
+            // the learner may be gone at shutdown: its predictions are then moot
+            let _ = link.tx.send(std::mem::take(&mut pending));
         }
         n
     };

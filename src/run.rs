@@ -102,6 +102,8 @@ pub struct RunSummary {
     /// The checkpoint this run resumed from.
     pub restored_epoch: Option<u64>,
     pub checkpoints: CoordinatorSummary,
+    /// What online learning did (jobs that train online).
+    pub learner: Option<crate::learner::LearnerSummary>,
 }
 
 /// Runs `job` until the input ends (`until_end`, or end offsets set on `end`) or
@@ -143,6 +145,7 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
         &job.sinks.scores,
         &job.sinks.dlq,
         job.sinks.features.as_deref(),
+        job.sinks.shadow.as_deref(),
         metrics.clone(),
         inflight.clone(),
         &run_id,
@@ -175,7 +178,23 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
         control.clone(),
         metrics.clone(),
     )?;
+    let learner = match &job.model.online {
+        Some(online) => {
+            let topic = online.labels.topic.clone();
+            let parts = kafka::partition_count(&admin, &topic, Duration::from_secs(30)).with_context(|| format!("the labels topic `{topic}`"))?;
+            let committed = kafka::committed_offsets(&admin, &topic, parts)?;
+            let start = kafka::start_offsets(&admin, &topic, parts, &committed)?;
+            let (kafka_opts, group, m) = (opts.kafka.clone(), opts.group_id.clone(), metrics.clone());
+            let labels: crate::learner::service::LabelSourceFactory = Box::new(move || {
+                let source = KafkaSource::new(&kafka_opts, &group, &topic, (0..parts).collect(), &start, Default::default(), &m)?;
+                Ok(Box::new(source) as Box<dyn crate::source::RecordSource>)
+            });
+            Some(crate::learner::start(online.clone(), &job.name, job.model.inputs.len(), metrics.clone(), labels)?)
+        }
+        None => None,
+    };
     let ctx = Arc::new(WorkerContext {
+        learner: learner.as_ref().map(|l| l.link.clone()),
         job: Arc::new(job),
         sink: sink.clone(),
         metrics: metrics.clone(),
@@ -210,6 +229,7 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
             Err(e) => failure = failure.or(Some(anyhow!("a worker failed: {e}"))),
         }
     }
+    let learned = learner.map(|l| l.finish()).transpose();
     // Outputs first, offsets second: a committed offset has its outputs delivered.
     sink.flush(Duration::from_secs(60))?;
     let checkpoints = coordinator.finish()?;
@@ -225,5 +245,5 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
     if opts.exactly_once {
         sink.close()?;
     }
-    Ok(RunSummary { partitions, committed, restored_epoch: restored.map(|r| r.epoch()), checkpoints })
+    Ok(RunSummary { partitions, committed, restored_epoch: restored.map(|r| r.epoch()), checkpoints, learner: learned? })
 }

@@ -92,7 +92,10 @@ pub struct ModelSpec {
     pub name: String,
     pub version: String,
     pub bias: f64,
+    /// The model's inputs, in order (their weights are the fixed model's).
     pub inputs: Vec<ModelInput>,
+    /// Online training from delayed labels; `None`: the fixed weights score.
+    pub online: Option<crate::learner::OnlineSpec>,
 }
 
 /// Output topics.
@@ -102,6 +105,8 @@ pub struct SinkSpec {
     pub dlq: String,
     /// Optional `features` topic: each scored event's features, upsert by key.
     pub features: Option<String>,
+    /// Optional shadow topic: the challengers' scores of every event.
+    pub shadow: Option<String>,
 }
 
 /// A validated job.
@@ -189,6 +194,7 @@ pub struct JobBuilder {
     model_version: String,
     bias: f64,
     inputs: Vec<ModelInput>,
+    online: Option<crate::learner::OnlineSpec>,
     sinks: SinkSpec,
 }
 
@@ -210,7 +216,8 @@ impl JobBuilder {
             model_version: "1".into(),
             bias: 0.0,
             inputs: Vec::new(),
-            sinks: SinkSpec { scores: "scores".into(), dlq: "dlq".into(), features: None },
+            online: None,
+            sinks: SinkSpec { scores: "scores".into(), dlq: "dlq".into(), features: None, shadow: None },
         }
     }
     pub fn source_topic(mut self, topic: &str) -> Self {
@@ -288,6 +295,17 @@ impl JobBuilder {
         self.inputs.push(ModelInput { name: input.to_owned(), weight, transform });
         self
     }
+    /// Trains the model online from delayed labels (see `learner`); the inputs are
+    /// the ones declared with `weight`/`weight_with` (their weights then unused).
+    pub fn online(mut self, spec: crate::learner::OnlineSpec) -> Self {
+        self.online = Some(spec);
+        self
+    }
+    /// Writes the challengers' scores of every event to `topic`.
+    pub fn shadow_sink(mut self, topic: &str) -> Self {
+        self.sinks.shadow = Some(topic.to_owned());
+        self
+    }
     pub fn sinks(mut self, scores: &str, dlq: &str) -> Self {
         self.sinks.scores = scores.to_owned();
         self.sinks.dlq = dlq.to_owned();
@@ -354,6 +372,26 @@ impl JobBuilder {
         if self.topic.is_empty() {
             bail!("the source topic is empty");
         }
+        if let Some(o) = &self.online {
+            if self.inputs.is_empty() {
+                bail!("online training needs model inputs");
+            }
+            if o.variants == 0 || o.variants > 1024 {
+                bail!("online training needs 1..=1024 variants");
+            }
+            if o.space.lr.is_empty() || o.space.l2.is_empty() || o.space.pos_weight.is_empty() {
+                bail!("the search space needs at least one lr, l2 and pos_weight");
+            }
+            if o.kind == vigil_operators::learn::ModelKind::Mlp && o.space.hidden.is_empty() {
+                bail!("an MLP needs hidden sizes");
+            }
+            if self.event_id_field.is_none() {
+                bail!("online training joins labels by event id: set source.event_id");
+            }
+            if !(0.0..=1.0).contains(&o.ab_share) {
+                bail!("ab_share must be in [0, 1]");
+            }
+        }
         Ok(JobSpec {
             name: self.name,
             source: SourceSpec {
@@ -373,6 +411,7 @@ impl JobBuilder {
                 version: self.model_version,
                 bias: self.bias,
                 inputs: self.inputs,
+                online: self.online,
             },
             sinks: self.sinks,
         })
@@ -462,6 +501,43 @@ mod toml_front {
         #[serde(default)]
         weights: BTreeMap<String, RawWeight>,
         weights_file: Option<String>,
+        labels: Option<RawLabels>,
+        online: Option<RawOnline>,
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct RawLabels {
+        topic: String,
+        #[serde(default = "event_id")]
+        id: String,
+        field: String,
+        timeout: String,
+        default: Option<bool>,
+    }
+    fn event_id() -> String {
+        "event_id".into()
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct RawOnline {
+        device: Option<crate::gpu::DeviceChoice>,
+        batch: Option<u32>,
+        variants: Option<usize>,
+        lr: Option<Vec<f32>>,
+        l2: Option<Vec<f32>>,
+        pos_weight: Option<Vec<f32>>,
+        hidden: Option<Vec<u32>>,
+        optimizer: Option<vigil_operators::learn::OptimizerKind>,
+        momentum: Option<f32>,
+        select_every: Option<u64>,
+        window: Option<usize>,
+        min_labels: Option<usize>,
+        pending_budget_mb: Option<usize>,
+        keep_above: Option<f32>,
+        runs_dir: Option<String>,
+        seed: Option<u64>,
+        ab_share: Option<f64>,
+        label_grace: Option<String>,
     }
     fn logistic() -> String {
         "logistic".into()
@@ -478,6 +554,7 @@ mod toml_front {
         scores: String,
         dlq: String,
         features: Option<String>,
+        shadow: Option<String>,
     }
     /// The JSON of a weights file: `{"bias": b, "weights": {"name": w | {"weight", "transform"}}}`.
     #[derive(Deserialize)]
@@ -485,6 +562,39 @@ mod toml_front {
         #[serde(default)]
         bias: f64,
         weights: BTreeMap<String, RawWeight>,
+    }
+
+    impl RawOnline {
+        fn into_spec(self, kind: vigil_operators::learn::ModelKind, labels: crate::learner::LabelSpec) -> Result<crate::learner::OnlineSpec> {
+            use vigil_operators::learn::{ModelKind, OptimizerKind, SearchSpace};
+            Ok(crate::learner::OnlineSpec {
+                kind,
+                labels,
+                device: self.device.unwrap_or_default(),
+                batch: self.batch.unwrap_or(256),
+                variants: self.variants.unwrap_or(8),
+                space: SearchSpace {
+                    lr: self.lr.unwrap_or_else(|| vec![0.003, 0.01, 0.03, 0.1]),
+                    l2: self.l2.unwrap_or_else(|| vec![0.0, 1e-4]),
+                    pos_weight: self.pos_weight.unwrap_or_else(|| vec![1.0, 10.0]),
+                    hidden: match kind {
+                        ModelKind::Logistic => Vec::new(),
+                        ModelKind::Mlp => self.hidden.unwrap_or_else(|| vec![8, 16, 32]),
+                    },
+                    optimizer: self.optimizer.unwrap_or(OptimizerKind::Adam),
+                    momentum: self.momentum.unwrap_or(0.9),
+                },
+                select_every: self.select_every.unwrap_or(20_000).max(1),
+                window: self.window.unwrap_or(20_000).max(100),
+                min_labels: self.min_labels.unwrap_or(2_000),
+                pending_budget: self.pending_budget_mb.unwrap_or(512).saturating_mul(1 << 20),
+                keep_above: self.keep_above.unwrap_or(0.5),
+                runs_dir: self.runs_dir.map(std::path::PathBuf::from),
+                seed: self.seed.unwrap_or(1),
+                ab_share: self.ab_share.unwrap_or(0.0),
+                label_grace: self.label_grace.as_deref().map(parse_duration).transpose()?.unwrap_or(Duration::from_secs(30)),
+            })
+        }
     }
 
     impl RawJob {
@@ -529,8 +639,28 @@ mod toml_front {
                 };
             }
             if let Some(m) = self.model {
-                if m.kind != "logistic" {
-                    bail!("model kind `{}` is not supported yet (only `logistic`)", m.kind);
+                let kind = match m.kind.as_str() {
+                    "logistic" => vigil_operators::learn::ModelKind::Logistic,
+                    "mlp" => vigil_operators::learn::ModelKind::Mlp,
+                    k => bail!("model kind `{k}` is not supported (`logistic` or `mlp`)"),
+                };
+                if kind == vigil_operators::learn::ModelKind::Mlp && m.online.is_none() {
+                    bail!("an `mlp` model is trained online: add [model.online] and labels");
+                }
+                match (m.labels, m.online) {
+                    (Some(l), Some(o)) => {
+                        let labels = crate::learner::LabelSpec {
+                            topic: l.topic,
+                            id: l.id,
+                            field: l.field,
+                            timeout: parse_duration(&l.timeout)?,
+                            default: l.default,
+                        };
+                        b = b.online(o.into_spec(kind, labels)?);
+                    }
+                    (None, Some(_)) => bail!("[model.online] needs `labels = {{ topic, field, timeout }}`"),
+                    (Some(_), None) => bail!("`labels` are only read by online training: add [model.online]"),
+                    (None, None) => {}
                 }
                 b = b.model_name(m.name.as_deref().unwrap_or("logistic"), m.version.as_deref().unwrap_or("1"));
                 let (bias, weights) = match m.weights_file {
@@ -553,6 +683,9 @@ mod toml_front {
                 b = b.sinks(&s.scores, &s.dlq);
                 if let Some(f) = &s.features {
                     b = b.features_sink(f);
+                }
+                if let Some(f) = &s.shadow {
+                    b = b.shadow_sink(f);
                 }
             }
             Ok(b)

@@ -19,7 +19,8 @@ pub enum Transform {
 }
 
 impl Transform {
-    fn apply(self, x: f64) -> f64 {
+    /// The transformed value.
+    pub fn apply(self, x: f64) -> f64 {
         match self {
             Transform::Identity => x,
             Transform::Log1p => x.signum() * x.abs().ln_1p(),

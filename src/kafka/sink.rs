@@ -74,6 +74,7 @@ pub struct KafkaSink {
     scores: String,
     dlq: String,
     features: String,
+    shadow: String,
     run: String,
     inflight: Arc<InFlight>,
     txn: Option<Transactions>,
@@ -88,6 +89,7 @@ impl KafkaSink {
         scores: &str,
         dlq: &str,
         features: Option<&str>,
+        shadow: Option<&str>,
         metrics: Arc<Metrics>,
         inflight: Arc<InFlight>,
         run: &str,
@@ -116,7 +118,7 @@ impl KafkaSink {
             }
             None => None,
         };
-        Ok(KafkaSink { producer, scores: scores.to_owned(), dlq: dlq.to_owned(), features: features.unwrap_or_default().to_owned(), run: run.to_owned(), inflight, txn })
+        Ok(KafkaSink { producer, scores: scores.to_owned(), dlq: dlq.to_owned(), features: features.unwrap_or_default().to_owned(), shadow: shadow.unwrap_or_default().to_owned(), run: run.to_owned(), inflight, txn })
     }
 
     /// Waits until every enqueued record is delivered (or `timeout` passes).
@@ -176,6 +178,7 @@ impl KafkaSink {
             Topic::Scores => &self.scores,
             Topic::Dlq => &self.dlq,
             Topic::Features => &self.features,
+            Topic::Shadow => &self.shadow,
         };
         self.inflight.sent(epoch);
         let epoch_text = epoch.to_string();

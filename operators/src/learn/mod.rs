@@ -14,9 +14,12 @@ mod cpu;
 mod mlp;
 mod linear;
 mod optimizer;
+pub mod quality;
+pub mod search;
 mod standardize;
 
 pub use cpu::CpuTrainer;
+pub use search::SearchSpace;
 pub use standardize::standardize_chunk;
 
 use bytemuck::{Pod, Zeroable};
@@ -219,6 +222,21 @@ impl ModelState {
         self.hyper[to] = hyper;
     }
 
+    /// Variant `k`'s probability for one raw row (standardized with the running
+    /// statistics, which scoring never updates); the kernels' forward pass.
+    pub fn score(&self, k: usize, row: &[f32]) -> f32 {
+        match self.shape.kind {
+            ModelKind::Logistic => linear::score_row(self, k, row),
+            ModelKind::Mlp => mlp::score_row(self, k, row),
+        }
+    }
+
+    /// The running mean of raw feature `j` (0 before any training): what a missing
+    /// value is imputed with, so that it standardizes to 0.
+    pub fn feature_mean(&self, j: usize) -> f32 {
+        self.stats[3 * j + 1]
+    }
+
     /// Checks that the vectors fit the shape (a state read from untrusted bytes).
     pub fn validate(&self) -> Result<(), LearnError> {
         let k = self.k();
@@ -289,11 +307,12 @@ pub(crate) fn dloss(p: f32, y: f32, sw: f32, pw: f32) -> f32 {
     sw * (pw * y * (p - 1.0) + (1.0 - y) * p)
 }
 
-/// A tiny deterministic generator for weight initialization.
-struct SplitMix(u64);
+/// A tiny deterministic generator (weight initialization, search perturbations).
+#[derive(Clone, Debug)]
+pub struct SplitMix(u64);
 
 impl SplitMix {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

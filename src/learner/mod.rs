@@ -1,0 +1,91 @@
+//! Online learning inside the job: the model learns from labels that arrive late.
+//!
+//! ```text
+//! scorers (timely workers) --Pending--> learner thread <-- labels topic
+//!        ^                                   |  join by event id, train (GPU or CPU),
+//!        +------- ModelSnapshot -------------+  validate, select, log runs
+//! ```
+//!
+//! * Scorers score every event with every variant of the current [`ModelSnapshot`],
+//!   write the champion's score (or the A/B arm's) to `scores`, the challengers' to
+//!   the shadow topic, and hand the exact inputs and predictions to the learner.
+//! * The learner ([`service`]) owns the [`Trainer`](vigil_operators::learn::Trainer)
+//!   (wgpu kernels or the CPU twin), joins labels to pending predictions
+//!   ([`pending`]), trains in chunks, keeps progressive validation per variant,
+//!   runs population-based training every `select_every` labels, appends the
+//!   experiment log ([`runs`]) and publishes a new snapshot.
+//!
+//! Scores therefore depend on when labels arrive, as with any online learner fed
+//! in real time; the job's other outputs do not.
+
+pub mod labels;
+pub mod metrics;
+pub mod pending;
+pub mod runs;
+pub mod service;
+pub mod snapshot;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use vigil_operators::learn::{ModelKind, SearchSpace};
+
+use crate::gpu::DeviceChoice;
+
+pub use pending::Pending;
+pub use service::{start, Learner, LearnerLink, LearnerSummary};
+pub use snapshot::{ModelHandle, ModelSnapshot};
+
+/// Where labels come from and how they are read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LabelSpec {
+    pub topic: String,
+    /// Field holding the event id (joined with the events' `event_id`).
+    pub id: String,
+    /// Field holding the label (boolean, 0/1, or "true"/"false").
+    pub field: String,
+    /// Event time after which a prediction without a label times out.
+    pub timeout: Duration,
+    /// The label a timed-out prediction trains with; `None`: it is not trained on.
+    pub default: Option<bool>,
+}
+
+/// Online training of a job's model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OnlineSpec {
+    pub kind: ModelKind,
+    pub labels: LabelSpec,
+    pub device: DeviceChoice,
+    /// Mini-batch size.
+    pub batch: u32,
+    /// Variants trained side by side.
+    pub variants: usize,
+    pub space: SearchSpace,
+    /// Labels between population-based-training rounds.
+    pub select_every: u64,
+    /// Progressive-validation window, in labels.
+    pub window: usize,
+    /// Labels a variant's window needs before it is ranked.
+    pub min_labels: usize,
+    /// Memory budget of pending predictions, in bytes.
+    pub pending_budget: usize,
+    /// Predictions served at or above this score are never downsampled.
+    pub keep_above: f32,
+    /// Where the experiment log goes (`None`: not written).
+    pub runs_dir: Option<PathBuf>,
+    pub seed: u64,
+    /// Share of keys (by key hash) served by the best challenger (A/B); 0 = none.
+    pub ab_share: f64,
+    /// How long a label may wait for its prediction before it counts as orphan.
+    pub label_grace: Duration,
+}
+
+impl OnlineSpec {
+    /// Hidden units allocated per variant: the largest the search may reach.
+    pub fn hidden_max(&self) -> u32 {
+        match self.kind {
+            ModelKind::Logistic => 0,
+            ModelKind::Mlp => self.space.hidden.iter().copied().max().unwrap_or(16),
+        }
+    }
+}

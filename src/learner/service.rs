@@ -1,0 +1,506 @@
+//! The learner thread: joins labels with pending predictions, trains, validates,
+//! selects variants and publishes snapshots. See the module docs of `learner`.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use vigil_operators::learn::quality::{Quality, QualityWindow};
+use vigil_operators::learn::search::{exploit, rng};
+use vigil_operators::learn::{ModelState, Shape, SplitMix, Trainer};
+
+use super::labels::decode_label;
+use super::pending::{Pending, PendingStore};
+use super::runs::{RunLog, RunRecord};
+use super::snapshot::{ModelHandle, ModelSnapshot};
+use super::OnlineSpec;
+use crate::gpu::open_trainer;
+use crate::metrics::Metrics;
+use crate::source::{PollStatus, RecordSource};
+
+/// Rows trained per call at most (a GPU call amortizes its fixed cost over them).
+const TRAIN_CHUNK: usize = 8192;
+/// A partial chunk is trained after this long.
+const TRAIN_EVERY: Duration = Duration::from_millis(20);
+/// Snapshots are published at most this often.
+const PUBLISH_EVERY: Duration = Duration::from_millis(50);
+/// Ids remembered after their prediction left (to tell expired labels from orphans).
+const REMEMBERED_IDS: usize = 1 << 20;
+
+/// What scorers hold: the current snapshot and the way to the learner.
+#[derive(Clone)]
+pub struct LearnerLink {
+    pub model: Arc<ModelHandle>,
+    pub tx: Sender<Vec<Pending>>,
+    pub ab_share: f64,
+}
+
+/// A running learner.
+pub struct Learner {
+    pub link: LearnerLink,
+    pub device: String,
+    finish: Arc<AtomicBool>,
+    thread: JoinHandle<Result<LearnerSummary>>,
+}
+
+/// Totals of a learner's run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LearnerSummary {
+    pub device: String,
+    pub joined: u64,
+    pub expired: u64,
+    pub orphan: u64,
+    pub sampled_out: u64,
+    pub malformed: u64,
+    pub timed_out: u64,
+    pub trained: u64,
+    pub selections: u64,
+    pub unlabeled_at_end: u64,
+    pub champion: usize,
+    pub champion_quality: Quality,
+    /// Quality of the served predictions of the whole run, per arm (A, B).
+    pub served_quality: [Quality; 2],
+    pub run_log: Option<std::path::PathBuf>,
+}
+
+impl Learner {
+    /// Waits for the scorers' last predictions and the labels still readable, then
+    /// ends the learner. Call after the workers have stopped.
+    pub fn finish(self) -> Result<LearnerSummary> {
+        self.finish.store(true, Ordering::SeqCst);
+        drop(self.link);
+        self.thread.join().map_err(|_| anyhow!("the learner thread panicked"))?
+    }
+}
+
+/// A source of label records, opened on the learner thread.
+pub type LabelSourceFactory = Box<dyn FnOnce() -> Result<Box<dyn RecordSource>> + Send>;
+
+/// Opens the trainer on the configured device (failing clearly when `--device gpu`
+/// finds no adapter) and starts the learner thread.
+pub fn start(spec: OnlineSpec, job: &str, d: usize, metrics: Arc<Metrics>, labels: LabelSourceFactory) -> Result<Learner> {
+    let shape = Shape { kind: spec.kind, d: d as u32, hidden_max: spec.hidden_max(), batch: spec.batch };
+    let hyper = spec.space.initial(spec.variants, spec.seed);
+    let state = ModelState::new(shape, hyper, spec.seed).map_err(|e| anyhow!("model: {e}"))?;
+    let trainer = open_trainer(spec.device, state.clone()).map_err(|e| anyhow!("{e}"))?;
+    let device = trainer.device();
+    let kind = format!("{:?}", spec.kind).to_lowercase();
+    metrics.model.device.with_label_values(&[&device, &kind]).set(1);
+    tracing::info!(%device, variants = spec.variants, "online learning starts");
+    let k = spec.variants;
+    let model = ModelHandle::new(ModelSnapshot { version: 0, state, champion: 0, challenger: None, run_ids: (1..=k as u64).collect() });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let finish = Arc::new(AtomicBool::new(false));
+    let log = match &spec.runs_dir {
+        Some(dir) => Some(RunLog::create(dir, job).context("opening the experiment log")?),
+        None => None,
+    };
+    let link = LearnerLink { model: model.clone(), tx, ab_share: spec.ab_share };
+    let service = Service::new(spec, trainer, model, metrics, log, d);
+    let done = finish.clone();
+    let thread = std::thread::Builder::new().name("vigil-learner".into()).spawn(move || {
+        let labels = labels()?;
+        service.run(rx, labels, &done)
+    })?;
+    Ok(Learner { link, device, finish, thread })
+}
+
+/// A bounded set of ids, forgetting the oldest.
+struct Remembered {
+    set: HashSet<u64>,
+    order: VecDeque<u64>,
+}
+
+impl Remembered {
+    fn new() -> Self {
+        Remembered { set: HashSet::new(), order: VecDeque::new() }
+    }
+    fn insert(&mut self, id: u64) {
+        if self.set.insert(id) {
+            self.order.push_back(id);
+            if self.order.len() > REMEMBERED_IDS {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+    fn contains(&self, id: u64) -> bool {
+        self.set.contains(&id)
+    }
+}
+
+struct Service {
+    spec: OnlineSpec,
+    trainer: Box<dyn Trainer + Send>,
+    model: Arc<ModelHandle>,
+    metrics: Arc<Metrics>,
+    log: Option<RunLog>,
+    d: usize,
+    k: usize,
+    pending: PendingStore,
+    /// Labels that arrived before their prediction: id -> (label, arrival).
+    early: HashMap<u64, (bool, Instant)>,
+    early_order: VecDeque<(Instant, u64)>,
+    expired_ids: Remembered,
+    sampled_ids: Remembered,
+    windows: Vec<QualityWindow>,
+    /// Served predictions per arm: a sliding window, and the whole run.
+    arm_windows: [QualityWindow; 2],
+    run_served: [Vec<(f32, bool, f32)>; 2],
+    replaced_at: Vec<u64>,
+    run_ids: Vec<u64>,
+    parents: Vec<Option<u64>>,
+    next_run_id: u64,
+    version: u64,
+    champion: usize,
+    challenger: Option<usize>,
+    chunk_x: Vec<f32>,
+    chunk_labels: Vec<f32>,
+    last_train: Instant,
+    last_publish: Instant,
+    dirty: bool,
+    labels_since_select: u64,
+    round: u64,
+    rng: SplitMix,
+    summary: LearnerSummary,
+}
+
+impl Service {
+    fn new(spec: OnlineSpec, trainer: Box<dyn Trainer + Send>, model: Arc<ModelHandle>, metrics: Arc<Metrics>, log: Option<RunLog>, d: usize) -> Service {
+        let k = spec.variants;
+        let timeout = spec.labels.timeout.as_millis() as i64;
+        Service {
+            pending: PendingStore::new(d, k, timeout, spec.pending_budget, spec.keep_above),
+            early: HashMap::new(),
+            early_order: VecDeque::new(),
+            expired_ids: Remembered::new(),
+            sampled_ids: Remembered::new(),
+            windows: (0..k).map(|_| QualityWindow::new(spec.window)).collect(),
+            arm_windows: [QualityWindow::new(spec.window), QualityWindow::new(spec.window)],
+            run_served: [Vec::new(), Vec::new()],
+            replaced_at: vec![0; k],
+            run_ids: (1..=k as u64).collect(),
+            parents: vec![None; k],
+            next_run_id: k as u64 + 1,
+            version: 0,
+            champion: 0,
+            challenger: None,
+            chunk_x: Vec::new(),
+            chunk_labels: Vec::new(),
+            last_train: Instant::now(),
+            last_publish: Instant::now(),
+            dirty: false,
+            labels_since_select: 0,
+            round: 0,
+            rng: rng(spec.seed ^ 0x5EED),
+            summary: LearnerSummary { device: trainer.device(), run_log: log.as_ref().map(|l| l.path().to_owned()), ..Default::default() },
+            spec,
+            trainer,
+            model,
+            metrics,
+            log,
+            d,
+            k,
+        }
+    }
+
+    fn run(mut self, rx: Receiver<Vec<Pending>>, mut labels: Box<dyn RecordSource>, finish: &AtomicBool) -> Result<LearnerSummary> {
+        let mut scorers_gone = false;
+        let mut quiet_polls = 0;
+        let mut last_gauges = Instant::now();
+        let mut batch: Vec<(u32, i64, Result<(u64, bool), &'static str>)> = Vec::new();
+        loop {
+            let finishing = finish.load(Ordering::SeqCst);
+            // predictions from the scorers
+            let mut got = 0;
+            if !scorers_gone {
+                match rx.recv_timeout(if finishing { Duration::ZERO } else { Duration::from_millis(2) }) {
+                    Ok(p) => {
+                        got += p.len();
+                        self.admit_all(p);
+                        while let Ok(p) = rx.try_recv() {
+                            got += p.len();
+                            self.admit_all(p);
+                        }
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => scorers_gone = true,
+                }
+            }
+            // labels
+            let (id_field, label_field) = (&self.spec.labels.id, &self.spec.labels.field);
+            let status = labels.poll(4096, &mut |rec| batch.push((rec.partition, rec.offset, decode_label(rec.payload, id_field, label_field))));
+            for (partition, offset, decoded) in batch.drain(..) {
+                match decoded {
+                    Ok((id, label)) => self.on_label(id, label),
+                    Err(reason) => {
+                        self.summary.malformed += 1;
+                        self.metrics.model.labels.with_label_values(&["malformed"]).inc();
+                        tracing::debug!(partition, offset, reason, "malformed label");
+                    }
+                }
+            }
+            self.expire();
+            self.orphan_early(finishing);
+            if self.chunk_labels.len() / 2 >= TRAIN_CHUNK || (!self.chunk_labels.is_empty() && self.last_train.elapsed() >= TRAIN_EVERY) {
+                self.train()?;
+            }
+            if self.labels_since_select >= self.spec.select_every {
+                self.select()?;
+            }
+            if self.dirty && self.last_publish.elapsed() >= PUBLISH_EVERY {
+                self.publish()?;
+            }
+            if last_gauges.elapsed() >= Duration::from_secs(1) {
+                last_gauges = Instant::now();
+                self.gauges();
+            }
+            if finishing {
+                let quiet = got == 0 && !matches!(status, PollStatus::Records(_));
+                quiet_polls = if quiet { quiet_polls + 1 } else { 0 };
+                if quiet_polls >= 3 {
+                    break;
+                }
+                if status == PollStatus::Idle {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            } else if got == 0 && !matches!(status, PollStatus::Records(_)) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        self.end()
+    }
+
+    fn admit_all(&mut self, batch: Vec<Pending>) {
+        let mut evicted = Vec::new();
+        for p in batch {
+            let id = p.id;
+            if let Some((label, _)) = self.early.remove(&id) {
+                self.joined(p, label);
+                continue;
+            }
+            if let Err(_sampled) = self.pending.admit(p, &mut evicted) {
+                self.sampled_ids.insert(id);
+            }
+        }
+        for p in evicted {
+            self.timed_out(p);
+        }
+    }
+
+    fn on_label(&mut self, id: u64, label: bool) {
+        if let Some(p) = self.pending.take(id) {
+            self.joined(p, label);
+        } else if self.expired_ids.contains(id) {
+            self.count("expired");
+        } else if self.sampled_ids.contains(id) {
+            self.count("sampled_out");
+        } else {
+            let now = Instant::now();
+            self.early.insert(id, (label, now));
+            self.early_order.push_back((now, id));
+        }
+    }
+
+    fn count(&mut self, outcome: &str) {
+        self.metrics.model.labels.with_label_values(&[outcome]).inc();
+        match outcome {
+            "expired" => self.summary.expired += 1,
+            "sampled_out" => self.summary.sampled_out += 1,
+            "orphan" => self.summary.orphan += 1,
+            _ => self.summary.joined += 1,
+        }
+    }
+
+    /// A label met its prediction: validate with the predictions made before this
+    /// label was known, then queue the stored inputs for training.
+    fn joined(&mut self, p: Pending, label: bool) {
+        self.count("joined");
+        self.learn_from(p, label);
+    }
+
+    fn learn_from(&mut self, p: Pending, label: bool) {
+        for (k, w) in self.windows.iter_mut().enumerate() {
+            if p.version >= self.replaced_at[k] {
+                w.push(p.preds[k], label, p.weight);
+            }
+        }
+        let arm = (p.arm as usize).min(1);
+        self.arm_windows[arm].push(p.served, label, p.weight);
+        self.run_served[arm].push((p.served, label, p.weight));
+        self.chunk_x.extend_from_slice(&p.x);
+        self.chunk_labels.push(if label { 1.0 } else { 0.0 });
+        self.chunk_labels.push(p.weight);
+        self.labels_since_select += 1;
+    }
+
+    fn timed_out(&mut self, p: Pending) {
+        self.summary.timed_out += 1;
+        self.metrics.model.timed_out.inc();
+        self.expired_ids.insert(p.id);
+        if let Some(default) = self.spec.labels.default {
+            self.learn_from(p, default);
+        }
+    }
+
+    fn expire(&mut self) {
+        let mut out = Vec::new();
+        self.pending.expire(&mut out);
+        for p in out {
+            self.timed_out(p);
+        }
+    }
+
+    /// Labels that waited longer than the grace for their prediction (all of them
+    /// at the end) are orphans.
+    fn orphan_early(&mut self, all: bool) {
+        let grace = self.spec.label_grace;
+        while let Some(&(t, id)) = self.early_order.front() {
+            if !all && t.elapsed() < grace {
+                break;
+            }
+            self.early_order.pop_front();
+            if let Some((_, arrived)) = self.early.get(&id).copied() {
+                if arrived == t {
+                    self.early.remove(&id);
+                    self.count("orphan");
+                }
+            }
+        }
+    }
+
+    fn train(&mut self) -> Result<()> {
+        let rows = self.chunk_labels.len() / 2;
+        if rows == 0 {
+            return Ok(());
+        }
+        self.trainer.train(&self.chunk_x, &self.chunk_labels).map_err(|e| anyhow!("training: {e}"))?;
+        self.summary.trained += rows as u64;
+        self.metrics.model.trained_samples.inc_by(rows as u64);
+        self.chunk_x.clear();
+        self.chunk_labels.clear();
+        self.last_train = Instant::now();
+        self.dirty = true;
+        Ok(())
+    }
+
+    fn publish(&mut self) -> Result<()> {
+        let state = self.trainer.state().map_err(|e| anyhow!("reading the model back: {e}"))?;
+        self.version += 1;
+        let challenger = if self.spec.ab_share > 0.0 { self.challenger } else { None };
+        self.model.publish(ModelSnapshot { version: self.version, state, champion: self.champion, challenger, run_ids: self.run_ids.clone() });
+        self.last_publish = Instant::now();
+        self.dirty = false;
+        Ok(())
+    }
+
+    fn qualities(&self) -> Vec<Quality> {
+        self.windows.iter().map(|w| w.quality()).collect()
+    }
+
+    fn ranked_score(&self, q: &Quality) -> Option<f64> {
+        q.roc_auc.filter(|_| q.labels >= self.spec.min_labels && q.positives >= 5)
+    }
+
+    /// A population-based-training round: rank by progressive ROC-AUC, crown the
+    /// champion, log every variant, replace the worst half with perturbed copies
+    /// of the best half.
+    fn select(&mut self) -> Result<()> {
+        self.train()?;
+        self.labels_since_select = 0;
+        self.round += 1;
+        self.summary.selections += 1;
+        self.metrics.model.selections.inc();
+        let qualities = self.qualities();
+        let scores: Vec<Option<f64>> = qualities.iter().map(|q| self.ranked_score(q)).collect();
+        let mut order: Vec<usize> = (0..self.k).filter(|k| scores[*k].is_some()).collect();
+        order.sort_by(|a, b| scores[*b].unwrap_or(0.0).total_cmp(&scores[*a].unwrap_or(0.0)).then(a.cmp(b)));
+        if let Some(best) = order.first() {
+            self.champion = *best;
+        }
+        self.challenger = order.get(1).copied();
+        let mut state = self.trainer.state().map_err(|e| anyhow!("reading the model back: {e}"))?;
+        if let Some(log) = &mut self.log {
+            for k in 0..self.k {
+                log.append(&RunRecord::new(self.round, self.summary.joined, k, self.run_ids[k], self.parents[k], &state.hyper[k], &qualities[k], k == self.champion))?;
+            }
+        }
+        let pairs = if self.k >= 2 { exploit(&scores) } else { Vec::new() };
+        if !pairs.is_empty() {
+            for (from, to) in pairs {
+                let h = self.spec.space.perturb(&state.hyper[from], &mut self.rng);
+                state.copy_variant(from, to, h);
+                self.windows[to].clear();
+                self.replaced_at[to] = self.version + 1;
+                self.parents[to] = Some(self.run_ids[from]);
+                self.run_ids[to] = self.next_run_id;
+                self.next_run_id += 1;
+            }
+            self.trainer.set_state(&state).map_err(|e| anyhow!("updating the variants: {e}"))?;
+        }
+        self.dirty = true;
+        self.publish()?;
+        self.gauges();
+        Ok(())
+    }
+
+    fn gauges(&self) {
+        let m = &self.metrics.model;
+        m.pending.set(self.pending.len() as i64);
+        m.pending_bytes.set(self.pending.bytes() as i64);
+        m.pending_sample_rate.set(self.pending.sample_rate());
+        m.champion.set(self.champion as i64);
+        let model = self.model.current();
+        for (k, q) in self.qualities().iter().enumerate() {
+            let slot = k.to_string();
+            if let Some(a) = q.roc_auc {
+                m.variant_auc.with_label_values(&[&slot]).set(a);
+            }
+            if let Some(a) = q.pr_auc {
+                m.variant_pr_auc.with_label_values(&[&slot]).set(a);
+            }
+            m.variant_log_loss.with_label_values(&[&slot]).set(q.log_loss);
+            m.variant_lr.with_label_values(&[&slot]).set(model.state.hyper[k].lr as f64);
+        }
+        for (arm, w) in ["a", "b"].iter().zip(&self.arm_windows) {
+            if let Some(a) = w.quality().roc_auc {
+                m.arm_auc.with_label_values(&[arm]).set(a);
+            }
+        }
+    }
+
+    fn end(mut self) -> Result<LearnerSummary> {
+        self.expire();
+        self.orphan_early(true);
+        self.train()?;
+        if self.summary.joined > 0 {
+            self.select()?;
+        } else if self.dirty {
+            self.publish()?;
+        }
+        self.gauges();
+        self.summary.unlabeled_at_end = self.pending.drain().len() as u64;
+        self.summary.champion = self.champion;
+        self.summary.champion_quality = self.windows[self.champion].quality();
+        for arm in 0..2 {
+            let items = &self.run_served[arm];
+            self.summary.served_quality[arm] = Quality {
+                labels: items.len(),
+                positives: items.iter().filter(|i| i.1).count(),
+                log_loss: vigil_operators::learn::quality::log_loss(items),
+                roc_auc: vigil_operators::learn::quality::roc_auc(items),
+                pr_auc: vigil_operators::learn::quality::average_precision(items),
+            };
+        }
+        if let Some(log) = &mut self.log {
+            log.flush()?;
+        }
+        let _ = self.d;
+        Ok(self.summary)
+    }
+}

@@ -1,0 +1,67 @@
+//! What scorers read: an immutable snapshot of the trained variants, swapped in
+//! atomically by the learner after each training round.
+//!
+//! Scorers run the forward pass on the CPU from the snapshot (a logistic or small
+//! MLP forward for K variants costs well under a microsecond per event); the
+//! learner reads the weights back from the GPU to publish a snapshot, at most every
+//! `publish_every`.
+
+use std::sync::{Arc, RwLock};
+
+use vigil_operators::learn::ModelState;
+
+/// The variants as of one training round.
+#[derive(Clone, Debug)]
+pub struct ModelSnapshot {
+    /// Increases with every published snapshot.
+    pub version: u64,
+    pub state: ModelState,
+    /// Slot serving `scores`.
+    pub champion: usize,
+    /// Slot serving the A/B arm B, when there is one.
+    pub challenger: Option<usize>,
+    /// Run id of the variant in each slot (a slot gets a new id when it is replaced).
+    pub run_ids: Vec<u64>,
+}
+
+impl ModelSnapshot {
+    /// `model_version` written with a served score: the variant's run id and the
+    /// snapshot version (`r3@1542`).
+    pub fn model_version(&self, slot: usize) -> String {
+        format!("r{}@{}", self.run_ids.get(slot).copied().unwrap_or(0), self.version)
+    }
+
+    /// Replaces missing values (NaN) by the running means, in place.
+    pub fn impute(&self, x: &mut [f32]) {
+        for (j, v) in x.iter_mut().enumerate() {
+            if !v.is_finite() {
+                *v = self.state.feature_mean(j);
+            }
+        }
+    }
+
+    /// Every variant's probability for one (imputed) raw row.
+    pub fn score_all(&self, x: &[f32], out: &mut Vec<f32>) {
+        out.clear();
+        out.extend((0..self.state.k()).map(|k| self.state.score(k, x)));
+    }
+}
+
+/// The current snapshot, shared by the learner (writer) and the scorers (readers).
+pub struct ModelHandle {
+    current: RwLock<Arc<ModelSnapshot>>,
+}
+
+impl ModelHandle {
+    pub fn new(first: ModelSnapshot) -> Arc<ModelHandle> {
+        Arc::new(ModelHandle { current: RwLock::new(Arc::new(first)) })
+    }
+
+    pub fn current(&self) -> Arc<ModelSnapshot> {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn publish(&self, snapshot: ModelSnapshot) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
+    }
+}
