@@ -566,34 +566,31 @@ mod toml_front {
 
     impl RawOnline {
         fn into_spec(self, kind: vigil_operators::learn::ModelKind, labels: crate::learner::LabelSpec) -> Result<crate::learner::OnlineSpec> {
-            use vigil_operators::learn::{ModelKind, OptimizerKind, SearchSpace};
-            Ok(crate::learner::OnlineSpec {
-                kind,
-                labels,
-                device: self.device.unwrap_or_default(),
-                batch: self.batch.unwrap_or(256),
-                variants: self.variants.unwrap_or(8),
-                space: SearchSpace {
-                    lr: self.lr.unwrap_or_else(|| vec![0.003, 0.01, 0.03, 0.1]),
-                    l2: self.l2.unwrap_or_else(|| vec![0.0, 1e-4]),
-                    pos_weight: self.pos_weight.unwrap_or_else(|| vec![1.0, 10.0]),
-                    hidden: match kind {
-                        ModelKind::Logistic => Vec::new(),
-                        ModelKind::Mlp => self.hidden.unwrap_or_else(|| vec![8, 16, 32]),
-                    },
-                    optimizer: self.optimizer.unwrap_or(OptimizerKind::Adam),
-                    momentum: self.momentum.unwrap_or(0.9),
-                },
-                select_every: self.select_every.unwrap_or(20_000).max(1),
-                window: self.window.unwrap_or(20_000).max(100),
-                min_labels: self.min_labels.unwrap_or(2_000),
-                pending_budget: self.pending_budget_mb.unwrap_or(512).saturating_mul(1 << 20),
-                keep_above: self.keep_above.unwrap_or(0.5),
-                runs_dir: self.runs_dir.map(std::path::PathBuf::from),
-                seed: self.seed.unwrap_or(1),
-                ab_share: self.ab_share.unwrap_or(0.0),
-                label_grace: self.label_grace.as_deref().map(parse_duration).transpose()?.unwrap_or(Duration::from_secs(30)),
-            })
+            let mut o = crate::learner::OnlineSpec::new(kind, labels);
+            let sp = &mut o.space;
+            sp.lr = self.lr.unwrap_or(std::mem::take(&mut sp.lr));
+            sp.l2 = self.l2.unwrap_or(std::mem::take(&mut sp.l2));
+            sp.pos_weight = self.pos_weight.unwrap_or(std::mem::take(&mut sp.pos_weight));
+            if kind == vigil_operators::learn::ModelKind::Mlp {
+                sp.hidden = self.hidden.unwrap_or(std::mem::take(&mut sp.hidden));
+            }
+            sp.optimizer = self.optimizer.unwrap_or(sp.optimizer);
+            sp.momentum = self.momentum.unwrap_or(sp.momentum);
+            o.device = self.device.unwrap_or(o.device);
+            o.batch = self.batch.unwrap_or(o.batch);
+            o.variants = self.variants.unwrap_or(o.variants);
+            o.select_every = self.select_every.unwrap_or(o.select_every).max(1);
+            o.window = self.window.unwrap_or(o.window).max(100);
+            o.min_labels = self.min_labels.unwrap_or(o.min_labels);
+            o.pending_budget = self.pending_budget_mb.map_or(o.pending_budget, |mb| mb.saturating_mul(1 << 20));
+            o.keep_above = self.keep_above.unwrap_or(o.keep_above);
+            o.runs_dir = self.runs_dir.map(std::path::PathBuf::from);
+            o.seed = self.seed.unwrap_or(o.seed);
+            o.ab_share = self.ab_share.unwrap_or(o.ab_share);
+            if let Some(g) = self.label_grace.as_deref() {
+                o.label_grace = parse_duration(g)?;
+            }
+            Ok(o)
         }
     }
 

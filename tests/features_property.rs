@@ -135,6 +135,7 @@ fn run(partitions: &[Vec<Option<Vec<u8>>>], workers: usize) -> (Vec<serde_json::
                 let s = pending.get_mut(v["key"].as_str().unwrap()).and_then(|q| q.pop_front()).expect("a features record follows its score");
                 assert_eq!((&v["key"], &v["event_time"], &v["features"]), (&s["key"], &s["event_time"], &s["features"]));
             }
+            Topic::Shadow => panic!("this job has no shadow topic"),
         }
     }
     assert!(pending.values().all(|q| q.is_empty()), "every score has its features record");

@@ -78,9 +78,46 @@ pub struct OnlineSpec {
     pub ab_share: f64,
     /// How long a label may wait for its prediction before it counts as orphan.
     pub label_grace: Duration,
+    /// Keep every trained sample (event id hash, inputs, label, weight) in the
+    /// summary: for tests and audits of point-in-time correctness, not production.
+    pub record_training: bool,
 }
 
 impl OnlineSpec {
+    /// The defaults the TOML front end starts from: 8 Adam variants over learning
+    /// rates 0.003..0.1, L2 0 or 1e-4, positive weight 1 or 10 (MLP: 8, 16, 32
+    /// hidden), mini-batches of 256, a selection round every 20,000 labels.
+    pub fn new(kind: ModelKind, labels: LabelSpec) -> OnlineSpec {
+        OnlineSpec {
+            kind,
+            labels,
+            device: DeviceChoice::Auto,
+            batch: 256,
+            variants: 8,
+            space: SearchSpace {
+                lr: vec![0.003, 0.01, 0.03, 0.1],
+                l2: vec![0.0, 1e-4],
+                pos_weight: vec![1.0, 10.0],
+                hidden: match kind {
+                    ModelKind::Logistic => Vec::new(),
+                    ModelKind::Mlp => vec![8, 16, 32],
+                },
+                optimizer: vigil_operators::learn::OptimizerKind::Adam,
+                momentum: 0.9,
+            },
+            select_every: 20_000,
+            window: 20_000,
+            min_labels: 2_000,
+            pending_budget: 512 << 20,
+            keep_above: 0.5,
+            runs_dir: None,
+            seed: 1,
+            ab_share: 0.0,
+            label_grace: Duration::from_secs(30),
+            record_training: false,
+        }
+    }
+
     /// Hidden units allocated per variant: the largest the search may reach.
     pub fn hidden_max(&self) -> u32 {
         match self.kind {

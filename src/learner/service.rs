@@ -56,6 +56,8 @@ pub struct LearnerSummary {
     pub orphan: u64,
     pub sampled_out: u64,
     pub malformed: u64,
+    /// Label records read (each ends joined, expired, orphan, sampled out or malformed).
+    pub labels_read: u64,
     pub timed_out: u64,
     pub trained: u64,
     pub selections: u64,
@@ -65,6 +67,17 @@ pub struct LearnerSummary {
     /// Quality of the served predictions of the whole run, per arm (A, B).
     pub served_quality: [Quality; 2],
     pub run_log: Option<std::path::PathBuf>,
+    /// Every trained sample, when `record_training` is set.
+    pub training_log: Vec<TrainedSample>,
+}
+
+/// One sample as it was trained on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainedSample {
+    pub id: u64,
+    pub x: Vec<f32>,
+    pub label: bool,
+    pub weight: f32,
 }
 
 impl Learner {
@@ -235,6 +248,7 @@ impl Service {
             // labels
             let (id_field, label_field) = (&self.spec.labels.id, &self.spec.labels.field);
             let status = labels.poll(4096, &mut |rec| batch.push((rec.partition, rec.offset, decode_label(rec.payload, id_field, label_field))));
+            self.summary.labels_read += batch.len() as u64;
             for (partition, offset, decoded) in batch.drain(..) {
                 match decoded {
                     Ok((id, label)) => self.on_label(id, label),
@@ -333,6 +347,9 @@ impl Service {
         let arm = (p.arm as usize).min(1);
         self.arm_windows[arm].push(p.served, label, p.weight);
         self.run_served[arm].push((p.served, label, p.weight));
+        if self.spec.record_training {
+            self.summary.training_log.push(TrainedSample { id: p.id, x: p.x.clone(), label, weight: p.weight });
+        }
         self.chunk_x.extend_from_slice(&p.x);
         self.chunk_labels.push(if label { 1.0 } else { 0.0 });
         self.chunk_labels.push(p.weight);

@@ -1,0 +1,209 @@
+//! Online learning in real jobs: point-in-time correct training from delayed
+//! labels, label accounting through a Kafka-protocol broker, champion and shadow
+//! outputs, and the device selection of the binary (`--device gpu` must fail
+//! without an adapter and report the adapter when it runs).
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use vigil::broker::EmbeddedBroker;
+use vigil::demo::fraud_online_job;
+use vigil::generator::GenConfig;
+use vigil::gpu::DeviceChoice;
+use vigil::kafka::publish::{never, publish, PublishOptions, PublishProgress};
+use vigil::kafka::read::read_topic;
+use vigil::kafka::KafkaOptions;
+use vigil::learner::{LabelSpec, OnlineSpec};
+use vigil::local::run_local_with_labels;
+use vigil::metrics::Metrics;
+use vigil::output::{MemorySink, Topic};
+use vigil::pipeline::{key_hash, Control};
+use vigil::run::{run_job, RunOptions};
+use vigil::spec::{FieldType, JobBuilder};
+use vigil_operators::learn::ModelKind;
+use vigil_operators::Agg;
+
+fn label_spec(timeout: Duration) -> LabelSpec {
+    LabelSpec { topic: "labels".into(), id: "event_id".into(), field: "is_fraud".into(), timeout, default: Some(false) }
+}
+
+#[test]
+fn a_label_arriving_after_its_keys_features_changed_trains_on_the_old_features() {
+    let mut online = OnlineSpec::new(ModelKind::Logistic, label_spec(Duration::from_secs(60)));
+    online.device = DeviceChoice::Cpu;
+    online.variants = 2;
+    online.batch = 1;
+    online.record_training = true;
+    let job = JobBuilder::new("pit")
+        .source_topic("tx")
+        .key_field("key")
+        .event_time_field("ts")
+        .event_id_field("event_id")
+        .field("amount", FieldType::F64)
+        .window_feature("amount_max_1h", Agg::Max, Some("amount"), Duration::from_secs(3600))
+        .window_feature("count_1h", Agg::Count, None, Duration::from_secs(3600))
+        .weight("amount_max_1h", 0.0)
+        .weight("count_1h", 0.0)
+        .online(online)
+        .build()
+        .unwrap();
+    let t0 = 1_790_000_000_000i64;
+    let event = |id: &str, dt_ms: i64, amount: f64| Some(format!(r#"{{"event_id":"{id}","key":"k","ts":{},"amount":{amount}}}"#, t0 + dt_ms).into_bytes());
+    // e1's label only exists after e2 and e3 moved the key's features
+    let input = vec![Arc::new(vec![event("e1", 0, 10.0), event("e2", 1_000, 5_000.0), event("e3", 2_000, 7_000.0), event("e4", 600_000, 1.0)])];
+    let label = |id: &str, y: bool| Some(format!(r#"{{"event_id":"{id}","is_fraud":{y}}}"#).into_bytes());
+    let labels = vec![Arc::new(vec![label("e1", true), label("e3", false), label("never-scored", true), Some(b"\xff garbage".to_vec())])];
+    let sink = MemorySink::new();
+    let summary = run_local_with_labels(&job, &input, &labels, 1, sink.clone(), Metrics::new()).unwrap().expect("the job trains online");
+
+    let trained: HashMap<u64, (Vec<f32>, bool)> = summary.training_log.iter().map(|s| (s.id, (s.x.clone(), s.label))).collect();
+    // e1 trained on the features it was scored with: max 10 over 1 event, not 7000 over 3
+    assert_eq!(trained[&key_hash("e1")], (vec![10.0, 1.0], true));
+    assert_eq!(trained[&key_hash("e3")], (vec![7_000.0, 3.0], false));
+    // e2 got no label: e4 moved event time 10 minutes on, past the 60 s timeout,
+    // so e2 trained with the default label, on its own features
+    assert_eq!(trained[&key_hash("e2")], (vec![5_000.0, 2.0], false));
+    assert!(!trained.contains_key(&key_hash("e4")), "e4 is still within its timeout");
+    assert_eq!((summary.joined, summary.orphan, summary.malformed, summary.timed_out, summary.unlabeled_at_end), (2, 1, 1, 1, 1));
+    assert_eq!(summary.labels_read, 4);
+    // and those were exactly the features written to `scores` for e1
+    let scores: Vec<serde_json::Value> =
+        sink.take().into_iter().filter(|r| r.0 == Topic::Scores).map(|r| serde_json::from_slice(&r.2).unwrap()).collect();
+    let e1 = scores.iter().find(|s| s["event_id"] == "e1").unwrap();
+    assert_eq!((e1["features"]["amount_max_1h"].as_f64(), e1["features"]["count_1h"].as_f64()), (Some(10.0), Some(1.0)));
+}
+
+fn payloads(kafka: &KafkaOptions, topic: &str) -> Vec<serde_json::Value> {
+    read_topic(kafka, topic, Duration::from_secs(60)).unwrap().into_iter().map(|r| serde_json::from_slice(r.payload.as_deref().unwrap()).unwrap()).collect()
+}
+
+#[test]
+fn every_label_is_accounted_for_and_the_champion_serves_through_kafka() {
+    let mut job = fraud_online_job();
+    {
+        let online = job.model.online.as_mut().unwrap();
+        online.device = DeviceChoice::Gpu; // lavapipe in CI: the GPU path inside a job
+        online.select_every = 4_000;
+        online.min_labels = 1_000;
+        online.window = 5_000;
+        online.runs_dir = None;
+    }
+    let broker = EmbeddedBroker::start(1).unwrap();
+    for (t, p) in [("transactions", 4), ("labels", 4), ("scores", 4), ("dlq", 2), ("scores_shadow", 8)] {
+        broker.create_topic(t, p).unwrap();
+    }
+    let kafka = KafkaOptions::new(&broker.bootstrap_servers());
+    let events = 20_000;
+    let gen = GenConfig { bad_ratio: 0.02, seed: 5, label_delay: 500, ..GenConfig::default() };
+    let opts = PublishOptions { topic: "transactions".into(), labels_topic: Some("labels".into()), events, rate: None };
+    publish(&kafka, gen, &opts, &PublishProgress::default(), &never()).unwrap();
+    // hostile label records
+    {
+        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+        let producer: BaseProducer = kafka.client_config_with(&[]).create().unwrap();
+        for payload in [&b"not json"[..], br#"{"event_id":"e-1"}"#, br#"{"is_fraud":true}"#, br#"{"event_id":"e-2","is_fraud":"maybe"}"#] {
+            producer.send(BaseRecord::<[u8], [u8]>::to("labels").payload(payload)).unwrap();
+        }
+        producer.flush(Duration::from_secs(10)).unwrap();
+    }
+    let run = RunOptions { until_end: true, ..RunOptions::new(kafka.clone(), "online", 2) };
+    let metrics = Metrics::new();
+    let summary = run_job(job.clone(), &run, metrics.clone(), Control::new(), Arc::new(Mutex::new(None))).unwrap();
+    let learned = summary.learner.expect("the job trains online");
+
+    let scores = payloads(&kafka, "scores");
+    let dlq = payloads(&kafka, "dlq");
+    let labels = read_topic(&kafka, "labels", Duration::from_secs(60)).unwrap();
+    assert_eq!(labels.len() as u64, events + 4);
+    // every label read ends in exactly one outcome, and all were read
+    assert_eq!(learned.labels_read, labels.len() as u64, "{learned:?}");
+    assert_eq!(learned.joined + learned.expired + learned.orphan + learned.sampled_out + learned.malformed, learned.labels_read);
+    assert_eq!(learned.malformed, 4);
+    // each scored event's label joined; the labels of dead-lettered events are orphans
+    assert_eq!(learned.joined + learned.expired, scores.len() as u64, "{learned:?}");
+    assert_eq!(learned.orphan, dlq.len() as u64);
+    assert_eq!(metrics.model.label("joined"), learned.joined);
+    assert_eq!(metrics.model.label("malformed"), 4);
+    assert!(learned.selections >= 3, "{learned:?}");
+    assert!(learned.device.contains("Vulkan"), "ran on {}", learned.device);
+    // the champion learned: its progressive validation (predictions made before
+    // each label was known) over the last window is well above chance
+    let q = learned.champion_quality;
+    assert!(q.labels >= 1_000 && q.roc_auc.unwrap() > 0.8, "{q:?} (served over the run: {:?})", learned.served_quality[0]);
+
+    // `scores` holds one record per scored event, with the champion's version;
+    // the shadow topic one per scored event with the 7 challengers
+    let ids: HashSet<&str> = scores.iter().map(|s| s["event_id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), scores.len());
+    assert!(scores.iter().all(|s| s["model"] == "fraud-lr-online" && s["model_version"].as_str().unwrap().starts_with('r')));
+    let shadow = payloads(&kafka, "scores_shadow");
+    assert_eq!(shadow.len(), scores.len());
+    assert!(shadow.iter().all(|s| s["challengers"].as_array().unwrap().len() == 7));
+    let versions: HashSet<&str> = scores.iter().map(|s| s["model_version"].as_str().unwrap()).collect();
+    // a replay scores faster than labels train: at least one republished model served
+    assert!(versions.len() >= 2, "the model was republished while scoring: {versions:?}");
+}
+
+fn vigil() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+}
+
+#[test]
+fn device_gpu_fails_clearly_without_an_adapter() {
+    let out = vigil()
+        .args(["demo", "--events", "100", "--device", "gpu", "--metrics-addr", "off"])
+        .env("VK_DRIVER_FILES", "/nonexistent/icd.json")
+        .env("VK_ICD_FILENAMES", "/nonexistent/icd.json")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "`--device gpu` ran without an adapter");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no GPU adapter found"), "unclear error: {stderr}");
+}
+
+#[test]
+fn the_demo_reports_the_gpu_it_trains_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let mut child = common::KillOnDrop(
+        vigil()
+            .args(["demo", "--events", "5000", "--device", "gpu", "--linger", "20", "--metrics-addr", &addr.to_string(), "--runs-dir"])
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        let lingering = line.contains("broker stays up");
+        seen.push(line);
+        if lingering {
+            break;
+        }
+    }
+    assert!(seen.iter().any(|l| l.contains("online training on") && l.contains("Vulkan")), "{seen:#?}");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).unwrap();
+    let device = body.lines().find(|l| l.starts_with("vigil_model_device_info")).unwrap_or_else(|| panic!("no device metric in {body}"));
+    assert!(device.contains("Vulkan") && device.ends_with(" 1"), "{device}");
+    // the experiment log of the run is there and `vigil runs` reads it
+    let out = vigil().args(["runs", "--dir"]).arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let board = String::from_utf8_lossy(&out.stdout);
+    assert!(board.contains("champion"), "{board}");
+}
