@@ -25,7 +25,10 @@ pub struct GenConfig {
     pub merchants: u32,
     /// Share of malformed records, in [0, 1].
     pub bad_ratio: f64,
-    /// Event index at which the fraud pattern and amounts shift.
+    /// Event index at which the fraud pattern and amounts shift: three times the
+    /// fraud, amounts x1.5, account takeovers from the home country, and card
+    /// testers 20-60 s apart with amounts of 2-12 (concept drift: the 1-minute
+    /// counts stop catching them).
     pub drift_at: Option<u64>,
     pub start_ms: i64,
     /// Simulated events per second of event time.
@@ -126,12 +129,14 @@ impl Generator {
         let (card, amount, country, device, fraud) = if let Some(i) = due {
             let b = &mut self.bursts[i];
             b.remaining -= 1;
-            b.next_ms = self.sim_ms + self.rng.gen_range(2_000.0..12_000.0);
+            // after the drift, card testers slow down and test with larger amounts:
+            // the 1-minute counts that caught them stop working (concept drift)
+            b.next_ms = self.sim_ms + if drift { self.rng.gen_range(20_000.0..60_000.0) } else { self.rng.gen_range(2_000.0..12_000.0) };
             let card = b.card;
             if b.remaining == 0 {
                 self.bursts.swap_remove(i);
             }
-            let amount = self.rng.gen_range(0.5..3.0);
+            let amount = if drift { self.rng.gen_range(2.0..12.0) } else { self.rng.gen_range(0.5..3.0) };
             (card, amount, self.home(card).to_owned(), format!("d-{card}"), true)
         } else {
             // Mildly skewed activity: the busiest card makes ~0.5 transactions a minute.

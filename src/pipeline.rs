@@ -418,13 +418,8 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
                 (Some(snap), Some(link)) => {
                     x.clear();
                     x.extend(model_in.iter().zip(&transforms).map(|(v, t)| v.map_or(f32::NAN, |v| t.apply(v) as f32)));
-                    snap.impute(&mut x);
-                    snap.score_all(&x, &mut preds);
-                    let arm_b = snap.challenger.filter(|_| (key_hash(&e.key) % 10_000) < (link.ab_share * 10_000.0) as u64);
-                    let (slot, arm) = match arm_b {
-                        Some(c) => (c, 1u8),
-                        None => (snap.champion, 0u8),
-                    };
+                    let arm_b = (key_hash(&e.key) % 10_000) < (link.ab_share * 10_000.0) as u64;
+                    let (slot, arm) = snap.serve(&mut x, &mut preds, arm_b);
                     if shadow_topic {
                         encode_shadow(&mut features_buf, &e, &model_name, snap, slot, &preds);
                         sink.send(Topic::Shadow, e.key.as_bytes(), &features_buf, epoch);

@@ -21,6 +21,7 @@
 pub mod labels;
 pub mod metrics;
 pub mod pending;
+pub mod replay;
 pub mod runs;
 pub mod service;
 pub mod snapshot;

@@ -147,7 +147,7 @@ impl Remembered {
     }
 }
 
-struct Service {
+pub(super) struct Service {
     spec: OnlineSpec,
     trainer: Box<dyn Trainer + Send>,
     model: Arc<ModelHandle>,
@@ -184,7 +184,7 @@ struct Service {
 }
 
 impl Service {
-    fn new(spec: OnlineSpec, trainer: Box<dyn Trainer + Send>, model: Arc<ModelHandle>, metrics: Arc<Metrics>, log: Option<RunLog>, d: usize) -> Service {
+    pub(super) fn new(spec: OnlineSpec, trainer: Box<dyn Trainer + Send>, model: Arc<ModelHandle>, metrics: Arc<Metrics>, log: Option<RunLog>, d: usize) -> Service {
         let k = spec.variants;
         let timeout = spec.labels.timeout.as_millis() as i64;
         Service {
@@ -261,15 +261,7 @@ impl Service {
             }
             self.expire();
             self.orphan_early(finishing);
-            if self.chunk_labels.len() / 2 >= TRAIN_CHUNK || (!self.chunk_labels.is_empty() && self.last_train.elapsed() >= TRAIN_EVERY) {
-                self.train()?;
-            }
-            if self.labels_since_select >= self.spec.select_every {
-                self.select()?;
-            }
-            if self.dirty && self.last_publish.elapsed() >= PUBLISH_EVERY {
-                self.publish()?;
-            }
+            self.periodic(false)?;
             if last_gauges.elapsed() >= Duration::from_secs(1) {
                 last_gauges = Instant::now();
                 self.gauges();
@@ -290,7 +282,22 @@ impl Service {
         self.end()
     }
 
-    fn admit_all(&mut self, batch: Vec<Pending>) {
+    /// Trains a full or stale chunk, runs a selection round when due, publishes
+    /// when dirty (the loop's periodic work, also driven by replays).
+    pub(super) fn periodic(&mut self, force: bool) -> Result<()> {
+        if self.chunk_labels.len() / 2 >= TRAIN_CHUNK || (!self.chunk_labels.is_empty() && (force || self.last_train.elapsed() >= TRAIN_EVERY)) {
+            self.train()?;
+        }
+        if self.labels_since_select >= self.spec.select_every {
+            self.select()?;
+        }
+        if self.dirty && (force || self.last_publish.elapsed() >= PUBLISH_EVERY) {
+            self.publish()?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn admit_all(&mut self, batch: Vec<Pending>) {
         let mut evicted = Vec::new();
         for p in batch {
             let id = p.id;
@@ -307,7 +314,7 @@ impl Service {
         }
     }
 
-    fn on_label(&mut self, id: u64, label: bool) {
+    pub(super) fn on_label(&mut self, id: u64, label: bool) {
         if let Some(p) = self.pending.take(id) {
             self.joined(p, label);
         } else if self.expired_ids.contains(id) {
@@ -365,7 +372,7 @@ impl Service {
         }
     }
 
-    fn expire(&mut self) {
+    pub(super) fn expire(&mut self) {
         let mut out = Vec::new();
         self.pending.expire(&mut out);
         for p in out {
@@ -391,7 +398,7 @@ impl Service {
         }
     }
 
-    fn train(&mut self) -> Result<()> {
+    pub(super) fn train(&mut self) -> Result<()> {
         let rows = self.chunk_labels.len() / 2;
         if rows == 0 {
             return Ok(());
@@ -406,7 +413,7 @@ impl Service {
         Ok(())
     }
 
-    fn publish(&mut self) -> Result<()> {
+    pub(super) fn publish(&mut self) -> Result<()> {
         let state = self.trainer.state().map_err(|e| anyhow!("reading the model back: {e}"))?;
         self.version += 1;
         let challenger = if self.spec.ab_share > 0.0 { self.challenger } else { None };
@@ -427,7 +434,7 @@ impl Service {
     /// A population-based-training round: rank by progressive ROC-AUC, crown the
     /// champion, log every variant, replace the worst half with perturbed copies
     /// of the best half.
-    fn select(&mut self) -> Result<()> {
+    pub(super) fn select(&mut self) -> Result<()> {
         self.train()?;
         self.labels_since_select = 0;
         self.round += 1;
@@ -491,7 +498,7 @@ impl Service {
         }
     }
 
-    fn end(mut self) -> Result<LearnerSummary> {
+    pub(super) fn end(mut self) -> Result<LearnerSummary> {
         self.expire();
         self.orphan_early(true);
         self.train()?;

@@ -40,6 +40,18 @@ impl ModelSnapshot {
         }
     }
 
+    /// Scores one event as the job serves it: imputes `x` in place, fills `preds`
+    /// with every variant's probability, and returns the serving slot and arm
+    /// (arm 1 = the A/B challenger, when `arm_b` and there is one).
+    pub fn serve(&self, x: &mut [f32], preds: &mut Vec<f32>, arm_b: bool) -> (usize, u8) {
+        self.impute(x);
+        self.score_all(x, preds);
+        match self.challenger.filter(|_| arm_b) {
+            Some(c) => (c, 1),
+            None => (self.champion, 0),
+        }
+    }
+
     /// Every variant's probability for one (imputed) raw row.
     pub fn score_all(&self, x: &[f32], out: &mut Vec<f32>) {
         out.clear();

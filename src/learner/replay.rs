@@ -1,0 +1,195 @@
+//! Deterministic replay of online learning over a recorded stream: the learner's
+//! own logic (join, train, validate, select, publish) driven in a fixed order
+//! instead of by threads and arrival times, so that runs are reproducible.
+//! Benchmarks (the River comparison) and the drift-recovery test use it.
+//!
+//! Events are scored in blocks of `block` with the snapshot current at the block's
+//! start, as the job's scorers do between snapshots; after each block the labels
+//! of events at least `label_delay` events old are revealed, predictions past
+//! their timeout expire, a chunk trains and a snapshot is published.
+
+use std::sync::Arc;
+
+use anyhow::{anyhow, Result};
+use vigil_operators::learn::{ModelState, Shape};
+
+use super::pending::Pending;
+use super::runs::RunLog;
+use super::service::{LearnerSummary, Service};
+use super::snapshot::{ModelHandle, ModelSnapshot};
+use super::OnlineSpec;
+use crate::gpu::open_trainer;
+use crate::metrics::Metrics;
+
+/// One recorded event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReplayEvent {
+    /// Hash of the event id.
+    pub id: u64,
+    pub time_ms: i64,
+    /// Raw model inputs after their transforms (NaN = missing).
+    pub x: Vec<f32>,
+    /// `None`: never labeled.
+    pub label: Option<bool>,
+}
+
+/// What a replay produced.
+pub struct ReplayOutcome {
+    /// The served score of every event, in order.
+    pub served: Vec<f32>,
+    /// The serving slot's run id for every event (changes when the champion does).
+    pub served_run: Vec<u64>,
+    /// The inputs every event was scored with (imputed as served).
+    pub served_x: Vec<Vec<f32>>,
+    pub summary: LearnerSummary,
+    pub device: String,
+}
+
+pub fn replay(spec: OnlineSpec, events: &[ReplayEvent], label_delay: usize, block: usize) -> Result<ReplayOutcome> {
+    let d = events.first().map_or(0, |e| e.x.len());
+    let shape = Shape { kind: spec.kind, d: d as u32, hidden_max: spec.hidden_max(), batch: spec.batch };
+    let state = ModelState::new(shape, spec.space.initial(spec.variants, spec.seed), spec.seed).map_err(|e| anyhow!("model: {e}"))?;
+    let trainer = open_trainer(spec.device, state.clone()).map_err(|e| anyhow!("{e}"))?;
+    let device = trainer.device();
+    let model = ModelHandle::new(ModelSnapshot { version: 0, state, champion: 0, challenger: None, run_ids: (1..=spec.variants as u64).collect() });
+    let log = spec.runs_dir.as_deref().map(|dir| RunLog::create(dir, "replay")).transpose()?;
+    let mut service = Service::new(spec, trainer, model.clone(), Metrics::new(), log, d);
+    let mut served = Vec::with_capacity(events.len());
+    let mut served_run = Vec::with_capacity(events.len());
+    let mut served_x = Vec::with_capacity(events.len());
+    let (mut x, mut preds) = (Vec::with_capacity(d), Vec::new());
+    let mut revealed = 0;
+    for (b, chunk) in events.chunks(block.max(1)).enumerate() {
+        let snap = model.current();
+        let mut pending = Vec::with_capacity(chunk.len());
+        for e in chunk {
+            x.clear();
+            x.extend_from_slice(&e.x);
+            let (slot, arm) = snap.serve(&mut x, &mut preds, false);
+            served.push(preds[slot]);
+            served_run.push(snap.run_ids[slot]);
+            served_x.push(x.clone());
+            pending.push(Pending { id: e.id, time_ms: e.time_ms, x: x.clone(), preds: preds.clone(), served: preds[slot], arm, version: snap.version, weight: 1.0 });
+        }
+        service.admit_all(pending);
+        let end = (b * block.max(1) + chunk.len()).saturating_sub(label_delay);
+        while revealed < end {
+            if let Some(label) = events[revealed].label {
+                service.on_label(events[revealed].id, label);
+            }
+            revealed += 1;
+        }
+        service.expire();
+        service.periodic(true)?;
+    }
+    for e in &events[revealed..] {
+        if let Some(label) = e.label {
+            service.on_label(e.id, label);
+        }
+    }
+    let summary = service.end()?;
+    Ok(ReplayOutcome { served, served_run, served_x, summary, device })
+}
+
+/// Records a stream for replays: runs `job`'s features (without its learner) over
+/// `payloads` (one partition, in order) and returns each scored event with the
+/// model inputs the job's scorers compute (transformed, NaN when missing) and its
+/// label from `labels` (by event id). Dead-lettered records are left out, as in
+/// the job.
+pub fn record_stream(job: &crate::spec::JobSpec, payloads: Vec<Vec<u8>>, labels: &std::collections::HashMap<String, bool>) -> Result<Vec<ReplayEvent>> {
+    use crate::output::{MemorySink, Topic};
+    use crate::spec::InputSource;
+    let mut fixed = job.clone();
+    fixed.model.online = None;
+    let topic: crate::local::MemoryTopic = vec![Arc::new(payloads.iter().cloned().map(Some).collect())];
+    let sink = MemorySink::new();
+    crate::local::run_local(&fixed, &topic, 1, sink.clone(), Metrics::new())?;
+    let numeric: Vec<String> = job.numeric_fields().iter().map(|f| f.name.clone()).collect();
+    let inputs = job.model_inputs();
+    let mut out = Vec::new();
+    for (t, _, payload) in sink.take() {
+        if t != Topic::Scores {
+            continue;
+        }
+        let score: serde_json::Value = serde_json::from_slice(&payload)?;
+        let offset = score["source_offset"].as_u64().ok_or_else(|| anyhow!("score without offset"))? as usize;
+        let raw: serde_json::Value = serde_json::from_slice(&payloads[offset])?;
+        let id = score["event_id"].as_str().unwrap_or_default().to_owned();
+        let x = inputs
+            .iter()
+            .zip(&job.model.inputs)
+            .map(|(source, input)| {
+                let value = match *source {
+                    InputSource::Feature(f) => score["features"][job.features[f].name()].as_f64(),
+                    InputSource::Field(n) => raw[&numeric[n]].as_f64(),
+                };
+                value.map_or(f32::NAN, |v| input.transform.apply(v) as f32)
+            })
+            .collect();
+        out.push(ReplayEvent {
+            id: crate::pipeline::key_hash(&id),
+            time_ms: score["event_time"].as_i64().unwrap_or_default(),
+            x,
+            label: labels.get(&id).copied(),
+        });
+    }
+    Ok(out)
+}
+
+/// The demo stream: payloads in order and every event's label.
+pub fn demo_stream(events: u64, seed: u64, drift_at: Option<u64>) -> (Vec<Vec<u8>>, std::collections::HashMap<String, bool>) {
+    use crate::generator::{GenConfig, Generator};
+    let mut gen = Generator::new(GenConfig { seed, drift_at, bad_ratio: 0.0, ..GenConfig::default() });
+    let mut payloads = Vec::with_capacity(events as usize);
+    let mut labels = std::collections::HashMap::new();
+    let mut add = |l: crate::generator::Generated| {
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&l.payload) {
+            if let (Some(id), Some(y)) = (v["event_id"].as_str(), v["is_fraud"].as_bool()) {
+                labels.insert(id.to_owned(), y);
+            }
+        }
+    };
+    for _ in 0..events {
+        payloads.push(gen.next_transaction().payload);
+        gen.due_labels().into_iter().for_each(&mut add);
+    }
+    gen.remaining_labels().into_iter().for_each(&mut add);
+    (payloads, labels)
+}
+
+/// ROC-AUC and PR-AUC of `preds` over the labeled events in `[a, b)`.
+pub fn window_quality(preds: &[f32], events: &[ReplayEvent], a: usize, b: usize) -> (Option<f64>, Option<f64>) {
+    use vigil_operators::learn::quality::{average_precision, roc_auc};
+    let items: Vec<(f32, bool, f32)> = (a..b.min(events.len())).filter_map(|i| events[i].label.map(|y| (preds[i], y, 1.0))).collect();
+    (roc_auc(&items), average_precision(&items))
+}
+
+/// A logistic regression fitted offline (5 epochs of Adam) on the first `n`
+/// events, then frozen; missing inputs imputed with the fit's means.
+pub fn offline_baseline(events: &[ReplayEvent], n: usize) -> Result<Vec<f32>> {
+    use vigil_operators::learn::{CpuTrainer, Hyper, ModelKind, Trainer};
+    let d = events[0].x.len();
+    let fit = &events[..n.min(events.len())];
+    let means: Vec<f32> = (0..d)
+        .map(|j| {
+            let v: Vec<f32> = fit.iter().map(|e| e.x[j]).filter(|v| v.is_finite()).collect();
+            v.iter().sum::<f32>() / v.len().max(1) as f32
+        })
+        .collect();
+    let impute = |x: &[f32]| -> Vec<f32> { x.iter().zip(&means).map(|(v, m)| if v.is_finite() { *v } else { *m }).collect() };
+    let shape = Shape { kind: ModelKind::Logistic, d: d as u32, hidden_max: 0, batch: 256 };
+    let mut t = CpuTrainer::new(ModelState::new(shape, vec![Hyper::adam(0.01, 0.0, 1.0)], 1).map_err(|e| anyhow!("{e}"))?).map_err(|e| anyhow!("{e}"))?;
+    let (mut x, mut l) = (Vec::new(), Vec::new());
+    for e in fit {
+        if let Some(y) = e.label {
+            x.extend(impute(&e.x));
+            l.extend([if y { 1.0 } else { 0.0 }, 1.0]);
+        }
+    }
+    for _ in 0..5 {
+        t.train(&x, &l).map_err(|e| anyhow!("{e}"))?;
+    }
+    let state = t.model().clone();
+    Ok(events.iter().map(|e| state.score(0, &impute(&e.x))).collect())
+}
+
