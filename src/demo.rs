@@ -46,6 +46,8 @@ pub struct DemoOptions {
     /// Train online (the default) or score with fixed weights.
     pub online: bool,
     pub runs_dir: std::path::PathBuf,
+    /// Start every variant from this champion file.
+    pub model_init: Option<std::path::PathBuf>,
 }
 
 pub fn run_demo(opts: &DemoOptions, control: Arc<Control>) -> Result<()> {
@@ -55,6 +57,7 @@ pub fn run_demo(opts: &DemoOptions, control: Arc<Control>) -> Result<()> {
             online.device = d;
         }
         online.runs_dir = Some(opts.runs_dir.clone());
+        online.init = opts.model_init.clone();
     }
     let broker = EmbeddedBroker::start(1)?;
     let labels = "labels";

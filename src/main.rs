@@ -41,6 +41,33 @@ enum Command {
     /// The experiment log of online training: a leaderboard of the variants, or
     /// `runs show ID` for one run's curve.
     Runs(RunsArgs),
+    /// Move a champion's weights out of a run (export) or check one against a job
+    /// before starting it with `--model-init` (import).
+    #[command(subcommand)]
+    Model(ModelCommand),
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Writes the newest run's champion (weights, feature statistics,
+    /// hyperparameters) to a JSON file.
+    Export {
+        /// Directory of the experiment logs.
+        #[arg(long, default_value = "runs")]
+        dir: PathBuf,
+        /// A log file (default: the newest in --dir).
+        #[arg(long)]
+        log: Option<PathBuf>,
+        #[arg(long, default_value = "model.json")]
+        out: PathBuf,
+    },
+    /// Checks that a model file fits a job's online model, and says how to start
+    /// the job from it.
+    Import {
+        model: PathBuf,
+        #[arg(long)]
+        job: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -130,6 +157,9 @@ struct DemoArgs {
     /// Where the experiment log goes.
     #[arg(long, default_value = "runs")]
     runs_dir: PathBuf,
+    /// Start every variant from this champion file (`vigil model export`).
+    #[arg(long)]
+    model_init: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -174,6 +204,9 @@ struct RunArgs {
     /// Overrides `[model.online] device`: auto, gpu (fail without an adapter), cpu.
     #[arg(long, value_enum)]
     device: Option<vigil::gpu::DeviceChoice>,
+    /// Start every variant from this champion file (`vigil model export`).
+    #[arg(long)]
+    model_init: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -252,14 +285,16 @@ fn real_main(cli: Cli) -> Result<()> {
                 device: a.device,
                 online: !a.fixed_model,
                 runs_dir: a.runs_dir,
+                model_init: a.model_init,
             };
             run_demo(&opts, control)
         }
         Command::Run(a) => {
             let text = std::fs::read_to_string(&a.job).with_context(|| format!("reading {}", a.job.display()))?;
             let mut job = JobSpec::from_toml(&text).with_context(|| format!("in {}", a.job.display()))?;
-            if let (Some(online), Some(device)) = (job.model.online.as_mut(), a.device) {
-                online.device = device;
+            if let Some(online) = job.model.online.as_mut() {
+                online.device = a.device.unwrap_or(online.device);
+                online.init = a.model_init.or(online.init.take());
             }
             if a.process >= a.processes {
                 bail!("--process {} is out of range for {} processes", a.process, a.processes);
@@ -321,6 +356,35 @@ fn real_main(cli: Cli) -> Result<()> {
                 None => vigil::learner::runs::leaderboard(&a.dir, a.file.as_deref())?,
             };
             print!("{text}");
+            Ok(())
+        }
+        Command::Model(ModelCommand::Export { dir, log, out }) => {
+            let log = match log {
+                Some(l) => l,
+                None => vigil::learner::runs::log_files(&dir)?.pop().with_context(|| format!("no experiment logs in {}", dir.display()))?,
+            };
+            let path = vigil::learner::export::champion_path(&log);
+            let model = vigil::learner::export::ChampionFile::read(&path).with_context(|| format!("no champion written for {} yet", log.display()))?;
+            model.write(&out)?;
+            println!(
+                "exported {} {} ({:?}, {} inputs, ROC-AUC {}) to {}",
+                model.model,
+                model.model_version,
+                model.kind,
+                model.inputs.len(),
+                model.roc_auc.map_or("-".into(), |a| format!("{a:.4}")),
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Model(ModelCommand::Import { model, job }) => {
+            let text = std::fs::read_to_string(&job).with_context(|| format!("reading {}", job.display()))?;
+            let spec = JobSpec::from_toml(&text).with_context(|| format!("in {}", job.display()))?;
+            let online = spec.model.online.as_ref().with_context(|| format!("{} does not train online", job.display()))?;
+            let file = vigil::learner::export::ChampionFile::read(&model)?;
+            let inputs: Vec<String> = spec.model.inputs.iter().map(|i| i.name.clone()).collect();
+            file.check_fits(online.kind, &inputs, online.hidden_max())?;
+            println!("{} fits {}: start it with `vigil run {} --model-init {}`", model.display(), job.display(), job.display(), model.display());
             Ok(())
         }
         Command::Broker(a) => {

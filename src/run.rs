@@ -189,7 +189,7 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
                 let source = KafkaSource::new(&kafka_opts, &group, &topic, (0..parts).collect(), &start, Default::default(), &m)?;
                 Ok(Box::new(source) as Box<dyn crate::source::RecordSource>)
             });
-            Some(crate::learner::start(online.clone(), &job.name, job.model.inputs.len(), metrics.clone(), labels)?)
+            Some(crate::learner::start(online.clone(), crate::learner::ModelNames::of(&job), metrics.clone(), labels)?)
         }
         None => None,
     };

@@ -538,6 +538,7 @@ mod toml_front {
         seed: Option<u64>,
         ab_share: Option<f64>,
         label_grace: Option<String>,
+        init: Option<String>,
     }
     fn logistic() -> String {
         "logistic".into()
@@ -587,6 +588,7 @@ mod toml_front {
             o.runs_dir = self.runs_dir.map(std::path::PathBuf::from);
             o.seed = self.seed.unwrap_or(o.seed);
             o.ab_share = self.ab_share.unwrap_or(o.ab_share);
+            o.init = self.init.map(std::path::PathBuf::from);
             if let Some(g) = self.label_grace.as_deref() {
                 o.label_grace = parse_duration(g)?;
             }

@@ -206,4 +206,48 @@ fn the_demo_reports_the_gpu_it_trains_on() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let board = String::from_utf8_lossy(&out.stdout);
     assert!(board.contains("champion"), "{board}");
+    drop(child);
+
+    // the champion moves out, fits the job, and starts another run
+    let model = dir.path().join("model.json");
+    let out = vigil().args(["model", "export", "--dir"]).arg(dir.path()).arg("--out").arg(&model).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let job = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fraud_online.toml");
+    let out = vigil().args(["model", "import"]).arg(&model).args(["--job", job]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let fixed = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fraud_job.toml");
+    let out = vigil().args(["model", "import"]).arg(&model).args(["--job", fixed]).output().unwrap();
+    assert!(!out.status.success(), "a job without online training accepted a model");
+    let second = dir.path().join("second");
+    let out = vigil()
+        .args(["demo", "--events", "3000", "--device", "cpu", "--metrics-addr", "off", "--model-init"])
+        .arg(&model)
+        .arg("--runs-dir")
+        .arg(&second)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("online training on cpu"));
+}
+
+#[test]
+fn an_mlp_job_learns_from_delayed_labels_with_variants_of_several_hidden_sizes() {
+    let mut job = fraud_online_job();
+    {
+        let o = job.model.online.as_mut().unwrap();
+        *o = OnlineSpec { kind: ModelKind::Mlp, variants: 6, ..OnlineSpec::new(ModelKind::Mlp, o.labels.clone()) };
+        o.device = DeviceChoice::Gpu;
+        o.space.hidden = vec![4, 8, 16];
+        o.batch = 32;
+        o.space.lr = vec![0.003, 0.01, 0.03];
+        o.select_every = 3_000;
+        o.window = 4_000;
+        o.min_labels = 1_000;
+    }
+    let (payloads, labels) = vigil::learner::replay::demo_stream(30_000, 3, None);
+    let events = vigil::learner::replay::record_stream(&job, payloads, &labels).unwrap();
+    let run = vigil::learner::replay::replay(job.model.online.clone().unwrap(), &events, 1_000, 256).unwrap();
+    let (auc, _) = vigil::learner::replay::window_quality(&run.served, &events, 20_000, events.len());
+    assert!(auc.unwrap() > 0.85, "MLP champion AUC {auc:?} on {}", run.device);
+    assert!(run.summary.selections >= 5);
 }

@@ -18,6 +18,7 @@
 //! Scores therefore depend on when labels arrive, as with any online learner fed
 //! in real time; the job's other outputs do not.
 
+pub mod export;
 pub mod labels;
 pub mod metrics;
 pub mod pending;
@@ -82,6 +83,8 @@ pub struct OnlineSpec {
     /// Keep every trained sample (event id hash, inputs, label, weight) in the
     /// summary: for tests and audits of point-in-time correctness, not production.
     pub record_training: bool,
+    /// A champion file (`vigil model export`) every variant starts from.
+    pub init: Option<PathBuf>,
 }
 
 impl OnlineSpec {
@@ -116,6 +119,7 @@ impl OnlineSpec {
             ab_share: 0.0,
             label_grace: Duration::from_secs(30),
             record_training: false,
+            init: None,
         }
     }
 
@@ -125,5 +129,32 @@ impl OnlineSpec {
             ModelKind::Logistic => 0,
             ModelKind::Mlp => self.space.hidden.iter().copied().max().unwrap_or(16),
         }
+    }
+
+    /// The starting model: the search space's first variants, from a champion
+    /// file when `init` is set. `inputs` are the job's model inputs in order.
+    pub fn initial_state(&self, inputs: &[String]) -> anyhow::Result<vigil_operators::learn::ModelState> {
+        let shape = vigil_operators::learn::Shape { kind: self.kind, d: inputs.len() as u32, hidden_max: self.hidden_max(), batch: self.batch };
+        let mut state = vigil_operators::learn::ModelState::new(shape, self.space.initial(self.variants, self.seed), self.seed).map_err(|e| anyhow::anyhow!("model: {e}"))?;
+        if let Some(path) = &self.init {
+            let champion = export::ChampionFile::read(path)?;
+            champion.check_fits(self.kind, inputs, self.hidden_max()).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            champion.seed(&mut state);
+        }
+        Ok(state)
+    }
+}
+
+/// Names written into champion files.
+#[derive(Clone, Debug, Default)]
+pub struct ModelNames {
+    pub job: String,
+    pub model: String,
+    pub inputs: Vec<String>,
+}
+
+impl ModelNames {
+    pub fn of(job: &crate::spec::JobSpec) -> ModelNames {
+        ModelNames { job: job.name.clone(), model: job.model.name.clone(), inputs: job.model.inputs.iter().map(|i| i.name.clone()).collect() }
     }
 }

@@ -11,13 +11,12 @@
 use std::sync::Arc;
 
 use anyhow::{anyhow, Result};
-use vigil_operators::learn::{ModelState, Shape};
 
 use super::pending::Pending;
 use super::runs::RunLog;
 use super::service::{LearnerSummary, Service};
 use super::snapshot::{ModelHandle, ModelSnapshot};
-use super::OnlineSpec;
+use super::{ModelNames, OnlineSpec};
 use crate::gpu::open_trainer;
 use crate::metrics::Metrics;
 
@@ -47,13 +46,13 @@ pub struct ReplayOutcome {
 
 pub fn replay(spec: OnlineSpec, events: &[ReplayEvent], label_delay: usize, block: usize) -> Result<ReplayOutcome> {
     let d = events.first().map_or(0, |e| e.x.len());
-    let shape = Shape { kind: spec.kind, d: d as u32, hidden_max: spec.hidden_max(), batch: spec.batch };
-    let state = ModelState::new(shape, spec.space.initial(spec.variants, spec.seed), spec.seed).map_err(|e| anyhow!("model: {e}"))?;
+    let names = ModelNames { job: "replay".into(), model: "replay".into(), inputs: (0..d).map(|j| format!("x{j}")).collect() };
+    let state = spec.initial_state(&names.inputs)?;
     let trainer = open_trainer(spec.device, state.clone()).map_err(|e| anyhow!("{e}"))?;
     let device = trainer.device();
     let model = ModelHandle::new(ModelSnapshot { version: 0, state, champion: 0, challenger: None, run_ids: (1..=spec.variants as u64).collect() });
     let log = spec.runs_dir.as_deref().map(|dir| RunLog::create(dir, "replay")).transpose()?;
-    let mut service = Service::new(spec, trainer, model.clone(), Metrics::new(), log, d);
+    let mut service = Service::new(spec, trainer, model.clone(), Metrics::new(), log, names);
     let mut served = Vec::with_capacity(events.len());
     let mut served_run = Vec::with_capacity(events.len());
     let mut served_x = Vec::with_capacity(events.len());
@@ -167,7 +166,7 @@ pub fn window_quality(preds: &[f32], events: &[ReplayEvent], a: usize, b: usize)
 /// A logistic regression fitted offline (5 epochs of Adam) on the first `n`
 /// events, then frozen; missing inputs imputed with the fit's means.
 pub fn offline_baseline(events: &[ReplayEvent], n: usize) -> Result<Vec<f32>> {
-    use vigil_operators::learn::{CpuTrainer, Hyper, ModelKind, Trainer};
+    use vigil_operators::learn::{CpuTrainer, Hyper, ModelKind, ModelState, Shape, Trainer};
     let d = events[0].x.len();
     let fit = &events[..n.min(events.len())];
     let means: Vec<f32> = (0..d)

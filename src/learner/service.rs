@@ -11,13 +11,14 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use vigil_operators::learn::quality::{Quality, QualityWindow};
 use vigil_operators::learn::search::{exploit, rng};
-use vigil_operators::learn::{ModelState, Shape, SplitMix, Trainer};
+use vigil_operators::learn::{SplitMix, Trainer};
 
 use super::labels::decode_label;
 use super::pending::{Pending, PendingStore};
 use super::runs::{RunLog, RunRecord};
 use super::snapshot::{ModelHandle, ModelSnapshot};
-use super::OnlineSpec;
+use super::export::{champion_path, ChampionFile};
+use super::{ModelNames, OnlineSpec};
 use crate::gpu::open_trainer;
 use crate::metrics::Metrics;
 use crate::source::{PollStatus, RecordSource};
@@ -95,10 +96,8 @@ pub type LabelSourceFactory = Box<dyn FnOnce() -> Result<Box<dyn RecordSource>> 
 
 /// Opens the trainer on the configured device (failing clearly when `--device gpu`
 /// finds no adapter) and starts the learner thread.
-pub fn start(spec: OnlineSpec, job: &str, d: usize, metrics: Arc<Metrics>, labels: LabelSourceFactory) -> Result<Learner> {
-    let shape = Shape { kind: spec.kind, d: d as u32, hidden_max: spec.hidden_max(), batch: spec.batch };
-    let hyper = spec.space.initial(spec.variants, spec.seed);
-    let state = ModelState::new(shape, hyper, spec.seed).map_err(|e| anyhow!("model: {e}"))?;
+pub fn start(spec: OnlineSpec, names: ModelNames, metrics: Arc<Metrics>, labels: LabelSourceFactory) -> Result<Learner> {
+    let state = spec.initial_state(&names.inputs)?;
     let trainer = open_trainer(spec.device, state.clone()).map_err(|e| anyhow!("{e}"))?;
     let device = trainer.device();
     let kind = format!("{:?}", spec.kind).to_lowercase();
@@ -109,11 +108,11 @@ pub fn start(spec: OnlineSpec, job: &str, d: usize, metrics: Arc<Metrics>, label
     let (tx, rx) = std::sync::mpsc::channel();
     let finish = Arc::new(AtomicBool::new(false));
     let log = match &spec.runs_dir {
-        Some(dir) => Some(RunLog::create(dir, job).context("opening the experiment log")?),
+        Some(dir) => Some(RunLog::create(dir, &names.job).context("opening the experiment log")?),
         None => None,
     };
     let link = LearnerLink { model: model.clone(), tx, ab_share: spec.ab_share };
-    let service = Service::new(spec, trainer, model, metrics, log, d);
+    let service = Service::new(spec, trainer, model, metrics, log, names);
     let done = finish.clone();
     let thread = std::thread::Builder::new().name("vigil-learner".into()).spawn(move || {
         let labels = labels()?;
@@ -153,7 +152,7 @@ pub(super) struct Service {
     model: Arc<ModelHandle>,
     metrics: Arc<Metrics>,
     log: Option<RunLog>,
-    d: usize,
+    names: ModelNames,
     k: usize,
     pending: PendingStore,
     /// Labels that arrived before their prediction: id -> (label, arrival).
@@ -184,7 +183,8 @@ pub(super) struct Service {
 }
 
 impl Service {
-    pub(super) fn new(spec: OnlineSpec, trainer: Box<dyn Trainer + Send>, model: Arc<ModelHandle>, metrics: Arc<Metrics>, log: Option<RunLog>, d: usize) -> Service {
+    pub(super) fn new(spec: OnlineSpec, trainer: Box<dyn Trainer + Send>, model: Arc<ModelHandle>, metrics: Arc<Metrics>, log: Option<RunLog>, names: ModelNames) -> Service {
+        let d = names.inputs.len();
         let k = spec.variants;
         let timeout = spec.labels.timeout.as_millis() as i64;
         Service {
@@ -217,7 +217,7 @@ impl Service {
             model,
             metrics,
             log,
-            d,
+            names,
             k,
         }
     }
@@ -454,6 +454,12 @@ impl Service {
                 log.append(&RunRecord::new(self.round, self.summary.joined, k, self.run_ids[k], self.parents[k], &state.hyper[k], &qualities[k], k == self.champion))?;
             }
         }
+        if let Some(log) = &self.log {
+            let version = format!("r{}@{}", self.run_ids[self.champion], self.version + 1);
+            let n = &self.names;
+            let file = ChampionFile::from_state(&n.job, &n.model, version, n.inputs.clone(), &state, self.champion, scores[self.champion]);
+            file.write(&champion_path(log.path()))?;
+        }
         let pairs = if self.k >= 2 { exploit(&scores) } else { Vec::new() };
         if !pairs.is_empty() {
             for (from, to) in pairs {
@@ -524,7 +530,6 @@ impl Service {
         if let Some(log) = &mut self.log {
             log.flush()?;
         }
-        let _ = self.d;
         Ok(self.summary)
     }
 }
