@@ -21,7 +21,9 @@ pub fn write_section(path: &str, heading: &str, section: &str) -> Result<()> {
     let mut replaced = false;
     for line in old.lines() {
         if line.starts_with("## ") {
-            skipping = line.starts_with(heading);
+            // the heading exactly, or followed by its "(measured ...)" stamp: one
+            // heading being a prefix of another must not replace both
+            skipping = line == heading || line.starts_with(&format!("{heading} ("));
             if skipping && !replaced {
                 out.push_str(section.trim_end());
                 out.push_str("\n\n");

@@ -42,6 +42,9 @@ struct Args {
     /// Feature counts to measure.
     #[arg(long, value_delimiter = ',', default_value = "32,128")]
     d: Vec<u32>,
+    /// Also measure River's LogisticRegression.learn_one (needs `pip install river`).
+    #[arg(long)]
+    river: bool,
     /// Appended to the section heading (to keep several configurations).
     #[arg(long)]
     tag: Option<String>,
@@ -208,6 +211,24 @@ fn main() -> Result<()> {
             extra.push_str(&format!(
                 "- Upper limit, d = {d}: a plain per-sample SGD loop (one logistic model, no standardization or mini-batches) ran {p:.0} samples/s; the CPU twin with K = 1 ran {twin:.0} ({:.0}%).\n",
                 100.0 * twin / p
+            ));
+        }
+    }
+    if args.river {
+        for &d in &args.d {
+            let out = std::process::Command::new("python3").arg("benchmarks/river_train.py").arg(d.to_string()).arg("20000").output()?;
+            if !out.status.success() {
+                return Err(anyhow!("river_train.py failed (python3 -m pip install river): {}", String::from_utf8_lossy(&out.stderr)));
+            }
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+            let river = v["samples_per_s"].as_f64().unwrap_or(0.0);
+            let ours = |k: usize| cases.iter().find(|c| c.kind == ModelKind::Logistic && c.k == k && c.d == d).map_or(0.0, |c| c.samples_per_s * k as f64);
+            let best = args.k.iter().map(|k| ours(*k)).fold(0.0, f64::max);
+            extra.push_str(&format!(
+                "- River {} `LogisticRegression.learn_one` (SGD, no scaler), d = {d}: {river:.0} samples/s. vigil here: {:.0}x with one variant, {:.0}x in sample-variant updates with the best K.\n",
+                v["river"].as_str().unwrap_or("?"),
+                ours(1) / river,
+                best / river
             ));
         }
     }
