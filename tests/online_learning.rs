@@ -92,6 +92,7 @@ fn every_label_is_accounted_for_and_the_champion_serves_through_kafka() {
         online.min_labels = 1_000;
         online.window = 5_000;
         online.runs_dir = None;
+        online.ab_share = 0.3;
     }
     let broker = EmbeddedBroker::start(1).unwrap();
     for (t, p) in [("transactions", 4), ("labels", 4), ("scores", 4), ("dlq", 2), ("scores_shadow", 8)] {
@@ -145,6 +146,16 @@ fn every_label_is_accounted_for_and_the_champion_serves_through_kafka() {
     assert_eq!(shadow.len(), scores.len());
     assert!(shadow.iter().all(|s| s["challengers"].as_array().unwrap().len() == 7));
     let versions: HashSet<&str> = scores.iter().map(|s| s["model_version"].as_str().unwrap()).collect();
+    // A/B: after the first selection, 30% of the keys (by key hash) are served by the
+    // best challenger; both arms are evaluated on their own served predictions
+    let mut arms: HashMap<String, HashSet<String>> = HashMap::new(); // snapshot and arm -> run ids served
+    for s in &scores {
+        let version = s["model_version"].as_str().unwrap();
+        let (run, snap) = version.split_once('@').unwrap();
+        let arm_b = key_hash(s["key"].as_str().unwrap()) % 10_000 < 3_000;
+        arms.entry(format!("{snap}/{arm_b}")).or_default().insert(run.to_owned());
+    }
+    assert!(arms.values().all(|runs| runs.len() == 1), "one run per arm and snapshot: {arms:?}");
     // a replay scores faster than labels train: at least one republished model served
     assert!(versions.len() >= 2, "the model was republished while scoring: {versions:?}");
 }
@@ -250,4 +261,34 @@ fn an_mlp_job_learns_from_delayed_labels_with_variants_of_several_hidden_sizes()
     let (auc, _) = vigil::learner::replay::window_quality(&run.served, &events, 20_000, events.len());
     assert!(auc.unwrap() > 0.85, "MLP champion AUC {auc:?} on {}", run.device);
     assert!(run.summary.selections >= 5);
+}
+
+#[test]
+fn ab_mode_serves_a_share_of_keys_from_the_best_challenger_and_scores_each_arm() {
+    let job = fraud_online_job();
+    let mut spec = job.model.online.clone().unwrap();
+    spec.device = DeviceChoice::Cpu;
+    spec.runs_dir = None;
+    spec.ab_share = 0.25;
+    spec.select_every = 3_000;
+    spec.min_labels = 1_000;
+    let (payloads, labels) = vigil::learner::replay::demo_stream(40_000, 9, None);
+    let events = vigil::learner::replay::record_stream(&job, payloads, &labels).unwrap();
+    let run = vigil::learner::replay::replay(spec, &events, 1_000, 256).unwrap();
+    let (a, b) = (run.summary.served_quality[0], run.summary.served_quality[1]);
+    let share = b.labels as f64 / (a.labels + b.labels) as f64;
+    // arm B starts once a challenger exists (the first selection round)
+    assert!(share > 0.15 && share < 0.25, "arm B share {share}");
+    assert!(a.roc_auc.is_some() && b.roc_auc.is_some());
+    // within one block, the two arms serve different runs, chosen by key hash
+    let mut split = 0;
+    for (i, e) in events.iter().enumerate().skip(20_000) {
+        let other = events[i..].iter().take(256).position(|o| (o.key % 10_000 < 2_500) != (e.key % 10_000 < 2_500));
+        if let Some(j) = other {
+            if run.served_run[i] != run.served_run[i + j] {
+                split += 1;
+            }
+        }
+    }
+    assert!(split > 10_000, "arms served different runs {split} times");
 }

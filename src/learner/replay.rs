@@ -25,6 +25,8 @@ use crate::metrics::Metrics;
 pub struct ReplayEvent {
     /// Hash of the event id.
     pub id: u64,
+    /// Hash of the entity key (A/B arms are assigned by it).
+    pub key: u64,
     pub time_ms: i64,
     /// Raw model inputs after their transforms (NaN = missing).
     pub x: Vec<f32>,
@@ -52,11 +54,13 @@ pub fn replay(spec: OnlineSpec, events: &[ReplayEvent], label_delay: usize, bloc
     let device = trainer.device();
     let model = ModelHandle::new(ModelSnapshot { version: 0, state, champion: 0, challenger: None, run_ids: (1..=spec.variants as u64).collect() });
     let log = spec.runs_dir.as_deref().map(|dir| RunLog::create(dir, "replay")).transpose()?;
+    let spec_ab_share = spec.ab_share;
     let mut service = Service::new(spec, trainer, model.clone(), Metrics::new(), log, names);
     let mut served = Vec::with_capacity(events.len());
     let mut served_run = Vec::with_capacity(events.len());
     let mut served_x = Vec::with_capacity(events.len());
     let (mut x, mut preds) = (Vec::with_capacity(d), Vec::new());
+    let ab = (spec_ab_share * 10_000.0) as u64;
     let mut revealed = 0;
     for (b, chunk) in events.chunks(block.max(1)).enumerate() {
         let snap = model.current();
@@ -64,7 +68,7 @@ pub fn replay(spec: OnlineSpec, events: &[ReplayEvent], label_delay: usize, bloc
         for e in chunk {
             x.clear();
             x.extend_from_slice(&e.x);
-            let (slot, arm) = snap.serve(&mut x, &mut preds, false);
+            let (slot, arm) = snap.serve(&mut x, &mut preds, e.key % 10_000 < ab);
             served.push(preds[slot]);
             served_run.push(snap.run_ids[slot]);
             served_x.push(x.clone());
@@ -127,6 +131,7 @@ pub fn record_stream(job: &crate::spec::JobSpec, payloads: Vec<Vec<u8>>, labels:
             .collect();
         out.push(ReplayEvent {
             id: crate::pipeline::key_hash(&id),
+            key: crate::pipeline::key_hash(score["key"].as_str().unwrap_or_default()),
             time_ms: score["event_time"].as_i64().unwrap_or_default(),
             x,
             label: labels.get(&id).copied(),
