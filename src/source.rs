@@ -41,6 +41,11 @@ pub trait RecordSource {
     /// Next offset to read per owned partition: what is safe to commit once every
     /// output derived from earlier offsets has been delivered.
     fn positions(&self) -> Vec<(u32, i64)>;
+    /// Commits `positions()` for the source's consumer group, where it has one
+    /// (the labels source; event sources are committed by the checkpoint coordinator).
+    fn commit(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
 
 /// The partitions worker `index` of `peers` owns: `p % peers == index`. The rule

@@ -125,6 +125,10 @@ fn every_label_is_accounted_for_and_the_champion_serves_through_kafka() {
     assert_eq!(learned.labels_read, labels.len() as u64, "{learned:?}");
     assert_eq!(learned.joined + learned.expired + learned.orphan + learned.sampled_out + learned.malformed, learned.labels_read);
     assert_eq!(learned.malformed, 4);
+    // the labels read are committed for the job's group: a restart does not re-read them
+    let admin = kafka.admin_consumer("online").unwrap();
+    let committed: i64 = vigil::kafka::committed_offsets(&admin, "labels", 4).unwrap().values().sum();
+    assert_eq!(committed, labels.len() as i64);
     // each scored event's label joined; the labels of dead-lettered events are orphans
     assert_eq!(learned.joined + learned.expired, scores.len() as u64, "{learned:?}");
     assert_eq!(learned.orphan, dlq.len() as u64);

@@ -143,4 +143,8 @@ impl RecordSource for KafkaSource {
     fn positions(&self) -> Vec<(u32, i64)> {
         self.owned.iter().copied().zip(self.next.iter().copied()).collect()
     }
+
+    fn commit(&mut self) -> anyhow::Result<()> {
+        crate::kafka::commit_positions(&self.consumer, &self.topic, &self.positions())
+    }
 }

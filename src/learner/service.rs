@@ -31,6 +31,11 @@ const TRAIN_EVERY: Duration = Duration::from_millis(20);
 const PUBLISH_EVERY: Duration = Duration::from_millis(50);
 /// Ids remembered after their prediction left (to tell expired labels from orphans).
 const REMEMBERED_IDS: usize = 1 << 20;
+/// Labels waiting for their prediction at most; past it a label is an orphan at once
+/// (bounds memory when a restarted job re-reads a long labels topic).
+const EARLY_LABELS: usize = 1 << 21;
+/// Label positions are committed this often (and at the end).
+const COMMIT_LABELS_EVERY: Duration = Duration::from_secs(5);
 
 /// What scorers hold: the current snapshot and the way to the learner.
 #[derive(Clone)]
@@ -119,6 +124,15 @@ pub fn start(spec: OnlineSpec, names: ModelNames, metrics: Arc<Metrics>, labels:
         service.run(rx, labels, &done)
     })?;
     Ok(Learner { link, device, finish, thread })
+}
+
+/// Labels read are committed: a restarted job does not read them again (the
+/// predictions they would join did not survive the restart). Failures are logged;
+/// the next commit retries.
+fn commit_labels(labels: &mut dyn RecordSource) {
+    if let Err(e) = labels.commit() {
+        tracing::warn!(error = %e, "committing label positions");
+    }
 }
 
 /// A bounded set of ids, forgetting the oldest.
@@ -226,6 +240,7 @@ impl Service {
         let mut scorers_gone = false;
         let mut quiet_polls = 0;
         let mut last_gauges = Instant::now();
+        let mut last_commit = Instant::now();
         let mut batch: Vec<(u32, i64, Result<(u64, bool), &'static str>)> = Vec::new();
         loop {
             let finishing = finish.load(Ordering::SeqCst);
@@ -266,6 +281,10 @@ impl Service {
                 last_gauges = Instant::now();
                 self.gauges();
             }
+            if last_commit.elapsed() >= COMMIT_LABELS_EVERY {
+                last_commit = Instant::now();
+                commit_labels(&mut *labels);
+            }
             if finishing {
                 let quiet = got == 0 && !matches!(status, PollStatus::Records(_));
                 quiet_polls = if quiet { quiet_polls + 1 } else { 0 };
@@ -279,6 +298,7 @@ impl Service {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
+        commit_labels(&mut *labels);
         self.end()
     }
 
@@ -321,6 +341,8 @@ impl Service {
             self.count("expired");
         } else if self.sampled_ids.contains(id) {
             self.count("sampled_out");
+        } else if self.early.len() >= EARLY_LABELS {
+            self.count("orphan");
         } else {
             let now = Instant::now();
             self.early.insert(id, (label, now));
