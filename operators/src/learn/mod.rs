@@ -312,7 +312,7 @@ pub(crate) fn dloss(p: f32, y: f32, sw: f32, pw: f32) -> f32 {
 pub struct SplitMix(u64);
 
 impl SplitMix {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -322,6 +322,6 @@ impl SplitMix {
 
     /// Uniform in [-1, 1).
     fn symmetric(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+        (self.next_u64() >> 11) as f64 / (1u64 << 52) as f64 - 1.0
     }
 }

@@ -51,7 +51,7 @@ impl SearchSpace {
         if grid.len() > k {
             // Fisher-Yates, first k
             for i in 0..k {
-                let j = i + (rng.next() % (grid.len() - i) as u64) as usize;
+                let j = i + (rng.next_u64() % (grid.len() - i) as u64) as usize;
                 grid.swap(i, j);
             }
             grid.truncate(k);
@@ -70,7 +70,7 @@ impl SearchSpace {
     /// A neighbour of `h`: learning rate, L2 and positive weight scaled by 0.8 or
     /// 1.25 (L2 by 0.5 or 2), the hidden size moved to an adjacent grid value.
     pub fn perturb(&self, h: &Hyper, rng: &mut SplitMix) -> Hyper {
-        let mut pick = |a: f32, b: f32| if rng.next() % 2 == 0 { a } else { b };
+        let mut pick = |a: f32, b: f32| if rng.next_u64() % 2 == 0 { a } else { b };
         let mut out = *h;
         out.lr = (h.lr * pick(0.8, 1.25)).clamp(1e-6, 10.0);
         out.l2 = if h.l2 == 0.0 { pick(0.0, 1e-5) } else { h.l2 * pick(0.5, 2.0) };
