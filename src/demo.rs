@@ -61,11 +61,21 @@ pub fn run_demo(opts: &DemoOptions, control: Arc<Control>) -> Result<()> {
     }
     let broker = EmbeddedBroker::start(1)?;
     let labels = "labels";
-    for (topic, parts) in [(job.source.topic.as_str(), opts.partitions), (labels, opts.partitions), (&job.sinks.scores, opts.partitions), (&job.sinks.dlq, 4)] {
+    // The embedded broker keeps about 5 MB per partition and silently drops the
+    // oldest records past it: size every topic so that the whole run fits.
+    let fit = |bytes_per_record: f64, records: f64, min: i32| min.max((records * bytes_per_record / 4.0e6).ceil() as i32);
+    let n = opts.events as f64;
+    let input_parts = fit(200.0, n, opts.partitions);
+    for (topic, parts) in [
+        (job.source.topic.as_str(), input_parts),
+        (labels, fit(120.0, n, opts.partitions)),
+        (&job.sinks.scores, fit(600.0, n, opts.partitions)),
+        (&job.sinks.dlq, fit(6_000.0, n * opts.bad_ratio, 4)),
+    ] {
         broker.create_topic(topic, parts)?;
     }
     if let Some(shadow) = &job.sinks.shadow {
-        broker.create_topic(shadow, opts.partitions)?;
+        broker.create_topic(shadow, fit(900.0, n, opts.partitions))?;
     }
     let addr = broker.bootstrap_servers();
     let metrics = Metrics::new();
@@ -75,7 +85,7 @@ pub fn run_demo(opts: &DemoOptions, control: Arc<Control>) -> Result<()> {
         None => None,
     };
     println!("vigil demo: embedded Kafka broker at {addr}");
-    println!("  topics: {} ({} partitions, input), {labels} (labels, delayed), {} (scores), {} (dead letters)", job.source.topic, opts.partitions, job.sinks.scores, job.sinks.dlq);
+    println!("  topics: {} ({input_parts} partitions, input), {labels} (labels, delayed), {} (scores), {} (dead letters)", job.source.topic, job.sinks.scores, job.sinks.dlq);
     println!("  subscribe with any Kafka client, e.g.: kcat -b {addr} -C -t {} -o beginning", job.sinks.scores);
     if let Some(m) = metrics_url {
         println!("  metrics: http://{m}/metrics");
