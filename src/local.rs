@@ -37,7 +37,7 @@ pub fn run_local_with_labels(
         Some(online) => {
             let (topic, data) = (online.labels.topic.clone(), labels.clone());
             let source: LabelSourceFactory = Box::new(move || Ok(Box::new(MemorySource::new(&topic, &data, 0, 1)) as Box<dyn crate::source::RecordSource>));
-            Some(crate::learner::start(online.clone(), crate::learner::ModelNames::of(job), metrics, source)?)
+            Some(crate::learner::start(online.clone(), crate::learner::ModelNames::of(job), metrics, source, Default::default())?)
         }
         None => None,
     };

@@ -433,6 +433,7 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
                             served: preds[slot],
                             arm,
                             version: snap.version,
+                            epoch,
                             weight: 1.0,
                         });
                     }

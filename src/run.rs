@@ -158,6 +158,34 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
     } else {
         CommitMode::Offsets(opts.kafka.admin_consumer(&opts.group_id)?)
     };
+    let learner = match &job.model.online {
+        Some(online) => {
+            let topic = online.labels.topic.clone();
+            let parts = kafka::partition_count(&admin, &topic, Duration::from_secs(30)).with_context(|| format!("the labels topic `{topic}`"))?;
+            let resume_from = match &restored {
+                Some(r) => r.learner()?,
+                None => None,
+            };
+            let mut start = {
+                let committed = kafka::committed_offsets(&admin, &topic, parts)?;
+                kafka::start_offsets(&admin, &topic, parts, &committed)?
+            };
+            // labels are read again from where the checkpoint's learner state stood
+            for (p, o) in resume_from.iter().flat_map(|c| c.label_positions.iter()) {
+                if let Some(slot) = start.get_mut(*p as usize) {
+                    *slot = *o;
+                }
+            }
+            let (kafka_opts, group, m) = (opts.kafka.clone(), opts.group_id.clone(), metrics.clone());
+            let labels: crate::learner::service::LabelSourceFactory = Box::new(move || {
+                let source = KafkaSource::new(&kafka_opts, &group, &topic, (0..parts).collect(), &start, Default::default(), &m)?;
+                Ok(Box::new(source) as Box<dyn crate::source::RecordSource>)
+            });
+            let resume = crate::learner::service::Resume { checkpointing: opts.checkpoint_dir.is_some(), from: resume_from };
+            Some(crate::learner::start(online.clone(), crate::learner::ModelNames::of(&job), metrics.clone(), labels, resume)?)
+        }
+        None => None,
+    };
     let epochs = Arc::new(EpochClock::starting_at(start_epoch));
     let (reports, received) = std::sync::mpsc::channel();
     let first_worker = opts.cluster.process * opts.cluster.workers;
@@ -170,6 +198,7 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
             fingerprint: job.state_fingerprint(),
             topic: topic.clone(),
             start_epoch,
+            learner: learner.as_ref().and_then(|l| l.checkpoints.clone()),
         },
         received,
         epochs.clone(),
@@ -178,21 +207,6 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
         control.clone(),
         metrics.clone(),
     )?;
-    let learner = match &job.model.online {
-        Some(online) => {
-            let topic = online.labels.topic.clone();
-            let parts = kafka::partition_count(&admin, &topic, Duration::from_secs(30)).with_context(|| format!("the labels topic `{topic}`"))?;
-            let committed = kafka::committed_offsets(&admin, &topic, parts)?;
-            let start = kafka::start_offsets(&admin, &topic, parts, &committed)?;
-            let (kafka_opts, group, m) = (opts.kafka.clone(), opts.group_id.clone(), metrics.clone());
-            let labels: crate::learner::service::LabelSourceFactory = Box::new(move || {
-                let source = KafkaSource::new(&kafka_opts, &group, &topic, (0..parts).collect(), &start, Default::default(), &m)?;
-                Ok(Box::new(source) as Box<dyn crate::source::RecordSource>)
-            });
-            Some(crate::learner::start(online.clone(), crate::learner::ModelNames::of(&job), metrics.clone(), labels)?)
-        }
-        None => None,
-    };
     let ctx = Arc::new(WorkerContext {
         learner: learner.as_ref().map(|l| l.link.clone()),
         job: Arc::new(job),
@@ -229,10 +243,12 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
             Err(e) => failure = failure.or(Some(anyhow!("a worker failed: {e}"))),
         }
     }
-    let learned = learner.map(|l| l.finish()).transpose();
     // Outputs first, offsets second: a committed offset has its outputs delivered.
     sink.flush(Duration::from_secs(60))?;
-    let checkpoints = coordinator.finish()?;
+    // The final checkpoint asks the learner for its state: the learner ends after it.
+    let checkpoints = coordinator.finish();
+    let learned = learner.map(|l| l.finish()).transpose();
+    let checkpoints = checkpoints?;
     if let Some(e) = failure {
         return Err(e);
     }

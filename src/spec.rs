@@ -159,7 +159,12 @@ impl JobSpec {
     /// A hash of everything that shapes operator state (schema, features,
     /// lateness): a checkpoint is only restored into a job with the same one.
     pub fn state_fingerprint(&self) -> String {
-        let shape = format!("{:?}|{:?}|{:?}|{:?}", self.source.fields, self.features, self.source.allowed_lateness, self.source.topic);
+        let mut shape = format!("{:?}|{:?}|{:?}|{:?}", self.source.fields, self.features, self.source.allowed_lateness, self.source.topic);
+        if let Some(o) = &self.model.online {
+            // the learner's state is part of the checkpoint: its shape too
+            let inputs: Vec<&str> = self.model.inputs.iter().map(|i| i.name.as_str()).collect();
+            shape.push_str(&format!("|online {:?} {inputs:?} {} {}", o.kind, o.variants, o.hidden_max()));
+        }
         format!("{:016x}", crate::pipeline::key_hash(&shape))
     }
 

@@ -40,6 +40,8 @@ pub struct CoordinatorConfig {
     pub topic: String,
     /// First epoch of this run (one past the restored checkpoint).
     pub start_epoch: u64,
+    /// The online learner, asked for its state at every checkpoint.
+    pub learner: Option<std::sync::mpsc::Sender<crate::learner::checkpoint::CheckpointRequest>>,
 }
 
 /// How a completed epoch is made durable in Kafka.
@@ -224,7 +226,22 @@ impl State {
             }
             let mut partitions: Vec<PartitionCut> = self.cuts[&epoch].values().flatten().cloned().collect();
             partitions.sort_by_key(|c| c.partition);
+            let learner = match &self.cfg.learner {
+                Some(tx) => {
+                    let (reply, answer) = std::sync::mpsc::sync_channel(1);
+                    tx.send(crate::learner::checkpoint::CheckpointRequest { epoch, reply }).map_err(|_| anyhow::anyhow!("the learner is gone"))?;
+                    let bytes = answer
+                        .recv_timeout(Duration::from_secs(300))
+                        .map_err(|_| anyhow::anyhow!("the learner did not answer for checkpoint {epoch}"))?
+                        .map_err(|e| anyhow::anyhow!("the learner's state for checkpoint {epoch}: {e}"))?;
+                    let name = format::learner_name(epoch);
+                    format::write_atomic(&dir.join(&name), &bytes)?;
+                    Some(name)
+                }
+                None => None,
+            };
             let manifest = Manifest {
+                learner,
                 format: format::FORMAT_VERSION,
                 job: self.cfg.job.clone(),
                 fingerprint: self.cfg.fingerprint.clone(),
@@ -300,7 +317,9 @@ pub fn collect_garbage(dir: &std::path::Path, committed: u64) -> Result<()> {
     let newest = manifests.first().map(|m| m.0).unwrap_or(0);
     let mut named = std::collections::HashSet::new();
     for (_, path) in &keep {
-        named.extend(format::read_manifest(path)?.states);
+        let m = format::read_manifest(path)?;
+        named.extend(m.states);
+        named.extend(m.learner);
     }
     for (epoch, path) in &manifests {
         if !keep.iter().any(|(e, _)| e == epoch) {

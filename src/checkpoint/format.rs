@@ -30,10 +30,19 @@ pub struct Manifest {
     /// State files, relative to the checkpoint directory.
     pub states: Vec<String>,
     pub created_unix_ms: u64,
+    /// The online learner's state file (`learner::checkpoint`), for jobs that train.
+    #[serde(default)]
+    pub learner: Option<String>,
 }
 
 pub fn manifest_name(epoch: u64) -> String {
     format!("manifest-{epoch:020}.json")
+}
+
+/// The learner's state file of checkpoint `epoch` (named like worker states, so
+/// that garbage collection treats it alike).
+pub fn learner_name(epoch: u64) -> String {
+    format!("state-{epoch:020}-learner.bin")
 }
 
 pub fn state_name(through: u64, worker: usize) -> String {
@@ -129,7 +138,7 @@ mod tests {
     #[test]
     fn unknown_versions_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let m = Manifest { format: 99, job: "j".into(), fingerprint: "f".into(), epoch: 3, partitions: vec![], states: vec![], created_unix_ms: 0 };
+        let m = Manifest { format: 99, job: "j".into(), fingerprint: "f".into(), epoch: 3, partitions: vec![], states: vec![], created_unix_ms: 0, learner: None };
         let path = write_manifest(dir.path(), &m).unwrap();
         let err = read_manifest(&path).unwrap_err().to_string();
         assert!(err.contains("format 99"), "{err}");

@@ -30,6 +30,18 @@ impl Restored {
     pub fn clock(&self, partition: u32) -> PartitionClock {
         self.manifest.partitions.iter().find(|c| c.partition == partition).map(|c| c.clock.clone()).unwrap_or_default()
     }
+    /// The online learner's state, when the checkpoint has one.
+    pub fn learner(&self) -> Result<Option<crate::learner::checkpoint::LearnerCheckpoint>> {
+        match &self.manifest.learner {
+            Some(name) => {
+                let path = self.dir.join(name);
+                let bytes = std::fs::read(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+                crate::learner::checkpoint::LearnerCheckpoint::decode(&bytes).map(Some).map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))
+            }
+            None => Ok(None),
+        }
+    }
+
     /// The feature state of the keys that `keep` selects (this worker's share),
     /// gathered from every worker's state file: any number of workers can restore
     /// a checkpoint taken with any other number.

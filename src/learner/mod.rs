@@ -18,6 +18,7 @@
 //! Scores therefore depend on when labels arrive, as with any online learner fed
 //! in real time; the job's other outputs do not.
 
+pub mod checkpoint;
 pub mod export;
 pub mod labels;
 pub mod metrics;

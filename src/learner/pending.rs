@@ -20,7 +20,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
 /// One scored event waiting for its label.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Pending {
     /// Hash of the event id (`pipeline::key_hash`).
     pub id: u64,
@@ -34,6 +34,8 @@ pub struct Pending {
     pub arm: u8,
     /// Snapshot version it was scored with.
     pub version: u64,
+    /// Checkpoint epoch it was scored in.
+    pub epoch: u64,
     /// Importance weight (1 unless downsampled).
     pub weight: f32,
 }
@@ -42,7 +44,6 @@ pub struct Pending {
 pub struct PendingStore {
     map: HashMap<u64, Pending>,
     expiry: BinaryHeap<Reverse<(i64, u64)>>,
-    max_time_ms: i64,
     timeout_ms: i64,
     budget_bytes: usize,
     per_entry: usize,
@@ -58,7 +59,6 @@ impl PendingStore {
         PendingStore {
             map: HashMap::new(),
             expiry: BinaryHeap::new(),
-            max_time_ms: i64::MIN,
             timeout_ms,
             budget_bytes,
             per_entry: Self::bytes_per_entry(d, k),
@@ -95,7 +95,6 @@ impl PendingStore {
     /// Evicted oldest entries (budget still exceeded at the smallest rate) are
     /// appended to `evicted`.
     pub fn admit(&mut self, mut p: Pending, evicted: &mut Vec<Pending>) -> Result<(), Pending> {
-        self.max_time_ms = self.max_time_ms.max(p.time_ms);
         if p.served < self.keep_above && self.rate < 1.0 {
             let u = (p.id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1u64 << 53) as f64;
             if u >= self.rate {
@@ -122,6 +121,18 @@ impl PendingStore {
         Ok(())
     }
 
+    /// Puts back a prediction saved in a checkpoint (no budget decision: it was
+    /// admitted before).
+    pub fn restore(&mut self, p: Pending) {
+        self.expiry.push(Reverse((p.time_ms, p.id)));
+        self.map.insert(p.id, p);
+    }
+
+    /// The pending predictions scored in epochs `<= epoch` (a checkpoint's share).
+    pub fn through(&self, epoch: u64) -> Vec<Pending> {
+        self.map.values().filter(|p| p.epoch <= epoch).cloned().collect()
+    }
+
     /// Removes and returns the prediction for `id`, if pending.
     pub fn take(&mut self, id: u64) -> Option<Pending> {
         self.map.remove(&id)
@@ -136,10 +147,14 @@ impl PendingStore {
         None
     }
 
-    /// Predictions whose event time is more than the timeout behind the newest
-    /// pending event time (event time, so that replays expire the same way).
-    pub fn expire(&mut self, out: &mut Vec<Pending>) {
-        let limit = self.max_time_ms.saturating_sub(self.timeout_ms);
+    /// Predictions whose event time is more than the timeout behind
+    /// `labels_progress_ms`: how far in event time the labels have come (the
+    /// newest event time a label has joined). Measuring against the labels rather
+    /// than the newest prediction keeps a backfill, where scoring runs far ahead of
+    /// the labels, from timing everything out; and it is event time, so replays
+    /// expire the same way.
+    pub fn expire(&mut self, labels_progress_ms: i64, out: &mut Vec<Pending>) {
+        let limit = labels_progress_ms.saturating_sub(self.timeout_ms);
         while let Some(Reverse((t, id))) = self.expiry.peek().copied() {
             if t >= limit {
                 break;
@@ -169,7 +184,7 @@ mod tests {
     use super::*;
 
     fn p(id: u64, t: i64, served: f32) -> Pending {
-        Pending { id, time_ms: t, x: vec![1.0; 4], preds: vec![served; 2], served, arm: 0, version: 1, weight: 1.0 }
+        Pending { id, time_ms: t, x: vec![1.0; 4], preds: vec![served; 2], served, arm: 0, version: 1, epoch: 0, weight: 1.0 }
     }
 
     #[test]
@@ -181,8 +196,10 @@ mod tests {
         }
         assert_eq!(s.take(3).map(|x| x.time_ms), Some(900));
         let mut out = Vec::new();
-        s.expire(&mut out);
-        // newest is 2700: everything before 1700 expired, except the joined one
+        s.expire(i64::MIN, &mut out);
+        assert!(out.is_empty(), "no label progress, no timeout");
+        s.expire(2_700, &mut out);
+        // labels reached 2700: everything before 1700 expired, except the joined one
         let mut ids: Vec<u64> = out.iter().map(|x| x.id).collect();
         ids.sort();
         assert_eq!(ids, vec![0, 1, 2, 4, 5]);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use vigil_operators::learn::quality::{Quality, QualityWindow};
 use vigil_operators::learn::search::{exploit, rng};
 use vigil_operators::learn::{SplitMix, Trainer};
@@ -17,6 +17,7 @@ use super::labels::decode_label;
 use super::pending::{Pending, PendingStore};
 use super::runs::{RunLog, RunRecord};
 use super::snapshot::{ModelHandle, ModelSnapshot};
+use super::checkpoint::{CheckpointRequest, Counts, LearnerCheckpoint};
 use super::export::{champion_path, ChampionFile};
 use super::{ModelNames, OnlineSpec};
 use crate::gpu::open_trainer;
@@ -49,6 +50,9 @@ pub struct LearnerLink {
 pub struct Learner {
     pub link: LearnerLink,
     pub device: String,
+    /// Where the checkpoint coordinator asks for the learner's state (when the job
+    /// keeps checkpoints).
+    pub checkpoints: Option<Sender<CheckpointRequest>>,
     finish: Arc<AtomicBool>,
     thread: JoinHandle<Result<LearnerSummary>>,
 }
@@ -73,6 +77,10 @@ pub struct LearnerSummary {
     /// Quality of the served predictions of the whole run, per arm (A, B).
     pub served_quality: [Quality; 2],
     pub run_log: Option<std::path::PathBuf>,
+    /// The checkpoint epoch the learner resumed from.
+    pub restored_epoch: Option<u64>,
+    /// Joined samples still waiting for their epoch to be sealed at the end.
+    pub held_at_end: u64,
     /// Every trained sample, when `record_training` is set.
     pub training_log: Vec<TrainedSample>,
 }
@@ -99,31 +107,62 @@ impl Learner {
 /// A source of label records, opened on the learner thread.
 pub type LabelSourceFactory = Box<dyn FnOnce() -> Result<Box<dyn RecordSource>> + Send>;
 
+/// How a learner starts with respect to checkpoints.
+#[derive(Default)]
+pub struct Resume {
+    /// The job keeps checkpoints: samples train only once their epoch is sealed.
+    pub checkpointing: bool,
+    /// The learner's state in the checkpoint the job restores.
+    pub from: Option<LearnerCheckpoint>,
+}
+
 /// Opens the trainer on the configured device (failing clearly when `--device gpu`
 /// finds no adapter) and starts the learner thread.
-pub fn start(spec: OnlineSpec, names: ModelNames, metrics: Arc<Metrics>, labels: LabelSourceFactory) -> Result<Learner> {
-    let state = spec.initial_state(&names.inputs)?;
+pub fn start(spec: OnlineSpec, names: ModelNames, metrics: Arc<Metrics>, labels: LabelSourceFactory, resume: Resume) -> Result<Learner> {
+    let fresh = spec.initial_state(&names.inputs)?;
+    let state = match &resume.from {
+        Some(c) if c.model.shape != fresh.shape || c.model.k() != fresh.k() => {
+            bail!("the checkpoint's model ({:?}, {} variants) does not fit the job's ({:?}, {} variants)", c.model.shape, c.model.k(), fresh.shape, fresh.k())
+        }
+        Some(c) => c.model.clone(),
+        None => fresh,
+    };
     let trainer = open_trainer(spec.device, state.clone()).map_err(|e| anyhow!("{e}"))?;
     let device = trainer.device();
     let kind = format!("{:?}", spec.kind).to_lowercase();
     metrics.model.device.with_label_values(&[&device, &kind]).set(1);
     tracing::info!(%device, variants = spec.variants, "online learning starts");
     let k = spec.variants;
-    let model = ModelHandle::new(ModelSnapshot { version: 0, state, champion: 0, challenger: None, run_ids: (1..=k as u64).collect() });
+    let first = match &resume.from {
+        Some(c) => ModelSnapshot { version: c.version, state, champion: c.champion, challenger: c.challenger.filter(|_| spec.ab_share > 0.0), run_ids: c.run_ids.clone() },
+        None => ModelSnapshot { version: 0, state, champion: 0, challenger: None, run_ids: (1..=k as u64).collect() },
+    };
+    let model = ModelHandle::new(first);
     let (tx, rx) = std::sync::mpsc::channel();
+    let (checkpoints, requests) = match resume.checkpointing {
+        true => {
+            let (t, r) = std::sync::mpsc::channel();
+            (Some(t), Some(r))
+        }
+        false => (None, None),
+    };
     let finish = Arc::new(AtomicBool::new(false));
     let log = match &spec.runs_dir {
         Some(dir) => Some(RunLog::create(dir, &names.job).context("opening the experiment log")?),
         None => None,
     };
     let link = LearnerLink { model: model.clone(), tx, ab_share: spec.ab_share };
-    let service = Service::new(spec, trainer, model, metrics, log, names);
+    let mut service = Service::new(spec, trainer, model, metrics, log, names);
+    service.gate = resume.checkpointing;
+    if let Some(c) = resume.from {
+        service.restore(c);
+    }
     let done = finish.clone();
     let thread = std::thread::Builder::new().name("vigil-learner".into()).spawn(move || {
         let labels = labels()?;
-        service.run(rx, labels, &done)
+        service.run(rx, requests, labels, &done)
     })?;
-    Ok(Learner { link, device, finish, thread })
+    Ok(Learner { link, device, checkpoints, finish, thread })
 }
 
 /// Labels read are committed: a restarted job does not read them again (the
@@ -194,6 +233,18 @@ pub(super) struct Service {
     round: u64,
     rng: SplitMix,
     summary: LearnerSummary,
+    /// Checkpoints are on: a sample changes the model only once its epoch is sealed.
+    gate: bool,
+    /// The newest epoch covered by a checkpoint.
+    sealed: Option<u64>,
+    /// Samples of epochs not sealed yet: prediction, label, and whether the label
+    /// came from the labels topic (else: the default of a timed-out prediction).
+    held: Vec<(Pending, bool, bool)>,
+    /// The newest prediction epoch a trained sample came from.
+    trained_through: Option<u64>,
+    /// How far the labels have come in event time: the newest event time a label
+    /// joined (predictions time out against it).
+    labels_progress_ms: i64,
 }
 
 impl Service {
@@ -226,6 +277,11 @@ impl Service {
             round: 0,
             rng: rng(spec.seed ^ 0x5EED),
             summary: LearnerSummary { device: trainer.device(), run_log: log.as_ref().map(|l| l.path().to_owned()), ..Default::default() },
+            gate: false,
+            sealed: None,
+            held: Vec::new(),
+            trained_through: None,
+            labels_progress_ms: i64::MIN,
             spec,
             trainer,
             model,
@@ -236,7 +292,7 @@ impl Service {
         }
     }
 
-    fn run(mut self, rx: Receiver<Vec<Pending>>, mut labels: Box<dyn RecordSource>, finish: &AtomicBool) -> Result<LearnerSummary> {
+    fn run(mut self, rx: Receiver<Vec<Pending>>, requests: Option<Receiver<CheckpointRequest>>, mut labels: Box<dyn RecordSource>, finish: &AtomicBool) -> Result<LearnerSummary> {
         let mut scorers_gone = false;
         let mut quiet_polls = 0;
         let mut last_gauges = Instant::now();
@@ -277,6 +333,20 @@ impl Service {
             self.expire();
             self.orphan_early(finishing);
             self.periodic(false)?;
+            while let Some(req) = requests.as_ref().and_then(|r| r.try_recv().ok()) {
+                // every prediction of the requested epochs was sent before the
+                // workers reported passing them: drain the channel first
+                while let Ok(p) = rx.try_recv() {
+                    got += p.len();
+                    self.admit_all(p);
+                }
+                let state = self.checkpoint(req.epoch, labels.positions()).map_err(|e| format!("{e:#}"));
+                let failed = state.is_err();
+                let _ = req.reply.send(state);
+                if failed {
+                    bail!("the learner could not write its part of checkpoint {}", req.epoch);
+                }
+            }
             if last_gauges.elapsed() >= Duration::from_secs(1) {
                 last_gauges = Instant::now();
                 self.gauges();
@@ -364,10 +434,24 @@ impl Service {
     /// label was known, then queue the stored inputs for training.
     fn joined(&mut self, p: Pending, label: bool) {
         self.count("joined");
-        self.learn_from(p, label);
+        self.labels_progress_ms = self.labels_progress_ms.max(p.time_ms);
+        self.learn_or_hold(p, label, true);
+    }
+
+    fn is_sealed(&self, epoch: u64) -> bool {
+        !self.gate || self.sealed.is_some_and(|s| epoch <= s)
+    }
+
+    fn learn_or_hold(&mut self, p: Pending, label: bool, from_topic: bool) {
+        if self.is_sealed(p.epoch) {
+            self.learn_from(p, label);
+        } else {
+            self.held.push((p, label, from_topic));
+        }
     }
 
     fn learn_from(&mut self, p: Pending, label: bool) {
+        self.trained_through = self.trained_through.max(Some(p.epoch));
         for (k, w) in self.windows.iter_mut().enumerate() {
             if p.version >= self.replaced_at[k] {
                 w.push(p.preds[k], label, p.weight);
@@ -390,13 +474,13 @@ impl Service {
         self.metrics.model.timed_out.inc();
         self.expired_ids.insert(p.id);
         if let Some(default) = self.spec.labels.default {
-            self.learn_from(p, default);
+            self.learn_or_hold(p, default, false);
         }
     }
 
     pub(super) fn expire(&mut self) {
         let mut out = Vec::new();
-        self.pending.expire(&mut out);
+        self.pending.expire(self.labels_progress_ms, &mut out);
         for p in out {
             self.timed_out(p);
         }
@@ -417,6 +501,104 @@ impl Service {
                     self.count("orphan");
                 }
             }
+        }
+    }
+
+    /// The learner's part of checkpoint `epoch` (see `learner::checkpoint`); then
+    /// seals the epochs it covers and trains their held samples.
+    fn checkpoint(&mut self, epoch: u64, label_positions: Vec<(u32, i64)>) -> Result<Vec<u8>> {
+        self.train()?; // the chunk holds sealed samples only
+        let held: Vec<(Pending, bool)> = self.held.iter().filter(|h| h.0.epoch <= epoch).map(|h| (h.0.clone(), h.1)).collect();
+        let mut early: Vec<(u64, bool)> = self.early.iter().map(|(id, (label, _))| (*id, *label)).collect();
+        // Samples of later epochs: their events are scored again after a restore.
+        // A label from the topic waits for that prediction again (and counts as
+        // joined again then); a timed-out prediction times out again.
+        let (mut later_joined, mut later_timed_out) = (0, 0);
+        for (p, label, from_topic) in self.held.iter().filter(|h| h.0.epoch > epoch) {
+            if *from_topic {
+                early.push((p.id, *label));
+                later_joined += 1;
+            } else {
+                later_timed_out += 1;
+            }
+        }
+        let s = &self.summary;
+        let state = LearnerCheckpoint {
+            epoch,
+            model: self.trainer.state().map_err(|e| anyhow!("reading the model back: {e}"))?,
+            pending: self.pending.through(epoch),
+            held,
+            early,
+            label_positions,
+            windows: self.windows.iter().map(|w| w.items()).collect(),
+            arm_windows: [self.arm_windows[0].items(), self.arm_windows[1].items()],
+            run_ids: self.run_ids.clone(),
+            parents: self.parents.clone(),
+            next_run_id: self.next_run_id,
+            replaced_at: self.replaced_at.clone(),
+            version: self.version,
+            champion: self.champion,
+            challenger: self.challenger,
+            labels_since_select: self.labels_since_select,
+            round: self.round,
+            rng: self.rng.0,
+            counts: Counts {
+                joined: s.joined - later_joined,
+                expired: s.expired,
+                orphan: s.orphan,
+                sampled_out: s.sampled_out,
+                malformed: s.malformed,
+                labels_read: s.labels_read,
+                timed_out: s.timed_out - later_timed_out,
+                trained: s.trained,
+                selections: s.selections,
+            },
+            trained_through: self.trained_through,
+            labels_progress_ms: self.labels_progress_ms,
+        };
+        let bytes = state.encode()?;
+        self.sealed = self.sealed.max(Some(epoch));
+        let (ready, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held).into_iter().partition(|h| h.0.epoch <= epoch);
+        self.held = wait;
+        for (p, label, _) in ready {
+            self.learn_from(p, label);
+        }
+        Ok(bytes)
+    }
+
+    /// Resumes from a checkpoint's learner state (the trainer already holds its model).
+    pub(super) fn restore(&mut self, c: LearnerCheckpoint) {
+        let now = Instant::now();
+        for p in c.pending {
+            self.pending.restore(p);
+        }
+        for (id, label) in c.early {
+            self.early.insert(id, (label, now));
+            self.early_order.push_back((now, id));
+        }
+        self.windows = c.windows.into_iter().map(|items| QualityWindow::from_items(self.spec.window, items)).collect();
+        let [a, b] = c.arm_windows;
+        self.arm_windows = [QualityWindow::from_items(self.spec.window, a), QualityWindow::from_items(self.spec.window, b)];
+        self.run_ids = c.run_ids;
+        self.parents = c.parents;
+        self.next_run_id = c.next_run_id;
+        self.replaced_at = c.replaced_at;
+        self.version = c.version;
+        self.champion = c.champion;
+        self.challenger = c.challenger;
+        self.labels_since_select = c.labels_since_select;
+        self.round = c.round;
+        self.rng = SplitMix(c.rng);
+        let k = c.counts;
+        let s = &mut self.summary;
+        (s.joined, s.expired, s.orphan, s.sampled_out, s.malformed, s.labels_read, s.timed_out, s.trained, s.selections) =
+            (k.joined, k.expired, k.orphan, k.sampled_out, k.malformed, k.labels_read, k.timed_out, k.trained, k.selections);
+        self.trained_through = c.trained_through;
+        self.labels_progress_ms = c.labels_progress_ms;
+        self.sealed = Some(c.epoch);
+        self.summary.restored_epoch = Some(c.epoch);
+        for (p, label) in c.held {
+            self.learn_from(p, label);
         }
     }
 
@@ -537,6 +719,7 @@ impl Service {
         }
         self.gauges();
         self.summary.unlabeled_at_end = self.pending.drain().len() as u64;
+        self.summary.held_at_end = self.held.len() as u64;
         self.summary.champion = self.champion;
         self.summary.champion_quality = self.windows[self.champion].quality();
         for arm in 0..2 {

@@ -309,7 +309,7 @@ pub(crate) fn dloss(p: f32, y: f32, sw: f32, pw: f32) -> f32 {
 
 /// A tiny deterministic generator (weight initialization, search perturbations).
 #[derive(Clone, Debug)]
-pub struct SplitMix(u64);
+pub struct SplitMix(pub u64);
 
 impl SplitMix {
     pub fn next_u64(&mut self) -> u64 {

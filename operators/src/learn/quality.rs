@@ -38,6 +38,20 @@ impl QualityWindow {
         self.items.push_back((prediction, label, weight));
     }
 
+    /// A window holding `items` (oldest first), e.g. restored from a checkpoint.
+    pub fn from_items(capacity: usize, items: Vec<(f32, bool, f32)>) -> QualityWindow {
+        let mut w = QualityWindow::new(capacity);
+        for (p, y, weight) in items {
+            w.push(p, y, weight);
+        }
+        w
+    }
+
+    /// The window's contents, oldest first.
+    pub fn items(&self) -> Vec<(f32, bool, f32)> {
+        self.items.iter().copied().collect()
+    }
+
     pub fn clear(&mut self) {
         self.items.clear();
     }
