@@ -169,6 +169,9 @@ fn print_learning(l: &crate::learner::LearnerSummary, job: &JobSpec) {
         let bytes = crate::learner::pending::PendingStore::bytes_per_entry(job.model.inputs.len(), o.variants);
         println!("    one pending prediction costs {bytes} bytes ({} inputs, {} variants)", job.model.inputs.len(), o.variants);
     }
+    if l.held_at_end + l.early_at_end > 0 {
+        println!("    kept in the final checkpoint: {} samples of unsealed epochs, {} labels waiting for their prediction", l.held_at_end, l.early_at_end);
+    }
     println!("    trained on {} samples x {} variants, {} selection rounds", l.trained, job.model.online.as_ref().map_or(1, |o| o.variants), l.selections);
     let q = &l.champion_quality;
     println!("    champion: slot {} (window of {} labels: ROC-AUC {}, PR-AUC {}, log loss {:.4})", l.champion, q.labels, fmt(q.roc_auc), fmt(q.pr_auc), q.log_loss);

@@ -81,6 +81,9 @@ pub struct LearnerSummary {
     pub restored_epoch: Option<u64>,
     /// Joined samples still waiting for their epoch to be sealed at the end.
     pub held_at_end: u64,
+    /// Labels still waiting for their prediction at the end (kept in the final
+    /// checkpoint when there are checkpoints; else counted as orphans).
+    pub early_at_end: u64,
     /// Every trained sample, when `record_training` is set.
     pub training_log: Vec<TrainedSample>,
 }
@@ -710,7 +713,12 @@ impl Service {
 
     pub(super) fn end(mut self) -> Result<LearnerSummary> {
         self.expire();
-        self.orphan_early(true);
+        if self.gate {
+            // saved with the final checkpoint: they join after a restart
+            self.summary.early_at_end = self.early.len() as u64;
+        } else {
+            self.orphan_early(true);
+        }
         self.train()?;
         if self.summary.joined > 0 {
             self.select()?;
