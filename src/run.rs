@@ -159,6 +159,9 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
         CommitMode::Offsets(opts.kafka.admin_consumer(&opts.group_id)?)
     };
     let learner = match &job.model.online {
+        Some(_) if opts.cluster.addresses.len() > 1 => {
+            bail!("online training runs in one process for now (its learner owns the model): use -w for more workers, not -n")
+        }
         Some(online) => {
             let topic = online.labels.topic.clone();
             let parts = kafka::partition_count(&admin, &topic, Duration::from_secs(30)).with_context(|| format!("the labels topic `{topic}`"))?;
