@@ -171,7 +171,6 @@ fn every_label_is_accounted_for_and_the_champion_serves_through_kafka() {
     let shadow = payloads(&kafka, "scores_shadow");
     assert_eq!(shadow.len(), scores.len());
     assert!(shadow.iter().all(|s| s["challengers"].as_array().unwrap().len() == 7));
-    let versions: HashSet<&str> = scores.iter().map(|s| s["model_version"].as_str().unwrap()).collect();
     // A/B: after the first selection, 30% of the keys (by key hash) are served by the
     // best challenger; both arms are evaluated on their own served predictions
     let mut arms: HashMap<String, HashSet<String>> = HashMap::new(); // snapshot and arm -> run ids served
