@@ -7,7 +7,7 @@
 //!
 //! Cost: one entry takes [`PendingStore::bytes_per_entry`] bytes (the struct, its
 //! two vectors with their allocation headers, the hash-map slot and the expiry-heap
-//! entry); with the demo's 5 inputs and 8 variants that is about 220 bytes.
+//! entry); with the demo's 8 inputs and 8 variants that is 231 bytes.
 //!
 //! Budget policy: when the estimate passes the budget, predictions whose served
 //! score is below `keep_above` (the bulk of them, mostly negatives) are kept with a
