@@ -162,8 +162,12 @@ pub fn start(spec: OnlineSpec, names: ModelNames, metrics: Arc<Metrics>, labels:
     }
     let done = finish.clone();
     let thread = std::thread::Builder::new().name("vigil-learner".into()).spawn(move || {
-        let labels = labels()?;
-        service.run(rx, requests, labels, &done)
+        let result = labels().and_then(|labels| service.run(rx, requests, labels, &done));
+        if let Err(e) = &result {
+            // scoring goes on with the last published model; the run ends with this error
+            tracing::error!(error = %format!("{e:#}"), "online learning stopped");
+        }
+        result
     })?;
     Ok(Learner { link, device, checkpoints, finish, thread })
 }
