@@ -183,7 +183,7 @@ fn checkpoints_hold_back_samples_of_unsealed_epochs() {
         learner.checkpoints.as_ref().unwrap().send(CheckpointRequest { epoch, reply }).unwrap();
         LearnerCheckpoint::decode(&answer.recv().unwrap().unwrap()).unwrap()
     };
-    let ids = |v: &[(u64, bool)]| -> HashSet<u64> { v.iter().map(|e| e.0).collect() };
+    let ids = |v: &[(u64, bool, u32)]| -> HashSet<u64> { v.iter().map(|e| e.0).collect() };
     let id = |i: u64| vigil::pipeline::key_hash(&format!("e{i}"));
 
     // nothing is sealed before the first checkpoint: nothing trained

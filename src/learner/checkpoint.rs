@@ -54,8 +54,8 @@ pub struct LearnerCheckpoint {
     pub pending: Vec<Pending>,
     /// Joined samples of sealed-but-not-yet-trained epochs `<= epoch`.
     pub held: Vec<(Pending, bool)>,
-    /// Labels waiting for their prediction: event id hash -> label.
-    pub early: Vec<(u64, bool)>,
+    /// Labels waiting for their prediction: event id hash, label, labels partition.
+    pub early: Vec<(u64, bool, u32)>,
     /// Next offset of every labels partition.
     pub label_positions: Vec<(u32, i64)>,
     pub windows: Vec<Vec<(f32, bool, f32)>>,
@@ -73,8 +73,8 @@ pub struct LearnerCheckpoint {
     pub counts: Counts,
     /// The newest prediction epoch any trained sample came from (`<= epoch`).
     pub trained_through: Option<u64>,
-    /// How far the labels had come in event time.
-    pub labels_progress_ms: i64,
+    /// Per labels partition, the newest event time a label joined.
+    pub label_clock: Vec<(u32, i64)>,
 }
 
 impl LearnerCheckpoint {

@@ -78,7 +78,7 @@ pub fn replay(spec: OnlineSpec, events: &[ReplayEvent], label_delay: usize, bloc
         let end = (b * block.max(1) + chunk.len()).saturating_sub(label_delay);
         while revealed < end {
             if let Some(label) = events[revealed].label {
-                service.on_label(events[revealed].id, label);
+                service.on_label(events[revealed].id, label, 0);
             }
             revealed += 1;
         }
@@ -87,7 +87,7 @@ pub fn replay(spec: OnlineSpec, events: &[ReplayEvent], label_delay: usize, bloc
     }
     for e in &events[revealed..] {
         if let Some(label) = e.label {
-            service.on_label(e.id, label);
+            service.on_label(e.id, label, 0);
         }
     }
     let summary = service.end()?;

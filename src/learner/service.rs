@@ -216,7 +216,7 @@ pub(super) struct Service {
     k: usize,
     pending: PendingStore,
     /// Labels that arrived before their prediction: id -> (label, arrival).
-    early: HashMap<u64, (bool, Instant)>,
+    early: HashMap<u64, (bool, Instant, u32)>,
     early_order: VecDeque<(Instant, u64)>,
     expired_ids: Remembered,
     sampled_ids: Remembered,
@@ -244,14 +244,15 @@ pub(super) struct Service {
     gate: bool,
     /// The newest epoch covered by a checkpoint.
     sealed: Option<u64>,
-    /// Samples of epochs not sealed yet: prediction, label, and whether the label
-    /// came from the labels topic (else: the default of a timed-out prediction).
-    held: Vec<(Pending, bool, bool)>,
+    /// Samples of epochs not sealed yet: prediction, label, and the labels
+    /// partition the label came from (`None`: the default of a timed-out prediction).
+    held: Vec<(Pending, bool, Option<u32>)>,
     /// The newest prediction epoch a trained sample came from.
     trained_through: Option<u64>,
-    /// How far the labels have come in event time: the newest event time a label
-    /// joined (predictions time out against it).
-    labels_progress_ms: i64,
+    /// Per labels partition: the newest event time a label of it joined, and when
+    /// it last delivered a label. Predictions time out against the slowest active
+    /// partition (see `labels_progress`).
+    label_clock: HashMap<u32, (i64, Instant)>,
 }
 
 impl Service {
@@ -288,7 +289,7 @@ impl Service {
             sealed: None,
             held: Vec::new(),
             trained_through: None,
-            labels_progress_ms: i64::MIN,
+            label_clock: HashMap::new(),
             spec,
             trainer,
             model,
@@ -329,7 +330,7 @@ impl Service {
             self.summary.labels_read += batch.len() as u64;
             for (partition, offset, decoded) in batch.drain(..) {
                 match decoded {
-                    Ok((id, label)) => self.on_label(id, label),
+                    Ok((id, label)) => self.on_label(id, label, partition),
                     Err(reason) => {
                         self.summary.malformed += 1;
                         self.metrics.model.labels.with_label_values(&["malformed"]).inc();
@@ -398,8 +399,8 @@ impl Service {
         let mut evicted = Vec::new();
         for p in batch {
             let id = p.id;
-            if let Some((label, _)) = self.early.remove(&id) {
-                self.joined(p, label);
+            if let Some((label, _, partition)) = self.early.remove(&id) {
+                self.joined(p, label, partition);
                 continue;
             }
             if let Err(_sampled) = self.pending.admit(p, &mut evicted) {
@@ -411,9 +412,10 @@ impl Service {
         }
     }
 
-    pub(super) fn on_label(&mut self, id: u64, label: bool) {
+    pub(super) fn on_label(&mut self, id: u64, label: bool, partition: u32) {
+        self.label_clock.entry(partition).or_insert((i64::MIN, Instant::now())).1 = Instant::now();
         if let Some(p) = self.pending.take(id) {
-            self.joined(p, label);
+            self.joined(p, label, partition);
         } else if self.expired_ids.contains(id) {
             self.count("expired");
         } else if self.sampled_ids.contains(id) {
@@ -422,9 +424,19 @@ impl Service {
             self.count("orphan");
         } else {
             let now = Instant::now();
-            self.early.insert(id, (label, now));
+            self.early.insert(id, (label, now, partition));
             self.early_order.push_back((now, id));
         }
+    }
+
+    /// How far the labels have come in event time: over the labels partitions that
+    /// delivered a label within the label grace, the slowest one's newest joined
+    /// event time (idle partitions do not hold it back); the newest of all when
+    /// none is active.
+    fn labels_progress(&self) -> i64 {
+        let grace = self.spec.label_grace;
+        let active = self.label_clock.values().filter(|(t, seen)| *t > i64::MIN && seen.elapsed() < grace).map(|(t, _)| *t).min();
+        active.unwrap_or_else(|| self.label_clock.values().map(|(t, _)| *t).max().unwrap_or(i64::MIN))
     }
 
     fn count(&mut self, outcome: &str) {
@@ -439,17 +451,18 @@ impl Service {
 
     /// A label met its prediction: validate with the predictions made before this
     /// label was known, then queue the stored inputs for training.
-    fn joined(&mut self, p: Pending, label: bool) {
+    fn joined(&mut self, p: Pending, label: bool, partition: u32) {
         self.count("joined");
-        self.labels_progress_ms = self.labels_progress_ms.max(p.time_ms);
-        self.learn_or_hold(p, label, true);
+        let clock = self.label_clock.entry(partition).or_insert((i64::MIN, Instant::now()));
+        clock.0 = clock.0.max(p.time_ms);
+        self.learn_or_hold(p, label, Some(partition));
     }
 
     fn is_sealed(&self, epoch: u64) -> bool {
         !self.gate || self.sealed.is_some_and(|s| epoch <= s)
     }
 
-    fn learn_or_hold(&mut self, p: Pending, label: bool, from_topic: bool) {
+    fn learn_or_hold(&mut self, p: Pending, label: bool, from_topic: Option<u32>) {
         if self.is_sealed(p.epoch) {
             self.learn_from(p, label);
         } else {
@@ -481,13 +494,14 @@ impl Service {
         self.metrics.model.timed_out.inc();
         self.expired_ids.insert(p.id);
         if let Some(default) = self.spec.labels.default {
-            self.learn_or_hold(p, default, false);
+            self.learn_or_hold(p, default, None);
         }
     }
 
     pub(super) fn expire(&mut self) {
         let mut out = Vec::new();
-        self.pending.expire(self.labels_progress_ms, &mut out);
+        let progress = self.labels_progress();
+        self.pending.expire(progress, &mut out);
         for p in out {
             self.timed_out(p);
         }
@@ -502,7 +516,7 @@ impl Service {
                 break;
             }
             self.early_order.pop_front();
-            if let Some((_, arrived)) = self.early.get(&id).copied() {
+            if let Some((_, arrived, _)) = self.early.get(&id).copied() {
                 if arrived == t {
                     self.early.remove(&id);
                     self.count("orphan");
@@ -516,17 +530,18 @@ impl Service {
     fn checkpoint(&mut self, epoch: u64, label_positions: Vec<(u32, i64)>) -> Result<Vec<u8>> {
         self.train()?; // the chunk holds sealed samples only
         let held: Vec<(Pending, bool)> = self.held.iter().filter(|h| h.0.epoch <= epoch).map(|h| (h.0.clone(), h.1)).collect();
-        let mut early: Vec<(u64, bool)> = self.early.iter().map(|(id, (label, _))| (*id, *label)).collect();
+        let mut early: Vec<(u64, bool, u32)> = self.early.iter().map(|(id, (label, _, partition))| (*id, *label, *partition)).collect();
         // Samples of later epochs: their events are scored again after a restore.
         // A label from the topic waits for that prediction again (and counts as
         // joined again then); a timed-out prediction times out again.
         let (mut later_joined, mut later_timed_out) = (0, 0);
         for (p, label, from_topic) in self.held.iter().filter(|h| h.0.epoch > epoch) {
-            if *from_topic {
-                early.push((p.id, *label));
-                later_joined += 1;
-            } else {
-                later_timed_out += 1;
+            match from_topic {
+                Some(partition) => {
+                    early.push((p.id, *label, *partition));
+                    later_joined += 1;
+                }
+                None => later_timed_out += 1,
             }
         }
         let s = &self.summary;
@@ -561,7 +576,7 @@ impl Service {
                 selections: s.selections,
             },
             trained_through: self.trained_through,
-            labels_progress_ms: self.labels_progress_ms,
+            label_clock: self.label_clock.iter().map(|(p, (t, _))| (*p, *t)).collect(),
         };
         let bytes = state.encode()?;
         self.sealed = self.sealed.max(Some(epoch));
@@ -579,8 +594,8 @@ impl Service {
         for p in c.pending {
             self.pending.restore(p);
         }
-        for (id, label) in c.early {
-            self.early.insert(id, (label, now));
+        for (id, label, partition) in c.early {
+            self.early.insert(id, (label, now, partition));
             self.early_order.push_back((now, id));
         }
         self.windows = c.windows.into_iter().map(|items| QualityWindow::from_items(self.spec.window, items)).collect();
@@ -601,7 +616,7 @@ impl Service {
         (s.joined, s.expired, s.orphan, s.sampled_out, s.malformed, s.labels_read, s.timed_out, s.trained, s.selections) =
             (k.joined, k.expired, k.orphan, k.sampled_out, k.malformed, k.labels_read, k.timed_out, k.trained, k.selections);
         self.trained_through = c.trained_through;
-        self.labels_progress_ms = c.labels_progress_ms;
+        self.label_clock = c.label_clock.into_iter().map(|(p, t)| (p, (t, now))).collect();
         self.sealed = Some(c.epoch);
         self.summary.restored_epoch = Some(c.epoch);
         for (p, label) in c.held {
