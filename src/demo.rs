@@ -163,7 +163,7 @@ fn print_learning(l: &crate::learner::LearnerSummary, job: &JobSpec) {
     println!("  online training on {}", l.device);
     println!(
         "    labels: {} joined, {} expired, {} orphan, {} sampled out, {} malformed; {} predictions timed out; {} still pending at the end",
-        l.joined, l.expired, l.orphan, l.sampled_out, l.malformed, l.timed_out, l.unlabeled_at_end
+        l.counts.joined, l.counts.expired, l.counts.orphan, l.counts.sampled_out, l.counts.malformed, l.counts.timed_out, l.unlabeled_at_end
     );
     if let Some(o) = &job.model.online {
         let bytes = crate::learner::pending::PendingStore::bytes_per_entry(job.model.inputs.len(), o.variants);
@@ -172,7 +172,7 @@ fn print_learning(l: &crate::learner::LearnerSummary, job: &JobSpec) {
     if l.held_at_end + l.early_at_end > 0 {
         println!("    kept in the final checkpoint: {} samples of unsealed epochs, {} labels waiting for their prediction", l.held_at_end, l.early_at_end);
     }
-    println!("    trained on {} samples x {} variants, {} selection rounds", l.trained, job.model.online.as_ref().map_or(1, |o| o.variants), l.selections);
+    println!("    trained on {} samples x {} variants, {} selection rounds", l.counts.trained, job.model.online.as_ref().map_or(1, |o| o.variants), l.counts.selections);
     let q = &l.champion_quality;
     println!("    champion: slot {} (window of {} labels: ROC-AUC {}, PR-AUC {}, log loss {:.4})", l.champion, q.labels, fmt(q.roc_auc), fmt(q.pr_auc), q.log_loss);
     let s = &l.served_quality[0];

@@ -321,8 +321,8 @@ fn finish(cap: &mut Option<timely::dataflow::operators::Capability<u64>>, source
 /// the scores of every variant but the served one.
 fn encode_shadow(buf: &mut Vec<u8>, e: &Event, model: &str, snap: &ModelSnapshot, served: usize, preds: &[f32]) {
     #[derive(Serialize)]
-    struct Challenger {
-        version: String,
+    struct Challenger<'a> {
+        version: &'a str,
         score: f32,
     }
     #[derive(Serialize)]
@@ -331,8 +331,8 @@ fn encode_shadow(buf: &mut Vec<u8>, e: &Event, model: &str, snap: &ModelSnapshot
         key: &'a str,
         event_time: i64,
         model: &'a str,
-        served_version: String,
-        challengers: Vec<Challenger>,
+        served_version: &'a str,
+        challengers: Vec<Challenger<'a>>,
     }
     buf.clear();
     let record = Shadow {
@@ -400,9 +400,9 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
         if let Some(link) = &learner {
             let current = link.model.current();
             if snapshot.as_ref().is_none_or(|s| s.version != current.version) {
-                encoder.set_model(&model_name, &current.model_version(current.champion));
+                encoder.set_model(&model_name, current.model_version(current.champion));
                 if let Some(c) = current.challenger {
-                    encoder_b.set_model(&model_name, &current.model_version(c));
+                    encoder_b.set_model(&model_name, current.model_version(c));
                 }
                 snapshot = Some(current);
             }

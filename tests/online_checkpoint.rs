@@ -132,14 +132,14 @@ fn a_restored_learner_continues_without_losing_or_repeating_a_label() {
         .map(|r| serde_json::from_slice::<serde_json::Value>(r.payload.as_deref().unwrap()).unwrap()["event_id"].as_str().unwrap().to_owned())
         .collect();
     // the counts continue across the restart: every label was read once in all
-    assert_eq!(l.labels_read, labels.len() as u64, "{l:?}");
-    assert_eq!(l.joined + l.expired + l.orphan + l.sampled_out + l.malformed, l.labels_read, "{l:?}");
+    assert_eq!(l.counts.labels_read, labels.len() as u64, "{l:?}");
+    assert_eq!(l.counts.joined + l.counts.expired + l.counts.orphan + l.counts.sampled_out + l.counts.malformed, l.counts.labels_read, "{l:?}");
     // the labels of events scored before the stop joined their restored predictions
-    assert_eq!(l.joined + l.expired, scored.len() as u64, "{l:?}");
-    assert_eq!(l.orphan, dlq.len() as u64, "{l:?}");
+    assert_eq!(l.counts.joined + l.counts.expired, scored.len() as u64, "{l:?}");
+    assert_eq!(l.counts.orphan, dlq.len() as u64, "{l:?}");
     // every joined or timed-out prediction was trained on exactly once
     assert_eq!(l.held_at_end, 0);
-    assert_eq!(l.trained, l.joined + l.timed_out, "{l:?}");
+    assert_eq!(l.counts.trained, l.counts.joined + l.counts.timed_out, "{l:?}");
 }
 
 /// The sealing rule on its own: samples change the model only once a checkpoint

@@ -69,8 +69,8 @@ fn a_label_arriving_after_its_keys_features_changed_trains_on_the_old_features()
     // the 60 s timeout, so e2 trained with the default label, on its own features
     assert_eq!(trained[&key_hash("e2")], (vec![5_000.0, 2.0], false));
     assert_eq!(trained[&key_hash("e4")], (vec![7_000.0, 4.0], false));
-    assert_eq!((summary.joined, summary.orphan, summary.malformed, summary.timed_out, summary.unlabeled_at_end), (3, 1, 1, 1, 0));
-    assert_eq!(summary.labels_read, 5);
+    assert_eq!((summary.counts.joined, summary.counts.orphan, summary.counts.malformed, summary.counts.timed_out, summary.unlabeled_at_end), (3, 1, 1, 1, 0));
+    assert_eq!(summary.counts.labels_read, 5);
     // and those were exactly the features written to `scores` for e1
     let scores: Vec<serde_json::Value> =
         sink.take().into_iter().filter(|r| r.0 == Topic::Scores).map(|r| serde_json::from_slice(&r.2).unwrap()).collect();
@@ -123,22 +123,22 @@ fn every_label_is_accounted_for_and_the_champion_serves_through_kafka() {
     let labels = read_topic(&kafka, "labels", Duration::from_secs(60)).unwrap();
     assert_eq!(labels.len() as u64, events + 4);
     // every label read ends in exactly one outcome, and all were read
-    assert_eq!(learned.labels_read, labels.len() as u64, "{learned:?}");
-    assert_eq!(learned.joined + learned.expired + learned.orphan + learned.sampled_out + learned.malformed, learned.labels_read);
-    assert_eq!(learned.malformed, 4);
+    assert_eq!(learned.counts.labels_read, labels.len() as u64, "{learned:?}");
+    assert_eq!(learned.counts.joined + learned.counts.expired + learned.counts.orphan + learned.counts.sampled_out + learned.counts.malformed, learned.counts.labels_read);
+    assert_eq!(learned.counts.malformed, 4);
     // the labels read are committed for the job's group: a restart does not re-read them
     let admin = kafka.admin_consumer("online").unwrap();
     let committed: i64 = vigil::kafka::committed_offsets(&admin, "labels", 4).unwrap().values().sum();
     assert_eq!(committed, labels.len() as i64);
     // each scored event's label joined; the labels of dead-lettered events are orphans
-    assert_eq!(learned.joined + learned.expired, scores.len() as u64, "{learned:?}");
-    assert_eq!(learned.orphan, dlq.len() as u64);
-    assert_eq!(metrics.model.label("joined"), learned.joined);
+    assert_eq!(learned.counts.joined + learned.counts.expired, scores.len() as u64, "{learned:?}");
+    assert_eq!(learned.counts.orphan, dlq.len() as u64);
+    assert_eq!(metrics.model.label("joined"), learned.counts.joined);
     assert_eq!(metrics.model.label("malformed"), 4);
-    assert!(learned.selections >= 3, "{learned:?}");
+    assert!(learned.counts.selections >= 3, "{learned:?}");
     assert!(learned.device.contains("Vulkan"), "ran on {}", learned.device);
     // every joined or timed-out prediction trained
-    assert_eq!(learned.trained, learned.joined + learned.timed_out, "{learned:?}");
+    assert_eq!(learned.counts.trained, learned.counts.joined + learned.counts.timed_out, "{learned:?}");
     // the final champion learned: scored on the job's own inputs it separates fraud
     // well. (Its progressive validation depends on timing here: a replay scores far
     // ahead of training; `learner::replay` tests learning deterministically.)
@@ -284,7 +284,7 @@ fn an_mlp_job_learns_from_delayed_labels_with_variants_of_several_hidden_sizes()
     let run = vigil::learner::replay::replay(job.model.online.clone().unwrap(), &events, 1_000, 256).unwrap();
     let (auc, _) = vigil::learner::replay::window_quality(&run.served, &events, 20_000, events.len());
     assert!(auc.unwrap() > 0.85, "MLP champion AUC {auc:?} on {}", run.device);
-    assert!(run.summary.selections >= 5);
+    assert!(run.summary.counts.selections >= 5);
 }
 
 #[test]
@@ -346,5 +346,5 @@ fn predictions_time_out_against_the_slowest_active_labels_partition() {
     std::thread::sleep(Duration::from_millis(2_500));
     assert_eq!(metrics.model.timed_out.get(), 1);
     let summary = learner.finish().unwrap();
-    assert_eq!((summary.joined, summary.timed_out), (2, 1));
+    assert_eq!((summary.counts.joined, summary.counts.timed_out), (2, 1));
 }

@@ -52,7 +52,7 @@ pub fn replay(spec: OnlineSpec, events: &[ReplayEvent], label_delay: usize, bloc
     let state = spec.initial_state(&names.inputs)?;
     let trainer = open_trainer(spec.device, state.clone()).map_err(|e| anyhow!("{e}"))?;
     let device = trainer.device();
-    let model = ModelHandle::new(ModelSnapshot { version: 0, state, champion: 0, challenger: None, run_ids: (1..=spec.variants as u64).collect() });
+    let model = ModelHandle::new(ModelSnapshot::new(0, state, 0, None, (1..=spec.variants as u64).collect()));
     let log = spec.runs_dir.as_deref().map(|dir| RunLog::create(dir, "replay")).transpose()?;
     let spec_ab_share = spec.ab_share;
     let mut service = Service::new(spec, trainer, model.clone(), Metrics::new(), log, names);

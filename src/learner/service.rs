@@ -61,16 +61,8 @@ pub struct Learner {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LearnerSummary {
     pub device: String,
-    pub joined: u64,
-    pub expired: u64,
-    pub orphan: u64,
-    pub sampled_out: u64,
-    pub malformed: u64,
-    /// Label records read (each ends joined, expired, orphan, sampled out or malformed).
-    pub labels_read: u64,
-    pub timed_out: u64,
-    pub trained: u64,
-    pub selections: u64,
+    /// Label outcomes and volumes (they continue across restores).
+    pub counts: Counts,
     pub unlabeled_at_end: u64,
     pub champion: usize,
     pub champion_quality: Quality,
@@ -137,8 +129,8 @@ pub fn start(spec: OnlineSpec, names: ModelNames, metrics: Arc<Metrics>, labels:
     tracing::info!(%device, variants = spec.variants, "online learning starts");
     let k = spec.variants;
     let first = match &resume.from {
-        Some(c) => ModelSnapshot { version: c.version, state, champion: c.champion, challenger: c.challenger.filter(|_| spec.ab_share > 0.0), run_ids: c.run_ids.clone() },
-        None => ModelSnapshot { version: 0, state, champion: 0, challenger: None, run_ids: (1..=k as u64).collect() },
+        Some(c) => ModelSnapshot::new(c.version, state, c.champion, c.challenger.filter(|_| spec.ab_share > 0.0), c.run_ids.clone()),
+        None => ModelSnapshot::new(0, state, 0, None, (1..=k as u64).collect()),
     };
     let model = ModelHandle::new(first);
     let (tx, rx) = std::sync::mpsc::channel();
@@ -327,12 +319,12 @@ impl Service {
             // labels
             let (id_field, label_field) = (&self.spec.labels.id, &self.spec.labels.field);
             let status = labels.poll(4096, &mut |rec| batch.push((rec.partition, rec.offset, decode_label(rec.payload, id_field, label_field))));
-            self.summary.labels_read += batch.len() as u64;
+            self.summary.counts.labels_read += batch.len() as u64;
             for (partition, offset, decoded) in batch.drain(..) {
                 match decoded {
                     Ok((id, label)) => self.on_label(id, label, partition),
                     Err(reason) => {
-                        self.summary.malformed += 1;
+                        self.summary.counts.malformed += 1;
                         self.metrics.model.labels.with_label_values(&["malformed"]).inc();
                         tracing::debug!(partition, offset, reason, "malformed label");
                     }
@@ -442,10 +434,10 @@ impl Service {
     fn count(&mut self, outcome: &str) {
         self.metrics.model.labels.with_label_values(&[outcome]).inc();
         match outcome {
-            "expired" => self.summary.expired += 1,
-            "sampled_out" => self.summary.sampled_out += 1,
-            "orphan" => self.summary.orphan += 1,
-            _ => self.summary.joined += 1,
+            "expired" => self.summary.counts.expired += 1,
+            "sampled_out" => self.summary.counts.sampled_out += 1,
+            "orphan" => self.summary.counts.orphan += 1,
+            _ => self.summary.counts.joined += 1,
         }
     }
 
@@ -490,7 +482,7 @@ impl Service {
     }
 
     fn timed_out(&mut self, p: Pending) {
-        self.summary.timed_out += 1;
+        self.summary.counts.timed_out += 1;
         self.metrics.model.timed_out.inc();
         self.expired_ids.insert(p.id);
         if let Some(default) = self.spec.labels.default {
@@ -544,7 +536,9 @@ impl Service {
                 None => later_timed_out += 1,
             }
         }
-        let s = &self.summary;
+        let mut counts = self.summary.counts.clone();
+        counts.joined -= later_joined;
+        counts.timed_out -= later_timed_out;
         let state = LearnerCheckpoint {
             epoch,
             model: self.trainer.state().map_err(|e| anyhow!("reading the model back: {e}"))?,
@@ -564,17 +558,7 @@ impl Service {
             labels_since_select: self.labels_since_select,
             round: self.round,
             rng: self.rng.0,
-            counts: Counts {
-                joined: s.joined - later_joined,
-                expired: s.expired,
-                orphan: s.orphan,
-                sampled_out: s.sampled_out,
-                malformed: s.malformed,
-                labels_read: s.labels_read,
-                timed_out: s.timed_out - later_timed_out,
-                trained: s.trained,
-                selections: s.selections,
-            },
+            counts,
             trained_through: self.trained_through,
             label_clock: self.label_clock.iter().map(|(p, (t, _))| (*p, *t)).collect(),
         };
@@ -611,10 +595,7 @@ impl Service {
         self.labels_since_select = c.labels_since_select;
         self.round = c.round;
         self.rng = SplitMix(c.rng);
-        let k = c.counts;
-        let s = &mut self.summary;
-        (s.joined, s.expired, s.orphan, s.sampled_out, s.malformed, s.labels_read, s.timed_out, s.trained, s.selections) =
-            (k.joined, k.expired, k.orphan, k.sampled_out, k.malformed, k.labels_read, k.timed_out, k.trained, k.selections);
+        self.summary.counts = c.counts;
         self.trained_through = c.trained_through;
         self.label_clock = c.label_clock.into_iter().map(|(p, t)| (p, (t, now))).collect();
         self.sealed = Some(c.epoch);
@@ -630,7 +611,7 @@ impl Service {
             return Ok(());
         }
         self.trainer.train(&self.chunk_x, &self.chunk_labels).map_err(|e| anyhow!("training: {e}"))?;
-        self.summary.trained += rows as u64;
+        self.summary.counts.trained += rows as u64;
         self.metrics.model.trained_samples.inc_by(rows as u64);
         self.chunk_x.clear();
         self.chunk_labels.clear();
@@ -643,7 +624,7 @@ impl Service {
         let state = self.trainer.state().map_err(|e| anyhow!("reading the model back: {e}"))?;
         self.version += 1;
         let challenger = if self.spec.ab_share > 0.0 { self.challenger } else { None };
-        self.model.publish(ModelSnapshot { version: self.version, state, champion: self.champion, challenger, run_ids: self.run_ids.clone() });
+        self.model.publish(ModelSnapshot::new(self.version, state, self.champion, challenger, self.run_ids.clone()));
         self.last_publish = Instant::now();
         self.dirty = false;
         Ok(())
@@ -664,7 +645,7 @@ impl Service {
         self.train()?;
         self.labels_since_select = 0;
         self.round += 1;
-        self.summary.selections += 1;
+        self.summary.counts.selections += 1;
         self.metrics.model.selections.inc();
         let qualities = self.qualities();
         let scores: Vec<Option<f64>> = qualities.iter().map(|q| self.ranked_score(q)).collect();
@@ -677,14 +658,8 @@ impl Service {
         let mut state = self.trainer.state().map_err(|e| anyhow!("reading the model back: {e}"))?;
         if let Some(log) = &mut self.log {
             for k in 0..self.k {
-                log.append(&RunRecord::new(self.round, self.summary.joined, k, self.run_ids[k], self.parents[k], &state.hyper[k], &qualities[k], k == self.champion))?;
+                log.append(&RunRecord::new(self.round, self.summary.counts.joined, k, self.run_ids[k], self.parents[k], &state.hyper[k], &qualities[k], k == self.champion))?;
             }
-        }
-        if let Some(log) = &self.log {
-            let version = format!("r{}@{}", self.run_ids[self.champion], self.version + 1);
-            let n = &self.names;
-            let file = ChampionFile::from_state(&n.job, &n.model, version, n.inputs.clone(), &state, self.champion, scores[self.champion]);
-            file.write(&champion_path(log.path()))?;
         }
         let pairs = if self.k >= 2 { exploit(&scores) } else { Vec::new() };
         if !pairs.is_empty() {
@@ -701,6 +676,14 @@ impl Service {
         }
         self.dirty = true;
         self.publish()?;
+        if let Some(log) = &self.log {
+            // the champion is never among the replaced: the published snapshot holds it
+            let snap = self.model.current();
+            let n = &self.names;
+            let version = snap.model_version(self.champion).to_owned();
+            let file = ChampionFile::from_state(&n.job, &n.model, version, n.inputs.clone(), &snap.state, self.champion, scores[self.champion]);
+            file.write(&champion_path(log.path()))?;
+        }
         self.gauges();
         Ok(())
     }
@@ -739,7 +722,7 @@ impl Service {
             self.orphan_early(true);
         }
         self.train()?;
-        if self.summary.joined > 0 {
+        if self.summary.counts.joined > 0 {
             self.select()?;
         } else if self.dirty {
             self.publish()?;

@@ -22,13 +22,21 @@ pub struct ModelSnapshot {
     pub challenger: Option<usize>,
     /// Run id of the variant in each slot (a slot gets a new id when it is replaced).
     pub run_ids: Vec<u64>,
+    /// Every slot's `model_version`, formatted once per snapshot (scorers write it
+    /// with every score).
+    versions: Vec<String>,
 }
 
 impl ModelSnapshot {
+    pub fn new(version: u64, state: ModelState, champion: usize, challenger: Option<usize>, run_ids: Vec<u64>) -> ModelSnapshot {
+        let versions = run_ids.iter().map(|id| format!("r{id}@{version}")).collect();
+        ModelSnapshot { version, state, champion, challenger, run_ids, versions }
+    }
+
     /// `model_version` written with a served score: the variant's run id and the
     /// snapshot version (`r3@1542`).
-    pub fn model_version(&self, slot: usize) -> String {
-        format!("r{}@{}", self.run_ids.get(slot).copied().unwrap_or(0), self.version)
+    pub fn model_version(&self, slot: usize) -> &str {
+        self.versions.get(slot).map_or("r0", String::as_str)
     }
 
     /// Replaces missing values (NaN) by the running means, in place.

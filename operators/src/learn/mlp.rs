@@ -5,7 +5,7 @@
 //! the logit is the output bias plus `w2[u] * a_u` for ascending `u`. Every
 //! gradient sums over ascending samples, then divides by the mini-batch size.
 
-use super::optimizer::apply_update;
+use super::optimizer::{apply_update, mini_batches, StepClock};
 use super::standardize::standardized;
 use super::{dloss, sigmoid32, ModelState};
 
@@ -20,15 +20,11 @@ pub(crate) fn train_variant(st: &mut ModelState, k: usize, xs: &[f32], labels: &
     let second = st.k() * stride;
     let h = st.hyper[k];
     let units = (h.hidden as usize).min(hm);
-    let (mut step, mut b1pow, mut b2pow) = (st.opt[4 * k], st.opt[4 * k + 1], st.opt[4 * k + 2]);
+    let mut clock = StepClock::load(&st.opt, k);
     let n = xs.len() / d;
-    let batch = st.shape.batch as usize;
-    let mut start = 0;
-    while start < n {
-        let nb = batch.min(n - start);
-        step += 1.0;
-        b1pow *= h.beta1;
-        b2pow *= h.beta2;
+    for (start, nb) in mini_batches(n, st.shape.batch as usize) {
+        clock.tick(&h);
+        let (b1pow, b2pow) = (clock.b1pow, clock.b2pow);
         let rows = &xs[start * d..(start + nb) * d];
         let w = &st.params[base..base + stride];
         let (w1, rest) = w.split_at(hm * d1);
@@ -93,11 +89,8 @@ pub(crate) fn train_variant(st: &mut ModelState, k: usize, xs: &[f32], labels: &
         }
         let q = stride - 1;
         apply_update(&h, &mut st.params, &mut st.moments, base + q, second + base + q, grad[q] / scale, true, b1pow, b2pow);
-        start += nb;
     }
-    st.opt[4 * k] = step;
-    st.opt[4 * k + 1] = b1pow;
-    st.opt[4 * k + 2] = b2pow;
+    clock.store(&mut st.opt, k);
 }
 
 /// Variant `k`'s probability for one raw row (standardized with the running stats).

@@ -34,3 +34,32 @@ pub(crate) fn apply_update(
         params[at] = p - h.lr * mhat / (vhat.sqrt() + h.eps);
     }
 }
+
+/// A variant's optimizer clock, advanced once per mini-batch as the kernels do:
+/// steps taken and the running products beta1^t, beta2^t (stored in `opt`).
+pub(crate) struct StepClock {
+    pub step: f32,
+    pub b1pow: f32,
+    pub b2pow: f32,
+}
+
+impl StepClock {
+    pub fn load(opt: &[f32], k: usize) -> StepClock {
+        StepClock { step: opt[4 * k], b1pow: opt[4 * k + 1], b2pow: opt[4 * k + 2] }
+    }
+
+    pub fn tick(&mut self, h: &Hyper) {
+        self.step += 1.0;
+        self.b1pow *= h.beta1;
+        self.b2pow *= h.beta2;
+    }
+
+    pub fn store(&self, opt: &mut [f32], k: usize) {
+        opt[4 * k..4 * k + 3].copy_from_slice(&[self.step, self.b1pow, self.b2pow]);
+    }
+}
+
+/// The mini-batches of `n` rows in order: (first row, rows).
+pub(crate) fn mini_batches(n: usize, batch: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..n).step_by(batch.max(1)).map(move |start| (start, batch.min(n - start)))
+}
