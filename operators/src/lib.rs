@@ -8,6 +8,7 @@
 //! arrangements).
 
 pub mod aggregate;
+pub mod drift;
 pub mod learn;
 pub mod logistic;
 pub mod tail;

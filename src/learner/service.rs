@@ -733,14 +733,7 @@ impl Service {
         self.summary.champion = self.champion;
         self.summary.champion_quality = self.windows[self.champion].quality();
         for arm in 0..2 {
-            let items = &self.run_served[arm];
-            self.summary.served_quality[arm] = Quality {
-                labels: items.len(),
-                positives: items.iter().filter(|i| i.1).count(),
-                log_loss: vigil_operators::learn::quality::log_loss(items),
-                roc_auc: vigil_operators::learn::quality::roc_auc(items),
-                pr_auc: vigil_operators::learn::quality::average_precision(items),
-            };
+            self.summary.served_quality[arm] = Quality::of(&self.run_served[arm]);
         }
         if let Some(log) = &mut self.log {
             log.flush()?;

@@ -1,5 +1,7 @@
 //! Progressive validation: a sliding window of (prediction, label) pairs per model
-//! variant, with log loss, ROC-AUC and PR-AUC (average precision) over it.
+//! variant, with log loss, ROC-AUC, PR-AUC (average precision), precision at the
+//! top k (the share of true positives among the highest-scored 1%) and the
+//! expected calibration error over it.
 //!
 //! The predictions are the ones made when each event was scored, before its label
 //! was known, so the window measures what the model would have served.
@@ -22,7 +24,18 @@ pub struct Quality {
     /// `None` until the window holds both classes.
     pub roc_auc: Option<f64>,
     pub pr_auc: Option<f64>,
+    /// Precision among the top [`TOP_SHARE`] of the window by score.
+    #[serde(default)]
+    pub precision_at_k: Option<f64>,
+    /// Expected calibration error over [`CALIBRATION_BINS`] equal-width bins.
+    #[serde(default)]
+    pub ece: Option<f64>,
 }
+
+/// The share of a window that "top k" means (at least one item).
+pub const TOP_SHARE: f64 = 0.01;
+/// Equal-width probability bins of the expected calibration error.
+pub const CALIBRATION_BINS: usize = 10;
 
 impl QualityWindow {
     pub fn new(capacity: usize) -> QualityWindow {
@@ -64,11 +77,25 @@ impl QualityWindow {
         self.items.is_empty()
     }
 
-    /// Log loss, ROC-AUC and PR-AUC over the window (weighted).
+    /// Every metric over the window (weighted).
     pub fn quality(&self) -> Quality {
         let items: Vec<(f32, bool, f32)> = self.items.iter().copied().collect();
-        let positives = items.iter().filter(|i| i.1).count();
-        Quality { labels: items.len(), positives, log_loss: log_loss(&items), roc_auc: roc_auc(&items), pr_auc: average_precision(&items) }
+        Quality::of(&items)
+    }
+}
+
+impl Quality {
+    /// Every metric over `items` (prediction, label, weight).
+    pub fn of(items: &[(f32, bool, f32)]) -> Quality {
+        Quality {
+            labels: items.len(),
+            positives: items.iter().filter(|i| i.1).count(),
+            log_loss: log_loss(items),
+            roc_auc: roc_auc(items),
+            pr_auc: average_precision(items),
+            precision_at_k: precision_at_top(items, TOP_SHARE),
+            ece: expected_calibration_error(items, CALIBRATION_BINS),
+        }
     }
 }
 
@@ -144,6 +171,46 @@ pub fn average_precision(items: &[(f32, bool, f32)]) -> Option<f64> {
     Some(ap)
 }
 
+/// Weighted precision among the highest-scored `share` of the total weight (at
+/// least the top item); a tie group straddling the cut counts in proportion.
+pub fn precision_at_top(items: &[(f32, bool, f32)], share: f64) -> Option<f64> {
+    let groups = tie_groups(items);
+    let total: f64 = groups.iter().map(|g| g.0 + g.1).sum();
+    let first = groups.first().map(|g| g.0 + g.1)?;
+    if total <= 0.0 {
+        return None;
+    }
+    let k = (total * share).max(first.min(1.0));
+    let (mut taken, mut tp) = (0.0, 0.0);
+    for (p, n) in groups {
+        let room = k - taken;
+        if room <= 0.0 {
+            break;
+        }
+        let size = p + n;
+        let part = if size <= room { 1.0 } else { room / size };
+        tp += p * part;
+        taken += size * part;
+    }
+    Some(tp / taken)
+}
+
+/// Expected calibration error: over equal-width bins of the predicted probability,
+/// the weighted mean of |mean prediction - positive share|.
+pub fn expected_calibration_error(items: &[(f32, bool, f32)], bins: usize) -> Option<f64> {
+    let bins = bins.max(1);
+    let mut acc = vec![(0.0f64, 0.0f64, 0.0f64); bins]; // weight, sum of predictions, positive weight
+    for &(p, y, w) in items.iter().filter(|i| i.0.is_finite()) {
+        let p = (p as f64).clamp(0.0, 1.0);
+        let b = ((p * bins as f64) as usize).min(bins - 1);
+        acc[b].0 += w as f64;
+        acc[b].1 += w as f64 * p;
+        acc[b].2 += if y { w as f64 } else { 0.0 };
+    }
+    let total: f64 = acc.iter().map(|a| a.0).sum();
+    (total > 0.0).then(|| acc.iter().filter(|a| a.0 > 0.0).map(|a| (a.1 / a.0 - a.2 / a.0).abs() * a.0 / total).sum())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,7 +249,63 @@ mod tests {
         Some(ap)
     }
 
+    /// Precision at the top by expanding every item into unit copies (weights are
+    /// integers in the test) and taking the first k by score, ties split evenly.
+    fn naive_precision_at_top(items: &[(f32, bool, f32)], share: f64) -> Option<f64> {
+        let total: f64 = items.iter().map(|i| i.2 as f64).sum();
+        if total <= 0.0 {
+            return None;
+        }
+        let mut scores: Vec<f32> = items.iter().map(|i| i.0).collect();
+        scores.sort_by(|a, b| b.total_cmp(a));
+        scores.dedup();
+        let top = scores[0];
+        let first: f64 = items.iter().filter(|i| i.0 == top).map(|i| i.2 as f64).sum();
+        let k = (total * share).max(first.min(1.0));
+        let (mut taken, mut tp) = (0.0, 0.0);
+        for s in scores {
+            let size: f64 = items.iter().filter(|i| i.0 == s).map(|i| i.2 as f64).sum();
+            let pos: f64 = items.iter().filter(|i| i.0 == s && i.1).map(|i| i.2 as f64).sum();
+            let take = size.min(k - taken);
+            if take <= 0.0 {
+                break;
+            }
+            tp += pos * take / size;
+            taken += take;
+        }
+        Some(tp / taken)
+    }
+
+    fn naive_ece(items: &[(f32, bool, f32)], bins: usize) -> Option<f64> {
+        let total: f64 = items.iter().map(|i| i.2 as f64).sum();
+        if total <= 0.0 {
+            return None;
+        }
+        let mut ece = 0.0;
+        for b in 0..bins {
+            let in_bin: Vec<_> = items.iter().filter(|i| (((i.0 as f64) * bins as f64) as usize).min(bins - 1) == b).collect();
+            let w: f64 = in_bin.iter().map(|i| i.2 as f64).sum();
+            if w > 0.0 {
+                let conf: f64 = in_bin.iter().map(|i| i.0 as f64 * i.2 as f64).sum::<f64>() / w;
+                let acc: f64 = in_bin.iter().filter(|i| i.1).map(|i| i.2 as f64).sum::<f64>() / w;
+                ece += w / total * (conf - acc).abs();
+            }
+        }
+        Some(ece)
+    }
+
     proptest! {
+        #[test]
+        fn top_precision_and_ece_match_their_definitions(items in proptest::collection::vec((0u8..21, any::<bool>(), 1u8..4), 0..80), share in 0.0f64..0.5) {
+            let items: Vec<(f32, bool, f32)> = items.into_iter().map(|(p, y, w)| (p as f32 / 20.0, y, w as f32)).collect();
+            let (a, b) = (precision_at_top(&items, share), naive_precision_at_top(&items, share));
+            prop_assert_eq!(a.is_some(), b.is_some());
+            if let (Some(a), Some(b)) = (a, b) { prop_assert!((a - b).abs() < 1e-9, "p@k {} vs {}", a, b); }
+            let (a, b) = (expected_calibration_error(&items, 10), naive_ece(&items, 10));
+            prop_assert_eq!(a.is_some(), b.is_some());
+            if let (Some(a), Some(b)) = (a, b) { prop_assert!((a - b).abs() < 1e-9, "ece {} vs {}", a, b); }
+        }
+
         #[test]
         fn auc_and_ap_match_their_definitions(items in proptest::collection::vec((0u8..20, any::<bool>(), 1u8..4), 0..60)) {
             let items: Vec<(f32, bool, f32)> = items.into_iter().map(|(p, y, w)| (p as f32 / 20.0, y, w as f32)).collect();
