@@ -96,6 +96,8 @@ pub struct Decoded {
     pub time_ms: i64,
     /// One value per numeric schema field, in schema order; NaN when absent.
     pub numeric: Vec<f64>,
+    /// The string fields the job keeps (`JobSpec::kept_strings`), in that order.
+    pub strings: Vec<Option<String>>,
 }
 
 /// Largest accepted magnitude of a numeric field: window sums are exact fixed point
@@ -112,7 +114,7 @@ enum Slot {
     Key,
     Time,
     EventId,
-    Field { index: usize, ty: FieldType, numeric: Option<usize> },
+    Field { index: usize, ty: FieldType, numeric: Option<usize>, kept: Option<usize> },
 }
 
 /// A schema compiled for fast decoding.
@@ -121,6 +123,7 @@ pub struct Decoder {
     required: Vec<(usize, String)>,
     fields: usize,
     numeric: usize,
+    kept: usize,
     max_bytes: usize,
 }
 
@@ -134,18 +137,20 @@ impl Decoder {
             slots.insert(id.clone(), Slot::EventId);
         }
         let mut numeric = 0;
+        let kept_names = job.kept_strings();
         let mut required = Vec::new();
         for (index, f) in s.fields.iter().enumerate() {
             let slot_numeric = f.ty.is_numeric().then(|| {
                 numeric += 1;
                 numeric - 1
             });
-            slots.insert(f.name.clone(), Slot::Field { index, ty: f.ty, numeric: slot_numeric });
+            let kept = kept_names.iter().position(|k| *k == f.name);
+            slots.insert(f.name.clone(), Slot::Field { index, ty: f.ty, numeric: slot_numeric, kept });
             if !f.optional {
                 required.push((index, f.name.clone()));
             }
         }
-        Decoder { slots, required, fields: s.fields.len(), numeric, max_bytes: s.max_message_bytes }
+        Decoder { slots, required, fields: s.fields.len(), numeric, kept: kept_names.len(), max_bytes: s.max_message_bytes }
     }
 
     /// Decodes one payload. `unknown` is called with the name of each top-level field
@@ -206,6 +211,7 @@ impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
         let mut seen = vec![false; dec.fields];
         let (mut seen_key, mut seen_time, mut seen_id) = (false, false, false);
         let mut numeric = vec![f64::NAN; dec.numeric];
+        let mut strings: Vec<Option<String>> = vec![None; dec.kept];
 
         while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             let Some(slot) = dec.slots.get(name.as_ref()).copied() else {
@@ -252,7 +258,7 @@ impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
                         other => Err(format!("event time is {}, expected epoch millis or RFC 3339", other.kind())),
                     });
                 }
-                Slot::Field { index, ty, numeric: slot_numeric } => {
+                Slot::Field { index, ty, numeric: slot_numeric, kept } => {
                     let ok = match (ty, &value) {
                         (_, Scalar::Null) => {
                             seen[index] = false; // null counts as absent
@@ -277,6 +283,9 @@ impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
                         }
                         numeric[n] = v;
                     }
+                    if let (Some(k), Scalar::Str(text)) = (kept, value) {
+                        strings[k] = Some(text.into_owned());
+                    }
                 }
             }
         }
@@ -289,7 +298,7 @@ impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
         if let Some((_, name)) = dec.required.iter().find(|(i, _)| !seen[*i]) {
             return Err(fail(self.failure, Reason::MissingField, format!("required field `{name}` is missing")));
         }
-        Ok(Decoded { key, event_id, time_ms: time, numeric })
+        Ok(Decoded { key, event_id, time_ms: time, numeric, strings })
     }
 
     fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Decoded, A::Error> {

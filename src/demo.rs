@@ -77,6 +77,9 @@ pub fn run_demo(opts: &DemoOptions, control: Arc<Control>) -> Result<()> {
     if let Some(shadow) = &job.sinks.shadow {
         broker.create_topic(shadow, fit(900.0, n, opts.partitions))?;
     }
+    if let Some(drift) = &job.sinks.drift {
+        broker.create_topic(drift, 1)?;
+    }
     let addr = broker.bootstrap_servers();
     let metrics = Metrics::new();
     let store = crate::store::FeatureStore::new(job.features.iter().map(|f| f.name().to_owned()).collect());
@@ -88,7 +91,7 @@ pub fn run_demo(opts: &DemoOptions, control: Arc<Control>) -> Result<()> {
     println!("  topics: {} ({input_parts} partitions, input), {labels} (labels, delayed), {} (scores), {} (dead letters)", job.source.topic, job.sinks.scores, job.sinks.dlq);
     println!("  subscribe with any Kafka client, e.g.: kcat -b {addr} -C -t {} -o beginning", job.sinks.scores);
     if let Some(m) = metrics_url {
-        println!("  metrics: http://{m}/metrics");
+        println!("  dashboard: http://{m}/  metrics: http://{m}/metrics");
         println!("  features: http://{m}/features/c-000001 (any card id)");
     }
 
@@ -149,6 +152,9 @@ pub fn run_demo(opts: &DemoOptions, control: Arc<Control>) -> Result<()> {
     if let Some(l) = &summary.learner {
         print_learning(l, &job);
     }
+    if let Some(m) = &summary.monitor {
+        print_monitoring(m, &job);
+    }
 
     if !opts.linger.is_zero() {
         println!("broker stays up for {} s at {addr}: kcat -b {addr} -C -t {} -e", opts.linger.as_secs(), job.sinks.scores);
@@ -156,6 +162,17 @@ pub fn run_demo(opts: &DemoOptions, control: Arc<Control>) -> Result<()> {
     }
     drop(broker);
     Ok(())
+}
+
+fn print_monitoring(m: &crate::monitor::MonitorSummary, job: &JobSpec) {
+    let topic = job.sinks.drift.as_deref().unwrap_or("(no drift topic)");
+    println!("  drift monitoring: {} feature/prediction findings written to {topic}, {} alarms", m.records, m.alarms.len());
+    for a in m.alarms.iter().take(20) {
+        println!("    {} {} {}: {:.4} > {:.4} at event time {}", a.kind, a.name, a.method, a.value, a.threshold, crate::monitor::emit::format_ts(a.ts));
+    }
+    if m.alarms.len() > 20 {
+        println!("    ... {} more in {topic}", m.alarms.len() - 20);
+    }
 }
 
 fn print_learning(l: &crate::learner::LearnerSummary, job: &JobSpec) {

@@ -61,6 +61,9 @@ pub struct Generated {
     pub malformed: Option<&'static str>,
 }
 
+/// Card holders' age bands (a fairness attribute: the demo's groups).
+pub const AGE_BANDS: [&str; 4] = ["18-29", "30-44", "45-64", "65+"];
+
 const COUNTRIES: [&str; 12] = ["US", "DE", "FR", "GB", "ES", "IT", "NL", "PL", "SE", "BR", "IN", "JP"];
 
 /// The kinds of malformed record the generator injects.
@@ -180,6 +183,7 @@ impl Generator {
         let record = serde_json::json!({
             "event_id": event_id, "card_id": key, "ts": time_json, "amount": amount,
             "merchant": merchant, "country": country, "device": device,
+            "age_band": AGE_BANDS[(card as usize * 5 + 1) % AGE_BANDS.len()],
         });
         let label = serde_json::json!({"event_id": event_id, "card_id": key, "is_fraud": fraud, "label_ts": ts});
         self.labels.push_back((id + self.cfg.label_delay, Generated { key: key.clone(), payload: label.to_string().into_bytes(), malformed: None }));

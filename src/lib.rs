@@ -18,6 +18,7 @@ pub mod learner;
 pub mod kafka;
 pub mod local;
 pub mod metrics;
+pub mod monitor;
 pub mod output;
 pub mod pipeline;
 pub mod run;

@@ -32,16 +32,33 @@ pub fn run_local_with_labels(
     sink: Arc<dyn OutputSink>,
     metrics: Arc<Metrics>,
 ) -> Result<Option<LearnerSummary>> {
+    run_local_monitored(job, input, labels, workers, sink, metrics, None).map(|(learned, _)| learned)
+}
+
+/// [`run_local_with_labels`] that also returns what the drift monitor found
+/// (`[monitor]` in the job); its records go to `drift` when given.
+pub fn run_local_monitored(
+    job: &JobSpec,
+    input: &MemoryTopic,
+    labels: &MemoryTopic,
+    workers: usize,
+    sink: Arc<dyn OutputSink>,
+    metrics: Arc<Metrics>,
+    drift: Option<Arc<dyn crate::monitor::DriftSink>>,
+) -> Result<(Option<LearnerSummary>, Option<crate::monitor::MonitorSummary>)> {
     let mut context = WorkerContext::local(Arc::new(job.clone()), sink, metrics.clone(), Control::new());
+    let monitor = job.monitor.as_ref().map(|m| crate::monitor::start(m, drift, metrics.clone())).transpose()?;
     let learner = match &job.model.online {
         Some(online) => {
             let (topic, data) = (online.labels.topic.clone(), labels.clone());
             let source: LabelSourceFactory = Box::new(move || Ok(Box::new(MemorySource::new(&topic, &data, 0, 1)) as Box<dyn crate::source::RecordSource>));
-            Some(crate::learner::start(online.clone(), crate::learner::ModelNames::of(job), metrics, source, Default::default())?)
+            let labeled = monitor.as_ref().map(|m| m.labeled());
+            Some(crate::learner::start(online.clone(), crate::learner::ModelNames::of(job), metrics, source, Default::default(), labeled)?)
         }
         None => None,
     };
     context.learner = learner.as_ref().map(|l| l.link.clone());
+    context.monitor = monitor.as_ref().map(|m| m.link.clone());
     let ctx = Arc::new(context);
     let input = input.clone();
     let topic = job.source.topic.clone();
@@ -53,8 +70,9 @@ pub fn run_local_with_labels(
     .map_err(|e| anyhow!("starting workers: {e}"))?;
     let results = guards.join();
     let learned = learner.map(|l| l.finish()).transpose()?;
+    let monitored = monitor.map(|m| m.finish()).transpose()?;
     for r in results {
         r.map_err(|e| anyhow!("a worker failed: {e}"))??;
     }
-    Ok(learned)
+    Ok((learned, monitored))
 }

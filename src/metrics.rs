@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 /// Distinct unknown field names tracked individually.
 pub const MAX_UNKNOWN_FIELD_NAMES: usize = 100;
@@ -20,8 +20,8 @@ pub struct Metrics {
     unknown_admitted: Mutex<HashSet<String>>,
     pub scores_out: IntCounter,
     pub consumer_lag: IntGaugeVec,
-    pub watermark: IntGaugeVec,
-    pub source_progress: IntGauge,
+    pub watermark: GaugeVec,
+    pub source_progress: Gauge,
     pub latency: Histogram,
     pub workers: IntGauge,
     pub live_keys: IntGauge,
@@ -31,6 +31,7 @@ pub struct Metrics {
     pub committed_epoch: IntGauge,
     /// Online learning (see `learner`).
     pub model: crate::learner::metrics::ModelMetrics,
+    pub drift: crate::monitor::metrics::DriftMetrics,
 }
 
 impl Metrics {
@@ -47,8 +48,8 @@ impl Metrics {
             unknown_admitted: Mutex::new(HashSet::new()),
             scores_out: IntCounter::new("vigil_scores_out_total", "Score records written").unwrap(),
             consumer_lag: IntGaugeVec::new(Opts::new("vigil_consumer_lag", "High watermark minus position, per input partition"), &["partition"]).unwrap(),
-            watermark: IntGaugeVec::new(Opts::new("vigil_watermark_ms", "Event-time watermark per input partition (epoch ms)"), &["partition"]).unwrap(),
-            source_progress: IntGauge::new("vigil_source_progress_ms", "Source progress: minimum watermark over active partitions (epoch ms)").unwrap(),
+            watermark: GaugeVec::new(Opts::new("vigil_watermark_seconds", "Event-time watermark per input partition (Unix seconds)"), &["partition"]).unwrap(),
+            source_progress: Gauge::new("vigil_source_progress_seconds", "Source progress: minimum watermark over active partitions (Unix seconds)").unwrap(),
             latency: Histogram::with_opts(
                 HistogramOpts::new("vigil_consume_to_score_seconds", "From a record's consumption to its score handed to the producer")
                     .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
@@ -65,6 +66,7 @@ impl Metrics {
             .unwrap(),
             committed_epoch: IntGauge::new("vigil_committed_epoch", "Newest epoch whose input offsets are committed").unwrap(),
             model: crate::learner::metrics::ModelMetrics::new(),
+            drift: crate::monitor::metrics::DriftMetrics::new(),
             registry,
         };
         let r = &m.registry;
@@ -83,6 +85,7 @@ impl Metrics {
         r.register(Box::new(m.kafka_errors.clone())).unwrap();
         r.register(Box::new(m.committed_epoch.clone())).unwrap();
         m.model.register(r);
+        m.drift.register(r);
         Arc::new(m)
     }
 

@@ -101,6 +101,8 @@ pub struct Event {
     /// The partition's watermark after this event (no later event of the partition is older).
     pub watermark: i64,
     pub numeric: Vec<f64>,
+    /// The string fields the job keeps for monitoring (`JobSpec::kept_strings`).
+    pub strings: Vec<Option<String>>,
     /// Wall clock at consumption, microseconds since the Unix epoch.
     pub consumed_us: u64,
 }
@@ -122,6 +124,8 @@ pub struct WorkerContext {
     pub store: Option<Arc<FeatureStore>>,
     /// The online learner (model snapshots in, pending predictions out).
     pub learner: Option<crate::learner::LearnerLink>,
+    /// The drift monitor (watched values of every scored event out).
+    pub monitor: Option<crate::monitor::MonitorLink>,
 }
 
 impl WorkerContext {
@@ -138,6 +142,7 @@ impl WorkerContext {
             restored: None,
             store: None,
             learner: None,
+            monitor: None,
         }
     }
     /// The first epoch of this run: one past the restored checkpoint.
@@ -252,6 +257,7 @@ fn ingest<'s>(scope: Scope<'s, u64>, ctx: &Arc<WorkerContext>, mut source: Box<d
                             offset: rec.offset,
                             watermark,
                             numeric: decoded.numeric,
+                            strings: decoded.strings,
                             consumed_us,
                         }),
                         Err(r) => reject(rec.partition, rec.offset, rec.payload, r),
@@ -294,9 +300,9 @@ fn ingest<'s>(scope: Scope<'s, u64>, ctx: &Arc<WorkerContext>, mut source: Box<d
                 last_report = now;
                 source.report(&metrics);
                 for (gauge, clock) in watermark_gauges.iter().zip(&clocks) {
-                    gauge.set(clock.watermark(&policy).unwrap_or(0));
+                    gauge.set(clock.watermark(&policy).unwrap_or(0) as f64 / 1000.0);
                 }
-                metrics.source_progress.set(low as i64);
+                metrics.source_progress.set(low as f64 / 1000.0);
             }
             match status {
                 PollStatus::Records(_) => {
@@ -394,6 +400,12 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
     let mut preds: Vec<f32> = Vec::new();
     let mut pending: Vec<Pending> = Vec::new();
     let model_name = job.model.name.clone();
+    // drift monitoring: the watched values of every scored event, sent per batch
+    let monitor = ctx.monitor.clone();
+    let mut observations = crate::monitor::Observations::default();
+    let mut category_ids: Vec<crate::monitor::interner::LocalIds> =
+        monitor.iter().flat_map(|m| m.interners.iter().map(|i| crate::monitor::interner::LocalIds::new(i.clone()))).collect();
+    let fairness_attribute = monitor.as_ref().and_then(|m| m.spec.fairness_attribute);
     let mut process = move |epoch: u64, events: &mut Vec<Event>, state: &mut FeatureState, latest: &mut HashMap<String, StoredFeatures>| -> u64 {
         let now = now_us();
         let n = events.len() as u64;
@@ -425,6 +437,7 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
                         sink.send(Topic::Shadow, e.key.as_bytes(), &features_buf, epoch);
                     }
                     if let Some(id) = &e.event_id {
+                        let group = fairness_attribute.map_or(0, |k| category_ids[k].id(e.strings.get(k).and_then(|s| s.as_deref())));
                         pending.push(Pending {
                             id: key_hash(id),
                             time_ms: e.time_ms,
@@ -435,12 +448,28 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
                             version: snap.version,
                             epoch,
                             weight: 1.0,
+                            group,
                         });
                     }
                     (preds[slot] as f64, arm)
                 }
                 _ => (model.score(&model_in), 0),
             };
+            if let Some(m) = &monitor {
+                let o = &mut observations;
+                o.time_ms.push(e.time_ms);
+                for (_, source) in &m.spec.numeric {
+                    o.numeric.push(match *source {
+                        crate::monitor::NumericSource::Feature(f) => features[f].unwrap_or(f64::NAN),
+                        crate::monitor::NumericSource::Field(n) => e.numeric[n],
+                    });
+                }
+                for (_, k) in &m.spec.categorical {
+                    o.categorical.push(category_ids[*k].id(e.strings.get(*k).and_then(|s| s.as_deref())));
+                }
+                o.score.push(if arm == 0 { value as f32 } else { f32::NAN });
+                o.model.push(snapshot.as_ref().map_or(0, |s| s.run_ids[s.champion]));
+            }
             let score = ScoreContext {
                 event_id: e.event_id.as_deref(),
                 key: &e.key,
@@ -463,6 +492,9 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
         if let (Some(link), false) = (&learner, pending.is_empty()) {
             // the learner may be gone at shutdown: its predictions are then moot
             let _ = link.tx.send(std::mem::take(&mut pending));
+        }
+        if let (Some(m), false) = (&monitor, observations.is_empty()) {
+            let _ = m.tx.send(std::mem::take(&mut observations));
         }
         n
     };

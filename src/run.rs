@@ -104,6 +104,8 @@ pub struct RunSummary {
     pub checkpoints: CoordinatorSummary,
     /// What online learning did (jobs that train online).
     pub learner: Option<crate::learner::LearnerSummary>,
+    /// What drift monitoring found (jobs with `[monitor]`).
+    pub monitor: Option<crate::monitor::MonitorSummary>,
 }
 
 /// Runs `job` until the input ends (`until_end`, or end offsets set on `end`) or
@@ -158,6 +160,16 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
     } else {
         CommitMode::Offsets(opts.kafka.admin_consumer(&opts.group_id)?)
     };
+    let monitor = match &job.monitor {
+        Some(m) => {
+            let sink = match &job.sinks.drift {
+                Some(topic) => Some(Arc::new(crate::monitor::KafkaDriftSink::new(&opts.kafka, topic)?) as Arc<dyn crate::monitor::DriftSink>),
+                None => None,
+            };
+            Some(crate::monitor::start(m, sink, metrics.clone())?)
+        }
+        None => None,
+    };
     let learner = match &job.model.online {
         Some(_) if opts.cluster.addresses.len() > 1 => {
             bail!("online training runs in one process for now (its learner owns the model): use -w for more workers, not -n")
@@ -185,7 +197,8 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
                 Ok(Box::new(source) as Box<dyn crate::source::RecordSource>)
             });
             let resume = crate::learner::service::Resume { checkpointing: opts.checkpoint_dir.is_some(), from: resume_from };
-            Some(crate::learner::start(online.clone(), crate::learner::ModelNames::of(&job), metrics.clone(), labels, resume)?)
+            let labeled = monitor.as_ref().map(|m| m.labeled());
+            Some(crate::learner::start(online.clone(), crate::learner::ModelNames::of(&job), metrics.clone(), labels, resume, labeled)?)
         }
         None => None,
     };
@@ -212,6 +225,7 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
     )?;
     let ctx = Arc::new(WorkerContext {
         learner: learner.as_ref().map(|l| l.link.clone()),
+        monitor: monitor.as_ref().map(|m| m.link.clone()),
         job: Arc::new(job),
         sink: sink.clone(),
         metrics: metrics.clone(),
@@ -251,6 +265,8 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
     // The final checkpoint asks the learner for its state: the learner ends after it.
     let checkpoints = coordinator.finish();
     let learned = learner.map(|l| l.finish()).transpose();
+    // the monitor last: the learner's final labels feed it too
+    let monitored = monitor.map(|m| m.finish()).transpose()?;
     let checkpoints = checkpoints?;
     if let Some(e) = failure {
         return Err(e);
@@ -264,5 +280,5 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
     if opts.exactly_once {
         sink.close()?;
     }
-    Ok(RunSummary { partitions, committed, restored_epoch: restored.map(|r| r.epoch()), checkpoints, learner: learned? })
+    Ok(RunSummary { partitions, committed, restored_epoch: restored.map(|r| r.epoch()), checkpoints, learner: learned?, monitor: monitored })
 }

@@ -107,6 +107,8 @@ pub struct SinkSpec {
     pub features: Option<String>,
     /// Optional shadow topic: the challengers' scores of every event.
     pub shadow: Option<String>,
+    /// Optional `drift` topic: drift, quality and fairness findings (`[monitor]`).
+    pub drift: Option<String>,
 }
 
 /// A validated job.
@@ -117,6 +119,8 @@ pub struct JobSpec {
     pub features: Vec<FeatureDef>,
     pub model: ModelSpec,
     pub sinks: SinkSpec,
+    /// Drift, quality and fairness monitoring, names resolved against this job.
+    pub monitor: Option<crate::monitor::ResolvedMonitor>,
 }
 
 /// Where a model input's value comes from.
@@ -137,6 +141,11 @@ impl JobSpec {
     /// The numeric fields in schema order: the values passed with every event.
     pub fn numeric_fields(&self) -> Vec<&FieldSpec> {
         self.source.fields.iter().filter(|f| f.ty.is_numeric()).collect()
+    }
+
+    /// String fields the decoder keeps with each event (for monitoring), in order.
+    pub fn kept_strings(&self) -> Vec<String> {
+        self.monitor.as_ref().map(|m| m.spec.string_fields()).unwrap_or_default()
     }
 
     /// Resolves each model input to a feature or numeric field.
@@ -201,6 +210,7 @@ pub struct JobBuilder {
     inputs: Vec<ModelInput>,
     online: Option<crate::learner::OnlineSpec>,
     sinks: SinkSpec,
+    monitor: Option<crate::monitor::MonitorSpec>,
 }
 
 impl JobBuilder {
@@ -222,7 +232,8 @@ impl JobBuilder {
             bias: 0.0,
             inputs: Vec::new(),
             online: None,
-            sinks: SinkSpec { scores: "scores".into(), dlq: "dlq".into(), features: None, shadow: None },
+            sinks: SinkSpec { scores: "scores".into(), dlq: "dlq".into(), features: None, shadow: None, drift: None },
+            monitor: None,
         }
     }
     pub fn source_topic(mut self, topic: &str) -> Self {
@@ -304,6 +315,16 @@ impl JobBuilder {
     /// the ones declared with `weight`/`weight_with` (their weights then unused).
     pub fn online(mut self, spec: crate::learner::OnlineSpec) -> Self {
         self.online = Some(spec);
+        self
+    }
+    /// Watches features, predictions, the error stream and fairness for drift.
+    pub fn monitor(mut self, spec: crate::monitor::MonitorSpec) -> Self {
+        self.monitor = Some(spec);
+        self
+    }
+    /// Writes drift findings to `topic` (see `monitor`).
+    pub fn drift_sink(mut self, topic: &str) -> Self {
+        self.sinks.drift = Some(topic.to_owned());
         self
     }
     /// Writes the challengers' scores of every event to `topic`.
@@ -397,7 +418,7 @@ impl JobBuilder {
                 bail!("ab_share must be in [0, 1]");
             }
         }
-        Ok(JobSpec {
+        let mut job = JobSpec {
             name: self.name,
             source: SourceSpec {
                 topic: self.topic,
@@ -419,7 +440,12 @@ impl JobBuilder {
                 online: self.online,
             },
             sinks: self.sinks,
-        })
+            monitor: None,
+        };
+        if let Some(m) = self.monitor {
+            job.monitor = Some(m.resolve(&job)?);
+        }
+        Ok(job)
     }
 }
 
@@ -460,6 +486,8 @@ mod toml_front {
         model: Option<RawModel>,
         #[serde(default)]
         sinks: Option<RawSinks>,
+        #[serde(default)]
+        monitor: Option<crate::monitor::MonitorSpec>,
     }
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
@@ -561,6 +589,7 @@ mod toml_front {
         dlq: String,
         features: Option<String>,
         shadow: Option<String>,
+        drift: Option<String>,
     }
     /// The JSON of a weights file: `{"bias": b, "weights": {"name": w | {"weight", "transform"}}}`.
     #[derive(Deserialize)]
@@ -691,6 +720,12 @@ mod toml_front {
                 if let Some(f) = &s.shadow {
                     b = b.shadow_sink(f);
                 }
+                if let Some(f) = &s.drift {
+                    b = b.drift_sink(f);
+                }
+            }
+            if let Some(m) = self.monitor {
+                b = b.monitor(m);
             }
             Ok(b)
         }

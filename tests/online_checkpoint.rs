@@ -162,7 +162,7 @@ fn checkpoints_hold_back_samples_of_unsealed_epochs() {
     let source: LabelSourceFactory = Box::new(move || Ok(Box::new(vigil::source::MemorySource::new("labels", &topic, 0, 1)) as Box<dyn vigil::source::RecordSource>));
     let names = ModelNames { job: "j".into(), model: "m".into(), inputs: vec!["a".into(), "b".into()] };
     let metrics = Metrics::new();
-    let learner = vigil::learner::start(spec, names, metrics.clone(), source, Resume { checkpointing: true, from: None }).unwrap();
+    let learner = vigil::learner::start(spec, names, metrics.clone(), source, Resume { checkpointing: true, from: None }, None).unwrap();
     let pending = |i: u64, epoch: u64| Pending {
         id: vigil::pipeline::key_hash(&format!("e{i}")),
         time_ms: 1_000 * i as i64,
@@ -173,6 +173,7 @@ fn checkpoints_hold_back_samples_of_unsealed_epochs() {
         version: 0,
         epoch,
         weight: 1.0,
+        group: 0,
     };
     learner.link.tx.send(vec![pending(1, 0), pending(2, 0), pending(3, 1), pending(4, 2)]).unwrap();
     while metrics.model.label("joined") < 4 {

@@ -331,7 +331,7 @@ fn predictions_time_out_against_the_slowest_active_labels_partition() {
     let source: LabelSourceFactory = Box::new(move || Ok(Box::new(vigil::source::MemorySource::new("labels", &topic, 0, 1)) as Box<dyn vigil::source::RecordSource>));
     let metrics = Metrics::new();
     let names = ModelNames { job: "j".into(), model: "m".into(), inputs: vec!["a".into()] };
-    let learner = vigil::learner::start(spec, names, metrics.clone(), source, Resume::default()).unwrap();
+    let learner = vigil::learner::start(spec, names, metrics.clone(), source, Resume::default(), None).unwrap();
     let pending = |id: &str, t: i64| Pending { id: key_hash(id), time_ms: t, x: vec![1.0], preds: vec![0.1, 0.1], served: 0.1, arm: 0, version: 0, epoch: 0, weight: 1.0 };
     learner.link.tx.send(vec![pending("e1", 600_000), pending("e2", 1_000), pending("e3", 5_000)]).unwrap();
     let started = Instant::now();

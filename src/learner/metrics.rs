@@ -21,6 +21,8 @@ pub struct ModelMetrics {
     pub variant_pr_auc: GaugeVec,
     pub variant_log_loss: GaugeVec,
     pub variant_lr: GaugeVec,
+    pub variant_ece: GaugeVec,
+    pub variant_precision_at_k: GaugeVec,
     /// Served predictions' ROC-AUC per A/B arm.
     pub arm_auc: GaugeVec,
 }
@@ -42,6 +44,8 @@ impl ModelMetrics {
             variant_auc: gauges("vigil_model_variant_roc_auc", "Progressive ROC-AUC per variant slot over the validation window", "variant"),
             variant_pr_auc: gauges("vigil_model_variant_pr_auc", "Progressive PR-AUC per variant slot", "variant"),
             variant_log_loss: gauges("vigil_model_variant_log_loss", "Progressive log loss per variant slot", "variant"),
+            variant_ece: gauges("vigil_model_variant_ece", "Expected calibration error per variant slot (10 bins)", "variant"),
+            variant_precision_at_k: gauges("vigil_model_variant_precision_at_k", "Precision among the top 1% of scores per variant slot", "variant"),
             variant_lr: gauges("vigil_model_variant_learning_rate", "Learning rate per variant slot", "variant"),
             arm_auc: gauges("vigil_model_arm_roc_auc", "ROC-AUC of the served predictions per A/B arm", "arm"),
         }
@@ -61,6 +65,8 @@ impl ModelMetrics {
         r.register(Box::new(self.variant_pr_auc.clone())).expect("unique metric");
         r.register(Box::new(self.variant_log_loss.clone())).expect("unique metric");
         r.register(Box::new(self.variant_lr.clone())).expect("unique metric");
+        r.register(Box::new(self.variant_ece.clone())).expect("unique metric");
+        r.register(Box::new(self.variant_precision_at_k.clone())).expect("unique metric");
         r.register(Box::new(self.arm_auc.clone())).expect("unique metric");
     }
 

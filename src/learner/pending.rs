@@ -38,6 +38,9 @@ pub struct Pending {
     pub epoch: u64,
     /// Importance weight (1 unless downsampled).
     pub weight: f32,
+    /// Fairness group of the event (`monitor::interner` id; 0 without one).
+    #[serde(default)]
+    pub group: u32,
 }
 
 /// Pending predictions keyed by event id, expiring by event time.
@@ -184,7 +187,7 @@ mod tests {
     use super::*;
 
     fn p(id: u64, t: i64, served: f32) -> Pending {
-        Pending { id, time_ms: t, x: vec![1.0; 4], preds: vec![served; 2], served, arm: 0, version: 1, epoch: 0, weight: 1.0 }
+        Pending { id, time_ms: t, x: vec![1.0; 4], preds: vec![served; 2], served, arm: 0, version: 1, epoch: 0, weight: 1.0, group: 0 }
     }
 
     #[test]

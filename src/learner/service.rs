@@ -22,6 +22,7 @@ use super::export::{champion_path, ChampionFile};
 use super::{ModelNames, OnlineSpec};
 use crate::gpu::open_trainer;
 use crate::metrics::Metrics;
+use crate::monitor::{ConceptAction, LabeledMonitors, Outcome};
 use crate::source::{PollStatus, RecordSource};
 
 /// Rows trained per call at most (a GPU call amortizes its fixed cost over them).
@@ -113,7 +114,16 @@ pub struct Resume {
 
 /// Opens the trainer on the configured device (failing clearly when `--device gpu`
 /// finds no adapter) and starts the learner thread.
-pub fn start(spec: OnlineSpec, names: ModelNames, metrics: Arc<Metrics>, labels: LabelSourceFactory, resume: Resume) -> Result<Learner> {
+/// Starts the learner thread; `monitor` (concept drift, fairness) is fed every
+/// labeled prediction.
+pub fn start(
+    spec: OnlineSpec,
+    names: ModelNames,
+    metrics: Arc<Metrics>,
+    labels: LabelSourceFactory,
+    resume: Resume,
+    monitor: Option<LabeledMonitors>,
+) -> Result<Learner> {
     let fresh = spec.initial_state(&names.inputs)?;
     let state = match &resume.from {
         Some(c) if c.model.shape != fresh.shape || c.model.k() != fresh.k() => {
@@ -148,6 +158,7 @@ pub fn start(spec: OnlineSpec, names: ModelNames, metrics: Arc<Metrics>, labels:
     };
     let link = LearnerLink { model: model.clone(), tx, ab_share: spec.ab_share };
     let mut service = Service::new(spec, trainer, model, metrics, log, names);
+    service.monitor = monitor;
     service.gate = resume.checkpointing;
     if let Some(c) = resume.from {
         service.restore(c);
@@ -245,6 +256,12 @@ pub(super) struct Service {
     /// it last delivered a label. Predictions time out against the slowest active
     /// partition (see `labels_progress`).
     label_clock: HashMap<u32, (i64, Instant)>,
+    /// Concept drift and fairness, fed every labeled prediction.
+    pub(super) monitor: Option<LabeledMonitors>,
+    /// A concept-drift action to apply at the next periodic step.
+    action: Option<ConceptAction>,
+    /// While the learning rates are boosted: the joined-label count that ends it.
+    boost_until: Option<u64>,
 }
 
 impl Service {
@@ -282,6 +299,9 @@ impl Service {
             held: Vec::new(),
             trained_through: None,
             label_clock: HashMap::new(),
+            monitor: None,
+            action: None,
+            boost_until: None,
             spec,
             trainer,
             model,
@@ -375,6 +395,13 @@ impl Service {
     /// Trains a full or stale chunk, runs a selection round when due, publishes
     /// when dirty (the loop's periodic work, also driven by replays).
     pub(super) fn periodic(&mut self, force: bool) -> Result<()> {
+        if let Some(action) = self.action.take() {
+            self.on_concept_drift(action)?;
+        }
+        if self.boost_until.is_some_and(|until| self.summary.counts.joined >= until) {
+            self.boost_until = None;
+            self.scale_learning_rates(1.0 / self.spec_boost_factor())?;
+        }
         if self.chunk_labels.len() / 2 >= TRAIN_CHUNK || (!self.chunk_labels.is_empty() && (force || self.last_train.elapsed() >= TRAIN_EVERY)) {
             self.train()?;
         }
@@ -470,6 +497,12 @@ impl Service {
             }
         }
         let arm = (p.arm as usize).min(1);
+        if let Some(m) = &mut self.monitor {
+            let outcome = Outcome { time_ms: p.time_ms, served: p.served, label, arm: p.arm, group: p.group };
+            if let Some(action) = m.observe(outcome) {
+                self.action = Some(action);
+            }
+        }
         self.arm_windows[arm].push(p.served, label, p.weight);
         self.run_served[arm].push((p.served, label, p.weight));
         if self.spec.record_training {
@@ -688,6 +721,54 @@ impl Service {
         Ok(())
     }
 
+    fn spec_boost_factor(&self) -> f32 {
+        self.monitor.as_ref().map_or(1.0, |m| m.boost_factor()).max(1e-3)
+    }
+
+    /// Applies what `[monitor.concept] action` asks after a detection.
+    fn on_concept_drift(&mut self, action: ConceptAction) -> Result<()> {
+        tracing::info!(?action, "concept drift: acting");
+        match action {
+            ConceptAction::None => {}
+            ConceptAction::Promote => self.select()?,
+            ConceptAction::BoostLr => {
+                if self.boost_until.is_none() {
+                    self.scale_learning_rates(self.spec_boost_factor())?;
+                }
+                let labels = self.monitor.as_ref().map_or(0, |m| m.boost_labels());
+                self.boost_until = Some(self.summary.counts.joined + labels);
+            }
+            ConceptAction::ResetWorst => {
+                self.train()?;
+                let scores: Vec<Option<f64>> = self.qualities().iter().map(|q| self.ranked_score(q)).collect();
+                let worst = (0..self.k)
+                    .filter(|k| *k != self.champion && Some(*k) != self.challenger)
+                    .min_by(|a, b| scores[*a].unwrap_or(0.0).total_cmp(&scores[*b].unwrap_or(0.0)).then(b.cmp(a)));
+                if let Some(w) = worst {
+                    let mut state = self.trainer.state().map_err(|e| anyhow!("reading the model back: {e}"))?;
+                    let fresh = self.spec.initial_state(&self.names.inputs)?;
+                    state.reset_variant(w, &fresh);
+                    self.trainer.set_state(&state).map_err(|e| anyhow!("resetting variant {w}: {e}"))?;
+                    self.windows[w].clear();
+                    self.replaced_at[w] = self.version + 1;
+                    self.dirty = true;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn scale_learning_rates(&mut self, factor: f32) -> Result<()> {
+        self.train()?;
+        let mut state = self.trainer.state().map_err(|e| anyhow!("reading the model back: {e}"))?;
+        for h in &mut state.hyper {
+            h.lr *= factor;
+        }
+        self.trainer.set_state(&state).map_err(|e| anyhow!("setting learning rates: {e}"))?;
+        self.dirty = true;
+        Ok(())
+    }
+
     fn gauges(&self) {
         let m = &self.metrics.model;
         m.pending.set(self.pending.len() as i64);
@@ -704,6 +785,12 @@ impl Service {
                 m.variant_pr_auc.with_label_values(&[&slot]).set(a);
             }
             m.variant_log_loss.with_label_values(&[&slot]).set(q.log_loss);
+            if let Some(e) = q.ece {
+                m.variant_ece.with_label_values(&[&slot]).set(e);
+            }
+            if let Some(p) = q.precision_at_k {
+                m.variant_precision_at_k.with_label_values(&[&slot]).set(p);
+            }
             m.variant_lr.with_label_values(&[&slot]).set(model.state.hyper[k].lr as f64);
         }
         for (arm, w) in ["a", "b"].iter().zip(&self.arm_windows) {
@@ -722,6 +809,9 @@ impl Service {
             self.orphan_early(true);
         }
         self.train()?;
+        if let Some(m) = &mut self.monitor {
+            m.finish();
+        }
         if self.summary.counts.joined > 0 {
             self.select()?;
         } else if self.dirty {

@@ -139,6 +139,12 @@ impl CategoricalDrift {
         CategoricalDrift { windows: SampleWindows::new(reference, window), ids: HashMap::new() }
     }
 
+    /// Adds one category by id (an id the caller interned, below [`MAX_CATEGORIES`];
+    /// larger ids count as `_other`).
+    pub fn push_id(&mut self, time_ms: i64, id: u32) {
+        self.windows.push(time_ms, id.min(MAX_CATEGORIES as u32));
+    }
+
     /// Adds one value (`None`: the field was absent, counted as its own category).
     pub fn push(&mut self, time_ms: i64, value: Option<&str>) {
         let name = value.unwrap_or("_absent");

@@ -222,6 +222,19 @@ impl ModelState {
         self.hyper[to] = hyper;
     }
 
+    /// Puts variant `k` back to where `fresh` (a state of the same shape) starts it:
+    /// its parameters, optimizer moments and step count (the hyperparameters and
+    /// the shared input statistics stay).
+    pub fn reset_variant(&mut self, k: usize, fresh: &ModelState) {
+        let s = self.shape.stride();
+        let n = self.k();
+        self.params[k * s..(k + 1) * s].copy_from_slice(&fresh.params[k * s..(k + 1) * s]);
+        for r in [k * s..(k + 1) * s, (n + k) * s..(n + k + 1) * s] {
+            self.moments[r].fill(0.0);
+        }
+        self.opt[4 * k..4 * k + 4].copy_from_slice(&[0.0, 1.0, 1.0, 0.0]);
+    }
+
     /// Variant `k`'s probability for one raw row (standardized with the running
     /// statistics, which scoring never updates); the kernels' forward pass.
     pub fn score(&self, k: usize, row: &[f32]) -> f32 {

@@ -1,0 +1,190 @@
+//! Where findings go: the `drift` topic (DESIGN.md's record), the Prometheus
+//! gauges, and a log line when something starts drifting.
+//!
+//! Drift records are observations about the stream, not results of one input
+//! record, so they are written by their own idempotent producer outside the
+//! epoch transactions (at-least-once: a restart may repeat an evaluation).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use serde::{Deserialize, Serialize};
+
+use crate::kafka::KafkaOptions;
+use crate::metrics::Metrics;
+
+/// One finding, as written to the `drift` topic (keyed by `kind/name`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DriftRecord {
+    /// Event time of the evaluation, epoch milliseconds.
+    pub ts: i64,
+    /// `feature`, `prediction`, `concept` or `fairness`.
+    pub kind: String,
+    pub name: String,
+    pub method: String,
+    pub value: f64,
+    pub threshold: f64,
+    pub drift: bool,
+}
+
+impl DriftRecord {
+    pub fn new(ts: i64, kind: &str, name: &str, method: &str, value: f64, threshold: f64, drift: bool) -> DriftRecord {
+        DriftRecord { ts, kind: kind.into(), name: name.into(), method: method.into(), value, threshold, drift }
+    }
+}
+
+/// An event time (epoch ms) in RFC 3339, for logs and summaries.
+pub fn format_ts(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(|| ms.to_string(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
+/// Where drift records are written.
+pub trait DriftSink: Send + Sync {
+    fn send(&self, key: &str, payload: &[u8]);
+    /// Waits until what was sent is delivered (or fails).
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Keeps records in memory (tests, examples).
+#[derive(Default)]
+pub struct MemoryDriftSink {
+    records: Mutex<Vec<DriftRecord>>,
+}
+
+impl MemoryDriftSink {
+    pub fn new() -> Arc<MemoryDriftSink> {
+        Arc::new(MemoryDriftSink::default())
+    }
+    pub fn records(&self) -> Vec<DriftRecord> {
+        self.records.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl DriftSink for MemoryDriftSink {
+    fn send(&self, _key: &str, payload: &[u8]) {
+        if let Ok(r) = serde_json::from_slice(payload) {
+            self.records.lock().unwrap_or_else(|e| e.into_inner()).push(r);
+        }
+    }
+}
+
+/// Writes to a Kafka topic with an idempotent producer.
+pub struct KafkaDriftSink {
+    topic: String,
+    producer: ThreadedProducer<DefaultProducerContext>,
+}
+
+impl KafkaDriftSink {
+    pub fn new(kafka: &KafkaOptions, topic: &str) -> Result<KafkaDriftSink> {
+        let producer = kafka
+            .client_config_with(&[("enable.idempotence", "true"), ("linger.ms", "20")])
+            .create()
+            .context("creating the drift producer")?;
+        Ok(KafkaDriftSink { topic: topic.to_owned(), producer })
+    }
+}
+
+impl DriftSink for KafkaDriftSink {
+    fn send(&self, key: &str, payload: &[u8]) {
+        let mut record = BaseRecord::to(&self.topic).key(key).payload(payload);
+        // a full queue is the only local failure: wait for room (records are few)
+        for _ in 0..1000 {
+            match self.producer.send(record) {
+                Ok(()) => return,
+                Err((_, r)) => {
+                    record = r;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+        tracing::error!(topic = %self.topic, "the drift producer's queue stayed full: a drift record was not written");
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.producer.flush(Duration::from_secs(30)).context("flushing drift records")
+    }
+}
+
+/// Sends findings to the sink and the metrics; remembers which findings are
+/// active so that an alarm is counted and logged when it starts, not every time.
+pub struct DriftEmitter {
+    sink: Option<Arc<dyn DriftSink>>,
+    metrics: Arc<Metrics>,
+    active: Mutex<HashMap<(String, String, String), bool>>,
+    alarms: Mutex<Vec<DriftRecord>>,
+}
+
+/// Most alarms kept for the run's summary.
+const KEPT_ALARMS: usize = 1000;
+
+impl DriftEmitter {
+    pub fn new(sink: Option<Arc<dyn DriftSink>>, metrics: Arc<Metrics>) -> Arc<DriftEmitter> {
+        Arc::new(DriftEmitter { sink, metrics, active: Mutex::new(HashMap::new()), alarms: Mutex::new(Vec::new()) })
+    }
+
+    /// A periodic finding: updates the gauges; an alarm when it crosses its threshold.
+    pub fn finding(&self, r: &DriftRecord) {
+        let labels = [r.kind.as_str(), r.name.as_str(), r.method.as_str()];
+        let m = &self.metrics.drift;
+        m.value.with_label_values(&labels).set(r.value);
+        m.threshold.with_label_values(&labels).set(r.threshold);
+        m.active.with_label_values(&labels).set(if r.drift { 1.0 } else { 0.0 });
+        // the alarm series exists from the first finding (at 0), so that rate() and increase() see its first alarm
+        m.alarms.with_label_values(&labels);
+        let was = self
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((r.kind.clone(), r.name.clone(), r.method.clone()), r.drift)
+            .unwrap_or(false);
+        if r.drift && !was {
+            self.alarm(r);
+        }
+        self.send(r);
+    }
+
+    /// A detection (concept drift): always an alarm.
+    pub fn detection(&self, r: &DriftRecord) {
+        let labels = [r.kind.as_str(), r.name.as_str(), r.method.as_str()];
+        self.metrics.drift.value.with_label_values(&labels).set(r.value);
+        self.metrics.drift.threshold.with_label_values(&labels).set(r.threshold);
+        self.alarm(r);
+        self.send(r);
+    }
+
+    fn alarm(&self, r: &DriftRecord) {
+        self.metrics.drift.alarms.with_label_values(&[r.kind.as_str(), r.name.as_str(), r.method.as_str()]).inc();
+        tracing::warn!(kind = %r.kind, name = %r.name, method = %r.method, value = r.value, threshold = r.threshold, ts = r.ts, "drift");
+        let mut kept = self.alarms.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.len() < KEPT_ALARMS {
+            kept.push(r.clone());
+        }
+    }
+
+    fn send(&self, r: &DriftRecord) {
+        if let Some(sink) = &self.sink {
+            match serde_json::to_vec(r) {
+                Ok(payload) => sink.send(&format!("{}/{}", r.kind, r.name), &payload),
+                Err(e) => tracing::error!(error = %e, "cannot encode a drift record"),
+            }
+        }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The alarms so far (at most 1000), in order.
+    pub fn alarms(&self) -> Vec<DriftRecord> {
+        self.alarms.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn flush(&self) -> Result<()> {
+        self.sink.as_ref().map_or(Ok(()), |s| s.flush())
+    }
+}

@@ -1,0 +1,179 @@
+//! Monitors that need labels, run by the learner as labels join their
+//! predictions: concept drift on the champion's error stream (ADWIN, DDM,
+//! Page-Hinkley) and group fairness of its decisions.
+//!
+//! The error of a labeled prediction is 1 when the decision (score >= the
+//! decision threshold) disagrees with the label; the detectors see each error,
+//! or the error rate of each block of `block` labels. A detection is written at once
+//! (`kind = "concept"`, `drift = true`) and returns the configured action for the
+//! learner to apply; every `interval` of label event time each detector's
+//! statistic and the fairness gaps are written too.
+
+use std::sync::Arc;
+
+use vigil_operators::drift::{Adwin, ChangeDetector, Ddm, FairnessReport, FairnessWindow, PageHinkley};
+
+use super::emit::{DriftEmitter, DriftRecord};
+use super::interner::Interner;
+use super::spec::{ConceptAction, ResolvedMonitor};
+
+/// One labeled, served prediction.
+#[derive(Clone, Copy, Debug)]
+pub struct Outcome {
+    pub time_ms: i64,
+    pub served: f32,
+    pub label: bool,
+    /// A/B arm: only the champion's (0) feed the detectors.
+    pub arm: u8,
+    /// Fairness group id (see `Interner`).
+    pub group: u32,
+}
+
+struct Fairness {
+    attribute: String,
+    window: FairnessWindow,
+    groups: Arc<Interner>,
+}
+
+pub struct LabeledMonitors {
+    detectors: Vec<Box<dyn ChangeDetector>>,
+    grace: u64,
+    seen: u64,
+    block: u64,
+    /// Errors and labels of the block being filled.
+    block_errors: u64,
+    block_labels: u64,
+    decision_threshold: f64,
+    action: ConceptAction,
+    boost_factor: f32,
+    boost_labels: u64,
+    fairness: Option<Fairness>,
+    interval_ms: i64,
+    next_eval: Option<i64>,
+    progress: i64,
+    emitter: Arc<DriftEmitter>,
+    pub detections: u64,
+}
+
+impl LabeledMonitors {
+    /// `groups`: the interner of the fairness attribute's values, shared with the scorers.
+    pub fn new(m: &ResolvedMonitor, emitter: Arc<DriftEmitter>, groups: Option<Arc<Interner>>) -> LabeledMonitors {
+        let c = &m.spec.concept;
+        let detectors = c
+            .detectors
+            .iter()
+            .map(|d| -> Box<dyn ChangeDetector> {
+                match d.as_str() {
+                    "adwin" => Box::new(Adwin::new(c.adwin)),
+                    "ddm" => Box::new(Ddm::new(c.ddm)),
+                    _ => Box::new(PageHinkley::new(c.page_hinkley)),
+                }
+            })
+            .collect();
+        let fairness = match (&m.spec.fairness, groups) {
+            (Some(f), Some(groups)) => Some(Fairness { attribute: f.attribute.clone(), window: FairnessWindow::new(f.window), groups }),
+            _ => None,
+        };
+        LabeledMonitors {
+            detectors,
+            grace: c.grace,
+            seen: 0,
+            block: c.block.max(1),
+            block_errors: 0,
+            block_labels: 0,
+            decision_threshold: m.spec.prediction.decision_threshold,
+            action: c.action,
+            boost_factor: c.boost_factor,
+            boost_labels: c.boost_labels,
+            fairness,
+            interval_ms: i64::try_from(m.spec.interval.as_millis()).unwrap_or(i64::MAX).max(1),
+            next_eval: None,
+            progress: i64::MIN,
+            emitter,
+            detections: 0,
+        }
+    }
+
+    /// Feeds one labeled prediction; `Some(action)` when a detector fired and an
+    /// action is configured.
+    pub fn observe(&mut self, o: Outcome) -> Option<ConceptAction> {
+        let decision = o.served as f64 >= self.decision_threshold;
+        if let Some(f) = &mut self.fairness {
+            f.window.push(o.group, decision, o.label);
+        }
+        let mut fired = false;
+        if o.arm == 0 {
+            self.seen += 1;
+            if self.seen > self.grace {
+                self.block_errors += (decision != o.label) as u64;
+                self.block_labels += 1;
+            }
+            if self.block_labels == self.block {
+                let error = self.block_errors as f64 / self.block as f64;
+                (self.block_errors, self.block_labels) = (0, 0);
+                for d in &mut self.detectors {
+                    if d.update(error) {
+                        fired = true;
+                        self.detections += 1;
+                        self.emitter.detection(&DriftRecord::new(o.time_ms, "concept", "champion", d.method(), d.statistic(), d.threshold(), true));
+                    }
+                }
+            }
+        }
+        self.progress = self.progress.max(o.time_ms);
+        let next = *self.next_eval.get_or_insert(o.time_ms - o.time_ms.rem_euclid(self.interval_ms) + self.interval_ms);
+        if self.progress >= next {
+            self.evaluate(next);
+            self.next_eval = Some(self.progress - self.progress.rem_euclid(self.interval_ms) + self.interval_ms);
+        }
+        (fired && self.action != ConceptAction::None).then_some(self.action)
+    }
+
+    /// Writes the detectors' statistics and the fairness gaps.
+    pub fn evaluate(&mut self, ts: i64) {
+        if self.seen > self.grace {
+            for d in &self.detectors {
+                let (v, t) = (d.statistic(), d.threshold());
+                self.emitter.finding(&DriftRecord::new(ts, "concept", "champion", d.method(), v, t, false));
+            }
+        }
+        if let Some(f) = &self.fairness {
+            let report = f.window.report();
+            publish_fairness(&self.emitter, ts, f, &report);
+        }
+    }
+
+    /// `boost_lr`: the factor and how many labels it lasts.
+    pub fn boost_factor(&self) -> f32 {
+        self.boost_factor
+    }
+    pub fn boost_labels(&self) -> u64 {
+        self.boost_labels
+    }
+
+    /// The last evaluation of a run.
+    pub fn finish(&mut self) {
+        if self.progress > i64::MIN {
+            self.evaluate(self.progress);
+        }
+    }
+}
+
+fn publish_fairness(emitter: &DriftEmitter, ts: i64, f: &Fairness, r: &FairnessReport) {
+    let m = &emitter.metrics().drift;
+    for g in &r.groups {
+        let name = f.groups.name(g.group);
+        for (rate, v) in [("positive_rate", g.positive_rate), ("tpr", g.tpr), ("fpr", g.fpr)] {
+            if let Some(v) = v {
+                m.fairness_rate.with_label_values(&[f.attribute.as_str(), name.as_str(), rate]).set(v);
+            }
+        }
+    }
+    let max_gap = f.window.max_gap();
+    for (metric, v) in [("demographic_parity_difference", r.demographic_parity_difference), ("equalized_odds_gap", r.equalized_odds_gap)] {
+        if let Some(v) = v {
+            m.fairness_gap.with_label_values(&[f.attribute.as_str(), metric]).set(v);
+            emitter.finding(&DriftRecord::new(ts, "fairness", &f.attribute, metric, v, max_gap, v > max_gap));
+        }
+    }
+}

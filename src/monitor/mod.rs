@@ -1,0 +1,108 @@
+//! Drift, quality and fairness monitoring inside the job.
+//!
+//! ```text
+//! scorers --Observations--> monitor thread: feature + prediction drift (distribution.rs)
+//! learner --labeled outcomes--> LabeledMonitors: concept drift + fairness (labeled.rs)
+//!                    both --> DriftEmitter: `drift` topic, Prometheus, log (emit.rs)
+//! ```
+//!
+//! The statistics and detectors themselves live in `vigil_operators::drift`;
+//! this module decides what is fed to them, when they are evaluated (every
+//! `interval` of event time) and where their findings go. Model quality per
+//! variant (ROC-AUC, PR-AUC, log loss, precision at the top 1%, calibration
+//! error) is the learner's progressive validation (`learner::service`).
+
+pub mod distribution;
+pub mod emit;
+pub mod interner;
+pub mod labeled;
+pub mod metrics;
+pub mod spec;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{anyhow, Result};
+
+pub use distribution::Observations;
+pub use emit::{DriftEmitter, DriftRecord, DriftSink, KafkaDriftSink, MemoryDriftSink};
+pub use labeled::{LabeledMonitors, Outcome};
+pub use spec::{ConceptAction, MonitorSpec, NumericSource, ResolvedMonitor};
+
+use crate::metrics::Metrics;
+
+/// What the scorers hold: where observations go and how to name categories.
+#[derive(Clone)]
+pub struct MonitorLink {
+    pub tx: Sender<Observations>,
+    pub spec: Arc<ResolvedMonitor>,
+    /// One per kept string field (`JobSpec::kept_strings`).
+    pub interners: Vec<Arc<interner::Interner>>,
+}
+
+/// The running monitor thread.
+pub struct Monitor {
+    pub link: MonitorLink,
+    pub emitter: Arc<DriftEmitter>,
+    finish: Arc<AtomicBool>,
+    thread: JoinHandle<u64>,
+}
+
+/// What a run's monitoring found.
+#[derive(Clone, Debug, Default)]
+pub struct MonitorSummary {
+    /// Feature and prediction records written.
+    pub records: u64,
+    /// Alarms (at most 1000), in order.
+    pub alarms: Vec<DriftRecord>,
+}
+
+/// Starts the monitor thread of a job.
+pub fn start(m: &ResolvedMonitor, sink: Option<Arc<dyn DriftSink>>, metrics: Arc<Metrics>) -> Result<Monitor> {
+    let emitter = DriftEmitter::new(sink, metrics);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let finish = Arc::new(AtomicBool::new(false));
+    let monitors = distribution::DistributionMonitors::new(m, emitter.clone());
+    let stop = finish.clone();
+    let thread = std::thread::Builder::new().name("vigil-monitor".into()).spawn(move || run(monitors, rx, &stop))?;
+    let link = MonitorLink { tx, spec: Arc::new(m.clone()), interners: distribution::interners(m) };
+    Ok(Monitor { link, emitter, finish, thread })
+}
+
+fn run(mut monitors: distribution::DistributionMonitors, rx: Receiver<Observations>, finish: &AtomicBool) -> u64 {
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(batch) => monitors.observe(&batch),
+            Err(RecvTimeoutError::Timeout) if finish.load(Ordering::Acquire) => break,
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    while let Ok(batch) = rx.try_recv() {
+        monitors.observe(&batch);
+    }
+    monitors.finish();
+    monitors.records
+}
+
+impl Monitor {
+    /// The label-driven monitors, for the learner.
+    pub fn labeled(&self) -> LabeledMonitors {
+        let spec = &self.link.spec;
+        let groups = spec.fairness_attribute.map(|i| self.link.interners[i].clone());
+        LabeledMonitors::new(spec, self.emitter.clone(), groups)
+    }
+
+    /// After the scorers (and the learner) are done: the last evaluation, then
+    /// waits for the drift records to be delivered.
+    pub fn finish(self) -> Result<MonitorSummary> {
+        self.finish.store(true, Ordering::Release);
+        drop(self.link);
+        let records = self.thread.join().map_err(|_| anyhow!("the monitor thread panicked"))?;
+        self.emitter.flush()?;
+        Ok(MonitorSummary { records, alarms: self.emitter.alarms() })
+    }
+}

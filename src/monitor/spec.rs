@@ -1,0 +1,254 @@
+//! The `[monitor]` section of a job: what is watched for drift, against what
+//! reference, with which thresholds and detectors. Every part has defaults that
+//! follow what users of Evidently and River know; see `examples/fraud_online.toml`.
+//!
+//! ```toml
+//! [monitor]
+//! interval = "1m"                 # event time between evaluations
+//! window = 20000                  # values in the current (sliding) window
+//! reference = { kind = "first", skip = 20000, events = 20000 }  # or "time_range", "trailing"
+//! numeric = ["amount", "tx_count_1m"]   # features or numeric fields (default: every feature)
+//! categorical = ["country"]             # string fields
+//! thresholds = { psi = 0.25, wasserstein = 0.1, ks_alpha = 0.05, js = 0.1 }
+//! [monitor.prediction]            # the served score and positive rate, per champion
+//! reference = { kind = "trailing" }
+//! [monitor.concept]               # on the champion's error stream (delayed labels)
+//! detectors = ["adwin", "ddm", "page_hinkley"]
+//! action = "promote"              # or "boost_lr", "reset_worst", "none"
+//! [monitor.fairness]
+//! attribute = "age_band"
+//! ```
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Deserializer};
+use vigil_operators::drift::feature::DriftThresholds;
+use vigil_operators::drift::{AdwinConfig, DdmConfig, Direction, FairnessConfig, PageHinkleyConfig, PhMode, Reference};
+
+use crate::spec::{parse_duration, FieldType, JobSpec};
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+/// A detector's table with `key` (`direction` or `mode`) defaulting to `up`
+/// (River's default is both).
+fn rising<T: serde::de::DeserializeOwned, E: serde::de::Error>(mut table: toml::Table, key: &str) -> std::result::Result<T, E> {
+    table.entry(key).or_insert_with(|| toml::Value::String("up".into()));
+    toml::Value::Table(table).try_into().map_err(E::custom)
+}
+fn adwin_rising<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<AdwinConfig, D::Error> {
+    rising(toml::Table::deserialize(d)?, "direction")
+}
+fn page_hinkley_rising<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<PageHinkleyConfig, D::Error> {
+    rising(toml::Table::deserialize(d)?, "mode")
+}
+
+/// Drift monitoring of a job.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MonitorSpec {
+    /// Event time between two evaluations (and `drift` records).
+    #[serde(deserialize_with = "duration")]
+    pub interval: Duration,
+    /// Values in each current window.
+    pub window: usize,
+    /// The reference of feature drift; default: the first `window` values.
+    pub reference: Option<Reference>,
+    /// Features or numeric fields to watch; `None`: every feature.
+    pub numeric: Option<Vec<String>>,
+    /// String fields to watch.
+    pub categorical: Vec<String>,
+    pub thresholds: DriftThresholds,
+    pub prediction: PredictionSpec,
+    pub concept: ConceptSpec,
+    pub fairness: Option<FairnessSpec>,
+}
+
+impl Default for MonitorSpec {
+    fn default() -> Self {
+        MonitorSpec {
+            interval: Duration::from_secs(60),
+            window: 20_000,
+            reference: None,
+            numeric: None,
+            categorical: Vec::new(),
+            thresholds: DriftThresholds::default(),
+            prediction: PredictionSpec::default(),
+            concept: ConceptSpec::default(),
+            fairness: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PredictionSpec {
+    pub enabled: bool,
+    /// Default `trailing`: an online model's scores move as it learns; a change
+    /// within two windows is what alarms. A champion swap restarts the reference.
+    pub reference: Reference,
+    /// A score at or above this is a positive decision (positive rate, fairness).
+    pub decision_threshold: f64,
+}
+
+impl Default for PredictionSpec {
+    fn default() -> Self {
+        PredictionSpec { enabled: true, reference: Reference::Trailing, decision_threshold: 0.5 }
+    }
+}
+
+/// What a concept-drift detection does to the learner.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConceptAction {
+    /// Only the record, the metric and the log line.
+    #[default]
+    None,
+    /// A population-based-training round now: the variant that did best on the
+    /// recent labels becomes champion.
+    Promote,
+    /// Multiply every variant's learning rate by `boost_factor` for `boost_labels` labels.
+    BoostLr,
+    /// Restart the worst-ranked challenger from its initial weights, so that it
+    /// learns from the labels after the change only.
+    ResetWorst,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConceptSpec {
+    /// Any of `adwin`, `ddm`, `page_hinkley`; empty: no concept monitoring.
+    pub detectors: Vec<String>,
+    /// River's defaults, except that only a rising error alarms (`direction = "up"`,
+    /// `mode = "up"`, also when a table sets other parameters): a model that gets
+    /// better is not drift.
+    #[serde(deserialize_with = "adwin_rising")]
+    pub adwin: AdwinConfig,
+    pub ddm: DdmConfig,
+    #[serde(deserialize_with = "page_hinkley_rising")]
+    pub page_hinkley: PageHinkleyConfig,
+    /// Labels before the detectors start (the model's own warm-up).
+    pub grace: u64,
+    /// Labels per value fed to the detectors: 1 feeds every 0/1 error (River's
+    /// usage, which assumes independent errors); `B > 1` feeds the error rate of
+    /// each block of `B` labels, whose variance ADWIN measures, so that errors that
+    /// come in bursts (a fraud ring's transactions) are not mistaken for a change.
+    /// DDM needs 0/1 errors: only with `block = 1`.
+    pub block: u64,
+    pub action: ConceptAction,
+    pub boost_factor: f32,
+    pub boost_labels: u64,
+}
+
+impl Default for ConceptSpec {
+    fn default() -> Self {
+        ConceptSpec {
+            detectors: vec!["adwin".into(), "ddm".into(), "page_hinkley".into()],
+            adwin: AdwinConfig { direction: Direction::Up, ..AdwinConfig::default() },
+            ddm: DdmConfig::default(),
+            page_hinkley: PageHinkleyConfig { mode: PhMode::Up, ..PageHinkleyConfig::default() },
+            grace: 2_000,
+            block: 1,
+            action: ConceptAction::None,
+            boost_factor: 3.0,
+            boost_labels: 5_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FairnessSpec {
+    /// A string field of the source: the groups.
+    pub attribute: String,
+    #[serde(flatten)]
+    pub window: FairnessConfig,
+}
+
+/// Where a watched numeric value comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NumericSource {
+    Feature(usize),
+    /// Index into the event's numeric values.
+    Field(usize),
+}
+
+/// A monitor spec checked against its job: names resolved to positions.
+#[derive(Clone, Debug)]
+pub struct ResolvedMonitor {
+    pub spec: MonitorSpec,
+    pub numeric: Vec<(String, NumericSource)>,
+    /// Watched string fields: name and index into the event's kept strings.
+    pub categorical: Vec<(String, usize)>,
+    /// Index of the fairness attribute in the event's kept strings.
+    pub fairness_attribute: Option<usize>,
+    pub reference: Reference,
+}
+
+impl MonitorSpec {
+    /// Checks the names against the job and resolves them.
+    pub fn resolve(&self, job: &JobSpec) -> Result<ResolvedMonitor> {
+        if self.window < 100 {
+            bail!("[monitor] window must be at least 100 values");
+        }
+        if self.interval.is_zero() {
+            bail!("[monitor] interval must be positive");
+        }
+        let names: Vec<String> = match &self.numeric {
+            Some(n) => n.clone(),
+            None => job.features.iter().map(|f| f.name().to_owned()).collect(),
+        };
+        let numeric_fields: Vec<&str> = job.numeric_fields().iter().map(|f| f.name.as_str()).collect();
+        let mut numeric = Vec::new();
+        for name in names {
+            let source = if let Some(i) = job.features.iter().position(|f| f.name() == name) {
+                NumericSource::Feature(i)
+            } else if let Some(i) = numeric_fields.iter().position(|f| *f == name) {
+                NumericSource::Field(i)
+            } else {
+                bail!("[monitor] numeric `{name}` is neither a feature nor a numeric field");
+            };
+            numeric.push((name, source));
+        }
+        let kept = self.string_fields();
+        let position = |name: &str| -> Result<usize> {
+            let field = job.source.fields.iter().find(|f| f.name == name).with_context(|| format!("[monitor] `{name}` is not a field of the source"))?;
+            if field.ty != FieldType::Str {
+                bail!("[monitor] `{name}` must be a string field");
+            }
+            Ok(kept.iter().position(|k| k == name).expect("kept_strings lists the monitor's fields"))
+        };
+        let categorical = self.categorical.iter().map(|n| Ok((n.clone(), position(n)?))).collect::<Result<Vec<_>>>()?;
+        let fairness_attribute = self.fairness.as_ref().map(|f| position(&f.attribute)).transpose()?;
+        for d in &self.concept.detectors {
+            if !["adwin", "ddm", "page_hinkley"].contains(&d.as_str()) {
+                bail!("[monitor.concept] unknown detector `{d}` (adwin, ddm, page_hinkley)");
+            }
+        }
+        if self.concept.block == 0 {
+            bail!("[monitor.concept] block must be at least 1");
+        }
+        if self.concept.block > 1 && self.concept.detectors.iter().any(|d| d == "ddm") {
+            bail!("[monitor.concept] ddm needs 0/1 errors: use it with block = 1");
+        }
+        if self.concept.action != ConceptAction::None && job.model.online.is_none() {
+            bail!("[monitor.concept] an action needs online training ([model.online])");
+        }
+        let reference = self.reference.clone().unwrap_or(Reference::First { skip: 0, events: self.window });
+        Ok(ResolvedMonitor { spec: self.clone(), numeric, categorical, fairness_attribute, reference })
+    }
+
+    /// The string fields the decoder must keep for this monitor.
+    pub fn string_fields(&self) -> Vec<String> {
+        let mut names = self.categorical.clone();
+        if let Some(f) = &self.fairness {
+            if !names.contains(&f.attribute) {
+                names.push(f.attribute.clone());
+            }
+        }
+        names
+    }
+}
