@@ -161,13 +161,9 @@ impl Decoder {
             Some(b) => b,
         };
         if bytes.len() > self.max_bytes {
-            return Err(Rejection::new(
-                Reason::Oversize,
-                format!("{} bytes exceeds the limit of {}", bytes.len(), self.max_bytes),
-            ));
+            return Err(Rejection::new(Reason::Oversize, format!("{} bytes exceeds the limit of {}", bytes.len(), self.max_bytes)));
         }
-        let text = std::str::from_utf8(bytes)
-            .map_err(|e| Rejection::new(Reason::InvalidUtf8, format!("invalid UTF-8: {e}")))?;
+        let text = std::str::from_utf8(bytes).map_err(|e| Rejection::new(Reason::InvalidUtf8, format!("invalid UTF-8: {e}")))?;
         let mut failure = None;
         let mut de = serde_json::Deserializer::from_str(text);
         let seed = RecordSeed { decoder: self, failure: &mut failure, unknown };
@@ -237,23 +233,25 @@ impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
                         Scalar::Int(i) => i.to_string(),
                         Scalar::Null if matches!(slot, Slot::EventId) => continue,
                         Scalar::Null => return Err(fail(self.failure, Reason::MissingField, format!("`{name}` is null"))),
-                        other => {
-                            return Err(fail(self.failure, Reason::WrongType, format!("`{name}` is {}, expected a string or integer", other.kind())))
-                        }
+                        other => return Err(fail(self.failure, Reason::WrongType, format!("`{name}` is {}, expected a string or integer", other.kind()))),
                     };
                     if text.is_empty() || text.len() > MAX_KEY_BYTES {
                         return Err(fail(self.failure, Reason::BadKey, format!("`{name}` has {} bytes (1..={MAX_KEY_BYTES} allowed)", text.len())));
                     }
-                    if matches!(slot, Slot::Key) { key = Some(text) } else { event_id = Some(text) }
+                    if matches!(slot, Slot::Key) {
+                        key = Some(text)
+                    } else {
+                        event_id = Some(text)
+                    }
                 }
                 Slot::Time => {
                     time = Some(match value {
                         Scalar::Int(ms) => Ok(ms),
                         Scalar::Float(ms) if ms.is_finite() && ms.abs() < 9.0e15 => Ok(ms.floor() as i64),
                         Scalar::Float(ms) => Err(format!("epoch millis {ms} out of range")),
-                        Scalar::Str(s) => chrono::DateTime::parse_from_rfc3339(&s)
-                            .map(|t| t.timestamp_millis())
-                            .map_err(|e| format!("`{s:.40}` is not RFC 3339: {e}")),
+                        Scalar::Str(s) => {
+                            chrono::DateTime::parse_from_rfc3339(&s).map(|t| t.timestamp_millis()).map_err(|e| format!("`{s:.40}` is not RFC 3339: {e}"))
+                        }
                         Scalar::Null => return Err(fail(self.failure, Reason::MissingField, format!("`{name}` is null"))),
                         other => Err(format!("event time is {}, expected epoch millis or RFC 3339", other.kind())),
                     });

@@ -50,7 +50,16 @@ pub struct DemoOptions {
     pub model_init: Option<std::path::PathBuf>,
 }
 
-pub fn run_demo(opts: &DemoOptions, control: Arc<Control>) -> Result<()> {
+/// What a demo run leaves for callers (tests) beyond its printed summary.
+#[derive(Clone, Debug, Default)]
+pub struct DemoReport {
+    /// Every record of the `drift` topic, read back from the broker.
+    pub drift: Vec<crate::monitor::DriftRecord>,
+    /// Records of the `drift` topic that did not parse (should be none).
+    pub malformed_drift: usize,
+}
+
+pub fn run_demo(opts: &DemoOptions, control: Arc<Control>) -> Result<DemoReport> {
     let mut job = if opts.online { fraud_online_job() } else { fraud_job() };
     if let Some(online) = job.model.online.as_mut() {
         if let Some(d) = opts.device {
@@ -88,7 +97,10 @@ pub fn run_demo(opts: &DemoOptions, control: Arc<Control>) -> Result<()> {
         None => None,
     };
     println!("vigil demo: embedded Kafka broker at {addr}");
-    println!("  topics: {} ({input_parts} partitions, input), {labels} (labels, delayed), {} (scores), {} (dead letters)", job.source.topic, job.sinks.scores, job.sinks.dlq);
+    println!(
+        "  topics: {} ({input_parts} partitions, input), {labels} (labels, delayed), {} (scores), {} (dead letters)",
+        job.source.topic, job.sinks.scores, job.sinks.dlq
+    );
     println!("  subscribe with any Kafka client, e.g.: kcat -b {addr} -C -t {} -o beginning", job.sinks.scores);
     if let Some(m) = metrics_url {
         println!("  dashboard: http://{m}/  metrics: http://{m}/metrics");
@@ -138,14 +150,20 @@ pub fn run_demo(opts: &DemoOptions, control: Arc<Control>) -> Result<()> {
     println!("  mean consume-to-score latency {:.2} ms", 1000.0 * latency.get_sample_sum() / latency.get_sample_count().max(1) as f64);
 
     let report = crate::accounting::check(&kafka, &job.source.topic, &job.sinks.scores, &job.sinks.dlq, Some(&summary.committed))?;
-    println!("  accounting from the topics: {} input offsets -> {} in {}, {} in {}", report.inputs, report.scored, job.sinks.scores, report.dead_lettered, job.sinks.dlq);
+    println!(
+        "  accounting from the topics: {} input offsets -> {} in {}, {} in {}",
+        report.inputs, report.scored, job.sinks.scores, report.dead_lettered, job.sinks.dlq
+    );
     for (reason, n) in &report.dlq_by_reason {
         println!("    dlq {reason}: {n}");
     }
     if !report.holds() {
         bail!(
             "accounting invariant violated: {} missing, {} duplicated, {} unexpected (first missing: {:?})",
-            report.missing.len(), report.duplicated.len(), report.unexpected, report.missing.first()
+            report.missing.len(),
+            report.duplicated.len(),
+            report.unexpected,
+            report.missing.first()
         );
     }
     println!("  every input offset is in exactly one of {} and {}", job.sinks.scores, job.sinks.dlq);
@@ -155,13 +173,23 @@ pub fn run_demo(opts: &DemoOptions, control: Arc<Control>) -> Result<()> {
     if let Some(m) = &summary.monitor {
         print_monitoring(m, &job);
     }
+    let mut out = DemoReport::default();
+    if let Some(topic) = &job.sinks.drift {
+        for r in crate::kafka::read::read_topic(&kafka, topic, Duration::from_secs(10))? {
+            match r.payload.as_deref().map(serde_json::from_slice::<crate::monitor::DriftRecord>) {
+                Some(Ok(d)) => out.drift.push(d),
+                _ => out.malformed_drift += 1,
+            }
+        }
+        println!("  {}: {} records read back ({} flag drift)", topic, out.drift.len(), out.drift.iter().filter(|d| d.drift).count());
+    }
 
     if !opts.linger.is_zero() {
         println!("broker stays up for {} s at {addr}: kcat -b {addr} -C -t {} -e", opts.linger.as_secs(), job.sinks.scores);
         std::thread::sleep(opts.linger);
     }
     drop(broker);
-    Ok(())
+    Ok(out)
 }
 
 fn print_monitoring(m: &crate::monitor::MonitorSummary, job: &JobSpec) {
@@ -189,9 +217,21 @@ fn print_learning(l: &crate::learner::LearnerSummary, job: &JobSpec) {
     if l.held_at_end + l.early_at_end > 0 {
         println!("    kept in the final checkpoint: {} samples of unsealed epochs, {} labels waiting for their prediction", l.held_at_end, l.early_at_end);
     }
-    println!("    trained on {} samples x {} variants, {} selection rounds", l.counts.trained, job.model.online.as_ref().map_or(1, |o| o.variants), l.counts.selections);
+    println!(
+        "    trained on {} samples x {} variants, {} selection rounds",
+        l.counts.trained,
+        job.model.online.as_ref().map_or(1, |o| o.variants),
+        l.counts.selections
+    );
     let q = &l.champion_quality;
-    println!("    champion: slot {} (window of {} labels: ROC-AUC {}, PR-AUC {}, log loss {:.4})", l.champion, q.labels, fmt(q.roc_auc), fmt(q.pr_auc), q.log_loss);
+    println!(
+        "    champion: slot {} (window of {} labels: ROC-AUC {}, PR-AUC {}, log loss {:.4})",
+        l.champion,
+        q.labels,
+        fmt(q.roc_auc),
+        fmt(q.pr_auc),
+        q.log_loss
+    );
     let s = &l.served_quality[0];
     println!("    served scores over the whole run: {} labels, ROC-AUC {}, PR-AUC {}", s.labels, fmt(s.roc_auc), fmt(s.pr_auc));
     if let Some(path) = &l.run_log {

@@ -68,8 +68,18 @@ const COUNTRIES: [&str; 12] = ["US", "DE", "FR", "GB", "ES", "IT", "NL", "PL", "
 
 /// The kinds of malformed record the generator injects.
 pub const MALFORMED_KINDS: [&str; 12] = [
-    "not_json", "truncated", "wrong_type", "missing_key", "ancient_timestamp", "future_timestamp",
-    "invalid_utf8", "oversize", "empty", "array", "null_key", "duplicate_field",
+    "not_json",
+    "truncated",
+    "wrong_type",
+    "missing_key",
+    "ancient_timestamp",
+    "future_timestamp",
+    "invalid_utf8",
+    "oversize",
+    "empty",
+    "array",
+    "null_key",
+    "duplicate_field",
 ];
 
 struct Burst {
@@ -155,11 +165,8 @@ impl Generator {
                 let device = format!("d-new-{}", self.rng.gen::<u32>());
                 (card, self.big_amount.sample(&mut self.rng) * amount_scale, country, device, true)
             } else {
-                let country = if self.rng.gen::<f64>() < 0.03 {
-                    (*COUNTRIES.choose(&mut self.rng).expect("non-empty")).to_owned()
-                } else {
-                    self.home(card).to_owned()
-                };
+                let country =
+                    if self.rng.gen::<f64>() < 0.03 { (*COUNTRIES.choose(&mut self.rng).expect("non-empty")).to_owned() } else { self.home(card).to_owned() };
                 let device = if self.rng.gen::<f64>() < 0.02 { format!("d-new-{}", self.rng.gen::<u32>()) } else { format!("d-{card}") };
                 (card, self.amount.sample(&mut self.rng) * amount_scale, country, device, false)
             }
@@ -176,7 +183,9 @@ impl Generator {
         let merchant = format!("m-{:05}", self.rng.gen_range(0..self.cfg.merchants));
         let amount = (amount * 100.0).round() / 100.0;
         let time_json = if id % 5 == 0 {
-            serde_json::Value::String(chrono::DateTime::from_timestamp_millis(ts).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)).unwrap_or_default())
+            serde_json::Value::String(
+                chrono::DateTime::from_timestamp_millis(ts).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)).unwrap_or_default(),
+            )
         } else {
             serde_json::Value::from(ts)
         };

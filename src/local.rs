@@ -47,7 +47,7 @@ pub fn run_local_monitored(
     drift: Option<Arc<dyn crate::monitor::DriftSink>>,
 ) -> Result<(Option<LearnerSummary>, Option<crate::monitor::MonitorSummary>)> {
     let mut context = WorkerContext::local(Arc::new(job.clone()), sink, metrics.clone(), Control::new());
-    let monitor = job.monitor.as_ref().map(|m| crate::monitor::start(m, drift, metrics.clone())).transpose()?;
+    let monitor = job.monitor.as_ref().map(|m| crate::monitor::start(m, drift, metrics.clone(), job.model.online.is_some())).transpose()?;
     let learner = match &job.model.online {
         Some(online) => {
             let (topic, data) = (online.labels.topic.clone(), labels.clone());
@@ -58,6 +58,9 @@ pub fn run_local_monitored(
         None => None,
     };
     context.learner = learner.as_ref().map(|l| l.link.clone());
+    if let (Some(m), Some(l)) = (&monitor, &learner) {
+        m.watch_model(l.link.model.clone());
+    }
     context.monitor = monitor.as_ref().map(|m| m.link.clone());
     let ctx = Arc::new(context);
     let input = input.clone();

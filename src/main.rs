@@ -287,7 +287,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 runs_dir: a.runs_dir,
                 model_init: a.model_init,
             };
-            run_demo(&opts, control)
+            run_demo(&opts, control).map(|_| ())
         }
         Command::Run(a) => {
             let text = std::fs::read_to_string(&a.job).with_context(|| format!("reading {}", a.job.display()))?;

@@ -107,11 +107,7 @@ impl Metrics {
     /// Consumer lag summed over this process's partitions.
     pub fn total_lag(&self) -> i64 {
         use prometheus::core::Collector;
-        self.consumer_lag
-            .collect()
-            .iter()
-            .flat_map(|family| family.get_metric().iter().map(|m| m.get_gauge().get_value() as i64))
-            .sum()
+        self.consumer_lag.collect().iter().flat_map(|family| family.get_metric().iter().map(|m| m.get_gauge().get_value() as i64)).sum()
     }
 
     /// Sum of a counter family over all labels (for summaries and progress lines).

@@ -196,10 +196,8 @@ fn ingest<'s>(scope: Scope<'s, u64>, ctx: &Arc<WorkerContext>, mut source: Box<d
         let job = ctx.job.clone();
         let metrics = ctx.metrics.clone();
         let decoder = Decoder::new(&job);
-        let policy = TimePolicy {
-            allowed_lateness_ms: job.source.allowed_lateness.as_millis() as i64,
-            max_future_ms: job.source.max_future.as_millis() as i64,
-        };
+        let policy =
+            TimePolicy { allowed_lateness_ms: job.source.allowed_lateness.as_millis() as i64, max_future_ms: job.source.max_future.as_millis() as i64 };
         let topic = source.topic().to_owned();
         let partitions = source.partitions().to_vec();
         let slot_of: HashMap<u32, usize> = partitions.iter().enumerate().map(|(i, p)| (*p, i)).collect();
@@ -233,7 +231,9 @@ fn ingest<'s>(scope: Scope<'s, u64>, ctx: &Arc<WorkerContext>, mut source: Box<d
                     sink.send(Topic::Dlq, key.as_bytes(), &encode_dlq(&topic, partition, offset, payload, &r), epoch);
                 };
                 let status = source.poll(POLL_BATCH, &mut |rec| {
-                    let Some(slot) = slot_of.get(&rec.partition).copied() else { return }; // not ours: cannot happen with assign()
+                    let Some(slot) = slot_of.get(&rec.partition).copied() else {
+                        return;
+                    }; // not ours: cannot happen with assign()
                     progress.touch(slot, now);
                     let mut note_unknown = |name: &str| match unknown.get(name) {
                         Some(counter) => counter.inc(),
@@ -467,17 +467,13 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
                 for (_, k) in &m.spec.categorical {
                     o.categorical.push(category_ids[*k].id(e.strings.get(*k).and_then(|s| s.as_deref())));
                 }
-                o.score.push(if arm == 0 { value as f32 } else { f32::NAN });
-                o.model.push(snapshot.as_ref().map_or(0, |s| s.run_ids[s.champion]));
+                o.score.push(value as f32);
+                if snapshot.is_some() {
+                    o.inputs.extend_from_slice(&x);
+                }
             }
-            let score = ScoreContext {
-                event_id: e.event_id.as_deref(),
-                key: &e.key,
-                event_time_ms: e.time_ms,
-                partition: e.partition,
-                offset: e.offset,
-                score: value,
-            };
+            let score =
+                ScoreContext { event_id: e.event_id.as_deref(), key: &e.key, event_time_ms: e.time_ms, partition: e.partition, offset: e.offset, score: value };
             if arm == 1 { &encoder_b } else { &encoder }.encode(&mut buf, &score, &features);
             sink.send(Topic::Scores, e.key.as_bytes(), &buf, epoch);
             if features_topic {

@@ -14,8 +14,8 @@ use rdkafka::consumer::Consumer;
 use timely::{CommunicationConfig, WorkerConfig};
 
 use crate::checkpoint::coordinator::{CommitMode, Coordinator, CoordinatorConfig, CoordinatorSummary};
-use crate::checkpoint::txlog::TxLog;
 use crate::checkpoint::restore;
+use crate::checkpoint::txlog::TxLog;
 use crate::delivery::InFlight;
 use crate::epoch::EpochClock;
 use crate::kafka::sink::KafkaSink;
@@ -43,13 +43,7 @@ impl Cluster {
     }
     fn timely_config(&self) -> timely::Config {
         let communication = if self.addresses.len() > 1 {
-            CommunicationConfig::Cluster {
-                threads: self.workers,
-                process: self.process,
-                addresses: self.addresses.clone(),
-                report: false,
-                zerocopy: false,
-            }
+            CommunicationConfig::Cluster { threads: self.workers, process: self.process, addresses: self.addresses.clone(), report: false, zerocopy: false }
         } else if self.workers > 1 {
             CommunicationConfig::Process(self.workers)
         } else {
@@ -120,7 +114,9 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
         TxLog::open(dir).settle(&committed)?;
     }
     let restored = match &opts.checkpoint_dir {
-        Some(_) if opts.cluster.addresses.len() > 1 => bail!("checkpoints need a single process for now (use -w for more workers)"),
+        Some(_) if opts.cluster.addresses.len() > 1 => {
+            bail!("checkpoints need a single process for now (use -w for more workers)")
+        }
         Some(dir) => restore::choose(dir, &committed, partitions, &job.state_fingerprint())?.map(Arc::new),
         None => None,
     };
@@ -166,7 +162,7 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
                 Some(topic) => Some(Arc::new(crate::monitor::KafkaDriftSink::new(&opts.kafka, topic)?) as Arc<dyn crate::monitor::DriftSink>),
                 None => None,
             };
-            Some(crate::monitor::start(m, sink, metrics.clone())?)
+            Some(crate::monitor::start(m, sink, metrics.clone(), job.model.online.is_some())?)
         }
         None => None,
     };
@@ -202,6 +198,9 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
         }
         None => None,
     };
+    if let (Some(m), Some(l)) = (&monitor, &learner) {
+        m.watch_model(l.link.model.clone());
+    }
     let epochs = Arc::new(EpochClock::starting_at(start_epoch));
     let (reports, received) = std::sync::mpsc::channel();
     let first_worker = opts.cluster.process * opts.cluster.workers;

@@ -154,13 +154,9 @@ impl JobSpec {
         self.model
             .inputs
             .iter()
-            .map(|i| {
-                match self.features.iter().position(|f| f.name() == i.name) {
-                    Some(p) => InputSource::Feature(p),
-                    None => InputSource::Field(
-                        numeric.iter().position(|f| f.name == i.name).expect("validated by the builder"),
-                    ),
-                }
+            .map(|i| match self.features.iter().position(|f| f.name() == i.name) {
+                Some(p) => InputSource::Feature(p),
+                None => InputSource::Field(numeric.iter().position(|f| f.name == i.name).expect("validated by the builder")),
             })
             .collect()
     }
@@ -280,12 +276,7 @@ impl JobBuilder {
     }
     /// A sliding-window aggregate of `field` (none for `count`) over `window`.
     pub fn window_feature(mut self, name: &str, agg: Agg, field: Option<&str>, window: Duration) -> Self {
-        self.features.push(PendingFeature::Window {
-            name: name.to_owned(),
-            agg,
-            field: field.map(str::to_owned),
-            window,
-        });
+        self.features.push(PendingFeature::Window { name: name.to_owned(), agg, field: field.map(str::to_owned), window });
         self
     }
     /// Seconds since the key's previous event, null past `ttl`.
@@ -351,9 +342,7 @@ impl JobBuilder {
             if !seen.insert(f.name.as_str()) {
                 bail!("field `{}` is declared twice", f.name);
             }
-            if [&self.key_field, &self.event_time_field].contains(&&f.name)
-                || self.event_id_field.as_ref() == Some(&f.name)
-            {
+            if [&self.key_field, &self.event_time_field].contains(&&f.name) || self.event_id_field.as_ref() == Some(&f.name) {
                 bail!("field `{}` is the key, event time or event id and must not be in the schema", f.name);
             }
         }
@@ -365,9 +354,12 @@ impl JobBuilder {
                     let field = match (agg.needs_field(), field) {
                         (true, None) => bail!("feature `{name}`: aggregate {agg:?} needs a field"),
                         (_, None) => None,
-                        (_, Some(f)) => Some(numeric.iter().position(|n| n.name == f).with_context(|| {
-                            format!("feature `{name}`: `{f}` is not a numeric field of the schema")
-                        })?),
+                        (_, Some(f)) => Some(
+                            numeric
+                                .iter()
+                                .position(|n| n.name == f)
+                                .with_context(|| format!("feature `{name}`: `{f}` is not a numeric field of the schema"))?,
+                        ),
                     };
                     let window_ms = duration_ms(window);
                     if window_ms <= 0 {
@@ -375,13 +367,9 @@ impl JobBuilder {
                     }
                     FeatureDef::Window(WindowFeature { name, agg, field, window_ms })
                 }
-                PendingFeature::TimeSincePrev { name, ttl } => {
-                    FeatureDef::TimeSincePrev { name, ttl_ms: duration_ms(ttl) }
-                }
+                PendingFeature::TimeSincePrev { name, ttl } => FeatureDef::TimeSincePrev { name, ttl_ms: duration_ms(ttl) },
             };
-            if features.iter().any(|f: &FeatureDef| f.name() == def.name())
-                || numeric.iter().any(|n| n.name == def.name())
-            {
+            if features.iter().any(|f: &FeatureDef| f.name() == def.name()) || numeric.iter().any(|n| n.name == def.name()) {
                 bail!("feature `{}`: the name is already used", def.name());
             }
             features.push(def);
@@ -432,13 +420,7 @@ impl JobBuilder {
                 fields: self.fields,
             },
             features,
-            model: ModelSpec {
-                name: self.model_name,
-                version: self.model_version,
-                bias: self.bias,
-                inputs: self.inputs,
-                online: self.online,
-            },
+            model: ModelSpec { name: self.model_name, version: self.model_version, bias: self.bias, inputs: self.inputs, online: self.online },
             sinks: self.sinks,
             monitor: None,
         };
@@ -633,10 +615,7 @@ mod toml_front {
     impl RawJob {
         pub fn into_builder(self) -> Result<JobBuilder> {
             let s = self.source;
-            let mut b = JobBuilder::new(&self.job.name)
-                .source_topic(&s.topic)
-                .key_field(&s.key)
-                .event_time_field(&s.event_time);
+            let mut b = JobBuilder::new(&self.job.name).source_topic(&s.topic).key_field(&s.key).event_time_field(&s.event_time);
             if let Some(id) = &s.event_id {
                 b = b.event_id_field(id);
             }
@@ -682,17 +661,16 @@ mod toml_front {
                 }
                 match (m.labels, m.online) {
                     (Some(l), Some(o)) => {
-                        let labels = crate::learner::LabelSpec {
-                            topic: l.topic,
-                            id: l.id,
-                            field: l.field,
-                            timeout: parse_duration(&l.timeout)?,
-                            default: l.default,
-                        };
+                        let labels =
+                            crate::learner::LabelSpec { topic: l.topic, id: l.id, field: l.field, timeout: parse_duration(&l.timeout)?, default: l.default };
                         b = b.online(o.into_spec(kind, labels)?);
                     }
-                    (None, Some(_)) => bail!("[model.online] needs `labels = {{ topic, field, timeout }}`"),
-                    (Some(_), None) => bail!("`labels` are only read by online training: add [model.online]"),
+                    (None, Some(_)) => {
+                        bail!("[model.online] needs `labels = {{ topic, field, timeout }}`")
+                    }
+                    (Some(_), None) => {
+                        bail!("`labels` are only read by online training: add [model.online]")
+                    }
                     (None, None) => {}
                 }
                 b = b.model_name(m.name.as_deref().unwrap_or("logistic"), m.version.as_deref().unwrap_or("1"));

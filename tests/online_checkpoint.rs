@@ -8,10 +8,10 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use vigil::broker::EmbeddedBroker;
 use vigil::checkpoint::format::{list_manifests, read_manifest};
 use vigil::demo::fraud_online_job;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use vigil::generator::{GenConfig, Generator};
 use vigil::gpu::DeviceChoice;
 use vigil::kafka::read::read_topic;
@@ -60,11 +60,8 @@ fn a_restored_learner_continues_without_losing_or_repeating_a_label() {
     produce("transactions", &transactions);
     produce("labels", &labels_all[..10_000]);
     let dir = tempfile::tempdir().unwrap();
-    let opts = RunOptions {
-        checkpoint_dir: Some(dir.path().to_owned()),
-        checkpoint_interval: Duration::from_millis(30),
-        ..RunOptions::new(kafka.clone(), "ck", 2)
-    };
+    let opts =
+        RunOptions { checkpoint_dir: Some(dir.path().to_owned()), checkpoint_interval: Duration::from_millis(30), ..RunOptions::new(kafka.clone(), "ck", 2) };
 
     // first run: stopped once a fifth of the transactions are scored
     let metrics = Metrics::new();
@@ -159,7 +156,8 @@ fn checkpoints_hold_back_samples_of_unsealed_epochs() {
     spec.batch = 1;
     let topic: vigil::local::MemoryTopic =
         vec![Arc::new((1..=4).map(|i| Some(format!(r#"{{"event_id":"e{i}","is_fraud":{}}}"#, i % 2 == 0).into_bytes())).collect())];
-    let source: LabelSourceFactory = Box::new(move || Ok(Box::new(vigil::source::MemorySource::new("labels", &topic, 0, 1)) as Box<dyn vigil::source::RecordSource>));
+    let source: LabelSourceFactory =
+        Box::new(move || Ok(Box::new(vigil::source::MemorySource::new("labels", &topic, 0, 1)) as Box<dyn vigil::source::RecordSource>));
     let names = ModelNames { job: "j".into(), model: "m".into(), inputs: vec!["a".into(), "b".into()] };
     let metrics = Metrics::new();
     let learner = vigil::learner::start(spec, names, metrics.clone(), source, Resume { checkpointing: true, from: None }, None).unwrap();

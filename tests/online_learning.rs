@@ -72,8 +72,7 @@ fn a_label_arriving_after_its_keys_features_changed_trains_on_the_old_features()
     assert_eq!((summary.counts.joined, summary.counts.orphan, summary.counts.malformed, summary.counts.timed_out, summary.unlabeled_at_end), (3, 1, 1, 1, 0));
     assert_eq!(summary.counts.labels_read, 5);
     // and those were exactly the features written to `scores` for e1
-    let scores: Vec<serde_json::Value> =
-        sink.take().into_iter().filter(|r| r.0 == Topic::Scores).map(|r| serde_json::from_slice(&r.2).unwrap()).collect();
+    let scores: Vec<serde_json::Value> = sink.take().into_iter().filter(|r| r.0 == Topic::Scores).map(|r| serde_json::from_slice(&r.2).unwrap()).collect();
     let e1 = scores.iter().find(|s| s["event_id"] == "e1").unwrap();
     assert_eq!((e1["features"]["amount_max_1h"].as_f64(), e1["features"]["count_1h"].as_f64()), (Some(10.0), Some(1.0)));
 }
@@ -124,7 +123,10 @@ fn every_label_is_accounted_for_and_the_champion_serves_through_kafka() {
     assert_eq!(labels.len() as u64, events + 4);
     // every label read ends in exactly one outcome, and all were read
     assert_eq!(learned.counts.labels_read, labels.len() as u64, "{learned:?}");
-    assert_eq!(learned.counts.joined + learned.counts.expired + learned.counts.orphan + learned.counts.sampled_out + learned.counts.malformed, learned.counts.labels_read);
+    assert_eq!(
+        learned.counts.joined + learned.counts.expired + learned.counts.orphan + learned.counts.sampled_out + learned.counts.malformed,
+        learned.counts.labels_read
+    );
     assert_eq!(learned.counts.malformed, 4);
     // the labels read are committed for the job's group: a restart does not re-read them
     let admin = kafka.admin_consumer("online").unwrap();
@@ -328,11 +330,22 @@ fn predictions_time_out_against_the_slowest_active_labels_partition() {
     // partition 0 has reached event time 600 s; partition 1 only 1 s
     let label = |id: &str| Some(format!(r#"{{"event_id":"{id}","is_fraud":false}}"#).into_bytes());
     let topic: vigil::local::MemoryTopic = vec![Arc::new(vec![label("e1")]), Arc::new(vec![label("e2")])];
-    let source: LabelSourceFactory = Box::new(move || Ok(Box::new(vigil::source::MemorySource::new("labels", &topic, 0, 1)) as Box<dyn vigil::source::RecordSource>));
+    let source: LabelSourceFactory =
+        Box::new(move || Ok(Box::new(vigil::source::MemorySource::new("labels", &topic, 0, 1)) as Box<dyn vigil::source::RecordSource>));
     let metrics = Metrics::new();
     let names = ModelNames { job: "j".into(), model: "m".into(), inputs: vec!["a".into()] };
     let learner = vigil::learner::start(spec, names, metrics.clone(), source, Resume::default(), None).unwrap();
-    let pending = |id: &str, t: i64| Pending { id: key_hash(id), time_ms: t, x: vec![1.0], preds: vec![0.1, 0.1], served: 0.1, arm: 0, version: 0, epoch: 0, weight: 1.0 };
+    let pending = |id: &str, t: i64| Pending {
+        id: key_hash(id),
+        time_ms: t,
+        x: vec![1.0],
+        preds: vec![0.1, 0.1],
+        served: 0.1,
+        arm: 0,
+        version: 0,
+        epoch: 0,
+        weight: 1.0,
+    };
     learner.link.tx.send(vec![pending("e1", 600_000), pending("e2", 1_000), pending("e3", 5_000)]).unwrap();
     let started = Instant::now();
     while metrics.model.label("joined") < 2 {

@@ -32,12 +32,17 @@ impl ModelMetrics {
         let gauges = |name: &str, help: &str, label: &str| GaugeVec::new(Opts::new(name, help), &[label]).expect("valid metric");
         ModelMetrics {
             device: IntGaugeVec::new(Opts::new("vigil_model_device_info", "1 for the device the learners run on"), &["device", "kind"]).expect("valid metric"),
-            labels: IntCounterVec::new(Opts::new("vigil_labels_total", "Labels read, by outcome (joined, expired, orphan, sampled_out, malformed)"), &["outcome"])
+            labels: IntCounterVec::new(
+                Opts::new("vigil_labels_total", "Labels read, by outcome (joined, expired, orphan, sampled_out, malformed)"),
+                &["outcome"],
+            )
+            .expect("valid metric"),
+            timed_out: IntCounter::new("vigil_predictions_timed_out_total", "Predictions whose label did not arrive within the label timeout")
                 .expect("valid metric"),
-            timed_out: IntCounter::new("vigil_predictions_timed_out_total", "Predictions whose label did not arrive within the label timeout").expect("valid metric"),
             pending: IntGauge::new("vigil_pending_predictions", "Scored events waiting for their label").expect("valid metric"),
             pending_bytes: IntGauge::new("vigil_pending_bytes", "Estimated memory of the pending predictions").expect("valid metric"),
-            pending_sample_rate: Gauge::new("vigil_pending_sample_rate", "Share of low-score predictions kept for training (importance-weighted)").expect("valid metric"),
+            pending_sample_rate: Gauge::new("vigil_pending_sample_rate", "Share of low-score predictions kept for training (importance-weighted)")
+                .expect("valid metric"),
             trained_samples: IntCounter::new("vigil_trained_samples_total", "Labeled samples trained on (every variant)").expect("valid metric"),
             selections: IntCounter::new("vigil_model_selections_total", "Population-based-training rounds").expect("valid metric"),
             champion: IntGauge::new("vigil_model_champion_variant", "Slot of the variant serving `scores`").expect("valid metric"),

@@ -59,15 +59,7 @@ const MIN_RATE: f64 = 1.0 / 1024.0;
 
 impl PendingStore {
     pub fn new(d: usize, k: usize, timeout_ms: i64, budget_bytes: usize, keep_above: f32) -> PendingStore {
-        PendingStore {
-            map: HashMap::new(),
-            expiry: BinaryHeap::new(),
-            timeout_ms,
-            budget_bytes,
-            per_entry: Self::bytes_per_entry(d, k),
-            keep_above,
-            rate: 1.0,
-        }
+        PendingStore { map: HashMap::new(), expiry: BinaryHeap::new(), timeout_ms, budget_bytes, per_entry: Self::bytes_per_entry(d, k), keep_above, rate: 1.0 }
     }
 
     /// Estimated bytes of one entry with `d` inputs and `k` variants.

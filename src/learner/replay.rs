@@ -72,7 +72,18 @@ pub fn replay(spec: OnlineSpec, events: &[ReplayEvent], label_delay: usize, bloc
             served.push(preds[slot]);
             served_run.push(snap.run_ids[slot]);
             served_x.push(x.clone());
-            pending.push(Pending { id: e.id, time_ms: e.time_ms, x: x.clone(), preds: preds.clone(), served: preds[slot], arm, version: snap.version, epoch: 0, weight: 1.0, group: 0 });
+            pending.push(Pending {
+                id: e.id,
+                time_ms: e.time_ms,
+                x: x.clone(),
+                preds: preds.clone(),
+                served: preds[slot],
+                arm,
+                version: snap.version,
+                epoch: 0,
+                weight: 1.0,
+                group: 0,
+            });
         }
         service.admit_all(pending);
         let end = (b * block.max(1) + chunk.len()).saturating_sub(label_delay);
@@ -196,4 +207,3 @@ pub fn offline_baseline(events: &[ReplayEvent], n: usize) -> Result<Vec<f32>> {
     let state = t.model().clone();
     Ok(events.iter().map(|e| state.score(0, &impute(&e.x))).collect())
 }
-

@@ -13,12 +13,12 @@ use vigil_operators::learn::quality::{Quality, QualityWindow};
 use vigil_operators::learn::search::{exploit, rng};
 use vigil_operators::learn::{SplitMix, Trainer};
 
+use super::checkpoint::{CheckpointRequest, Counts, LearnerCheckpoint};
+use super::export::{champion_path, ChampionFile};
 use super::labels::decode_label;
 use super::pending::{Pending, PendingStore};
 use super::runs::{RunLog, RunRecord};
 use super::snapshot::{ModelHandle, ModelSnapshot};
-use super::checkpoint::{CheckpointRequest, Counts, LearnerCheckpoint};
-use super::export::{champion_path, ChampionFile};
 use super::{ModelNames, OnlineSpec};
 use crate::gpu::open_trainer;
 use crate::metrics::Metrics;
@@ -265,7 +265,14 @@ pub(super) struct Service {
 }
 
 impl Service {
-    pub(super) fn new(spec: OnlineSpec, trainer: Box<dyn Trainer + Send>, model: Arc<ModelHandle>, metrics: Arc<Metrics>, log: Option<RunLog>, names: ModelNames) -> Service {
+    pub(super) fn new(
+        spec: OnlineSpec,
+        trainer: Box<dyn Trainer + Send>,
+        model: Arc<ModelHandle>,
+        metrics: Arc<Metrics>,
+        log: Option<RunLog>,
+        names: ModelNames,
+    ) -> Service {
         let d = names.inputs.len();
         let k = spec.variants;
         let timeout = spec.labels.timeout.as_millis() as i64;
@@ -312,7 +319,13 @@ impl Service {
         }
     }
 
-    fn run(mut self, rx: Receiver<Vec<Pending>>, requests: Option<Receiver<CheckpointRequest>>, mut labels: Box<dyn RecordSource>, finish: &AtomicBool) -> Result<LearnerSummary> {
+    fn run(
+        mut self,
+        rx: Receiver<Vec<Pending>>,
+        requests: Option<Receiver<CheckpointRequest>>,
+        mut labels: Box<dyn RecordSource>,
+        finish: &AtomicBool,
+    ) -> Result<LearnerSummary> {
         let mut scorers_gone = false;
         let mut quiet_polls = 0;
         let mut last_gauges = Instant::now();
@@ -498,7 +511,10 @@ impl Service {
         }
         let arm = (p.arm as usize).min(1);
         if let Some(m) = &mut self.monitor {
-            let outcome = Outcome { time_ms: p.time_ms, served: p.served, label, arm: p.arm, group: p.group };
+            let threshold = m.decision_threshold();
+            let wrong = p.preds.iter().filter(|q| (**q as f64 >= threshold) != label).count();
+            let population_error = wrong as f32 / p.preds.len().max(1) as f32;
+            let outcome = Outcome { time_ms: p.time_ms, served: p.served, label, population_error, arm: p.arm, group: p.group };
             if let Some(action) = m.observe(outcome) {
                 self.action = Some(action);
             }
@@ -691,7 +707,16 @@ impl Service {
         let mut state = self.trainer.state().map_err(|e| anyhow!("reading the model back: {e}"))?;
         if let Some(log) = &mut self.log {
             for k in 0..self.k {
-                log.append(&RunRecord::new(self.round, self.summary.counts.joined, k, self.run_ids[k], self.parents[k], &state.hyper[k], &qualities[k], k == self.champion))?;
+                log.append(&RunRecord::new(
+                    self.round,
+                    self.summary.counts.joined,
+                    k,
+                    self.run_ids[k],
+                    self.parents[k],
+                    &state.hyper[k],
+                    &qualities[k],
+                    k == self.champion,
+                ))?;
             }
         }
         let pairs = if self.k >= 2 { exploit(&scores) } else { Vec::new() };

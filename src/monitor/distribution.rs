@@ -3,15 +3,23 @@
 //! event time each watched value is compared with its reference and one record
 //! per method goes out.
 //!
-//! Prediction drift watches the served score (PSI, KS, Wasserstein) and the
-//! positive rate (two-proportion z test) per champion: when the champion changes
-//! (another variant, or a replaced one), its reference starts over.
+//! Prediction drift compares score distributions (PSI, KS, Wasserstein) and
+//! positive rates (two-proportion z test):
+//! - a fixed model: the served scores, reference against current window;
+//! - a model trained online: the *current* champion scores both the reference's
+//!   inputs and the current window's at every evaluation. An online learner's
+//!   served scores move with every update and every champion swap, which is not
+//!   drift; scored by one model, the two windows differ only where the inputs
+//!   moved in ways the model cares about.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use vigil_operators::drift::feature::{DriftThresholds, Finding, NumericDrift};
-use vigil_operators::drift::rate::RateShift;
-use vigil_operators::drift::CategoricalDrift;
+use vigil_operators::drift::feature::{compare_samples, DriftThresholds, Finding, NumericDrift};
+use vigil_operators::drift::rate::{rate_shift, RateShift};
+use vigil_operators::drift::windows::ReferenceSample;
+use vigil_operators::drift::{CategoricalDrift, SampleWindows};
+
+use crate::learner::ModelHandle;
 
 use super::emit::{DriftEmitter, DriftRecord};
 use super::interner::Interner;
@@ -25,10 +33,10 @@ pub struct Observations {
     pub numeric: Vec<f64>,
     /// Category ids per event, one per watched string field.
     pub categorical: Vec<u32>,
-    /// The served score; NaN for an A/B arm-B event (prediction drift is the champion's).
+    /// The served score (fixed models).
     pub score: Vec<f32>,
-    /// Identity of the model that served each score (the champion's run id; 0 for a fixed model).
-    pub model: Vec<u64>,
+    /// With online training: each event's imputed model inputs, row-major.
+    pub inputs: Vec<f32>,
 }
 
 impl Observations {
@@ -40,12 +48,22 @@ impl Observations {
     }
 }
 
+/// How predictions are watched.
+enum Prediction {
+    /// A fixed model: its served scores.
+    Served { score: NumericDrift, rate: RateShift },
+    /// A model trained online: the inputs, scored by the current champion when evaluated.
+    Rescored { inputs: SampleWindows<Box<[f32]>>, model: Arc<OnceLock<Arc<ModelHandle>>> },
+}
+
 pub struct DistributionMonitors {
     numeric: Vec<(String, NumericDrift)>,
     categorical: Vec<(String, CategoricalDrift)>,
-    score: Option<(NumericDrift, RateShift)>,
+    prediction: Option<Prediction>,
     decision_threshold: f64,
-    model: Option<u64>,
+    /// Scored events still to pass before predictions are watched.
+    prediction_skip: u64,
+    prediction_thresholds: DriftThresholds,
     thresholds: DriftThresholds,
     interval_ms: i64,
     next_eval: Option<i64>,
@@ -55,15 +73,24 @@ pub struct DistributionMonitors {
 }
 
 impl DistributionMonitors {
-    pub fn new(m: &ResolvedMonitor, emitter: Arc<DriftEmitter>) -> DistributionMonitors {
+    /// `model`: set once the learner runs (jobs trained online); otherwise the
+    /// served scores are compared.
+    pub fn new(m: &ResolvedMonitor, emitter: Arc<DriftEmitter>, model: Option<Arc<OnceLock<Arc<ModelHandle>>>>) -> DistributionMonitors {
         let w = m.spec.window;
         let p = &m.spec.prediction;
+        let pw = p.window.unwrap_or(w).max(100);
+        let reference = p.reference.clone().unwrap_or_else(|| m.reference.clone());
+        let prediction = p.enabled.then(|| match model {
+            Some(model) => Prediction::Rescored { inputs: SampleWindows::new(reference, pw), model },
+            None => Prediction::Served { score: NumericDrift::new(reference.clone(), pw), rate: RateShift::new(reference, pw) },
+        });
         DistributionMonitors {
             numeric: m.numeric.iter().map(|(n, _)| (n.clone(), NumericDrift::new(m.reference.clone(), w))).collect(),
             categorical: m.categorical.iter().map(|(n, _)| (n.clone(), CategoricalDrift::new(m.reference.clone(), w))).collect(),
-            score: p.enabled.then(|| (NumericDrift::new(p.reference.clone(), w), RateShift::new(p.reference.clone(), w))),
+            prediction,
             decision_threshold: p.decision_threshold,
-            model: None,
+            prediction_skip: p.skip,
+            prediction_thresholds: DriftThresholds { ks_alpha: p.alpha.unwrap_or(m.spec.thresholds.ks_alpha), ..m.spec.thresholds },
             thresholds: m.spec.thresholds,
             interval_ms: i64::try_from(m.spec.interval.as_millis()).unwrap_or(i64::MAX).max(1),
             next_eval: None,
@@ -76,6 +103,7 @@ impl DistributionMonitors {
     /// Adds a batch; evaluates each time event time passes an interval boundary.
     pub fn observe(&mut self, batch: &Observations) {
         let (f, c) = (self.numeric.len(), self.categorical.len());
+        let d = batch.inputs.len() / batch.len().max(1);
         for i in 0..batch.len() {
             let t = batch.time_ms[i];
             for (j, (_, d)) in self.numeric.iter_mut().enumerate() {
@@ -84,16 +112,18 @@ impl DistributionMonitors {
             for (j, (_, d)) in self.categorical.iter_mut().enumerate() {
                 d.push_id(t, batch.categorical[i * c + j]);
             }
-            let served = batch.score[i] as f64;
-            if let (Some((score, rate)), true) = (&mut self.score, served.is_finite()) {
-                if self.model != Some(batch.model[i]) {
-                    // a new champion is a new normal, not drift
-                    score.reset();
-                    rate.reset();
-                    self.model = Some(batch.model[i]);
+            if self.prediction_skip > 0 {
+                self.prediction_skip -= 1;
+            } else {
+                match &mut self.prediction {
+                    Some(Prediction::Served { score, rate }) => {
+                        let served = batch.score[i] as f64;
+                        score.push(t, served);
+                        rate.push(t, served >= self.decision_threshold);
+                    }
+                    Some(Prediction::Rescored { inputs, .. }) if d > 0 => inputs.push(t, batch.inputs[i * d..(i + 1) * d].into()),
+                    _ => {}
                 }
-                score.push(t, served);
-                rate.push(t, served >= self.decision_threshold);
             }
             self.progress = self.progress.max(t);
             let next = *self.next_eval.get_or_insert(t - t.rem_euclid(self.interval_ms) + self.interval_ms);
@@ -130,13 +160,34 @@ impl DistributionMonitors {
                 out.push(("feature", name.clone(), f));
             }
         }
-        if let Some((score, rate)) = &mut self.score {
-            for f in score.evaluate(&th, 1).into_iter().flatten() {
-                out.push(("prediction", "score".into(), f));
+        let pth = self.prediction_thresholds;
+        match &mut self.prediction {
+            Some(Prediction::Served { score, rate }) => {
+                for f in score.evaluate(&pth, 1).into_iter().flatten() {
+                    out.push(("prediction", "score".into(), f));
+                }
+                if let Some((f, _)) = rate.evaluate(pth.ks_alpha) {
+                    out.push(("prediction", "positive_rate".into(), f));
+                }
             }
-            if let Some((f, _)) = rate.evaluate(th.ks_alpha) {
-                out.push(("prediction", "positive_rate".into(), f));
+            Some(Prediction::Rescored { inputs, model }) => {
+                if let (Some(samples), Some(handle)) = (inputs.samples(), model.get()) {
+                    let snap = handle.current();
+                    let score = |row: &Box<[f32]>| snap.state.score(snap.champion, row) as f64;
+                    let reference: Vec<f64> = match samples.reference {
+                        ReferenceSample::Fixed(r) => r.iter().map(score).collect(),
+                        ReferenceSample::Moving(r) => r.iter().map(score).collect(),
+                    };
+                    let current: Vec<f64> = samples.current.iter().map(score).collect();
+                    let positives = |v: &[f64]| v.iter().filter(|s| **s >= self.decision_threshold).count();
+                    let (rate, _) = rate_shift(positives(&reference), reference.len(), positives(&current), current.len(), pth.ks_alpha);
+                    for f in compare_samples(reference, current, &pth, 1) {
+                        out.push(("prediction", "score".into(), f));
+                    }
+                    out.push(("prediction", "positive_rate".into(), rate));
+                }
             }
+            None => {}
         }
         for (kind, name, f) in out {
             self.emit(ts, kind, &name, &f);

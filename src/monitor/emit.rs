@@ -81,10 +81,7 @@ pub struct KafkaDriftSink {
 
 impl KafkaDriftSink {
     pub fn new(kafka: &KafkaOptions, topic: &str) -> Result<KafkaDriftSink> {
-        let producer = kafka
-            .client_config_with(&[("enable.idempotence", "true"), ("linger.ms", "20")])
-            .create()
-            .context("creating the drift producer")?;
+        let producer = kafka.client_config_with(&[("enable.idempotence", "true"), ("linger.ms", "20")]).create().context("creating the drift producer")?;
         Ok(KafkaDriftSink { topic: topic.to_owned(), producer })
     }
 }
@@ -110,12 +107,18 @@ impl DriftSink for KafkaDriftSink {
     }
 }
 
-/// Sends findings to the sink and the metrics; remembers which findings are
-/// active so that an alarm is counted and logged when it starts, not every time.
+/// Sends findings to the sink and the metrics. A periodic finding is drift when
+/// its value stays past the threshold for `patience` evaluations in a row: the
+/// same reference is tested every interval, and a test at level alpha is past its
+/// threshold once in 1/alpha evaluations by chance, while a real shift persists.
+/// An alarm is counted and logged when drift starts, not at every evaluation.
 pub struct DriftEmitter {
     sink: Option<Arc<dyn DriftSink>>,
     metrics: Arc<Metrics>,
-    active: Mutex<HashMap<(String, String, String), bool>>,
+    /// Consecutive evaluations a finding must be past its threshold to be drift.
+    patience: u32,
+    /// Per (kind, name, method): consecutive evaluations past the threshold.
+    streaks: Mutex<HashMap<(String, String, String), u32>>,
     alarms: Mutex<Vec<DriftRecord>>,
 }
 
@@ -123,12 +126,25 @@ pub struct DriftEmitter {
 const KEPT_ALARMS: usize = 1000;
 
 impl DriftEmitter {
-    pub fn new(sink: Option<Arc<dyn DriftSink>>, metrics: Arc<Metrics>) -> Arc<DriftEmitter> {
-        Arc::new(DriftEmitter { sink, metrics, active: Mutex::new(HashMap::new()), alarms: Mutex::new(Vec::new()) })
+    pub fn new(sink: Option<Arc<dyn DriftSink>>, metrics: Arc<Metrics>, patience: u32) -> Arc<DriftEmitter> {
+        Arc::new(DriftEmitter { sink, metrics, patience: patience.max(1), streaks: Mutex::new(HashMap::new()), alarms: Mutex::new(Vec::new()) })
     }
 
-    /// A periodic finding: updates the gauges; an alarm when it crosses its threshold.
+    /// A periodic finding (`drift` says whether its value is past the threshold):
+    /// it is drift once that holds for `patience` evaluations in a row; updates
+    /// the gauges; an alarm when drift starts.
     pub fn finding(&self, r: &DriftRecord) {
+        let mut r = r.clone();
+        let key = (r.kind.clone(), r.name.clone(), r.method.clone());
+        let (was, now) = {
+            let mut streaks = self.streaks.lock().unwrap_or_else(|e| e.into_inner());
+            let streak = streaks.entry(key).or_insert(0);
+            let was = *streak >= self.patience;
+            *streak = if r.drift { streak.saturating_add(1) } else { 0 };
+            (was, *streak >= self.patience)
+        };
+        r.drift = now;
+        let r = &r;
         let labels = [r.kind.as_str(), r.name.as_str(), r.method.as_str()];
         let m = &self.metrics.drift;
         m.value.with_label_values(&labels).set(r.value);
@@ -136,13 +152,7 @@ impl DriftEmitter {
         m.active.with_label_values(&labels).set(if r.drift { 1.0 } else { 0.0 });
         // the alarm series exists from the first finding (at 0), so that rate() and increase() see its first alarm
         m.alarms.with_label_values(&labels);
-        let was = self
-            .active
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert((r.kind.clone(), r.name.clone(), r.method.clone()), r.drift)
-            .unwrap_or(false);
-        if r.drift && !was {
+        if now && !was {
             self.alarm(r);
         }
         self.send(r);

@@ -56,7 +56,9 @@ impl LocalIds {
     }
 
     pub fn id(&mut self, name: Option<&str>) -> u32 {
-        let Some(name) = name else { return self.shared.id(None) };
+        let Some(name) = name else {
+            return self.shared.id(None);
+        };
         if let Some(id) = self.cache.get(name) {
             return *id;
         }

@@ -1,10 +1,14 @@
 //! Monitors that need labels, run by the learner as labels join their
-//! predictions: concept drift on the champion's error stream (ADWIN, DDM,
-//! Page-Hinkley) and group fairness of its decisions.
+//! predictions: concept drift on the population's error stream (ADWIN, DDM,
+//! Page-Hinkley) and group fairness of the served decisions.
 //!
-//! The error of a labeled prediction is 1 when the decision (score >= the
-//! decision threshold) disagrees with the label; the detectors see each error,
-//! or the error rate of each block of `block` labels. A detection is written at once
+//! The error of one variant's prediction is 1 when its decision (score >= the
+//! decision threshold) disagrees with the label. The detectors see, per labeled
+//! event, the share of variants in error (DDM, which needs 0/1: whether most of
+//! them are). Not the served champion's error: population-based training swaps
+//! the champion every few thousand labels, and a swap (to a variant with another
+//! positive-class weight, say) moves the served error rate though the world did
+//! not change; a changed concept makes every variant err more. A detection is written at once
 //! (`kind = "concept"`, `drift = true`) and returns the configured action for the
 //! learner to apply; every `interval` of label event time each detector's
 //! statistic and the fairness gaps are written too.
@@ -23,7 +27,9 @@ pub struct Outcome {
     pub time_ms: i64,
     pub served: f32,
     pub label: bool,
-    /// A/B arm: only the champion's (0) feed the detectors.
+    /// Share of the variants whose decision disagrees with the label.
+    pub population_error: f32,
+    /// A/B arm of the served prediction.
     pub arm: u8,
     /// Fairness group id (see `Interner`).
     pub group: u32,
@@ -39,10 +45,6 @@ pub struct LabeledMonitors {
     detectors: Vec<Box<dyn ChangeDetector>>,
     grace: u64,
     seen: u64,
-    block: u64,
-    /// Errors and labels of the block being filled.
-    block_errors: u64,
-    block_labels: u64,
     decision_threshold: f64,
     action: ConceptAction,
     boost_factor: f32,
@@ -78,9 +80,6 @@ impl LabeledMonitors {
             detectors,
             grace: c.grace,
             seen: 0,
-            block: c.block.max(1),
-            block_errors: 0,
-            block_labels: 0,
             decision_threshold: m.spec.prediction.decision_threshold,
             action: c.action,
             boost_factor: c.boost_factor,
@@ -102,20 +101,19 @@ impl LabeledMonitors {
             f.window.push(o.group, decision, o.label);
         }
         let mut fired = false;
-        if o.arm == 0 {
+        {
             self.seen += 1;
             if self.seen > self.grace {
-                self.block_errors += (decision != o.label) as u64;
-                self.block_labels += 1;
-            }
-            if self.block_labels == self.block {
-                let error = self.block_errors as f64 / self.block as f64;
-                (self.block_errors, self.block_labels) = (0, 0);
+                let share = o.population_error as f64;
                 for d in &mut self.detectors {
-                    if d.update(error) {
+                    let x = if d.method() == "ddm" { (share > 0.5) as u8 as f64 } else { share };
+                    if d.update(x) {
                         fired = true;
                         self.detections += 1;
-                        self.emitter.detection(&DriftRecord::new(o.time_ms, "concept", "champion", d.method(), d.statistic(), d.threshold(), true));
+                        if let Some((before, after)) = d.change() {
+                            tracing::warn!(method = d.method(), before, after, "concept drift: the error level changed");
+                        }
+                        self.emitter.detection(&DriftRecord::new(o.time_ms, "concept", "population", d.method(), d.statistic(), d.threshold(), true));
                     }
                 }
             }
@@ -134,13 +132,17 @@ impl LabeledMonitors {
         if self.seen > self.grace {
             for d in &self.detectors {
                 let (v, t) = (d.statistic(), d.threshold());
-                self.emitter.finding(&DriftRecord::new(ts, "concept", "champion", d.method(), v, t, false));
+                self.emitter.finding(&DriftRecord::new(ts, "concept", "population", d.method(), v, t, false));
             }
         }
         if let Some(f) = &self.fairness {
             let report = f.window.report();
             publish_fairness(&self.emitter, ts, f, &report);
         }
+    }
+
+    pub fn decision_threshold(&self) -> f64 {
+        self.decision_threshold
     }
 
     /// `boost_lr`: the factor and how many labels it lasts.

@@ -20,10 +20,21 @@ impl DriftMetrics {
             value: gauge("vigil_drift_value", "Latest drift statistic per monitored value and method", &finding),
             threshold: gauge("vigil_drift_threshold", "Threshold of each drift statistic", &finding),
             active: gauge("vigil_drift_active", "1 while the latest evaluation is past its threshold", &finding),
-            alarms: IntCounterVec::new(Opts::new("vigil_drift_alarms_total", "Drift alarms: a finding crossing its threshold, or a concept-drift detection"), &finding)
-                .expect("valid metric"),
-            fairness_rate: gauge("vigil_fairness_rate", "Per-group decision rates over the fairness window (positive_rate, tpr, fpr)", &["attribute", "group", "rate"]),
-            fairness_gap: gauge("vigil_fairness_gap", "Demographic-parity difference and equalized-odds gap over the fairness window", &["attribute", "metric"]),
+            alarms: IntCounterVec::new(
+                Opts::new("vigil_drift_alarms_total", "Drift alarms: a finding crossing its threshold, or a concept-drift detection"),
+                &finding,
+            )
+            .expect("valid metric"),
+            fairness_rate: gauge(
+                "vigil_fairness_rate",
+                "Per-group decision rates over the fairness window (positive_rate, tpr, fpr)",
+                &["attribute", "group", "rate"],
+            ),
+            fairness_gap: gauge(
+                "vigil_fairness_gap",
+                "Demographic-parity difference and equalized-odds gap over the fairness window",
+                &["attribute", "metric"],
+            ),
         }
     }
 

@@ -21,7 +21,7 @@ pub mod spec;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -38,6 +38,8 @@ use crate::metrics::Metrics;
 #[derive(Clone)]
 pub struct MonitorLink {
     pub tx: Sender<Observations>,
+    /// The online model, once the learner runs (prediction drift re-scores with it).
+    pub model: Arc<OnceLock<Arc<crate::learner::ModelHandle>>>,
     pub spec: Arc<ResolvedMonitor>,
     /// One per kept string field (`JobSpec::kept_strings`).
     pub interners: Vec<Arc<interner::Interner>>,
@@ -60,15 +62,17 @@ pub struct MonitorSummary {
     pub alarms: Vec<DriftRecord>,
 }
 
-/// Starts the monitor thread of a job.
-pub fn start(m: &ResolvedMonitor, sink: Option<Arc<dyn DriftSink>>, metrics: Arc<Metrics>) -> Result<Monitor> {
-    let emitter = DriftEmitter::new(sink, metrics);
+/// Starts the monitor thread of a job; `online`: the job trains its model online
+/// (hand the learner's model over with [`Monitor::watch_model`]).
+pub fn start(m: &ResolvedMonitor, sink: Option<Arc<dyn DriftSink>>, metrics: Arc<Metrics>, online: bool) -> Result<Monitor> {
+    let emitter = DriftEmitter::new(sink, metrics, m.spec.patience);
     let (tx, rx) = std::sync::mpsc::channel();
     let finish = Arc::new(AtomicBool::new(false));
-    let monitors = distribution::DistributionMonitors::new(m, emitter.clone());
+    let model = Arc::new(OnceLock::new());
+    let monitors = distribution::DistributionMonitors::new(m, emitter.clone(), online.then(|| model.clone()));
     let stop = finish.clone();
     let thread = std::thread::Builder::new().name("vigil-monitor".into()).spawn(move || run(monitors, rx, &stop))?;
-    let link = MonitorLink { tx, spec: Arc::new(m.clone()), interners: distribution::interners(m) };
+    let link = MonitorLink { tx, model, spec: Arc::new(m.clone()), interners: distribution::interners(m) };
     Ok(Monitor { link, emitter, finish, thread })
 }
 
@@ -94,6 +98,11 @@ impl Monitor {
         let spec = &self.link.spec;
         let groups = spec.fairness_attribute.map(|i| self.link.interners[i].clone());
         LabeledMonitors::new(spec, self.emitter.clone(), groups)
+    }
+
+    /// The model an online job serves (prediction drift scores both windows with it).
+    pub fn watch_model(&self, model: Arc<crate::learner::ModelHandle>) {
+        let _ = self.link.model.set(model);
     }
 
     /// After the scorers (and the learner) are done: the last evaluation, then

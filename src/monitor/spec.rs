@@ -10,8 +10,9 @@
 //! numeric = ["amount", "tx_count_1m"]   # features or numeric fields (default: every feature)
 //! categorical = ["country"]             # string fields
 //! thresholds = { psi = 0.25, wasserstein = 0.1, ks_alpha = 0.05, js = 0.1 }
-//! [monitor.prediction]            # the served score and positive rate, per champion
-//! reference = { kind = "trailing" }
+//! patience = 2                    # evaluations in a row past a threshold = drift
+//! [monitor.prediction]            # score distribution and positive rate
+//! decision_threshold = 0.5
 //! [monitor.concept]               # on the champion's error stream (delayed labels)
 //! detectors = ["adwin", "ddm", "page_hinkley"]
 //! action = "promote"              # or "boost_lr", "reset_worst", "none"
@@ -62,6 +63,8 @@ pub struct MonitorSpec {
     /// String fields to watch.
     pub categorical: Vec<String>,
     pub thresholds: DriftThresholds,
+    /// Evaluations in a row a finding must be past its threshold to be drift.
+    pub patience: u32,
     pub prediction: PredictionSpec,
     pub concept: ConceptSpec,
     pub fairness: Option<FairnessSpec>,
@@ -76,6 +79,7 @@ impl Default for MonitorSpec {
             numeric: None,
             categorical: Vec::new(),
             thresholds: DriftThresholds::default(),
+            patience: 2,
             prediction: PredictionSpec::default(),
             concept: ConceptSpec::default(),
             fairness: None,
@@ -87,16 +91,23 @@ impl Default for MonitorSpec {
 #[serde(default, deny_unknown_fields)]
 pub struct PredictionSpec {
     pub enabled: bool,
-    /// Default `trailing`: an online model's scores move as it learns; a change
-    /// within two windows is what alarms. A champion swap restarts the reference.
-    pub reference: Reference,
+    /// Default: the monitor's reference. (A model trained online scores both
+    /// windows with its current champion at each evaluation.)
+    pub reference: Option<Reference>,
+    /// Scores in each window; default: the monitor's `window`.
+    pub window: Option<usize>,
+    /// Scored events before prediction drift is watched (a model's own warm-up).
+    pub skip: u64,
+    /// Significance of the score KS test and of the positive-rate z test
+    /// (default: `thresholds.ks_alpha`).
+    pub alpha: Option<f64>,
     /// A score at or above this is a positive decision (positive rate, fairness).
     pub decision_threshold: f64,
 }
 
 impl Default for PredictionSpec {
     fn default() -> Self {
-        PredictionSpec { enabled: true, reference: Reference::Trailing, decision_threshold: 0.5 }
+        PredictionSpec { enabled: true, reference: None, window: None, skip: 0, alpha: None, decision_threshold: 0.5 }
     }
 }
 
@@ -132,12 +143,6 @@ pub struct ConceptSpec {
     pub page_hinkley: PageHinkleyConfig,
     /// Labels before the detectors start (the model's own warm-up).
     pub grace: u64,
-    /// Labels per value fed to the detectors: 1 feeds every 0/1 error (River's
-    /// usage, which assumes independent errors); `B > 1` feeds the error rate of
-    /// each block of `B` labels, whose variance ADWIN measures, so that errors that
-    /// come in bursts (a fraud ring's transactions) are not mistaken for a change.
-    /// DDM needs 0/1 errors: only with `block = 1`.
-    pub block: u64,
     pub action: ConceptAction,
     pub boost_factor: f32,
     pub boost_labels: u64,
@@ -151,7 +156,6 @@ impl Default for ConceptSpec {
             ddm: DdmConfig::default(),
             page_hinkley: PageHinkleyConfig { mode: PhMode::Up, ..PageHinkleyConfig::default() },
             grace: 2_000,
-            block: 1,
             action: ConceptAction::None,
             boost_factor: 3.0,
             boost_labels: 5_000,
@@ -227,12 +231,6 @@ impl MonitorSpec {
             if !["adwin", "ddm", "page_hinkley"].contains(&d.as_str()) {
                 bail!("[monitor.concept] unknown detector `{d}` (adwin, ddm, page_hinkley)");
             }
-        }
-        if self.concept.block == 0 {
-            bail!("[monitor.concept] block must be at least 1");
-        }
-        if self.concept.block > 1 && self.concept.detectors.iter().any(|d| d == "ddm") {
-            bail!("[monitor.concept] ddm needs 0/1 errors: use it with block = 1");
         }
         if self.concept.action != ConceptAction::None && job.model.online.is_none() {
             bail!("[monitor.concept] an action needs online training ([model.online])");

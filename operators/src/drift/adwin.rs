@@ -81,11 +81,24 @@ pub struct Adwin {
     detections: u64,
     /// Largest |mean difference| / epsilon_cut over the cuts of the last check.
     last_ratio: f64,
+    /// The means of the older and the newer side at the last cut that held.
+    last_cut: Option<(f64, f64)>,
 }
 
 impl Adwin {
     pub fn new(cfg: AdwinConfig) -> Adwin {
-        Adwin { cfg, rows: vec![Row::default()], total: 0.0, variance: 0.0, width: 0.0, tick: 0, detected: false, detections: 0, last_ratio: 0.0 }
+        Adwin {
+            cfg,
+            rows: vec![Row::default()],
+            total: 0.0,
+            variance: 0.0,
+            width: 0.0,
+            tick: 0,
+            detected: false,
+            detections: 0,
+            last_ratio: 0.0,
+            last_cut: None,
+        }
     }
 
     /// Values in the current window.
@@ -100,6 +113,12 @@ impl Adwin {
         } else {
             0.0
         }
+    }
+
+    /// The older and newer sub-windows' means at the first cut of the last
+    /// detection (what changed, and by how much).
+    pub fn last_cut(&self) -> Option<(f64, f64)> {
+        self.last_cut
     }
 
     /// Changes detected since creation.
@@ -164,10 +183,10 @@ impl Adwin {
         }
     }
 
-    /// `epsilon_cut` for sub-windows of `n0` and `n1` values.
-    fn epsilon(&self, n0: f64, n1: f64) -> f64 {
+    /// `epsilon_cut` for sub-windows of `n0` and `n1` values; `delta_prime` is
+    /// `ln(2 ln(width) / delta)`, fixed while the width is.
+    fn epsilon(&self, n0: f64, n1: f64, delta_prime: f64) -> f64 {
         let min = self.cfg.min_window_length as f64;
-        let delta_prime = (2.0 * self.width.ln() / self.cfg.delta).ln();
         let m_recip = 1.0 / (n0 - min + 1.0) + 1.0 / (n1 - min + 1.0);
         (2.0 * m_recip * (self.variance / self.width) * delta_prime).sqrt() + 2.0 / 3.0 * delta_prime * m_recip
     }
@@ -180,6 +199,7 @@ impl Adwin {
         self.last_ratio = 0.0;
         'rescan: loop {
             let (mut n0, mut n1, mut u0, mut u1) = (0.0, self.width, 0.0, self.total);
+            let delta_prime = (2.0 * self.width.ln() / self.cfg.delta).ln();
             for i in (0..self.rows.len()).rev() {
                 let size = (1u64 << i) as f64;
                 let len = self.rows[i].len();
@@ -196,11 +216,12 @@ impl Adwin {
                         continue;
                     }
                     let delta_mean = u0 / n0 - u1 / n1;
-                    let epsilon = self.epsilon(n0, n1);
+                    let epsilon = self.epsilon(n0, n1, delta_prime);
                     self.last_ratio = self.last_ratio.max(delta_mean.abs() / epsilon);
                     if delta_mean.abs() > epsilon {
                         if !changed {
                             rising = delta_mean < 0.0;
+                            self.last_cut = Some((u0 / n0, u1 / n1));
                         }
                         changed = true;
                         if self.width > 0.0 {
@@ -245,6 +266,10 @@ impl ChangeDetector for Adwin {
 
     fn threshold(&self) -> f64 {
         1.0
+    }
+
+    fn change(&self) -> Option<(f64, f64)> {
+        self.last_cut
     }
 }
 

@@ -102,4 +102,8 @@ impl ChangeDetector for Ddm {
     fn threshold(&self) -> f64 {
         self.cfg.drift_threshold
     }
+
+    fn change(&self) -> Option<(f64, f64)> {
+        self.s_min.is_finite().then_some((self.p_min, self.p))
+    }
 }

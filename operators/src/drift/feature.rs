@@ -114,15 +114,32 @@ impl NumericDrift {
                 &moving
             }
         };
-        let mut current: Vec<f64> = samples.current.iter().copied().collect();
-        current.sort_by(f64::total_cmp);
-        let psi = stats::psi(&reference.counts, &stats::bin_counts(current.iter().copied(), &reference.edges));
-        let d = stats::ks_statistic(&reference.sorted, &current);
-        let d_crit = stats::ks_critical(th.ks_alpha / tests.max(1) as f64, reference.sorted.len(), current.len());
-        let w = stats::wasserstein(&reference.sorted, &current);
-        let w_norm = if reference.std > 0.0 { w / reference.std } else if w > 0.0 { f64::INFINITY } else { 0.0 };
-        Some([Finding::new("psi", psi, th.psi), Finding::new("ks", d, d_crit), Finding::new("wasserstein", w_norm, th.wasserstein)])
+        Some(compare(reference, samples.current.iter().copied().collect(), th, tests))
     }
+}
+
+/// PSI, KS and Wasserstein of `current` against a summarized reference.
+fn compare(reference: &NumericSummary, mut current: Vec<f64>, th: &DriftThresholds, tests: usize) -> [Finding; 3] {
+    current.sort_by(f64::total_cmp);
+    let psi = stats::psi(&reference.counts, &stats::bin_counts(current.iter().copied(), &reference.edges));
+    let d = stats::ks_statistic(&reference.sorted, &current);
+    let d_crit = stats::ks_critical(th.ks_alpha / tests.max(1) as f64, reference.sorted.len(), current.len());
+    let w = stats::wasserstein(&reference.sorted, &current);
+    let w_norm = if reference.std > 0.0 {
+        w / reference.std
+    } else if w > 0.0 {
+        f64::INFINITY
+    } else {
+        0.0
+    };
+    [Finding::new("psi", psi, th.psi), Finding::new("ks", d, d_crit), Finding::new("wasserstein", w_norm, th.wasserstein)]
+}
+
+/// PSI, KS and Wasserstein findings of two plain samples (no caching), e.g. the
+/// current model's scores of a reference and of a current window.
+pub fn compare_samples(reference: Vec<f64>, current: Vec<f64>, th: &DriftThresholds, tests: usize) -> [Finding; 3] {
+    let summary = summarize(0, reference.into_iter().filter(|v| v.is_finite()), th.bins);
+    compare(&summary, current.into_iter().filter(|v| v.is_finite()).collect(), th, tests)
 }
 
 /// Most distinct categories tracked per value; the rest count as one `_other`.

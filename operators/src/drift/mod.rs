@@ -53,6 +53,10 @@ pub trait ChangeDetector: Send {
     fn statistic(&self) -> f64;
     /// The value of the statistic above which the detector alarms.
     fn threshold(&self) -> f64;
+    /// The level before and after the last detected change, where the detector knows it.
+    fn change(&self) -> Option<(f64, f64)> {
+        None
+    }
 }
 
 /// Runs a detector over a whole stream and returns the 0-based positions where it

@@ -58,13 +58,19 @@ impl RateShift {
             ReferenceSample::Moving(r) => (r.iter().filter(|p| **p).count(), r.len()),
         };
         let (c_pos, c_n) = (s.current.iter().filter(|p| **p).count(), s.current.len());
-        let (p1, p2) = (r_pos as f64 / r_n as f64, c_pos as f64 / c_n as f64);
-        let pooled = (r_pos + c_pos) as f64 / (r_n + c_n) as f64;
-        let se = (pooled * (1.0 - pooled) * (1.0 / r_n as f64 + 1.0 / c_n as f64)).sqrt();
-        let z = if se > 0.0 { (p2 - p1).abs() / se } else { 0.0 };
-        let threshold = two_sided_critical_z(alpha);
-        Some((Finding { method: "rate_z", value: z, threshold, drift: z > threshold }, p2))
+        Some(rate_shift(r_pos, r_n, c_pos, c_n, alpha))
     }
+}
+
+/// The two-proportion z finding (method `rate_z`) of `c_pos` positives in `c_n`
+/// against `r_pos` in `r_n`, and the current rate.
+pub fn rate_shift(r_pos: usize, r_n: usize, c_pos: usize, c_n: usize, alpha: f64) -> (Finding, f64) {
+    let (p1, p2) = (r_pos as f64 / r_n.max(1) as f64, c_pos as f64 / c_n.max(1) as f64);
+    let pooled = (r_pos + c_pos) as f64 / (r_n + c_n).max(1) as f64;
+    let se = (pooled * (1.0 - pooled) * (1.0 / r_n.max(1) as f64 + 1.0 / c_n.max(1) as f64)).sqrt();
+    let z = if se > 0.0 { (p2 - p1).abs() / se } else { 0.0 };
+    let threshold = two_sided_critical_z(alpha);
+    (Finding { method: "rate_z", value: z, threshold, drift: z > threshold }, p2)
 }
 
 #[cfg(test)]

@@ -19,8 +19,17 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Reference {
-    First { #[serde(default)] skip: u64, events: usize },
-    TimeRange { from_ms: i64, to_ms: i64, #[serde(default = "default_max_events")] max_events: usize },
+    First {
+        #[serde(default)]
+        skip: u64,
+        events: usize,
+    },
+    TimeRange {
+        from_ms: i64,
+        to_ms: i64,
+        #[serde(default = "default_max_events")]
+        max_events: usize,
+    },
     Trailing,
 }
 
@@ -47,7 +56,7 @@ pub struct SampleWindows<T> {
     generation: u64,
 }
 
-impl<T: Copy> SampleWindows<T> {
+impl<T: Clone> SampleWindows<T> {
     pub fn new(policy: Reference, window: usize) -> SampleWindows<T> {
         SampleWindows {
             policy,
@@ -69,13 +78,13 @@ impl<T: Copy> SampleWindows<T> {
         match self.policy {
             Reference::First { skip, events } if !self.frozen => {
                 if self.seen > skip {
-                    self.reference.push(value);
+                    self.reference.push(value.clone());
                 }
                 self.frozen = self.reference.len() >= events;
             }
             Reference::TimeRange { from_ms, to_ms, max_events } if !self.frozen => {
                 if (from_ms..to_ms).contains(&time_ms) && self.reference.len() < max_events {
-                    self.reference.push(value);
+                    self.reference.push(value.clone());
                 }
                 self.frozen = self.progress_ms >= to_ms && !self.reference.is_empty();
             }

@@ -11,8 +11,8 @@
 //! of the model, so raw features can be fed in).
 
 mod cpu;
-mod mlp;
 mod linear;
+mod mlp;
 mod optimizer;
 pub mod quality;
 pub mod search;

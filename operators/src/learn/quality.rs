@@ -222,7 +222,13 @@ mod tests {
             for b in items.iter().filter(|i| !i.1) {
                 let w = a.2 as f64 * b.2 as f64;
                 den += w;
-                num += w * if a.0 > b.0 { 1.0 } else if a.0 == b.0 { 0.5 } else { 0.0 };
+                num += w * if a.0 > b.0 {
+                    1.0
+                } else if a.0 == b.0 {
+                    0.5
+                } else {
+                    0.0
+                };
             }
         }
         (den > 0.0).then(|| num / den)
