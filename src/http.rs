@@ -1,5 +1,8 @@
 //! The job's HTTP endpoint, and signal handling, on a small tokio runtime in their
 //! own thread, away from the workers:
+//! - `GET /`: the live dashboard (`src/dashboard/index.html`, one self-contained
+//!   page with hand-drawn SVG charts; it polls `/api/metrics` every second);
+//! - `GET /api/metrics`: every metric as JSON (`Metrics::to_json`);
 //! - `GET /metrics`: Prometheus text;
 //! - `GET /features/{key}`: the key's latest features (`{"key","event_time","features"}`), 404 if unknown;
 //! - `POST /features` with `{"keys": [..]}` (at most 10,000): `{"features": [record or null, ..]}`.
@@ -18,6 +21,9 @@ use crate::metrics::Metrics;
 use crate::pipeline::Control;
 use crate::store::FeatureStore;
 
+/// The live dashboard page, built into the binary.
+const DASHBOARD: &str = include_str!("dashboard/index.html");
+
 /// Most keys one batch lookup may ask for.
 pub const MAX_BATCH_KEYS: usize = 10_000;
 
@@ -27,12 +33,17 @@ struct BatchRequest {
 }
 
 fn routes(metrics: Arc<Metrics>, store: Option<Arc<FeatureStore>>) -> Router {
+    let text = metrics.clone();
     let app = Router::new()
         .route("/metrics", get(move || {
-            let m = metrics.clone();
+            let m = text.clone();
             async move { ([("content-type", "text/plain; version=0.0.4")], m.render()) }
         }))
-        .route("/", get(|| async { "vigil: /metrics, /features/{key}\n" }));
+        .route("/api/metrics", get(move || {
+            let m = metrics.clone();
+            async move { Json(m.to_json()) }
+        }))
+        .route("/", get(|| async { ([("content-type", "text/html; charset=utf-8")], DASHBOARD) }));
     let Some(store) = store else { return app };
     let features = Router::new()
         .route(

@@ -104,6 +104,35 @@ impl Metrics {
         TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_default()
     }
 
+    /// Every metric as JSON, for the live page: `{"ts": epoch ms, "metrics":
+    /// {name: [{"labels": {..}, "value": v} | {"labels", "count", "sum"}]}}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        use prometheus::proto::MetricType;
+        let mut out = serde_json::Map::new();
+        for family in self.registry.gather() {
+            let series: Vec<serde_json::Value> = family
+                .get_metric()
+                .iter()
+                .map(|m| {
+                    let labels: serde_json::Map<String, serde_json::Value> =
+                        m.get_label().iter().map(|l| (l.name().to_owned(), serde_json::Value::from(l.value()))).collect();
+                    match family.get_field_type() {
+                        MetricType::COUNTER => serde_json::json!({ "labels": labels, "value": m.get_counter().get_value() }),
+                        MetricType::GAUGE => serde_json::json!({ "labels": labels, "value": m.get_gauge().get_value() }),
+                        MetricType::HISTOGRAM => {
+                            let h = m.get_histogram();
+                            serde_json::json!({ "labels": labels, "count": h.get_sample_count(), "sum": h.get_sample_sum() })
+                        }
+                        _ => serde_json::json!({ "labels": labels }),
+                    }
+                })
+                .collect();
+            out.insert(family.name().to_owned(), serde_json::Value::Array(series));
+        }
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        serde_json::json!({ "ts": now, "metrics": out })
+    }
+
     /// Consumer lag summed over this process's partitions.
     pub fn total_lag(&self) -> i64 {
         use prometheus::core::Collector;
