@@ -199,3 +199,53 @@ impl DistributionMonitors {
 pub fn interners(m: &ResolvedMonitor) -> Vec<Arc<Interner>> {
     m.spec.string_fields().iter().map(|_| Interner::new()).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+    use crate::metrics::Metrics;
+    use crate::monitor::emit::{DriftSink, MemoryDriftSink};
+    use crate::spec::JobSpec;
+
+    /// Ten minutes at 100 events/s; amounts double after five. Records every minute;
+    /// only `amount` is flagged, only after the shift.
+    #[test]
+    fn flags_the_shifted_feature_after_the_shift_only() {
+        let toml = format!(
+            "{}\n[monitor]\nwindow = 2000\nreference = {{ kind = \"first\", skip = 1000, events = 2000 }}\nnumeric = [\"amount\", \"n_1m\"]\ncategorical = [\"country\"]",
+            crate::monitor::spec::tests::JOB
+        );
+        let m = JobSpec::from_toml(&toml).expect("valid").monitor.expect("monitored");
+        let sink = MemoryDriftSink::new();
+        let emitter = DriftEmitter::new(Some(sink.clone() as Arc<dyn DriftSink>), Metrics::new(), m.spec.patience);
+        let mut monitors = DistributionMonitors::new(&m, emitter, None);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let shift_ms = 300_000;
+        for second in 0..600i64 {
+            let mut batch = Observations::default();
+            for i in 0..100 {
+                let t = second * 1000 + i * 10;
+                let amount: f64 = (rng.gen::<f64>() * 3.0).exp() * if t >= shift_ms { 2.0 } else { 1.0 };
+                batch.time_ms.push(t);
+                batch.numeric.extend([amount, rng.gen_range(0..5) as f64]);
+                batch.categorical.push(rng.gen_range(0..3));
+                batch.score.push(rng.gen::<f32>().powi(3));
+            }
+            monitors.observe(&batch);
+        }
+        monitors.finish();
+        let records = sink.records();
+        let evaluations: std::collections::BTreeSet<i64> = records.iter().map(|r| r.ts).collect();
+        assert!(evaluations.len() >= 9, "one evaluation a minute: {evaluations:?}");
+        for (kind, name, method) in [("feature", "amount", "psi"), ("feature", "n_1m", "ks"), ("feature", "country", "js"), ("prediction", "score", "wasserstein"), ("prediction", "positive_rate", "rate_z")] {
+            assert!(records.iter().any(|r| (r.kind.as_str(), r.name.as_str(), r.method.as_str()) == (kind, name, method)), "no {kind} {name} {method}");
+        }
+        let flagged: Vec<&DriftRecord> = records.iter().filter(|r| r.drift).collect();
+        assert!(flagged.iter().all(|r| r.ts > shift_ms && r.name == "amount"), "{flagged:#?}");
+        for method in ["psi", "ks", "wasserstein"] {
+            assert!(flagged.iter().any(|r| r.method == method), "amount's {method} not flagged: {flagged:#?}");
+        }
+    }
+}

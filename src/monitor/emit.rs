@@ -198,3 +198,30 @@ impl DriftEmitter {
         self.sink.as_ref().map_or(Ok(()), |s| s.flush())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finding_is_drift_after_patience_evaluations_and_alarms_once() {
+        let metrics = Metrics::new();
+        let sink = MemoryDriftSink::new();
+        let e = DriftEmitter::new(Some(sink.clone() as Arc<dyn DriftSink>), metrics.clone(), 2);
+        let at = |ts: i64, value: f64| DriftRecord::new(ts, "feature", "amount", "psi", value, 0.25, value > 0.25);
+        for (ts, v) in [(1, 0.3), (2, 0.1), (3, 0.3), (4, 0.4), (5, 0.5), (6, 0.1), (7, 0.3), (8, 0.3)] {
+            e.finding(&at(ts, v));
+        }
+        let flags: Vec<bool> = sink.records().iter().map(|r| r.drift).collect();
+        assert_eq!(flags, vec![false, false, false, true, true, false, false, true]);
+        // two alarms: at 4 and at 8
+        assert_eq!(e.alarms().iter().map(|a| a.ts).collect::<Vec<_>>(), vec![4, 8]);
+        assert_eq!(metrics.drift.alarms.with_label_values(&["feature", "amount", "psi"]).get(), 2);
+        assert_eq!(metrics.drift.active.with_label_values(&["feature", "amount", "psi"]).get(), 1.0);
+        assert_eq!(metrics.drift.value.with_label_values(&["feature", "amount", "psi"]).get(), 0.3);
+        // a detection is an alarm at once
+        e.detection(&DriftRecord::new(9, "concept", "population", "adwin", 1.2, 1.0, true));
+        assert_eq!(e.alarms().len(), 3);
+        assert!(format_ts(1_767_225_600_000).starts_with("2026-01-01T00:00:00"));
+    }
+}

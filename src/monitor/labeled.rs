@@ -179,3 +179,53 @@ fn publish_fairness(emitter: &DriftEmitter, ts: i64, f: &Fairness, r: &FairnessR
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+    use crate::metrics::Metrics;
+    use crate::monitor::emit::{DriftSink, MemoryDriftSink};
+    use crate::spec::JobSpec;
+
+    /// The error share rises from 2% to 20% at label 30,000: the detectors fire
+    /// after it (none before) and hand back the configured action; fairness gaps
+    /// are written every interval.
+    #[test]
+    fn rising_errors_are_detected_after_the_change_and_act() {
+        let toml = format!("{}\n[monitor]\n[monitor.concept]\ngrace = 1000\nddm = {{ warm_start = 1000 }}\n[monitor.fairness]\nattribute = \"band\"\nwindow = 5000\nmin_group = 100\nmin_class = 20", crate::monitor::spec::tests::JOB);
+        let mut m = JobSpec::from_toml(&toml).expect("valid").monitor.expect("monitored");
+        m.spec.concept.action = ConceptAction::Promote;
+        let sink = MemoryDriftSink::new();
+        let emitter = DriftEmitter::new(Some(sink.clone() as Arc<dyn DriftSink>), Metrics::new(), 1);
+        let groups = Interner::new();
+        let (a, b) = (groups.id(Some("a")), groups.id(Some("b")));
+        let mut monitors = LabeledMonitors::new(&m, emitter, Some(groups));
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let mut actions = Vec::new();
+        for i in 0..60_000i64 {
+            let rate = if i < 30_000 { 0.02 } else { 0.2 };
+            let label = rng.gen::<f64>() < 0.1;
+            let wrong = rng.gen::<f64>() < rate;
+            let served = if label != wrong { 0.9 } else { 0.1 };
+            let o = Outcome { time_ms: i * 10, served, label, population_error: wrong as u8 as f32, arm: 0, group: if i % 2 == 0 { a } else { b } };
+            if let Some(action) = monitors.observe(o) {
+                actions.push((i, action));
+            }
+        }
+        monitors.finish();
+        let records = sink.records();
+        let detections: Vec<&DriftRecord> = records.iter().filter(|r| r.kind == "concept" && r.drift).collect();
+        assert!(detections.iter().all(|r| r.ts >= 300_000), "{detections:#?}");
+        for method in ["adwin", "ddm", "page_hinkley"] {
+            let first = detections.iter().find(|r| r.method == method).unwrap_or_else(|| panic!("{method} missed the change"));
+            assert!(first.ts < 300_000 + 20_000, "{method} took {} ms", first.ts - 300_000);
+        }
+        assert!(!actions.is_empty() && actions.iter().all(|(i, a)| *i >= 30_000 && *a == ConceptAction::Promote), "{actions:?}");
+        let fairness: Vec<&DriftRecord> = records.iter().filter(|r| r.kind == "fairness").collect();
+        assert!(fairness.iter().any(|r| r.method == "demographic_parity_difference") && fairness.iter().any(|r| r.method == "equalized_odds_gap"));
+        // both groups are treated alike
+        assert!(fairness.iter().all(|r| !r.drift), "{fairness:#?}");
+    }
+}

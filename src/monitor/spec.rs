@@ -250,3 +250,66 @@ impl MonitorSpec {
         names
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) const JOB: &str = r#"
+[source]
+topic = "t"
+key = "k"
+event_time = "ts"
+event_id = "id"
+[source.schema]
+amount = "f64"
+country = "str"
+band = "str?"
+flag = "bool?"
+[[feature]]
+name = "n_1m"
+agg = "count"
+window = "sliding 1m"
+[sinks]
+scores = "s"
+dlq = "d"
+drift = "drift"
+"#;
+
+    fn job(monitor: &str) -> Result<JobSpec> {
+        JobSpec::from_toml(&format!("{JOB}\n{monitor}"))
+    }
+
+    #[test]
+    fn names_resolve_and_defaults_hold() {
+        let j = job("[monitor]\nnumeric = [\"amount\", \"n_1m\"]\ncategorical = [\"country\"]\n[monitor.fairness]\nattribute = \"band\"\n[monitor.concept]\nadwin = { delta = 0.01 }")
+            .expect("valid");
+        let m = j.monitor.clone().expect("monitored");
+        assert_eq!(m.numeric, vec![("amount".into(), NumericSource::Field(0)), ("n_1m".into(), NumericSource::Feature(0))]);
+        assert_eq!(m.categorical, vec![("country".into(), 0)]);
+        assert_eq!(m.fairness_attribute, Some(1));
+        assert_eq!(j.sinks.drift.as_deref(), Some("drift"));
+        assert_eq!(j.kept_strings(), vec!["country".to_string(), "band".to_string()]);
+        // a table that sets other parameters keeps "rising errors only"
+        assert_eq!(m.spec.concept.adwin.direction, Direction::Up);
+        assert_eq!(m.spec.concept.adwin.delta, 0.01);
+        assert_eq!(m.spec.concept.page_hinkley.mode, PhMode::Up);
+        assert_eq!(m.reference, Reference::First { skip: 0, events: 20_000 });
+        // every feature by default
+        let m = job("[monitor]").expect("valid").monitor.expect("monitored");
+        assert_eq!(m.numeric, vec![("n_1m".into(), NumericSource::Feature(0))]);
+    }
+
+    #[test]
+    fn bad_monitors_are_refused_with_the_reason() {
+        let err = |m: &str| format!("{:#}", job(m).expect_err(m));
+        assert!(err("[monitor]\nnumeric = [\"nope\"]").contains("neither a feature nor a numeric field"));
+        assert!(err("[monitor]\ncategorical = [\"amount\"]").contains("must be a string field"));
+        assert!(err("[monitor]\ncategorical = [\"flag\"]").contains("must be a string field"));
+        assert!(err("[monitor.fairness]\nattribute = \"missing\"").contains("not a field"));
+        assert!(err("[monitor.concept]\ndetectors = [\"cusum\"]").contains("unknown detector"));
+        assert!(err("[monitor.concept]\naction = \"promote\"").contains("needs online training"));
+        assert!(err("[monitor]\nwindow = 10").contains("at least 100"));
+        assert!(err("[monitor]\nreference = { kind = \"first\" }").contains("events"));
+    }
+}
