@@ -42,6 +42,9 @@ pub struct ReplayOutcome {
     pub served_run: Vec<u64>,
     /// The inputs every event was scored with (imputed as served).
     pub served_x: Vec<Vec<f32>>,
+    /// Per labeled event, the share of variants whose decision at 0.5 disagrees
+    /// with the label (what the concept-drift monitor watches); NaN when unlabeled.
+    pub population_error: Vec<f32>,
     pub summary: LearnerSummary,
     pub device: String,
 }
@@ -59,6 +62,7 @@ pub fn replay(spec: OnlineSpec, events: &[ReplayEvent], label_delay: usize, bloc
     let mut served = Vec::with_capacity(events.len());
     let mut served_run = Vec::with_capacity(events.len());
     let mut served_x = Vec::with_capacity(events.len());
+    let mut population_error = Vec::with_capacity(events.len());
     let (mut x, mut preds) = (Vec::with_capacity(d), Vec::new());
     let ab = (spec_ab_share * 10_000.0) as u64;
     let mut revealed = 0;
@@ -72,6 +76,7 @@ pub fn replay(spec: OnlineSpec, events: &[ReplayEvent], label_delay: usize, bloc
             served.push(preds[slot]);
             served_run.push(snap.run_ids[slot]);
             served_x.push(x.clone());
+            population_error.push(e.label.map_or(f32::NAN, |y| preds.iter().filter(|p| (**p >= 0.5) != y).count() as f32 / preds.len().max(1) as f32));
             pending.push(Pending {
                 id: e.id,
                 time_ms: e.time_ms,
@@ -102,7 +107,7 @@ pub fn replay(spec: OnlineSpec, events: &[ReplayEvent], label_delay: usize, bloc
         }
     }
     let summary = service.end()?;
-    Ok(ReplayOutcome { served, served_run, served_x, summary, device })
+    Ok(ReplayOutcome { served, served_run, served_x, population_error, summary, device })
 }
 
 /// Records a stream for replays: runs `job`'s features (without its learner) over

@@ -45,13 +45,13 @@ pub struct Ddm {
     ps_min: f64,
     warning: bool,
     detected: bool,
-    /// (p + s - p_min) / s_min at the last update.
-    level: f64,
+    /// s at the last update.
+    s: f64,
 }
 
 impl Ddm {
     pub fn new(cfg: DdmConfig) -> Ddm {
-        Ddm { cfg, n: 0.0, p: 0.0, p_min: f64::NAN, s_min: f64::NAN, ps_min: f64::INFINITY, warning: false, detected: false, level: 0.0 }
+        Ddm { cfg, n: 0.0, p: 0.0, p_min: f64::NAN, s_min: f64::NAN, ps_min: f64::INFINITY, warning: false, detected: false, s: 0.0 }
     }
 
     /// In the warning zone (between the warning and the drift threshold).
@@ -75,13 +75,13 @@ impl ChangeDetector for Ddm {
         self.n += 1.0;
         self.p += (1.0 / self.n) * (x - self.p);
         let s = (self.p * (1.0 - self.p) / self.n).sqrt();
+        self.s = s;
         if self.n > self.cfg.warm_start as f64 {
             if self.p + s <= self.ps_min {
                 self.p_min = self.p;
                 self.s_min = s;
                 self.ps_min = self.p_min + self.s_min;
             }
-            self.level = if self.s_min > 0.0 { (self.p + s - self.p_min) / self.s_min } else { 0.0 };
             self.warning = self.p + s > self.p_min + self.cfg.warning_threshold * self.s_min;
             if self.p + s > self.p_min + self.cfg.drift_threshold * self.s_min {
                 self.detected = true;
@@ -95,8 +95,13 @@ impl ChangeDetector for Ddm {
         "ddm"
     }
 
+    /// How many `s_min` the error rate is above its best: (p + s - p_min) / s_min.
     fn statistic(&self) -> f64 {
-        self.level
+        if self.s_min > 0.0 {
+            (self.p + self.s - self.p_min) / self.s_min
+        } else {
+            0.0
+        }
     }
 
     fn threshold(&self) -> f64 {

@@ -55,7 +55,6 @@ pub struct PageHinkley {
     min_increase: f64,
     max_decrease: f64,
     detected: bool,
-    statistic: f64,
 }
 
 impl PageHinkley {
@@ -69,7 +68,6 @@ impl PageHinkley {
             min_increase: f64::INFINITY,
             max_decrease: -1.0,
             detected: false,
-            statistic: 0.0,
         }
     }
 }
@@ -93,11 +91,6 @@ impl ChangeDetector for PageHinkley {
         if self.n >= self.cfg.min_instances as f64 {
             let up = self.sum_increase - self.min_increase;
             let down = self.max_decrease - self.sum_decrease;
-            self.statistic = match self.cfg.mode {
-                PhMode::Up => up,
-                PhMode::Down => down,
-                PhMode::Both => up.max(down),
-            };
             self.detected = match self.cfg.mode {
                 PhMode::Up => up > self.cfg.threshold,
                 PhMode::Down => down > self.cfg.threshold,
@@ -111,8 +104,17 @@ impl ChangeDetector for PageHinkley {
         "page_hinkley"
     }
 
+    /// The test's rise above the cumulative sum's minimum (or fall below its maximum).
     fn statistic(&self) -> f64 {
-        self.statistic
+        if self.n < self.cfg.min_instances as f64 {
+            return 0.0;
+        }
+        let (up, down) = (self.sum_increase - self.min_increase, self.max_decrease - self.sum_decrease);
+        match self.cfg.mode {
+            PhMode::Up => up,
+            PhMode::Down => down,
+            PhMode::Both => up.max(down),
+        }
     }
 
     fn threshold(&self) -> f64 {
