@@ -345,6 +345,7 @@ fn predictions_time_out_against_the_slowest_active_labels_partition() {
         version: 0,
         epoch: 0,
         weight: 1.0,
+        group: 0,
     };
     learner.link.tx.send(vec![pending("e1", 600_000), pending("e2", 1_000), pending("e3", 5_000)]).unwrap();
     let started = Instant::now();

@@ -856,3 +856,77 @@ impl Service {
         Ok(self.summary)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::DeviceChoice;
+    use crate::learner::LabelSpec;
+    use vigil_operators::learn::ModelKind;
+
+    /// A CPU learner of 4 variants over 2 inputs, watched by a monitor whose
+    /// boost is x3 for 100 labels.
+    fn service() -> Service {
+        let labels = LabelSpec { topic: "l".into(), id: "event_id".into(), field: "y".into(), timeout: Duration::from_secs(60), default: None };
+        let mut spec = OnlineSpec::new(ModelKind::Logistic, labels);
+        (spec.device, spec.variants, spec.batch, spec.min_labels) = (DeviceChoice::Cpu, 4, 8, 10);
+        let names = ModelNames { job: "j".into(), model: "m".into(), inputs: vec!["a".into(), "b".into()] };
+        let state = spec.initial_state(&names.inputs).expect("a model");
+        let trainer = open_trainer(spec.device, state.clone()).expect("the CPU twin");
+        let model = ModelHandle::new(ModelSnapshot::new(0, state, 0, None, (1..=4).collect()));
+        let metrics = Metrics::new();
+        let toml = format!("{}\n[monitor.concept]\nboost_factor = 3.0\nboost_labels = 100", crate::monitor::spec::tests::JOB);
+        let resolved = crate::spec::JobSpec::from_toml(&toml).expect("valid").monitor.expect("monitored");
+        let mut s = Service::new(spec, trainer, model, metrics.clone(), None, names);
+        s.monitor = Some(LabeledMonitors::new(&resolved, crate::monitor::DriftEmitter::new(None, metrics, 1), None));
+        s
+    }
+
+    /// `n` labeled predictions: label = first input above 0.5.
+    fn learn(s: &mut Service, n: u64) {
+        for i in 0..n {
+            let v = (i % 10) as f32 / 10.0;
+            let p = Pending { id: i, time_ms: i as i64, x: vec![v, 1.0 - v], preds: vec![0.5; 4], served: 0.5, arm: 0, version: 0, epoch: 0, weight: 1.0, group: 0 };
+            s.count("joined");
+            s.learn_from(p, v > 0.5);
+        }
+        s.train().expect("trains");
+    }
+
+    fn lrs(s: &mut Service) -> Vec<f32> {
+        s.trainer.state().expect("state").hyper.iter().map(|h| h.lr).collect()
+    }
+
+    #[test]
+    fn boost_multiplies_learning_rates_for_a_while() {
+        let mut s = service();
+        let before = lrs(&mut s);
+        s.on_concept_drift(ConceptAction::BoostLr).expect("boost");
+        // a second detection while boosted extends the boost, it does not compound
+        s.on_concept_drift(ConceptAction::BoostLr).expect("boost");
+        let boosted = lrs(&mut s);
+        assert!(boosted.iter().zip(&before).all(|(a, b)| (a / b - 3.0).abs() < 1e-5), "{boosted:?} vs {before:?}");
+        learn(&mut s, 150);
+        s.periodic(false).expect("periodic");
+        let after = lrs(&mut s);
+        assert!(after.iter().zip(&before).all(|(a, b)| (a / b - 1.0).abs() < 1e-5), "{after:?} vs {before:?}");
+    }
+
+    #[test]
+    fn reset_worst_restarts_one_challenger_and_promote_selects() {
+        let mut s = service();
+        learn(&mut s, 400);
+        let trained = s.trainer.state().expect("state");
+        assert!((0..4).all(|k| trained.variant_params(k).iter().any(|w| *w != 0.0)), "every variant learned");
+        let rounds = s.summary.counts.selections;
+        s.on_concept_drift(ConceptAction::Promote).expect("promote");
+        assert_eq!(s.summary.counts.selections, rounds + 1, "a selection round ran");
+        learn(&mut s, 400);
+        s.on_concept_drift(ConceptAction::ResetWorst).expect("reset");
+        let after = s.trainer.state().expect("state");
+        let reset: Vec<usize> = (0..4).filter(|k| after.variant_params(*k).iter().all(|w| *w == 0.0)).collect();
+        assert_eq!(reset.len(), 1, "exactly one variant starts over");
+        assert!(reset[0] != s.champion && Some(reset[0]) != s.challenger);
+        assert!(s.windows[reset[0]].is_empty());
+    }
+}

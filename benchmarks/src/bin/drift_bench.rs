@@ -294,5 +294,82 @@ fn main() -> Result<()> {
     );
     println!("{section}");
     report::write_section(&args.out, heading, &section)?;
+    monitor_cost(&args)?;
     Ok(())
+}
+
+/// The feature- and prediction-drift monitor's own cost, on the monitor thread:
+/// the demo job's `[monitor]` (5 numeric values, 1 categorical, windows of
+/// 20,000, an evaluation per minute of event time = 12,000 events at the demo's
+/// rate), fed by batches of 256 scored events, against a plain loop that only
+/// copies the same values into ring buffers.
+fn monitor_cost(args: &Args) -> Result<()> {
+    use vigil::monitor::distribution::{DistributionMonitors, Observations};
+    use vigil::monitor::{DriftEmitter, MemoryDriftSink};
+    let job = fraud_online_job();
+    let m = job.monitor.clone().expect("the demo job is monitored");
+    let (f, n) = (m.numeric.len(), 1_200_000usize);
+    let batches: Vec<Observations> = (0..n / 256)
+        .map(|b| {
+            let mut o = Observations::default();
+            for i in 0..256 {
+                let k = (b * 256 + i) as u64;
+                let u = (vigil_operators::learn::SplitMix(k).next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+                o.time_ms.push((k * 5) as i64);
+                o.numeric.extend((0..f).map(|j| (u * (j + 1) as f64 * 7.0).exp()));
+                o.categorical.push((k % 12) as u32);
+                o.score.push(u as f32);
+            }
+            o
+        })
+        .collect();
+    let mut rates = Vec::new();
+    let mut evaluations = 0;
+    for _ in 0..args.repeats.max(1) {
+        let sink = MemoryDriftSink::new();
+        let emitter = DriftEmitter::new(Some(sink.clone() as std::sync::Arc<dyn vigil::monitor::DriftSink>), vigil::metrics::Metrics::new(), 2);
+        let mut monitors = DistributionMonitors::new(&m, emitter, None);
+        let start = Instant::now();
+        for b in &batches {
+            monitors.observe(b);
+        }
+        rates.push(n as f64 / start.elapsed().as_secs_f64());
+        evaluations = sink.records().iter().map(|r| r.ts).collect::<std::collections::BTreeSet<_>>().len();
+    }
+    rates.sort_by(f64::total_cmp);
+    let rate = rates[rates.len() / 2];
+    // the plain loop: the same values into fixed rings, nothing evaluated
+    let mut rings: Vec<std::collections::VecDeque<f64>> = vec![std::collections::VecDeque::with_capacity(20_001); f + 2];
+    let start = Instant::now();
+    for b in &batches {
+        for i in 0..b.len() {
+            for (j, r) in rings.iter_mut().enumerate() {
+                let v = if j < f { b.numeric[i * f + j] } else if j == f { b.categorical[i] as f64 } else { b.score[i] as f64 };
+                r.push_back(v);
+                if r.len() > 20_000 {
+                    r.pop_front();
+                }
+            }
+        }
+    }
+    std::hint::black_box(&rings);
+    let plain = n as f64 / start.elapsed().as_secs_f64();
+    let heading = "## Drift monitor cost (feature and prediction drift)";
+    let section = format!(
+        "{heading} (measured {})\n\nMachine: {}. Command: `cargo run --release -p vigil-benchmarks --bin drift-bench`.\n\n\
+         The demo job's `[monitor]` ({f} numeric values, 1 categorical, the served score and positive rate; windows of 20,000; one evaluation per minute of event time, \
+         {evaluations} evaluations over {n} synthetic events at the demo's 200 events/s of event time), fed batches of 256 events on one thread (the monitor thread), \
+         median of {} runs: **{:.2}M events/s** ({:.2} us per event, evaluations included). Upper limit, a plain loop copying the same values into rings of 20,000: \
+         {:.1}M events/s. The job's scorers only append the watched values to a batch and send it over a channel; at the demo's ~60-80K events/s end to end \
+         (bound by the embedded broker) the monitor thread is busy {:.0}% of the time.\n",
+        chrono::Utc::now().format("%Y-%m-%d"),
+        report::machine(),
+        args.repeats,
+        rate / 1e6,
+        1e6 / rate,
+        plain / 1e6,
+        100.0 * 80_000.0 / rate,
+    );
+    println!("{section}");
+    report::write_section(&args.out, heading, &section)
 }
