@@ -103,7 +103,8 @@ pub fn run_demo(opts: &DemoOptions, control: Arc<Control>) -> Result<DemoReport>
     );
     println!("  subscribe with any Kafka client, e.g.: kcat -b {addr} -C -t {} -o beginning", job.sinks.scores);
     if let Some(m) = metrics_url {
-        println!("  dashboard: http://{m}/  metrics: http://{m}/metrics");
+        println!("  dashboard: http://{m}/");
+        println!("  metrics: http://{m}/metrics");
         println!("  features: http://{m}/features/c-000001 (any card id)");
     }
 

@@ -83,6 +83,17 @@ fn the_demo_runs_and_kcat_reads_every_record() {
     assert!(seen.is_empty(), "outputs for offsets that do not exist: {:?}", seen.keys().take(5).collect::<Vec<_>>());
     assert!(scored > 195_000 && scored < 200_000, "scored {scored}");
 
+    // the drift topic: every record carries DESIGN.md's fields (whether anything
+    // drifts is tests/drift_monitoring.rs's question, on a paced stream)
+    let drift = kcat(&addr, "drift", "%s\n");
+    assert!(drift.len() > 50, "{} drift records", drift.len());
+    for line in &drift {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(["feature", "prediction", "concept", "fairness"].contains(&v["kind"].as_str().unwrap()), "{line}");
+        assert!(v["ts"].is_i64() && v["name"].is_string() && v["method"].is_string() && v["value"].is_f64() && v["threshold"].is_f64(), "{line}");
+        assert!(v["drift"].is_boolean(), "{line}");
+    }
+
     let body = http_get(&metrics, "/metrics");
     assert!(body.contains(&format!("vigil_scores_out_total {scored}")), "{body}");
     assert!(body.contains("vigil_dlq_total{reason=\"late\"}"));
