@@ -33,6 +33,7 @@ pub fn fraud_job() -> anyhow::Result<JobSpec> {
         .max_message_bytes(65_536)
         .field("amount", FieldType::F64)
         .optional_field("device", FieldType::Str)
+        .optional_field("age_band", FieldType::Str)
         .field("country", FieldType::Str)
         .field("merchant", FieldType::Str)
         .window_feature("tx_count_1m", Agg::Count, None, minute)
