@@ -42,8 +42,9 @@ pub struct ReplayOutcome {
     pub served_run: Vec<u64>,
     /// The inputs every event was scored with (imputed as served).
     pub served_x: Vec<Vec<f32>>,
-    /// Per labeled event, the share of variants whose decision at 0.5 disagrees
-    /// with the label (what the concept-drift monitor watches); NaN when unlabeled.
+    /// Per labeled event, the share of variants whose decision at 0.5 (on each
+    /// variant's scale) disagrees with the label (what the concept-drift monitor
+    /// watches); NaN when unlabeled.
     pub population_error: Vec<f32>,
     pub summary: LearnerSummary,
     pub device: String,
@@ -68,6 +69,7 @@ pub fn replay(spec: OnlineSpec, events: &[ReplayEvent], label_delay: usize, bloc
     let mut revealed = 0;
     for (b, chunk) in events.chunks(block.max(1)).enumerate() {
         let snap = model.current();
+        let thresholds = super::service::weighted_thresholds(&snap.state, 0.5);
         let mut pending = Vec::with_capacity(chunk.len());
         for e in chunk {
             x.clear();
@@ -76,7 +78,10 @@ pub fn replay(spec: OnlineSpec, events: &[ReplayEvent], label_delay: usize, bloc
             served.push(preds[slot]);
             served_run.push(snap.run_ids[slot]);
             served_x.push(x.clone());
-            population_error.push(e.label.map_or(f32::NAN, |y| preds.iter().filter(|p| (**p >= 0.5) != y).count() as f32 / preds.len().max(1) as f32));
+            population_error.push(e.label.map_or(f32::NAN, |y| {
+                let wrong = preds.iter().zip(&thresholds).filter(|(p, t)| (**p as f64 >= **t) != y).count();
+                wrong as f32 / preds.len().max(1) as f32
+            }));
             pending.push(Pending {
                 id: e.id,
                 time_ms: e.time_ms,

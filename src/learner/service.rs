@@ -175,6 +175,19 @@ pub fn start(
     Ok(Learner { link, device, checkpoints, finish, thread })
 }
 
+/// Each variant's decision threshold for the monitor's `t`: a model trained with
+/// positive-class weight `w` estimates odds `w` times the true ones, so the same
+/// decision is at `w t / ((1 - t) + w t)` on its scale. With it, every variant's
+/// errors measure the same decision, whatever the population's mix of weights
+/// (population-based training changes that mix: measured, all-10 to all-1 over a
+/// demo run, which moved the unadjusted error share as much as a concept drift).
+pub(super) fn weighted_thresholds(state: &vigil_operators::learn::ModelState, t: f64) -> Vec<f64> {
+    state.hyper.iter().map(|h| {
+        let w = h.pos_weight.max(1e-6) as f64;
+        w * t / ((1.0 - t) + w * t)
+    }).collect()
+}
+
 /// Labels read are committed: a restarted job does not read them again (the
 /// predictions they would join did not survive the restart). Failures are logged;
 /// the next commit retries.
@@ -262,6 +275,9 @@ pub(super) struct Service {
     action: Option<ConceptAction>,
     /// While the learning rates are boosted: the joined-label count that ends it.
     boost_until: Option<u64>,
+    /// Per variant: the monitor's decision threshold on that variant's own scale
+    /// (a variant trained with positive-class weight w inflates the odds w times).
+    variant_thresholds: Vec<f64>,
 }
 
 impl Service {
@@ -309,6 +325,7 @@ impl Service {
             monitor: None,
             action: None,
             boost_until: None,
+            variant_thresholds: Vec::new(),
             spec,
             trainer,
             model,
@@ -511,8 +528,10 @@ impl Service {
         }
         let arm = (p.arm as usize).min(1);
         if let Some(m) = &mut self.monitor {
-            let threshold = m.decision_threshold();
-            let wrong = p.preds.iter().filter(|q| (**q as f64 >= threshold) != label).count();
+            if self.variant_thresholds.len() != p.preds.len() {
+                self.variant_thresholds = weighted_thresholds(&self.model.current().state, m.decision_threshold());
+            }
+            let wrong = p.preds.iter().zip(&self.variant_thresholds).filter(|(q, t)| (**q as f64 >= **t) != label).count();
             let population_error = wrong as f32 / p.preds.len().max(1) as f32;
             let outcome = Outcome { time_ms: p.time_ms, served: p.served, label, population_error, arm: p.arm, group: p.group };
             if let Some(action) = m.observe(outcome) {
@@ -671,6 +690,9 @@ impl Service {
 
     pub(super) fn publish(&mut self) -> Result<()> {
         let state = self.trainer.state().map_err(|e| anyhow!("reading the model back: {e}"))?;
+        if let Some(m) = &self.monitor {
+            self.variant_thresholds = weighted_thresholds(&state, m.decision_threshold());
+        }
         self.version += 1;
         let challenger = if self.spec.ab_share > 0.0 { self.challenger } else { None };
         self.model.publish(ModelSnapshot::new(self.version, state, self.champion, challenger, self.run_ids.clone()));

@@ -3,7 +3,8 @@
 //! Page-Hinkley) and group fairness of the served decisions.
 //!
 //! The error of one variant's prediction is 1 when its decision (score >= the
-//! decision threshold) disagrees with the label. The detectors see, per labeled
+//! decision threshold, on the variant's own scale: see the learner's
+//! `weighted_thresholds`) disagrees with the label. The detectors see, per labeled
 //! event, the share of variants in error (DDM, which needs 0/1: whether most of
 //! them are). Not the served champion's error: population-based training swaps
 //! the champion every few thousand labels, and a swap (to a variant with another
