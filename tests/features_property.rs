@@ -36,6 +36,8 @@ fn job() -> JobSpec {
         .window_feature("mean_10s", Agg::Mean, Some("amount"), Duration::from_secs(10))
         .window_feature("max_10s", Agg::Max, Some("amount"), Duration::from_secs(10))
         .window_feature("n_10s", Agg::Count, None, Duration::from_secs(10))
+        .window_feature("var_3s", Agg::Variance, Some("amount"), Duration::from_secs(3))
+        .window_feature("std_10s", Agg::Std, Some("amount"), Duration::from_secs(10))
         .time_since_prev_feature("since_prev", Duration::from_secs(5))
         .weight("n_3s", 0.5)
         .weight("amount", 0.01)
@@ -65,6 +67,8 @@ fn oracle_job() -> OracleJob {
             w("mean_10s", "mean", Some("amount"), 10_000),
             w("max_10s", "max", Some("amount"), 10_000),
             w("n_10s", "count", None, 10_000),
+            w("var_3s", "variance", Some("amount"), 3_000),
+            w("std_10s", "std", Some("amount"), 10_000),
             OracleFeature::SincePrev { name: "since_prev".into(), ttl_ms: 5_000 },
         ],
     }

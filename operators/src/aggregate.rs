@@ -3,7 +3,10 @@
 //!
 //! Sums are kept in fixed point (units of 1e-6, in `i128`), so adding an event and
 //! later removing it cancels exactly: a running window and a fresh scan of the same
-//! events give bit-identical results, whatever the order of updates.
+//! events give bit-identical results, whatever the order of updates. Sums of
+//! squares (for the variance) are kept the same way: each value's square, rounded
+//! once to 1e-6 ([`square_fixed`]), is added and later subtracted with wrapping
+//! arithmetic, so they cancel exactly too.
 
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +16,11 @@ pub const FIXED_SCALE: f64 = 1e6;
 /// A finite value in fixed point (saturating far outside the f64 range of money).
 pub fn to_fixed(x: f64) -> i128 {
     (x * FIXED_SCALE).round() as i128
+}
+
+/// A value's square in fixed point (1e-6 units; |x| <= 1e15 gives at most 1e36).
+pub fn square_fixed(x: f64) -> i128 {
+    (x * x * FIXED_SCALE).round() as i128
 }
 
 /// An aggregate over one numeric field of the events in a window.
@@ -29,6 +37,10 @@ pub enum Agg {
     Max,
     /// Minimum of the field; null when no event has it.
     Min,
+    /// Sample variance (n - 1 in the denominator) of the field; null below two values.
+    Variance,
+    /// Sample standard deviation: the square root of `Variance`.
+    Std,
 }
 
 impl Agg {
@@ -40,6 +52,8 @@ impl Agg {
             "mean" | "avg" => Agg::Mean,
             "max" => Agg::Max,
             "min" => Agg::Min,
+            "variance" | "var" => Agg::Variance,
+            "std" | "stddev" => Agg::Std,
             _ => return None,
         })
     }
@@ -59,6 +73,8 @@ impl Agg {
             Agg::Mean => (f.present > 0).then(|| f.sum as f64 / FIXED_SCALE / f.present as f64),
             Agg::Max => (f.present > 0).then_some(f.max),
             Agg::Min => (f.present > 0).then_some(f.min),
+            Agg::Variance => f.variance(),
+            Agg::Std => f.variance().map(f64::sqrt),
         }
     }
 }
@@ -69,13 +85,15 @@ impl Agg {
 pub struct FieldSummary {
     pub present: u64,
     pub sum: i128,
+    /// Sum of the values' squares, see [`square_fixed`].
+    pub sum_sq: i128,
     pub max: f64,
     pub min: f64,
 }
 
 impl Default for FieldSummary {
     fn default() -> Self {
-        FieldSummary { present: 0, sum: 0, max: f64::NEG_INFINITY, min: f64::INFINITY }
+        FieldSummary { present: 0, sum: 0, sum_sq: 0, max: f64::NEG_INFINITY, min: f64::INFINITY }
     }
 }
 
@@ -85,9 +103,23 @@ impl FieldSummary {
         if !v.is_nan() {
             self.present += 1;
             self.sum += to_fixed(v);
+            self.sum_sq = self.sum_sq.wrapping_add(square_fixed(v));
             self.max = self.max.max(v);
             self.min = self.min.min(v);
         }
+    }
+}
+
+impl FieldSummary {
+    /// Sample variance from the exact sums: (sum_sq - sum^2 / n) / (n - 1), never
+    /// below zero; `None` below two values.
+    pub fn variance(&self) -> Option<f64> {
+        if self.present < 2 {
+            return None;
+        }
+        let n = self.present as f64;
+        let (sum, sum_sq) = (self.sum as f64 / FIXED_SCALE, self.sum_sq as f64 / FIXED_SCALE);
+        Some(((sum_sq - sum * sum / n) / (n - 1.0)).max(0.0))
     }
 }
 
@@ -106,6 +138,11 @@ mod tests {
         assert_eq!(Agg::Mean.finish(3, Some(&f)), Some(2.0));
         assert_eq!(Agg::Max.finish(3, Some(&f)), Some(3.0));
         assert_eq!(Agg::Min.finish(3, Some(&f)), Some(1.0));
+        assert_eq!(Agg::Variance.finish(3, Some(&f)), Some(2.0));
+        assert_eq!(Agg::Std.finish(3, Some(&f)), Some(2.0f64.sqrt()));
+        let mut one = FieldSummary::default();
+        one.add(5.0);
+        assert_eq!(Agg::Variance.finish(1, Some(&one)), None);
         let empty = FieldSummary::default();
         assert_eq!(Agg::Mean.finish(0, Some(&empty)), None);
         assert_eq!(Agg::Sum.finish(0, Some(&empty)).map(f64::to_bits), Some(0.0f64.to_bits()));

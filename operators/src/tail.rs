@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use crate::aggregate::{to_fixed, FieldSummary};
+use crate::aggregate::{square_fixed, to_fixed, FieldSummary};
 
 /// A monotonic queue: times increasing, values strictly decreasing from the front,
 /// so the front is the maximum of the events still in the window.
@@ -46,6 +46,8 @@ impl MaxQueue {
 struct FieldRun {
     present: u64,
     sum: i128,
+    #[serde(default)]
+    sum_sq: i128,
     max: MaxQueue,
     /// Negated values: the minimum is `-neg_min.max()`.
     neg_min: MaxQueue,
@@ -87,6 +89,7 @@ impl TailWindow {
             if !v.is_nan() {
                 f.present += 1;
                 f.sum += to_fixed(*v);
+                f.sum_sq = f.sum_sq.wrapping_add(square_fixed(*v));
                 if ext.max {
                     f.max.push(t, *v);
                 }
@@ -111,6 +114,7 @@ impl TailWindow {
                 if !v.is_nan() {
                     f.present -= 1;
                     f.sum -= to_fixed(v);
+                    f.sum_sq = f.sum_sq.wrapping_sub(square_fixed(v));
                 }
             }
             self.start += 1;
@@ -137,6 +141,7 @@ impl TailWindow {
         FieldSummary {
             present: f.present,
             sum: f.sum,
+            sum_sq: f.sum_sq,
             max: f.max.max().unwrap_or(f64::NEG_INFINITY),
             min: f.neg_min.max().map_or(f64::INFINITY, |m| -m),
         }

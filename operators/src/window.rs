@@ -337,6 +337,8 @@ mod tests {
             w("m20", Agg::Mean, Some(1), 20),
             w("x20", Agg::Max, Some(0), 20),
             FeatureDef::TimeSincePrev { name: "p".into(), ttl_ms: 7 },
+            w("v5", Agg::Variance, Some(0), 5),
+            w("d20", Agg::Std, Some(1), 20),
         ]
     }
 
@@ -382,7 +384,19 @@ mod tests {
                     present(20, 0).into_iter().reduce(f64::max),
                     prev.filter(|pt| t - pt <= 7).map(|pt| (t - pt) as f64 / 1000.0),
                 ];
-                prop_assert_eq!(&out, &want, "event {} (key {}, t {})", i, key, t);
+                prop_assert_eq!(&out[..7], &want[..], "event {} (key {}, t {})", i, key, t);
+                // variance and standard deviation by the two-pass definition
+                let var = |v: Vec<f64>| (v.len() >= 2).then(|| {
+                    let m = v.iter().sum::<f64>() / v.len() as f64;
+                    v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (v.len() - 1) as f64
+                });
+                let close = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                    (Some(a), Some(b)) => (a - b).abs() <= 1e-9 * (1.0 + b.abs()),
+                    (a, b) => a == b,
+                };
+                let (v5, d20) = (var(present(5, 0)), var(present(20, 1)).map(f64::sqrt));
+                prop_assert!(close(out[7], v5), "variance {:?} vs {:?} at event {}", out[7], v5, i);
+                prop_assert!(close(out[8], d20), "std {:?} vs {:?} at event {}", out[8], d20, i);
             }
         }
     }

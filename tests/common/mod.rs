@@ -159,6 +159,11 @@ pub fn oracle(job: &OracleJob, partitions: &[Vec<Option<Vec<u8>>>], now_ms: i64)
                             "mean" => (!present.is_empty()).then(|| present.iter().sum::<f64>() / present.len() as f64),
                             "max" => present.iter().copied().reduce(f64::max),
                             "min" => present.iter().copied().reduce(f64::min),
+                            "variance" | "std" => (present.len() >= 2).then(|| {
+                                let m = present.iter().sum::<f64>() / present.len() as f64;
+                                let var = present.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (present.len() - 1) as f64;
+                                if *agg == "std" { var.sqrt() } else { var }
+                            }),
                             _ => unreachable!(),
                         };
                         feats.push((name.clone(), v));
