@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
-use vigil_operators::{Agg, FeatureDef, LogisticModel, Transform, WindowFeature};
+use vigil_operators::{Agg, DecayKind, Decayed, FeatureDef, LogisticModel, Transform, WindowFeature};
 
 /// The type a declared field must have in the JSON record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,6 +185,7 @@ impl JobSpec {
 enum PendingFeature {
     Window { name: String, agg: Agg, field: Option<String>, window: Duration },
     TimeSincePrev { name: String, ttl: Duration },
+    Decayed { name: String, kind: DecayKind, field: Option<String>, half_life: Duration, ttl: Option<Duration> },
 }
 
 /// Builds a [`JobSpec`] step by step; `build` validates the whole job.
@@ -280,6 +281,12 @@ impl JobBuilder {
         self
     }
     /// Seconds since the key's previous event, null past `ttl`.
+    /// An exponentially time-decayed count, sum or average with a half-life (an
+    /// engagement score); the key's state leaves after `ttl` idle (default 16 half-lives).
+    pub fn decayed_feature(mut self, name: &str, kind: DecayKind, field: Option<&str>, half_life: Duration, ttl: Option<Duration>) -> Self {
+        self.features.push(PendingFeature::Decayed { name: name.to_owned(), kind, field: field.map(str::to_owned), half_life, ttl });
+        self
+    }
     pub fn time_since_prev_feature(mut self, name: &str, ttl: Duration) -> Self {
         self.features.push(PendingFeature::TimeSincePrev { name: name.to_owned(), ttl });
         self
@@ -368,6 +375,22 @@ impl JobBuilder {
                     FeatureDef::Window(WindowFeature { name, agg, field, window_ms })
                 }
                 PendingFeature::TimeSincePrev { name, ttl } => FeatureDef::TimeSincePrev { name, ttl_ms: duration_ms(ttl) },
+                PendingFeature::Decayed { name, kind, field, half_life, ttl } => {
+                    let field = match (kind, field) {
+                        (DecayKind::Count, None) => None,
+                        (DecayKind::Count, Some(_)) => bail!("feature `{name}`: a decayed count takes no field"),
+                        (_, None) => bail!("feature `{name}`: a decayed {kind:?} needs a field"),
+                        (_, Some(f)) => Some(
+                            numeric.iter().position(|n| n.name == f).with_context(|| format!("feature `{name}`: `{f}` is not a numeric field of the schema"))?,
+                        ),
+                    };
+                    let half_life_ms = duration_ms(half_life);
+                    if half_life_ms <= 0 {
+                        bail!("feature `{name}`: the half-life must be positive");
+                    }
+                    let ttl_ms = ttl.map_or(half_life_ms.saturating_mul(16), duration_ms);
+                    FeatureDef::Decayed(Decayed { name, kind, field, half_life_ms, ttl_ms })
+                }
             };
             if features.iter().any(|f: &FeatureDef| f.name() == def.name()) || numeric.iter().any(|n| n.name == def.name()) {
                 bail!("feature `{}`: the name is already used", def.name());
@@ -503,6 +526,7 @@ mod toml_front {
         field: Option<String>,
         window: Option<String>,
         ttl: Option<String>,
+        half_life: Option<String>,
     }
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
@@ -641,7 +665,17 @@ mod toml_front {
                 b = if optional { b.optional_field(name, ty) } else { b.field(name, ty) };
             }
             for f in self.features {
-                b = if f.agg == "time_since_prev" {
+                let decayed = match f.agg.as_str() {
+                    "decayed_count" => Some(DecayKind::Count),
+                    "decayed_sum" => Some(DecayKind::Sum),
+                    "decayed_avg" | "decayed_mean" => Some(DecayKind::Avg),
+                    _ => None,
+                };
+                b = if let Some(kind) = decayed {
+                    let half_life = f.half_life.as_deref().with_context(|| format!("feature `{}` needs a half_life", f.name))?;
+                    let ttl = f.ttl.as_deref().map(parse_duration).transpose()?;
+                    b.decayed_feature(&f.name, kind, f.field.as_deref(), parse_duration(half_life)?, ttl)
+                } else if f.agg == "time_since_prev" {
                     let ttl = f.ttl.as_deref().map(parse_duration).transpose()?.unwrap_or(Duration::from_secs(86_400));
                     b.time_since_prev_feature(&f.name, ttl)
                 } else {
@@ -721,6 +755,27 @@ mod tests {
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn decayed_features_parse_and_bad_ones_are_refused() {
+        let job = |features: &str| {
+            JobSpec::from_toml(&format!(
+                "[source]\ntopic = \"t\"\nkey = \"k\"\nevent_time = \"ts\"\n[source.schema]\nw = \"f64\"\n{features}"
+            ))
+        };
+        let ok = job("[[feature]]\nname = \"e\"\nagg = \"decayed_sum\"\nfield = \"w\"\nhalf_life = \"1h\"\n[[feature]]\nname = \"c\"\nagg = \"decayed_count\"\nhalf_life = \"10m\"\nttl = \"1d\"")
+            .expect("valid");
+        assert_eq!(
+            ok.features[0],
+            FeatureDef::Decayed(Decayed { name: "e".into(), kind: DecayKind::Sum, field: Some(0), half_life_ms: 3_600_000, ttl_ms: 16 * 3_600_000 })
+        );
+        assert!(matches!(&ok.features[1], FeatureDef::Decayed(d) if d.kind == DecayKind::Count && d.ttl_ms == 86_400_000));
+        let err = |f: &str| format!("{:#}", job(f).expect_err(f));
+        assert!(err("[[feature]]\nname = \"e\"\nagg = \"decayed_avg\"\nfield = \"w\"").contains("needs a half_life"));
+        assert!(err("[[feature]]\nname = \"e\"\nagg = \"decayed_avg\"\nhalf_life = \"1h\"").contains("needs a field"));
+        assert!(err("[[feature]]\nname = \"e\"\nagg = \"decayed_count\"\nfield = \"w\"\nhalf_life = \"1h\"").contains("takes no field"));
+        assert!(err("[[feature]]\nname = \"e\"\nagg = \"decayed_sum\"\nfield = \"w\"\nhalf_life = \"0s\"").contains("positive"));
     }
 
     #[test]

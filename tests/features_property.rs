@@ -17,7 +17,7 @@ use vigil::local::run_local;
 use vigil::metrics::Metrics;
 use vigil::output::{MemorySink, Topic};
 use vigil::spec::{FieldType, JobBuilder, JobSpec};
-use vigil_operators::Agg;
+use vigil_operators::{Agg, DecayKind};
 
 const BASE: i64 = 1_767_225_600_000; // 2026-01-01
 
@@ -38,6 +38,9 @@ fn job() -> JobSpec {
         .window_feature("n_10s", Agg::Count, None, Duration::from_secs(10))
         .window_feature("var_3s", Agg::Variance, Some("amount"), Duration::from_secs(3))
         .window_feature("std_10s", Agg::Std, Some("amount"), Duration::from_secs(10))
+        .decayed_feature("engagement", DecayKind::Count, None, Duration::from_secs(4), None)
+        .decayed_feature("spend_decayed", DecayKind::Sum, Some("amount"), Duration::from_secs(2), None)
+        .decayed_feature("amount_decayed_avg", DecayKind::Avg, Some("amount"), Duration::from_secs(8), None)
         .time_since_prev_feature("since_prev", Duration::from_secs(5))
         .weight("n_3s", 0.5)
         .weight("amount", 0.01)
@@ -69,6 +72,9 @@ fn oracle_job() -> OracleJob {
             w("n_10s", "count", None, 10_000),
             w("var_3s", "variance", Some("amount"), 3_000),
             w("std_10s", "std", Some("amount"), 10_000),
+            OracleFeature::Decayed { name: "engagement".into(), kind: DecayKind::Count, field: None, half_life_ms: 4_000 },
+            OracleFeature::Decayed { name: "spend_decayed".into(), kind: DecayKind::Sum, field: Some("amount".into()), half_life_ms: 2_000 },
+            OracleFeature::Decayed { name: "amount_decayed_avg".into(), kind: DecayKind::Avg, field: Some("amount".into()), half_life_ms: 8_000 },
             OracleFeature::SincePrev { name: "since_prev".into(), ttl_ms: 5_000 },
         ],
     }

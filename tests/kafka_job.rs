@@ -32,11 +32,19 @@ fn oracle_job(job: &JobSpec) -> OracleJob {
                     vigil_operators::Agg::Mean => "mean",
                     vigil_operators::Agg::Max => "max",
                     vigil_operators::Agg::Min => "min",
+                    vigil_operators::Agg::Variance => "variance",
+                    vigil_operators::Agg::Std => "std",
                 },
                 field: w.field.map(|_| "amount".to_string()),
                 window_ms: w.window_ms,
             },
             FeatureDef::TimeSincePrev { name, ttl_ms } => OracleFeature::SincePrev { name: name.clone(), ttl_ms: *ttl_ms },
+            FeatureDef::Decayed(d) => OracleFeature::Decayed {
+                name: d.name.clone(),
+                kind: d.kind,
+                field: d.field.map(|_| "amount".to_string()),
+                half_life_ms: d.half_life_ms,
+            },
         })
         .collect();
     OracleJob {

@@ -16,4 +16,4 @@ pub mod window;
 
 pub use aggregate::Agg;
 pub use logistic::{LogisticModel, Transform};
-pub use window::{FeatureDef, FeatureState, WindowFeature};
+pub use window::{DecayKind, Decayed, FeatureDef, FeatureState, WindowFeature};

@@ -61,6 +61,79 @@ pub enum FeatureDef {
     /// Seconds since the key's previous accepted event (in offset order); null for a
     /// key's first event and when the previous event is more than `ttl_ms` earlier.
     TimeSincePrev { name: String, ttl_ms: i64 },
+    /// An exponentially time-decayed aggregate with a half-life (an engagement
+    /// score): see [`Decayed`].
+    Decayed(Decayed),
+}
+
+/// What a decayed feature sums.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecayKind {
+    /// Sum of 2^(-(t - t_i) / half_life) over the key's events up to t.
+    Count,
+    /// The same weights times the field's value (absent values add nothing).
+    Sum,
+    /// `Sum` divided by the decayed count of the events that have the field; null before the first.
+    Avg,
+}
+
+/// A decayed aggregate as of each event: the key's accepted events that precede it
+/// in offset order, plus itself, with event time at or before its own, each
+/// weighted by 2^(-age / half_life). The key keeps its sums as of its latest event
+/// time (an in-order event reads them in O(1); going forward the exponent is never
+/// positive, so nothing overflows), and the sums of its evicted events as of the
+/// newest of them: an out-of-order event adds those, decayed to its own time, to a
+/// scan of the retained events at or before it, without subtracting anything. A
+/// key idle for `ttl_ms` is dropped (its weight is then 2^(-ttl / half_life)).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Decayed {
+    pub name: String,
+    pub kind: DecayKind,
+    pub field: Option<usize>,
+    pub half_life_ms: i64,
+    pub ttl_ms: i64,
+}
+
+/// Running decayed sums of one key and one decayed feature: of all its events as
+/// of `at` (its latest time), and of its evicted events as of `base_at`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct DecayRun {
+    at: i64,
+    /// Decayed sum of the values (or of 1 per event for `Count`).
+    sum: f64,
+    /// Decayed count of the events that have the field.
+    weight: f64,
+    base_at: i64,
+    base_sum: f64,
+    base_weight: f64,
+}
+
+/// 2^(-age / half_life).
+fn decay(age_ms: i64, half_life_ms: i64) -> f64 {
+    (-(age_ms as f64) / half_life_ms.max(1) as f64).exp2()
+}
+
+impl Decayed {
+    /// An event's contribution (value, weight) before decay; `values` are its fields.
+    fn contribution(&self, values: &[f64]) -> (f64, f64) {
+        self.contribution_of(self.field.map(|f| values[f]))
+    }
+
+    fn contribution_of(&self, value: Option<f64>) -> (f64, f64) {
+        match (self.kind, value) {
+            (DecayKind::Count, _) => (1.0, 1.0),
+            (_, Some(v)) if !v.is_nan() => (v, 1.0),
+            _ => (0.0, 0.0),
+        }
+    }
+
+    fn finish(&self, sum: f64, weight: f64) -> Option<f64> {
+        match self.kind {
+            DecayKind::Avg => (weight > 0.0).then(|| sum / weight),
+            _ => Some(sum),
+        }
+    }
 }
 
 impl FeatureDef {
@@ -68,6 +141,7 @@ impl FeatureDef {
         match self {
             FeatureDef::Window(w) => &w.name,
             FeatureDef::TimeSincePrev { name, .. } => name,
+            FeatureDef::Decayed(d) => &d.name,
         }
     }
 }
@@ -90,6 +164,9 @@ struct KeyHistory {
     last_time: Option<i64>,
     /// One running window per plan, at the latest time in `times`.
     tails: Vec<TailWindow>,
+    /// One running sum per decayed feature (in `defs` order of those).
+    #[serde(default)]
+    decayed: Vec<DecayRun>,
 }
 
 /// Feature state of all keys seen by one worker.
@@ -136,7 +213,7 @@ impl FeatureState {
                     plans[i].extremes.min |= w.agg == Agg::Min;
                     Some(i)
                 }
-                FeatureDef::TimeSincePrev { .. } => None,
+                FeatureDef::TimeSincePrev { .. } | FeatureDef::Decayed(_) => None,
             });
         }
         let max_window_ms = plans.iter().map(|p| p.len_ms).max().unwrap_or(0);
@@ -145,6 +222,7 @@ impl FeatureState {
             .map(|d| match d {
                 FeatureDef::Window(w) => w.window_ms,
                 FeatureDef::TimeSincePrev { ttl_ms, .. } => *ttl_ms,
+                FeatureDef::Decayed(d) => d.ttl_ms,
             })
             .max()
             .unwrap_or(0);
@@ -219,10 +297,11 @@ impl FeatureState {
                 values: VecDeque::new(),
                 last_time: None,
                 tails: self.plans.iter().map(|_| TailWindow::new(fields)).collect(),
+                decayed: Vec::new(),
             }),
         };
         history.partition = partition;
-        history.evict(horizon, fields);
+        history.evict(horizon, fields, &self.defs);
         let previous = history.last_time.replace(time);
 
         // Insert after every entry with time <= `time` (ties keep arrival order).
@@ -258,6 +337,41 @@ impl FeatureState {
             }
         }
 
+        // decayed features: the running sums at the key's latest time
+        let latest = history.times.back().copied().unwrap_or(time);
+        let decayed_defs = self.defs.iter().filter_map(|d| if let FeatureDef::Decayed(d) = d { Some(d) } else { None });
+        let mut decayed_out: Vec<Option<f64>> = Vec::new();
+        for (j, d) in decayed_defs.enumerate() {
+            if history.decayed.len() <= j {
+                history.decayed.push(DecayRun { at: time, base_at: time, ..DecayRun::default() });
+            }
+            let run = &mut history.decayed[j];
+            let (x, w) = d.contribution(values);
+            if in_order {
+                let f = decay(time - run.at, d.half_life_ms);
+                run.sum = run.sum * f + x;
+                run.weight = run.weight * f + w;
+                run.at = time;
+                decayed_out.push(d.finish(run.sum, run.weight));
+            } else {
+                // the evicted events (all before this one), then the retained ones up to it
+                let f = decay(time - run.base_at, d.half_life_ms);
+                let (mut s, mut sw) = (run.base_sum * f, run.base_weight * f);
+                for e in 0..=pos {
+                    let (ex, ew) = d.contribution_of(d.field.map(|f| history.values[e * fields + f]));
+                    let f = decay(time - history.times[e], d.half_life_ms);
+                    s += ex * f;
+                    sw += ew * f;
+                }
+                decayed_out.push(d.finish(s, sw));
+                let f = decay(run.at - time, d.half_life_ms);
+                run.sum += x * f;
+                run.weight += w * f;
+            }
+            debug_assert_eq!(run.at, latest);
+        }
+        let mut decayed_out = decayed_out.into_iter();
+
         out.clear();
         for (def, plan) in self.defs.iter().zip(&self.plan_of) {
             out.push(match def {
@@ -268,6 +382,7 @@ impl FeatureState {
                 FeatureDef::TimeSincePrev { ttl_ms, .. } => previous
                     .filter(|&p| time - p <= *ttl_ms)
                     .map(|p| (time - p) as f64 / 1000.0),
+                FeatureDef::Decayed(_) => decayed_out.next().flatten(),
             });
         }
 
@@ -282,11 +397,11 @@ impl FeatureState {
     pub fn sweep(&mut self) {
         self.observed_since_sweep = 0;
         let (fields, max_window, ttl) = (self.fields, self.max_window_ms, self.ttl_ms);
-        let watermarks = &self.watermarks;
+        let (watermarks, defs) = (&self.watermarks, &self.defs);
         let expired = &mut self.expired;
         self.keys.retain(|key, h| {
             let wm = watermarks.get(&h.partition).copied().unwrap_or(i64::MIN);
-            h.evict(wm.saturating_sub(max_window), fields);
+            h.evict(wm.saturating_sub(max_window), fields, defs);
             // A future event at t >= wm has t - last > ttl: the key's state is dead.
             let stale = h.last_time.is_none_or(|last| last < wm.saturating_sub(ttl));
             let dead = h.times.is_empty() && stale;
@@ -304,14 +419,26 @@ impl FeatureState {
 }
 
 impl KeyHistory {
-    /// Removes entries at or before `horizon`: no future event's window reaches them.
-    fn evict(&mut self, horizon: i64, fields: usize) {
+    /// Removes entries at or before `horizon`: no future event's window reaches them
+    /// (decayed features keep their sum as the base).
+    fn evict(&mut self, horizon: i64, fields: usize, defs: &[FeatureDef]) {
         if self.times.front().is_none_or(|&t| t > horizon) {
             return;
         }
         let n = self.times.partition_point(|&t| t <= horizon);
         if n == 0 {
             return;
+        }
+        let decayed = defs.iter().filter_map(|d| if let FeatureDef::Decayed(d) = d { Some(d) } else { None });
+        for (d, run) in decayed.zip(&mut self.decayed) {
+            for e in 0..n {
+                let (x, w) = d.contribution_of(d.field.map(|f| self.values[e * fields + f]));
+                let t = self.times[e];
+                let f = decay(t - run.base_at, d.half_life_ms); // entries leave in time order
+                run.base_sum = run.base_sum * f + x;
+                run.base_weight = run.base_weight * f + w;
+                run.base_at = t;
+            }
         }
         for tail in &mut self.tails {
             tail.advance(horizon, &self.times, &self.values, fields);
@@ -327,6 +454,10 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn decayed(name: &str, kind: DecayKind, field: Option<usize>, half_life_ms: i64) -> FeatureDef {
+        FeatureDef::Decayed(Decayed { name: name.into(), kind, field, half_life_ms, ttl_ms: 1 << 40 })
+    }
+
     fn defs() -> Vec<FeatureDef> {
         let w = |name: &str, agg, field, window_ms| FeatureDef::Window(WindowFeature { name: name.into(), agg, field, window_ms });
         vec![
@@ -339,6 +470,9 @@ mod tests {
             FeatureDef::TimeSincePrev { name: "p".into(), ttl_ms: 7 },
             w("v5", Agg::Variance, Some(0), 5),
             w("d20", Agg::Std, Some(1), 20),
+            decayed("dc3", DecayKind::Count, None, 3),
+            decayed("ds5", DecayKind::Sum, Some(0), 5),
+            decayed("da2", DecayKind::Avg, Some(1), 2),
         ]
     }
 
@@ -397,6 +531,28 @@ mod tests {
                 let (v5, d20) = (var(present(5, 0)), var(present(20, 1)).map(f64::sqrt));
                 prop_assert!(close(out[7], v5), "variance {:?} vs {:?} at event {}", out[7], v5, i);
                 prop_assert!(close(out[8], d20), "std {:?} vs {:?} at event {}", out[8], d20, i);
+                // decayed aggregates by their definition: every earlier event of the key
+                // (offset order) at or before t, weighted 2^(-age / half-life)
+                let upto = || history.iter().filter(move |h| h.0 == key && h.1 <= t);
+                let weighted = |hl: f64, f: Option<usize>| upto().fold((0.0, 0.0), |(s, w), h| {
+                    let k = (-((t - h.1) as f64) / hl).exp2();
+                    match f.map(|f| if f == 0 { h.2 } else { h.3 }) {
+                        None => (s + k, w + k),
+                        Some(v) if !v.is_nan() => (s + k * v, w + k),
+                        Some(_) => (s, w),
+                    }
+                });
+                let dc3 = Some(weighted(3.0, None).0);
+                let ds5 = Some(weighted(5.0, Some(0)).0);
+                let (s2, w2) = weighted(2.0, Some(1));
+                let da2 = (w2 > 0.0).then(|| s2 / w2);
+                let near = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                    (Some(a), Some(b)) => (a - b).abs() <= 1e-9 * (1.0 + b.abs()),
+                    (a, b) => a == b,
+                };
+                prop_assert!(near(out[9], dc3), "decayed count {:?} vs {:?} at event {}", out[9], dc3, i);
+                prop_assert!(near(out[10], ds5), "decayed sum {:?} vs {:?} at event {}", out[10], ds5, i);
+                prop_assert!(near(out[11], da2), "decayed avg {:?} vs {:?} at event {}", out[11], da2, i);
             }
         }
     }

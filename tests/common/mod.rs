@@ -59,6 +59,8 @@ pub enum Expected {
 pub enum OracleFeature {
     Window { name: String, agg: &'static str, field: Option<String>, window_ms: i64 },
     SincePrev { name: String, ttl_ms: i64 },
+    /// Every accepted earlier event of the key (and the event) at or before its time, weighted 2^(-age / half-life).
+    Decayed { name: String, kind: vigil_operators::DecayKind, field: Option<String>, half_life_ms: i64 },
 }
 
 pub struct OracleJob {
@@ -165,6 +167,22 @@ pub fn oracle(job: &OracleJob, partitions: &[Vec<Option<Vec<u8>>>], now_ms: i64)
                                 if *agg == "std" { var.sqrt() } else { var }
                             }),
                             _ => unreachable!(),
+                        };
+                        feats.push((name.clone(), v));
+                    }
+                    OracleFeature::Decayed { name, kind, field, half_life_ms } => {
+                        let (mut sum, mut weight) = (0.0, 0.0);
+                        for (_, tt, r) in accepted.iter().filter(|(kk, tt, _)| *kk == k && *tt <= t) {
+                            let f = (-((t - tt) as f64) / *half_life_ms as f64).exp2();
+                            match field.as_ref().map(|name| r.get(name).and_then(|v| v.as_f64())) {
+                                None => (sum, weight) = (sum + f, weight + f),
+                                Some(Some(v)) => (sum, weight) = (sum + f * v, weight + f),
+                                Some(None) => {}
+                            }
+                        }
+                        let v = match kind {
+                            vigil_operators::DecayKind::Avg => (weight > 0.0).then(|| sum / weight),
+                            _ => Some(sum),
                         };
                         feats.push((name.clone(), v));
                     }
