@@ -186,6 +186,7 @@ enum PendingFeature {
     Window { name: String, agg: Agg, field: Option<String>, window: Duration },
     TimeSincePrev { name: String, ttl: Duration },
     Decayed { name: String, kind: DecayKind, field: Option<String>, half_life: Duration, ttl: Option<Duration> },
+    PrevValue { name: String, field: String, ttl: Duration },
 }
 
 /// Builds a [`JobSpec`] step by step; `build` validates the whole job.
@@ -285,6 +286,11 @@ impl JobBuilder {
     /// engagement score); the key's state leaves after `ttl` idle (default 16 half-lives).
     pub fn decayed_feature(mut self, name: &str, kind: DecayKind, field: Option<&str>, half_life: Duration, ttl: Option<Duration>) -> Self {
         self.features.push(PendingFeature::Decayed { name: name.to_owned(), kind, field: field.map(str::to_owned), half_life, ttl });
+        self
+    }
+    /// The field's value at the key's previous event (null past `ttl`).
+    pub fn prev_value_feature(mut self, name: &str, field: &str, ttl: Duration) -> Self {
+        self.features.push(PendingFeature::PrevValue { name: name.to_owned(), field: field.to_owned(), ttl });
         self
     }
     pub fn time_since_prev_feature(mut self, name: &str, ttl: Duration) -> Self {
@@ -390,6 +396,10 @@ impl JobBuilder {
                     }
                     let ttl_ms = ttl.map_or(half_life_ms.saturating_mul(16), duration_ms);
                     FeatureDef::Decayed(Decayed { name, kind, field, half_life_ms, ttl_ms })
+                }
+                PendingFeature::PrevValue { name, field, ttl } => {
+                    let index = numeric.iter().position(|n| n.name == field).with_context(|| format!("feature `{name}`: `{field}` is not a numeric field of the schema"))?;
+                    FeatureDef::PrevValue { name, field: index, ttl_ms: duration_ms(ttl) }
                 }
             };
             if features.iter().any(|f: &FeatureDef| f.name() == def.name()) || numeric.iter().any(|n| n.name == def.name()) {
@@ -671,7 +681,11 @@ mod toml_front {
                     "decayed_avg" | "decayed_mean" => Some(DecayKind::Avg),
                     _ => None,
                 };
-                b = if let Some(kind) = decayed {
+                b = if f.agg == "prev_value" {
+                    let field = f.field.as_deref().with_context(|| format!("feature `{}` needs a field", f.name))?;
+                    let ttl = f.ttl.as_deref().map(parse_duration).transpose()?.unwrap_or(Duration::from_secs(86_400));
+                    b.prev_value_feature(&f.name, field, ttl)
+                } else if let Some(kind) = decayed {
                     let half_life = f.half_life.as_deref().with_context(|| format!("feature `{}` needs a half_life", f.name))?;
                     let ttl = f.ttl.as_deref().map(parse_duration).transpose()?;
                     b.decayed_feature(&f.name, kind, f.field.as_deref(), parse_duration(half_life)?, ttl)

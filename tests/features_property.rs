@@ -41,6 +41,7 @@ fn job() -> JobSpec {
         .decayed_feature("engagement", DecayKind::Count, None, Duration::from_secs(4), None)
         .decayed_feature("spend_decayed", DecayKind::Sum, Some("amount"), Duration::from_secs(2), None)
         .decayed_feature("amount_decayed_avg", DecayKind::Avg, Some("amount"), Duration::from_secs(8), None)
+        .prev_value_feature("prev_amount", "amount", Duration::from_secs(5))
         .time_since_prev_feature("since_prev", Duration::from_secs(5))
         .weight("n_3s", 0.5)
         .weight("amount", 0.01)
@@ -75,6 +76,7 @@ fn oracle_job() -> OracleJob {
             OracleFeature::Decayed { name: "engagement".into(), kind: DecayKind::Count, field: None, half_life_ms: 4_000 },
             OracleFeature::Decayed { name: "spend_decayed".into(), kind: DecayKind::Sum, field: Some("amount".into()), half_life_ms: 2_000 },
             OracleFeature::Decayed { name: "amount_decayed_avg".into(), kind: DecayKind::Avg, field: Some("amount".into()), half_life_ms: 8_000 },
+            OracleFeature::PrevValue { name: "prev_amount".into(), field: "amount".into(), ttl_ms: 5_000 },
             OracleFeature::SincePrev { name: "since_prev".into(), ttl_ms: 5_000 },
         ],
     }

@@ -45,6 +45,7 @@ fn oracle_job(job: &JobSpec) -> OracleJob {
                 field: d.field.map(|_| "amount".to_string()),
                 half_life_ms: d.half_life_ms,
             },
+            FeatureDef::PrevValue { name, ttl_ms, .. } => OracleFeature::PrevValue { name: name.clone(), field: "amount".into(), ttl_ms: *ttl_ms },
         })
         .collect();
     OracleJob {

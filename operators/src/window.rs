@@ -64,6 +64,10 @@ pub enum FeatureDef {
     /// An exponentially time-decayed aggregate with a half-life (an engagement
     /// score): see [`Decayed`].
     Decayed(Decayed),
+    /// The field's value at the key's previous accepted event (in offset order);
+    /// null for a key's first event, when that event lacked the field, or when it
+    /// is more than `ttl_ms` earlier (the last value before this one).
+    PrevValue { name: String, field: usize, ttl_ms: i64 },
 }
 
 /// What a decayed feature sums.
@@ -142,6 +146,7 @@ impl FeatureDef {
             FeatureDef::Window(w) => &w.name,
             FeatureDef::TimeSincePrev { name, .. } => name,
             FeatureDef::Decayed(d) => &d.name,
+            FeatureDef::PrevValue { name, .. } => name,
         }
     }
 }
@@ -167,6 +172,9 @@ struct KeyHistory {
     /// One running sum per decayed feature (in `defs` order of those).
     #[serde(default)]
     decayed: Vec<DecayRun>,
+    /// The fields of the key's previous event in offset order (NaN = absent).
+    #[serde(default)]
+    last_values: Vec<f64>,
 }
 
 /// Feature state of all keys seen by one worker.
@@ -213,7 +221,7 @@ impl FeatureState {
                     plans[i].extremes.min |= w.agg == Agg::Min;
                     Some(i)
                 }
-                FeatureDef::TimeSincePrev { .. } | FeatureDef::Decayed(_) => None,
+                FeatureDef::TimeSincePrev { .. } | FeatureDef::Decayed(_) | FeatureDef::PrevValue { .. } => None,
             });
         }
         let max_window_ms = plans.iter().map(|p| p.len_ms).max().unwrap_or(0);
@@ -223,6 +231,7 @@ impl FeatureState {
                 FeatureDef::Window(w) => w.window_ms,
                 FeatureDef::TimeSincePrev { ttl_ms, .. } => *ttl_ms,
                 FeatureDef::Decayed(d) => d.ttl_ms,
+                FeatureDef::PrevValue { ttl_ms, .. } => *ttl_ms,
             })
             .max()
             .unwrap_or(0);
@@ -298,11 +307,17 @@ impl FeatureState {
                 last_time: None,
                 tails: self.plans.iter().map(|_| TailWindow::new(fields)).collect(),
                 decayed: Vec::new(),
+                last_values: Vec::new(),
             }),
         };
         history.partition = partition;
         history.evict(horizon, fields, &self.defs);
         let previous = history.last_time.replace(time);
+        // the previous event's fields, kept only for jobs with a prev_value feature
+        let previous_values = match self.defs.iter().any(|d| matches!(d, FeatureDef::PrevValue { .. })) {
+            true => std::mem::replace(&mut history.last_values, values.to_vec()),
+            false => Vec::new(),
+        };
 
         // Insert after every entry with time <= `time` (ties keep arrival order).
         let pos = match history.times.back() {
@@ -383,6 +398,10 @@ impl FeatureState {
                     .filter(|&p| time - p <= *ttl_ms)
                     .map(|p| (time - p) as f64 / 1000.0),
                 FeatureDef::Decayed(_) => decayed_out.next().flatten(),
+                FeatureDef::PrevValue { field, ttl_ms, .. } => previous
+                    .filter(|&p| time - p <= *ttl_ms)
+                    .and_then(|_| previous_values.get(*field).copied())
+                    .filter(|v| !v.is_nan()),
             });
         }
 
@@ -473,6 +492,7 @@ mod tests {
             decayed("dc3", DecayKind::Count, None, 3),
             decayed("ds5", DecayKind::Sum, Some(0), 5),
             decayed("da2", DecayKind::Avg, Some(1), 2),
+            FeatureDef::PrevValue { name: "pv".into(), field: 1, ttl_ms: 6 },
         ]
     }
 
@@ -502,6 +522,7 @@ mod tests {
                 let wm_after = max_seen[p].unwrap() - lateness;
                 let (a, b) = (a.map_or(f64::NAN, f64::from), b.map_or(f64::NAN, f64::from));
                 let prev = history.iter().rev().find(|h| h.0 == key).map(|h| h.1);
+                let prev_b = history.iter().rev().find(|h| h.0 == key).filter(|h| t - h.1 <= 6).map(|h| h.3).filter(|v| !v.is_nan());
                 history.push((key, t, a, b));
                 state.observe(&format!("k{key}"), key as u32, wm_after, t, &[a, b], &mut out);
                 if i % 97 == 0 {
@@ -553,6 +574,7 @@ mod tests {
                 prop_assert!(near(out[9], dc3), "decayed count {:?} vs {:?} at event {}", out[9], dc3, i);
                 prop_assert!(near(out[10], ds5), "decayed sum {:?} vs {:?} at event {}", out[10], ds5, i);
                 prop_assert!(near(out[11], da2), "decayed avg {:?} vs {:?} at event {}", out[11], da2, i);
+                prop_assert_eq!(out[12], prev_b, "previous value at event {}", i);
             }
         }
     }

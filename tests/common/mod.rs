@@ -61,6 +61,8 @@ pub enum OracleFeature {
     SincePrev { name: String, ttl_ms: i64 },
     /// Every accepted earlier event of the key (and the event) at or before its time, weighted 2^(-age / half-life).
     Decayed { name: String, kind: vigil_operators::DecayKind, field: Option<String>, half_life_ms: i64 },
+    /// The field at the key's previous accepted event, if within `ttl_ms`.
+    PrevValue { name: String, field: String, ttl_ms: i64 },
 }
 
 pub struct OracleJob {
@@ -144,6 +146,7 @@ pub fn oracle(job: &OracleJob, partitions: &[Vec<Option<Vec<u8>>>], now_ms: i64)
             }
             max_seen = Some(max_seen.map_or(t, |m| m.max(t)));
             let previous = accepted.iter().rev().find(|(kk, _, _)| *kk == k).map(|(_, pt, _)| *pt);
+            let previous_record = accepted.iter().rev().find(|(kk, _, _)| *kk == k).map(|(_, pt, r)| (*pt, r.clone()));
             accepted.push((k.clone(), t, obj));
             let mut feats = Vec::new();
             for f in &job.features {
@@ -184,6 +187,10 @@ pub fn oracle(job: &OracleJob, partitions: &[Vec<Option<Vec<u8>>>], now_ms: i64)
                             vigil_operators::DecayKind::Avg => (weight > 0.0).then(|| sum / weight),
                             _ => Some(sum),
                         };
+                        feats.push((name.clone(), v));
+                    }
+                    OracleFeature::PrevValue { name, field, ttl_ms } => {
+                        let v = previous_record.as_ref().filter(|(pt, _)| t - pt <= *ttl_ms).and_then(|(_, r)| r.get(field).and_then(|v| v.as_f64()));
                         feats.push((name.clone(), v));
                     }
                     OracleFeature::SincePrev { name, ttl_ms } => {
