@@ -533,7 +533,7 @@ impl Service {
             }
             let wrong = p.preds.iter().zip(&self.variant_thresholds).filter(|(q, t)| (**q as f64 >= **t) != label).count();
             let population_error = wrong as f32 / p.preds.len().max(1) as f32;
-            let outcome = Outcome { time_ms: p.time_ms, served: p.served, label, population_error, arm: p.arm, group: p.group };
+            let outcome = Outcome { time_ms: p.time_ms, served: p.served, label, population_error, group: p.group };
             if let Some(action) = m.observe(outcome) {
                 self.action = Some(action);
             }

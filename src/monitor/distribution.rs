@@ -61,8 +61,6 @@ pub struct DistributionMonitors {
     categorical: Vec<(String, CategoricalDrift)>,
     prediction: Option<Prediction>,
     decision_threshold: f64,
-    /// Scored events still to pass before predictions are watched.
-    prediction_skip: u64,
     prediction_thresholds: DriftThresholds,
     thresholds: DriftThresholds,
     interval_ms: i64,
@@ -89,7 +87,6 @@ impl DistributionMonitors {
             categorical: m.categorical.iter().map(|(n, _)| (n.clone(), CategoricalDrift::new(m.reference.clone(), w))).collect(),
             prediction,
             decision_threshold: p.decision_threshold,
-            prediction_skip: p.skip,
             prediction_thresholds: DriftThresholds { ks_alpha: p.alpha.unwrap_or(m.spec.thresholds.ks_alpha), ..m.spec.thresholds },
             thresholds: m.spec.thresholds,
             interval_ms: i64::try_from(m.spec.interval.as_millis()).unwrap_or(i64::MAX).max(1),
@@ -112,10 +109,7 @@ impl DistributionMonitors {
             for (j, (_, d)) in self.categorical.iter_mut().enumerate() {
                 d.push_id(t, batch.categorical[i * c + j]);
             }
-            if self.prediction_skip > 0 {
-                self.prediction_skip -= 1;
-            } else {
-                match &mut self.prediction {
+            match &mut self.prediction {
                     Some(Prediction::Served { score, rate }) => {
                         let served = batch.score[i] as f64;
                         score.push(t, served);
@@ -123,7 +117,6 @@ impl DistributionMonitors {
                     }
                     Some(Prediction::Rescored { inputs, .. }) if d > 0 => inputs.push(t, batch.inputs[i * d..(i + 1) * d].into()),
                     _ => {}
-                }
             }
             self.progress = self.progress.max(t);
             let next = *self.next_eval.get_or_insert(t - t.rem_euclid(self.interval_ms) + self.interval_ms);

@@ -30,8 +30,6 @@ pub struct Outcome {
     pub label: bool,
     /// Share of the variants whose decision disagrees with the label.
     pub population_error: f32,
-    /// A/B arm of the served prediction.
-    pub arm: u8,
     /// Fairness group id (see `Interner`).
     pub group: u32,
 }
@@ -102,20 +100,18 @@ impl LabeledMonitors {
             f.window.push(o.group, decision, o.label);
         }
         let mut fired = false;
-        {
-            self.seen += 1;
-            if self.seen > self.grace {
-                let share = o.population_error as f64;
-                for d in &mut self.detectors {
-                    let x = if d.method() == "ddm" { (share > 0.5) as u8 as f64 } else { share };
-                    if d.update(x) {
-                        fired = true;
-                        self.detections += 1;
-                        if let Some((before, after)) = d.change() {
-                            tracing::warn!(method = d.method(), before, after, "concept drift: the error level changed");
-                        }
-                        self.emitter.detection(&DriftRecord::new(o.time_ms, "concept", "population", d.method(), d.statistic(), d.threshold(), true));
+        self.seen += 1;
+        if self.seen > self.grace {
+            let share = o.population_error as f64;
+            for d in &mut self.detectors {
+                let x = if d.method() == "ddm" { (share > 0.5) as u8 as f64 } else { share };
+                if d.update(x) {
+                    fired = true;
+                    self.detections += 1;
+                    if let Some((before, after)) = d.change() {
+                        tracing::warn!(method = d.method(), before, after, "concept drift: the error level changed");
                     }
+                    self.emitter.detection(&DriftRecord::new(o.time_ms, "concept", "population", d.method(), d.statistic(), d.threshold(), true));
                 }
             }
         }
@@ -210,7 +206,7 @@ mod tests {
             let label = rng.gen::<f64>() < 0.1;
             let wrong = rng.gen::<f64>() < rate;
             let served = if label != wrong { 0.9 } else { 0.1 };
-            let o = Outcome { time_ms: i * 10, served, label, population_error: wrong as u8 as f32, arm: 0, group: if i % 2 == 0 { a } else { b } };
+            let o = Outcome { time_ms: i * 10, served, label, population_error: wrong as u8 as f32, group: if i % 2 == 0 { a } else { b } };
             if let Some(action) = monitors.observe(o) {
                 actions.push((i, action));
             }

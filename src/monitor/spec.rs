@@ -6,7 +6,7 @@
 //! [monitor]
 //! interval = "1m"                 # event time between evaluations
 //! window = 20000                  # values in the current (sliding) window
-//! reference = { kind = "first", skip = 20000, events = 20000 }  # or "time_range", "trailing"
+//! reference = { kind = "first", skip = 20000, events = 20000 }  # or "time_range", "trailing" (skip = N)
 //! numeric = ["amount", "tx_count_1m"]   # features or numeric fields (default: every feature)
 //! categorical = ["country"]             # string fields
 //! thresholds = { psi = 0.25, wasserstein = 0.1, ks_alpha = 0.05, js = 0.1 }
@@ -96,8 +96,6 @@ pub struct PredictionSpec {
     pub reference: Option<Reference>,
     /// Scores in each window; default: the monitor's `window`.
     pub window: Option<usize>,
-    /// Scored events before prediction drift is watched (a model's own warm-up).
-    pub skip: u64,
     /// Significance of the score KS test and of the positive-rate z test
     /// (default: `thresholds.ks_alpha`).
     pub alpha: Option<f64>,
@@ -107,7 +105,7 @@ pub struct PredictionSpec {
 
 impl Default for PredictionSpec {
     fn default() -> Self {
-        PredictionSpec { enabled: true, reference: None, window: None, skip: 0, alpha: None, decision_threshold: 0.5 }
+        PredictionSpec { enabled: true, reference: None, window: None, alpha: None, decision_threshold: 0.5 }
     }
 }
 

@@ -6,8 +6,9 @@
 //!   a warm-up, then pin what "normal" looks like);
 //! - `TimeRange { from_ms, to_ms }`: the values whose event time falls in a pinned
 //!   range (at most `max_events`, the first ones), fixed once event time passes `to_ms`;
-//! - `Trailing`: the `window` values just before the current window (so a slow
-//!   trend is followed and only a change within two windows alarms).
+//! - `Trailing { skip }`: the `window` values just before the current window (so a
+//!   slow trend is followed and only a change within two windows alarms), from
+//!   the value `skip` on (a warm-up is left out).
 //!
 //! [`SampleWindows::reset`] starts a new reference (a champion swap does that for
 //! prediction drift: a new model is a new normal, not an alarm).
@@ -30,7 +31,10 @@ pub enum Reference {
         #[serde(default = "default_max_events")]
         max_events: usize,
     },
-    Trailing,
+    Trailing {
+        #[serde(default)]
+        skip: u64,
+    },
 }
 
 fn default_max_events() -> usize {
@@ -75,6 +79,11 @@ impl<T: Clone> SampleWindows<T> {
     pub fn push(&mut self, time_ms: i64, value: T) {
         self.seen += 1;
         self.progress_ms = self.progress_ms.max(time_ms);
+        if let Reference::Trailing { skip } = self.policy {
+            if self.seen <= skip {
+                return;
+            }
+        }
         match self.policy {
             Reference::First { skip, events } if !self.frozen => {
                 if self.seen > skip {
@@ -93,7 +102,7 @@ impl<T: Clone> SampleWindows<T> {
         self.current.push_back(value);
         if self.current.len() > self.window {
             let old = self.current.pop_front().expect("longer than the window");
-            if self.policy == Reference::Trailing {
+            if matches!(self.policy, Reference::Trailing { .. }) {
                 self.trailing.push_back(old);
                 if self.trailing.len() > self.window {
                     self.trailing.pop_front();
@@ -108,10 +117,10 @@ impl<T: Clone> SampleWindows<T> {
             return None;
         }
         match self.policy {
-            Reference::Trailing if self.trailing.len() == self.window => {
+            Reference::Trailing { .. } if self.trailing.len() == self.window => {
                 Some(Samples { reference: ReferenceSample::Moving(&self.trailing), current: &self.current })
             }
-            Reference::Trailing => None,
+            Reference::Trailing { .. } => None,
             _ if self.frozen => Some(Samples { reference: ReferenceSample::Fixed(&self.reference), current: &self.current }),
             _ => None,
         }
@@ -186,7 +195,10 @@ mod tests {
 
     #[test]
     fn trailing_is_the_window_before_the_current() {
-        let mut w = SampleWindows::new(Reference::Trailing, 3);
+        let mut w = SampleWindows::new(Reference::Trailing { skip: 2 }, 3);
+        for i in -2..0 {
+            w.push(i, 99); // skipped: never in either sample
+        }
         for i in 0..5 {
             w.push(i, i as u32);
             assert!(w.samples().is_none());
