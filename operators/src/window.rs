@@ -352,56 +352,22 @@ impl FeatureState {
             }
         }
 
-        // decayed features: the running sums at the key's latest time
-        let latest = history.times.back().copied().unwrap_or(time);
-        let decayed_defs = self.defs.iter().filter_map(|d| if let FeatureDef::Decayed(d) = d { Some(d) } else { None });
-        let mut decayed_out: Vec<Option<f64>> = Vec::new();
-        for (j, d) in decayed_defs.enumerate() {
-            if history.decayed.len() <= j {
-                history.decayed.push(DecayRun { at: time, base_at: time, ..DecayRun::default() });
-            }
-            let run = &mut history.decayed[j];
-            let (x, w) = d.contribution(values);
-            if in_order {
-                let f = decay(time - run.at, d.half_life_ms);
-                run.sum = run.sum * f + x;
-                run.weight = run.weight * f + w;
-                run.at = time;
-                decayed_out.push(d.finish(run.sum, run.weight));
-            } else {
-                // the evicted events (all before this one), then the retained ones up to it
-                let f = decay(time - run.base_at, d.half_life_ms);
-                let (mut s, mut sw) = (run.base_sum * f, run.base_weight * f);
-                for e in 0..=pos {
-                    let (ex, ew) = d.contribution_of(d.field.map(|f| history.values[e * fields + f]));
-                    let f = decay(time - history.times[e], d.half_life_ms);
-                    s += ex * f;
-                    sw += ew * f;
-                }
-                decayed_out.push(d.finish(s, sw));
-                let f = decay(run.at - time, d.half_life_ms);
-                run.sum += x * f;
-                run.weight += w * f;
-            }
-            debug_assert_eq!(run.at, latest);
-        }
-        let mut decayed_out = decayed_out.into_iter();
-
         out.clear();
+        let mut decayed_index = 0;
         for (def, plan) in self.defs.iter().zip(&self.plan_of) {
             out.push(match def {
                 FeatureDef::Window(w) => {
                     let (count, summaries) = &self.scratch[plan.expect("window features have a plan")];
                     w.agg.finish(*count, w.field.map(|f| &summaries[f]))
                 }
-                FeatureDef::TimeSincePrev { ttl_ms, .. } => previous
-                    .filter(|&p| time - p <= *ttl_ms)
-                    .map(|p| (time - p) as f64 / 1000.0),
-                FeatureDef::Decayed(_) => decayed_out.next().flatten(),
-                FeatureDef::PrevValue { field, ttl_ms, .. } => previous
-                    .filter(|&p| time - p <= *ttl_ms)
-                    .and_then(|_| previous_values.get(*field).copied())
-                    .filter(|v| !v.is_nan()),
+                FeatureDef::TimeSincePrev { ttl_ms, .. } => previous.filter(|&p| time - p <= *ttl_ms).map(|p| (time - p) as f64 / 1000.0),
+                FeatureDef::Decayed(d) => {
+                    decayed_index += 1;
+                    history.decayed_value(decayed_index - 1, d, pos, in_order, time, values, fields)
+                }
+                FeatureDef::PrevValue { field, ttl_ms, .. } => {
+                    previous.filter(|&p| time - p <= *ttl_ms).and_then(|_| previous_values.get(*field).copied()).filter(|v| !v.is_nan())
+                }
             });
         }
 
@@ -438,6 +404,37 @@ impl FeatureState {
 }
 
 impl KeyHistory {
+    /// Decayed feature `j`'s value as of the event just inserted at `pos`; updates
+    /// its running sums (kept as of the key's latest time).
+    #[allow(clippy::too_many_arguments)]
+    fn decayed_value(&mut self, j: usize, d: &Decayed, pos: usize, in_order: bool, time: i64, values: &[f64], fields: usize) -> Option<f64> {
+        if self.decayed.len() <= j {
+            self.decayed.push(DecayRun { at: time, base_at: time, ..DecayRun::default() });
+        }
+        let run = &mut self.decayed[j];
+        let (x, w) = d.contribution(values);
+        if in_order {
+            let f = decay(time - run.at, d.half_life_ms);
+            run.sum = run.sum * f + x;
+            run.weight = run.weight * f + w;
+            run.at = time;
+            return d.finish(run.sum, run.weight);
+        }
+        // the evicted events (all before this one), then the retained ones up to it
+        let f = decay(time - run.base_at, d.half_life_ms);
+        let (mut s, mut sw) = (run.base_sum * f, run.base_weight * f);
+        for e in 0..=pos {
+            let (ex, ew) = d.contribution_of(d.field.map(|f| self.values[e * fields + f]));
+            let f = decay(time - self.times[e], d.half_life_ms);
+            s += ex * f;
+            sw += ew * f;
+        }
+        let f = decay(run.at - time, d.half_life_ms);
+        run.sum += x * f;
+        run.weight += w * f;
+        d.finish(s, sw)
+    }
+
     /// Removes entries at or before `horizon`: no future event's window reaches them
     /// (decayed features keep their sum as the base).
     fn evict(&mut self, horizon: i64, fields: usize, defs: &[FeatureDef]) {
