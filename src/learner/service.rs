@@ -23,6 +23,10 @@ use super::{ModelNames, OnlineSpec};
 use crate::gpu::open_trainer;
 use crate::metrics::Metrics;
 use crate::monitor::{ConceptAction, LabeledMonitors, Outcome};
+
+mod checkpointing;
+mod drift_actions;
+pub(super) use drift_actions::weighted_thresholds;
 use crate::source::{PollStatus, RecordSource};
 
 /// Rows trained per call at most (a GPU call amortizes its fixed cost over them).
@@ -173,19 +177,6 @@ pub fn start(
         result
     })?;
     Ok(Learner { link, device, checkpoints, finish, thread })
-}
-
-/// Each variant's decision threshold for the monitor's `t`: a model trained with
-/// positive-class weight `w` estimates odds `w` times the true ones, so the same
-/// decision is at `w t / ((1 - t) + w t)` on its scale. With it, every variant's
-/// errors measure the same decision, whatever the population's mix of weights
-/// (population-based training changes that mix: measured, all-10 to all-1 over a
-/// demo run, which moved the unadjusted error share as much as a concept drift).
-pub(super) fn weighted_thresholds(state: &vigil_operators::learn::ModelState, t: f64) -> Vec<f64> {
-    state.hyper.iter().map(|h| {
-        let w = h.pos_weight.max(1e-6) as f64;
-        w * t / ((1.0 - t) + w * t)
-    }).collect()
 }
 
 /// Labels read are committed: a restarted job does not read them again (the
@@ -425,13 +416,7 @@ impl Service {
     /// Trains a full or stale chunk, runs a selection round when due, publishes
     /// when dirty (the loop's periodic work, also driven by replays).
     pub(super) fn periodic(&mut self, force: bool) -> Result<()> {
-        if let Some(action) = self.action.take() {
-            self.on_concept_drift(action)?;
-        }
-        if self.boost_until.is_some_and(|until| self.summary.counts.joined >= until) {
-            self.boost_until = None;
-            self.scale_learning_rates(1.0 / self.spec_boost_factor())?;
-        }
+        self.concept_drift_actions()?;
         if self.chunk_labels.len() / 2 >= TRAIN_CHUNK || (!self.chunk_labels.is_empty() && (force || self.last_train.elapsed() >= TRAIN_EVERY)) {
             self.train()?;
         }
@@ -585,94 +570,6 @@ impl Service {
         }
     }
 
-    /// The learner's part of checkpoint `epoch` (see `learner::checkpoint`); then
-    /// seals the epochs it covers and trains their held samples.
-    fn checkpoint(&mut self, epoch: u64, label_positions: Vec<(u32, i64)>) -> Result<Vec<u8>> {
-        self.train()?; // the chunk holds sealed samples only
-        let held: Vec<(Pending, bool)> = self.held.iter().filter(|h| h.0.epoch <= epoch).map(|h| (h.0.clone(), h.1)).collect();
-        let mut early: Vec<(u64, bool, u32)> = self.early.iter().map(|(id, (label, _, partition))| (*id, *label, *partition)).collect();
-        // Samples of later epochs: their events are scored again after a restore.
-        // A label from the topic waits for that prediction again (and counts as
-        // joined again then); a timed-out prediction times out again.
-        let (mut later_joined, mut later_timed_out) = (0, 0);
-        for (p, label, from_topic) in self.held.iter().filter(|h| h.0.epoch > epoch) {
-            match from_topic {
-                Some(partition) => {
-                    early.push((p.id, *label, *partition));
-                    later_joined += 1;
-                }
-                None => later_timed_out += 1,
-            }
-        }
-        let mut counts = self.summary.counts.clone();
-        counts.joined -= later_joined;
-        counts.timed_out -= later_timed_out;
-        let state = LearnerCheckpoint {
-            epoch,
-            model: self.trainer.state().map_err(|e| anyhow!("reading the model back: {e}"))?,
-            pending: self.pending.through(epoch),
-            held,
-            early,
-            label_positions,
-            windows: self.windows.iter().map(|w| w.items()).collect(),
-            arm_windows: [self.arm_windows[0].items(), self.arm_windows[1].items()],
-            run_ids: self.run_ids.clone(),
-            parents: self.parents.clone(),
-            next_run_id: self.next_run_id,
-            replaced_at: self.replaced_at.clone(),
-            version: self.version,
-            champion: self.champion,
-            challenger: self.challenger,
-            labels_since_select: self.labels_since_select,
-            round: self.round,
-            rng: self.rng.0,
-            counts,
-            trained_through: self.trained_through,
-            label_clock: self.label_clock.iter().map(|(p, (t, _))| (*p, *t)).collect(),
-        };
-        let bytes = state.encode()?;
-        self.sealed = self.sealed.max(Some(epoch));
-        let (ready, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held).into_iter().partition(|h| h.0.epoch <= epoch);
-        self.held = wait;
-        for (p, label, _) in ready {
-            self.learn_from(p, label);
-        }
-        Ok(bytes)
-    }
-
-    /// Resumes from a checkpoint's learner state (the trainer already holds its model).
-    pub(super) fn restore(&mut self, c: LearnerCheckpoint) {
-        let now = Instant::now();
-        for p in c.pending {
-            self.pending.restore(p);
-        }
-        for (id, label, partition) in c.early {
-            self.early.insert(id, (label, now, partition));
-            self.early_order.push_back((now, id));
-        }
-        self.windows = c.windows.into_iter().map(|items| QualityWindow::from_items(self.spec.window, items)).collect();
-        let [a, b] = c.arm_windows;
-        self.arm_windows = [QualityWindow::from_items(self.spec.window, a), QualityWindow::from_items(self.spec.window, b)];
-        self.run_ids = c.run_ids;
-        self.parents = c.parents;
-        self.next_run_id = c.next_run_id;
-        self.replaced_at = c.replaced_at;
-        self.version = c.version;
-        self.champion = c.champion;
-        self.challenger = c.challenger;
-        self.labels_since_select = c.labels_since_select;
-        self.round = c.round;
-        self.rng = SplitMix(c.rng);
-        self.summary.counts = c.counts;
-        self.trained_through = c.trained_through;
-        self.label_clock = c.label_clock.into_iter().map(|(p, t)| (p, (t, now))).collect();
-        self.sealed = Some(c.epoch);
-        self.summary.restored_epoch = Some(c.epoch);
-        for (p, label) in c.held {
-            self.learn_from(p, label);
-        }
-    }
-
     pub(super) fn train(&mut self) -> Result<()> {
         let rows = self.chunk_labels.len() / 2;
         if rows == 0 {
@@ -768,54 +665,6 @@ impl Service {
         Ok(())
     }
 
-    fn spec_boost_factor(&self) -> f32 {
-        self.monitor.as_ref().map_or(1.0, |m| m.boost_factor()).max(1e-3)
-    }
-
-    /// Applies what `[monitor.concept] action` asks after a detection.
-    fn on_concept_drift(&mut self, action: ConceptAction) -> Result<()> {
-        tracing::info!(?action, "concept drift: acting");
-        match action {
-            ConceptAction::None => {}
-            ConceptAction::Promote => self.select()?,
-            ConceptAction::BoostLr => {
-                if self.boost_until.is_none() {
-                    self.scale_learning_rates(self.spec_boost_factor())?;
-                }
-                let labels = self.monitor.as_ref().map_or(0, |m| m.boost_labels());
-                self.boost_until = Some(self.summary.counts.joined + labels);
-            }
-            ConceptAction::ResetWorst => {
-                self.train()?;
-                let scores: Vec<Option<f64>> = self.qualities().iter().map(|q| self.ranked_score(q)).collect();
-                let worst = (0..self.k)
-                    .filter(|k| *k != self.champion && Some(*k) != self.challenger)
-                    .min_by(|a, b| scores[*a].unwrap_or(0.0).total_cmp(&scores[*b].unwrap_or(0.0)).then(b.cmp(a)));
-                if let Some(w) = worst {
-                    let mut state = self.trainer.state().map_err(|e| anyhow!("reading the model back: {e}"))?;
-                    let fresh = self.spec.initial_state(&self.names.inputs)?;
-                    state.reset_variant(w, &fresh);
-                    self.trainer.set_state(&state).map_err(|e| anyhow!("resetting variant {w}: {e}"))?;
-                    self.windows[w].clear();
-                    self.replaced_at[w] = self.version + 1;
-                    self.dirty = true;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn scale_learning_rates(&mut self, factor: f32) -> Result<()> {
-        self.train()?;
-        let mut state = self.trainer.state().map_err(|e| anyhow!("reading the model back: {e}"))?;
-        for h in &mut state.hyper {
-            h.lr *= factor;
-        }
-        self.trainer.set_state(&state).map_err(|e| anyhow!("setting learning rates: {e}"))?;
-        self.dirty = true;
-        Ok(())
-    }
-
     fn gauges(&self) {
         let m = &self.metrics.model;
         m.pending.set(self.pending.len() as i64);
@@ -876,79 +725,5 @@ impl Service {
             log.flush()?;
         }
         Ok(self.summary)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::gpu::DeviceChoice;
-    use crate::learner::LabelSpec;
-    use vigil_operators::learn::ModelKind;
-
-    /// A CPU learner of 4 variants over 2 inputs, watched by a monitor whose
-    /// boost is x3 for 100 labels.
-    fn service() -> Service {
-        let labels = LabelSpec { topic: "l".into(), id: "event_id".into(), field: "y".into(), timeout: Duration::from_secs(60), default: None };
-        let mut spec = OnlineSpec::new(ModelKind::Logistic, labels);
-        (spec.device, spec.variants, spec.batch, spec.min_labels) = (DeviceChoice::Cpu, 4, 8, 10);
-        let names = ModelNames { job: "j".into(), model: "m".into(), inputs: vec!["a".into(), "b".into()] };
-        let state = spec.initial_state(&names.inputs).expect("a model");
-        let trainer = open_trainer(spec.device, state.clone()).expect("the CPU twin");
-        let model = ModelHandle::new(ModelSnapshot::new(0, state, 0, None, (1..=4).collect()));
-        let metrics = Metrics::new();
-        let toml = format!("{}\n[monitor.concept]\nboost_factor = 3.0\nboost_labels = 100", crate::monitor::spec::tests::JOB);
-        let resolved = crate::spec::JobSpec::from_toml(&toml).expect("valid").monitor.expect("monitored");
-        let mut s = Service::new(spec, trainer, model, metrics.clone(), None, names);
-        s.monitor = Some(LabeledMonitors::new(&resolved, crate::monitor::DriftEmitter::new(None, metrics, 1), None));
-        s
-    }
-
-    /// `n` labeled predictions: label = first input above 0.5.
-    fn learn(s: &mut Service, n: u64) {
-        for i in 0..n {
-            let v = (i % 10) as f32 / 10.0;
-            let p = Pending { id: i, time_ms: i as i64, x: vec![v, 1.0 - v], preds: vec![0.5; 4], served: 0.5, arm: 0, version: 0, epoch: 0, weight: 1.0, group: 0 };
-            s.count("joined");
-            s.learn_from(p, v > 0.5);
-        }
-        s.train().expect("trains");
-    }
-
-    fn lrs(s: &mut Service) -> Vec<f32> {
-        s.trainer.state().expect("state").hyper.iter().map(|h| h.lr).collect()
-    }
-
-    #[test]
-    fn boost_multiplies_learning_rates_for_a_while() {
-        let mut s = service();
-        let before = lrs(&mut s);
-        s.on_concept_drift(ConceptAction::BoostLr).expect("boost");
-        // a second detection while boosted extends the boost, it does not compound
-        s.on_concept_drift(ConceptAction::BoostLr).expect("boost");
-        let boosted = lrs(&mut s);
-        assert!(boosted.iter().zip(&before).all(|(a, b)| (a / b - 3.0).abs() < 1e-5), "{boosted:?} vs {before:?}");
-        learn(&mut s, 150);
-        s.periodic(false).expect("periodic");
-        let after = lrs(&mut s);
-        assert!(after.iter().zip(&before).all(|(a, b)| (a / b - 1.0).abs() < 1e-5), "{after:?} vs {before:?}");
-    }
-
-    #[test]
-    fn reset_worst_restarts_one_challenger_and_promote_selects() {
-        let mut s = service();
-        learn(&mut s, 400);
-        let trained = s.trainer.state().expect("state");
-        assert!((0..4).all(|k| trained.variant_params(k).iter().any(|w| *w != 0.0)), "every variant learned");
-        let rounds = s.summary.counts.selections;
-        s.on_concept_drift(ConceptAction::Promote).expect("promote");
-        assert_eq!(s.summary.counts.selections, rounds + 1, "a selection round ran");
-        learn(&mut s, 400);
-        s.on_concept_drift(ConceptAction::ResetWorst).expect("reset");
-        let after = s.trainer.state().expect("state");
-        let reset: Vec<usize> = (0..4).filter(|k| after.variant_params(*k).iter().all(|w| *w == 0.0)).collect();
-        assert_eq!(reset.len(), 1, "exactly one variant starts over");
-        assert!(reset[0] != s.champion && Some(reset[0]) != s.challenger);
-        assert!(s.windows[reset[0]].is_empty());
     }
 }

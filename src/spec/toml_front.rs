@@ -1,0 +1,272 @@
+//! The TOML shape of a job: read by serde, then replayed onto [`JobBuilder`], so
+//! the TOML is a thin front end onto the builder, not a second implementation.
+
+use super::*;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJob {
+    #[serde(default)]
+    job: RawJobMeta,
+    source: RawSource,
+    #[serde(default, rename = "feature")]
+    features: Vec<RawFeature>,
+    #[serde(default)]
+    model: Option<RawModel>,
+    #[serde(default)]
+    sinks: Option<RawSinks>,
+    #[serde(default)]
+    monitor: Option<crate::monitor::MonitorSpec>,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJobMeta {
+    name: String,
+}
+impl Default for RawJobMeta {
+    fn default() -> Self {
+        RawJobMeta { name: "vigil-job".into() }
+    }
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    topic: String,
+    key: String,
+    event_time: String,
+    event_id: Option<String>,
+    allowed_lateness: Option<String>,
+    idle_timeout: Option<String>,
+    max_future: Option<String>,
+    max_message_bytes: Option<usize>,
+    #[serde(default)]
+    schema: toml::Table,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFeature {
+    name: String,
+    agg: String,
+    field: Option<String>,
+    window: Option<String>,
+    ttl: Option<String>,
+    half_life: Option<String>,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    #[serde(default = "logistic")]
+    kind: String,
+    name: Option<String>,
+    version: Option<String>,
+    #[serde(default)]
+    bias: f64,
+    #[serde(default)]
+    weights: BTreeMap<String, RawWeight>,
+    weights_file: Option<String>,
+    labels: Option<RawLabels>,
+    online: Option<RawOnline>,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLabels {
+    topic: String,
+    #[serde(default = "event_id")]
+    id: String,
+    field: String,
+    timeout: String,
+    default: Option<bool>,
+}
+fn event_id() -> String {
+    "event_id".into()
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOnline {
+    device: Option<crate::gpu::DeviceChoice>,
+    batch: Option<u32>,
+    variants: Option<usize>,
+    lr: Option<Vec<f32>>,
+    l2: Option<Vec<f32>>,
+    pos_weight: Option<Vec<f32>>,
+    hidden: Option<Vec<u32>>,
+    optimizer: Option<vigil_operators::learn::OptimizerKind>,
+    momentum: Option<f32>,
+    select_every: Option<u64>,
+    window: Option<usize>,
+    min_labels: Option<usize>,
+    pending_budget_mb: Option<usize>,
+    keep_above: Option<f32>,
+    runs_dir: Option<String>,
+    seed: Option<u64>,
+    ab_share: Option<f64>,
+    label_grace: Option<String>,
+    init: Option<String>,
+}
+fn logistic() -> String {
+    "logistic".into()
+}
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawWeight {
+    Plain(f64),
+    Transformed { weight: f64, transform: Transform },
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSinks {
+    scores: String,
+    dlq: String,
+    features: Option<String>,
+    shadow: Option<String>,
+    drift: Option<String>,
+}
+/// The JSON of a weights file: `{"bias": b, "weights": {"name": w | {"weight", "transform"}}}`.
+#[derive(Deserialize)]
+struct WeightsFile {
+    #[serde(default)]
+    bias: f64,
+    weights: BTreeMap<String, RawWeight>,
+}
+
+impl RawOnline {
+    fn into_spec(self, kind: vigil_operators::learn::ModelKind, labels: crate::learner::LabelSpec) -> Result<crate::learner::OnlineSpec> {
+        let mut o = crate::learner::OnlineSpec::new(kind, labels);
+        let sp = &mut o.space;
+        sp.lr = self.lr.unwrap_or(std::mem::take(&mut sp.lr));
+        sp.l2 = self.l2.unwrap_or(std::mem::take(&mut sp.l2));
+        sp.pos_weight = self.pos_weight.unwrap_or(std::mem::take(&mut sp.pos_weight));
+        if kind == vigil_operators::learn::ModelKind::Mlp {
+            sp.hidden = self.hidden.unwrap_or(std::mem::take(&mut sp.hidden));
+        }
+        sp.optimizer = self.optimizer.unwrap_or(sp.optimizer);
+        sp.momentum = self.momentum.unwrap_or(sp.momentum);
+        o.device = self.device.unwrap_or(o.device);
+        o.batch = self.batch.unwrap_or(o.batch);
+        o.variants = self.variants.unwrap_or(o.variants);
+        o.select_every = self.select_every.unwrap_or(o.select_every).max(1);
+        o.window = self.window.unwrap_or(o.window).max(100);
+        o.min_labels = self.min_labels.unwrap_or(o.min_labels);
+        o.pending_budget = self.pending_budget_mb.map_or(o.pending_budget, |mb| mb.saturating_mul(1 << 20));
+        o.keep_above = self.keep_above.unwrap_or(o.keep_above);
+        o.runs_dir = self.runs_dir.map(std::path::PathBuf::from);
+        o.seed = self.seed.unwrap_or(o.seed);
+        o.ab_share = self.ab_share.unwrap_or(o.ab_share);
+        o.init = self.init.map(std::path::PathBuf::from);
+        if let Some(g) = self.label_grace.as_deref() {
+            o.label_grace = parse_duration(g)?;
+        }
+        Ok(o)
+    }
+}
+
+impl RawJob {
+    pub fn into_builder(self) -> Result<JobBuilder> {
+        let s = self.source;
+        let mut b = JobBuilder::new(&self.job.name).source_topic(&s.topic).key_field(&s.key).event_time_field(&s.event_time);
+        if let Some(id) = &s.event_id {
+            b = b.event_id_field(id);
+        }
+        if let Some(d) = &s.allowed_lateness {
+            b = b.allowed_lateness(parse_duration(d)?);
+        }
+        if let Some(d) = &s.idle_timeout {
+            b = b.idle_timeout(parse_duration(d)?);
+        }
+        if let Some(d) = &s.max_future {
+            b = b.max_future(parse_duration(d)?);
+        }
+        if let Some(n) = s.max_message_bytes {
+            b = b.max_message_bytes(n);
+        }
+        for (name, ty) in &s.schema {
+            let ty = ty.as_str().with_context(|| format!("schema type of `{name}` must be a string"))?;
+            let (ty_name, optional) = match ty.strip_suffix('?') {
+                Some(t) => (t, true),
+                None => (ty, false),
+            };
+            let ty = FieldType::parse(ty_name).with_context(|| format!("unknown type `{ty}` for `{name}`"))?;
+            b = if optional { b.optional_field(name, ty) } else { b.field(name, ty) };
+        }
+        for f in self.features {
+            let decayed = match f.agg.as_str() {
+                "decayed_count" => Some(DecayKind::Count),
+                "decayed_sum" => Some(DecayKind::Sum),
+                "decayed_avg" | "decayed_mean" => Some(DecayKind::Avg),
+                _ => None,
+            };
+            b = if f.agg == "prev_value" {
+                let field = f.field.as_deref().with_context(|| format!("feature `{}` needs a field", f.name))?;
+                let ttl = f.ttl.as_deref().map(parse_duration).transpose()?.unwrap_or(Duration::from_secs(86_400));
+                b.prev_value_feature(&f.name, field, ttl)
+            } else if let Some(kind) = decayed {
+                let half_life = f.half_life.as_deref().with_context(|| format!("feature `{}` needs a half_life", f.name))?;
+                let ttl = f.ttl.as_deref().map(parse_duration).transpose()?;
+                b.decayed_feature(&f.name, kind, f.field.as_deref(), parse_duration(half_life)?, ttl)
+            } else if f.agg == "time_since_prev" {
+                let ttl = f.ttl.as_deref().map(parse_duration).transpose()?.unwrap_or(Duration::from_secs(86_400));
+                b.time_since_prev_feature(&f.name, ttl)
+            } else {
+                let agg = Agg::parse(&f.agg).with_context(|| format!("feature `{}`: unknown agg `{}`", f.name, f.agg))?;
+                let window = f.window.as_deref().with_context(|| format!("feature `{}` needs a window", f.name))?;
+                b.window_feature(&f.name, agg, f.field.as_deref(), parse_duration(window)?)
+            };
+        }
+        if let Some(m) = self.model {
+            let kind = match m.kind.as_str() {
+                "logistic" => vigil_operators::learn::ModelKind::Logistic,
+                "mlp" => vigil_operators::learn::ModelKind::Mlp,
+                k => bail!("model kind `{k}` is not supported (`logistic` or `mlp`)"),
+            };
+            if kind == vigil_operators::learn::ModelKind::Mlp && m.online.is_none() {
+                bail!("an `mlp` model is trained online: add [model.online] and labels");
+            }
+            match (m.labels, m.online) {
+                (Some(l), Some(o)) => {
+                    let labels =
+                        crate::learner::LabelSpec { topic: l.topic, id: l.id, field: l.field, timeout: parse_duration(&l.timeout)?, default: l.default };
+                    b = b.online(o.into_spec(kind, labels)?);
+                }
+                (None, Some(_)) => {
+                    bail!("[model.online] needs `labels = {{ topic, field, timeout }}`")
+                }
+                (Some(_), None) => {
+                    bail!("`labels` are only read by online training: add [model.online]")
+                }
+                (None, None) => {}
+            }
+            b = b.model_name(m.name.as_deref().unwrap_or("logistic"), m.version.as_deref().unwrap_or("1"));
+            let (bias, weights) = match m.weights_file {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path).with_context(|| format!("reading weights file {path}"))?;
+                    let w: WeightsFile = serde_json::from_str(&text).with_context(|| format!("parsing weights file {path}"))?;
+                    (w.bias, w.weights)
+                }
+                None => (m.bias, m.weights),
+            };
+            b = b.bias(bias);
+            for (name, w) in weights {
+                b = match w {
+                    RawWeight::Plain(w) => b.weight(&name, w),
+                    RawWeight::Transformed { weight, transform } => b.weight_with(&name, weight, transform),
+                };
+            }
+        }
+        if let Some(s) = self.sinks {
+            b = b.sinks(&s.scores, &s.dlq);
+            if let Some(f) = &s.features {
+                b = b.features_sink(f);
+            }
+            if let Some(f) = &s.shadow {
+                b = b.shadow_sink(f);
+            }
+            if let Some(f) = &s.drift {
+                b = b.drift_sink(f);
+            }
+        }
+        if let Some(m) = self.monitor {
+            b = b.monitor(m);
+        }
+        Ok(b)
+    }
+}
