@@ -48,6 +48,8 @@ pub struct DemoOptions {
     pub runs_dir: std::path::PathBuf,
     /// Start every variant from this champion file.
     pub model_init: Option<std::path::PathBuf>,
+    /// Where the offline log (Parquet) goes; none: not logged.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 /// What a demo run leaves for callers (tests) beyond its printed summary.
@@ -133,7 +135,7 @@ pub fn run_demo(opts: &DemoOptions, control: Arc<Control>) -> Result<DemoReport>
     let started = Instant::now();
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let display = spawn_progress(metrics.clone(), gen_progress.clone(), opts.events, done.clone());
-    let run_opts = RunOptions { store: Some(store), ..RunOptions::new(kafka.clone(), "vigil-demo", opts.workers) };
+    let run_opts = RunOptions { store: Some(store), data_dir: opts.data_dir.clone(), ..RunOptions::new(kafka.clone(), "vigil-demo", opts.workers) };
     let summary = run_job(job.clone(), &run_opts, metrics.clone(), control.clone(), end);
     done.store(true, Ordering::SeqCst);
     let _ = display.join();
@@ -173,6 +175,15 @@ pub fn run_demo(opts: &DemoOptions, control: Arc<Control>) -> Result<DemoReport>
     }
     if let Some(m) = &summary.monitor {
         print_monitoring(m, &job);
+    }
+    if let (Some(o), Some(dir)) = (&summary.offline, &opts.data_dir) {
+        println!(
+            "  offline log: {} feature rows in {} Parquet files under {} (training table: vigil features export --data-dir {} --labels labels --brokers {addr})",
+            o.rows,
+            o.files,
+            crate::offline::log::log_dir(dir).display(),
+            dir.display()
+        );
     }
     let mut out = DemoReport::default();
     if let Some(topic) = &job.sinks.drift {

@@ -19,6 +19,7 @@ pub mod learner;
 pub mod local;
 pub mod metrics;
 pub mod monitor;
+pub mod offline;
 pub mod output;
 pub mod pipeline;
 pub mod run;

@@ -1,4 +1,4 @@
-//! The `vigil` command: `demo`, `run`, `gen`, `broker`.
+//! The `vigil` command: `demo`, `run`, `gen`, `broker`, `runs`, `model`, `features`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -45,6 +45,45 @@ enum Command {
     /// before starting it with `--model-init` (import).
     #[command(subcommand)]
     Model(ModelCommand),
+    /// The offline feature log: point-in-time training tables.
+    #[command(subcommand)]
+    Features(FeaturesCommand),
+}
+
+#[derive(Subcommand)]
+enum FeaturesCommand {
+    /// Joins labels to the offline log (`--data-dir` of `vigil run` or `vigil demo`)
+    /// by event id and writes a Parquet training table: each labeled event with the
+    /// features it was scored with, as of its own event.
+    Export(ExportArgs),
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// The job's data directory (holds `offline/`).
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// A JSON-lines file of label records, or (with --brokers) a Kafka topic.
+    #[arg(long)]
+    labels: String,
+    /// Read the labels topic from this cluster.
+    #[arg(long)]
+    brokers: Option<String>,
+    /// librdkafka setting for the labels topic's cluster, KEY=VALUE; repeatable.
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    settings: Vec<String>,
+    /// The label records' event-id field.
+    #[arg(long, default_value = "event_id")]
+    id_field: String,
+    /// The label records' label field (boolean, 0/1, "true"/"false").
+    #[arg(long, default_value = "is_fraud")]
+    label_field: String,
+    /// A time field of the label records, copied to `label_time`.
+    #[arg(long)]
+    label_time: Option<String>,
+    /// The training table (Parquet).
+    #[arg(long, default_value = "train.parquet")]
+    out: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -160,6 +199,10 @@ struct DemoArgs {
     /// Start every variant from this champion file (`vigil model export`).
     #[arg(long)]
     model_init: Option<PathBuf>,
+    /// Log every scored event's features to Parquet under DIR/offline (for
+    /// `vigil features export`).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -207,6 +250,10 @@ struct RunArgs {
     /// Start every variant from this champion file (`vigil model export`).
     #[arg(long)]
     model_init: Option<PathBuf>,
+    /// The job's data directory: every scored event's features are logged to
+    /// Parquet under DIR/offline, partitioned by hour (`vigil features export`).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -286,6 +333,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 online: !a.fixed_model,
                 runs_dir: a.runs_dir,
                 model_init: a.model_init,
+                data_dir: a.data_dir,
             };
             run_demo(&opts, control).map(|_| ())
         }
@@ -327,6 +375,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 checkpoint_interval: vigil::spec::parse_duration(&a.checkpoint_interval)?,
                 exactly_once: a.exactly_once,
                 store: Some(store),
+                data_dir: a.data_dir,
             };
             let summary = run_job(job, &opts, metrics.clone(), control, Arc::new(std::sync::Mutex::new(None)))?;
             eprintln!(
@@ -385,6 +434,34 @@ fn real_main(cli: Cli) -> Result<()> {
             let inputs: Vec<String> = spec.model.inputs.iter().map(|i| i.name.clone()).collect();
             file.check_fits(online.kind, &inputs, online.hidden_max())?;
             println!("{} fits {}: start it with `vigil run {} --model-init {}`", model.display(), job.display(), job.display(), model.display());
+            Ok(())
+        }
+        Command::Features(FeaturesCommand::Export(a)) => {
+            use vigil::offline::export::{export, LabelFields, LabelInput};
+            let labels = match &a.brokers {
+                Some(brokers) => {
+                    let kafka = KafkaArgs { brokers: brokers.clone(), settings: a.settings.clone() }.options()?;
+                    LabelInput::Topic { kafka, topic: a.labels.clone() }
+                }
+                None => LabelInput::File(PathBuf::from(&a.labels)),
+            };
+            let fields = LabelFields { id: a.id_field, label: a.label_field, time: a.label_time };
+            let s = export(&a.data_dir, &labels, &fields, &a.out)?;
+            let malformed: u64 = s.malformed.values().sum();
+            println!(
+                "vigil features export: {} rows ({} features) to {}; labels read {}, malformed {} {:?}, relabeled {}, not in the log {}; log: {} files, {} rows, {} replayed rows skipped",
+                s.rows,
+                s.features.len(),
+                a.out.display(),
+                s.labels,
+                malformed,
+                s.malformed,
+                s.relabeled,
+                s.unmatched,
+                s.log_files,
+                s.log_rows,
+                s.duplicate_rows
+            );
             Ok(())
         }
         Command::Broker(a) => {

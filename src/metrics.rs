@@ -29,6 +29,9 @@ pub struct Metrics {
     pub checkpoints: IntCounter,
     pub kafka_errors: IntCounterVec,
     pub committed_epoch: IntGauge,
+    pub offline_rows: IntCounter,
+    pub offline_files: IntCounter,
+    pub offline_errors: IntCounter,
     /// Online learning (see `learner`).
     pub model: crate::learner::metrics::ModelMetrics,
     pub drift: crate::monitor::metrics::DriftMetrics,
@@ -65,11 +68,17 @@ impl Metrics {
             )
             .unwrap(),
             committed_epoch: IntGauge::new("vigil_committed_epoch", "Newest epoch whose input offsets are committed").unwrap(),
+            offline_rows: IntCounter::new("vigil_offline_rows_total", "Scored events' feature rows written to the offline log (Parquet)").unwrap(),
+            offline_files: IntCounter::new("vigil_offline_files_total", "Parquet files written to the offline log").unwrap(),
+            offline_errors: IntCounter::new("vigil_offline_write_errors_total", "Failed writes of the offline log (the job stops committing)").unwrap(),
             model: crate::learner::metrics::ModelMetrics::new(),
             drift: crate::monitor::metrics::DriftMetrics::new(),
             registry,
         };
         let r = &m.registry;
+        r.register(Box::new(m.offline_rows.clone())).unwrap();
+        r.register(Box::new(m.offline_files.clone())).unwrap();
+        r.register(Box::new(m.offline_errors.clone())).unwrap();
         r.register(Box::new(m.events_in.clone())).unwrap();
         r.register(Box::new(m.dlq.clone())).unwrap();
         r.register(Box::new(m.unknown_fields.clone())).unwrap();

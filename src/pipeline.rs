@@ -126,6 +126,8 @@ pub struct WorkerContext {
     pub learner: Option<crate::learner::LearnerLink>,
     /// The drift monitor (watched values of every scored event out).
     pub monitor: Option<crate::monitor::MonitorLink>,
+    /// The offline log (every scored event's features, to Parquet).
+    pub offline: Option<crate::offline::OfflineLink>,
 }
 
 impl WorkerContext {
@@ -143,6 +145,7 @@ impl WorkerContext {
             store: None,
             learner: None,
             monitor: None,
+            offline: None,
         }
     }
     /// The first epoch of this run: one past the restored checkpoint.
@@ -406,9 +409,12 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
     let mut category_ids: Vec<crate::monitor::interner::LocalIds> =
         monitor.iter().flat_map(|m| m.interners.iter().map(|i| crate::monitor::interner::LocalIds::new(i.clone()))).collect();
     let fairness_attribute = monitor.as_ref().and_then(|m| m.spec.fairness_attribute);
+    // the offline log: every scored event's features, sent per batch
+    let offline = ctx.offline.clone();
     let mut process = move |epoch: u64, events: &mut Vec<Event>, state: &mut FeatureState, latest: &mut HashMap<String, StoredFeatures>| -> u64 {
         let now = now_us();
         let n = events.len() as u64;
+        let mut offline_rows = offline.as_ref().map(|o| crate::offline::OfflineRows { epoch, ..o.rows() });
         if let Some(link) = &learner {
             let current = link.model.current();
             if snapshot.as_ref().is_none_or(|s| s.version != current.version) {
@@ -481,6 +487,9 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
                 sink.send(Topic::Features, e.key.as_bytes(), &features_buf, epoch);
             }
             metrics.latency.observe(now.saturating_sub(e.consumed_us) as f64 / 1e6);
+            if let Some(rows) = offline_rows.as_mut() {
+                rows.push(&e.key, e.event_id.as_deref(), e.time_ms, e.partition, e.offset, &features);
+            }
             if publish_features {
                 latest.insert(e.key, StoredFeatures { event_time_ms: e.time_ms, values: features.clone() });
             }
@@ -488,6 +497,9 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
         if let (Some(link), false) = (&learner, pending.is_empty()) {
             // the learner may be gone at shutdown: its predictions are then moot
             let _ = link.tx.send(std::mem::take(&mut pending));
+        }
+        if let (Some(o), Some(rows)) = (&offline, offline_rows.filter(|r| !r.is_empty())) {
+            o.send(rows);
         }
         if let (Some(m), false) = (&monitor, observations.is_empty()) {
             let _ = m.tx.send(std::mem::take(&mut observations));

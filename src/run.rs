@@ -70,6 +70,8 @@ pub struct RunOptions {
     pub exactly_once: bool,
     /// The online feature store the workers publish to (served over HTTP).
     pub store: Option<Arc<FeatureStore>>,
+    /// The job's data directory: the offline log (Parquet) goes under it.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl RunOptions {
@@ -84,6 +86,7 @@ impl RunOptions {
             checkpoint_interval: Duration::from_secs(10),
             exactly_once: false,
             store: None,
+            data_dir: None,
         }
     }
 }
@@ -100,6 +103,8 @@ pub struct RunSummary {
     pub learner: Option<crate::learner::LearnerSummary>,
     /// What drift monitoring found (jobs with `[monitor]`).
     pub monitor: Option<crate::monitor::MonitorSummary>,
+    /// What the offline log wrote (runs with a data directory).
+    pub offline: Option<crate::offline::log::OfflineSummary>,
 }
 
 /// Runs `job` until the input ends (`until_end`, or end offsets set on `end`) or
@@ -201,6 +206,13 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
     if let (Some(m), Some(l)) = (&monitor, &learner) {
         m.watch_model(l.link.model.clone());
     }
+    let offline = match &opts.data_dir {
+        Some(dir) => {
+            let cfg = crate::offline::log::OfflineConfig::new(dir, job.features.iter().map(|f| f.name().to_owned()).collect());
+            Some(crate::offline::OfflineLog::start(cfg, Some(inflight.clone()), metrics.clone())?)
+        }
+        None => None,
+    };
     let epochs = Arc::new(EpochClock::starting_at(start_epoch));
     let (reports, received) = std::sync::mpsc::channel();
     let first_worker = opts.cluster.process * opts.cluster.workers;
@@ -225,6 +237,7 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
     let ctx = Arc::new(WorkerContext {
         learner: learner.as_ref().map(|l| l.link.clone()),
         monitor: monitor.as_ref().map(|m| m.link.clone()),
+        offline: offline.as_ref().map(|o| o.link.clone()),
         job: Arc::new(job),
         sink: sink.clone(),
         metrics: metrics.clone(),
@@ -261,12 +274,15 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
     }
     // Outputs first, offsets second: a committed offset has its outputs delivered.
     sink.flush(Duration::from_secs(60))?;
+    // the offline log's rows settle their epochs too: written before the final commit
+    let offline = offline.map(|o| o.finish()).transpose();
     // The final checkpoint asks the learner for its state: the learner ends after it.
     let checkpoints = coordinator.finish();
     let learned = learner.map(|l| l.finish()).transpose();
     // the monitor last: the learner's final labels feed it too
     let monitored = monitor.map(|m| m.finish()).transpose()?;
     let checkpoints = checkpoints?;
+    let offline = offline?;
     if let Some(e) = failure {
         return Err(e);
     }
@@ -279,5 +295,5 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
     if opts.exactly_once {
         sink.close()?;
     }
-    Ok(RunSummary { partitions, committed, restored_epoch: restored.map(|r| r.epoch()), checkpoints, learner: learned?, monitor: monitored })
+    Ok(RunSummary { partitions, committed, restored_epoch: restored.map(|r| r.epoch()), checkpoints, learner: learned?, monitor: monitored, offline })
 }

@@ -35,6 +35,7 @@ fn demo(drift_at: Option<u64>, runs: &std::path::Path) -> DemoReport {
         online: true,
         runs_dir: runs.to_owned(),
         model_init: None,
+        data_dir: None,
     };
     let report = run_demo(&opts, Control::new()).expect("the demo runs");
     assert_eq!(report.malformed_drift, 0, "every drift record parses");
