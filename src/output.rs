@@ -21,6 +21,8 @@ pub enum Topic {
     Features,
     /// The optional shadow topic (challengers' scores).
     Shadow,
+    /// The optional topic of closed windows (features that emit on close).
+    Windows,
 }
 
 /// Where workers hand finished records, with the checkpoint epoch of the input
@@ -139,6 +141,21 @@ impl ScoreEncoder {
         }
         buf.extend_from_slice(b"}}");
     }
+}
+
+/// Writes one closed window into `buf`: `{"key","feature","window","window_start","window_end","value","count"}`
+/// (times in epoch ms; `window_end` exclusive: a session's last event plus the gap).
+pub fn encode_window(buf: &mut Vec<u8>, key: &str, feature: &str, kind: &str, start: i64, end: i64, value: Option<f64>, count: u64) {
+    buf.clear();
+    buf.extend_from_slice(b"{\"key\":");
+    write_str(buf, key);
+    buf.extend_from_slice(b",\"feature\":");
+    write_str(buf, feature);
+    buf.extend_from_slice(b",\"window\":");
+    write_str(buf, kind);
+    let _ = write!(buf, ",\"window_start\":{start},\"window_end\":{end},\"value\":");
+    write_f64(buf, value);
+    let _ = write!(buf, ",\"count\":{count}}}");
 }
 
 fn write_str(buf: &mut Vec<u8>, s: &str) {

@@ -355,6 +355,16 @@ fn encode_shadow(buf: &mut Vec<u8>, e: &Event, model: &str, snap: &ModelSnapshot
     let _ = serde_json::to_writer(&mut *buf, &record);
 }
 
+/// Sends closed windows (features that emit on close) to the `windows` topic.
+fn send_closed(sink: &dyn OutputSink, job: &JobSpec, closed: &mut Vec<vigil_operators::ClosedWindow>, epoch: u64, buf: &mut Vec<u8>) {
+    for c in closed.drain(..) {
+        let vigil_operators::FeatureDef::Window(w) = &job.features[c.feature] else { continue };
+        let value = w.agg.finish(c.span.count, w.field.map(|f| &c.span.fields[f]));
+        crate::output::encode_window(buf, &c.key, &w.name, w.kind.name(), c.start, c.end, value, c.span.count);
+        sink.send(Topic::Windows, c.key.as_bytes(), buf, epoch);
+    }
+}
+
 /// Key hash for the exchange: FNV-1a, identical in every process.
 pub fn key_hash(key: &str) -> u64 {
     key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
@@ -411,6 +421,10 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
     let fairness_attribute = monitor.as_ref().and_then(|m| m.spec.fairness_attribute);
     // the offline log: every scored event's features, sent per batch
     let offline = ctx.offline.clone();
+    let closes_windows = job.features.iter().any(|f| matches!(f, vigil_operators::FeatureDef::Window(w) if w.emit == vigil_operators::Emit::OnClose));
+    let mut closed = Vec::new();
+    let mut window_buf = Vec::with_capacity(256);
+    let job_for_close = job.clone();
     let mut process = move |epoch: u64, events: &mut Vec<Event>, state: &mut FeatureState, latest: &mut HashMap<String, StoredFeatures>| -> u64 {
         let now = now_us();
         let n = events.len() as u64;
@@ -498,6 +512,10 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
             // the learner may be gone at shutdown: its predictions are then moot
             let _ = link.tx.send(std::mem::take(&mut pending));
         }
+        if closes_windows {
+            state.close_due(&mut closed);
+            send_closed(&*sink, &job_for_close, &mut closed, epoch, &mut window_buf);
+        }
         if let (Some(o), Some(rows)) = (&offline, offline_rows.filter(|r| !r.is_empty())) {
             o.send(rows);
         }
@@ -507,6 +525,11 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
         n
     };
 
+    // at the end of a bounded input (not at a shutdown) every open window closes
+    let mut last_epoch = start_epoch;
+    let mut input_ended = false;
+    let end_sink = ctx.sink.clone();
+    let mut end_buf = Vec::new();
     events.sink(Exchange::new(|e: &Event| key_hash(&e.key)), "FeaturesAndScore", move |(input, frontier)| {
         input.for_each(|cap, data| {
             let epoch = cap.least().copied().unwrap_or_default();
@@ -522,6 +545,7 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
                 break;
             }
             let epoch = *entry.key();
+            last_epoch = last_epoch.max(epoch);
             scored += process(epoch, &mut entry.remove(), &mut state, &mut latest);
         }
         let through = match current {
@@ -547,8 +571,15 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
         }
         if let Some(f) = current {
             if let Some(mut events) = stash.remove(&f) {
+                last_epoch = last_epoch.max(f);
                 scored += process(f, &mut events, &mut state, &mut latest);
             }
+        }
+        if current.is_none() && !input_ended && !ctx.control.shutdown_requested() {
+            input_ended = true;
+            let mut closed = Vec::new();
+            state.close_all(&mut closed);
+            send_closed(&*end_sink, &ctx.job, &mut closed, last_epoch, &mut end_buf);
         }
         if let Some(store) = &ctx.store {
             let expired = state.take_expired();

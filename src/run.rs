@@ -145,10 +145,7 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
     let transactional_id = format!("vigil-{}-{}-p{}", job.name, opts.group_id, opts.cluster.process);
     let sink = Arc::new(KafkaSink::new(
         &opts.kafka,
-        &job.sinks.scores,
-        &job.sinks.dlq,
-        job.sinks.features.as_deref(),
-        job.sinks.shadow.as_deref(),
+        &job.sinks,
         metrics.clone(),
         inflight.clone(),
         &run_id,

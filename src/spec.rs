@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
-use vigil_operators::{Agg, DecayKind, Decayed, FeatureDef, LogisticModel, Transform, WindowFeature};
+use vigil_operators::{Agg, DecayKind, Decayed, Emit, FeatureDef, LogisticModel, Transform, WindowFeature, WindowKind};
 
 /// The type a declared field must have in the JSON record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,6 +109,9 @@ pub struct SinkSpec {
     pub shadow: Option<String>,
     /// Optional `drift` topic: drift, quality and fairness findings (`[monitor]`).
     pub drift: Option<String>,
+    /// Optional `windows` topic: the final value of every window of the features
+    /// that emit on close.
+    pub windows: Option<String>,
 }
 
 /// A validated job.
@@ -183,7 +186,7 @@ impl JobSpec {
 }
 
 enum PendingFeature {
-    Window { name: String, agg: Agg, field: Option<String>, window: Duration },
+    Window { name: String, agg: Agg, field: Option<String>, window: Window, emit: Emit },
     TimeSincePrev { name: String, ttl: Duration },
     Decayed { name: String, kind: DecayKind, field: Option<String>, half_life: Duration, ttl: Option<Duration> },
     PrevValue { name: String, field: String, ttl: Duration },
@@ -230,7 +233,7 @@ impl JobBuilder {
             bias: 0.0,
             inputs: Vec::new(),
             online: None,
-            sinks: SinkSpec { scores: "scores".into(), dlq: "dlq".into(), features: None, shadow: None, drift: None },
+            sinks: SinkSpec { scores: "scores".into(), dlq: "dlq".into(), features: None, shadow: None, drift: None, windows: None },
             monitor: None,
         }
     }
@@ -278,7 +281,13 @@ impl JobBuilder {
     }
     /// A sliding-window aggregate of `field` (none for `count`) over `window`.
     pub fn window_feature(mut self, name: &str, agg: Agg, field: Option<&str>, window: Duration) -> Self {
-        self.features.push(PendingFeature::Window { name: name.to_owned(), agg, field: field.map(str::to_owned), window });
+        self.features.push(PendingFeature::Window { name: name.to_owned(), agg, field: field.map(str::to_owned), window: Window::Sliding(window), emit: Emit::OnUpdate });
+        self
+    }
+    /// An aggregate over a sliding, tumbling, hopping or session window; with
+    /// `Emit::OnClose` each window's final value also goes to the `windows` sink.
+    pub fn windowed_feature(mut self, name: &str, agg: Agg, field: Option<&str>, window: Window, emit: Emit) -> Self {
+        self.features.push(PendingFeature::Window { name: name.to_owned(), agg, field: field.map(str::to_owned), window, emit });
         self
     }
     /// Seconds since the key's previous event, null past `ttl`.
@@ -347,6 +356,11 @@ impl JobBuilder {
         self.sinks.features = Some(topic.to_owned());
         self
     }
+    /// Where closed windows go (features with `Emit::OnClose`).
+    pub fn windows_sink(mut self, topic: &str) -> Self {
+        self.sinks.windows = Some(topic.to_owned());
+        self
+    }
 
     /// Validates names and references and returns the job.
     pub fn build(self) -> Result<JobSpec> {
@@ -363,7 +377,7 @@ impl JobBuilder {
         let mut features = Vec::new();
         for p in self.features {
             let def = match p {
-                PendingFeature::Window { name, agg, field, window } => {
+                PendingFeature::Window { name, agg, field, window, emit } => {
                     let field = match (agg.needs_field(), field) {
                         (true, None) => bail!("feature `{name}`: aggregate {agg:?} needs a field"),
                         (_, None) => None,
@@ -374,11 +388,14 @@ impl JobBuilder {
                                 .with_context(|| format!("feature `{name}`: `{f}` is not a numeric field of the schema"))?,
                         ),
                     };
-                    let window_ms = duration_ms(window);
-                    if window_ms <= 0 {
-                        bail!("feature `{name}`: the window must be positive");
+                    let (kind, window_ms) = window.resolve().with_context(|| format!("feature `{name}`"))?;
+                    if emit == Emit::OnClose && kind == WindowKind::Sliding {
+                        bail!("feature `{name}`: a sliding window ends at every event; emit on close needs a tumbling, hopping or session window");
                     }
-                    FeatureDef::Window(WindowFeature { name, agg, field, window_ms })
+                    if emit == Emit::OnClose && self.sinks.windows.is_none() {
+                        bail!("feature `{name}` emits on close: name the topic for closed windows (`[sinks] windows`)");
+                    }
+                    FeatureDef::Window(WindowFeature { name, agg, field, window_ms, kind, emit })
                 }
                 PendingFeature::TimeSincePrev { name, ttl } => FeatureDef::TimeSincePrev { name, ttl_ms: duration_ms(ttl) },
                 PendingFeature::Decayed { name, kind, field, half_life, ttl } => {
@@ -468,6 +485,55 @@ fn duration_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// An event-time window as a job declares it (see `vigil_operators::kinds`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Window {
+    Sliding(Duration),
+    Tumbling(Duration),
+    Hopping { size: Duration, hop: Duration },
+    /// Events less than `gap` apart share a session.
+    Session { gap: Duration },
+}
+
+impl Window {
+    /// `1h` or `sliding 1h`, `tumbling 1d`, `hopping 1h every 5m`, `session 30m`.
+    pub fn parse(text: &str) -> Result<Window> {
+        let t = text.trim();
+        let (kind, rest) = t.split_once(char::is_whitespace).unwrap_or(("sliding", t));
+        let rest = rest.trim();
+        Ok(match kind {
+            "sliding" => Window::Sliding(parse_duration(rest)?),
+            "tumbling" => Window::Tumbling(parse_duration(rest)?),
+            "hopping" => {
+                let (size, hop) = rest.split_once(" every ").with_context(|| format!("`{text}`: a hopping window is `hopping SIZE every HOP`"))?;
+                Window::Hopping { size: parse_duration(size)?, hop: parse_duration(hop)? }
+            }
+            "session" => Window::Session { gap: parse_duration(rest)? },
+            _ => Window::Sliding(parse_duration(t).with_context(|| format!("`{text}`: windows are sliding, tumbling, hopping or session"))?),
+        })
+    }
+
+    /// The operator's kind and size (ms), validated.
+    fn resolve(self) -> Result<(WindowKind, i64)> {
+        let positive = |d: Duration, what: &str| match duration_ms(d) {
+            ms if ms > 0 => Ok(ms),
+            _ => bail!("the {what} must be positive"),
+        };
+        Ok(match self {
+            Window::Sliding(w) => (WindowKind::Sliding, positive(w, "window")?),
+            Window::Tumbling(w) => (WindowKind::Tumbling, positive(w, "window")?),
+            Window::Hopping { size, hop } => {
+                let (size, hop) = (positive(size, "window")?, positive(hop, "hop")?);
+                if hop > size {
+                    bail!("the hop ({hop} ms) is longer than the window ({size} ms): events between windows would count nowhere");
+                }
+                (WindowKind::Hopping { hop_ms: hop }, size)
+            }
+            Window::Session { gap } => (WindowKind::Session { gap_ms: positive(gap, "session gap")? }, 0),
+        })
+    }
+}
+
 /// Parses durations such as `500ms`, `5s`, `1m`, `1h`, `1d`, and `sliding 1h`.
 pub fn parse_duration(text: &str) -> Result<Duration> {
     let t = text.trim().strip_prefix("sliding").unwrap_or(text).trim();
@@ -498,6 +564,13 @@ mod tests {
         assert_eq!(parse_duration("sliding 1h").unwrap(), Duration::from_secs(3600));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert!(parse_duration("5 parsecs").is_err());
+        assert_eq!(Window::parse("1h").unwrap(), Window::Sliding(Duration::from_secs(3600)));
+        assert_eq!(Window::parse("tumbling 1d").unwrap(), Window::Tumbling(Duration::from_secs(86_400)));
+        assert_eq!(Window::parse("hopping 1h every 5m").unwrap(), Window::Hopping { size: Duration::from_secs(3600), hop: Duration::from_secs(300) });
+        assert_eq!(Window::parse("session 30m").unwrap(), Window::Session { gap: Duration::from_secs(1800) });
+        assert!(Window::parse("hopping 1h").is_err());
+        assert!(Window::Hopping { size: Duration::from_secs(60), hop: Duration::from_secs(120) }.resolve().is_err());
+        assert!(Window::parse("galactic 1h").is_err());
         assert!(parse_duration("99999999999999999999d").is_err());
     }
 
@@ -520,6 +593,31 @@ mod tests {
         assert!(err("[[feature]]\nname = \"e\"\nagg = \"decayed_avg\"\nhalf_life = \"1h\"").contains("needs a field"));
         assert!(err("[[feature]]\nname = \"e\"\nagg = \"decayed_count\"\nfield = \"w\"\nhalf_life = \"1h\"").contains("takes no field"));
         assert!(err("[[feature]]\nname = \"e\"\nagg = \"decayed_sum\"\nfield = \"w\"\nhalf_life = \"0s\"").contains("positive"));
+    }
+
+    #[test]
+    fn window_kinds_parse_and_bad_ones_are_refused() {
+        let job = |features: &str, sinks: &str| {
+            JobSpec::from_toml(&format!(
+                "[source]\ntopic = \"t\"\nkey = \"k\"\nevent_time = \"ts\"\n[source.schema]\nw = \"f64\"\n{features}\n[sinks]\nscores = \"s\"\ndlq = \"d\"\n{sinks}"
+            ))
+        };
+        let f = |name: &str, agg: &str, window: &str, emit: &str| format!("[[feature]]\nname = \"{name}\"\nagg = \"{agg}\"\nfield = \"w\"\nwindow = \"{window}\"\n{emit}\n");
+        let text = [f("a", "sum", "tumbling 1d", "emit = \"on_close\""), f("b", "mean", "hopping 1h every 15m", ""), f("c", "max", "session 30m", "emit = \"on_close\"")].concat();
+        let ok = job(&text, "windows = \"win\"").expect("valid");
+        let w = |i: usize| match &ok.features[i] {
+            FeatureDef::Window(w) => (w.kind, w.window_ms, w.emit),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(w(0), (WindowKind::Tumbling, 86_400_000, Emit::OnClose));
+        assert_eq!(w(1), (WindowKind::Hopping { hop_ms: 900_000 }, 3_600_000, Emit::OnUpdate));
+        assert_eq!(w(2), (WindowKind::Session { gap_ms: 1_800_000 }, 0, Emit::OnClose));
+        assert_eq!(ok.sinks.windows.as_deref(), Some("win"));
+        let err = |features: &str, sinks: &str| format!("{:#}", job(features, sinks).expect_err(features));
+        assert!(err(&f("a", "sum", "tumbling 1d", "emit = \"on_close\""), "").contains("[sinks] windows"));
+        assert!(err(&f("a", "sum", "1h", "emit = \"on_close\""), "windows = \"win\"").contains("sliding window ends at every event"));
+        assert!(err(&f("a", "sum", "tumbling 1d", "emit = \"sometimes\""), "").contains("on_update"));
+        assert!(err(&f("a", "sum", "hopping 1m every 1h", ""), "").contains("hop"));
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //!
 //! Streams have out-of-order events, ties within a batch, events exactly on window
 //! and lateness boundaries, late and implausible (ancient, far-future) timestamps,
-//! malformed records and absent optional values.
+//! malformed records and absent optional values. Tumbling, hopping and session
+//! windows are checked as of every event, and the windows that emit on close
+//! against the oracle's windows over the accepted events, each written once.
 
 mod common;
 
@@ -16,8 +18,8 @@ use proptest::prelude::*;
 use vigil::local::run_local;
 use vigil::metrics::Metrics;
 use vigil::output::{MemorySink, Topic};
-use vigil::spec::{FieldType, JobBuilder, JobSpec};
-use vigil_operators::{Agg, DecayKind};
+use vigil::spec::{FieldType, JobBuilder, JobSpec, Window};
+use vigil_operators::{Agg, DecayKind, Emit, WindowKind};
 
 const BASE: i64 = 1_767_225_600_000; // 2026-01-01
 
@@ -43,6 +45,19 @@ fn job() -> JobSpec {
         .decayed_feature("amount_decayed_avg", DecayKind::Avg, Some("amount"), Duration::from_secs(8), None)
         .prev_value_feature("prev_amount", "amount", Duration::from_secs(5))
         .time_since_prev_feature("since_prev", Duration::from_secs(5))
+        .windowed_feature("n_tumbling_4s", Agg::Count, None, Window::Tumbling(Duration::from_secs(4)), Emit::OnUpdate)
+        .windowed_feature("sum_tumbling_4s", Agg::Sum, Some("amount"), Window::Tumbling(Duration::from_secs(4)), Emit::OnClose)
+        .windowed_feature(
+            "mean_hopping_6s",
+            Agg::Mean,
+            Some("amount"),
+            Window::Hopping { size: Duration::from_secs(6), hop: Duration::from_secs(2) },
+            Emit::OnUpdate,
+        )
+        .windowed_feature("max_hopping_6s", Agg::Max, Some("amount"), Window::Hopping { size: Duration::from_secs(6), hop: Duration::from_secs(2) }, Emit::OnClose)
+        .windowed_feature("n_session", Agg::Count, None, Window::Session { gap: Duration::from_millis(1_500) }, Emit::OnClose)
+        .windowed_feature("min_session", Agg::Min, Some("amount"), Window::Session { gap: Duration::from_millis(1_500) }, Emit::OnUpdate)
+        .windows_sink("windows")
         .weight("n_3s", 0.5)
         .weight("amount", 0.01)
         .features_sink("features")
@@ -57,6 +72,7 @@ fn oracle_job() -> OracleJob {
         field: field.map(String::from),
         window_ms,
     };
+    let kind = |name: &str, agg, field: Option<&str>, kind, size_ms| OracleFeature::Kind { name: name.into(), agg, field: field.map(String::from), kind, size_ms };
     OracleJob {
         key: "k".into(),
         numeric: vec!["amount".into()],
@@ -78,6 +94,12 @@ fn oracle_job() -> OracleJob {
             OracleFeature::Decayed { name: "amount_decayed_avg".into(), kind: DecayKind::Avg, field: Some("amount".into()), half_life_ms: 8_000 },
             OracleFeature::PrevValue { name: "prev_amount".into(), field: "amount".into(), ttl_ms: 5_000 },
             OracleFeature::SincePrev { name: "since_prev".into(), ttl_ms: 5_000 },
+            kind("n_tumbling_4s", "count", None, WindowKind::Tumbling, 4_000),
+            kind("sum_tumbling_4s", "sum", Some("amount"), WindowKind::Tumbling, 4_000),
+            kind("mean_hopping_6s", "mean", Some("amount"), WindowKind::Hopping { hop_ms: 2_000 }, 6_000),
+            kind("max_hopping_6s", "max", Some("amount"), WindowKind::Hopping { hop_ms: 2_000 }, 6_000),
+            kind("n_session", "count", None, WindowKind::Session { gap_ms: 1_500 }, 0),
+            kind("min_session", "min", Some("amount"), WindowKind::Session { gap_ms: 1_500 }, 0),
         ],
     }
 }
@@ -128,11 +150,14 @@ fn render(records: &[Spec], partitions: usize) -> Vec<Vec<Option<Vec<u8>>>> {
     out
 }
 
-fn run(partitions: &[Vec<Option<Vec<u8>>>], workers: usize) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+/// (scores, dlq, closed windows)
+type Outputs = (Vec<serde_json::Value>, Vec<serde_json::Value>, Vec<serde_json::Value>);
+
+fn run(partitions: &[Vec<Option<Vec<u8>>>], workers: usize) -> Outputs {
     let sink = MemorySink::new();
     let topic = partitions.iter().map(|p| Arc::new(p.clone())).collect();
     run_local(&job(), &topic, workers, sink.clone(), Metrics::new()).unwrap();
-    let (mut scores, mut dlq) = (Vec::new(), Vec::new());
+    let (mut scores, mut dlq, mut windows) = (Vec::new(), Vec::new(), Vec::new());
     // Each score is followed (on its key's worker) by its features record.
     let mut pending: std::collections::HashMap<String, std::collections::VecDeque<serde_json::Value>> = Default::default();
     for (topic, _key, payload) in sink.take() {
@@ -148,10 +173,46 @@ fn run(partitions: &[Vec<Option<Vec<u8>>>], workers: usize) -> (Vec<serde_json::
                 assert_eq!((&v["key"], &v["event_time"], &v["features"]), (&s["key"], &s["event_time"], &s["features"]));
             }
             Topic::Shadow => panic!("this job has no shadow topic"),
+            Topic::Windows => windows.push(v),
         }
     }
     assert!(pending.values().all(|q| q.is_empty()), "every score has its features record");
-    (scores, dlq)
+    (scores, dlq, windows)
+}
+
+/// Every closed window written, against the oracle's windows over the accepted
+/// events (read back from the input at the scored offsets): each once, with its
+/// final aggregate.
+fn check_closed_windows(input: &[Vec<Option<Vec<u8>>>], scores: &[serde_json::Value], windows: &[serde_json::Value]) -> Result<(), String> {
+    let accepted: Vec<(String, i64, Option<f64>)> = scores
+        .iter()
+        .map(|s| {
+            let (p, o) = (s["source_partition"].as_u64().unwrap() as usize, s["source_offset"].as_u64().unwrap() as usize);
+            let raw: serde_json::Value = serde_json::from_slice(input[p][o].as_deref().unwrap()).unwrap();
+            (s["key"].as_str().unwrap().to_owned(), s["event_time"].as_i64().unwrap(), raw["amount"].as_f64())
+        })
+        .collect();
+    for (name, agg, kind, size) in [
+        ("sum_tumbling_4s", "sum", WindowKind::Tumbling, 4_000),
+        ("max_hopping_6s", "max", WindowKind::Hopping { hop_ms: 2_000 }, 6_000),
+        ("n_session", "count", WindowKind::Session { gap_ms: 1_500 }, 0),
+    ] {
+        let expected = common::closed_windows(agg, kind, size, &accepted);
+        let mut got = std::collections::BTreeMap::new();
+        for w in windows.iter().filter(|w| w["feature"] == name) {
+            let at = (w["key"].as_str().unwrap().to_owned(), w["window_start"].as_i64().unwrap(), w["window_end"].as_i64().unwrap());
+            if got.insert(at.clone(), w["value"].as_f64()).is_some() {
+                return Err(format!("{name}: window {at:?} written twice"));
+            }
+            if w["window"] != kind.name() {
+                return Err(format!("{name}: {w} is not a {} window", kind.name()));
+            }
+        }
+        if got != expected {
+            return Err(format!("{name}: closed windows {got:?}, oracle {expected:?}"));
+        }
+    }
+    Ok(())
 }
 
 fn now_ms() -> i64 {
@@ -169,9 +230,12 @@ proptest! {
     ) {
         let input = render(&records, partitions);
         let expected = oracle(&oracle_job(), &input, now_ms());
-        let (scores, dlq) = run(&input, workers);
+        let (scores, dlq, windows) = run(&input, workers);
         let got = observed(&scores, &dlq);
         if let Err(diff) = compare(&expected, &got) {
+            prop_assert!(false, "{}", diff);
+        }
+        if let Err(diff) = check_closed_windows(&input, &scores, &windows) {
             prop_assert!(false, "{}", diff);
         }
     }
@@ -183,7 +247,7 @@ fn window_boundaries_are_half_open() {
     let rec = |t: i64, a: i32| Some(serde_json::json!({"k": "a", "t": BASE + t, "amount": a, "note": ""}).to_string().into_bytes());
     // times 0, 0 (tie), 3000 (exactly W=3s after 0: the 0s leave), 2999 (out of order, in lateness)
     let input = vec![vec![rec(0, 1), rec(0, 2), rec(3_000, 4), rec(2_999, 8)]];
-    let (scores, dlq) = run(&input, 1);
+    let (scores, dlq, _) = run(&input, 1);
     assert!(dlq.is_empty());
     let n3: Vec<f64> = scores.iter().map(|s| s["features"]["n_3s"].as_f64().unwrap()).collect();
     let sum3: Vec<f64> = scores.iter().map(|s| s["features"]["sum_3s"].as_f64().unwrap()).collect();

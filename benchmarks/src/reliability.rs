@@ -78,7 +78,7 @@ pub struct RestoreTiming {
 /// Encodes, writes (atomically, fsynced), reads and restores a feature state of
 /// `keys` keys with `events_per_key` retained events each (the fraud job's features).
 pub fn restore_time(keys: usize, events_per_key: usize) -> Result<RestoreTiming> {
-    let w = |name: &str, agg, field, window_ms| FeatureDef::Window(WindowFeature { name: name.into(), agg, field, window_ms });
+    let w = |name: &str, agg, field, window_ms| FeatureDef::Window(WindowFeature::sliding(name, agg, field, window_ms));
     let defs = vec![
         w("n_1m", Agg::Count, None, 60_000),
         w("s_1m", Agg::Sum, Some(0), 60_000),

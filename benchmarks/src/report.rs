@@ -8,14 +8,19 @@ pub fn machine() -> String {
     format!(
         "{} cores ({}), {} GiB RAM",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-        std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())).unwrap_or_default(),
+        std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+            .unwrap_or_default(),
         std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| m.split_whitespace().nth(1).and_then(|k| k.parse::<u64>().ok())).unwrap_or(0) / 1024 / 1024,
     )
 }
 
 /// Replaces the section starting with `heading` in `path` (or appends it).
 pub fn write_section(path: &str, heading: &str, section: &str) -> Result<()> {
-    let old = std::fs::read_to_string(path).unwrap_or_else(|_| "# vigil benchmark results\n\nEach section is written by a benchmark program; numbers are medians from one run on the machine named.\n".into());
+    let old = std::fs::read_to_string(path).unwrap_or_else(|_| {
+        "# vigil benchmark results\n\nEach section is written by a benchmark program; numbers are medians from one run on the machine named.\n".into()
+    });
     let mut out = String::new();
     let mut skipping = false;
     let mut replaced = false;

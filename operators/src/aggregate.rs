@@ -98,6 +98,15 @@ impl Default for FieldSummary {
 }
 
 impl FieldSummary {
+    /// Adds another summary (of disjoint events).
+    pub fn merge(&mut self, o: &FieldSummary) {
+        self.present += o.present;
+        self.sum += o.sum;
+        self.sum_sq = self.sum_sq.wrapping_add(o.sum_sq);
+        self.max = self.max.max(o.max);
+        self.min = self.min.min(o.min);
+    }
+
     /// Adds one event's value (NaN = absent).
     pub fn add(&mut self, v: f64) {
         if !v.is_nan() {

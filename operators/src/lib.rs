@@ -8,7 +8,9 @@
 //! arrangements).
 
 pub mod aggregate;
+pub mod closing;
 pub mod drift;
+pub mod kinds;
 pub mod learn;
 pub mod logistic;
 pub mod tail;
@@ -16,4 +18,6 @@ pub mod window;
 
 pub use aggregate::Agg;
 pub use logistic::{LogisticModel, Transform};
+pub use closing::ClosedWindow;
+pub use kinds::{Emit, Span, WindowKind};
 pub use window::{DecayKind, Decayed, FeatureDef, FeatureState, WindowFeature};

@@ -22,8 +22,8 @@
 //! ```
 //! use vigil_operators::{Agg, FeatureDef, FeatureState, WindowFeature};
 //! let defs = vec![
-//!     FeatureDef::Window(WindowFeature { name: "n_1m".into(), agg: Agg::Count, field: None, window_ms: 60_000 }),
-//!     FeatureDef::Window(WindowFeature { name: "sum_1m".into(), agg: Agg::Sum, field: Some(0), window_ms: 60_000 }),
+//!     FeatureDef::Window(WindowFeature::sliding("n_1m", Agg::Count, None, 60_000)),
+//!     FeatureDef::Window(WindowFeature::sliding("sum_1m", Agg::Sum, Some(0), 60_000)),
 //!     FeatureDef::TimeSincePrev { name: "since_prev".into(), ttl_ms: 86_400_000 },
 //! ];
 //! let mut state = FeatureState::new(defs, 1);
@@ -35,23 +35,39 @@
 //! assert_eq!(out, vec![Some(2.0), Some(8.0), Some(31.0)]);
 //! ```
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 
 use rustc_hash::FxHashMap as HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::aggregate::{Agg, FieldSummary};
+use crate::aggregate::Agg;
+use crate::closing::{ClosedWindow, OpenWindows};
+use crate::kinds::{Emit, KindRun, Retained, Span, WindowKind};
 use crate::tail::{Extremes, TailWindow};
 
-/// An aggregate over a sliding event-time window ending at each event.
+/// An aggregate over an event-time window: sliding (ending at each event),
+/// tumbling, hopping or session (see [`crate::kinds`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WindowFeature {
     pub name: String,
     pub agg: Agg,
     /// Index of the numeric input field (into the values passed to `observe`).
     pub field: Option<usize>,
+    /// The window's size (sessions: unused, 0).
     pub window_ms: i64,
+    #[serde(default)]
+    pub kind: WindowKind,
+    #[serde(default)]
+    pub emit: Emit,
+}
+
+impl WindowFeature {
+    /// A sliding window of `window_ms` ending at each event, emitted on update.
+    pub fn sliding(name: &str, agg: Agg, field: Option<usize>, window_ms: i64) -> Self {
+        WindowFeature { name: name.into(), agg, field, window_ms, kind: WindowKind::Sliding, emit: Emit::OnUpdate }
+    }
 }
 
 /// One feature computed per event.
@@ -151,10 +167,11 @@ impl FeatureDef {
     }
 }
 
-/// A distinct window length and which extremes its features need.
+/// A distinct window (kind and length) and which extremes its features need.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct WindowPlan {
     len_ms: i64,
+    kind: WindowKind,
     extremes: Extremes,
 }
 
@@ -175,6 +192,15 @@ struct KeyHistory {
     /// The fields of the key's previous event in offset order (NaN = absent).
     #[serde(default)]
     last_values: Vec<f64>,
+    /// One running window per tumbling, hopping or session plan (by plan index).
+    #[serde(default)]
+    runs: Vec<KindRun>,
+    /// Open windows per on-close feature (in `FeatureState::closing` order).
+    #[serde(default)]
+    open: Vec<OpenWindows>,
+    /// The time of the key's pending close timer.
+    #[serde(default)]
+    timer_at: Option<i64>,
 }
 
 /// Feature state of all keys seen by one worker.
@@ -194,9 +220,16 @@ pub struct FeatureState {
     /// Keys dropped by sweeps since the last `take_expired`.
     #[serde(skip)]
     expired: Vec<String>,
-    /// Scratch: per plan, the count and field summaries of the current event's window.
+    /// The definitions (indices) of the on-close features.
+    closing: Vec<usize>,
+    /// Close timers per partition: (time, key), earliest first; one per key with open windows.
+    timers: HashMap<u32, BinaryHeap<Reverse<(i64, String)>>>,
+    /// Windows closed by a sweep, waiting for `close_due`.
     #[serde(skip)]
-    scratch: Vec<(u64, Vec<FieldSummary>)>,
+    closed: Vec<ClosedWindow>,
+    /// Scratch: per plan, the current event's window.
+    #[serde(skip)]
+    scratch: Vec<Span>,
 }
 
 /// How many observations between two sweeps of idle keys.
@@ -210,10 +243,10 @@ impl FeatureState {
         for d in &defs {
             plan_of.push(match d {
                 FeatureDef::Window(w) => {
-                    let i = match plans.iter().position(|p| p.len_ms == w.window_ms) {
+                    let i = match plans.iter().position(|p| p.len_ms == w.window_ms && p.kind == w.kind) {
                         Some(i) => i,
                         None => {
-                            plans.push(WindowPlan { len_ms: w.window_ms, extremes: Extremes::default() });
+                            plans.push(WindowPlan { len_ms: w.window_ms, kind: w.kind, extremes: Extremes::default() });
                             plans.len() - 1
                         }
                     };
@@ -224,11 +257,12 @@ impl FeatureState {
                 FeatureDef::TimeSincePrev { .. } | FeatureDef::Decayed(_) | FeatureDef::PrevValue { .. } => None,
             });
         }
-        let max_window_ms = plans.iter().map(|p| p.len_ms).max().unwrap_or(0);
+        let max_window_ms = plans.iter().map(|p| p.kind.reach(p.len_ms)).max().unwrap_or(0);
+        let closing = defs.iter().enumerate().filter(|(_, d)| matches!(d, FeatureDef::Window(w) if w.emit == Emit::OnClose)).map(|(i, _)| i).collect();
         let ttl_ms = defs
             .iter()
             .map(|d| match d {
-                FeatureDef::Window(w) => w.window_ms,
+                FeatureDef::Window(w) => w.kind.ttl(w.window_ms),
                 FeatureDef::TimeSincePrev { ttl_ms, .. } => *ttl_ms,
                 FeatureDef::Decayed(d) => d.ttl_ms,
                 FeatureDef::PrevValue { ttl_ms, .. } => *ttl_ms,
@@ -246,6 +280,9 @@ impl FeatureState {
             watermarks: HashMap::default(),
             observed_since_sweep: 0,
             expired: Vec::new(),
+            closing,
+            timers: HashMap::default(),
+            closed: Vec::new(),
             scratch: Vec::new(),
         }
     }
@@ -268,6 +305,10 @@ impl FeatureState {
         }
         for (key, history) in other.keys {
             if keep(&key) {
+                // timers are rebuilt for the keys kept
+                if let Some(at) = history.timer_at {
+                    self.timers.entry(history.partition).or_default().push(Reverse((at, key.clone())));
+                }
                 self.keys.insert(key, history);
             }
         }
@@ -308,10 +349,13 @@ impl FeatureState {
                 tails: self.plans.iter().map(|_| TailWindow::new(fields)).collect(),
                 decayed: Vec::new(),
                 last_values: Vec::new(),
+                runs: Vec::new(),
+                open: Vec::new(),
+                timer_at: None,
             }),
         };
         history.partition = partition;
-        history.evict(horizon, fields, &self.defs);
+        history.evict(horizon, fields, &self.defs, &self.plans);
         let previous = history.last_time.replace(time);
         // the previous event's fields, kept only for jobs with a prev_value feature
         let previous_values = match self.defs.iter().any(|d| matches!(d, FeatureDef::PrevValue { .. })) {
@@ -329,26 +373,47 @@ impl FeatureState {
         for (i, v) in values.iter().enumerate() {
             history.values.insert(pos * fields + i, *v);
         }
-        self.scratch.resize_with(self.plans.len(), || (0, vec![FieldSummary::default(); fields]));
-        for ((plan, tail), scratch) in self.plans.iter().zip(&mut history.tails).zip(&mut self.scratch) {
+        self.scratch.resize_with(self.plans.len(), || Span::new(fields));
+        history.runs.resize_with(self.plans.len(), KindRun::default);
+        for (((plan, tail), run), scratch) in self.plans.iter().zip(&mut history.tails).zip(&mut history.runs).zip(&mut self.scratch) {
+            if plan.kind != WindowKind::Sliding {
+                let retained = Retained { times: &history.times, values: &history.values, fields };
+                run.observe(plan.kind, plan.len_ms, &retained, pos, in_order, time, values, scratch);
+                continue;
+            }
             tail.inserted(pos, time, values, plan.extremes);
             if in_order {
                 tail.advance(time.saturating_sub(plan.len_ms), &history.times, &history.values, fields);
-                scratch.0 = tail.count();
-                for (i, s) in scratch.1.iter_mut().enumerate() {
+                scratch.count = tail.count();
+                for (i, s) in scratch.fields.iter_mut().enumerate() {
                     *s = tail.summary(i);
                 }
             } else {
                 // Out of order: this event's window is not the tail; scan it once.
                 let lower = time.saturating_sub(plan.len_ms);
                 let first = history.times.partition_point(|&t| t <= lower);
-                scratch.0 = (pos + 1 - first) as u64;
-                for (i, s) in scratch.1.iter_mut().enumerate() {
-                    *s = FieldSummary::default();
+                scratch.count = (pos + 1 - first) as u64;
+                for (i, s) in scratch.fields.iter_mut().enumerate() {
+                    *s = Default::default();
                     for e in first..=pos {
                         s.add(history.values[e * fields + i]);
                     }
                 }
+            }
+        }
+        if !self.closing.is_empty() {
+            history.open.resize_with(self.closing.len(), OpenWindows::default);
+            let mut next = None::<i64>;
+            for (open, d) in history.open.iter_mut().zip(&self.closing) {
+                let FeatureDef::Window(w) = &self.defs[*d] else { unreachable!("on-close features are windows") };
+                open.add(w.kind, w.window_ms, time, values);
+                if let Some(c) = open.next_close(w.kind) {
+                    next = Some(next.map_or(c, |n| n.min(c)));
+                }
+            }
+            if let Some(at) = next.filter(|at| history.timer_at.is_none_or(|t| *at < t)) {
+                history.timer_at = Some(at);
+                self.timers.entry(partition).or_default().push(Reverse((at, key.to_owned())));
             }
         }
 
@@ -357,8 +422,8 @@ impl FeatureState {
         for (def, plan) in self.defs.iter().zip(&self.plan_of) {
             out.push(match def {
                 FeatureDef::Window(w) => {
-                    let (count, summaries) = &self.scratch[plan.expect("window features have a plan")];
-                    w.agg.finish(*count, w.field.map(|f| &summaries[f]))
+                    let span = &self.scratch[plan.expect("window features have a plan")];
+                    w.agg.finish(span.count, w.field.map(|f| &span.fields[f]))
                 }
                 FeatureDef::TimeSincePrev { ttl_ms, .. } => previous.filter(|&p| time - p <= *ttl_ms).map(|p| (time - p) as f64 / 1000.0),
                 FeatureDef::Decayed(d) => {
@@ -382,19 +447,56 @@ impl FeatureState {
     pub fn sweep(&mut self) {
         self.observed_since_sweep = 0;
         let (fields, max_window, ttl) = (self.fields, self.max_window_ms, self.ttl_ms);
-        let (watermarks, defs) = (&self.watermarks, &self.defs);
-        let expired = &mut self.expired;
+        let (watermarks, defs, plans, closing) = (&self.watermarks, &self.defs, &self.plans, &self.closing);
+        let (expired, closed) = (&mut self.expired, &mut self.closed);
         self.keys.retain(|key, h| {
             let wm = watermarks.get(&h.partition).copied().unwrap_or(i64::MIN);
-            h.evict(wm.saturating_sub(max_window), fields, defs);
+            h.evict(wm.saturating_sub(max_window), fields, defs, plans);
             // A future event at t >= wm has t - last > ttl: the key's state is dead.
             let stale = h.last_time.is_none_or(|last| last < wm.saturating_sub(ttl));
             let dead = h.times.is_empty() && stale;
             if dead {
+                // its windows are all past their ends (the TTL covers every window)
+                h.close(key, i64::MAX, defs, closing, closed);
                 expired.push(key.clone());
             }
             !dead
         });
+    }
+
+    /// Moves every window that its partition's watermark has closed to `out`
+    /// (on-close features), in the order of their ends per partition.
+    pub fn close_due(&mut self, out: &mut Vec<ClosedWindow>) {
+        out.append(&mut self.closed);
+        let FeatureState { timers, keys, watermarks, defs, closing, .. } = self;
+        for (partition, heap) in timers.iter_mut() {
+            let wm = watermarks.get(partition).copied().unwrap_or(i64::MIN);
+            while heap.peek().is_some_and(|Reverse((at, _))| *at <= wm) {
+                let Some(Reverse((at, key))) = heap.pop() else { break };
+                let Some(h) = keys.get_mut(&key) else { continue };
+                if h.timer_at != Some(at) {
+                    continue; // superseded by an earlier timer
+                }
+                if let Some(next) = h.close(&key, wm, defs, closing, out) {
+                    h.timer_at = Some(next);
+                    heap.push(Reverse((next, key)));
+                }
+            }
+        }
+    }
+
+    /// Closes every open window (the input ended: no later event can come).
+    pub fn close_all(&mut self, out: &mut Vec<ClosedWindow>) {
+        out.append(&mut self.closed);
+        let mut keys: Vec<&String> = self.keys.keys().collect();
+        keys.sort();
+        let keys: Vec<String> = keys.into_iter().cloned().collect();
+        for key in keys {
+            if let Some(h) = self.keys.get_mut(&key) {
+                h.close(&key, i64::MAX, &self.defs, &self.closing, out);
+            }
+        }
+        self.timers.clear();
     }
 
     /// Keys whose state the sweeps dropped since the last call.
@@ -404,6 +506,20 @@ impl FeatureState {
 }
 
 impl KeyHistory {
+    /// Closes this key's windows that `wm` closes; returns when the next one closes.
+    fn close(&mut self, key: &str, wm: i64, defs: &[FeatureDef], closing: &[usize], out: &mut Vec<ClosedWindow>) -> Option<i64> {
+        self.timer_at = None;
+        let mut next = None::<i64>;
+        for (open, d) in self.open.iter_mut().zip(closing) {
+            let FeatureDef::Window(w) = &defs[*d] else { continue };
+            open.close(w.kind, wm, key, *d, out);
+            if let Some(c) = open.next_close(w.kind) {
+                next = Some(next.map_or(c, |n| n.min(c)));
+            }
+        }
+        next
+    }
+
     /// Decayed feature `j`'s value as of the event just inserted at `pos`; updates
     /// its running sums (kept as of the key's latest time).
     #[allow(clippy::too_many_arguments)]
@@ -437,7 +553,7 @@ impl KeyHistory {
 
     /// Removes entries at or before `horizon`: no future event's window reaches them
     /// (decayed features keep their sum as the base).
-    fn evict(&mut self, horizon: i64, fields: usize, defs: &[FeatureDef]) {
+    fn evict(&mut self, horizon: i64, fields: usize, defs: &[FeatureDef], plans: &[WindowPlan]) {
         if self.times.front().is_none_or(|&t| t > horizon) {
             return;
         }
@@ -456,9 +572,20 @@ impl KeyHistory {
                 run.base_at = t;
             }
         }
-        for tail in &mut self.tails {
-            tail.advance(horizon, &self.times, &self.values, fields);
-            tail.removed_front(n);
+        for (plan, tail) in plans.iter().zip(&mut self.tails) {
+            if plan.kind == WindowKind::Sliding {
+                tail.advance(horizon, &self.times, &self.values, fields);
+                tail.removed_front(n);
+            }
+        }
+        for (plan, run) in plans.iter().zip(&mut self.runs) {
+            if let WindowKind::Session { gap_ms } = plan.kind {
+                for e in 0..n {
+                    let values: Vec<f64> = (0..fields).map(|i| self.values[e * fields + i]).collect();
+                    run.evicted(gap_ms, self.times[e], &values);
+
+                }
+            }
         }
         self.times.drain(..n);
         self.values.drain(..n * fields);
@@ -475,7 +602,7 @@ mod tests {
     }
 
     fn defs() -> Vec<FeatureDef> {
-        let w = |name: &str, agg, field, window_ms| FeatureDef::Window(WindowFeature { name: name.into(), agg, field, window_ms });
+        let w = |name: &str, agg, field, window_ms| FeatureDef::Window(WindowFeature::sliding(name, agg, field, window_ms));
         vec![
             w("c5", Agg::Count, None, 5),
             w("s5", Agg::Sum, Some(0), 5),

@@ -14,8 +14,9 @@ use vigil_operators::FeatureState;
 
 use super::PartitionCut;
 
-/// Version of the manifest and state formats written by this build.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the manifest and state formats written by this build (2: feature
+/// state with window kinds, open windows and close timers).
+pub const FORMAT_VERSION: u32 = 2;
 const STATE_MAGIC: &[u8; 8] = b"VIGILST\0";
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

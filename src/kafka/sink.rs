@@ -75,6 +75,7 @@ pub struct KafkaSink {
     dlq: String,
     features: String,
     shadow: String,
+    windows: String,
     run: String,
     inflight: Arc<InFlight>,
     txn: Option<Transactions>,
@@ -86,10 +87,7 @@ impl KafkaSink {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         opts: &KafkaOptions,
-        scores: &str,
-        dlq: &str,
-        features: Option<&str>,
-        shadow: Option<&str>,
+        sinks: &crate::spec::SinkSpec,
         metrics: Arc<Metrics>,
         inflight: Arc<InFlight>,
         run: &str,
@@ -118,7 +116,18 @@ impl KafkaSink {
             }
             None => None,
         };
-        Ok(KafkaSink { producer, scores: scores.to_owned(), dlq: dlq.to_owned(), features: features.unwrap_or_default().to_owned(), shadow: shadow.unwrap_or_default().to_owned(), run: run.to_owned(), inflight, txn })
+        let optional = |t: &Option<String>| t.clone().unwrap_or_default();
+        Ok(KafkaSink {
+            producer,
+            scores: sinks.scores.clone(),
+            dlq: sinks.dlq.clone(),
+            features: optional(&sinks.features),
+            shadow: optional(&sinks.shadow),
+            windows: optional(&sinks.windows),
+            run: run.to_owned(),
+            inflight,
+            txn,
+        })
     }
 
     /// Waits until every enqueued record is delivered (or `timeout` passes).
@@ -179,6 +188,7 @@ impl KafkaSink {
             Topic::Dlq => &self.dlq,
             Topic::Features => &self.features,
             Topic::Shadow => &self.shadow,
+            Topic::Windows => &self.windows,
         };
         self.inflight.sent(epoch);
         let epoch_text = epoch.to_string();

@@ -49,6 +49,8 @@ struct RawFeature {
     agg: String,
     field: Option<String>,
     window: Option<String>,
+    /// `on_update` (default) or `on_close`.
+    emit: Option<String>,
     ttl: Option<String>,
     half_life: Option<String>,
 }
@@ -120,6 +122,7 @@ struct RawSinks {
     features: Option<String>,
     shadow: Option<String>,
     drift: Option<String>,
+    windows: Option<String>,
 }
 /// The JSON of a weights file: `{"bias": b, "weights": {"name": w | {"weight", "transform"}}}`.
 #[derive(Deserialize)]
@@ -209,7 +212,12 @@ impl RawJob {
             } else {
                 let agg = Agg::parse(&f.agg).with_context(|| format!("feature `{}`: unknown agg `{}`", f.name, f.agg))?;
                 let window = f.window.as_deref().with_context(|| format!("feature `{}` needs a window", f.name))?;
-                b.window_feature(&f.name, agg, f.field.as_deref(), parse_duration(window)?)
+                let emit = match f.emit.as_deref() {
+                    None | Some("on_update") => Emit::OnUpdate,
+                    Some("on_close") => Emit::OnClose,
+                    Some(e) => bail!("feature `{}`: emit is `on_update` or `on_close`, not `{e}`", f.name),
+                };
+                b.windowed_feature(&f.name, agg, f.field.as_deref(), Window::parse(window).with_context(|| format!("feature `{}`", f.name))?, emit)
             };
         }
         if let Some(m) = self.model {
@@ -262,6 +270,9 @@ impl RawJob {
             }
             if let Some(f) = &s.drift {
                 b = b.drift_sink(f);
+            }
+            if let Some(f) = &s.windows {
+                b = b.windows_sink(f);
             }
         }
         if let Some(m) = self.monitor {

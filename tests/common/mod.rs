@@ -58,6 +58,8 @@ pub enum Expected {
 #[derive(Clone, Debug)]
 pub enum OracleFeature {
     Window { name: String, agg: &'static str, field: Option<String>, window_ms: i64 },
+    /// A tumbling, hopping or session window as of each event (see `vigil_operators::kinds`).
+    Kind { name: String, agg: &'static str, field: Option<String>, kind: vigil_operators::WindowKind, size_ms: i64 },
     SincePrev { name: String, ttl_ms: i64 },
     /// Every accepted earlier event of the key (and the event) at or before its time, weighted 2^(-age / half-life).
     Decayed { name: String, kind: vigil_operators::DecayKind, field: Option<String>, half_life_ms: i64 },
@@ -157,21 +159,30 @@ pub fn oracle(job: &OracleJob, partitions: &[Vec<Option<Vec<u8>>>], now_ms: i64)
                             .filter(|(kk, tt, _)| *kk == k && *tt > t - window_ms && *tt <= t)
                             .map(|(_, _, r)| field.as_ref().and_then(|f| r.get(f)).and_then(|v| v.as_f64()))
                             .collect();
-                        let present: Vec<f64> = in_window.iter().flatten().copied().collect();
-                        let v = match *agg {
-                            "count" => Some(in_window.len() as f64),
-                            "sum" => Some(present.iter().fold(0.0, |a, v| a + v)),
-                            "mean" => (!present.is_empty()).then(|| present.iter().sum::<f64>() / present.len() as f64),
-                            "max" => present.iter().copied().reduce(f64::max),
-                            "min" => present.iter().copied().reduce(f64::min),
-                            "variance" | "std" => (present.len() >= 2).then(|| {
-                                let m = present.iter().sum::<f64>() / present.len() as f64;
-                                let var = present.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (present.len() - 1) as f64;
-                                if *agg == "std" { var.sqrt() } else { var }
-                            }),
-                            _ => unreachable!(),
+                        feats.push((name.clone(), naive_agg(agg, &in_window)));
+                    }
+                    OracleFeature::Kind { name, agg, field, kind, size_ms } => {
+                        // the key's events so far at or before t, in time order
+                        let mut seen: Vec<(i64, Option<f64>)> = accepted
+                            .iter()
+                            .filter(|(kk, tt, _)| *kk == k && *tt <= t)
+                            .map(|(_, tt, r)| (*tt, field.as_ref().and_then(|f| r.get(f)).and_then(|v| v.as_f64())))
+                            .collect();
+                        seen.sort_by_key(|(tt, _)| *tt);
+                        let start = match *kind {
+                            vigil_operators::WindowKind::Tumbling => t.div_euclid(*size_ms) * size_ms,
+                            vigil_operators::WindowKind::Hopping { hop_ms } => (t - size_ms).div_euclid(hop_ms) * hop_ms + hop_ms,
+                            vigil_operators::WindowKind::Session { gap_ms } => {
+                                let mut j = seen.len() - 1;
+                                while j > 0 && seen[j].0 - seen[j - 1].0 < gap_ms {
+                                    j -= 1;
+                                }
+                                seen[j].0
+                            }
+                            vigil_operators::WindowKind::Sliding => t - size_ms + 1,
                         };
-                        feats.push((name.clone(), v));
+                        let in_window: Vec<Option<f64>> = seen.into_iter().filter(|(tt, _)| *tt >= start).map(|(_, v)| v).collect();
+                        feats.push((name.clone(), naive_agg(agg, &in_window)));
                     }
                     OracleFeature::Decayed { name, kind, field, half_life_ms } => {
                         let (mut sum, mut weight) = (0.0, 0.0);
@@ -203,6 +214,66 @@ pub fn oracle(job: &OracleJob, partitions: &[Vec<Option<Vec<u8>>>], now_ms: i64)
         }
     }
     out
+}
+
+/// A naive aggregate over a window's events (`None`: the event lacks the field).
+pub fn naive_agg(agg: &str, in_window: &[Option<f64>]) -> Option<f64> {
+    let present: Vec<f64> = in_window.iter().flatten().copied().collect();
+    match agg {
+        "count" => Some(in_window.len() as f64),
+        "sum" => Some(present.iter().fold(0.0, |a, v| a + v)),
+        "mean" => (!present.is_empty()).then(|| present.iter().sum::<f64>() / present.len() as f64),
+        "max" => present.iter().copied().reduce(f64::max),
+        "min" => present.iter().copied().reduce(f64::min),
+        "variance" | "std" => (present.len() >= 2).then(|| {
+            let m = present.iter().sum::<f64>() / present.len() as f64;
+            let var = present.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (present.len() - 1) as f64;
+            if agg == "std" {
+                var.sqrt()
+            } else {
+                var
+            }
+        }),
+        _ => unreachable!(),
+    }
+}
+
+/// Every window of a tumbling, hopping or session feature over the accepted
+/// events of each key (`(key, time, field value)`): `(key, start, end) -> aggregate`,
+/// what emit-on-close must write, once each.
+pub fn closed_windows(agg: &str, kind: vigil_operators::WindowKind, size_ms: i64, accepted: &[(String, i64, Option<f64>)]) -> std::collections::BTreeMap<(String, i64, i64), Option<f64>> {
+    let mut by_key: std::collections::BTreeMap<&str, Vec<(i64, Option<f64>)>> = Default::default();
+    for (k, t, v) in accepted {
+        by_key.entry(k).or_default().push((*t, *v));
+    }
+    let mut windows: std::collections::BTreeMap<(String, i64, i64), Vec<Option<f64>>> = Default::default();
+    for (k, mut events) in by_key {
+        events.sort_by_key(|(t, _)| *t);
+        match kind {
+            vigil_operators::WindowKind::Session { gap_ms } => {
+                let mut i = 0;
+                while i < events.len() {
+                    let mut j = i;
+                    while j + 1 < events.len() && events[j + 1].0 - events[j].0 < gap_ms {
+                        j += 1;
+                    }
+                    windows.insert((k.to_owned(), events[i].0, events[j].0 + gap_ms), events[i..=j].iter().map(|(_, v)| *v).collect());
+                    i = j + 1;
+                }
+            }
+            _ => {
+                let hop = if let vigil_operators::WindowKind::Hopping { hop_ms } = kind { hop_ms } else { size_ms };
+                for (t, v) in &events {
+                    let mut s = kind.start(size_ms, *t).expect("tumbling or hopping");
+                    while s <= *t {
+                        windows.entry((k.to_owned(), s, s + size_ms)).or_default().push(*v);
+                        s += hop;
+                    }
+                }
+            }
+        }
+    }
+    windows.into_iter().map(|(w, values)| (w, naive_agg(agg, &values))).collect()
 }
 
 /// Reads output payloads (scores or DLQ JSON) into what the oracle predicts.
