@@ -239,18 +239,21 @@ impl KindRun {
         }
     }
 
-    /// Folds an evicted event (evicted in time order) into the sessions' base.
-    pub fn evicted(&mut self, gap: i64, time: i64, values: &[f64]) {
-        match &mut self.base {
-            Some((last, span)) if time - *last < gap => {
-                span.add(values);
+    /// Folds the retained event `e` (evicted, in time order) into the sessions' base.
+    pub fn evicted(&mut self, gap: i64, time: i64, values: &VecDeque<f64>, e: usize, fields: usize) {
+        let base = match &mut self.base {
+            Some((last, span)) => {
+                if time - *last >= gap {
+                    span.clear(); // a new session among the evicted events
+                }
                 *last = time;
+                span
             }
-            _ => {
-                let mut span = Span::new(values.len());
-                span.add(values);
-                self.base = Some((time, span));
-            }
+            None => &mut self.base.insert((time, Span::new(fields))).1,
+        };
+        base.count += 1;
+        for (i, s) in base.fields.iter_mut().enumerate() {
+            s.add(values[e * fields + i]);
         }
     }
 }

@@ -213,7 +213,9 @@ pub struct FeatureState {
     fields: usize,
     max_window_ms: i64,
     ttl_ms: i64,
-    keys: HashMap<String, KeyHistory>,
+    /// Boxed: a churning key set leaves the table's buckets partly empty (deleted
+    /// slots are reused only at a rehash), and a bucket is then a pointer, not a history.
+    keys: HashMap<String, Box<KeyHistory>>,
     /// Latest watermark seen per partition (from the records themselves).
     watermarks: HashMap<u32, i64>,
     observed_since_sweep: u64,
@@ -341,18 +343,19 @@ impl FeatureState {
 
         let history = match self.keys.get_mut(key) {
             Some(h) => h,
-            None => self.keys.entry(key.to_owned()).or_insert_with(|| KeyHistory {
+            None => self.keys.entry(key.to_owned()).or_insert_with(|| Box::new(KeyHistory {
                 partition,
                 times: VecDeque::new(),
                 values: VecDeque::new(),
                 last_time: None,
-                tails: self.plans.iter().map(|_| TailWindow::new(fields)).collect(),
+                // a tail per plan; other kinds keep a `KindRun` instead (an empty tail allocates nothing)
+                tails: self.plans.iter().map(|p| if p.kind == WindowKind::Sliding { TailWindow::new(fields) } else { TailWindow::new(0) }).collect(),
                 decayed: Vec::new(),
                 last_values: Vec::new(),
                 runs: Vec::new(),
                 open: Vec::new(),
                 timer_at: None,
-            }),
+            })),
         };
         history.partition = partition;
         history.evict(horizon, fields, &self.defs, &self.plans);
@@ -374,11 +377,13 @@ impl FeatureState {
             history.values.insert(pos * fields + i, *v);
         }
         self.scratch.resize_with(self.plans.len(), || Span::new(fields));
-        history.runs.resize_with(self.plans.len(), KindRun::default);
-        for (((plan, tail), run), scratch) in self.plans.iter().zip(&mut history.tails).zip(&mut history.runs).zip(&mut self.scratch) {
+        if history.runs.len() < self.plans.len() && self.plans.iter().any(|p| p.kind != WindowKind::Sliding) {
+            history.runs.resize_with(self.plans.len(), KindRun::default);
+        }
+        for (i, ((plan, tail), scratch)) in self.plans.iter().zip(&mut history.tails).zip(&mut self.scratch).enumerate() {
             if plan.kind != WindowKind::Sliding {
                 let retained = Retained { times: &history.times, values: &history.values, fields };
-                run.observe(plan.kind, plan.len_ms, &retained, pos, in_order, time, values, scratch);
+                history.runs[i].observe(plan.kind, plan.len_ms, &retained, pos, in_order, time, values, scratch);
                 continue;
             }
             tail.inserted(pos, time, values, plan.extremes);
@@ -581,9 +586,7 @@ impl KeyHistory {
         for (plan, run) in plans.iter().zip(&mut self.runs) {
             if let WindowKind::Session { gap_ms } = plan.kind {
                 for e in 0..n {
-                    let values: Vec<f64> = (0..fields).map(|i| self.values[e * fields + i]).collect();
-                    run.evicted(gap_ms, self.times[e], &values);
-
+                    run.evicted(gap_ms, self.times[e], &self.values, e, fields);
                 }
             }
         }

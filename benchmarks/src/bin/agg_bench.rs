@@ -25,7 +25,15 @@ const KEYS: u64 = 100_000;
 const WINDOW_MS: i64 = 60_000;
 const HALF_LIFE_MS: i64 = 30_000;
 const HOP_MS: i64 = 10_000;
-const GAP_MS: i64 = 10_000;
+/// Session gaps: 1 minute, like the other windows, and 10 s, where most keys
+/// leave state between two of their events (~10 s apart) and come back.
+fn gap(name: &str) -> i64 {
+    if name == "session_churn" {
+        10_000
+    } else {
+        60_000
+    }
+}
 
 struct Event {
     key: String,
@@ -60,13 +68,13 @@ fn def(name: &str) -> FeatureDef {
         "max" => w(Agg::Max),
         "variance" => w(Agg::Variance),
         "std" => w(Agg::Std),
-        "tumbling" | "hopping" | "session" => FeatureDef::Window(WindowFeature {
+        "tumbling" | "hopping" | "session" | "session_churn" => FeatureDef::Window(WindowFeature {
             kind: match name {
                 "tumbling" => WindowKind::Tumbling,
                 "hopping" => WindowKind::Hopping { hop_ms: HOP_MS },
-                _ => WindowKind::Session { gap_ms: GAP_MS },
+                _ => WindowKind::Session { gap_ms: gap(name) },
             },
-            window_ms: if name == "session" { 0 } else { WINDOW_MS },
+            window_ms: if name.starts_with("session") { 0 } else { WINDOW_MS },
             ..WindowFeature::sliding(name, Agg::Sum, Some(0), WINDOW_MS)
         }),
         _ => FeatureDef::Decayed(Decayed { name: name.into(), kind: DecayKind::Sum, field: Some(0), half_life_ms: HALF_LIFE_MS, ttl_ms: 16 * HALF_LIFE_MS }),
@@ -111,9 +119,9 @@ fn plain(events: &[Event], name: &str) -> f64 {
             check += v;
             continue;
         }
-        if name == "tumbling" || name == "session" {
+        if name == "tumbling" || name.starts_with("session") {
             let (at, sum) = k.run;
-            let same = if name == "tumbling" { e.time.div_euclid(WINDOW_MS) == at } else { e.time - at < GAP_MS && !k.items.is_empty() };
+            let same = if name == "tumbling" { e.time.div_euclid(WINDOW_MS) == at } else { e.time - at < gap(name) && !k.items.is_empty() };
             let sum = if same { sum + e.value } else { e.value };
             k.run = (if name == "tumbling" { e.time.div_euclid(WINDOW_MS) } else { e.time }, sum);
             if k.items.is_empty() {
@@ -165,7 +173,7 @@ fn main() -> Result<()> {
     in_order.sort_by_key(|e| e.time);
     let sorted: Vec<Event> = in_order.iter().map(|e| Event { key: e.key.clone(), time: e.time, watermark: e.watermark, value: e.value }).collect();
     let mut rows = Vec::new();
-    for name in ["count", "sum", "mean", "min", "max", "variance", "std", "decayed", "tumbling", "hopping", "session"] {
+    for name in ["count", "sum", "mean", "min", "max", "variance", "std", "decayed", "tumbling", "hopping", "session", "session_churn"] {
         let op = median((0..3).map(|_| operator(&events, name)).collect());
         let pl = median((0..3).map(|_| plain(&sorted, name)).collect());
         println!("{name}: operator {:.2}M/s, plain loop {:.2}M/s", op / 1e6, pl / 1e6);
@@ -173,7 +181,8 @@ fn main() -> Result<()> {
             "decayed" => "decayed_sum (half-life 30 s)".to_owned(),
             "tumbling" => "sum (tumbling 1 min)".to_owned(),
             "hopping" => "sum (hopping 1 min every 10 s)".to_owned(),
-            "session" => "sum (session, gap 10 s)".to_owned(),
+            "session" => "sum (session, gap 1 min)".to_owned(),
+            "session_churn" => "sum (session, gap 10 s: keys leave state and return)".to_owned(),
             _ => format!("{name} (sliding 1 min)"),
         };
         rows.push(format!("| {label} | {:.2}M | {:.2}M | {:.0}% | {} |", op / 1e6, pl / 1e6, 100.0 * op / pl, if op >= 1e6 { "met" } else { "not met" }));
@@ -185,7 +194,8 @@ fn main() -> Result<()> {
          `FeatureState::observe` (as of each event, out-of-order events exact, eviction, TTL sweeps), median of 3. Plain loop: the same aggregate over the \
          events sorted by time (no out-of-order handling), a HashMap of per-key deques with f64 running sums, a monotonic deque for min/max, a running \
          decayed sum, a running (bucket, sum) for tumbling and (last time, sum) for session windows, the deque with the start rounded to the hop for \
-         hopping windows: the upper limit. Target: 1,000,000 updates/s per worker.\n\n\
+         hopping windows: the upper limit. The plain loops keep every key forever; the operator drops a key idle past its TTL (the window, or the session \
+         gap), so with a 10 s gap most keys leave state between two of their events and are built again. Target: 1,000,000 updates/s per worker.\n\n\
          | aggregate | operator events/s | plain loop events/s | ratio | target |\n|---|---|---|---|---|\n{}\n",
         chrono::Utc::now().format("%Y-%m-%d"),
         report::machine(),
