@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
-use vigil_operators::{Agg, DecayKind, Decayed, Emit, FeatureDef, LogisticModel, Transform, WindowFeature, WindowKind};
+use vigil_operators::{Agg, DecayKind, Decayed, Emit, FeatureDef, LogisticModel, RatioToMean, Transform, WindowFeature, WindowKind};
 
 /// The type a declared field must have in the JSON record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -190,6 +190,7 @@ enum PendingFeature {
     TimeSincePrev { name: String, ttl: Duration },
     Decayed { name: String, kind: DecayKind, field: Option<String>, half_life: Duration, ttl: Option<Duration> },
     PrevValue { name: String, field: String, ttl: Duration },
+    RatioToMean { name: String, field: String, window: Duration, pane: Duration },
 }
 
 /// Builds a [`JobSpec`] step by step; `build` validates the whole job.
@@ -300,6 +301,12 @@ impl JobBuilder {
     /// The field's value at the key's previous event (null past `ttl`).
     pub fn prev_value_feature(mut self, name: &str, field: &str, ttl: Duration) -> Self {
         self.features.push(PendingFeature::PrevValue { name: name.to_owned(), field: field.to_owned(), ttl });
+        self
+    }
+    /// The field's value over its mean in the key's last `window`, kept in panes
+    /// of `pane` (e.g. amount vs its 30-day average, 1-hour panes).
+    pub fn ratio_to_mean_feature(mut self, name: &str, field: &str, window: Duration, pane: Duration) -> Self {
+        self.features.push(PendingFeature::RatioToMean { name: name.to_owned(), field: field.to_owned(), window, pane });
         self
     }
     pub fn time_since_prev_feature(mut self, name: &str, ttl: Duration) -> Self {
@@ -417,6 +424,14 @@ impl JobBuilder {
                 PendingFeature::PrevValue { name, field, ttl } => {
                     let index = numeric.iter().position(|n| n.name == field).with_context(|| format!("feature `{name}`: `{field}` is not a numeric field of the schema"))?;
                     FeatureDef::PrevValue { name, field: index, ttl_ms: duration_ms(ttl) }
+                }
+                PendingFeature::RatioToMean { name, field, window, pane } => {
+                    let index = numeric.iter().position(|n| n.name == field).with_context(|| format!("feature `{name}`: `{field}` is not a numeric field of the schema"))?;
+                    let (window_ms, pane_ms) = (duration_ms(window), duration_ms(pane));
+                    if pane_ms <= 0 || window_ms < pane_ms {
+                        bail!("feature `{name}`: the pane must be positive and no longer than the window");
+                    }
+                    FeatureDef::RatioToMean(RatioToMean { name, field: index, window_ms, pane_ms })
                 }
             };
             if features.iter().any(|f: &FeatureDef| f.name() == def.name()) || numeric.iter().any(|n| n.name == def.name()) {
@@ -618,6 +633,10 @@ mod tests {
         assert!(err(&f("a", "sum", "1h", "emit = \"on_close\""), "windows = \"win\"").contains("sliding window ends at every event"));
         assert!(err(&f("a", "sum", "tumbling 1d", "emit = \"sometimes\""), "").contains("on_update"));
         assert!(err(&f("a", "sum", "hopping 1m every 1h", ""), "").contains("hop"));
+        let ratio = job("[[feature]]\nname = \"r\"\nagg = \"ratio_to_mean\"\nfield = \"w\"\nwindow = \"30d\"\npane = \"1h\"\n", "").expect("valid");
+        assert_eq!(ratio.features[0], FeatureDef::RatioToMean(RatioToMean { name: "r".into(), field: 0, window_ms: 30 * 86_400_000, pane_ms: 3_600_000 }));
+        assert!(err("[[feature]]\nname = \"r\"\nagg = \"ratio_to_mean\"\nfield = \"w\"\nwindow = \"30d\"\n", "").contains("needs a pane"));
+        assert!(err("[[feature]]\nname = \"r\"\nagg = \"ratio_to_mean\"\nfield = \"w\"\nwindow = \"1h\"\npane = \"2h\"\n", "").contains("no longer than the window"));
     }
 
     #[test]

@@ -57,6 +57,7 @@ fn job() -> JobSpec {
         .windowed_feature("max_hopping_6s", Agg::Max, Some("amount"), Window::Hopping { size: Duration::from_secs(6), hop: Duration::from_secs(2) }, Emit::OnClose)
         .windowed_feature("n_session", Agg::Count, None, Window::Session { gap: Duration::from_millis(1_500) }, Emit::OnClose)
         .windowed_feature("min_session", Agg::Min, Some("amount"), Window::Session { gap: Duration::from_millis(1_500) }, Emit::OnUpdate)
+        .ratio_to_mean_feature("amount_vs_20s_mean", "amount", Duration::from_secs(20), Duration::from_secs(4))
         .windows_sink("windows")
         .weight("n_3s", 0.5)
         .weight("amount", 0.01)
@@ -100,6 +101,7 @@ fn oracle_job() -> OracleJob {
             kind("max_hopping_6s", "max", Some("amount"), WindowKind::Hopping { hop_ms: 2_000 }, 6_000),
             kind("n_session", "count", None, WindowKind::Session { gap_ms: 1_500 }, 0),
             kind("min_session", "min", Some("amount"), WindowKind::Session { gap_ms: 1_500 }, 0),
+            OracleFeature::RatioToMean { name: "amount_vs_20s_mean".into(), field: "amount".into(), window_ms: 20_000, pane_ms: 4_000 },
         ],
     }
 }

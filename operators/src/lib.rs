@@ -13,6 +13,7 @@ pub mod drift;
 pub mod kinds;
 pub mod learn;
 pub mod logistic;
+pub mod panes;
 pub mod tail;
 pub mod window;
 
@@ -20,4 +21,5 @@ pub use aggregate::Agg;
 pub use logistic::{LogisticModel, Transform};
 pub use closing::ClosedWindow;
 pub use kinds::{Emit, Span, WindowKind};
+pub use panes::RatioToMean;
 pub use window::{DecayKind, Decayed, FeatureDef, FeatureState, WindowFeature};

@@ -45,6 +45,7 @@ use serde::{Deserialize, Serialize};
 use crate::aggregate::Agg;
 use crate::closing::{ClosedWindow, OpenWindows};
 use crate::kinds::{Emit, KindRun, Retained, Span, WindowKind};
+use crate::panes::{Panes, RatioToMean};
 use crate::tail::{Extremes, TailWindow};
 
 /// An aggregate over an event-time window: sliding (ending at each event),
@@ -84,6 +85,9 @@ pub enum FeatureDef {
     /// null for a key's first event, when that event lacked the field, or when it
     /// is more than `ttl_ms` earlier (the last value before this one).
     PrevValue { name: String, field: usize, ttl_ms: i64 },
+    /// The field's value over its mean in the key's long window, from panes:
+    /// see [`RatioToMean`].
+    RatioToMean(RatioToMean),
 }
 
 /// What a decayed feature sums.
@@ -163,6 +167,7 @@ impl FeatureDef {
             FeatureDef::TimeSincePrev { name, .. } => name,
             FeatureDef::Decayed(d) => &d.name,
             FeatureDef::PrevValue { name, .. } => name,
+            FeatureDef::RatioToMean(r) => &r.name,
         }
     }
 }
@@ -201,6 +206,9 @@ struct KeyHistory {
     /// The time of the key's pending close timer.
     #[serde(default)]
     timer_at: Option<i64>,
+    /// Evicted events per ratio-to-mean feature (in `defs` order of those).
+    #[serde(default)]
+    panes: Vec<Panes>,
 }
 
 /// Feature state of all keys seen by one worker.
@@ -256,7 +264,7 @@ impl FeatureState {
                     plans[i].extremes.min |= w.agg == Agg::Min;
                     Some(i)
                 }
-                FeatureDef::TimeSincePrev { .. } | FeatureDef::Decayed(_) | FeatureDef::PrevValue { .. } => None,
+                FeatureDef::TimeSincePrev { .. } | FeatureDef::Decayed(_) | FeatureDef::PrevValue { .. } | FeatureDef::RatioToMean(_) => None,
             });
         }
         let max_window_ms = plans.iter().map(|p| p.kind.reach(p.len_ms)).max().unwrap_or(0);
@@ -268,6 +276,7 @@ impl FeatureState {
                 FeatureDef::TimeSincePrev { ttl_ms, .. } => *ttl_ms,
                 FeatureDef::Decayed(d) => d.ttl_ms,
                 FeatureDef::PrevValue { ttl_ms, .. } => *ttl_ms,
+                FeatureDef::RatioToMean(r) => r.window_ms,
             })
             .max()
             .unwrap_or(0);
@@ -355,6 +364,7 @@ impl FeatureState {
                 runs: Vec::new(),
                 open: Vec::new(),
                 timer_at: None,
+                panes: Vec::new(),
             })),
         };
         history.partition = partition;
@@ -424,6 +434,7 @@ impl FeatureState {
 
         out.clear();
         let mut decayed_index = 0;
+        let mut ratio_index = 0;
         for (def, plan) in self.defs.iter().zip(&self.plan_of) {
             out.push(match def {
                 FeatureDef::Window(w) => {
@@ -437,6 +448,10 @@ impl FeatureState {
                 }
                 FeatureDef::PrevValue { field, ttl_ms, .. } => {
                     previous.filter(|&p| time - p <= *ttl_ms).and_then(|_| previous_values.get(*field).copied()).filter(|v| !v.is_nan())
+                }
+                FeatureDef::RatioToMean(r) => {
+                    ratio_index += 1;
+                    history.ratio_value(ratio_index - 1, r, pos, time, values[r.field], fields)
                 }
             });
         }
@@ -511,6 +526,25 @@ impl FeatureState {
 }
 
 impl KeyHistory {
+    /// Ratio feature `j` as of the event just inserted at `pos`: its evicted panes
+    /// in the long window, plus the retained events in it up to `pos`.
+    fn ratio_value(&mut self, j: usize, r: &RatioToMean, pos: usize, time: i64, value: f64, fields: usize) -> Option<f64> {
+        if self.panes.len() <= j {
+            self.panes.resize_with(j + 1, Panes::default);
+        }
+        let from = r.start(time);
+        let (mut present, mut sum) = self.panes[j].since(from);
+        let first = self.times.partition_point(|&t| t < from);
+        for e in first..=pos {
+            let v = self.values[e * fields + r.field];
+            if !v.is_nan() {
+                present += 1;
+                sum += crate::aggregate::to_fixed(v);
+            }
+        }
+        r.finish(value, present, sum)
+    }
+
     /// Closes this key's windows that `wm` closes; returns when the next one closes.
     fn close(&mut self, key: &str, wm: i64, defs: &[FeatureDef], closing: &[usize], out: &mut Vec<ClosedWindow>) -> Option<i64> {
         self.timer_at = None;
@@ -581,6 +615,14 @@ impl KeyHistory {
             if plan.kind == WindowKind::Sliding {
                 tail.advance(horizon, &self.times, &self.values, fields);
                 tail.removed_front(n);
+            }
+        }
+        let ratios = defs.iter().filter_map(|d| if let FeatureDef::RatioToMean(r) = d { Some(r) } else { None });
+        for (r, panes) in ratios.zip(&mut self.panes) {
+            // every future event is at or after the watermark, which is past `horizon`
+            let oldest = r.start(horizon);
+            for e in 0..n {
+                panes.evicted(r, self.times[e], self.values[e * fields + r.field], oldest);
             }
         }
         for (plan, run) in plans.iter().zip(&mut self.runs) {

@@ -53,6 +53,8 @@ struct RawFeature {
     emit: Option<String>,
     ttl: Option<String>,
     half_life: Option<String>,
+    /// Pane of a `ratio_to_mean` feature.
+    pane: Option<String>,
 }
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -206,6 +208,11 @@ impl RawJob {
                 let half_life = f.half_life.as_deref().with_context(|| format!("feature `{}` needs a half_life", f.name))?;
                 let ttl = f.ttl.as_deref().map(parse_duration).transpose()?;
                 b.decayed_feature(&f.name, kind, f.field.as_deref(), parse_duration(half_life)?, ttl)
+            } else if f.agg == "ratio_to_mean" {
+                let field = f.field.as_deref().with_context(|| format!("feature `{}` needs a field", f.name))?;
+                let window = f.window.as_deref().with_context(|| format!("feature `{}` needs a window", f.name))?;
+                let pane = f.pane.as_deref().with_context(|| format!("feature `{}` needs a pane (e.g. \"1h\")", f.name))?;
+                b.ratio_to_mean_feature(&f.name, field, parse_duration(window)?, parse_duration(pane)?)
             } else if f.agg == "time_since_prev" {
                 let ttl = f.ttl.as_deref().map(parse_duration).transpose()?.unwrap_or(Duration::from_secs(86_400));
                 b.time_since_prev_feature(&f.name, ttl)

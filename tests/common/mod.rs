@@ -63,6 +63,9 @@ pub enum OracleFeature {
     SincePrev { name: String, ttl_ms: i64 },
     /// Every accepted earlier event of the key (and the event) at or before its time, weighted 2^(-age / half-life).
     Decayed { name: String, kind: vigil_operators::DecayKind, field: Option<String>, half_life_ms: i64 },
+    /// The field's value over its mean over the key's accepted events (up to this
+    /// one) with time in `[s, t]`, `s` = the window start rounded up to the pane grid.
+    RatioToMean { name: String, field: String, window_ms: i64, pane_ms: i64 },
     /// The field at the key's previous accepted event, if within `ttl_ms`.
     PrevValue { name: String, field: String, ttl_ms: i64 },
 }
@@ -203,6 +206,17 @@ pub fn oracle(job: &OracleJob, partitions: &[Vec<Option<Vec<u8>>>], now_ms: i64)
                     OracleFeature::PrevValue { name, field, ttl_ms } => {
                         let v = previous_record.as_ref().filter(|(pt, _)| t - pt <= *ttl_ms).and_then(|(_, r)| r.get(field).and_then(|v| v.as_f64()));
                         feats.push((name.clone(), v));
+                    }
+                    OracleFeature::RatioToMean { name, field, window_ms, pane_ms } => {
+                        let from = ((t - window_ms).div_euclid(*pane_ms) + 1) * pane_ms;
+                        let values: Vec<f64> = accepted
+                            .iter()
+                            .filter(|(kk, tt, _)| *kk == k && *tt >= from && *tt <= t)
+                            .filter_map(|(_, _, r)| r.get(field).and_then(|v| v.as_f64()))
+                            .collect();
+                        let mean = values.iter().sum::<f64>() / values.len() as f64;
+                        let own = accepted.last().and_then(|(_, _, r)| r.get(field)).and_then(|v| v.as_f64());
+                        feats.push((name.clone(), own.filter(|_| !values.is_empty() && mean != 0.0).map(|v| v / mean)));
                     }
                     OracleFeature::SincePrev { name, ttl_ms } => {
                         let v = previous.filter(|pt| t - pt <= *ttl_ms).map(|pt| (t - pt) as f64 / 1000.0);
