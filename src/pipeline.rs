@@ -424,6 +424,7 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
     let closes_windows = job.features.iter().any(|f| matches!(f, vigil_operators::FeatureDef::Window(w) if w.emit == vigil_operators::Emit::OnClose));
     let mut closed = Vec::new();
     let mut window_buf = Vec::with_capacity(256);
+    let mut tags: Vec<u64> = Vec::new();
     let job_for_close = job.clone();
     let mut process = move |epoch: u64, events: &mut Vec<Event>, state: &mut FeatureState, latest: &mut HashMap<String, StoredFeatures>| -> u64 {
         let now = now_us();
@@ -440,7 +441,11 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
             }
         }
         for e in events.drain(..) {
-            state.observe(&e.key, e.partition, e.watermark, e.time_ms, &e.numeric, &mut features);
+            if state.tags() > 0 {
+                tags.clear();
+                tags.extend(e.strings.iter().take(state.tags()).map(|s| s.as_deref().map_or(vigil_operators::distinct::ABSENT, vigil_operators::distinct::tag_of)));
+            }
+            state.observe_tagged(&e.key, e.partition, e.watermark, e.time_ms, &e.numeric, &tags, &mut features);
             model_in.clear();
             model_in.extend(inputs.iter().map(|i| match *i {
                 InputSource::Feature(f) => features[f],

@@ -124,6 +124,9 @@ pub struct JobSpec {
     pub sinks: SinkSpec,
     /// Drift, quality and fairness monitoring, names resolved against this job.
     pub monitor: Option<crate::monitor::ResolvedMonitor>,
+    /// The string fields the decoder keeps with each event: the monitor's, then
+    /// those of distinct-count features (whose tags index this list).
+    pub strings: Vec<String>,
 }
 
 /// Where a model input's value comes from.
@@ -148,7 +151,7 @@ impl JobSpec {
 
     /// String fields the decoder keeps with each event (for monitoring), in order.
     pub fn kept_strings(&self) -> Vec<String> {
-        self.monitor.as_ref().map(|m| m.spec.string_fields()).unwrap_or_default()
+        self.strings.clone()
     }
 
     /// Resolves each model input to a feature or numeric field.
@@ -191,6 +194,7 @@ enum PendingFeature {
     Decayed { name: String, kind: DecayKind, field: Option<String>, half_life: Duration, ttl: Option<Duration> },
     PrevValue { name: String, field: String, ttl: Duration },
     RatioToMean { name: String, field: String, window: Duration, pane: Duration },
+    Distinct { name: String, field: String, window: Duration },
 }
 
 /// Builds a [`JobSpec`] step by step; `build` validates the whole job.
@@ -309,6 +313,11 @@ impl JobBuilder {
         self.features.push(PendingFeature::RatioToMean { name: name.to_owned(), field: field.to_owned(), window, pane });
         self
     }
+    /// The exact number of distinct values of the string `field` over a sliding `window`.
+    pub fn distinct_count_feature(mut self, name: &str, field: &str, window: Duration) -> Self {
+        self.features.push(PendingFeature::Distinct { name: name.to_owned(), field: field.to_owned(), window });
+        self
+    }
     pub fn time_since_prev_feature(mut self, name: &str, ttl: Duration) -> Self {
         self.features.push(PendingFeature::TimeSincePrev { name: name.to_owned(), ttl });
         self
@@ -382,6 +391,8 @@ impl JobBuilder {
         }
         let numeric: Vec<&FieldSpec> = self.fields.iter().filter(|f| f.ty.is_numeric()).collect();
         let mut features = Vec::new();
+        // kept string fields: the monitor's first (its indices), then distinct counts'
+        let mut kept: Vec<String> = self.monitor.as_ref().map(|m| m.string_fields()).unwrap_or_default();
         for p in self.features {
             let def = match p {
                 PendingFeature::Window { name, agg, field, window, emit } => {
@@ -432,6 +443,20 @@ impl JobBuilder {
                         bail!("feature `{name}`: the pane must be positive and no longer than the window");
                     }
                     FeatureDef::RatioToMean(RatioToMean { name, field: index, window_ms, pane_ms })
+                }
+                PendingFeature::Distinct { name, field, window } => {
+                    if !self.fields.iter().any(|f| f.name == field && f.ty == FieldType::Str) {
+                        bail!("feature `{name}`: `{field}` is not a string field of the schema");
+                    }
+                    let window_ms = duration_ms(window);
+                    if window_ms <= 0 {
+                        bail!("feature `{name}`: the window must be positive");
+                    }
+                    let tag = kept.iter().position(|k| *k == field).unwrap_or_else(|| {
+                        kept.push(field.clone());
+                        kept.len() - 1
+                    });
+                    FeatureDef::Distinct(vigil_operators::Distinct { name, tag, window_ms })
                 }
             };
             if features.iter().any(|f: &FeatureDef| f.name() == def.name()) || numeric.iter().any(|n| n.name == def.name()) {
@@ -488,6 +513,7 @@ impl JobBuilder {
             model: ModelSpec { name: self.model_name, version: self.model_version, bias: self.bias, inputs: self.inputs, online: self.online },
             sinks: self.sinks,
             monitor: None,
+            strings: kept,
         };
         if let Some(m) = self.monitor {
             job.monitor = Some(m.resolve(&job)?);
@@ -633,6 +659,13 @@ mod tests {
         assert!(err(&f("a", "sum", "1h", "emit = \"on_close\""), "windows = \"win\"").contains("sliding window ends at every event"));
         assert!(err(&f("a", "sum", "tumbling 1d", "emit = \"sometimes\""), "").contains("on_update"));
         assert!(err(&f("a", "sum", "hopping 1m every 1h", ""), "").contains("hop"));
+        let distinct = JobSpec::from_toml(
+            "[source]\ntopic = \"t\"\nkey = \"k\"\nevent_time = \"ts\"\n[source.schema]\nw = \"f64\"\nm = \"str\"\n[[feature]]\nname = \"d\"\nagg = \"distinct_count\"\nfield = \"m\"\nwindow = \"1h\"\n",
+        )
+        .expect("valid");
+        assert_eq!(distinct.features[0], FeatureDef::Distinct(vigil_operators::Distinct { name: "d".into(), tag: 0, window_ms: 3_600_000 }));
+        assert_eq!(distinct.kept_strings(), vec!["m".to_string()]);
+        assert!(err("[[feature]]\nname = \"d\"\nagg = \"distinct_count\"\nfield = \"w\"\nwindow = \"1h\"\n", "").contains("not a string field"));
         let ratio = job("[[feature]]\nname = \"r\"\nagg = \"ratio_to_mean\"\nfield = \"w\"\nwindow = \"30d\"\npane = \"1h\"\n", "").expect("valid");
         assert_eq!(ratio.features[0], FeatureDef::RatioToMean(RatioToMean { name: "r".into(), field: 0, window_ms: 30 * 86_400_000, pane_ms: 3_600_000 }));
         assert!(err("[[feature]]\nname = \"r\"\nagg = \"ratio_to_mean\"\nfield = \"w\"\nwindow = \"30d\"\n", "").contains("needs a pane"));

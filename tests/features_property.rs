@@ -32,6 +32,7 @@ fn job() -> JobSpec {
         .max_future(Duration::from_secs(3600))
         .optional_field("amount", FieldType::F64)
         .field("note", FieldType::Str)
+        .optional_field("merchant", FieldType::Str)
         .window_feature("n_3s", Agg::Count, None, Duration::from_secs(3))
         .window_feature("sum_3s", Agg::Sum, Some("amount"), Duration::from_secs(3))
         .window_feature("min_3s", Agg::Min, Some("amount"), Duration::from_secs(3))
@@ -57,6 +58,8 @@ fn job() -> JobSpec {
         .windowed_feature("max_hopping_6s", Agg::Max, Some("amount"), Window::Hopping { size: Duration::from_secs(6), hop: Duration::from_secs(2) }, Emit::OnClose)
         .windowed_feature("n_session", Agg::Count, None, Window::Session { gap: Duration::from_millis(1_500) }, Emit::OnClose)
         .windowed_feature("min_session", Agg::Min, Some("amount"), Window::Session { gap: Duration::from_millis(1_500) }, Emit::OnUpdate)
+        .distinct_count_feature("merchants_5s", "merchant", Duration::from_secs(5))
+        .distinct_count_feature("notes_5s", "note", Duration::from_secs(5))
         .ratio_to_mean_feature("amount_vs_20s_mean", "amount", Duration::from_secs(20), Duration::from_secs(4))
         .windows_sink("windows")
         .weight("n_3s", 0.5)
@@ -101,6 +104,8 @@ fn oracle_job() -> OracleJob {
             kind("max_hopping_6s", "max", Some("amount"), WindowKind::Hopping { hop_ms: 2_000 }, 6_000),
             kind("n_session", "count", None, WindowKind::Session { gap_ms: 1_500 }, 0),
             kind("min_session", "min", Some("amount"), WindowKind::Session { gap_ms: 1_500 }, 0),
+            OracleFeature::Distinct { name: "merchants_5s".into(), field: "merchant".into(), window_ms: 5_000 },
+            OracleFeature::Distinct { name: "notes_5s".into(), field: "note".into(), window_ms: 5_000 },
             OracleFeature::RatioToMean { name: "amount_vs_20s_mean".into(), field: "amount".into(), window_ms: 20_000, pane_ms: 4_000 },
         ],
     }
@@ -119,6 +124,7 @@ fn render(records: &[Spec], partitions: usize) -> Vec<Vec<Option<Vec<u8>>>> {
         let mut obj = serde_json::json!({"k": k, "t": t, "note": "x"});
         if let Some(a) = amount {
             obj["amount"] = a.into();
+            obj["merchant"] = format!("m{}", a % 4).into(); // few merchants: repeats
         }
         let payload: Option<Vec<u8>> = match defect % 24 {
             0 => Some(b"{not json".to_vec()),

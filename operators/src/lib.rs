@@ -9,6 +9,7 @@
 
 pub mod aggregate;
 pub mod closing;
+pub mod distinct;
 pub mod drift;
 pub mod kinds;
 pub mod learn;
@@ -20,6 +21,7 @@ pub mod window;
 pub use aggregate::Agg;
 pub use logistic::{LogisticModel, Transform};
 pub use closing::ClosedWindow;
+pub use distinct::Distinct;
 pub use kinds::{Emit, Span, WindowKind};
 pub use panes::RatioToMean;
 pub use window::{DecayKind, Decayed, FeatureDef, FeatureState, WindowFeature};

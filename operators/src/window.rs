@@ -44,6 +44,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::aggregate::Agg;
 use crate::closing::{ClosedWindow, OpenWindows};
+use crate::distinct::{Distinct, DistinctRun, Tagged, ABSENT};
 use crate::kinds::{Emit, KindRun, Retained, Span, WindowKind};
 use crate::panes::{Panes, RatioToMean};
 use crate::tail::{Extremes, TailWindow};
@@ -88,6 +89,9 @@ pub enum FeatureDef {
     /// The field's value over its mean in the key's long window, from panes:
     /// see [`RatioToMean`].
     RatioToMean(RatioToMean),
+    /// Exact count of distinct values of a string field over a sliding window:
+    /// see [`Distinct`].
+    Distinct(Distinct),
 }
 
 /// What a decayed feature sums.
@@ -168,6 +172,7 @@ impl FeatureDef {
             FeatureDef::Decayed(d) => &d.name,
             FeatureDef::PrevValue { name, .. } => name,
             FeatureDef::RatioToMean(r) => &r.name,
+            FeatureDef::Distinct(d) => &d.name,
         }
     }
 }
@@ -209,6 +214,12 @@ struct KeyHistory {
     /// Evicted events per ratio-to-mean feature (in `defs` order of those).
     #[serde(default)]
     panes: Vec<Panes>,
+    /// Tags per retained entry (`FeatureState::tags` each), for distinct counts.
+    #[serde(default)]
+    tags: VecDeque<u64>,
+    /// One running multiset per distinct feature (in `defs` order of those).
+    #[serde(default)]
+    distinct: Vec<DistinctRun>,
 }
 
 /// Feature state of all keys seen by one worker.
@@ -219,6 +230,8 @@ pub struct FeatureState {
     plan_of: Vec<Option<usize>>,
     plans: Vec<WindowPlan>,
     fields: usize,
+    /// Tags (hashed string fields) passed with each event, for distinct counts.
+    tags: usize,
     max_window_ms: i64,
     ttl_ms: i64,
     /// Boxed: a churning key set leaves the table's buckets partly empty (deleted
@@ -264,10 +277,16 @@ impl FeatureState {
                     plans[i].extremes.min |= w.agg == Agg::Min;
                     Some(i)
                 }
-                FeatureDef::TimeSincePrev { .. } | FeatureDef::Decayed(_) | FeatureDef::PrevValue { .. } | FeatureDef::RatioToMean(_) => None,
+                FeatureDef::TimeSincePrev { .. }
+                | FeatureDef::Decayed(_)
+                | FeatureDef::PrevValue { .. }
+                | FeatureDef::RatioToMean(_)
+                | FeatureDef::Distinct(_) => None,
             });
         }
-        let max_window_ms = plans.iter().map(|p| p.kind.reach(p.len_ms)).max().unwrap_or(0);
+        let distinct_reach = defs.iter().filter_map(|d| if let FeatureDef::Distinct(d) = d { Some(d.window_ms) } else { None });
+        let max_window_ms = plans.iter().map(|p| p.kind.reach(p.len_ms)).chain(distinct_reach).max().unwrap_or(0);
+        let tags = defs.iter().filter_map(|d| if let FeatureDef::Distinct(d) = d { Some(d.tag + 1) } else { None }).max().unwrap_or(0);
         let closing = defs.iter().enumerate().filter(|(_, d)| matches!(d, FeatureDef::Window(w) if w.emit == Emit::OnClose)).map(|(i, _)| i).collect();
         let ttl_ms = defs
             .iter()
@@ -277,6 +296,7 @@ impl FeatureState {
                 FeatureDef::Decayed(d) => d.ttl_ms,
                 FeatureDef::PrevValue { ttl_ms, .. } => *ttl_ms,
                 FeatureDef::RatioToMean(r) => r.window_ms,
+                FeatureDef::Distinct(d) => d.window_ms,
             })
             .max()
             .unwrap_or(0);
@@ -285,6 +305,7 @@ impl FeatureState {
             plan_of,
             plans,
             fields,
+            tags,
             max_window_ms,
             ttl_ms,
             keys: HashMap::default(),
@@ -335,15 +356,19 @@ impl FeatureState {
     /// `watermark` is the event's partition watermark when it was read; the caller
     /// guarantees `time >= watermark` (late events never get here) and that events of
     /// one key arrive in partition offset order.
-    pub fn observe(
-        &mut self,
-        key: &str,
-        partition: u32,
-        watermark: i64,
-        time: i64,
-        values: &[f64],
-        out: &mut Vec<Option<f64>>,
-    ) {
+    pub fn observe(&mut self, key: &str, partition: u32, watermark: i64, time: i64, values: &[f64], out: &mut Vec<Option<f64>>) {
+        self.observe_tagged(key, partition, watermark, time, values, &[], out)
+    }
+
+    /// How many tags (hashed string fields, see [`crate::distinct::tag_of`]) the
+    /// distinct features read from each event.
+    pub fn tags(&self) -> usize {
+        self.tags
+    }
+
+    /// [`FeatureState::observe`] with the event's tags (missing ones are absent).
+    #[allow(clippy::too_many_arguments)]
+    pub fn observe_tagged(&mut self, key: &str, partition: u32, watermark: i64, time: i64, values: &[f64], tags: &[u64], out: &mut Vec<Option<f64>>) {
         debug_assert_eq!(values.len(), self.fields);
         let wm = self.watermarks.entry(partition).or_insert(watermark);
         *wm = (*wm).max(watermark);
@@ -365,10 +390,12 @@ impl FeatureState {
                 open: Vec::new(),
                 timer_at: None,
                 panes: Vec::new(),
+                tags: VecDeque::new(),
+                distinct: Vec::new(),
             })),
         };
         history.partition = partition;
-        history.evict(horizon, fields, &self.defs, &self.plans);
+        history.evict(horizon, fields, self.tags, &self.defs, &self.plans);
         let previous = history.last_time.replace(time);
         // the previous event's fields, kept only for jobs with a prev_value feature
         let previous_values = match self.defs.iter().any(|d| matches!(d, FeatureDef::PrevValue { .. })) {
@@ -385,6 +412,9 @@ impl FeatureState {
         history.times.insert(pos, time);
         for (i, v) in values.iter().enumerate() {
             history.values.insert(pos * fields + i, *v);
+        }
+        for i in 0..self.tags {
+            history.tags.insert(pos * self.tags + i, tags.get(i).copied().unwrap_or(ABSENT));
         }
         self.scratch.resize_with(self.plans.len(), || Span::new(fields));
         if history.runs.len() < self.plans.len() && self.plans.iter().any(|p| p.kind != WindowKind::Sliding) {
@@ -435,6 +465,7 @@ impl FeatureState {
         out.clear();
         let mut decayed_index = 0;
         let mut ratio_index = 0;
+        let mut distinct_index = 0;
         for (def, plan) in self.defs.iter().zip(&self.plan_of) {
             out.push(match def {
                 FeatureDef::Window(w) => {
@@ -453,6 +484,14 @@ impl FeatureState {
                     ratio_index += 1;
                     history.ratio_value(ratio_index - 1, r, pos, time, values[r.field], fields)
                 }
+                FeatureDef::Distinct(d) => {
+                    distinct_index += 1;
+                    if history.distinct.len() < distinct_index {
+                        history.distinct.push(DistinctRun::default());
+                    }
+                    let tagged = Tagged { times: &history.times, tags: &history.tags, stride: self.tags };
+                    Some(history.distinct[distinct_index - 1].observe(d, &tagged, pos, in_order, time) as f64)
+                }
             });
         }
 
@@ -467,11 +506,11 @@ impl FeatureState {
     pub fn sweep(&mut self) {
         self.observed_since_sweep = 0;
         let (fields, max_window, ttl) = (self.fields, self.max_window_ms, self.ttl_ms);
-        let (watermarks, defs, plans, closing) = (&self.watermarks, &self.defs, &self.plans, &self.closing);
+        let (watermarks, defs, plans, closing, stride) = (&self.watermarks, &self.defs, &self.plans, &self.closing, self.tags);
         let (expired, closed) = (&mut self.expired, &mut self.closed);
         self.keys.retain(|key, h| {
             let wm = watermarks.get(&h.partition).copied().unwrap_or(i64::MIN);
-            h.evict(wm.saturating_sub(max_window), fields, defs, plans);
+            h.evict(wm.saturating_sub(max_window), fields, stride, defs, plans);
             // A future event at t >= wm has t - last > ttl: the key's state is dead.
             let stale = h.last_time.is_none_or(|last| last < wm.saturating_sub(ttl));
             let dead = h.times.is_empty() && stale;
@@ -592,7 +631,7 @@ impl KeyHistory {
 
     /// Removes entries at or before `horizon`: no future event's window reaches them
     /// (decayed features keep their sum as the base).
-    fn evict(&mut self, horizon: i64, fields: usize, defs: &[FeatureDef], plans: &[WindowPlan]) {
+    fn evict(&mut self, horizon: i64, fields: usize, stride: usize, defs: &[FeatureDef], plans: &[WindowPlan]) {
         if self.times.front().is_none_or(|&t| t > horizon) {
             return;
         }
@@ -632,8 +671,14 @@ impl KeyHistory {
                 }
             }
         }
+        let distinct = defs.iter().filter_map(|d| if let FeatureDef::Distinct(d) = d { Some(d) } else { None });
+        for (d, run) in distinct.zip(&mut self.distinct) {
+            run.advance(horizon, d, &Tagged { times: &self.times, tags: &self.tags, stride });
+            run.removed_front(n);
+        }
         self.times.drain(..n);
         self.values.drain(..n * fields);
+        self.tags.drain(..n * stride);
     }
 }
 

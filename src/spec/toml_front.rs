@@ -213,6 +213,13 @@ impl RawJob {
                 let window = f.window.as_deref().with_context(|| format!("feature `{}` needs a window", f.name))?;
                 let pane = f.pane.as_deref().with_context(|| format!("feature `{}` needs a pane (e.g. \"1h\")", f.name))?;
                 b.ratio_to_mean_feature(&f.name, field, parse_duration(window)?, parse_duration(pane)?)
+            } else if f.agg == "distinct_count" || f.agg == "count_distinct" {
+                let field = f.field.as_deref().with_context(|| format!("feature `{}` needs a field", f.name))?;
+                let window = f.window.as_deref().with_context(|| format!("feature `{}` needs a window", f.name))?;
+                match Window::parse(window)? {
+                    Window::Sliding(w) => b.distinct_count_feature(&f.name, field, w),
+                    _ => bail!("feature `{}`: distinct counts are over sliding windows", f.name),
+                }
             } else if f.agg == "time_since_prev" {
                 let ttl = f.ttl.as_deref().map(parse_duration).transpose()?.unwrap_or(Duration::from_secs(86_400));
                 b.time_since_prev_feature(&f.name, ttl)

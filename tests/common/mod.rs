@@ -66,6 +66,8 @@ pub enum OracleFeature {
     /// The field's value over its mean over the key's accepted events (up to this
     /// one) with time in `[s, t]`, `s` = the window start rounded up to the pane grid.
     RatioToMean { name: String, field: String, window_ms: i64, pane_ms: i64 },
+    /// Distinct values of a string field over the sliding window.
+    Distinct { name: String, field: String, window_ms: i64 },
     /// The field at the key's previous accepted event, if within `ttl_ms`.
     PrevValue { name: String, field: String, ttl_ms: i64 },
 }
@@ -217,6 +219,14 @@ pub fn oracle(job: &OracleJob, partitions: &[Vec<Option<Vec<u8>>>], now_ms: i64)
                         let mean = values.iter().sum::<f64>() / values.len() as f64;
                         let own = accepted.last().and_then(|(_, _, r)| r.get(field)).and_then(|v| v.as_f64());
                         feats.push((name.clone(), own.filter(|_| !values.is_empty() && mean != 0.0).map(|v| v / mean)));
+                    }
+                    OracleFeature::Distinct { name, field, window_ms } => {
+                        let values: std::collections::HashSet<&str> = accepted
+                            .iter()
+                            .filter(|(kk, tt, _)| *kk == k && *tt > t - window_ms && *tt <= t)
+                            .filter_map(|(_, _, r)| r.get(field).and_then(|v| v.as_str()))
+                            .collect();
+                        feats.push((name.clone(), Some(values.len() as f64)));
                     }
                     OracleFeature::SincePrev { name, ttl_ms } => {
                         let v = previous.filter(|pt| t - pt <= *ttl_ms).map(|pt| (t - pt) as f64 / 1000.0);
