@@ -195,6 +195,7 @@ enum PendingFeature {
     PrevValue { name: String, field: String, ttl: Duration },
     RatioToMean { name: String, field: String, window: Duration, pane: Duration },
     Distinct { name: String, field: String, window: Duration },
+    ApproxDistinct { name: String, field: String, window: Duration, pane: Duration, precision: u8 },
 }
 
 /// Builds a [`JobSpec`] step by step; `build` validates the whole job.
@@ -316,6 +317,12 @@ impl JobBuilder {
     /// The exact number of distinct values of the string `field` over a sliding `window`.
     pub fn distinct_count_feature(mut self, name: &str, field: &str, window: Duration) -> Self {
         self.features.push(PendingFeature::Distinct { name: name.to_owned(), field: field.to_owned(), window });
+        self
+    }
+    /// The approximate number of distinct values of the string `field` over a long
+    /// `window` (HyperLogLog with `2^precision` registers, panes of `pane`).
+    pub fn approx_distinct_feature(mut self, name: &str, field: &str, window: Duration, pane: Duration, precision: u8) -> Self {
+        self.features.push(PendingFeature::ApproxDistinct { name: name.to_owned(), field: field.to_owned(), window, pane, precision });
         self
     }
     pub fn time_since_prev_feature(mut self, name: &str, ttl: Duration) -> Self {
@@ -445,18 +452,23 @@ impl JobBuilder {
                     FeatureDef::RatioToMean(RatioToMean { name, field: index, window_ms, pane_ms })
                 }
                 PendingFeature::Distinct { name, field, window } => {
-                    if !self.fields.iter().any(|f| f.name == field && f.ty == FieldType::Str) {
-                        bail!("feature `{name}`: `{field}` is not a string field of the schema");
-                    }
+                    let tag = string_tag(&self.fields, &mut kept, &name, &field)?;
                     let window_ms = duration_ms(window);
                     if window_ms <= 0 {
                         bail!("feature `{name}`: the window must be positive");
                     }
-                    let tag = kept.iter().position(|k| *k == field).unwrap_or_else(|| {
-                        kept.push(field.clone());
-                        kept.len() - 1
-                    });
                     FeatureDef::Distinct(vigil_operators::Distinct { name, tag, window_ms })
+                }
+                PendingFeature::ApproxDistinct { name, field, window, pane, precision } => {
+                    let tag = string_tag(&self.fields, &mut kept, &name, &field)?;
+                    let (window_ms, pane_ms) = (duration_ms(window), duration_ms(pane));
+                    if pane_ms <= 0 || window_ms < pane_ms {
+                        bail!("feature `{name}`: the pane must be positive and no longer than the window");
+                    }
+                    if !(4..=16).contains(&precision) {
+                        bail!("feature `{name}`: precision is 4..=16 (2^precision registers), not {precision}");
+                    }
+                    FeatureDef::ApproxDistinct(vigil_operators::ApproxDistinct { name, tag, window_ms, pane_ms, precision })
                 }
             };
             if features.iter().any(|f: &FeatureDef| f.name() == def.name()) || numeric.iter().any(|n| n.name == def.name()) {
@@ -520,6 +532,18 @@ impl JobBuilder {
         }
         Ok(job)
     }
+}
+
+/// The tag index of string field `field` for a distinct-count feature: its place
+/// among the kept string fields (added if new).
+fn string_tag(fields: &[FieldSpec], kept: &mut Vec<String>, name: &str, field: &str) -> Result<usize> {
+    if !fields.iter().any(|f| f.name == field && f.ty == FieldType::Str) {
+        bail!("feature `{name}`: `{field}` is not a string field of the schema");
+    }
+    Ok(kept.iter().position(|k| k == field).unwrap_or_else(|| {
+        kept.push(field.to_owned());
+        kept.len() - 1
+    }))
 }
 
 fn duration_ms(d: Duration) -> i64 {
@@ -666,6 +690,14 @@ mod tests {
         assert_eq!(distinct.features[0], FeatureDef::Distinct(vigil_operators::Distinct { name: "d".into(), tag: 0, window_ms: 3_600_000 }));
         assert_eq!(distinct.kept_strings(), vec!["m".to_string()]);
         assert!(err("[[feature]]\nname = \"d\"\nagg = \"distinct_count\"\nfield = \"w\"\nwindow = \"1h\"\n", "").contains("not a string field"));
+        let approx = JobSpec::from_toml(
+            "[source]\ntopic = \"t\"\nkey = \"k\"\nevent_time = \"ts\"\n[source.schema]\nm = \"str\"\n[[feature]]\nname = \"a\"\nagg = \"approx_distinct\"\nfield = \"m\"\nwindow = \"1d\"\npane = \"1h\"\nprecision = 12\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            approx.features[0],
+            FeatureDef::ApproxDistinct(vigil_operators::ApproxDistinct { name: "a".into(), tag: 0, window_ms: 86_400_000, pane_ms: 3_600_000, precision: 12 })
+        );
         let ratio = job("[[feature]]\nname = \"r\"\nagg = \"ratio_to_mean\"\nfield = \"w\"\nwindow = \"30d\"\npane = \"1h\"\n", "").expect("valid");
         assert_eq!(ratio.features[0], FeatureDef::RatioToMean(RatioToMean { name: "r".into(), field: 0, window_ms: 30 * 86_400_000, pane_ms: 3_600_000 }));
         assert!(err("[[feature]]\nname = \"r\"\nagg = \"ratio_to_mean\"\nfield = \"w\"\nwindow = \"30d\"\n", "").contains("needs a pane"));

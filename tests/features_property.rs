@@ -60,6 +60,7 @@ fn job() -> JobSpec {
         .windowed_feature("min_session", Agg::Min, Some("amount"), Window::Session { gap: Duration::from_millis(1_500) }, Emit::OnUpdate)
         .distinct_count_feature("merchants_5s", "merchant", Duration::from_secs(5))
         .distinct_count_feature("notes_5s", "note", Duration::from_secs(5))
+        .approx_distinct_feature("merchants_approx_30s", "merchant", Duration::from_secs(30), Duration::from_secs(5), 6)
         .ratio_to_mean_feature("amount_vs_20s_mean", "amount", Duration::from_secs(20), Duration::from_secs(4))
         .windows_sink("windows")
         .weight("n_3s", 0.5)
@@ -106,6 +107,7 @@ fn oracle_job() -> OracleJob {
             kind("min_session", "min", Some("amount"), WindowKind::Session { gap_ms: 1_500 }, 0),
             OracleFeature::Distinct { name: "merchants_5s".into(), field: "merchant".into(), window_ms: 5_000 },
             OracleFeature::Distinct { name: "notes_5s".into(), field: "note".into(), window_ms: 5_000 },
+            OracleFeature::ApproxDistinct { name: "merchants_approx_30s".into(), field: "merchant".into(), window_ms: 30_000, pane_ms: 5_000, precision: 6 },
             OracleFeature::RatioToMean { name: "amount_vs_20s_mean".into(), field: "amount".into(), window_ms: 20_000, pane_ms: 4_000 },
         ],
     }

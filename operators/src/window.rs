@@ -45,6 +45,7 @@ use serde::{Deserialize, Serialize};
 use crate::aggregate::Agg;
 use crate::closing::{ClosedWindow, OpenWindows};
 use crate::distinct::{Distinct, DistinctRun, Tagged, ABSENT};
+use crate::hll::{ApproxDistinct, HllPanes};
 use crate::kinds::{Emit, KindRun, Retained, Span, WindowKind};
 use crate::panes::{Panes, RatioToMean};
 use crate::tail::{Extremes, TailWindow};
@@ -92,6 +93,9 @@ pub enum FeatureDef {
     /// Exact count of distinct values of a string field over a sliding window:
     /// see [`Distinct`].
     Distinct(Distinct),
+    /// Approximate distinct count (HyperLogLog) over a long window, from panes:
+    /// see [`ApproxDistinct`].
+    ApproxDistinct(ApproxDistinct),
 }
 
 /// What a decayed feature sums.
@@ -173,6 +177,7 @@ impl FeatureDef {
             FeatureDef::PrevValue { name, .. } => name,
             FeatureDef::RatioToMean(r) => &r.name,
             FeatureDef::Distinct(d) => &d.name,
+            FeatureDef::ApproxDistinct(d) => &d.name,
         }
     }
 }
@@ -220,6 +225,9 @@ struct KeyHistory {
     /// One running multiset per distinct feature (in `defs` order of those).
     #[serde(default)]
     distinct: Vec<DistinctRun>,
+    /// Pane sketches per approximate distinct feature (in `defs` order of those).
+    #[serde(default)]
+    hll: Vec<HllPanes>,
 }
 
 /// Feature state of all keys seen by one worker.
@@ -281,12 +289,21 @@ impl FeatureState {
                 | FeatureDef::Decayed(_)
                 | FeatureDef::PrevValue { .. }
                 | FeatureDef::RatioToMean(_)
-                | FeatureDef::Distinct(_) => None,
+                | FeatureDef::Distinct(_)
+                | FeatureDef::ApproxDistinct(_) => None,
             });
         }
         let distinct_reach = defs.iter().filter_map(|d| if let FeatureDef::Distinct(d) = d { Some(d.window_ms) } else { None });
         let max_window_ms = plans.iter().map(|p| p.kind.reach(p.len_ms)).chain(distinct_reach).max().unwrap_or(0);
-        let tags = defs.iter().filter_map(|d| if let FeatureDef::Distinct(d) = d { Some(d.tag + 1) } else { None }).max().unwrap_or(0);
+        let tags = defs
+            .iter()
+            .filter_map(|d| match d {
+                FeatureDef::Distinct(d) => Some(d.tag + 1),
+                FeatureDef::ApproxDistinct(d) => Some(d.tag + 1),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
         let closing = defs.iter().enumerate().filter(|(_, d)| matches!(d, FeatureDef::Window(w) if w.emit == Emit::OnClose)).map(|(i, _)| i).collect();
         let ttl_ms = defs
             .iter()
@@ -297,6 +314,7 @@ impl FeatureState {
                 FeatureDef::PrevValue { ttl_ms, .. } => *ttl_ms,
                 FeatureDef::RatioToMean(r) => r.window_ms,
                 FeatureDef::Distinct(d) => d.window_ms,
+                FeatureDef::ApproxDistinct(d) => d.window_ms,
             })
             .max()
             .unwrap_or(0);
@@ -392,6 +410,7 @@ impl FeatureState {
                 panes: Vec::new(),
                 tags: VecDeque::new(),
                 distinct: Vec::new(),
+                hll: Vec::new(),
             })),
         };
         history.partition = partition;
@@ -466,6 +485,7 @@ impl FeatureState {
         let mut decayed_index = 0;
         let mut ratio_index = 0;
         let mut distinct_index = 0;
+        let mut hll_index = 0;
         for (def, plan) in self.defs.iter().zip(&self.plan_of) {
             out.push(match def {
                 FeatureDef::Window(w) => {
@@ -491,6 +511,16 @@ impl FeatureState {
                     }
                     let tagged = Tagged { times: &history.times, tags: &history.tags, stride: self.tags };
                     Some(history.distinct[distinct_index - 1].observe(d, &tagged, pos, in_order, time) as f64)
+                }
+                FeatureDef::ApproxDistinct(d) => {
+                    hll_index += 1;
+                    if history.hll.len() < hll_index {
+                        history.hll.push(HllPanes::default());
+                    }
+                    let from = d.start(time);
+                    let first = history.times.partition_point(|&t| t < from);
+                    let (tags, stride) = (&history.tags, self.tags);
+                    Some(history.hll[hll_index - 1].estimate(d, from, (first..=pos).map(|e| tags[e * stride + d.tag])))
                 }
             });
         }
@@ -669,6 +699,13 @@ impl KeyHistory {
                 for e in 0..n {
                     run.evicted(gap_ms, self.times[e], &self.values, e, fields);
                 }
+            }
+        }
+        let approx = defs.iter().filter_map(|d| if let FeatureDef::ApproxDistinct(d) = d { Some(d) } else { None });
+        for (d, panes) in approx.zip(&mut self.hll) {
+            let oldest = d.start(horizon);
+            for e in 0..n {
+                panes.evicted(d, self.times[e], self.tags[e * stride + d.tag], oldest);
             }
         }
         let distinct = defs.iter().filter_map(|d| if let FeatureDef::Distinct(d) = d { Some(d) } else { None });

@@ -53,8 +53,10 @@ struct RawFeature {
     emit: Option<String>,
     ttl: Option<String>,
     half_life: Option<String>,
-    /// Pane of a `ratio_to_mean` feature.
+    /// Pane of a `ratio_to_mean` or `approx_distinct` feature.
     pane: Option<String>,
+    /// Register bits of an `approx_distinct` feature (default 10).
+    precision: Option<u8>,
 }
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -213,6 +215,11 @@ impl RawJob {
                 let window = f.window.as_deref().with_context(|| format!("feature `{}` needs a window", f.name))?;
                 let pane = f.pane.as_deref().with_context(|| format!("feature `{}` needs a pane (e.g. \"1h\")", f.name))?;
                 b.ratio_to_mean_feature(&f.name, field, parse_duration(window)?, parse_duration(pane)?)
+            } else if f.agg == "approx_distinct" {
+                let field = f.field.as_deref().with_context(|| format!("feature `{}` needs a field", f.name))?;
+                let window = f.window.as_deref().with_context(|| format!("feature `{}` needs a window", f.name))?;
+                let pane = f.pane.as_deref().with_context(|| format!("feature `{}` needs a pane (e.g. \"1h\")", f.name))?;
+                b.approx_distinct_feature(&f.name, field, parse_duration(window)?, parse_duration(pane)?, f.precision.unwrap_or(10))
             } else if f.agg == "distinct_count" || f.agg == "count_distinct" {
                 let field = f.field.as_deref().with_context(|| format!("feature `{}` needs a field", f.name))?;
                 let window = f.window.as_deref().with_context(|| format!("feature `{}` needs a window", f.name))?;

@@ -68,6 +68,9 @@ pub enum OracleFeature {
     RatioToMean { name: String, field: String, window_ms: i64, pane_ms: i64 },
     /// Distinct values of a string field over the sliding window.
     Distinct { name: String, field: String, window_ms: i64 },
+    /// HyperLogLog estimate of the distinct values of a string field over `[s, t]`,
+    /// `s` rounded up to the pane grid (the sketch of the oracle's set).
+    ApproxDistinct { name: String, field: String, window_ms: i64, pane_ms: i64, precision: u8 },
     /// The field at the key's previous accepted event, if within `ttl_ms`.
     PrevValue { name: String, field: String, ttl_ms: i64 },
 }
@@ -227,6 +230,16 @@ pub fn oracle(job: &OracleJob, partitions: &[Vec<Option<Vec<u8>>>], now_ms: i64)
                             .filter_map(|(_, _, r)| r.get(field).and_then(|v| v.as_str()))
                             .collect();
                         feats.push((name.clone(), Some(values.len() as f64)));
+                    }
+                    OracleFeature::ApproxDistinct { name, field, window_ms, pane_ms, precision } => {
+                        let from = ((t - window_ms).div_euclid(*pane_ms) + 1) * pane_ms;
+                        let mut sketch = vigil_operators::hll::Sketch::new(*precision);
+                        for (_, _, r) in accepted.iter().filter(|(kk, tt, _)| *kk == k && *tt >= from && *tt <= t) {
+                            if let Some(v) = r.get(field).and_then(|v| v.as_str()) {
+                                sketch.add(*precision, vigil_operators::distinct::tag_of(v));
+                            }
+                        }
+                        feats.push((name.clone(), Some(sketch.estimate())));
                     }
                     OracleFeature::SincePrev { name, ttl_ms } => {
                         let v = previous.filter(|pt| t - pt <= *ttl_ms).map(|pt| (t - pt) as f64 / 1000.0);
