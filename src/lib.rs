@@ -26,4 +26,5 @@ pub mod run;
 pub mod source;
 pub mod spec;
 pub mod store;
+pub mod table;
 pub mod watermark;

@@ -32,6 +32,8 @@ pub struct Metrics {
     pub offline_rows: IntCounter,
     pub offline_files: IntCounter,
     pub offline_errors: IntCounter,
+    pub table_records: IntCounterVec,
+    pub table_rows: IntGaugeVec,
     /// Online learning (see `learner`).
     pub model: crate::learner::metrics::ModelMetrics,
     pub drift: crate::monitor::metrics::DriftMetrics,
@@ -71,12 +73,16 @@ impl Metrics {
             offline_rows: IntCounter::new("vigil_offline_rows_total", "Scored events' feature rows written to the offline log (Parquet)").unwrap(),
             offline_files: IntCounter::new("vigil_offline_files_total", "Parquet files written to the offline log").unwrap(),
             offline_errors: IntCounter::new("vigil_offline_write_errors_total", "Failed writes of the offline log (the job stops committing)").unwrap(),
+            table_records: IntCounterVec::new(Opts::new("vigil_table_records_total", "Records read from table topics, by outcome (upsert, delete, rejected)"), &["table", "outcome"]).unwrap(),
+            table_rows: IntGaugeVec::new(Opts::new("vigil_table_rows", "Rows held per table"), &["table"]).unwrap(),
             model: crate::learner::metrics::ModelMetrics::new(),
             drift: crate::monitor::metrics::DriftMetrics::new(),
             registry,
         };
         let r = &m.registry;
         r.register(Box::new(m.offline_rows.clone())).unwrap();
+        r.register(Box::new(m.table_records.clone())).unwrap();
+        r.register(Box::new(m.table_rows.clone())).unwrap();
         r.register(Box::new(m.offline_files.clone())).unwrap();
         r.register(Box::new(m.offline_errors.clone())).unwrap();
         r.register(Box::new(m.events_in.clone())).unwrap();

@@ -128,6 +128,8 @@ pub struct WorkerContext {
     pub monitor: Option<crate::monitor::MonitorLink>,
     /// The offline log (every scored event's features, to Parquet).
     pub offline: Option<crate::offline::OfflineLink>,
+    /// The job's tables, for lookup features (in `JobSpec::tables` order).
+    pub tables: Vec<Arc<crate::table::SharedTable>>,
 }
 
 impl WorkerContext {
@@ -146,6 +148,7 @@ impl WorkerContext {
             learner: None,
             monitor: None,
             offline: None,
+            tables: Vec::new(),
         }
     }
     /// The first epoch of this run: one past the restored checkpoint.
@@ -425,6 +428,16 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
     let mut closed = Vec::new();
     let mut window_buf = Vec::with_capacity(256);
     let mut tags: Vec<u64> = Vec::new();
+    // lookup features: (slot in the vector, table, column, key field)
+    let lookups: Vec<(usize, Arc<crate::table::SharedTable>, usize, Option<usize>)> = job
+        .features
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| match f {
+            vigil_operators::FeatureDef::Lookup(l) => ctx.tables.get(l.table).map(|t| (i, t.clone(), l.column, l.on)),
+            _ => None,
+        })
+        .collect();
     let job_for_close = job.clone();
     let mut process = move |epoch: u64, events: &mut Vec<Event>, state: &mut FeatureState, latest: &mut HashMap<String, StoredFeatures>| -> u64 {
         let now = now_us();
@@ -446,6 +459,13 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
                 tags.extend(e.strings.iter().take(state.tags()).map(|s| s.as_deref().map_or(vigil_operators::distinct::ABSENT, vigil_operators::distinct::tag_of)));
             }
             state.observe_tagged(&e.key, e.partition, e.watermark, e.time_ms, &e.numeric, &tags, &mut features);
+            for (slot, table, column, on) in &lookups {
+                let key = match on {
+                    Some(k) => e.strings.get(*k).and_then(|s| s.as_deref()),
+                    None => Some(e.key.as_str()),
+                };
+                features[*slot] = key.and_then(|k| table.get(k, *column));
+            }
             model_in.clear();
             model_in.extend(inputs.iter().map(|i| match *i {
                 InputSource::Feature(f) => features[f],

@@ -210,6 +210,8 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
         }
         None => None,
     };
+    // tables are read up to their end before the first event is scored
+    let tables = crate::table::Tables::start(&job.tables, &opts.kafka, &metrics, Duration::from_secs(120))?;
     let epochs = Arc::new(EpochClock::starting_at(start_epoch));
     let (reports, received) = std::sync::mpsc::channel();
     let first_worker = opts.cluster.process * opts.cluster.workers;
@@ -235,6 +237,7 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
         learner: learner.as_ref().map(|l| l.link.clone()),
         monitor: monitor.as_ref().map(|m| m.link.clone()),
         offline: offline.as_ref().map(|o| o.link.clone()),
+        tables: tables.tables.clone(),
         job: Arc::new(job),
         sink: sink.clone(),
         metrics: metrics.clone(),
@@ -271,6 +274,7 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
     }
     // Outputs first, offsets second: a committed offset has its outputs delivered.
     sink.flush(Duration::from_secs(60))?;
+    tables.finish();
     // the offline log's rows settle their epochs too: written before the final commit
     let offline = offline.map(|o| o.finish()).transpose();
     // The final checkpoint asks the learner for its state: the learner ends after it.

@@ -125,8 +125,10 @@ pub struct JobSpec {
     /// Drift, quality and fairness monitoring, names resolved against this job.
     pub monitor: Option<crate::monitor::ResolvedMonitor>,
     /// The string fields the decoder keeps with each event: the monitor's, then
-    /// those of distinct-count features (whose tags index this list).
+    /// those of distinct-count and lookup features (whose indices point here).
     pub strings: Vec<String>,
+    /// Tables kept from compacted topics, for lookup features.
+    pub tables: Vec<crate::table::TableSpec>,
 }
 
 /// Where a model input's value comes from.
@@ -196,6 +198,7 @@ enum PendingFeature {
     RatioToMean { name: String, field: String, window: Duration, pane: Duration },
     Distinct { name: String, field: String, window: Duration },
     ApproxDistinct { name: String, field: String, window: Duration, pane: Duration, precision: u8 },
+    Lookup { name: String, table: String, column: String, on: Option<String> },
 }
 
 /// Builds a [`JobSpec`] step by step; `build` validates the whole job.
@@ -218,6 +221,7 @@ pub struct JobBuilder {
     online: Option<crate::learner::OnlineSpec>,
     sinks: SinkSpec,
     monitor: Option<crate::monitor::MonitorSpec>,
+    tables: Vec<crate::table::TableSpec>,
 }
 
 impl JobBuilder {
@@ -241,6 +245,7 @@ impl JobBuilder {
             online: None,
             sinks: SinkSpec { scores: "scores".into(), dlq: "dlq".into(), features: None, shadow: None, drift: None, windows: None },
             monitor: None,
+            tables: Vec::new(),
         }
     }
     pub fn source_topic(mut self, topic: &str) -> Self {
@@ -323,6 +328,18 @@ impl JobBuilder {
     /// `window` (HyperLogLog with `2^precision` registers, panes of `pane`).
     pub fn approx_distinct_feature(mut self, name: &str, field: &str, window: Duration, pane: Duration, precision: u8) -> Self {
         self.features.push(PendingFeature::ApproxDistinct { name: name.to_owned(), field: field.to_owned(), window, pane, precision });
+        self
+    }
+    /// A table kept from the compacted `topic` (record key = table key; JSON
+    /// object payloads with numeric `columns` upsert, null payloads delete).
+    pub fn table(mut self, name: &str, topic: &str, columns: &[&str]) -> Self {
+        self.tables.push(crate::table::TableSpec { name: name.to_owned(), topic: topic.to_owned(), columns: columns.iter().map(|c| c.to_string()).collect() });
+        self
+    }
+    /// A column of `table`'s row for the event's key, or for the value of the
+    /// string field `on` (a stream-table join, looked up at the event).
+    pub fn lookup_feature(mut self, name: &str, table: &str, column: &str, on: Option<&str>) -> Self {
+        self.features.push(PendingFeature::Lookup { name: name.to_owned(), table: table.to_owned(), column: column.to_owned(), on: on.map(str::to_owned) });
         self
     }
     pub fn time_since_prev_feature(mut self, name: &str, ttl: Duration) -> Self {
@@ -470,6 +487,12 @@ impl JobBuilder {
                     }
                     FeatureDef::ApproxDistinct(vigil_operators::ApproxDistinct { name, tag, window_ms, pane_ms, precision })
                 }
+                PendingFeature::Lookup { name, table, column, on } => {
+                    let t = self.tables.iter().position(|t| t.name == table).with_context(|| format!("feature `{name}`: no table `{table}` (declare it with [[table]])"))?;
+                    let c = self.tables[t].columns.iter().position(|c| *c == column).with_context(|| format!("feature `{name}`: table `{table}` has no column `{column}`"))?;
+                    let on = on.map(|f| string_tag(&self.fields, &mut kept, &name, &f)).transpose()?;
+                    FeatureDef::Lookup(vigil_operators::Lookup { name, table: t, column: c, on })
+                }
             };
             if features.iter().any(|f: &FeatureDef| f.name() == def.name()) || numeric.iter().any(|n| n.name == def.name()) {
                 bail!("feature `{}`: the name is already used", def.name());
@@ -526,6 +549,7 @@ impl JobBuilder {
             sinks: self.sinks,
             monitor: None,
             strings: kept,
+            tables: self.tables,
         };
         if let Some(m) = self.monitor {
             job.monitor = Some(m.resolve(&job)?);
@@ -698,6 +722,12 @@ mod tests {
             approx.features[0],
             FeatureDef::ApproxDistinct(vigil_operators::ApproxDistinct { name: "a".into(), tag: 0, window_ms: 86_400_000, pane_ms: 3_600_000, precision: 12 })
         );
+        let lookup = JobSpec::from_toml(
+            "[source]\ntopic = \"t\"\nkey = \"k\"\nevent_time = \"ts\"\n[source.schema]\nm = \"str\"\n[[table]]\nname = \"p\"\ntopic = \"profiles\"\ncolumns = [\"age\", \"limit\"]\n[[feature]]\nname = \"l\"\nagg = \"lookup\"\njoin = \"p\"\nfield = \"limit\"\non = \"m\"\n",
+        )
+        .expect("valid");
+        assert_eq!(lookup.features[0], FeatureDef::Lookup(vigil_operators::Lookup { name: "l".into(), table: 0, column: 1, on: Some(0) }));
+        assert_eq!(lookup.tables[0].topic, "profiles");
         let ratio = job("[[feature]]\nname = \"r\"\nagg = \"ratio_to_mean\"\nfield = \"w\"\nwindow = \"30d\"\npane = \"1h\"\n", "").expect("valid");
         assert_eq!(ratio.features[0], FeatureDef::RatioToMean(RatioToMean { name: "r".into(), field: 0, window_ms: 30 * 86_400_000, pane_ms: 3_600_000 }));
         assert!(err("[[feature]]\nname = \"r\"\nagg = \"ratio_to_mean\"\nfield = \"w\"\nwindow = \"30d\"\n", "").contains("needs a pane"));

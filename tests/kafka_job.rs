@@ -46,7 +46,7 @@ fn oracle_job(job: &JobSpec) -> OracleJob {
                 half_life_ms: d.half_life_ms,
             },
             FeatureDef::PrevValue { name, ttl_ms, .. } => OracleFeature::PrevValue { name: name.clone(), field: "amount".into(), ttl_ms: *ttl_ms },
-            FeatureDef::ApproxDistinct(_) => unreachable!("the fraud job has no approximate distinct counts"),
+            FeatureDef::ApproxDistinct(_) | FeatureDef::Lookup(_) => unreachable!("the fraud job has no approximate distinct counts or lookups"),
             FeatureDef::Distinct(d) => OracleFeature::Distinct { name: d.name.clone(), field: job.strings[d.tag].clone(), window_ms: d.window_ms },
             FeatureDef::RatioToMean(r) => OracleFeature::RatioToMean { name: r.name.clone(), field: "amount".into(), window_ms: r.window_ms, pane_ms: r.pane_ms },
         })

@@ -46,6 +46,7 @@ use crate::aggregate::Agg;
 use crate::closing::{ClosedWindow, OpenWindows};
 use crate::distinct::{Distinct, DistinctRun, Tagged, ABSENT};
 use crate::hll::{ApproxDistinct, HllPanes};
+use crate::lookup::Lookup;
 use crate::kinds::{Emit, KindRun, Retained, Span, WindowKind};
 use crate::panes::{Panes, RatioToMean};
 use crate::tail::{Extremes, TailWindow};
@@ -96,6 +97,9 @@ pub enum FeatureDef {
     /// Approximate distinct count (HyperLogLog) over a long window, from panes:
     /// see [`ApproxDistinct`].
     ApproxDistinct(ApproxDistinct),
+    /// A column of a table row (a stream-table join): filled in by the engine,
+    /// which holds the table; `observe` leaves it null. See [`Lookup`].
+    Lookup(Lookup),
 }
 
 /// What a decayed feature sums.
@@ -178,6 +182,7 @@ impl FeatureDef {
             FeatureDef::RatioToMean(r) => &r.name,
             FeatureDef::Distinct(d) => &d.name,
             FeatureDef::ApproxDistinct(d) => &d.name,
+            FeatureDef::Lookup(l) => &l.name,
         }
     }
 }
@@ -290,7 +295,8 @@ impl FeatureState {
                 | FeatureDef::PrevValue { .. }
                 | FeatureDef::RatioToMean(_)
                 | FeatureDef::Distinct(_)
-                | FeatureDef::ApproxDistinct(_) => None,
+                | FeatureDef::ApproxDistinct(_)
+                | FeatureDef::Lookup(_) => None,
             });
         }
         let distinct_reach = defs.iter().filter_map(|d| if let FeatureDef::Distinct(d) = d { Some(d.window_ms) } else { None });
@@ -315,6 +321,7 @@ impl FeatureState {
                 FeatureDef::RatioToMean(r) => r.window_ms,
                 FeatureDef::Distinct(d) => d.window_ms,
                 FeatureDef::ApproxDistinct(d) => d.window_ms,
+                FeatureDef::Lookup(_) => 0,
             })
             .max()
             .unwrap_or(0);
@@ -522,6 +529,7 @@ impl FeatureState {
                     let (tags, stride) = (&history.tags, self.tags);
                     Some(history.hll[hll_index - 1].estimate(d, from, (first..=pos).map(|e| tags[e * stride + d.tag])))
                 }
+                FeatureDef::Lookup(_) => None,
             });
         }
 

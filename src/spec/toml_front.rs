@@ -11,6 +11,8 @@ pub struct RawJob {
     source: RawSource,
     #[serde(default, rename = "feature")]
     features: Vec<RawFeature>,
+    #[serde(default, rename = "table")]
+    tables: Vec<RawTable>,
     #[serde(default)]
     model: Option<RawModel>,
     #[serde(default)]
@@ -57,6 +59,17 @@ struct RawFeature {
     pane: Option<String>,
     /// Register bits of an `approx_distinct` feature (default 10).
     precision: Option<u8>,
+    /// The table of a `lookup` feature (`field` names its column).
+    join: Option<String>,
+    /// The string field holding a lookup's table key (default: the event key).
+    on: Option<String>,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTable {
+    name: String,
+    topic: String,
+    columns: Vec<String>,
 }
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -195,6 +208,9 @@ impl RawJob {
             let ty = FieldType::parse(ty_name).with_context(|| format!("unknown type `{ty}` for `{name}`"))?;
             b = if optional { b.optional_field(name, ty) } else { b.field(name, ty) };
         }
+        for t in &self.tables {
+            b = b.table(&t.name, &t.topic, &t.columns.iter().map(String::as_str).collect::<Vec<_>>());
+        }
         for f in self.features {
             let decayed = match f.agg.as_str() {
                 "decayed_count" => Some(DecayKind::Count),
@@ -215,6 +231,10 @@ impl RawJob {
                 let window = f.window.as_deref().with_context(|| format!("feature `{}` needs a window", f.name))?;
                 let pane = f.pane.as_deref().with_context(|| format!("feature `{}` needs a pane (e.g. \"1h\")", f.name))?;
                 b.ratio_to_mean_feature(&f.name, field, parse_duration(window)?, parse_duration(pane)?)
+            } else if f.agg == "lookup" {
+                let table = f.join.as_deref().with_context(|| format!("feature `{}`: a lookup needs `join = \"TABLE\"`", f.name))?;
+                let column = f.field.as_deref().with_context(|| format!("feature `{}`: a lookup needs `field` (the column)", f.name))?;
+                b.lookup_feature(&f.name, table, column, f.on.as_deref())
             } else if f.agg == "approx_distinct" {
                 let field = f.field.as_deref().with_context(|| format!("feature `{}` needs a field", f.name))?;
                 let window = f.window.as_deref().with_context(|| format!("feature `{}` needs a window", f.name))?;

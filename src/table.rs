@@ -1,0 +1,247 @@
+//! Tables for stream-table joins, each kept from a compacted Kafka topic: the
+//! record key is the table key, a JSON object payload upserts the row (its
+//! numeric columns), a null payload (tombstone) deletes it.
+//!
+//! Each table has a loader thread in every process that reads all of the topic's
+//! partitions (a global table, like Kafka Streams' GlobalKTable): at start it
+//! reads up to the end offsets seen then (bootstrap) before the job scores its
+//! first event, and then follows the topic live. Workers read rows under a read
+//! lock of one shard (`lookup` features, see `vigil_operators::lookup`); the
+//! loader applies each poll's records under one write lock per shard touched.
+//! Bad records (a key that is not UTF-8, a payload that is not a JSON object, a
+//! column of the wrong type) are skipped, leaving the row as it was, and counted
+//! in `vigil_table_records_total{outcome="rejected"}`. The table is not
+//! checkpointed: a restart bootstraps it again from the compacted topic.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use vigil_operators::lookup::Table;
+
+use crate::kafka::KafkaOptions;
+use crate::metrics::Metrics;
+
+const SHARDS: usize = 16;
+
+/// A table as a job declares it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TableSpec {
+    pub name: String,
+    pub topic: String,
+    /// Numeric columns, in order (a lookup feature names one).
+    pub columns: Vec<String>,
+}
+
+/// A table shared between its loader and the workers.
+pub struct SharedTable {
+    shards: Vec<RwLock<Table>>,
+    ready: AtomicBool,
+}
+
+impl SharedTable {
+    fn new() -> Arc<SharedTable> {
+        Arc::new(SharedTable { shards: (0..SHARDS).map(|_| RwLock::new(Table::default())).collect(), ready: AtomicBool::new(false) })
+    }
+
+    fn shard(key: &str) -> usize {
+        crate::pipeline::key_hash(key) as usize % SHARDS
+    }
+
+    /// A column of the row of `key`, as the table stands now.
+    pub fn get(&self, key: &str, column: usize) -> Option<f64> {
+        self.shards[Self::shard(key)].read().unwrap_or_else(|e| e.into_inner()).get(key, column)
+    }
+
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.read().unwrap_or_else(|e| e.into_inner()).len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What one table record does.
+#[derive(Debug, PartialEq)]
+enum Change {
+    Upsert(String, Box<[f64]>),
+    Delete(String),
+}
+
+/// Decodes a table record, or says why it is rejected.
+fn decode(key: Option<&[u8]>, payload: Option<&[u8]>, columns: &[String]) -> Result<Change, &'static str> {
+    let key = std::str::from_utf8(key.ok_or("no_key")?).map_err(|_| "bad_key")?.to_owned();
+    if key.is_empty() {
+        return Err("bad_key");
+    }
+    let Some(bytes) = payload else { return Ok(Change::Delete(key)) };
+    if bytes.len() > 64 * 1024 {
+        return Err("oversize");
+    }
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|_| "not_json")?;
+    let obj = value.as_object().ok_or("not_object")?;
+    let row = columns
+        .iter()
+        .map(|c| match obj.get(c) {
+            None | Some(serde_json::Value::Null) => Ok(f64::NAN),
+            Some(serde_json::Value::Number(n)) => n.as_f64().ok_or("wrong_type"),
+            Some(_) => Err("wrong_type"),
+        })
+        .collect::<Result<Vec<f64>, _>>()?;
+    Ok(Change::Upsert(key, row.into_boxed_slice()))
+}
+
+/// The running loaders of a job's tables.
+pub struct Tables {
+    pub tables: Vec<Arc<SharedTable>>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Tables {
+    /// Starts one loader per table and waits until each has read its topic up to
+    /// the end offsets seen at start (at most `bootstrap_timeout`).
+    pub fn start(specs: &[TableSpec], kafka: &KafkaOptions, metrics: &Arc<Metrics>, bootstrap_timeout: Duration) -> Result<Tables> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut tables = Vec::new();
+        let mut threads = Vec::new();
+        for spec in specs {
+            let table = SharedTable::new();
+            let consumer = consumer(kafka, &spec.topic)?;
+            let (spec, shared, stop, metrics) = (spec.clone(), table.clone(), stop.clone(), metrics.clone());
+            threads
+                .push(std::thread::Builder::new().name(format!("vigil-table-{}", spec.name)).spawn(move || load(consumer, &spec, &shared, &stop, &metrics))?);
+            tables.push(table);
+        }
+        let tables = Tables { tables, stop, threads };
+        let deadline = Instant::now() + bootstrap_timeout;
+        for (table, spec) in tables.tables.iter().zip(specs) {
+            while !table.ready.load(Ordering::SeqCst) {
+                if Instant::now() > deadline {
+                    bail!("table `{}`: topic `{}` not read to its end within {bootstrap_timeout:?}", spec.name, spec.topic);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Ok(tables)
+    }
+
+    /// Stops the loaders (also on drop, so that an early return leaves no thread behind).
+    pub fn finish(self) {}
+}
+
+impl Drop for Tables {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A consumer of every partition of `topic` from the beginning; the end offsets seen now.
+fn consumer(kafka: &KafkaOptions, topic: &str) -> Result<(BaseConsumer, Vec<i64>)> {
+    let consumer: BaseConsumer = kafka
+        .consumer_config_with(&[("fetch.wait.max.ms", "100")])
+        .set("group.id", "vigil-table")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .context("creating a table consumer")?;
+    let partitions = crate::kafka::partition_count(&consumer, topic, Duration::from_secs(30)).with_context(|| format!("the table topic `{topic}`"))?;
+    let ends = crate::kafka::end_offsets(&consumer, topic, partitions)?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p as i32, Offset::Beginning).map_err(|e| anyhow!("{e}"))?;
+    }
+    consumer.assign(&tpl).context("assigning the table topic")?;
+    Ok((consumer, ends))
+}
+
+fn load((consumer, ends): (BaseConsumer, Vec<i64>), spec: &TableSpec, table: &SharedTable, stop: &AtomicBool, metrics: &Metrics) {
+    let counter = |outcome: &str| metrics.table_records.with_label_values(&[&spec.name, outcome]);
+    let (upserts, deletes, rejected) = (counter("upsert"), counter("delete"), counter("rejected"));
+    let rows = metrics.table_rows.with_label_values(&[&spec.name]);
+    // next offset per partition, to know when the bootstrap is done
+    let mut next: Vec<i64> = vec![0; ends.len()];
+    let mut batch: Vec<Change> = Vec::new();
+    while !stop.load(Ordering::SeqCst) {
+        let deadline = Instant::now() + Duration::from_millis(50);
+        while batch.len() < 4096 && Instant::now() < deadline {
+            match consumer.poll(Duration::from_millis(10)) {
+                Some(Ok(m)) => {
+                    if let Some(n) = next.get_mut(m.partition() as usize) {
+                        *n = m.offset() + 1;
+                    }
+                    match decode(m.key(), m.payload(), &spec.columns) {
+                        Ok(change) => batch.push(change),
+                        Err(reason) => {
+                            rejected.inc();
+                            tracing::warn!(table = %spec.name, partition = m.partition(), offset = m.offset(), reason, "table record skipped");
+                        }
+                    }
+                }
+                Some(Err(e)) => {
+                    metrics.kafka_errors.with_label_values(&["table"]).inc();
+                    tracing::warn!(table = %spec.name, error = %e, "table consumer error");
+                }
+                None => break,
+            }
+        }
+        if !batch.is_empty() {
+            let mut by_shard: Vec<Vec<Change>> = (0..SHARDS).map(|_| Vec::new()).collect();
+            for c in batch.drain(..) {
+                let key = match &c {
+                    Change::Upsert(k, _) | Change::Delete(k) => k,
+                };
+                by_shard[SharedTable::shard(key)].push(c);
+            }
+            for (i, changes) in by_shard.into_iter().enumerate().filter(|(_, c)| !c.is_empty()) {
+                let mut shard = table.shards[i].write().unwrap_or_else(|e| e.into_inner());
+                for c in changes {
+                    match c {
+                        Change::Upsert(k, row) => {
+                            shard.upsert(&k, row);
+                            upserts.inc();
+                        }
+                        Change::Delete(k) => {
+                            shard.delete(&k);
+                            deletes.inc();
+                        }
+                    }
+                }
+            }
+            rows.set(table.len() as i64);
+        }
+        if !table.ready.load(Ordering::SeqCst) && next.iter().zip(&ends).all(|(n, e)| n >= e) {
+            table.ready.store(true, Ordering::SeqCst);
+            tracing::info!(table = %spec.name, rows = table.len(), "table loaded");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_decode_to_upserts_deletes_or_rejections() {
+        let cols = vec!["limit".to_string(), "age".to_string()];
+        assert_eq!(
+            decode(Some(b"u1"), Some(br#"{"limit": 5, "other": "x"}"#), &cols).map(|c| format!("{c:?}")),
+            Ok(format!("{:?}", Change::Upsert("u1".into(), vec![5.0, f64::NAN].into())))
+        );
+        assert_eq!(decode(Some(b"u1"), None, &cols), Ok(Change::Delete("u1".into())));
+        assert_eq!(decode(None, Some(b"{}"), &cols), Err("no_key"));
+        assert_eq!(decode(Some(&[0xff]), Some(b"{}"), &cols), Err("bad_key"));
+        assert_eq!(decode(Some(b"u1"), Some(b"{nope"), &cols), Err("not_json"));
+        assert_eq!(decode(Some(b"u1"), Some(b"[1]"), &cols), Err("not_object"));
+        assert_eq!(decode(Some(b"u1"), Some(br#"{"limit": "high"}"#), &cols), Err("wrong_type"));
+    }
+}
