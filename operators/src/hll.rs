@@ -143,8 +143,9 @@ fn estimate(m: usize, inv_sum: u128, zeros: u32) -> f64 {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct HllPanes {
     panes: VecDeque<(i64, Sketch)>,
-    /// Union of the panes starting at or after `cache_from`.
-    cache: Option<(i64, Sketch)>,
+    /// Union of the panes starting at or after its first number, and the start of
+    /// the oldest pane in it (`i64::MAX`: none).
+    cache: Option<(i64, i64, Sketch)>,
 }
 
 impl HllPanes {
@@ -163,9 +164,10 @@ impl HllPanes {
         if let Some((_, sketch)) = self.panes.back_mut() {
             sketch.add(d.precision, tag);
         }
-        if let Some((from, cache)) = &mut self.cache {
+        if let Some((from, oldest_in, cache)) = &mut self.cache {
             if start >= *from {
                 cache.add(d.precision, tag);
+                *oldest_in = (*oldest_in).min(start);
             }
         }
     }
@@ -179,15 +181,21 @@ impl HllPanes {
             for (_, sketch) in panes.range(first..) {
                 u.merge(sketch);
             }
-            u
+            (u, panes.get(first).map_or(i64::MAX, |(s, _)| *s))
         };
+        if let Some((f, oldest_in, _)) = &mut self.cache {
+            // the window moved on, but none of the panes in the union left it
+            if *f < from && *oldest_in >= from {
+                *f = from;
+            }
+        }
         match &self.cache {
-            Some((f, cache)) if *f == from => cache.estimate_with(d.precision, retained),
-            Some((f, _)) if *f > from => union(&self.panes).estimate_with(d.precision, retained), // an older event's window
+            Some((f, _, cache)) if *f == from => cache.estimate_with(d.precision, retained),
+            Some((f, _, _)) if *f > from => union(&self.panes).0.estimate_with(d.precision, retained), // an older event's window
             _ => {
-                let u = union(&self.panes);
+                let (u, oldest_in) = union(&self.panes);
                 let e = u.estimate_with(d.precision, retained);
-                self.cache = Some((from, u));
+                self.cache = Some((from, oldest_in, u));
                 e
             }
         }
