@@ -6,30 +6,19 @@
 
 use std::collections::HashSet;
 
+mod support;
+
 use proptest::prelude::*;
 use vigil_operators::distinct::{tag_of, ABSENT};
 use vigil_operators::{Agg, Distinct, FeatureDef, FeatureState, WindowFeature};
 
 const LATENESS: i64 = 5;
 
-fn stream() -> impl Strategy<Value = Vec<(u8, i64, Option<u8>)>> {
-    prop::collection::vec((0u8..3, 0i64..3, prop::bool::weighted(0.2), 0i64..8, prop::option::weighted(0.85, 0u8..6)), 1..200).prop_map(|steps| {
-        let mut t = 1_000;
-        steps
-            .into_iter()
-            .map(|(k, dt, back, jump, v)| {
-                t += dt;
-                (k, if back { t - jump } else { t }, v)
-            })
-            .collect()
-    })
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(500))]
 
     #[test]
-    fn distinct_counts_match_the_oracle(events in stream(), window in 1i64..25, longer in prop::option::of(25i64..60)) {
+    fn distinct_counts_match_the_oracle(events in support::stream(prop::option::weighted(0.85, 0u8..6), 3, 8, 200), window in 1i64..25, longer in prop::option::of(25i64..60)) {
         let mut defs = vec![FeatureDef::Distinct(Distinct { name: "d".into(), tag: 1, window_ms: window })];
         if let Some(w) = longer {
             defs.push(FeatureDef::Window(WindowFeature::sliding("n", Agg::Count, None, w)));
@@ -37,13 +26,9 @@ proptest! {
         let mut state = FeatureState::new(defs, 1);
         prop_assert_eq!(state.tags(), 2);
         let (mut out, mut accepted) = (Vec::new(), Vec::new());
-        let (mut max_t, mut wm) = (i64::MIN, i64::MIN);
+        let mut source = support::Source::new(LATENESS);
         for (k, t, v) in events {
-            if t < wm {
-                continue; // late
-            }
-            max_t = max_t.max(t);
-            wm = wm.max(max_t - LATENESS);
+            let Some(wm) = source.admit(t) else { continue }; // late
             accepted.push((k, t, v));
             let tag = v.map_or(ABSENT, |v| tag_of(&format!("m-{v}")));
             state.observe_tagged(&format!("k{k}"), 0, wm, t, &[0.0], &[ABSENT, tag], &mut out);

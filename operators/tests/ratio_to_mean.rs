@@ -4,6 +4,8 @@
 //! does) and absent values, with and without a shorter window that makes the key
 //! retain raw events.
 
+mod support;
+
 use proptest::prelude::*;
 use vigil_operators::aggregate::{to_fixed, FIXED_SCALE};
 use vigil_operators::{Agg, FeatureDef, FeatureState, RatioToMean, WindowFeature};
@@ -23,24 +25,11 @@ fn oracle(r: &RatioToMean, accepted: &[(u8, i64, f64)], i: usize) -> Option<f64>
     (n > 0 && sum != 0 && !v.is_nan()).then(|| v / (sum as f64 / FIXED_SCALE / n as f64))
 }
 
-fn stream() -> impl Strategy<Value = Vec<(u8, i64, f64)>> {
-    prop::collection::vec((0u8..3, 0i64..4, prop::bool::weighted(0.2), 0i64..9, prop::option::weighted(0.9, 1i64..400)), 1..200).prop_map(|steps| {
-        let mut t = 1_000;
-        steps
-            .into_iter()
-            .map(|(k, dt, back, jump, v)| {
-                t += dt;
-                (k, if back { t - jump } else { t }, v.map_or(f64::NAN, |v| v as f64 / 4.0))
-            })
-            .collect()
-    })
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(500))]
 
     #[test]
-    fn ratio_to_mean_matches_the_oracle(events in stream(), window in 10i64..60, pane in 1i64..12, short in prop::option::of(1i64..20)) {
+    fn ratio_to_mean_matches_the_oracle(events in support::stream(prop::option::weighted(0.9, 1i64..400).prop_map(|v| v.map_or(f64::NAN, |v| v as f64 / 4.0)), 4, 9, 200), window in 10i64..60, pane in 1i64..12, short in prop::option::of(1i64..20)) {
         let r = RatioToMean { name: "r".into(), field: 0, window_ms: window, pane_ms: pane };
         let mut defs = vec![FeatureDef::RatioToMean(r.clone())];
         if let Some(w) = short {
@@ -48,13 +37,9 @@ proptest! {
         }
         let mut state = FeatureState::new(defs, 1);
         let (mut out, mut accepted) = (Vec::new(), Vec::new());
-        let (mut max_t, mut wm) = (i64::MIN, i64::MIN);
+        let mut source = support::Source::new(LATENESS);
         for (k, t, v) in events {
-            if t < wm {
-                continue; // late
-            }
-            max_t = max_t.max(t);
-            wm = wm.max(max_t - LATENESS);
+            let Some(wm) = source.admit(t) else { continue }; // late
             accepted.push((k, t, v));
             state.observe(&format!("k{k}"), 0, wm, t, &[v], &mut out);
             let want = oracle(&r, &accepted, accepted.len() - 1);
