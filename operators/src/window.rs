@@ -206,32 +206,31 @@ struct KeyHistory {
     last_time: Option<i64>,
     /// One running window per plan, at the latest time in `times`.
     tails: Vec<TailWindow>,
+    /// The state of the less common features, boxed so that a key of a job
+    /// without them (and the key table's buckets) stays small.
+    x: Option<Box<Extras>>,
+}
+
+/// Per-key state of the features beyond sliding windows.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Extras {
     /// One running sum per decayed feature (in `defs` order of those).
-    #[serde(default)]
     decayed: Vec<DecayRun>,
     /// The fields of the key's previous event in offset order (NaN = absent).
-    #[serde(default)]
     last_values: Vec<f64>,
     /// One running window per tumbling, hopping or session plan (by plan index).
-    #[serde(default)]
     runs: Vec<KindRun>,
     /// Open windows per on-close feature (in `FeatureState::closing` order).
-    #[serde(default)]
     open: Vec<OpenWindows>,
     /// The time of the key's pending close timer.
-    #[serde(default)]
     timer_at: Option<i64>,
     /// Evicted events per ratio-to-mean feature (in `defs` order of those).
-    #[serde(default)]
     panes: Vec<Panes>,
     /// Tags per retained entry (`FeatureState::tags` each), for distinct counts.
-    #[serde(default)]
     tags: VecDeque<u64>,
     /// One running multiset per distinct feature (in `defs` order of those).
-    #[serde(default)]
     distinct: Vec<DistinctRun>,
     /// Pane sketches per approximate distinct feature (in `defs` order of those).
-    #[serde(default)]
     hll: Vec<HllPanes>,
 }
 
@@ -247,9 +246,9 @@ pub struct FeatureState {
     tags: usize,
     max_window_ms: i64,
     ttl_ms: i64,
-    /// Not boxed: a box would make a churning table's empty buckets cheap (deleted
-    /// slots are reused only at a rehash, so the table doubles once under churn) but
-    /// costs a pointer chase per event, ~15% of the throughput (measured).
+    /// Histories inline (boxing them all cost ~15% of the throughput, measured),
+    /// kept small: under churn the table's deleted slots are reused only at a
+    /// rehash, so it doubles once, and every bucket counts.
     keys: HashMap<String, KeyHistory>,
     /// Latest watermark seen per partition (from the records themselves).
     watermarks: HashMap<u32, i64>,
@@ -364,7 +363,7 @@ impl FeatureState {
         for (key, history) in other.keys {
             if keep(&key) {
                 // timers are rebuilt for the keys kept
-                if let Some(at) = history.timer_at {
+                if let Some(at) = history.x.as_ref().and_then(|x| x.timer_at) {
                     self.timers.entry(history.partition).or_default().push(Reverse((at, key.clone())));
                 }
                 self.keys.insert(key, history);
@@ -410,15 +409,7 @@ impl FeatureState {
                 last_time: None,
                 // a tail per plan; other kinds keep a `KindRun` instead (an empty tail allocates nothing)
                 tails: self.plans.iter().map(|p| if p.kind == WindowKind::Sliding { TailWindow::new(fields) } else { TailWindow::new(0) }).collect(),
-                decayed: Vec::new(),
-                last_values: Vec::new(),
-                runs: Vec::new(),
-                open: Vec::new(),
-                timer_at: None,
-                panes: Vec::new(),
-                tags: VecDeque::new(),
-                distinct: Vec::new(),
-                hll: Vec::new(),
+                x: None,
             }),
         };
         history.partition = partition;
@@ -426,7 +417,7 @@ impl FeatureState {
         let previous = history.last_time.replace(time);
         // the previous event's fields, kept only for jobs with a prev_value feature
         let previous_values = match self.defs.iter().any(|d| matches!(d, FeatureDef::PrevValue { .. })) {
-            true => std::mem::replace(&mut history.last_values, values.to_vec()),
+            true => std::mem::replace(&mut history.x.get_or_insert_with(Default::default).last_values, values.to_vec()),
             false => Vec::new(),
         };
 
@@ -440,17 +431,24 @@ impl FeatureState {
         for (i, v) in values.iter().enumerate() {
             history.values.insert(pos * fields + i, *v);
         }
-        for i in 0..self.tags {
-            history.tags.insert(pos * self.tags + i, tags.get(i).copied().unwrap_or(ABSENT));
+        if self.tags > 0 {
+            let x = history.x.get_or_insert_with(Default::default);
+            for i in 0..self.tags {
+                x.tags.insert(pos * self.tags + i, tags.get(i).copied().unwrap_or(ABSENT));
+            }
         }
         self.scratch.resize_with(self.plans.len(), || Span::new(fields));
-        if history.runs.len() < self.plans.len() && self.plans.iter().any(|p| p.kind != WindowKind::Sliding) {
-            history.runs.resize_with(self.plans.len(), KindRun::default);
+        if self.plans.iter().any(|p| p.kind != WindowKind::Sliding) {
+            let x = history.x.get_or_insert_with(Default::default);
+            if x.runs.len() < self.plans.len() {
+                x.runs.resize_with(self.plans.len(), KindRun::default);
+            }
         }
         for (i, ((plan, tail), scratch)) in self.plans.iter().zip(&mut history.tails).zip(&mut self.scratch).enumerate() {
             if plan.kind != WindowKind::Sliding {
                 let retained = Retained { times: &history.times, values: &history.values, fields };
-                history.runs[i].observe(plan.kind, plan.len_ms, &retained, pos, in_order, time, values, scratch);
+                let x = history.x.as_mut().expect("kind runs exist");
+                x.runs[i].observe(plan.kind, plan.len_ms, &retained, pos, in_order, time, values, scratch);
                 continue;
             }
             tail.inserted(pos, time, values, plan.extremes);
@@ -474,17 +472,18 @@ impl FeatureState {
             }
         }
         if !self.closing.is_empty() {
-            history.open.resize_with(self.closing.len(), OpenWindows::default);
+            let x = history.x.get_or_insert_with(Default::default);
+            x.open.resize_with(self.closing.len(), OpenWindows::default);
             let mut next = None::<i64>;
-            for (open, d) in history.open.iter_mut().zip(&self.closing) {
+            for (open, d) in x.open.iter_mut().zip(&self.closing) {
                 let FeatureDef::Window(w) = &self.defs[*d] else { unreachable!("on-close features are windows") };
                 open.add(w.kind, w.window_ms, time, values);
                 if let Some(c) = open.next_close(w.kind) {
                     next = Some(next.map_or(c, |n| n.min(c)));
                 }
             }
-            if let Some(at) = next.filter(|at| history.timer_at.is_none_or(|t| *at < t)) {
-                history.timer_at = Some(at);
+            if let Some(at) = next.filter(|at| x.timer_at.is_none_or(|t| *at < t)) {
+                x.timer_at = Some(at);
                 self.timers.entry(partition).or_default().push(Reverse((at, key.to_owned())));
             }
         }
@@ -514,21 +513,24 @@ impl FeatureState {
                 }
                 FeatureDef::Distinct(d) => {
                     distinct_index += 1;
-                    if history.distinct.len() < distinct_index {
-                        history.distinct.push(DistinctRun::default());
+                    let x = history.x.get_or_insert_with(Default::default);
+                    if x.distinct.len() < distinct_index {
+                        x.distinct.push(DistinctRun::default());
                     }
-                    let tagged = Tagged { times: &history.times, tags: &history.tags, stride: self.tags };
-                    Some(history.distinct[distinct_index - 1].observe(d, &tagged, pos, in_order, time) as f64)
+                    let tagged = Tagged { times: &history.times, tags: &x.tags, stride: self.tags };
+                    Some(x.distinct[distinct_index - 1].observe(d, &tagged, pos, in_order, time) as f64)
                 }
                 FeatureDef::ApproxDistinct(d) => {
                     hll_index += 1;
-                    if history.hll.len() < hll_index {
-                        history.hll.push(HllPanes::default());
+                    let x = history.x.get_or_insert_with(Default::default);
+                    if x.hll.len() < hll_index {
+                        x.hll.push(HllPanes::default());
                     }
                     let from = d.start(time);
                     let first = history.times.partition_point(|&t| t < from);
-                    let (tags, stride) = (&history.tags, self.tags);
-                    Some(history.hll[hll_index - 1].estimate(d, from, (first..=pos).map(|e| tags[e * stride + d.tag])))
+                    let Extras { tags, hll, .. } = &mut **x;
+                    let stride = self.tags;
+                    Some(hll[hll_index - 1].estimate(d, from, (first..=pos).map(|e| tags[e * stride + d.tag])))
                 }
                 FeatureDef::Lookup(_) => None,
             });
@@ -572,11 +574,13 @@ impl FeatureState {
             while heap.peek().is_some_and(|Reverse((at, _))| *at <= wm) {
                 let Some(Reverse((at, key))) = heap.pop() else { break };
                 let Some(h) = keys.get_mut(&key) else { continue };
-                if h.timer_at != Some(at) {
+                if h.x.as_ref().and_then(|x| x.timer_at) != Some(at) {
                     continue; // superseded by an earlier timer
                 }
                 if let Some(next) = h.close(&key, wm, defs, closing, out) {
-                    h.timer_at = Some(next);
+                    if let Some(x) = h.x.as_mut() {
+                        x.timer_at = Some(next);
+                    }
                     heap.push(Reverse((next, key)));
                 }
             }
@@ -607,11 +611,12 @@ impl KeyHistory {
     /// Ratio feature `j` as of the event just inserted at `pos`: its evicted panes
     /// in the long window, plus the retained events in it up to `pos`.
     fn ratio_value(&mut self, j: usize, r: &RatioToMean, pos: usize, time: i64, value: f64, fields: usize) -> Option<f64> {
-        if self.panes.len() <= j {
-            self.panes.resize_with(j + 1, Panes::default);
+        let x = self.x.get_or_insert_with(Default::default);
+        if x.panes.len() <= j {
+            x.panes.resize_with(j + 1, Panes::default);
         }
         let from = r.start(time);
-        let (mut present, mut sum) = self.panes[j].since(from);
+        let (mut present, mut sum) = x.panes[j].since(from);
         let first = self.times.partition_point(|&t| t < from);
         for e in first..=pos {
             let v = self.values[e * fields + r.field];
@@ -625,9 +630,10 @@ impl KeyHistory {
 
     /// Closes this key's windows that `wm` closes; returns when the next one closes.
     fn close(&mut self, key: &str, wm: i64, defs: &[FeatureDef], closing: &[usize], out: &mut Vec<ClosedWindow>) -> Option<i64> {
-        self.timer_at = None;
+        let Some(x) = self.x.as_mut() else { return None };
+        x.timer_at = None;
         let mut next = None::<i64>;
-        for (open, d) in self.open.iter_mut().zip(closing) {
+        for (open, d) in x.open.iter_mut().zip(closing) {
             let FeatureDef::Window(w) = &defs[*d] else { continue };
             open.close(w.kind, wm, key, *d, out);
             if let Some(c) = open.next_close(w.kind) {
@@ -641,10 +647,11 @@ impl KeyHistory {
     /// its running sums (kept as of the key's latest time).
     #[allow(clippy::too_many_arguments)]
     fn decayed_value(&mut self, j: usize, d: &Decayed, pos: usize, in_order: bool, time: i64, values: &[f64], fields: usize) -> Option<f64> {
-        if self.decayed.len() <= j {
-            self.decayed.push(DecayRun { at: time, base_at: time, ..DecayRun::default() });
+        let x = self.x.get_or_insert_with(Default::default);
+        if x.decayed.len() <= j {
+            x.decayed.push(DecayRun { at: time, base_at: time, ..DecayRun::default() });
         }
-        let run = &mut self.decayed[j];
+        let run = &mut x.decayed[j];
         let (x, w) = d.contribution(values);
         if in_order {
             let f = decay(time - run.at, d.half_life_ms);
@@ -678,53 +685,56 @@ impl KeyHistory {
         if n == 0 {
             return;
         }
-        let decayed = defs.iter().filter_map(|d| if let FeatureDef::Decayed(d) = d { Some(d) } else { None });
-        for (d, run) in decayed.zip(&mut self.decayed) {
-            for e in 0..n {
-                let (x, w) = d.contribution_of(d.field.map(|f| self.values[e * fields + f]));
-                let t = self.times[e];
-                let f = decay(t - run.base_at, d.half_life_ms); // entries leave in time order
-                run.base_sum = run.base_sum * f + x;
-                run.base_weight = run.base_weight * f + w;
-                run.base_at = t;
-            }
-        }
         for (plan, tail) in plans.iter().zip(&mut self.tails) {
             if plan.kind == WindowKind::Sliding {
                 tail.advance(horizon, &self.times, &self.values, fields);
                 tail.removed_front(n);
             }
         }
-        let ratios = defs.iter().filter_map(|d| if let FeatureDef::RatioToMean(r) = d { Some(r) } else { None });
-        for (r, panes) in ratios.zip(&mut self.panes) {
-            // every future event is at or after the watermark, which is past `horizon`
-            let oldest = r.start(horizon);
-            for e in 0..n {
-                panes.evicted(r, self.times[e], self.values[e * fields + r.field], oldest);
-            }
-        }
-        for (plan, run) in plans.iter().zip(&mut self.runs) {
-            if let WindowKind::Session { gap_ms } = plan.kind {
+        if let Some(x) = self.x.as_mut() {
+            let (times, values) = (&self.times, &self.values);
+            let decayed = defs.iter().filter_map(|d| if let FeatureDef::Decayed(d) = d { Some(d) } else { None });
+            for (d, run) in decayed.zip(&mut x.decayed) {
                 for e in 0..n {
-                    run.evicted(gap_ms, self.times[e], &self.values, e, fields);
+                    let (v, w) = d.contribution_of(d.field.map(|f| values[e * fields + f]));
+                    let t = times[e];
+                    let f = decay(t - run.base_at, d.half_life_ms); // entries leave in time order
+                    run.base_sum = run.base_sum * f + v;
+                    run.base_weight = run.base_weight * f + w;
+                    run.base_at = t;
                 }
             }
-        }
-        let approx = defs.iter().filter_map(|d| if let FeatureDef::ApproxDistinct(d) = d { Some(d) } else { None });
-        for (d, panes) in approx.zip(&mut self.hll) {
-            let oldest = d.start(horizon);
-            for e in 0..n {
-                panes.evicted(d, self.times[e], self.tags[e * stride + d.tag], oldest);
+            let ratios = defs.iter().filter_map(|d| if let FeatureDef::RatioToMean(r) = d { Some(r) } else { None });
+            for (r, panes) in ratios.zip(&mut x.panes) {
+                // every future event is at or after the watermark, which is past `horizon`
+                let oldest = r.start(horizon);
+                for e in 0..n {
+                    panes.evicted(r, times[e], values[e * fields + r.field], oldest);
+                }
             }
-        }
-        let distinct = defs.iter().filter_map(|d| if let FeatureDef::Distinct(d) = d { Some(d) } else { None });
-        for (d, run) in distinct.zip(&mut self.distinct) {
-            run.advance(horizon, d, &Tagged { times: &self.times, tags: &self.tags, stride });
-            run.removed_front(n);
+            for (plan, run) in plans.iter().zip(&mut x.runs) {
+                if let WindowKind::Session { gap_ms } = plan.kind {
+                    for e in 0..n {
+                        run.evicted(gap_ms, times[e], values, e, fields);
+                    }
+                }
+            }
+            let approx = defs.iter().filter_map(|d| if let FeatureDef::ApproxDistinct(d) = d { Some(d) } else { None });
+            for (d, panes) in approx.zip(&mut x.hll) {
+                let oldest = d.start(horizon);
+                for e in 0..n {
+                    panes.evicted(d, times[e], x.tags[e * stride + d.tag], oldest);
+                }
+            }
+            let distinct = defs.iter().filter_map(|d| if let FeatureDef::Distinct(d) = d { Some(d) } else { None });
+            for (d, run) in distinct.zip(&mut x.distinct) {
+                run.advance(horizon, d, &Tagged { times, tags: &x.tags, stride });
+                run.removed_front(n);
+            }
+            x.tags.drain(..(n * stride).min(x.tags.len()));
         }
         self.times.drain(..n);
         self.values.drain(..n * fields);
-        self.tags.drain(..n * stride);
     }
 }
 

@@ -266,8 +266,8 @@ fn main() -> Result<()> {
          peak {peak_early:.1} MiB over the first half of that stretch and {peak_late:.1} MiB over the second half ({:+.1}%), while the stream goes on for another {:.0} h. \
          Live keys there average {live:.0}; **{per_key:.0} bytes of RSS per live key** (state, feature store and allocator slack, above the baseline). \
          The one step up, a few hours in, is the key table growing once: under churn its deleted slots are reused only at a rehash, and with about \
-         160,000 live keys it doubles to 524,288 buckets (key histories are stored in the buckets, unboxed: boxing them halves the step but costs \
-         about 15% of the per-event throughput in `agg-bench`); it does not grow again.\n",
+         160,000 live keys it doubles to 524,288 buckets (a bucket holds a key's sliding-window history inline, about 130 bytes; the state of other \
+         feature kinds sits behind one optional box); it does not grow again.\n",
         100.0 * (peak_late - peak_early) / peak_early,
         args.hours as f64 - 3.0,
     ));
