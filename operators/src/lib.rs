@@ -9,6 +9,7 @@
 
 pub mod aggregate;
 pub mod closing;
+pub mod decayed;
 pub mod distinct;
 pub mod drift;
 pub mod hll;

@@ -44,6 +44,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::aggregate::Agg;
 use crate::closing::{ClosedWindow, OpenWindows};
+use crate::decayed::DecayRun;
+pub use crate::decayed::{DecayKind, Decayed};
 use crate::distinct::{Distinct, DistinctRun, Tagged, ABSENT};
 use crate::hll::{ApproxDistinct, HllPanes};
 use crate::lookup::Lookup;
@@ -100,76 +102,6 @@ pub enum FeatureDef {
     /// A column of a table row (a stream-table join): filled in by the engine,
     /// which holds the table; `observe` leaves it null. See [`Lookup`].
     Lookup(Lookup),
-}
-
-/// What a decayed feature sums.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DecayKind {
-    /// Sum of 2^(-(t - t_i) / half_life) over the key's events up to t.
-    Count,
-    /// The same weights times the field's value (absent values add nothing).
-    Sum,
-    /// `Sum` divided by the decayed count of the events that have the field; null before the first.
-    Avg,
-}
-
-/// A decayed aggregate as of each event: the key's accepted events that precede it
-/// in offset order, plus itself, with event time at or before its own, each
-/// weighted by 2^(-age / half_life). The key keeps its sums as of its latest event
-/// time (an in-order event reads them in O(1); going forward the exponent is never
-/// positive, so nothing overflows), and the sums of its evicted events as of the
-/// newest of them: an out-of-order event adds those, decayed to its own time, to a
-/// scan of the retained events at or before it, without subtracting anything. A
-/// key idle for `ttl_ms` is dropped (its weight is then 2^(-ttl / half_life)).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Decayed {
-    pub name: String,
-    pub kind: DecayKind,
-    pub field: Option<usize>,
-    pub half_life_ms: i64,
-    pub ttl_ms: i64,
-}
-
-/// Running decayed sums of one key and one decayed feature: of all its events as
-/// of `at` (its latest time), and of its evicted events as of `base_at`.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-struct DecayRun {
-    at: i64,
-    /// Decayed sum of the values (or of 1 per event for `Count`).
-    sum: f64,
-    /// Decayed count of the events that have the field.
-    weight: f64,
-    base_at: i64,
-    base_sum: f64,
-    base_weight: f64,
-}
-
-/// 2^(-age / half_life).
-fn decay(age_ms: i64, half_life_ms: i64) -> f64 {
-    (-(age_ms as f64) / half_life_ms.max(1) as f64).exp2()
-}
-
-impl Decayed {
-    /// An event's contribution (value, weight) before decay; `values` are its fields.
-    fn contribution(&self, values: &[f64]) -> (f64, f64) {
-        self.contribution_of(self.field.map(|f| values[f]))
-    }
-
-    fn contribution_of(&self, value: Option<f64>) -> (f64, f64) {
-        match (self.kind, value) {
-            (DecayKind::Count, _) => (1.0, 1.0),
-            (_, Some(v)) if !v.is_nan() => (v, 1.0),
-            _ => (0.0, 0.0),
-        }
-    }
-
-    fn finish(&self, sum: f64, weight: f64) -> Option<f64> {
-        match self.kind {
-            DecayKind::Avg => (weight > 0.0).then(|| sum / weight),
-            _ => Some(sum),
-        }
-    }
 }
 
 impl FeatureDef {
@@ -643,36 +575,14 @@ impl KeyHistory {
         next
     }
 
-    /// Decayed feature `j`'s value as of the event just inserted at `pos`; updates
-    /// its running sums (kept as of the key's latest time).
+    /// Decayed feature `j`'s value as of the event just inserted at `pos`.
     #[allow(clippy::too_many_arguments)]
     fn decayed_value(&mut self, j: usize, d: &Decayed, pos: usize, in_order: bool, time: i64, values: &[f64], fields: usize) -> Option<f64> {
         let x = self.x.get_or_insert_with(Default::default);
         if x.decayed.len() <= j {
-            x.decayed.push(DecayRun { at: time, base_at: time, ..DecayRun::default() });
+            x.decayed.push(DecayRun::starting_at(time));
         }
-        let run = &mut x.decayed[j];
-        let (x, w) = d.contribution(values);
-        if in_order {
-            let f = decay(time - run.at, d.half_life_ms);
-            run.sum = run.sum * f + x;
-            run.weight = run.weight * f + w;
-            run.at = time;
-            return d.finish(run.sum, run.weight);
-        }
-        // the evicted events (all before this one), then the retained ones up to it
-        let f = decay(time - run.base_at, d.half_life_ms);
-        let (mut s, mut sw) = (run.base_sum * f, run.base_weight * f);
-        for e in 0..=pos {
-            let (ex, ew) = d.contribution_of(d.field.map(|f| self.values[e * fields + f]));
-            let f = decay(time - self.times[e], d.half_life_ms);
-            s += ex * f;
-            sw += ew * f;
-        }
-        let f = decay(run.at - time, d.half_life_ms);
-        run.sum += x * f;
-        run.weight += w * f;
-        d.finish(s, sw)
+        x.decayed[j].observe(d, &self.times, &self.values, fields, pos, in_order, time, values)
     }
 
     /// Removes entries at or before `horizon`: no future event's window reaches them
@@ -696,12 +606,7 @@ impl KeyHistory {
             let decayed = defs.iter().filter_map(|d| if let FeatureDef::Decayed(d) = d { Some(d) } else { None });
             for (d, run) in decayed.zip(&mut x.decayed) {
                 for e in 0..n {
-                    let (v, w) = d.contribution_of(d.field.map(|f| values[e * fields + f]));
-                    let t = times[e];
-                    let f = decay(t - run.base_at, d.half_life_ms); // entries leave in time order
-                    run.base_sum = run.base_sum * f + v;
-                    run.base_weight = run.base_weight * f + w;
-                    run.base_at = t;
+                    run.evicted(d, times[e], d.field.map(|f| values[e * fields + f]));
                 }
             }
             let ratios = defs.iter().filter_map(|d| if let FeatureDef::RatioToMean(r) = d { Some(r) } else { None });
