@@ -573,6 +573,13 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
             last_epoch = last_epoch.max(epoch);
             scored += process(epoch, &mut entry.remove(), &mut state, &mut latest);
         }
+        // before the final state is reported, so that its snapshot has them closed
+        if current.is_none() && !input_ended && !ctx.control.shutdown_requested() {
+            input_ended = true;
+            let mut closed = Vec::new();
+            state.close_all(&mut closed);
+            send_closed(&*end_sink, &ctx.job, &mut closed, last_epoch, &mut end_buf);
+        }
         let through = match current {
             Some(f) => f.checked_sub(1).filter(|t| *t >= start_epoch),
             None => Some(u64::MAX),
@@ -599,12 +606,6 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
                 last_epoch = last_epoch.max(f);
                 scored += process(f, &mut events, &mut state, &mut latest);
             }
-        }
-        if current.is_none() && !input_ended && !ctx.control.shutdown_requested() {
-            input_ended = true;
-            let mut closed = Vec::new();
-            state.close_all(&mut closed);
-            send_closed(&*end_sink, &ctx.job, &mut closed, last_epoch, &mut end_buf);
         }
         if let Some(store) = &ctx.store {
             let expired = state.take_expired();
