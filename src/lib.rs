@@ -14,6 +14,7 @@ pub mod epoch;
 pub mod generator;
 pub mod gpu;
 pub mod http;
+pub mod join_output;
 pub mod kafka;
 pub mod learner;
 pub mod local;

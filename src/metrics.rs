@@ -34,6 +34,8 @@ pub struct Metrics {
     pub offline_errors: IntCounter,
     pub table_records: IntCounterVec,
     pub table_rows: IntGaugeVec,
+    pub join_outputs: IntCounterVec,
+    pub join_buffered: IntGaugeVec,
     /// Online learning (see `learner`).
     pub model: crate::learner::metrics::ModelMetrics,
     pub drift: crate::monitor::metrics::DriftMetrics,
@@ -75,6 +77,8 @@ impl Metrics {
             offline_errors: IntCounter::new("vigil_offline_write_errors_total", "Failed writes of the offline log (the job stops committing)").unwrap(),
             table_records: IntCounterVec::new(Opts::new("vigil_table_records_total", "Records read from table topics, by outcome (upsert, delete, rejected)"), &["table", "outcome"]).unwrap(),
             table_rows: IntGaugeVec::new(Opts::new("vigil_table_rows", "Rows held per table"), &["table"]).unwrap(),
+            join_outputs: IntCounterVec::new(Opts::new("vigil_join_outputs_total", "Interval join output records, by outcome (matched, unmatched)"), &["join", "outcome"]).unwrap(),
+            join_buffered: IntGaugeVec::new(Opts::new("vigil_join_buffered", "Events an interval join holds because they can still match"), &["join"]).unwrap(),
             model: crate::learner::metrics::ModelMetrics::new(),
             drift: crate::monitor::metrics::DriftMetrics::new(),
             registry,
@@ -83,6 +87,8 @@ impl Metrics {
         r.register(Box::new(m.offline_rows.clone())).unwrap();
         r.register(Box::new(m.table_records.clone())).unwrap();
         r.register(Box::new(m.table_rows.clone())).unwrap();
+        r.register(Box::new(m.join_outputs.clone())).unwrap();
+        r.register(Box::new(m.join_buffered.clone())).unwrap();
         r.register(Box::new(m.offline_files.clone())).unwrap();
         r.register(Box::new(m.offline_errors.clone())).unwrap();
         r.register(Box::new(m.events_in.clone())).unwrap();

@@ -23,6 +23,8 @@ pub enum Topic {
     Shadow,
     /// The optional topic of closed windows (features that emit on close).
     Windows,
+    /// The optional topic of the interval joins' output.
+    Joins,
 }
 
 /// Where workers hand finished records, with the checkpoint epoch of the input
@@ -156,6 +158,48 @@ pub fn encode_window(buf: &mut Vec<u8>, key: &str, feature: &str, kind: &str, st
     let _ = write!(buf, ",\"window_start\":{start},\"window_end\":{end},\"value\":");
     write_f64(buf, value);
     let _ = write!(buf, ",\"count\":{count}}}");
+}
+
+/// Writes one `joins` record: `{"join","key","matched","delay_ms","left":{..},"right":{..}|null}`,
+/// each side `{"event_id","event_time","source_partition","source_offset","fields":{..}}`
+/// with the event's numeric fields (`fields` names them, in order).
+pub fn encode_join(buf: &mut Vec<u8>, join: &str, key: &str, left: &vigil_operators::interval_join::JoinRecord, right: Option<&vigil_operators::interval_join::JoinRecord>, fields: &[String]) {
+    let side = |buf: &mut Vec<u8>, r: &vigil_operators::interval_join::JoinRecord| {
+        buf.extend_from_slice(b"{\"event_id\":");
+        match &r.event_id {
+            Some(id) => write_str(buf, id),
+            None => buf.extend_from_slice(b"null"),
+        }
+        let _ = write!(buf, ",\"event_time\":{},\"source_partition\":{},\"source_offset\":{},\"fields\":{{", r.time, r.partition, r.offset);
+        for (i, (name, v)) in fields.iter().zip(&r.values).enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            write_str(buf, name);
+            buf.push(b':');
+            write_f64(buf, Some(*v));
+        }
+        buf.extend_from_slice(b"}}");
+    };
+    buf.clear();
+    buf.extend_from_slice(b"{\"join\":");
+    write_str(buf, join);
+    buf.extend_from_slice(b",\"key\":");
+    write_str(buf, key);
+    match right {
+        Some(r) => {
+            let _ = write!(buf, ",\"matched\":true,\"delay_ms\":{},\"left\":", r.time - left.time);
+            side(buf, left);
+            buf.extend_from_slice(b",\"right\":");
+            side(buf, r);
+        }
+        None => {
+            buf.extend_from_slice(b",\"matched\":false,\"delay_ms\":null,\"left\":");
+            side(buf, left);
+            buf.extend_from_slice(b",\"right\":null");
+        }
+    }
+    buf.push(b'}');
 }
 
 fn write_str(buf: &mut Vec<u8>, s: &str) {

@@ -35,7 +35,7 @@ use timely::dataflow::operators::generic::operator::source as timely_source;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::{Scope, Stream};
 use timely::worker::Worker;
-use vigil_operators::FeatureState;
+use vigil_operators::{FeatureState, JoinState};
 
 use crate::checkpoint::restore::Restored;
 use crate::checkpoint::{PartitionCut, Report};
@@ -380,9 +380,9 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
     let job = ctx.job.clone();
     let worker = events.scope().index();
     let peers = events.scope().peers();
-    let empty = FeatureState::new(job.features.clone(), job.numeric_fields().len());
-    let (mut state, restored) = match &ctx.restored {
-        Some(r) => match r.feature_state(empty.clone(), |key| key_hash(key) % peers as u64 == worker as u64) {
+    let empty = (FeatureState::new(job.features.clone(), job.numeric_fields().len()), JoinState::new(job.joins.clone()));
+    let ((mut state, mut joins), restored) = match &ctx.restored {
+        Some(r) => match r.worker_state(empty.clone(), |key| key_hash(key) % peers as u64 == worker as u64) {
             Ok(s) => (s, Ok(())),
             Err(e) => (empty, Err(e)),
         },
@@ -439,7 +439,11 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
         })
         .collect();
     let job_for_close = job.clone();
-    let mut process = move |epoch: u64, events: &mut Vec<Event>, state: &mut FeatureState, latest: &mut HashMap<String, StoredFeatures>| -> u64 {
+    // interval joins: pairs out as soon as complete, unmatched lefts once expired
+    let has_joins = !job.joins.is_empty();
+    let mut joined = Vec::new();
+    let mut join_emitter = crate::join_output::JoinEmitter::new(&job, &ctx.metrics);
+    let mut process = move |epoch: u64, events: &mut Vec<Event>, state: &mut FeatureState, joins: &mut JoinState, latest: &mut HashMap<String, StoredFeatures>| -> u64 {
         let now = now_us();
         let n = events.len() as u64;
         let mut offline_rows = offline.as_ref().map(|o| crate::offline::OfflineRows { epoch, ..o.rows() });
@@ -459,6 +463,17 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
                 tags.extend(e.strings.iter().take(state.tags()).map(|s| s.as_deref().map_or(vigil_operators::distinct::ABSENT, vigil_operators::distinct::tag_of)));
             }
             state.observe_tagged(&e.key, e.partition, e.watermark, e.time_ms, &e.numeric, &tags, &mut features);
+            if has_joins {
+                let input = vigil_operators::interval_join::JoinInput {
+                    time: e.time_ms,
+                    partition: e.partition,
+                    offset: e.offset,
+                    event_id: e.event_id.as_deref(),
+                    values: &e.numeric,
+                    strings: &e.strings,
+                };
+                joins.observe(&e.key, e.partition, e.watermark, &input, &mut joined);
+            }
             for (slot, table, column, on) in &lookups {
                 let key = match on {
                     Some(k) => e.strings.get(*k).and_then(|s| s.as_deref()),
@@ -541,6 +556,10 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
             state.close_due(&mut closed);
             send_closed(&*sink, &job_for_close, &mut closed, epoch, &mut window_buf);
         }
+        if has_joins {
+            joins.expire_due(&mut joined);
+            join_emitter.send(&*sink, &mut joined, epoch);
+        }
         if let (Some(o), Some(rows)) = (&offline, offline_rows.filter(|r| !r.is_empty())) {
             o.send(rows);
         }
@@ -555,6 +574,8 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
     let mut input_ended = false;
     let end_sink = ctx.sink.clone();
     let mut end_buf = Vec::new();
+    let mut end_joins = crate::join_output::JoinEmitter::new(&job, &ctx.metrics);
+    let mut join_reported = Vec::new();
     events.sink(Exchange::new(|e: &Event| key_hash(&e.key)), "FeaturesAndScore", move |(input, frontier)| {
         input.for_each(|cap, data| {
             let epoch = cap.least().copied().unwrap_or_default();
@@ -571,7 +592,7 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
             }
             let epoch = *entry.key();
             last_epoch = last_epoch.max(epoch);
-            scored += process(epoch, &mut entry.remove(), &mut state, &mut latest);
+            scored += process(epoch, &mut entry.remove(), &mut state, &mut joins, &mut latest);
         }
         // before the final state is reported, so that its snapshot has them closed
         if current.is_none() && !input_ended && !ctx.control.shutdown_requested() {
@@ -579,6 +600,10 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
             let mut closed = Vec::new();
             state.close_all(&mut closed);
             send_closed(&*end_sink, &ctx.job, &mut closed, last_epoch, &mut end_buf);
+            // no right event can come: unmatched lefts are final
+            let mut joined = Vec::new();
+            joins.flush_all(&mut joined);
+            end_joins.send(&*end_sink, &mut joined, last_epoch);
         }
         let through = match current {
             Some(f) => f.checked_sub(1).filter(|t| *t >= start_epoch),
@@ -586,7 +611,7 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
         };
         if let Some(t) = through.filter(|t| passed.is_none_or(|p| p < *t)) {
             let encoded = if ctx.snapshot_state {
-                match crate::checkpoint::format::encode_state(&state) {
+                match crate::checkpoint::format::encode_state(&state, &joins) {
                     Ok(bytes) => Some(bytes),
                     Err(e) => {
                         tracing::error!(error = %e, "cannot encode state for a checkpoint");
@@ -604,7 +629,7 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
         if let Some(f) = current {
             if let Some(mut events) = stash.remove(&f) {
                 last_epoch = last_epoch.max(f);
-                scored += process(f, &mut events, &mut state, &mut latest);
+                scored += process(f, &mut events, &mut state, &mut joins, &mut latest);
             }
         }
         if let Some(store) = &ctx.store {
@@ -614,6 +639,7 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
             }
         }
         if scored > 0 {
+            end_joins.report(&joins, &mut join_reported);
             ctx.metrics.scores_out.inc_by(scored);
             let live = state.live_keys() as i64;
             ctx.metrics.live_keys.add(live - reported_keys);

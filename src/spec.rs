@@ -25,7 +25,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
-use vigil_operators::{Agg, DecayKind, Decayed, Emit, FeatureDef, LogisticModel, RatioToMean, Transform, WindowFeature, WindowKind};
+use vigil_operators::interval_join::SideFilter;
+use vigil_operators::{Agg, DecayKind, Decayed, Emit, FeatureDef, IntervalJoin, LogisticModel, RatioToMean, Transform, WindowFeature, WindowKind};
 
 /// The type a declared field must have in the JSON record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,6 +113,8 @@ pub struct SinkSpec {
     /// Optional `windows` topic: the final value of every window of the features
     /// that emit on close.
     pub windows: Option<String>,
+    /// Optional `joins` topic: the output of the interval joins.
+    pub joins: Option<String>,
 }
 
 /// A validated job.
@@ -129,6 +132,9 @@ pub struct JobSpec {
     pub strings: Vec<String>,
     /// Tables kept from compacted topics, for lookup features.
     pub tables: Vec<crate::table::TableSpec>,
+    /// Stream-stream interval joins between sub-streams of the source (string
+    /// field indices point into `strings`).
+    pub joins: Vec<IntervalJoin>,
 }
 
 /// Where a model input's value comes from.
@@ -173,6 +179,9 @@ impl JobSpec {
     /// lateness): a checkpoint is only restored into a job with the same one.
     pub fn state_fingerprint(&self) -> String {
         let mut shape = format!("{:?}|{:?}|{:?}|{:?}", self.source.fields, self.features, self.source.allowed_lateness, self.source.topic);
+        if !self.joins.is_empty() {
+            shape.push_str(&format!("|joins {:?}", self.joins));
+        }
         if let Some(o) = &self.model.online {
             // the learner's state is part of the checkpoint: its shape too
             let inputs: Vec<&str> = self.model.inputs.iter().map(|i| i.name.as_str()).collect();
@@ -201,6 +210,81 @@ enum PendingFeature {
     Lookup { name: String, table: String, column: String, on: Option<String> },
 }
 
+/// A stream-stream interval join as a job declares it: pairs of events of the
+/// same key, a right event between `lower` and `upper` after a left one (see
+/// `vigil_operators::interval_join`). Written to the `joins` sink.
+///
+/// ```
+/// use std::time::Duration;
+/// use vigil::spec::{FieldType, IntervalJoinDecl, JobBuilder};
+/// let job = JobBuilder::new("feed")
+///     .field("action", FieldType::Str)
+///     .field("video", FieldType::Str)
+///     .interval_join(
+///         IntervalJoinDecl::new("like_after_view")
+///             .left("action", "view")
+///             .right("action", "like")
+///             .within(Duration::from_secs(600))
+///             .on("video")
+///             .emit_unmatched(),
+///     )
+///     .joins_sink("joins")
+///     .build()
+///     .unwrap();
+/// assert_eq!(job.joins[0].upper_ms, 600_000);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct IntervalJoinDecl {
+    name: String,
+    left: Option<(String, String)>,
+    right: Option<(String, String)>,
+    lower_ms: i64,
+    upper_ms: i64,
+    on: Option<String>,
+    emit_unmatched: bool,
+}
+
+impl IntervalJoinDecl {
+    /// A join of every event with every event of its key at the same time;
+    /// narrow it with `left`, `right`, `within`/`between`, `on`.
+    pub fn new(name: &str) -> Self {
+        IntervalJoinDecl { name: name.to_owned(), left: None, right: None, lower_ms: 0, upper_ms: 0, on: None, emit_unmatched: false }
+    }
+    /// The left side: events whose string `field` is `value`.
+    pub fn left(mut self, field: &str, value: &str) -> Self {
+        self.left = Some((field.to_owned(), value.to_owned()));
+        self
+    }
+    /// The right side: events whose string `field` is `value`.
+    pub fn right(mut self, field: &str, value: &str) -> Self {
+        self.right = Some((field.to_owned(), value.to_owned()));
+        self
+    }
+    /// A right event at most `d` after the left one (or at the same time).
+    pub fn within(mut self, d: Duration) -> Self {
+        self.lower_ms = 0;
+        self.upper_ms = duration_ms(d);
+        self
+    }
+    /// `lower_ms <= right - left <= upper_ms` (either may be negative).
+    pub fn between_ms(mut self, lower_ms: i64, upper_ms: i64) -> Self {
+        self.lower_ms = lower_ms;
+        self.upper_ms = upper_ms;
+        self
+    }
+    /// Both sides must carry the same value of the string `field` (besides the key).
+    pub fn on(mut self, field: &str) -> Self {
+        self.on = Some(field.to_owned());
+        self
+    }
+    /// A left outer join: left events that no right event can match any more
+    /// are emitted alone (e.g. impressions without a click: negative labels).
+    pub fn emit_unmatched(mut self) -> Self {
+        self.emit_unmatched = true;
+        self
+    }
+}
+
 /// Builds a [`JobSpec`] step by step; `build` validates the whole job.
 pub struct JobBuilder {
     name: String,
@@ -222,6 +306,7 @@ pub struct JobBuilder {
     sinks: SinkSpec,
     monitor: Option<crate::monitor::MonitorSpec>,
     tables: Vec<crate::table::TableSpec>,
+    joins: Vec<IntervalJoinDecl>,
 }
 
 impl JobBuilder {
@@ -243,9 +328,10 @@ impl JobBuilder {
             bias: 0.0,
             inputs: Vec::new(),
             online: None,
-            sinks: SinkSpec { scores: "scores".into(), dlq: "dlq".into(), features: None, shadow: None, drift: None, windows: None },
+            sinks: SinkSpec { scores: "scores".into(), dlq: "dlq".into(), features: None, shadow: None, drift: None, windows: None, joins: None },
             monitor: None,
             tables: Vec::new(),
+            joins: Vec::new(),
         }
     }
     pub fn source_topic(mut self, topic: &str) -> Self {
@@ -401,6 +487,16 @@ impl JobBuilder {
         self.sinks.windows = Some(topic.to_owned());
         self
     }
+    /// A stream-stream interval join between two sub-streams of the source.
+    pub fn interval_join(mut self, join: IntervalJoinDecl) -> Self {
+        self.joins.push(join);
+        self
+    }
+    /// Where the interval joins' pairs (and unmatched lefts) go.
+    pub fn joins_sink(mut self, topic: &str) -> Self {
+        self.sinks.joins = Some(topic.to_owned());
+        self
+    }
 
     /// Validates names and references and returns the job.
     pub fn build(self) -> Result<JobSpec> {
@@ -469,7 +565,7 @@ impl JobBuilder {
                     FeatureDef::RatioToMean(RatioToMean { name, field: index, window_ms, pane_ms })
                 }
                 PendingFeature::Distinct { name, field, window } => {
-                    let tag = string_tag(&self.fields, &mut kept, &name, &field)?;
+                    let tag = string_tag(&self.fields, &mut kept, &format!("feature `{name}`"), &field)?;
                     let window_ms = duration_ms(window);
                     if window_ms <= 0 {
                         bail!("feature `{name}`: the window must be positive");
@@ -477,7 +573,7 @@ impl JobBuilder {
                     FeatureDef::Distinct(vigil_operators::Distinct { name, tag, window_ms })
                 }
                 PendingFeature::ApproxDistinct { name, field, window, pane, precision } => {
-                    let tag = string_tag(&self.fields, &mut kept, &name, &field)?;
+                    let tag = string_tag(&self.fields, &mut kept, &format!("feature `{name}`"), &field)?;
                     let (window_ms, pane_ms) = (duration_ms(window), duration_ms(pane));
                     if pane_ms <= 0 || window_ms < pane_ms {
                         bail!("feature `{name}`: the pane must be positive and no longer than the window");
@@ -490,7 +586,7 @@ impl JobBuilder {
                 PendingFeature::Lookup { name, table, column, on } => {
                     let t = self.tables.iter().position(|t| t.name == table).with_context(|| format!("feature `{name}`: no table `{table}` (declare it with [[table]])"))?;
                     let c = self.tables[t].columns.iter().position(|c| *c == column).with_context(|| format!("feature `{name}`: table `{table}` has no column `{column}`"))?;
-                    let on = on.map(|f| string_tag(&self.fields, &mut kept, &name, &f)).transpose()?;
+                    let on = on.map(|f| string_tag(&self.fields, &mut kept, &format!("feature `{name}`"), &f)).transpose()?;
                     FeatureDef::Lookup(vigil_operators::Lookup { name, table: t, column: c, on })
                 }
             };
@@ -498,6 +594,25 @@ impl JobBuilder {
                 bail!("feature `{}`: the name is already used", def.name());
             }
             features.push(def);
+        }
+        let mut joins: Vec<IntervalJoin> = Vec::new();
+        for d in self.joins {
+            let name = d.name;
+            if joins.iter().any(|j| j.name == name) {
+                bail!("join `{name}`: the name is already used");
+            }
+            let mut side = |s: Option<(String, String)>| -> Result<Option<SideFilter>> {
+                s.map(|(field, value)| Ok(SideFilter { field: string_tag(&self.fields, &mut kept, &format!("join `{name}`"), &field)?, value })).transpose()
+            };
+            let (left, right) = (side(d.left)?, side(d.right)?);
+            let on = d.on.map(|f| string_tag(&self.fields, &mut kept, &format!("join `{name}`"), &f)).transpose()?;
+            if d.lower_ms > d.upper_ms {
+                bail!("join `{name}`: the interval's lower bound ({} ms) is after its upper bound ({} ms)", d.lower_ms, d.upper_ms);
+            }
+            if self.sinks.joins.is_none() {
+                bail!("join `{name}`: name the topic for joined pairs (`[sinks] joins`)");
+            }
+            joins.push(IntervalJoin { name, left, right, lower_ms: d.lower_ms, upper_ms: d.upper_ms, on, emit_unmatched: d.emit_unmatched });
         }
         for input in &self.inputs {
             let known = features.iter().any(|f| f.name() == input.name) || numeric.iter().any(|n| n.name == input.name);
@@ -550,6 +665,7 @@ impl JobBuilder {
             monitor: None,
             strings: kept,
             tables: self.tables,
+            joins,
         };
         if let Some(m) = self.monitor {
             job.monitor = Some(m.resolve(&job)?);
@@ -560,9 +676,9 @@ impl JobBuilder {
 
 /// The tag index of string field `field` for a distinct-count feature: its place
 /// among the kept string fields (added if new).
-fn string_tag(fields: &[FieldSpec], kept: &mut Vec<String>, name: &str, field: &str) -> Result<usize> {
+fn string_tag(fields: &[FieldSpec], kept: &mut Vec<String>, owner: &str, field: &str) -> Result<usize> {
     if !fields.iter().any(|f| f.name == field && f.ty == FieldType::Str) {
-        bail!("feature `{name}`: `{field}` is not a string field of the schema");
+        bail!("{owner}: `{field}` is not a string field of the schema");
     }
     Ok(kept.iter().position(|k| k == field).unwrap_or_else(|| {
         kept.push(field.to_owned());
@@ -620,6 +736,15 @@ impl Window {
             }
             Window::Session { gap } => (WindowKind::Session { gap_ms: positive(gap, "session gap")? }, 0),
         })
+    }
+}
+
+/// A duration that may be negative (`-5m`), in milliseconds.
+pub fn parse_signed_ms(text: &str) -> Result<i64> {
+    let t = text.trim();
+    match t.strip_prefix('-') {
+        Some(rest) => Ok(-duration_ms(parse_duration(rest)?)),
+        None => Ok(duration_ms(parse_duration(t)?)),
     }
 }
 
@@ -732,6 +857,54 @@ mod tests {
         assert_eq!(ratio.features[0], FeatureDef::RatioToMean(RatioToMean { name: "r".into(), field: 0, window_ms: 30 * 86_400_000, pane_ms: 3_600_000 }));
         assert!(err("[[feature]]\nname = \"r\"\nagg = \"ratio_to_mean\"\nfield = \"w\"\nwindow = \"30d\"\n", "").contains("needs a pane"));
         assert!(err("[[feature]]\nname = \"r\"\nagg = \"ratio_to_mean\"\nfield = \"w\"\nwindow = \"1h\"\npane = \"2h\"\n", "").contains("no longer than the window"));
+    }
+
+    #[test]
+    fn interval_joins_parse_like_the_builder_and_bad_ones_are_refused() {
+        let job = |joins: &str, sinks: &str| {
+            JobSpec::from_toml(&format!(
+                "[source]\ntopic = \"t\"\nkey = \"k\"\nevent_time = \"ts\"\n[source.schema]\naction = \"str\"\nvideo = \"str\"\nw = \"f64\"\n{joins}\n[sinks]\nscores = \"s\"\ndlq = \"d\"\n{sinks}"
+            ))
+        };
+        let text = "[[join]]\nname = \"like_after_view\"\nleft = { field = \"action\", equals = \"view\" }\nright = { field = \"action\", equals = \"like\" }\nwithin = \"10m\"\non = \"video\"\nunmatched = true\n\
+                    [[join]]\nname = \"around\"\nbetween = [\"-1m\", \"30s\"]\n";
+        let toml = job(text, "joins = \"j\"").expect("valid");
+        let built = JobBuilder::new("vigil-job")
+            .source_topic("t")
+            .key_field("k")
+            .event_time_field("ts")
+            .field("action", FieldType::Str)
+            .field("video", FieldType::Str)
+            .field("w", FieldType::F64)
+            .interval_join(IntervalJoinDecl::new("like_after_view").left("action", "view").right("action", "like").within(Duration::from_secs(600)).on("video").emit_unmatched())
+            .interval_join(IntervalJoinDecl::new("around").between_ms(-60_000, 30_000))
+            .sinks("s", "d")
+            .joins_sink("j")
+            .build()
+            .unwrap();
+        assert_eq!(toml.joins, built.joins);
+        assert_eq!(toml.kept_strings(), vec!["action".to_string(), "video".to_string()]);
+        assert_eq!(
+            toml.joins[0],
+            IntervalJoin {
+                name: "like_after_view".into(),
+                left: Some(SideFilter { field: 0, value: "view".into() }),
+                right: Some(SideFilter { field: 0, value: "like".into() }),
+                lower_ms: 0,
+                upper_ms: 600_000,
+                on: Some(1),
+                emit_unmatched: true
+            }
+        );
+        assert_ne!(toml.state_fingerprint(), job("", "joins = \"j\"").unwrap().state_fingerprint(), "joins shape the checkpointed state");
+        let err = |joins: &str, sinks: &str| format!("{:#}", job(joins, sinks).expect_err(joins));
+        assert!(err(text, "").contains("[sinks] joins"));
+        assert!(err("[[join]]\nname = \"x\"\n", "joins = \"j\"").contains("`within` or as `between`"));
+        assert!(err("[[join]]\nname = \"x\"\nwithin = \"1m\"\nbetween = [\"0s\", \"1m\"]\n", "joins = \"j\"").contains("one of the two"));
+        assert!(err("[[join]]\nname = \"x\"\nbetween = [\"1m\", \"-1m\"]\n", "joins = \"j\"").contains("lower bound"));
+        assert!(err("[[join]]\nname = \"x\"\nwithin = \"1m\"\non = \"w\"\n", "joins = \"j\"").contains("join `x`: `w` is not a string field"));
+        assert!(err("[[join]]\nname = \"x\"\nwithin = \"1m\"\n[[join]]\nname = \"x\"\nwithin = \"2m\"\n", "joins = \"j\"").contains("already used"));
+        assert_eq!(parse_signed_ms("-5m").unwrap(), -300_000);
     }
 
     #[test]

@@ -184,6 +184,7 @@ fn run(partitions: &[Vec<Option<Vec<u8>>>], workers: usize) -> Outputs {
             }
             Topic::Shadow => panic!("this job has no shadow topic"),
             Topic::Windows => windows.push(v),
+            Topic::Joins => panic!("this job has no joins"),
         }
     }
     assert!(pending.values().all(|q| q.is_empty()), "every score has its features record");

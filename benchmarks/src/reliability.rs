@@ -99,11 +99,11 @@ pub fn restore_time(keys: usize, events_per_key: usize) -> Result<RestoreTiming>
     let dir = tempfile_dir()?;
     let path = dir.join(format::state_name(1, 0));
     let t = Instant::now();
-    let bytes = format::encode_state(&state)?;
+    let bytes = format::encode_state(&state, &vigil_operators::JoinState::default())?;
     format::write_atomic(&path, &bytes)?;
     let write_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let restored = format::read_state(&path)?;
+    let (restored, _) = format::read_state(&path)?;
     let mut fresh = FeatureState::new(defs, 1);
     fresh.absorb(restored, |_| true).map_err(anyhow::Error::msg)?;
     let restore_s = t.elapsed().as_secs_f64();

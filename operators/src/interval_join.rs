@@ -115,7 +115,13 @@ pub struct JoinRecord {
 
 impl JoinRecord {
     fn of(input: &JoinInput<'_>) -> Self {
-        JoinRecord { time: input.time, partition: input.partition, offset: input.offset, event_id: input.event_id.map(str::to_owned), values: input.values.to_vec() }
+        JoinRecord {
+            time: input.time,
+            partition: input.partition,
+            offset: input.offset,
+            event_id: input.event_id.map(str::to_owned),
+            values: input.values.to_vec(),
+        }
     }
 }
 
@@ -409,12 +415,33 @@ mod tests {
     #[test]
     fn bounds_are_inclusive_and_unmatched_lefts_wait_for_the_watermark() {
         let mut s = JoinState::new(vec![join(0, 10, None)]);
-        let got = feed(&mut s, &[("k", 100, 0, "L", None), ("k", 110, 0, "R", None), ("k", 111, 0, "R", None), ("k", 200, 0, "L", None), ("k", 300, 210, "X", None)]);
+        let got =
+            feed(&mut s, &[("k", 100, 0, "L", None), ("k", 110, 0, "R", None), ("k", 111, 0, "R", None), ("k", 200, 0, "L", None), ("k", 300, 210, "X", None)]);
         // 110 - 100 = 10 matches, 11 does not; the left at 200 expires once wm > 210
         assert_eq!(got, vec![(0, Some(1))]);
         let got = feed(&mut s, &[("k", 400, 211, "X", None)]);
         assert_eq!(got, vec![(3, None)]);
         assert_eq!(s.buffered(), 0);
+    }
+
+    #[test]
+    fn state_split_across_workers_by_key_gives_the_same_output() {
+        let events: Vec<(&str, i64, i64, &str, Option<&str>)> =
+            vec![("a", 100, 0, "L", None), ("b", 101, 0, "L", None), ("a", 104, 0, "R", None), ("b", 150, 90, "X", None), ("b", 108, 90, "R", None)];
+        let mut whole = JoinState::new(vec![join(0, 10, None)]);
+        let first = feed(&mut whole, &events[..3]);
+        assert_eq!(first, vec![(0, Some(2))]);
+        // a checkpoint taken now, restored on two workers (one key each)
+        let mut a = JoinState::new(vec![join(0, 10, None)]);
+        let mut b = JoinState::new(vec![join(0, 10, None)]);
+        a.absorb(whole.clone(), |k| k == "a").unwrap();
+        b.absorb(whole.clone(), |k| k == "b").unwrap();
+        assert_eq!((a.buffered(), b.buffered()), (2, 1));
+        let rest_whole = feed(&mut whole, &events[3..]);
+        let rest_b = feed(&mut b, &events[3..]);
+        assert_eq!(rest_whole, rest_b);
+        assert_eq!(rest_b, vec![(1, Some(1))], "b's right at 108 pairs with its restored left at 101");
+        assert!(JoinState::new(vec![join(0, 11, None)]).absorb(whole, |_| true).is_err(), "another join's state is refused");
     }
 
     #[test]

@@ -10,13 +10,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use vigil_operators::FeatureState;
+use vigil_operators::{FeatureState, JoinState};
 
 use super::PartitionCut;
 
 /// Version of the manifest and state formats written by this build (2: feature
-/// state with window kinds, open windows and close timers).
-pub const FORMAT_VERSION: u32 = 2;
+/// state with window kinds, open windows and close timers; 3: interval joins'
+/// state beside the features').
+pub const FORMAT_VERSION: u32 = 3;
 const STATE_MAGIC: &[u8; 8] = b"VIGILST\0";
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -89,21 +90,21 @@ pub fn read_manifest(path: &Path) -> Result<Manifest> {
     serde_json::from_slice(&bytes).with_context(|| format!("{} is not a valid manifest", path.display()))
 }
 
-/// Encodes one worker's feature state (header + bincode).
-pub fn encode_state(state: &FeatureState) -> Result<Vec<u8>> {
+/// Encodes one worker's operator state: its features' and its joins' (header + bincode).
+pub fn encode_state(state: &FeatureState, joins: &JoinState) -> Result<Vec<u8>> {
     let mut bytes = Vec::with_capacity(1 << 16);
     bytes.extend_from_slice(STATE_MAGIC);
     bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    bincode::serialize_into(&mut bytes, state).context("encoding state")?;
+    bincode::serialize_into(&mut bytes, &(state, joins)).context("encoding state")?;
     Ok(bytes)
 }
 
-/// Writes one worker's feature state.
-pub fn write_state(path: &Path, state: &FeatureState) -> Result<()> {
-    write_atomic(path, &encode_state(state)?)
+/// Writes one worker's operator state.
+pub fn write_state(path: &Path, state: &FeatureState, joins: &JoinState) -> Result<()> {
+    write_atomic(path, &encode_state(state, joins)?)
 }
 
-pub fn read_state(path: &Path) -> Result<FeatureState> {
+pub fn read_state(path: &Path) -> Result<(FeatureState, JoinState)> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     if bytes.len() < 12 || &bytes[..8] != STATE_MAGIC {
         bail!("{} is not a vigil state file", path.display());
@@ -159,8 +160,8 @@ mod tests {
         let mut out = Vec::new();
         s.observe("k", 0, 0, 5, &[f64::NAN], &mut out);
         let path = dir.path().join(state_name(4, 0));
-        write_state(&path, &s).unwrap();
-        let mut back = read_state(&path).unwrap();
+        write_state(&path, &s, &JoinState::default()).unwrap();
+        let (mut back, _) = read_state(&path).unwrap();
         back.observe("k", 0, 0, 9, &[1.0], &mut out);
         assert_eq!(out, vec![Some(0.004)]);
         assert_eq!(list_manifests(dir.path()).unwrap().len(), 0);

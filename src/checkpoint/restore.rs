@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
-use vigil_operators::FeatureState;
+use vigil_operators::{FeatureState, JoinState};
 
 use super::format::{self, Manifest};
 use crate::watermark::PartitionClock;
@@ -42,16 +42,17 @@ impl Restored {
         }
     }
 
-    /// The feature state of the keys that `keep` selects (this worker's share),
+    /// The feature and join state of the keys that `keep` selects (this worker's share),
     /// gathered from every worker's state file: any number of workers can restore
     /// a checkpoint taken with any other number.
-    pub fn feature_state(&self, empty: FeatureState, keep: impl Fn(&str) -> bool) -> Result<FeatureState> {
-        let mut state = empty;
+    pub fn worker_state(&self, empty: (FeatureState, JoinState), keep: impl Fn(&str) -> bool) -> Result<(FeatureState, JoinState)> {
+        let (mut state, mut joins) = empty;
         for name in &self.manifest.states {
-            let part = format::read_state(&self.dir.join(name))?;
+            let (part, part_joins) = format::read_state(&self.dir.join(name))?;
             state.absorb(part, &keep).map_err(|e| anyhow::anyhow!("{}: {e}", name))?;
+            joins.absorb(part_joins, &keep).map_err(|e| anyhow::anyhow!("{}: {e}", name))?;
         }
-        Ok(state)
+        Ok((state, joins))
     }
 }
 

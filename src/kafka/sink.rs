@@ -76,6 +76,7 @@ pub struct KafkaSink {
     features: String,
     shadow: String,
     windows: String,
+    joins: String,
     run: String,
     inflight: Arc<InFlight>,
     txn: Option<Transactions>,
@@ -124,6 +125,7 @@ impl KafkaSink {
             features: optional(&sinks.features),
             shadow: optional(&sinks.shadow),
             windows: optional(&sinks.windows),
+            joins: optional(&sinks.joins),
             run: run.to_owned(),
             inflight,
             txn,
@@ -189,6 +191,7 @@ impl KafkaSink {
             Topic::Features => &self.features,
             Topic::Shadow => &self.shadow,
             Topic::Windows => &self.windows,
+            Topic::Joins => &self.joins,
         };
         self.inflight.sent(epoch);
         let epoch_text = epoch.to_string();

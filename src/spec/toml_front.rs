@@ -13,6 +13,8 @@ pub struct RawJob {
     features: Vec<RawFeature>,
     #[serde(default, rename = "table")]
     tables: Vec<RawTable>,
+    #[serde(default, rename = "join")]
+    joins: Vec<RawJoin>,
     #[serde(default)]
     model: Option<RawModel>,
     #[serde(default)]
@@ -140,6 +142,55 @@ struct RawSinks {
     shadow: Option<String>,
     drift: Option<String>,
     windows: Option<String>,
+    joins: Option<String>,
+}
+/// `[[join]]`: a stream-stream interval join (see `IntervalJoinDecl`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJoin {
+    name: String,
+    left: Option<RawSide>,
+    right: Option<RawSide>,
+    /// `"10m"`: the right event at most 10 minutes after the left one.
+    within: Option<String>,
+    /// `["-1m", "10m"]`: `lower <= right - left <= upper`.
+    between: Option<[String; 2]>,
+    on: Option<String>,
+    #[serde(default)]
+    unmatched: bool,
+}
+/// `{ field = "action", equals = "view" }`
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSide {
+    field: String,
+    equals: String,
+}
+impl RawJoin {
+    fn into_decl(self) -> Result<IntervalJoinDecl> {
+        let mut d = IntervalJoinDecl::new(&self.name);
+        if let Some(s) = &self.left {
+            d = d.left(&s.field, &s.equals);
+        }
+        if let Some(s) = &self.right {
+            d = d.right(&s.field, &s.equals);
+        }
+        d = match (&self.within, &self.between) {
+            (Some(w), None) => d.within(parse_duration(w).with_context(|| format!("join `{}`: within", self.name))?),
+            (None, Some([lower, upper])) => d.between_ms(
+                parse_signed_ms(lower).with_context(|| format!("join `{}`: between", self.name))?,
+                parse_signed_ms(upper).with_context(|| format!("join `{}`: between", self.name))?,
+            ),
+            _ => bail!("join `{}`: give its interval as `within` or as `between`, one of the two", self.name),
+        };
+        if let Some(on) = &self.on {
+            d = d.on(on);
+        }
+        if self.unmatched {
+            d = d.emit_unmatched();
+        }
+        Ok(d)
+    }
 }
 /// The JSON of a weights file: `{"bias": b, "weights": {"name": w | {"weight", "transform"}}}`.
 #[derive(Deserialize)]
@@ -210,6 +261,9 @@ impl RawJob {
         }
         for t in &self.tables {
             b = b.table(&t.name, &t.topic, &t.columns.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+        for j in self.joins {
+            b = b.interval_join(j.into_decl()?);
         }
         for f in self.features {
             let decayed = match f.agg.as_str() {
@@ -314,6 +368,9 @@ impl RawJob {
             }
             if let Some(f) = &s.windows {
                 b = b.windows_sink(f);
+            }
+            if let Some(f) = &s.joins {
+                b = b.joins_sink(f);
             }
         }
         if let Some(m) = self.monitor {

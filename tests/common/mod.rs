@@ -57,22 +57,60 @@ pub enum Expected {
 /// A window feature as the oracle understands it.
 #[derive(Clone, Debug)]
 pub enum OracleFeature {
-    Window { name: String, agg: &'static str, field: Option<String>, window_ms: i64 },
+    Window {
+        name: String,
+        agg: &'static str,
+        field: Option<String>,
+        window_ms: i64,
+    },
     /// A tumbling, hopping or session window as of each event (see `vigil_operators::kinds`).
-    Kind { name: String, agg: &'static str, field: Option<String>, kind: vigil_operators::WindowKind, size_ms: i64 },
-    SincePrev { name: String, ttl_ms: i64 },
+    Kind {
+        name: String,
+        agg: &'static str,
+        field: Option<String>,
+        kind: vigil_operators::WindowKind,
+        size_ms: i64,
+    },
+    SincePrev {
+        name: String,
+        ttl_ms: i64,
+    },
     /// Every accepted earlier event of the key (and the event) at or before its time, weighted 2^(-age / half-life).
-    Decayed { name: String, kind: vigil_operators::DecayKind, field: Option<String>, half_life_ms: i64 },
+    Decayed {
+        name: String,
+        kind: vigil_operators::DecayKind,
+        field: Option<String>,
+        half_life_ms: i64,
+    },
     /// The field's value over its mean over the key's accepted events (up to this
     /// one) with time in `[s, t]`, `s` = the window start rounded up to the pane grid.
-    RatioToMean { name: String, field: String, window_ms: i64, pane_ms: i64 },
+    RatioToMean {
+        name: String,
+        field: String,
+        window_ms: i64,
+        pane_ms: i64,
+    },
     /// Distinct values of a string field over the sliding window.
-    Distinct { name: String, field: String, window_ms: i64 },
+    Distinct {
+        name: String,
+        field: String,
+        window_ms: i64,
+    },
     /// HyperLogLog estimate of the distinct values of a string field over `[s, t]`,
     /// `s` rounded up to the pane grid (the sketch of the oracle's set).
-    ApproxDistinct { name: String, field: String, window_ms: i64, pane_ms: i64, precision: u8 },
+    ApproxDistinct {
+        name: String,
+        field: String,
+        window_ms: i64,
+        pane_ms: i64,
+        precision: u8,
+    },
     /// The field at the key's previous accepted event, if within `ttl_ms`.
-    PrevValue { name: String, field: String, ttl_ms: i64 },
+    PrevValue {
+        name: String,
+        field: String,
+        ttl_ms: i64,
+    },
 }
 
 pub struct OracleJob {
@@ -278,7 +316,12 @@ pub fn naive_agg(agg: &str, in_window: &[Option<f64>]) -> Option<f64> {
 /// Every window of a tumbling, hopping or session feature over the accepted
 /// events of each key (`(key, time, field value)`): `(key, start, end) -> aggregate`,
 /// what emit-on-close must write, once each.
-pub fn closed_windows(agg: &str, kind: vigil_operators::WindowKind, size_ms: i64, accepted: &[(String, i64, Option<f64>)]) -> std::collections::BTreeMap<(String, i64, i64), Option<f64>> {
+pub fn closed_windows(
+    agg: &str,
+    kind: vigil_operators::WindowKind,
+    size_ms: i64,
+    accepted: &[(String, i64, Option<f64>)],
+) -> std::collections::BTreeMap<(String, i64, i64), Option<f64>> {
     let mut by_key: std::collections::BTreeMap<&str, Vec<(i64, Option<f64>)>> = Default::default();
     for (k, t, v) in accepted {
         by_key.entry(k).or_default().push((*t, *v));
@@ -393,12 +436,24 @@ fn has_duplicate_top_level_key(text: &str) -> bool {
             while seq.next_element::<IgnoredAny>()?.is_some() {}
             Ok(false)
         }
-        fn visit_str<E>(self, _: &str) -> Result<bool, E> { Ok(false) }
-        fn visit_i64<E>(self, _: i64) -> Result<bool, E> { Ok(false) }
-        fn visit_u64<E>(self, _: u64) -> Result<bool, E> { Ok(false) }
-        fn visit_f64<E>(self, _: f64) -> Result<bool, E> { Ok(false) }
-        fn visit_bool<E>(self, _: bool) -> Result<bool, E> { Ok(false) }
-        fn visit_unit<E>(self) -> Result<bool, E> { Ok(false) }
+        fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_unit<E>(self) -> Result<bool, E> {
+            Ok(false)
+        }
     }
     serde_json::Deserializer::from_str(text).deserialize_any(Dup).unwrap_or(false)
 }
