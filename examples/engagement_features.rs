@@ -9,7 +9,10 @@
 //!   hour, an engagement score (points decayed with a 1-hour half-life), distinct
 //!   videos watched in the last hour, watch time in the current session (30-minute
 //!   gap), the watch time over the user's 6-hour average (from 15-minute panes),
-//!   and daily views per user, emitted once per closed day to `user_days`;
+//!   and daily views per user, emitted once per closed day to `user_days`; and
+//!   an interval join of each view with the user's likes of the same video in the
+//!   next 10 minutes, to `user_likes` (views never liked are written too, once 10
+//!   minutes of event time have passed: labels for a "will like" model);
 //! - per video (topic `feed_by_video`, the same events keyed by video: what a
 //!   repartition topic does): views over 10 minutes and 1 hour, decayed view
 //!   counts with 10-minute and 6-hour half-lives (their ratio is the trending
@@ -24,15 +27,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rand::{Rng, SeedableRng};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use vigil::broker::EmbeddedBroker;
+use vigil::feed_generator::synthetic_feed;
 use vigil::kafka::read::read_topic;
 use vigil::kafka::KafkaOptions;
 use vigil::metrics::Metrics;
 use vigil::pipeline::Control;
 use vigil::run::{run_job, RunOptions};
-use vigil::spec::{FieldType, JobBuilder, JobSpec, Window};
+use vigil::spec::{FieldType, IntervalJoinDecl, JobBuilder, JobSpec, Window};
 use vigil_operators::{Agg, DecayKind, Emit, Transform};
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -70,6 +73,9 @@ pub fn user_job() -> anyhow::Result<JobSpec> {
         .windowed_feature("session_watch_secs", Agg::Sum, Some("watch_secs"), Window::Session { gap: 30 * MINUTE }, Emit::OnUpdate)
         .ratio_to_mean_feature("watch_vs_6h", "watch_secs", 6 * HOUR, 15 * MINUTE)
         .windowed_feature("views_day", Agg::Sum, Some("views"), Window::Tumbling(24 * HOUR), Emit::OnClose)
+        .interval_join(
+            IntervalJoinDecl::new("like_after_view").left("action", "view").right("action", "like").within(10 * MINUTE).on("video_id").emit_unmatched(),
+        )
         .model_name("will-like", "example")
         .bias(-2.0)
         .weight_with("engagement", 0.3, Transform::Log1p)
@@ -77,6 +83,7 @@ pub fn user_job() -> anyhow::Result<JobSpec> {
         .weight_with("videos_1h", -0.2, Transform::Log1p)
         .sinks("user_scores", "dlq")
         .windows_sink("user_days")
+        .joins_sink("user_likes")
         .build()
 }
 
@@ -95,39 +102,6 @@ pub fn video_job() -> anyhow::Result<JobSpec> {
         .weight_with("views_10m", 0.9, Transform::Log1p)
         .sinks("video_scores", "dlq")
         .build()
-}
-
-/// A deterministic feed: (user, video, action, time ms).
-fn synthetic_feed(events: usize) -> Vec<serde_json::Value> {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
-    let start = 1_767_225_600_000i64; // 2026-01-01
-    let mut out = Vec::with_capacity(events);
-    for i in 0..events {
-        // 8 hours of feed; a little out of order
-        let t = start + (i as i64 * 8 * 3_600_000 / events as i64) - rng.gen_range(0..5_000);
-        let user = (rng.gen::<f64>().powf(1.5) * 4_000.0) as u32;
-        let viral = i > events / 2 && rng.gen::<f64>() < 0.15;
-        let video = if viral { 398 + (i % 2) as u32 } else { (rng.gen::<f64>().powf(2.5) * 400.0) as u32 };
-        let r: f64 = rng.gen();
-        let action = if r < 0.85 {
-            "view"
-        } else if r < 0.97 {
-            "like"
-        } else {
-            "share"
-        };
-        let (views, likes, shares, points) = match action {
-            "view" => (1, 0, 0, 1),
-            "like" => (0, 1, 0, 4),
-            _ => (0, 0, 1, 8),
-        };
-        let watch = if action == "view" { rng.gen_range(1.0..120.0f64).round() } else { 0.0 };
-        out.push(serde_json::json!({
-            "event_id": format!("f-{i}"), "user_id": format!("u-{user:05}"), "video_id": format!("v-{video:04}"),
-            "action": action, "ts": t, "views": views, "likes": likes, "shares": shares, "points": points, "watch_secs": watch,
-        }));
-    }
-    out
 }
 
 fn publish(kafka: &KafkaOptions, events: &[serde_json::Value]) -> anyhow::Result<()> {
@@ -165,6 +139,13 @@ struct Report {
     scored: Vec<u64>,
     trending: Vec<String>,
     closed_days: usize,
+    /// Views in the feed, views with a like within 10 minutes, and views written
+    /// unmatched, from `user_likes`.
+    views: usize,
+    liked_views: usize,
+    unliked_views: usize,
+    /// Views with a like within 10 minutes, by brute force over the feed.
+    liked_views_naive: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -173,7 +154,7 @@ fn main() -> anyhow::Result<()> {
 
 fn run(n: usize) -> anyhow::Result<Report> {
     let broker = EmbeddedBroker::start(1)?;
-    for (topic, partitions) in [("feed", 4), ("feed_by_video", 4), ("user_scores", 4), ("video_scores", 4), ("user_days", 2), ("dlq", 2)] {
+    for (topic, partitions) in [("feed", 4), ("feed_by_video", 4), ("user_scores", 4), ("video_scores", 4), ("user_days", 2), ("user_likes", 4), ("dlq", 2)] {
         broker.create_topic(topic, partitions)?;
     }
     let kafka = KafkaOptions::new(&broker.bootstrap_servers());
@@ -244,7 +225,48 @@ fn run(n: usize) -> anyhow::Result<Report> {
     }
     let days = read_topic(&kafka, "user_days", Duration::from_secs(30))?;
     println!("user_days: {} closed daily windows (one per user and day, written once)", days.len());
-    Ok(Report { scored, trending: trending.iter().map(|v| v["key"].as_str().unwrap_or_default().to_owned()).collect(), closed_days: days.len() })
+    let mut liked = std::collections::HashSet::new();
+    let mut unliked = 0;
+    for r in read_topic(&kafka, "user_likes", Duration::from_secs(30))? {
+        let v: serde_json::Value = r.payload.as_deref().and_then(|p| serde_json::from_slice(p).ok()).unwrap_or_default();
+        match v["matched"].as_bool() {
+            Some(true) => {
+                liked.insert(v["left"]["event_id"].as_str().unwrap_or_default().to_owned());
+            }
+            _ => unliked += 1,
+        }
+    }
+    let views = events.iter().filter(|e| e["action"] == "view").count();
+    let mut likes: HashMap<(&str, &str), Vec<i64>> = HashMap::new();
+    for l in events.iter().filter(|e| e["action"] == "like") {
+        likes
+            .entry((l["user_id"].as_str().unwrap_or_default(), l["video_id"].as_str().unwrap_or_default()))
+            .or_default()
+            .push(l["ts"].as_i64().unwrap_or_default());
+    }
+    let liked_views_naive = events
+        .iter()
+        .filter(|v| v["action"] == "view")
+        .filter(|v| {
+            let t = v["ts"].as_i64().unwrap_or_default();
+            let of = likes.get(&(v["user_id"].as_str().unwrap_or_default(), v["video_id"].as_str().unwrap_or_default()));
+            of.is_some_and(|times| times.iter().any(|l| (0..=600_000).contains(&(l - t))))
+        })
+        .count();
+    println!(
+        "user_likes: {} of {views} views liked within 10 minutes ({:.1}%), {unliked} written unmatched",
+        liked.len(),
+        100.0 * liked.len() as f64 / views.max(1) as f64
+    );
+    Ok(Report {
+        scored,
+        trending: trending.iter().map(|v| v["key"].as_str().unwrap_or_default().to_owned()).collect(),
+        closed_days: days.len(),
+        views,
+        liked_views: liked.len(),
+        unliked_views: unliked,
+        liked_views_naive,
+    })
 }
 
 #[cfg(test)]
@@ -255,6 +277,7 @@ mod tests {
         assert_eq!(format!("{:?}", from_toml.features), format!("{:?}", built.features), "{toml}");
         assert_eq!(format!("{:?}", from_toml.model), format!("{:?}", built.model), "{toml}");
         assert_eq!(format!("{:?}", from_toml.sinks), format!("{:?}", built.sinks), "{toml}");
+        assert_eq!(from_toml.joins, built.joins, "{toml}");
         assert_eq!(from_toml.kept_strings(), built.kept_strings(), "{toml}");
     }
 
@@ -272,5 +295,9 @@ mod tests {
         top.sort();
         assert_eq!(top, ["v-0398", "v-0399"], "{:?}", report.trending);
         assert!(report.closed_days > 1_000, "{}", report.closed_days);
+        // every view once in the join's output: liked, or written unmatched
+        assert_eq!(report.liked_views + report.unliked_views, report.views);
+        assert_eq!(report.liked_views, report.liked_views_naive, "views liked within 10 minutes, against brute force");
+        assert!(report.liked_views > 100, "{}", report.liked_views);
     }
 }

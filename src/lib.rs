@@ -11,6 +11,7 @@ pub mod decode;
 pub mod delivery;
 pub mod demo;
 pub mod epoch;
+pub mod feed_generator;
 pub mod generator;
 pub mod gpu;
 pub mod http;
