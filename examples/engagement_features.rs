@@ -27,9 +27,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use vigil::broker::EmbeddedBroker;
-use vigil::feed_generator::synthetic_feed;
+use vigil::feed_generator::{publish_feed, synthetic_feed};
 use vigil::kafka::read::read_topic;
 use vigil::kafka::KafkaOptions;
 use vigil::metrics::Metrics;
@@ -104,24 +103,6 @@ pub fn video_job() -> anyhow::Result<JobSpec> {
         .build()
 }
 
-fn publish(kafka: &KafkaOptions, events: &[serde_json::Value]) -> anyhow::Result<()> {
-    let producer: BaseProducer = kafka.client_config_with(&[]).create()?;
-    for e in events {
-        let payload = e.to_string();
-        for (topic, key) in [("feed", "user_id"), ("feed_by_video", "video_id")] {
-            let key = e[key].as_str().unwrap_or_default();
-            let mut record = BaseRecord::to(topic).key(key).payload(&payload);
-            while let Err((err, r)) = producer.send(record) {
-                anyhow::ensure!(matches!(err, rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull)), "{err}");
-                producer.poll(Duration::from_millis(5));
-                record = r;
-            }
-        }
-    }
-    producer.flush(Duration::from_secs(60))?;
-    Ok(())
-}
-
 /// The last score record per key of a topic (offset order per partition).
 fn latest(kafka: &KafkaOptions, topic: &str) -> anyhow::Result<HashMap<String, serde_json::Value>> {
     let mut out = HashMap::new();
@@ -160,7 +141,7 @@ fn run(n: usize) -> anyhow::Result<Report> {
     let kafka = KafkaOptions::new(&broker.bootstrap_servers());
     println!("embedded broker at {}", kafka.brokers);
     let events = synthetic_feed(n);
-    publish(&kafka, &events)?;
+    publish_feed(&kafka, &events)?;
 
     // both jobs at once, each until it has read its topic
     let handles: Vec<_> = [user_job()?, video_job()?]

@@ -5,8 +5,12 @@
 //! views and likes finds). Event times cover 8 hours, a little out of order.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+use crate::kafka::KafkaOptions;
 
 /// 2026-01-01T00:00:00Z.
 const START_MS: i64 = 1_767_225_600_000;
@@ -51,4 +55,24 @@ pub fn synthetic_feed(events: usize) -> Vec<serde_json::Value> {
         }));
     }
     out
+}
+
+/// Publishes the feed twice: to `feed` keyed by user and to `feed_by_video` keyed
+/// by video (what a repartition topic does for the per-video job).
+pub fn publish_feed(kafka: &KafkaOptions, events: &[serde_json::Value]) -> anyhow::Result<()> {
+    let producer: BaseProducer = kafka.client_config_with(&[("linger.ms", "5"), ("compression.type", "lz4")]).create()?;
+    for e in events {
+        let payload = e.to_string();
+        for (topic, key) in [("feed", "user_id"), ("feed_by_video", "video_id")] {
+            let key = e[key].as_str().unwrap_or_default();
+            let mut record = BaseRecord::to(topic).key(key).payload(&payload);
+            while let Err((err, r)) = producer.send(record) {
+                anyhow::ensure!(matches!(err, rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull)), "{err}");
+                producer.poll(Duration::from_millis(5));
+                record = r;
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(60))?;
+    Ok(())
 }

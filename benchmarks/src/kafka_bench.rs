@@ -73,7 +73,8 @@ pub fn concurrent_end_to_end(kafka: &KafkaOptions, events: u64) -> Result<f64> {
 
 /// A plain loop: consume every record of `input` and produce it to `output`.
 pub fn passthrough(kafka: &KafkaOptions, input: &str, output: &str, events: u64) -> Result<f64> {
-    let consumer: BaseConsumer = kafka.consumer_config_with(&[]).set("group.id", "passthrough").set("enable.auto.commit", "false").set("fetch.wait.max.ms", "10").create()?;
+    let consumer: BaseConsumer =
+        kafka.consumer_config_with(&[]).set("group.id", "passthrough").set("enable.auto.commit", "false").set("fetch.wait.max.ms", "10").create()?;
     let mut tpl = TopicPartitionList::new();
     for p in 0..PARTITIONS {
         tpl.add_partition_offset(input, p, Offset::Beginning)?;
