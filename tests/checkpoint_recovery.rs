@@ -3,6 +3,9 @@
 //! input offset scored or dead-lettered, and every output record, duplicates
 //! included, identical to the output of an uninterrupted run. That holds only if
 //! the restored feature state, partition clocks and offsets are exactly right.
+//! The job also runs an interval join (a card's next transaction within a minute,
+//! left outer): its output after the crashes, duplicates aside, is the same set
+//! of records, so the join's buffered events and timers were restored too.
 //! (At-least-once: duplicates are expected; exactly-once output is future work.)
 
 mod common;
@@ -35,6 +38,23 @@ fn outputs(kafka: &KafkaOptions, run: &str) -> HashMap<(u64, i64), Vec<String>> 
     out
 }
 
+/// The demo's job plus an interval join to `joins_<run>`: every transaction with
+/// the card's transactions 1 ms to 1 minute later, or alone if there is none.
+fn job_with_join(dir: &std::path::Path, run: &str) -> String {
+    let path = job_file(dir, run);
+    let text = std::fs::read_to_string(&path).unwrap().replace("[sinks]\n", &format!("[sinks]\njoins = \"joins_{run}\"\n"));
+    let join = "\n[[join]]\nname = \"next_within_1m\"\nbetween = [\"1ms\", \"1m\"]\nunmatched = true\n";
+    std::fs::write(&path, text + join).unwrap();
+    path
+}
+
+/// Every distinct record of a run's `joins` topic, and how many records it held.
+fn join_records(kafka: &KafkaOptions, run: &str) -> (std::collections::BTreeSet<String>, usize) {
+    let records = read_topic(kafka, &format!("joins_{run}"), Duration::from_secs(120)).unwrap();
+    let n = records.len();
+    (records.into_iter().map(|r| String::from_utf8(r.payload.unwrap()).unwrap()).collect(), n)
+}
+
 /// A small deterministic generator of kill delays.
 fn delays(seed: u64, n: usize) -> Vec<Duration> {
     let mut x = seed;
@@ -55,6 +75,7 @@ fn killed_and_restarted_jobs_match_an_uninterrupted_run() {
     for run in ["ref", "crash"] {
         broker.create_topic(&format!("scores_{run}"), 48).unwrap();
         broker.create_topic(&format!("dlq_{run}"), 4).unwrap();
+        broker.create_topic(&format!("joins_{run}"), 48).unwrap();
     }
     let addr = broker.bootstrap_servers();
     let kafka = KafkaOptions::new(&addr);
@@ -64,12 +85,12 @@ fn killed_and_restarted_jobs_match_an_uninterrupted_run() {
     let dir = tempfile::tempdir().unwrap();
     let vigil = env!("CARGO_BIN_EXE_vigil");
     let reference = Command::new(vigil)
-        .args(["run", &job_file(dir.path(), "ref"), "--brokers", &addr, "--until-end", "--group-id", "ref", "--metrics-addr", "off"])
+        .args(["run", &job_with_join(dir.path(), "ref"), "--brokers", &addr, "--until-end", "--group-id", "ref", "--metrics-addr", "off"])
         .status()
         .unwrap();
     assert!(reference.success());
 
-    let job = job_file(dir.path(), "crash");
+    let job = job_with_join(dir.path(), "crash");
     let checkpoints = dir.path().join("checkpoints");
     let args = |workers: &str| -> Vec<String> {
         ["run", &job, "--brokers", &addr, "--until-end", "--group-id", "crash", "--metrics-addr", "off", "-w", workers, "--checkpoint-dir", checkpoints.to_str().unwrap(), "--checkpoint-interval", "100ms"]
@@ -132,6 +153,14 @@ fn killed_and_restarted_jobs_match_an_uninterrupted_run() {
         duplicates += got.len() - 1;
     }
     assert_eq!(crashed.len(), reference.len(), "outputs for offsets that do not exist");
+    let (joins_ref, n_ref) = join_records(&kafka, "ref");
+    let (joins_crash, n_crash) = join_records(&kafka, "crash");
+    assert_eq!(joins_ref.len(), n_ref, "the uninterrupted run writes each join record once");
+    assert!(n_ref > EVENTS as usize / 2, "{n_ref} join records");
+    let lost: Vec<&String> = joins_ref.difference(&joins_crash).take(3).collect();
+    let extra: Vec<&String> = joins_crash.difference(&joins_ref).take(3).collect();
+    assert!(lost.is_empty() && extra.is_empty(), "join output differs after the crashes: missing {lost:?}, unexpected {extra:?}");
+    println!("join records: {n_ref} in the uninterrupted run, {n_crash} after the crashes (duplicates: at-least-once)");
     // Checkpoints were kept to the last few.
     let manifests: BTreeMap<_, _> = std::fs::read_dir(&checkpoints).unwrap().filter_map(|e| e.ok()).map(|e| (e.file_name(), ())).collect();
     let count = manifests.keys().filter(|n| n.to_string_lossy().starts_with("manifest-")).count();

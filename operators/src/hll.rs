@@ -48,10 +48,22 @@ pub fn register(p: u8, tag: u64) -> (usize, u8) {
     (index, rank.min(64 - p + 1))
 }
 
+/// A sketch's registers: while few are set (a pane of a key with a handful of
+/// events: most panes) only those, by index; all `2^p` once more than `2^p / 16`
+/// are. A dense sketch cost a `2^p`-byte allocation per pane per key and
+/// `2^p`-register unions, whatever the pane held.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+enum Registers {
+    /// The non-zero registers, sorted by index.
+    Sparse(Vec<(u16, u8)>),
+    Dense(Vec<u8>),
+}
+
 /// A HyperLogLog sketch with its estimate's running terms.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sketch {
-    registers: Vec<u8>,
+    p: u8,
+    registers: Registers,
     /// Sum of 2^-register over all registers, in units of 2^-64 (exact, so the
     /// estimate does not depend on the order values came in).
     inv_sum: u128,
@@ -61,17 +73,59 @@ pub struct Sketch {
 impl Sketch {
     pub fn new(p: u8) -> Self {
         let m = 1usize << p;
-        Sketch { registers: vec![0; m], inv_sum: (m as u128) << 64, zeros: m as u32 }
+        Sketch { p, registers: Registers::Sparse(Vec::new()), inv_sum: (m as u128) << 64, zeros: m as u32 }
+    }
+
+    fn m(&self) -> usize {
+        1usize << self.p
+    }
+
+    /// Register `j`.
+    fn get(&self, j: usize) -> u8 {
+        match &self.registers {
+            Registers::Sparse(v) => v.binary_search_by_key(&(j as u16), |e| e.0).map_or(0, |i| v[i].1),
+            Registers::Dense(r) => r[j],
+        }
     }
 
     fn set(&mut self, j: usize, rank: u8) {
-        let old = self.registers[j];
-        if rank > old {
-            self.inv_sum = self.inv_sum + term(rank) - term(old);
-            if old == 0 {
-                self.zeros -= 1;
+        let old = match &mut self.registers {
+            Registers::Dense(r) => {
+                let old = r[j];
+                if rank <= old {
+                    return;
+                }
+                r[j] = rank;
+                old
             }
-            self.registers[j] = rank;
+            Registers::Sparse(v) => match v.binary_search_by_key(&(j as u16), |e| e.0) {
+                Ok(i) => {
+                    let old = v[i].1;
+                    if rank <= old {
+                        return;
+                    }
+                    v[i].1 = rank;
+                    old
+                }
+                Err(i) => {
+                    v.insert(i, (j as u16, rank));
+                    0
+                }
+            },
+        };
+        self.inv_sum = self.inv_sum + term(rank) - term(old);
+        if old == 0 {
+            self.zeros -= 1;
+        }
+        let m = self.m();
+        if let Registers::Sparse(v) = &self.registers {
+            if v.len() > m / 16 {
+                let mut dense = vec![0u8; m];
+                for (j, r) in v {
+                    dense[*j as usize] = *r;
+                }
+                self.registers = Registers::Dense(dense);
+            }
         }
     }
 
@@ -83,37 +137,39 @@ impl Sketch {
     }
 
     pub fn merge(&mut self, other: &Sketch) {
-        for (j, r) in other.registers.iter().enumerate() {
-            self.set(j, *r);
+        match &other.registers {
+            Registers::Sparse(v) => {
+                for (j, r) in v {
+                    self.set(*j as usize, *r);
+                }
+            }
+            Registers::Dense(r) => {
+                for (j, r) in r.iter().enumerate().filter(|(_, r)| **r > 0) {
+                    self.set(j, *r);
+                }
+            }
         }
     }
 
     pub fn estimate(&self) -> f64 {
-        estimate(self.registers.len(), self.inv_sum, self.zeros)
+        estimate(self.m(), self.inv_sum, self.zeros)
     }
 
     /// The estimate of this sketch plus `tags`, without changing it.
     pub fn estimate_with(&self, p: u8, tags: impl Iterator<Item = u64>) -> f64 {
-        let mut raised: Vec<(usize, u8)> = Vec::new();
-        for tag in tags.filter(|t| *t != ABSENT) {
-            let (j, rank) = register(p, tag);
-            if rank <= self.registers[j] {
-                continue;
-            }
-            match raised.iter_mut().find(|(rj, _)| *rj == j) {
-                Some((_, r)) => *r = (*r).max(rank),
-                None => raised.push((j, rank)),
-            }
-        }
+        let mut raised: Vec<(usize, u8)> = tags.filter(|t| *t != ABSENT).map(|tag| register(p, tag)).filter(|(j, rank)| *rank > self.get(*j)).collect();
+        // one entry per register, its highest rank
+        raised.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        raised.dedup_by_key(|(j, _)| *j);
         let (mut inv_sum, mut zeros) = (self.inv_sum, self.zeros);
         for (j, rank) in raised {
-            let old = self.registers[j];
+            let old = self.get(j);
             inv_sum = inv_sum + term(rank) - term(old);
             if old == 0 {
                 zeros -= 1;
             }
         }
-        estimate(self.registers.len(), inv_sum, zeros)
+        estimate(self.m(), inv_sum, zeros)
     }
 }
 
@@ -146,6 +202,12 @@ pub struct HllPanes {
     /// Union of the panes starting at or after its first number, and the start of
     /// the oldest pane in it (`i64::MAX`: none).
     cache: Option<(i64, i64, Sketch)>,
+    /// The window as of the key's latest event, for windows starting at its first
+    /// number: the panes' union plus every retained event since. Kept up to date
+    /// while events come in order (each adds its value), so that an in-order
+    /// event costs one register update instead of a pass over the retained
+    /// events (a hot key retains thousands); rebuilt when the start moves on.
+    running: Option<(i64, Sketch)>,
 }
 
 impl HllPanes {
@@ -170,6 +232,36 @@ impl HllPanes {
                 *oldest_in = (*oldest_in).min(start);
             }
         }
+    }
+
+    /// The estimate as of an event at `time` with value `tag` (already retained):
+    /// its window starts at `from`, and `retained` gives the retained events'
+    /// tags in `[from, time]` up to it. `in_order`: no retained event is later.
+    pub fn observe(&mut self, d: &ApproxDistinct, from: i64, time: i64, tag: u64, in_order: bool, retained: impl Iterator<Item = u64>) -> f64 {
+        if let Some((f, running)) = &mut self.running {
+            if time >= *f {
+                // every later window starting at `f` holds this event
+                running.add(d.precision, tag);
+                if in_order && *f == from {
+                    return running.estimate();
+                }
+            }
+        }
+        let tags: Vec<u64> = retained.collect();
+        let estimate = self.estimate(d, from, tags.iter().copied());
+        if in_order {
+            // the latest event's window: start a running union for it
+            if let Some((f, _, cache)) = &self.cache {
+                if *f == from {
+                    let mut running = cache.clone();
+                    for t in tags {
+                        running.add(d.precision, t);
+                    }
+                    self.running = Some((from, running));
+                }
+            }
+        }
+        estimate
     }
 
     /// The estimate as of an event whose window starts at `from`, with the
@@ -218,6 +310,28 @@ mod tests {
             let se = 1.04 / ((1u64 << p) as f64).sqrt();
             assert!(err < 4.0 * se, "p={p} n={n}: estimate {} ({:.2}% off, se {:.2}%)", s.estimate(), 100.0 * err, 100.0 * se);
         }
+    }
+
+    #[test]
+    fn sparse_and_dense_sketches_agree() {
+        // the same values into one sketch and, split, into two merged: the
+        // estimates agree bit for bit while sparse, across the switch and after
+        let p = 10;
+        let (mut whole, mut a, mut b) = (Sketch::new(p), Sketch::new(p), Sketch::new(p));
+        for i in 0..3_000 {
+            let tag = tag_of(&format!("v{i}"));
+            whole.add(p, tag);
+            if i % 3 == 0 { &mut a } else { &mut b }.add(p, tag);
+            if [10, 63, 64, 65, 100, 2_999].contains(&i) {
+                let mut merged = a.clone();
+                merged.merge(&b);
+                assert_eq!(merged.estimate().to_bits(), whole.estimate().to_bits(), "after {i}");
+                let registers: Vec<u8> = (0..1 << p).map(|j| merged.get(j)).collect();
+                assert_eq!(registers, (0..1 << p).map(|j| whole.get(j)).collect::<Vec<_>>());
+            }
+        }
+        assert!(matches!(whole.registers, Registers::Dense(_)));
+        assert!(matches!(Sketch::new(p).registers, Registers::Sparse(_)));
     }
 
     #[test]

@@ -462,7 +462,8 @@ impl FeatureState {
                     let first = history.times.partition_point(|&t| t < from);
                     let Extras { tags, hll, .. } = &mut **x;
                     let stride = self.tags;
-                    Some(hll[hll_index - 1].estimate(d, from, (first..=pos).map(|e| tags[e * stride + d.tag])))
+                    let tag = tags[pos * stride + d.tag];
+                    Some(hll[hll_index - 1].observe(d, from, time, tag, in_order, (first..=pos).map(|e| tags[e * stride + d.tag])))
                 }
                 FeatureDef::Lookup(_) => None,
             });
