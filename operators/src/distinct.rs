@@ -43,11 +43,14 @@ pub struct DistinctRun {
     lo: i64,
     start: usize,
     counts: FxHashMap<u64, u32>,
+    /// Scratch for out-of-order events: tag count changes against `counts`.
+    #[serde(skip)]
+    delta: FxHashMap<u64, i64>,
 }
 
 impl Default for DistinctRun {
     fn default() -> Self {
-        DistinctRun { lo: i64::MIN, start: 0, counts: FxHashMap::default() }
+        DistinctRun { lo: i64::MIN, start: 0, counts: FxHashMap::default(), delta: FxHashMap::default() }
     }
 }
 
@@ -72,10 +75,30 @@ impl DistinctRun {
             self.advance(time.saturating_sub(d.window_ms), d, r);
             return self.counts.len() as u64;
         }
-        // out of order: its own window, by one scan
+        // Out of order: its own window `first..=pos`. The run holds `start..`, and
+        // `first <= start`; when the event is in the run, its window is the run
+        // less the later events plus those before the run's window: few for an
+        // event a little late. Else one scan.
         let lower = time.saturating_sub(d.window_ms);
         let first = r.times.partition_point(|&t| t <= lower);
-        let distinct: FxHashSet<u64> = (first..=pos).map(|e| r.tags[e * r.stride + d.tag]).filter(|t| *t != ABSENT).collect();
+        let len = r.times.len();
+        let tag_at = |e: usize| r.tags[e * r.stride + d.tag];
+        if pos >= self.start && (len - 1 - pos) + (self.start - first) < pos + 1 - first {
+            self.delta.clear();
+            for e in (pos + 1..len).filter(|e| tag_at(*e) != ABSENT) {
+                *self.delta.entry(tag_at(e)).or_default() -= 1;
+            }
+            for e in (first..self.start).filter(|e| tag_at(*e) != ABSENT) {
+                *self.delta.entry(tag_at(e)).or_default() += 1;
+            }
+            let mut n = self.counts.len() as i64;
+            for (tag, change) in &self.delta {
+                let had = self.counts.get(tag).copied().unwrap_or(0) as i64;
+                n += (had + change > 0) as i64 - (had > 0) as i64;
+            }
+            return n as u64;
+        }
+        let distinct: FxHashSet<u64> = (first..=pos).map(tag_at).filter(|t| *t != ABSENT).collect();
         distinct.len() as u64
     }
 

@@ -7,9 +7,12 @@
 //! sketch per pane, and panes leave whole once no future window reaches them. As
 //! of an event, the estimate is that of the union of the panes from `s` on and
 //! the retained events in `[s, t]` up to it (never a later one). The union of
-//! the panes is cached per key and rebuilt only when `s` moves to the next pane;
-//! the retained events adjust a copy-free estimate in O(events), so an event
-//! costs O(retained events) plus O(panes x registers) once per pane per key.
+//! the panes is cached per key and rebuilt only when `s` moves to the next pane,
+//! and so is a running union of it and the retained events since `s`, which
+//! every in-order event then updates in one register: an in-order event costs
+//! O(1), an out-of-order one a pass over the retained events in its window, and
+//! a key O(retained events + set registers of its panes) once per pane. Sketches
+//! stay sparse (only the set registers) until a sixteenth of them are set.
 //!
 //! Registers: the top `p` bits of a tag pick one of `m = 2^p`, the rank is the
 //! number of leading zeros of the rest plus one; the estimate is the standard

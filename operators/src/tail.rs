@@ -135,6 +135,11 @@ impl TailWindow {
         self.count
     }
 
+    /// Index of the first entry in the window.
+    pub fn start(&self) -> usize {
+        self.start
+    }
+
     /// The summary of field `i` over the window.
     pub fn summary(&self, i: usize) -> FieldSummary {
         let f = &self.fields[i];

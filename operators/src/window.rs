@@ -391,9 +391,26 @@ impl FeatureState {
                     *s = tail.summary(i);
                 }
             } else {
-                // Out of order: this event's window is not the tail; scan it once.
+                // Out of order: this event's window is not the tail. Without
+                // extremes, the tail less its later events plus its window's events
+                // before the tail's, when that is less work (an event a little late
+                // on a busy key); else a scan of its window. Sums are exact both ways.
                 let lower = time.saturating_sub(plan.len_ms);
                 let first = history.times.partition_point(|&t| t <= lower);
+                let (len, start) = (history.times.len(), tail.start());
+                if !plan.extremes.max && !plan.extremes.min && pos >= start && (len - 1 - pos) + (start - first) < pos + 1 - first {
+                    scratch.count = tail.count() - (len - 1 - pos) as u64 + (start - first) as u64;
+                    for (i, s) in scratch.fields.iter_mut().enumerate() {
+                        *s = tail.summary(i);
+                        for e in pos + 1..len {
+                            s.remove_counted(history.values[e * fields + i]);
+                        }
+                        for e in first..start {
+                            s.add(history.values[e * fields + i]);
+                        }
+                    }
+                    continue;
+                }
                 scratch.count = (pos + 1 - first) as u64;
                 for (i, s) in scratch.fields.iter_mut().enumerate() {
                     *s = Default::default();

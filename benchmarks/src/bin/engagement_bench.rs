@@ -45,6 +45,9 @@ struct Args {
     /// Print only; do not write RESULTS.md.
     #[arg(long)]
     no_write: bool,
+    /// Only the two jobs in memory, once (for profiling); writes nothing.
+    #[arg(long)]
+    memory_only: bool,
 }
 
 fn jobs() -> Result<[JobSpec; 2]> {
@@ -105,6 +108,11 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let n = args.events;
     let jobs = jobs()?;
+    if args.memory_only {
+        let feed = synthetic_feed(n);
+        println!("in memory: users {:.0}/s, videos {:.0}/s", in_memory(&jobs[0], &feed, "user_id")?, in_memory(&jobs[1], &feed, "video_id")?);
+        return Ok(());
+    }
     let topics = ["feed", "feed_by_video", "user_scores", "video_scores", "user_days", "user_likes", "dlq", "passthrough_out"];
     let (_broker, kafka) = kafka_bench::broker_with_topics(&topics)?;
     let feed = synthetic_feed(n);
