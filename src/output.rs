@@ -29,7 +29,8 @@ pub enum Topic {
 
 /// Where workers hand finished records, with the checkpoint epoch of the input
 /// they come from. Implementations must not block for long: the Kafka sink
-/// enqueues into librdkafka's buffer.
+/// enqueues into librdkafka's buffer. An empty payload is a tombstone (a record
+/// with a null value: on a compacted topic, the key's deletion).
 pub trait OutputSink: Send + Sync {
     fn send(&self, topic: Topic, key: &[u8], payload: &[u8], epoch: u64);
 }

@@ -443,7 +443,14 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
     let has_joins = !job.joins.is_empty();
     let mut joined = Vec::new();
     let mut join_emitter = crate::join_output::JoinEmitter::new(&job, &ctx.metrics);
-    let mut process = move |epoch: u64, events: &mut Vec<Event>, state: &mut FeatureState, joins: &mut JoinState, latest: &mut HashMap<String, StoredFeatures>| -> u64 {
+    // `expired` collects the keys that left state, for the feature store
+    let mut process = move |epoch: u64,
+                            events: &mut Vec<Event>,
+                            state: &mut FeatureState,
+                            joins: &mut JoinState,
+                            latest: &mut HashMap<String, StoredFeatures>,
+                            expired: &mut Vec<String>|
+          -> u64 {
         let now = now_us();
         let n = events.len() as u64;
         let mut offline_rows = offline.as_ref().map(|o| crate::offline::OfflineRows { epoch, ..o.rows() });
@@ -560,6 +567,15 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
             joins.expire_due(&mut joined);
             join_emitter.send(&*sink, &mut joined, epoch);
         }
+        // keys that left state: a tombstone on the `features` topic, in this
+        // epoch, unless the key came back since (then its new vector stands)
+        let gone = state.take_expired();
+        if features_topic {
+            for key in gone.iter().filter(|k| !state.is_live(k)) {
+                sink.send(Topic::Features, key.as_bytes(), &[], epoch);
+            }
+        }
+        expired.extend(gone);
         if let (Some(o), Some(rows)) = (&offline, offline_rows.filter(|r| !r.is_empty())) {
             o.send(rows);
         }
@@ -575,6 +591,7 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
     let end_sink = ctx.sink.clone();
     let mut end_buf = Vec::new();
     let mut end_joins = crate::join_output::JoinEmitter::new(&job, &ctx.metrics);
+    let mut expired: Vec<String> = Vec::new();
     let mut join_reported = Vec::new();
     events.sink(Exchange::new(|e: &Event| key_hash(&e.key)), "FeaturesAndScore", move |(input, frontier)| {
         input.for_each(|cap, data| {
@@ -592,7 +609,7 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
             }
             let epoch = *entry.key();
             last_epoch = last_epoch.max(epoch);
-            scored += process(epoch, &mut entry.remove(), &mut state, &mut joins, &mut latest);
+            scored += process(epoch, &mut entry.remove(), &mut state, &mut joins, &mut latest, &mut expired);
         }
         // before the final state is reported, so that its snapshot has them closed
         if current.is_none() && !input_ended && !ctx.control.shutdown_requested() {
@@ -629,15 +646,15 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
         if let Some(f) = current {
             if let Some(mut events) = stash.remove(&f) {
                 last_epoch = last_epoch.max(f);
-                scored += process(f, &mut events, &mut state, &mut joins, &mut latest);
+                scored += process(f, &mut events, &mut state, &mut joins, &mut latest, &mut expired);
             }
         }
         if let Some(store) = &ctx.store {
-            let expired = state.take_expired();
             if !latest.is_empty() || !expired.is_empty() {
                 store.publish(&mut latest, &expired);
             }
         }
+        expired.clear();
         if scored > 0 {
             end_joins.report(&joins, &mut join_reported);
             ctx.metrics.scores_out.inc_by(scored);

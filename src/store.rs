@@ -44,6 +44,10 @@ impl FeatureStore {
 
     /// Publishes a batch of latest vectors and removes expired keys.
     pub fn publish(&self, latest: &mut HashMap<String, StoredFeatures>, expired: &[String]) {
+        // expired first: a key that left state and came back in the same batch stays
+        for k in expired {
+            self.shard(k).write().unwrap_or_else(|e| e.into_inner()).remove(k);
+        }
         let mut by_shard: Vec<Vec<(String, StoredFeatures)>> = (0..SHARDS).map(|_| Vec::new()).collect();
         for (k, v) in latest.drain() {
             by_shard[(crate::pipeline::key_hash(&k) as usize) % SHARDS].push((k, v));
@@ -56,9 +60,6 @@ impl FeatureStore {
             for (k, v) in batch {
                 shard.insert(k, Arc::new(v));
             }
-        }
-        for k in expired {
-            self.shard(k).write().unwrap_or_else(|e| e.into_inner()).remove(k);
         }
     }
 

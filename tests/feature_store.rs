@@ -98,3 +98,43 @@ fn lookups_return_each_keys_latest_features() {
     }
     assert!(features[50].is_null());
 }
+
+/// Keys that leave state (idle past their TTL) get a tombstone on the `features`
+/// topic, so that the compacted topic holds what the store holds; a key that
+/// comes back gets a new vector after its tombstone.
+#[test]
+fn expired_keys_get_tombstones_on_the_features_topic() {
+    use vigil::output::{MemorySink, Topic};
+    use vigil::spec::JobBuilder;
+    let job = JobBuilder::new("ttl")
+        .source_topic("in")
+        .key_field("k")
+        .event_time_field("t")
+        .allowed_lateness(Duration::from_secs(0))
+        .window_feature("n_1s", vigil_operators::Agg::Count, None, Duration::from_secs(1))
+        .features_sink("features")
+        .build()
+        .unwrap();
+    let t0 = 1_767_225_600_000i64;
+    let rec = |k: &str, t: i64| Some(serde_json::json!({"k": k, "t": t}).to_string().into_bytes());
+    // `old` and `back` once at the start; 70,000 events of 100 busy keys over
+    // 70 s (a sweep every 65,536 events drops keys idle past the 1 s TTL); then
+    // `back` once more
+    let mut input = vec![rec("old", t0), rec("back", t0)];
+    input.extend((0..70_000).map(|i| rec(&format!("busy-{}", i % 100), t0 + 10_000 + i)));
+    input.push(rec("back", t0 + 80_000));
+    let sink = MemorySink::new();
+    vigil::local::run_local(&job, &vec![Arc::new(input)], 1, sink.clone(), Metrics::new()).unwrap();
+    let mut per_key: HashMap<String, Vec<bool>> = HashMap::new(); // true: a tombstone
+    for (topic, key, payload) in sink.take() {
+        if topic == Topic::Features {
+            per_key.entry(String::from_utf8(key).unwrap()).or_default().push(payload.is_empty());
+        }
+    }
+    assert_eq!(per_key["old"], vec![false, true], "a vector, then its deletion");
+    // deleted then a new vector, or (the sweep and its return in one batch)
+    // never deleted: either way its last record is its vector
+    let back = &per_key["back"];
+    assert!(*back == [false, true, false] || *back == [false, false], "{back:?}");
+    assert!(per_key["busy-7"].iter().all(|t| !t), "busy keys never expire");
+}

@@ -171,6 +171,9 @@ fn run(partitions: &[Vec<Option<Vec<u8>>>], workers: usize) -> Outputs {
     // Each score is followed (on its key's worker) by its features record.
     let mut pending: std::collections::HashMap<String, std::collections::VecDeque<serde_json::Value>> = Default::default();
     for (topic, _key, payload) in sink.take() {
+        if payload.is_empty() && topic == Topic::Features {
+            continue; // a tombstone: the key left state
+        }
         let v: serde_json::Value = serde_json::from_slice(&payload).unwrap();
         match topic {
             Topic::Scores => {

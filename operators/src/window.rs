@@ -280,6 +280,11 @@ impl FeatureState {
         &self.defs
     }
 
+    /// Whether `key` holds state.
+    pub fn is_live(&self, key: &str) -> bool {
+        self.keys.contains_key(key)
+    }
+
     /// Number of keys currently holding state.
     pub fn live_keys(&self) -> usize {
         self.keys.len()

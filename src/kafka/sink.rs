@@ -198,7 +198,10 @@ impl KafkaSink {
         let headers = OwnedHeaders::new_with_capacity(2)
             .insert(Header { key: "vigil-run", value: Some(self.run.as_str()) })
             .insert(Header { key: "vigil-epoch", value: Some(epoch_text.as_str()) });
-        let mut record = BaseRecord::with_opaque_to(name, epoch as usize).key(key).payload(payload).headers(headers);
+        let mut record = BaseRecord::<[u8], [u8], usize>::with_opaque_to(name, epoch as usize).key(key).headers(headers);
+        if !payload.is_empty() {
+            record = record.payload(payload); // an empty one is a tombstone: a null value
+        }
         loop {
             match self.producer.send(record) {
                 Ok(()) => return,
