@@ -53,11 +53,24 @@ struct FieldRun {
     neg_min: MaxQueue,
 }
 
-/// What a tail window tracks beyond count and sums.
+/// What a tail window tracks beyond its event count: for each field its
+/// features read (one bit each; fields past the 64th always), the present count
+/// and the sum; the sum of squares, maxima and minima only where a feature
+/// reads them. Untracked summaries stay at zero (a count-only window computed
+/// every field's fixed-point sums and squares at each insertion and eviction).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Extremes {
+pub struct Tracked {
+    pub fields: u64,
+    pub sum_sq: bool,
     pub max: bool,
     pub min: bool,
+}
+
+impl Tracked {
+    /// Whether field `i` is tracked.
+    pub fn uses(&self, i: usize) -> bool {
+        i >= 64 || self.fields & (1 << i) != 0
+    }
 }
 
 /// The running window of length `len_ms` ending at the key's latest event time.
@@ -77,7 +90,7 @@ impl TailWindow {
     }
 
     /// Accounts for an entry inserted at index `pos` with time `t` and `values`.
-    pub fn inserted(&mut self, pos: usize, t: i64, values: &[f64], ext: Extremes) {
+    pub fn inserted(&mut self, pos: usize, t: i64, values: &[f64], ext: Tracked) {
         if t <= self.lo {
             debug_assert!(pos <= self.start);
             self.start += 1;
@@ -85,11 +98,13 @@ impl TailWindow {
         }
         debug_assert!(pos >= self.start);
         self.count += 1;
-        for (f, v) in self.fields.iter_mut().zip(values) {
-            if !v.is_nan() {
+        for (i, (f, v)) in self.fields.iter_mut().zip(values).enumerate() {
+            if !v.is_nan() && ext.uses(i) {
                 f.present += 1;
                 f.sum += to_fixed(*v);
-                f.sum_sq = f.sum_sq.wrapping_add(square_fixed(*v));
+                if ext.sum_sq {
+                    f.sum_sq = f.sum_sq.wrapping_add(square_fixed(*v));
+                }
                 if ext.max {
                     f.max.push(t, *v);
                 }
@@ -102,7 +117,7 @@ impl TailWindow {
 
     /// Raises the lower bound to `lo`, removing entries at or before it.
     /// `times`/`values` are the key's entries (values flattened, `stride` per entry).
-    pub fn advance(&mut self, lo: i64, times: &VecDeque<i64>, values: &VecDeque<f64>, stride: usize) {
+    pub fn advance(&mut self, lo: i64, times: &VecDeque<i64>, values: &VecDeque<f64>, stride: usize, ext: Tracked) {
         if lo <= self.lo {
             return;
         }
@@ -111,10 +126,12 @@ impl TailWindow {
             self.count -= 1;
             for (i, f) in self.fields.iter_mut().enumerate() {
                 let v = values[self.start * stride + i];
-                if !v.is_nan() {
+                if !v.is_nan() && ext.uses(i) {
                     f.present -= 1;
                     f.sum -= to_fixed(v);
-                    f.sum_sq = f.sum_sq.wrapping_sub(square_fixed(v));
+                    if ext.sum_sq {
+                        f.sum_sq = f.sum_sq.wrapping_sub(square_fixed(v));
+                    }
                 }
             }
             self.start += 1;

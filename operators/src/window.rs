@@ -51,7 +51,7 @@ use crate::hll::{ApproxDistinct, HllPanes};
 use crate::lookup::Lookup;
 use crate::kinds::{Emit, KindRun, Retained, Span, WindowKind};
 use crate::panes::{Panes, RatioToMean};
-use crate::tail::{Extremes, TailWindow};
+use crate::tail::{TailWindow, Tracked};
 
 /// An aggregate over an event-time window: sliding (ending at each event),
 /// tumbling, hopping or session (see [`crate::kinds`]).
@@ -119,12 +119,12 @@ impl FeatureDef {
     }
 }
 
-/// A distinct window (kind and length) and which extremes its features need.
+/// A distinct window (kind and length) and what its features read.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct WindowPlan {
     len_ms: i64,
     kind: WindowKind,
-    extremes: Extremes,
+    tracked: Tracked,
 }
 
 /// One key's retained events, in event-time order.
@@ -214,12 +214,16 @@ impl FeatureState {
                     let i = match plans.iter().position(|p| p.len_ms == w.window_ms && p.kind == w.kind) {
                         Some(i) => i,
                         None => {
-                            plans.push(WindowPlan { len_ms: w.window_ms, kind: w.kind, extremes: Extremes::default() });
+                            plans.push(WindowPlan { len_ms: w.window_ms, kind: w.kind, tracked: Tracked::default() });
                             plans.len() - 1
                         }
                     };
-                    plans[i].extremes.max |= w.agg == Agg::Max;
-                    plans[i].extremes.min |= w.agg == Agg::Min;
+                    plans[i].tracked.max |= w.agg == Agg::Max;
+                    plans[i].tracked.min |= w.agg == Agg::Min;
+                    plans[i].tracked.sum_sq |= matches!(w.agg, Agg::Variance | Agg::Std);
+                    if let Some(f) = w.field {
+                        plans[i].tracked.fields |= 1u64.checked_shl(f as u32).unwrap_or(0);
+                    }
                     Some(i)
                 }
                 FeatureDef::TimeSincePrev { .. }
@@ -388,9 +392,9 @@ impl FeatureState {
                 x.runs[i].observe(plan.kind, plan.len_ms, &retained, pos, in_order, time, values, scratch);
                 continue;
             }
-            tail.inserted(pos, time, values, plan.extremes);
+            tail.inserted(pos, time, values, plan.tracked);
             if in_order {
-                tail.advance(time.saturating_sub(plan.len_ms), &history.times, &history.values, fields);
+                tail.advance(time.saturating_sub(plan.len_ms), &history.times, &history.values, fields, plan.tracked);
                 scratch.count = tail.count();
                 for (i, s) in scratch.fields.iter_mut().enumerate() {
                     *s = tail.summary(i);
@@ -403,9 +407,9 @@ impl FeatureState {
                 let lower = time.saturating_sub(plan.len_ms);
                 let first = history.times.partition_point(|&t| t <= lower);
                 let (len, start) = (history.times.len(), tail.start());
-                if !plan.extremes.max && !plan.extremes.min && pos >= start && (len - 1 - pos) + (start - first) < pos + 1 - first {
+                if !plan.tracked.max && !plan.tracked.min && pos >= start && (len - 1 - pos) + (start - first) < pos + 1 - first {
                     scratch.count = tail.count() - (len - 1 - pos) as u64 + (start - first) as u64;
-                    for (i, s) in scratch.fields.iter_mut().enumerate() {
+                    for (i, s) in scratch.fields.iter_mut().enumerate().filter(|(i, _)| plan.tracked.uses(*i)) {
                         *s = tail.summary(i);
                         for e in pos + 1..len {
                             s.remove_counted(history.values[e * fields + i]);
@@ -620,7 +624,7 @@ impl KeyHistory {
         }
         for (plan, tail) in plans.iter().zip(&mut self.tails) {
             if plan.kind == WindowKind::Sliding {
-                tail.advance(horizon, &self.times, &self.values, fields);
+                tail.advance(horizon, &self.times, &self.values, fields, plan.tracked);
                 tail.removed_front(n);
             }
         }

@@ -16,8 +16,9 @@ const LATENESS: i64 = 12;
 
 fn check(events: Vec<(u8, i64, i16)>, window: i64, aggs: &[Agg]) -> Result<(), TestCaseError> {
     let defs: Vec<FeatureDef> =
-        aggs.iter().map(|a| FeatureDef::Window(WindowFeature::sliding(&format!("{a:?}"), *a, (*a != Agg::Count).then_some(0), window))).collect();
-    let mut state = FeatureState::new(defs, 1);
+        aggs.iter().map(|a| FeatureDef::Window(WindowFeature::sliding(&format!("{a:?}"), *a, (*a != Agg::Count).then_some(1), window))).collect();
+    // two fields: the features read the second (the first is only carried)
+    let mut state = FeatureState::new(defs, 2);
     let (mut out, mut accepted) = (Vec::new(), Vec::new());
     let mut source = support::Source::new(LATENESS);
     for (k, t, v) in events {
@@ -25,13 +26,13 @@ fn check(events: Vec<(u8, i64, i16)>, window: i64, aggs: &[Agg]) -> Result<(), T
                                                           // a value absent now and then
         let value = if v % 7 == 0 { f64::NAN } else { v as f64 / 4.0 };
         accepted.push((k, t, value));
-        state.observe(&format!("k{k}"), 0, wm, t, &[value], &mut out);
-        let mut span = Span::new(1);
-        for (_, _, v) in accepted.iter().filter(|(kk, tt, _)| *kk == k && *tt > t - window && *tt <= t) {
-            span.add(&[*v]);
+        state.observe(&format!("k{k}"), 0, wm, t, &[t as f64, value], &mut out);
+        let mut span = Span::new(2);
+        for (_, tt, v) in accepted.iter().filter(|(kk, tt, _)| *kk == k && *tt > t - window && *tt <= t) {
+            span.add(&[*tt as f64, *v]);
         }
         for (a, got) in aggs.iter().zip(&out) {
-            let want = a.finish(span.count, (*a != Agg::Count).then(|| &span.fields[0]));
+            let want = a.finish(span.count, (*a != Agg::Count).then(|| &span.fields[1]));
             prop_assert_eq!(got.map(f64::to_bits), want.map(f64::to_bits), "{:?} as of {:?}", a, accepted.last());
         }
     }
