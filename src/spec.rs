@@ -210,81 +210,6 @@ enum PendingFeature {
     Lookup { name: String, table: String, column: String, on: Option<String> },
 }
 
-/// A stream-stream interval join as a job declares it: pairs of events of the
-/// same key, a right event between `lower` and `upper` after a left one (see
-/// `vigil_operators::interval_join`). Written to the `joins` sink.
-///
-/// ```
-/// use std::time::Duration;
-/// use vigil::spec::{FieldType, IntervalJoinDecl, JobBuilder};
-/// let job = JobBuilder::new("feed")
-///     .field("action", FieldType::Str)
-///     .field("video", FieldType::Str)
-///     .interval_join(
-///         IntervalJoinDecl::new("like_after_view")
-///             .left("action", "view")
-///             .right("action", "like")
-///             .within(Duration::from_secs(600))
-///             .on("video")
-///             .emit_unmatched(),
-///     )
-///     .joins_sink("joins")
-///     .build()
-///     .unwrap();
-/// assert_eq!(job.joins[0].upper_ms, 600_000);
-/// ```
-#[derive(Clone, Debug, PartialEq)]
-pub struct IntervalJoinDecl {
-    name: String,
-    left: Option<(String, String)>,
-    right: Option<(String, String)>,
-    lower_ms: i64,
-    upper_ms: i64,
-    on: Option<String>,
-    emit_unmatched: bool,
-}
-
-impl IntervalJoinDecl {
-    /// A join of every event with every event of its key at the same time;
-    /// narrow it with `left`, `right`, `within`/`between`, `on`.
-    pub fn new(name: &str) -> Self {
-        IntervalJoinDecl { name: name.to_owned(), left: None, right: None, lower_ms: 0, upper_ms: 0, on: None, emit_unmatched: false }
-    }
-    /// The left side: events whose string `field` is `value`.
-    pub fn left(mut self, field: &str, value: &str) -> Self {
-        self.left = Some((field.to_owned(), value.to_owned()));
-        self
-    }
-    /// The right side: events whose string `field` is `value`.
-    pub fn right(mut self, field: &str, value: &str) -> Self {
-        self.right = Some((field.to_owned(), value.to_owned()));
-        self
-    }
-    /// A right event at most `d` after the left one (or at the same time).
-    pub fn within(mut self, d: Duration) -> Self {
-        self.lower_ms = 0;
-        self.upper_ms = duration_ms(d);
-        self
-    }
-    /// `lower_ms <= right - left <= upper_ms` (either may be negative).
-    pub fn between_ms(mut self, lower_ms: i64, upper_ms: i64) -> Self {
-        self.lower_ms = lower_ms;
-        self.upper_ms = upper_ms;
-        self
-    }
-    /// Both sides must carry the same value of the string `field` (besides the key).
-    pub fn on(mut self, field: &str) -> Self {
-        self.on = Some(field.to_owned());
-        self
-    }
-    /// A left outer join: left events that no right event can match any more
-    /// are emitted alone (e.g. impressions without a click: negative labels).
-    pub fn emit_unmatched(mut self) -> Self {
-        self.emit_unmatched = true;
-        self
-    }
-}
-
 /// Builds a [`JobSpec`] step by step; `build` validates the whole job.
 pub struct JobBuilder {
     name: String,
@@ -686,84 +611,14 @@ fn string_tag(fields: &[FieldSpec], kept: &mut Vec<String>, owner: &str, field: 
     }))
 }
 
-fn duration_ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
+/// Interval joins as a job declares them (`spec/join.rs`).
+mod join;
+pub use join::IntervalJoinDecl;
 
-/// An event-time window as a job declares it (see `vigil_operators::kinds`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Window {
-    Sliding(Duration),
-    Tumbling(Duration),
-    Hopping { size: Duration, hop: Duration },
-    /// Events less than `gap` apart share a session.
-    Session { gap: Duration },
-}
-
-impl Window {
-    /// `1h` or `sliding 1h`, `tumbling 1d`, `hopping 1h every 5m`, `session 30m`.
-    pub fn parse(text: &str) -> Result<Window> {
-        let t = text.trim();
-        let (kind, rest) = t.split_once(char::is_whitespace).unwrap_or(("sliding", t));
-        let rest = rest.trim();
-        Ok(match kind {
-            "sliding" => Window::Sliding(parse_duration(rest)?),
-            "tumbling" => Window::Tumbling(parse_duration(rest)?),
-            "hopping" => {
-                let (size, hop) = rest.split_once(" every ").with_context(|| format!("`{text}`: a hopping window is `hopping SIZE every HOP`"))?;
-                Window::Hopping { size: parse_duration(size)?, hop: parse_duration(hop)? }
-            }
-            "session" => Window::Session { gap: parse_duration(rest)? },
-            _ => Window::Sliding(parse_duration(t).with_context(|| format!("`{text}`: windows are sliding, tumbling, hopping or session"))?),
-        })
-    }
-
-    /// The operator's kind and size (ms), validated.
-    fn resolve(self) -> Result<(WindowKind, i64)> {
-        let positive = |d: Duration, what: &str| match duration_ms(d) {
-            ms if ms > 0 => Ok(ms),
-            _ => bail!("the {what} must be positive"),
-        };
-        Ok(match self {
-            Window::Sliding(w) => (WindowKind::Sliding, positive(w, "window")?),
-            Window::Tumbling(w) => (WindowKind::Tumbling, positive(w, "window")?),
-            Window::Hopping { size, hop } => {
-                let (size, hop) = (positive(size, "window")?, positive(hop, "hop")?);
-                if hop > size {
-                    bail!("the hop ({hop} ms) is longer than the window ({size} ms): events between windows would count nowhere");
-                }
-                (WindowKind::Hopping { hop_ms: hop }, size)
-            }
-            Window::Session { gap } => (WindowKind::Session { gap_ms: positive(gap, "session gap")? }, 0),
-        })
-    }
-}
-
-/// A duration that may be negative (`-5m`), in milliseconds.
-pub fn parse_signed_ms(text: &str) -> Result<i64> {
-    let t = text.trim();
-    match t.strip_prefix('-') {
-        Some(rest) => Ok(-duration_ms(parse_duration(rest)?)),
-        None => Ok(duration_ms(parse_duration(t)?)),
-    }
-}
-
-/// Parses durations such as `500ms`, `5s`, `1m`, `1h`, `1d`, and `sliding 1h`.
-pub fn parse_duration(text: &str) -> Result<Duration> {
-    let t = text.trim().strip_prefix("sliding").unwrap_or(text).trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().with_context(|| format!("bad duration `{text}`"))?;
-    let ms = match unit.trim() {
-        "ms" => 1,
-        "s" | "" => 1_000,
-        "m" | "min" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        u => bail!("bad duration unit `{u}` in `{text}`"),
-    };
-    Ok(Duration::from_millis(n.checked_mul(ms).context("duration overflows")?))
-}
+/// Windows and durations as a job writes them (`spec/time.rs`).
+mod time;
+pub use time::{parse_duration, parse_signed_ms, Window};
+use time::duration_ms;
 
 /// The TOML shape of a job (`spec/toml_front.rs`).
 mod toml_front;
@@ -771,22 +626,6 @@ mod toml_front;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
-        assert_eq!(parse_duration("sliding 1h").unwrap(), Duration::from_secs(3600));
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert!(parse_duration("5 parsecs").is_err());
-        assert_eq!(Window::parse("1h").unwrap(), Window::Sliding(Duration::from_secs(3600)));
-        assert_eq!(Window::parse("tumbling 1d").unwrap(), Window::Tumbling(Duration::from_secs(86_400)));
-        assert_eq!(Window::parse("hopping 1h every 5m").unwrap(), Window::Hopping { size: Duration::from_secs(3600), hop: Duration::from_secs(300) });
-        assert_eq!(Window::parse("session 30m").unwrap(), Window::Session { gap: Duration::from_secs(1800) });
-        assert!(Window::parse("hopping 1h").is_err());
-        assert!(Window::Hopping { size: Duration::from_secs(60), hop: Duration::from_secs(120) }.resolve().is_err());
-        assert!(Window::parse("galactic 1h").is_err());
-        assert!(parse_duration("99999999999999999999d").is_err());
-    }
 
     #[test]
     fn decayed_features_parse_and_bad_ones_are_refused() {
