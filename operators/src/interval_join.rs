@@ -316,14 +316,6 @@ impl JoinState {
         JoinState { defs, joins, watermarks: HashMap::default() }
     }
 
-    pub fn defs(&self) -> &[IntervalJoin] {
-        &self.defs
-    }
-
-    pub fn is_empty_job(&self) -> bool {
-        self.defs.is_empty()
-    }
-
     /// Events buffered by every join (those that can still match).
     pub fn buffered(&self) -> usize {
         self.joins.iter().map(|j| j.buffered).sum()
