@@ -171,10 +171,10 @@ pub fn run_demo(opts: &DemoOptions, control: Arc<Control>) -> Result<DemoReport>
     }
     println!("  every input offset is in exactly one of {} and {}", job.sinks.scores, job.sinks.dlq);
     if let Some(l) = &summary.learner {
-        print_learning(l, &job);
+        print!("{}", crate::summary::learning(l, &job));
     }
     if let Some(m) = &summary.monitor {
-        print_monitoring(m, &job);
+        print!("{}", crate::summary::monitoring(m, &job));
     }
     if let (Some(o), Some(dir)) = (&summary.offline, &opts.data_dir) {
         println!(
@@ -202,53 +202,6 @@ pub fn run_demo(opts: &DemoOptions, control: Arc<Control>) -> Result<DemoReport>
     }
     drop(broker);
     Ok(out)
-}
-
-fn print_monitoring(m: &crate::monitor::MonitorSummary, job: &JobSpec) {
-    let topic = job.sinks.drift.as_deref().unwrap_or("(no drift topic)");
-    println!("  drift monitoring: {} feature/prediction findings written to {topic}, {} alarms", m.records, m.alarms.len());
-    for a in m.alarms.iter().take(20) {
-        println!("    {} {} {}: {:.4} > {:.4} at event time {}", a.kind, a.name, a.method, a.value, a.threshold, crate::monitor::emit::format_ts(a.ts));
-    }
-    if m.alarms.len() > 20 {
-        println!("    ... {} more in {topic}", m.alarms.len() - 20);
-    }
-}
-
-fn print_learning(l: &crate::learner::LearnerSummary, job: &JobSpec) {
-    let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
-    println!("  online training on {}", l.device);
-    println!(
-        "    labels: {} joined, {} expired, {} orphan, {} sampled out, {} malformed; {} predictions timed out; {} still pending at the end",
-        l.counts.joined, l.counts.expired, l.counts.orphan, l.counts.sampled_out, l.counts.malformed, l.counts.timed_out, l.unlabeled_at_end
-    );
-    if let Some(o) = &job.model.online {
-        let bytes = crate::learner::pending::PendingStore::bytes_per_entry(job.model.inputs.len(), o.variants);
-        println!("    one pending prediction costs {bytes} bytes ({} inputs, {} variants)", job.model.inputs.len(), o.variants);
-    }
-    if l.held_at_end + l.early_at_end > 0 {
-        println!("    kept in the final checkpoint: {} samples of unsealed epochs, {} labels waiting for their prediction", l.held_at_end, l.early_at_end);
-    }
-    println!(
-        "    trained on {} samples x {} variants, {} selection rounds",
-        l.counts.trained,
-        job.model.online.as_ref().map_or(1, |o| o.variants),
-        l.counts.selections
-    );
-    let q = &l.champion_quality;
-    println!(
-        "    champion: slot {} (window of {} labels: ROC-AUC {}, PR-AUC {}, log loss {:.4})",
-        l.champion,
-        q.labels,
-        fmt(q.roc_auc),
-        fmt(q.pr_auc),
-        q.log_loss
-    );
-    let s = &l.served_quality[0];
-    println!("    served scores over the whole run: {} labels, ROC-AUC {}, PR-AUC {}", s.labels, fmt(s.roc_auc), fmt(s.pr_auc));
-    if let Some(path) = &l.run_log {
-        println!("    experiment log: {} (see `vigil runs --dir {}`)", path.display(), path.parent().map_or(".".into(), |p| p.display().to_string()));
-    }
 }
 
 fn spawn_progress(metrics: Arc<Metrics>, gen: Arc<PublishProgress>, total: u64, done: Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<()> {

@@ -28,5 +28,6 @@ pub mod run;
 pub mod source;
 pub mod spec;
 pub mod store;
+pub mod summary;
 pub mod table;
 pub mod watermark;

@@ -46,6 +46,11 @@ pub fn run_local_monitored(
     metrics: Arc<Metrics>,
     drift: Option<Arc<dyn crate::monitor::DriftSink>>,
 ) -> Result<(Option<LearnerSummary>, Option<crate::monitor::MonitorSummary>)> {
+    let mut job = job.clone();
+    if let Some(o) = job.model.online.as_mut() {
+        o.resolve_consistency(true, false);
+    }
+    let job = &job;
     let mut context = WorkerContext::local(Arc::new(job.clone()), sink, metrics.clone(), Control::new());
     let monitor = job.monitor.as_ref().map(|m| crate::monitor::start(m, drift, metrics.clone(), job.model.online.is_some())).transpose()?;
     let learner = match &job.model.online {
@@ -53,7 +58,8 @@ pub fn run_local_monitored(
             let (topic, data) = (online.labels.topic.clone(), labels.clone());
             let source: LabelSourceFactory = Box::new(move || Ok(Box::new(MemorySource::new(&topic, &data, 0, 1)) as Box<dyn crate::source::RecordSource>));
             let labeled = monitor.as_ref().map(|m| m.labeled());
-            Some(crate::learner::start(online.clone(), crate::learner::ModelNames::of(job), metrics, source, Default::default(), labeled)?)
+            let resume = crate::learner::service::Resume { sources: workers, ..Default::default() };
+            Some(crate::learner::start(online.clone(), crate::learner::ModelNames::of(job), metrics, source, resume, labeled)?)
         }
         None => None,
     };

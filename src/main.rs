@@ -185,8 +185,8 @@ struct DemoArgs {
     /// Address for /metrics ("off" to disable).
     #[arg(long, default_value = "127.0.0.1:9898")]
     metrics_addr: String,
-    /// Where online training runs: auto (GPU if an adapter is found), gpu (fail
-    /// without one), cpu.
+    /// Where online training runs: auto (a real GPU if one is found, else the CPU
+    /// twin), gpu (any adapter, software ones included; fail without one), cpu.
     #[arg(long, value_enum)]
     device: Option<vigil::gpu::DeviceChoice>,
     /// Score with the fixed weights of examples/fraud_job.toml instead of training
@@ -244,7 +244,8 @@ struct RunArgs {
     /// Address for /metrics ("off" to disable).
     #[arg(long, default_value = "127.0.0.1:9898")]
     metrics_addr: String,
-    /// Overrides `[model.online] device`: auto, gpu (fail without an adapter), cpu.
+    /// Overrides `[model.online] device`: auto (a real GPU, else the CPU twin), gpu
+    /// (any adapter, software ones included; fail without one), cpu.
     #[arg(long, value_enum)]
     device: Option<vigil::gpu::DeviceChoice>,
     /// Start every variant from this champion file (`vigil model export`).
@@ -279,8 +280,10 @@ struct GenArgs {
 
 #[derive(Args)]
 struct BrokerArgs {
-    /// Topics to create, NAME:PARTITIONS; repeatable.
-    #[arg(long = "topic", default_values_t = ["transactions:8".to_string(), "labels:8".into(), "scores:8".into(), "dlq:4".into()])]
+    /// Topics to create, NAME:PARTITIONS (NAME alone: 1 partition); repeatable,
+    /// replaces the defaults. A topic not created here is created with 4 partitions
+    /// when a producer first writes to it; consumers create nothing.
+    #[arg(long = "topic", default_values_t = ["transactions:8".to_string(), "labels:8".into(), "scores:8".into(), "dlq:4".into(), "drift:1".into()])]
     topics: Vec<String>,
     /// Also write the bootstrap address to this file (for scripts and tests).
     #[arg(long)]
@@ -294,6 +297,34 @@ struct BrokerArgs {
     control_stdin: bool,
 }
 
+/// Ends the process at the first SIGINT or SIGTERM, at once: the embedded broker
+/// keeps nothing that outlives it, so there is nothing to flush or commit.
+/// Returns once the handlers are installed.
+fn exit_on_signal() -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (ready, installed) = std::sync::mpsc::channel::<std::io::Result<()>>();
+    std::thread::Builder::new().name("vigil-signals".into()).spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => return drop(ready.send(Err(e))),
+        };
+        rt.block_on(async move {
+            let (mut int, mut term) = match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+                (Ok(i), Ok(t)) => (i, t),
+                (Err(e), _) | (_, Err(e)) => return drop(ready.send(Err(e))),
+            };
+            let _ = ready.send(Ok(()));
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            println!("vigil broker: stopped");
+            std::process::exit(0);
+        });
+    })?;
+    installed.recv().context("the signal thread ended")?.context("installing signal handlers")
+}
+
 fn metrics_addr(s: &str) -> Result<Option<SocketAddr>> {
     if s == "off" {
         return Ok(None);
@@ -304,6 +335,8 @@ fn metrics_addr(s: &str) -> Result<Option<SocketAddr>> {
 fn main() {
     // Crash points for tests (FAILPOINTS=name=return); inert otherwise.
     let _failpoints = fail::FailScenario::setup();
+    // before any thread: no `XDG_RUNTIME_DIR` noise from the Vulkan layers
+    vigil::gpu::quiet_vulkan_layers();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,vigil=info".into()))
         .with_writer(std::io::stderr)
@@ -377,15 +410,8 @@ fn real_main(cli: Cli) -> Result<()> {
                 store: Some(store),
                 data_dir: a.data_dir,
             };
-            let summary = run_job(job, &opts, metrics.clone(), control, Arc::new(std::sync::Mutex::new(None)))?;
-            eprintln!(
-                "vigil: done: scored {}, dead-lettered {}, committed {} partitions, restored checkpoint {:?}, wrote {} checkpoints",
-                metrics.scores_out.get(),
-                metrics.dlq_total(),
-                summary.committed.len(),
-                summary.restored_epoch,
-                summary.checkpoints.checkpoints_written,
-            );
+            let summary = run_job(job.clone(), &opts, metrics.clone(), control, Arc::new(std::sync::Mutex::new(None)))?;
+            eprint!("{}", vigil::summary::run_summary(&summary, &metrics, &job));
             Ok(())
         }
         Command::Gen(a) => {
@@ -474,34 +500,20 @@ fn real_main(cli: Cli) -> Result<()> {
             if let Some(f) = &a.address_file {
                 std::fs::write(f, &addr)?;
             }
+            exit_on_signal()?;
             println!("vigil broker: listening at {addr} (topics: {})", a.topics.join(", "));
-            let control = Control::new();
-            vigil::http::install_signal_handler(control.clone())?;
-            let commands = a.control_stdin.then(|| {
-                let (tx, rx) = std::sync::mpsc::channel::<String>();
-                std::thread::spawn(move || {
-                    for line in std::io::stdin().lines().map_while(Result::ok) {
-                        if tx.send(line).is_err() {
-                            break;
-                        }
+            if a.control_stdin {
+                // fault commands until standard input closes
+                for line in std::io::stdin().lines().map_while(Result::ok) {
+                    match broker.apply(&line) {
+                        Ok(()) => println!("vigil broker: ok: {line}"),
+                        Err(e) => println!("vigil broker: error: {line}: {e:#}"),
                     }
-                });
-                rx
-            });
-            while !control.shutdown_requested() {
-                match &commands {
-                    Some(rx) => {
-                        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
-                            match broker.apply(&line) {
-                                Ok(()) => println!("vigil broker: ok: {line}"),
-                                Err(e) => println!("vigil broker: error: {line}: {e:#}"),
-                            }
-                        }
-                    }
-                    None => std::thread::sleep(Duration::from_millis(100)),
                 }
             }
-            Ok(())
+            loop {
+                std::thread::park();
+            }
         }
     }
 }

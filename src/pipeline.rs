@@ -219,6 +219,17 @@ fn ingest<'s>(scope: Scope<'s, u64>, ctx: &Arc<WorkerContext>, mut source: Box<d
         let mut last_report = Instant::now();
         let mut last_record = Instant::now();
         let mut batch: Vec<Event> = Vec::with_capacity(POLL_BATCH);
+        // event-time-consistent scoring: accepted events per step and the strict
+        // low watermark go to the gate; reading pauses while scorers hold too much
+        let gate = ctx.learner.as_ref().and_then(|l| l.gate.clone());
+        if let Some(g) = &gate {
+            let wake = scope.worker().sync_activator_for(info.address.to_vec());
+            g.on_ready(Box::new(move || {
+                let _ = wake.activate();
+            }));
+        }
+        let mut accepted: std::collections::BTreeMap<i64, u64> = std::collections::BTreeMap::new();
+        let mut gate_low = i64::MIN;
 
         move |output| {
             let Some(c) = cap.as_mut() else { return };
@@ -227,6 +238,8 @@ fn ingest<'s>(scope: Scope<'s, u64>, ctx: &Arc<WorkerContext>, mut source: Box<d
             let now = Instant::now();
             let status = if stopping {
                 PollStatus::Finished
+            } else if gate.as_ref().is_some_and(|g| !g.may_read(gate_low)) {
+                PollStatus::Idle
             } else {
                 let consumed_us = now_us();
                 let now_ms = (consumed_us / 1000) as i64;
@@ -255,7 +268,12 @@ fn ingest<'s>(scope: Scope<'s, u64>, ctx: &Arc<WorkerContext>, mut source: Box<d
                         Err(r) => return reject(rec.partition, rec.offset, rec.payload, r),
                     };
                     match clocks[slot].admit(decoded.time_ms, now_ms, &policy) {
-                        Ok(watermark) => batch.push(Event {
+                        Ok(watermark) => {
+                            // counted for the gate (only events with an id reach the learner)
+                            if let (Some(g), Some(_)) = (&gate, &decoded.event_id) {
+                                *accepted.entry(g.step_of(decoded.time_ms)).or_default() += 1;
+                            }
+                            batch.push(Event {
                             key: decoded.key,
                             event_id: decoded.event_id,
                             time_ms: decoded.time_ms,
@@ -265,7 +283,8 @@ fn ingest<'s>(scope: Scope<'s, u64>, ctx: &Arc<WorkerContext>, mut source: Box<d
                             numeric: decoded.numeric,
                             strings: decoded.strings,
                             consumed_us,
-                        }),
+                            })
+                        }
                         Err(r) => reject(rec.partition, rec.offset, rec.payload, r),
                     }
                 });
@@ -297,10 +316,17 @@ fn ingest<'s>(scope: Scope<'s, u64>, ctx: &Arc<WorkerContext>, mut source: Box<d
             }
             if finished {
                 ctx.report(Report::Cut { worker, epoch: *c.time(), partitions: cut(&clocks) });
+                if let Some(g) = &gate {
+                    g.report_source(worker, i64::MAX, &mut accepted);
+                }
                 finish(&mut cap, &*source, &ctx.control);
                 return;
             }
 
+            if let Some(g) = &gate {
+                gate_low = progress.strict_low(clocks.iter().map(|c| c.watermark(&policy)), now);
+                g.report_source(worker, gate_low, &mut accepted);
+            }
             let low = progress.advance(clocks.iter().map(|c| c.watermark(&policy)), now);
             if now.duration_since(last_report) >= Duration::from_secs(1) {
                 last_report = now;
@@ -444,26 +470,55 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
     let mut joined = Vec::new();
     let mut join_emitter = crate::join_output::JoinEmitter::new(&job, &ctx.metrics);
     // `expired` collects the keys that left state, for the feature store
+    // event-time-consistent scoring: events whose model is not built yet wait here
+    // (features computed, score not), by (boundary, arrival)
+    let gate = learner.as_ref().and_then(|l| l.gate.clone());
+    let mut held: BTreeMap<(i64, u64), Held> = BTreeMap::new();
+    let mut held_seq = 0u64;
+    let mut held_epochs: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut flat_features: Vec<Option<f64>> = Vec::new();
+    let mut flat_inputs: Vec<Option<f64>> = Vec::new();
+    let mut prepared: Vec<Event> = Vec::new();
+    let mut encoded_version: Option<u64> = None;
+    let held_gauge = ctx.metrics.model.held_events.clone();
+    let (nf, ni) = (names.len(), inputs.len());
     let mut process = move |epoch: u64,
                             events: &mut Vec<Event>,
                             state: &mut FeatureState,
                             joins: &mut JoinState,
                             latest: &mut HashMap<String, StoredFeatures>,
-                            expired: &mut Vec<String>|
+                            expired: &mut Vec<String>,
+                            held_min_epoch: &mut Option<u64>|
           -> u64 {
         let now = now_us();
-        let n = events.len() as u64;
-        let mut offline_rows = offline.as_ref().map(|o| crate::offline::OfflineRows { epoch, ..o.rows() });
-        if let Some(link) = &learner {
+        let mut released: Vec<Held> = Vec::new();
+        if let Some(g) = &gate {
+            let ready = g.ready();
+            let rest = match ready.checked_add(1) {
+                Some(after) => held.split_off(&(after, 0)),
+                None => BTreeMap::new(),
+            };
+            released.extend(std::mem::replace(&mut held, rest).into_values());
+            for h in &released {
+                if let Some(n) = held_epochs.get_mut(&h.epoch) {
+                    *n -= 1;
+                    if *n == 0 {
+                        held_epochs.remove(&h.epoch);
+                    }
+                }
+            }
+            g.unhold(released.len());
+        }
+        let rows_epoch = released.iter().map(|h| h.epoch).min().map_or(epoch, |e| e.min(epoch));
+        let mut offline_rows = offline.as_ref().map(|o| crate::offline::OfflineRows { epoch: rows_epoch, ..o.rows() });
+        if let (Some(link), None) = (&learner, &gate) {
             let current = link.model.current();
             if snapshot.as_ref().is_none_or(|s| s.version != current.version) {
-                encoder.set_model(&model_name, current.model_version(current.champion));
-                if let Some(c) = current.challenger {
-                    encoder_b.set_model(&model_name, current.model_version(c));
-                }
                 snapshot = Some(current);
             }
         }
+        // phase 1, in arrival order: features, joins, lookups, and what does not
+        // depend on the model (the features topic, the offline log, the store)
         for e in events.drain(..) {
             if state.tags() > 0 {
                 tags.clear();
@@ -493,7 +548,54 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
                 InputSource::Feature(f) => features[f],
                 InputSource::Field(n) => Some(e.numeric[n]).filter(|v| !v.is_nan()),
             }));
-            let (value, arm) = match (&snapshot, &learner) {
+            if features_topic {
+                encoder.encode_features(&mut features_buf, &e.key, e.time_ms, &features);
+                sink.send(Topic::Features, e.key.as_bytes(), &features_buf, epoch);
+            }
+            if let Some(rows) = offline_rows.as_mut() {
+                rows.push(&e.key, e.event_id.as_deref(), e.time_ms, e.partition, e.offset, &features);
+            }
+            if publish_features {
+                latest.insert(e.key.clone(), StoredFeatures { event_time_ms: e.time_ms, values: features.clone() });
+            }
+            match &gate {
+                Some(g) if g.boundary(e.time_ms) > g.ready() => {
+                    let boundary = g.boundary(e.time_ms);
+                    *held_epochs.entry(epoch).or_default() += 1;
+                    g.hold(1);
+                    held.insert((boundary, held_seq), Held { e, features: features.as_slice().into(), model_in: model_in.as_slice().into(), epoch });
+                    held_seq += 1;
+                }
+                _ => {
+                    flat_features.extend_from_slice(&features);
+                    flat_inputs.extend_from_slice(&model_in);
+                    prepared.push(e);
+                }
+            }
+        }
+        held_gauge.set(held.len() as i64);
+        let n = (prepared.len() + released.len()) as u64;
+        *held_min_epoch = held_epochs.keys().next().copied();
+        // phase 2: scores (released events first, with the epoch they came in)
+        let fresh = prepared.drain(..).enumerate().map(|(i, e)| (e, i, epoch, None));
+        let old = released.into_iter().map(|h| (h.e, usize::MAX, h.epoch, Some((h.features, h.model_in))));
+        for (e, i, epoch, boxed) in old.chain(fresh) {
+            let (features, model_in): (&[Option<f64>], &[Option<f64>]) = match &boxed {
+                Some((f, m)) => (f, m),
+                None => (&flat_features[i * nf..(i + 1) * nf], &flat_inputs[i * ni..(i + 1) * ni]),
+            };
+            let snap = match &gate {
+                Some(g) => Some(g.model_at(g.boundary(e.time_ms).min(g.ready()))),
+                None => snapshot.clone(),
+            };
+            if let Some(s) = snap.as_ref().filter(|s| encoded_version != Some(s.version)) {
+                encoder.set_model(&model_name, s.model_version(s.champion));
+                if let Some(c) = s.challenger {
+                    encoder_b.set_model(&model_name, s.model_version(c));
+                }
+                encoded_version = Some(s.version);
+            }
+            let (value, arm) = match (&snap, &learner) {
                 (Some(snap), Some(link)) => {
                     x.clear();
                     x.extend(model_in.iter().zip(&transforms).map(|(v, t)| v.map_or(f32::NAN, |v| t.apply(v) as f32)));
@@ -520,7 +622,7 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
                     }
                     (preds[slot] as f64, arm)
                 }
-                _ => (model.score(&model_in), 0),
+                _ => (model.score(model_in), 0),
             };
             if let Some(m) = &monitor {
                 let o = &mut observations;
@@ -535,26 +637,18 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
                     o.categorical.push(category_ids[*k].id(e.strings.get(*k).and_then(|s| s.as_deref())));
                 }
                 o.score.push(value as f32);
-                if snapshot.is_some() {
+                if snap.is_some() {
                     o.inputs.extend_from_slice(&x);
                 }
             }
             let score =
                 ScoreContext { event_id: e.event_id.as_deref(), key: &e.key, event_time_ms: e.time_ms, partition: e.partition, offset: e.offset, score: value };
-            if arm == 1 { &encoder_b } else { &encoder }.encode(&mut buf, &score, &features);
+            if arm == 1 { &encoder_b } else { &encoder }.encode(&mut buf, &score, features);
             sink.send(Topic::Scores, e.key.as_bytes(), &buf, epoch);
-            if features_topic {
-                encoder.encode_features(&mut features_buf, &e.key, e.time_ms, &features);
-                sink.send(Topic::Features, e.key.as_bytes(), &features_buf, epoch);
-            }
             metrics.latency.observe(now.saturating_sub(e.consumed_us) as f64 / 1e6);
-            if let Some(rows) = offline_rows.as_mut() {
-                rows.push(&e.key, e.event_id.as_deref(), e.time_ms, e.partition, e.offset, &features);
-            }
-            if publish_features {
-                latest.insert(e.key, StoredFeatures { event_time_ms: e.time_ms, values: features.clone() });
-            }
         }
+        flat_features.clear();
+        flat_inputs.clear();
         if let (Some(link), false) = (&learner, pending.is_empty()) {
             // the learner may be gone at shutdown: its predictions are then moot
             let _ = link.tx.send(std::mem::take(&mut pending));
@@ -593,7 +687,20 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
     let mut end_joins = crate::join_output::JoinEmitter::new(&job, &ctx.metrics);
     let mut expired: Vec<String> = Vec::new();
     let mut join_reported = Vec::new();
-    events.sink(Exchange::new(|e: &Event| key_hash(&e.key)), "FeaturesAndScore", move |(input, frontier)| {
+    let mut held_min: Option<u64> = None;
+    let gate = ctx.learner.as_ref().and_then(|l| l.gate.clone());
+    let scope = events.scope();
+    let pact = Exchange::new(|e: &Event| key_hash(&e.key));
+    let _ = events.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<()>>, _, _, _>(pact, "FeaturesAndScore", move |cap, info| {
+    drop(cap); // no output: nothing to hold
+    if let Some(g) = &gate {
+        // held scores are released when the learner builds more
+        let wake = scope.worker().sync_activator_for(info.address.to_vec());
+        g.on_ready(Box::new(move || {
+            let _ = wake.activate();
+        }));
+    }
+    move |(input, frontier), _output| {
         input.for_each(|cap, data| {
             let epoch = cap.least().copied().unwrap_or_default();
             stash.entry(epoch).or_default().append(data)
@@ -609,7 +716,22 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
             }
             let epoch = *entry.key();
             last_epoch = last_epoch.max(epoch);
-            scored += process(epoch, &mut entry.remove(), &mut state, &mut joins, &mut latest, &mut expired);
+            scored += process(epoch, &mut entry.remove(), &mut state, &mut joins, &mut latest, &mut expired, &mut held_min);
+        }
+        // held scores whose model is built now; at the end of the input, all of them
+        // (the learner builds every model once the sources end)
+        if let Some(g) = &gate {
+            let epoch = current.unwrap_or(last_epoch);
+            if held_min.is_some() {
+                scored += process(epoch, &mut Vec::new(), &mut state, &mut joins, &mut latest, &mut expired, &mut held_min);
+            }
+            while current.is_none() && held_min.is_some() {
+                if ctx.control.shutdown_requested() {
+                    g.force();
+                }
+                std::thread::sleep(Duration::from_millis(1));
+                scored += process(epoch, &mut Vec::new(), &mut state, &mut joins, &mut latest, &mut expired, &mut held_min);
+            }
         }
         // before the final state is reported, so that its snapshot has them closed
         if current.is_none() && !input_ended && !ctx.control.shutdown_requested() {
@@ -626,6 +748,11 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
             Some(f) => f.checked_sub(1).filter(|t| *t >= start_epoch),
             None => Some(u64::MAX),
         };
+        // an epoch with held scores has not passed: its outputs are not all out
+        let through = through.and_then(|t| match held_min {
+            Some(h) if h <= t => h.checked_sub(1).filter(|x| *x >= start_epoch),
+            _ => Some(t),
+        });
         if let Some(t) = through.filter(|t| passed.is_none_or(|p| p < *t)) {
             let encoded = if ctx.snapshot_state {
                 match crate::checkpoint::format::encode_state(&state, &joins) {
@@ -646,7 +773,7 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
         if let Some(f) = current {
             if let Some(mut events) = stash.remove(&f) {
                 last_epoch = last_epoch.max(f);
-                scored += process(f, &mut events, &mut state, &mut joins, &mut latest, &mut expired);
+                scored += process(f, &mut events, &mut state, &mut joins, &mut latest, &mut expired, &mut held_min);
             }
         }
         if let Some(store) = &ctx.store {
@@ -662,6 +789,16 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
             ctx.metrics.live_keys.add(live - reported_keys);
             reported_keys = live;
         }
+    }
     });
     restored
+}
+
+/// An event whose score waits for the model of its event time (event-time
+/// consistency): its features, computed on arrival, and the epoch it came in.
+struct Held {
+    e: Event,
+    features: Box<[Option<f64>]>,
+    model_in: Box<[Option<f64>]>,
+    epoch: u64,
 }

@@ -109,7 +109,10 @@ pub struct RunSummary {
 
 /// Runs `job` until the input ends (`until_end`, or end offsets set on `end`) or
 /// shutdown is requested on `control`.
-pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: Arc<Control>, end: EndOffsets) -> Result<RunSummary> {
+pub fn run_job(mut job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: Arc<Control>, end: EndOffsets) -> Result<RunSummary> {
+    if let Some(o) = job.model.online.as_mut() {
+        o.resolve_consistency(opts.until_end, opts.checkpoint_dir.is_some());
+    }
     let admin = opts.kafka.admin_consumer(&opts.group_id)?;
     let topic = job.source.topic.clone();
     let partitions = kafka::partition_count(&admin, &topic, Duration::from_secs(30))?;
@@ -194,7 +197,7 @@ pub fn run_job(job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: 
                 let source = KafkaSource::new(&kafka_opts, &group, &topic, (0..parts).collect(), &start, Default::default(), &m)?;
                 Ok(Box::new(source) as Box<dyn crate::source::RecordSource>)
             });
-            let resume = crate::learner::service::Resume { checkpointing: opts.checkpoint_dir.is_some(), from: resume_from };
+            let resume = crate::learner::service::Resume { checkpointing: opts.checkpoint_dir.is_some(), from: resume_from, sources: opts.cluster.workers };
             let labeled = monitor.as_ref().map(|m| m.labeled());
             Some(crate::learner::start(online.clone(), crate::learner::ModelNames::of(&job), metrics.clone(), labels, resume, labeled)?)
         }

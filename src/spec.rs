@@ -425,6 +425,9 @@ impl JobBuilder {
 
     /// Validates names and references and returns the job.
     pub fn build(self) -> Result<JobSpec> {
+        if let Some(o) = &self.online {
+            o.check()?;
+        }
         let mut seen = std::collections::HashSet::new();
         for f in &self.fields {
             if !seen.insert(f.name.as_str()) {

@@ -73,11 +73,42 @@ pub struct SourceProgress {
     last_record: Vec<Option<Instant>>,
     /// Progress reported so far; never decreases.
     low: u64,
+    started: Instant,
+    /// [`strict_low`](Self::strict_low) reported so far; never decreases.
+    strict: i64,
 }
 
 impl SourceProgress {
     pub fn new(partitions: usize, idle_timeout: Duration) -> Self {
-        SourceProgress { idle_timeout, last_record: vec![None; partitions], low: 0 }
+        SourceProgress { idle_timeout, last_record: vec![None; partitions], low: 0, started: Instant::now(), strict: i64::MIN }
+    }
+
+    /// The time below which no event of these partitions will be accepted any
+    /// more: the minimum watermark over every partition, where a partition that
+    /// has not delivered yet counts as the beginning of time until it has been
+    /// silent for the idle timeout since the start, and an idle partition does not
+    /// count. Event-time-consistent scoring waits for it (`learner::gate`); unlike
+    /// [`advance`](Self::advance) it never skips a partition that was not read yet.
+    pub fn strict_low(&mut self, watermarks: impl Iterator<Item = Option<i64>>, now: Instant) -> i64 {
+        let mut low: Option<i64> = None;
+        let mut newest = i64::MIN;
+        for (wm, last) in watermarks.zip(&self.last_record) {
+            let since = now.duration_since(last.unwrap_or(self.started));
+            let counts = since < self.idle_timeout;
+            let value = match (wm, counts) {
+                (Some(w), true) => w,
+                (None, true) => i64::MIN,
+                (w, false) => {
+                    newest = newest.max(w.unwrap_or(i64::MIN));
+                    continue;
+                }
+            };
+            newest = newest.max(value);
+            low = Some(low.map_or(value, |l: i64| l.min(value)));
+        }
+        // every partition idle: nothing holds progress below the newest watermark
+        self.strict = self.strict.max(low.unwrap_or(newest));
+        self.strict
     }
 
     /// Notes that partition slot `slot` delivered a record at `now`.

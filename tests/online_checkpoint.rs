@@ -149,7 +149,7 @@ fn checkpoints_hold_back_samples_of_unsealed_epochs() {
     use vigil::learner::{LabelSpec, ModelNames, OnlineSpec, Pending};
     use vigil_operators::learn::ModelKind;
 
-    let labels = LabelSpec { topic: "labels".into(), id: "event_id".into(), field: "is_fraud".into(), timeout: Duration::from_secs(3600), default: None };
+    let labels = LabelSpec::new("labels", "event_id", "is_fraud", Duration::from_secs(3600), None);
     let mut spec = OnlineSpec::new(ModelKind::Logistic, labels);
     spec.device = DeviceChoice::Cpu;
     spec.variants = 2;
@@ -160,7 +160,7 @@ fn checkpoints_hold_back_samples_of_unsealed_epochs() {
         Box::new(move || Ok(Box::new(vigil::source::MemorySource::new("labels", &topic, 0, 1)) as Box<dyn vigil::source::RecordSource>));
     let names = ModelNames { job: "j".into(), model: "m".into(), inputs: vec!["a".into(), "b".into()] };
     let metrics = Metrics::new();
-    let learner = vigil::learner::start(spec, names, metrics.clone(), source, Resume { checkpointing: true, from: None }, None).unwrap();
+    let learner = vigil::learner::start(spec, names, metrics.clone(), source, Resume { checkpointing: true, ..Resume::default() }, None).unwrap();
     let pending = |i: u64, epoch: u64| Pending {
         id: vigil::pipeline::key_hash(&format!("e{i}")),
         time_ms: 1_000 * i as i64,

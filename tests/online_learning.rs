@@ -29,7 +29,7 @@ use vigil_operators::learn::ModelKind;
 use vigil_operators::Agg;
 
 fn label_spec(timeout: Duration) -> LabelSpec {
-    LabelSpec { topic: "labels".into(), id: "event_id".into(), field: "is_fraud".into(), timeout, default: Some(false) }
+    LabelSpec::new("labels", "event_id", "is_fraud", timeout, Some(false))
 }
 
 #[test]

@@ -68,18 +68,34 @@ pub fn partition_count(consumer: &BaseConsumer, topic: &str, timeout: Duration) 
     let deadline = std::time::Instant::now() + timeout;
     loop {
         let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(5));
-        if let Ok(md) = &md {
-            if let Some(t) = md.topics().iter().find(|t| t.name() == topic) {
-                if t.error().is_none() && !t.partitions().is_empty() {
-                    return Ok(t.partitions().len() as u32);
-                }
-            }
-        }
+        let detail = match &md {
+            Ok(md) => match md.topics().iter().find(|t| t.name() == topic) {
+                Some(t) if t.error().is_none() && !t.partitions().is_empty() => return Ok(t.partitions().len() as u32),
+                Some(t) => t.error().map(|e| format!("{:?}", rdkafka::types::RDKafkaErrorCode::from(e))),
+                None => None,
+            },
+            Err(e) => Some(format!("metadata request failed: {e}")),
+        };
         if std::time::Instant::now() >= deadline {
-            bail!("topic `{topic}` not found on the cluster ({:?})", md.err());
+            bail!("{}", missing_topic_message(topic, detail.as_deref(), timeout));
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// What a job says when its topic is missing: the topic, what the cluster
+/// answered (when it said more than "unknown topic") and how to create it.
+pub fn missing_topic_message(topic: &str, detail: Option<&str>, waited: Duration) -> String {
+    let detail = match detail {
+        None | Some("UnknownTopicOrPartition") => String::new(),
+        Some(d) => format!(" ({d})"),
+    };
+    format!(
+        "topic `{topic}` not found on the cluster after {} s{detail}; create it with \
+         `kafka-topics.sh --bootstrap-server HOST:PORT --create --topic {topic} --partitions N`, \
+         or for a local embedded broker `vigil broker --topic {topic}:N` (repeat --topic for each topic the job reads and writes)",
+        waited.as_secs()
+    )
 }
 
 /// The group's committed next offset for each partition that has one.
@@ -129,4 +145,24 @@ pub fn commit_positions(consumer: &BaseConsumer, topic: &str, positions: &[(u32,
         tpl.add_partition_offset(topic, *p as i32, Offset::Offset(*o)).context("building the commit")?;
     }
     consumer.commit(&tpl, CommitMode::Sync).context("committing offsets")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_topic_is_named_with_the_commands_that_create_it() {
+        let m = missing_topic_message("sea", Some("UnknownTopicOrPartition"), Duration::from_secs(30));
+        assert_eq!(
+            m,
+            "topic `sea` not found on the cluster after 30 s; create it with \
+             `kafka-topics.sh --bootstrap-server HOST:PORT --create --topic sea --partitions N`, \
+             or for a local embedded broker `vigil broker --topic sea:N` (repeat --topic for each topic the job reads and writes)"
+        );
+        assert_eq!(m, missing_topic_message("sea", None, Duration::from_secs(30)), "nothing to add when the topic is simply unknown");
+        assert!(!m.contains("None"));
+        let m = missing_topic_message("sea", Some("metadata request failed: timed out"), Duration::from_secs(5));
+        assert!(m.starts_with("topic `sea` not found on the cluster after 5 s (metadata request failed: timed out); create it with"), "{m}");
+    }
 }

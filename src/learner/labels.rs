@@ -36,6 +36,16 @@ pub fn parse_label(payload: Option<&[u8]>, id_field: &str, label_field: &str, ti
     Ok((id, label, time))
 }
 
+/// The time in `field` of a label record (epoch ms or RFC 3339), or why it has none.
+pub fn label_time(payload: Option<&[u8]>, field: &str) -> Result<i64, &'static str> {
+    let bytes = payload.ok_or("no payload")?;
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|_| "not_json")?;
+    match value.get(field) {
+        None | Some(serde_json::Value::Null) => Err("missing_time"),
+        Some(v) => time_ms(v).ok_or("bad_timestamp"),
+    }
+}
+
 /// Epoch ms or RFC 3339, as event times are read.
 fn time_ms(v: &serde_json::Value) -> Option<i64> {
     match v {

@@ -25,6 +25,12 @@ pub struct ModelMetrics {
     pub variant_precision_at_k: GaugeVec,
     /// Served predictions' ROC-AUC per A/B arm.
     pub arm_auc: GaugeVec,
+    /// Event-time consistency: labels that came after their step was built.
+    pub labels_late: IntCounter,
+    /// Event-time consistency: events whose score waits for its model.
+    pub held_events: IntGauge,
+    /// Event-time consistency: the newest boundary built (seconds of event time).
+    pub model_ready: Gauge,
 }
 
 impl ModelMetrics {
@@ -53,6 +59,10 @@ impl ModelMetrics {
             variant_precision_at_k: gauges("vigil_model_variant_precision_at_k", "Precision among the top 1% of scores per variant slot", "variant"),
             variant_lr: gauges("vigil_model_variant_learning_rate", "Learning rate per variant slot", "variant"),
             arm_auc: gauges("vigil_model_arm_roc_auc", "ROC-AUC of the served predictions per A/B arm", "arm"),
+            labels_late: IntCounter::new("vigil_labels_late_total", "Labels read after the model of their reveal time was built (trained one step late)")
+                .expect("valid metric"),
+            held_events: IntGauge::new("vigil_held_events", "Events whose score waits for the model of their event time").expect("valid metric"),
+            model_ready: Gauge::new("vigil_model_ready_seconds", "Event time up to which models are built (event-time consistency)").expect("valid metric"),
         }
     }
 
@@ -73,6 +83,9 @@ impl ModelMetrics {
         r.register(Box::new(self.variant_ece.clone())).expect("unique metric");
         r.register(Box::new(self.variant_precision_at_k.clone())).expect("unique metric");
         r.register(Box::new(self.arm_auc.clone())).expect("unique metric");
+        r.register(Box::new(self.labels_late.clone())).expect("unique metric");
+        r.register(Box::new(self.held_events.clone())).expect("unique metric");
+        r.register(Box::new(self.model_ready.clone())).expect("unique metric");
     }
 
     pub fn label(&self, outcome: &str) -> u64 {

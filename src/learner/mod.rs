@@ -20,6 +20,8 @@
 
 pub mod checkpoint;
 pub mod export;
+pub mod gate;
+pub mod label_health;
 pub mod labels;
 pub mod metrics;
 pub mod pending;
@@ -51,6 +53,54 @@ pub struct LabelSpec {
     pub timeout: Duration,
     /// The label a timed-out prediction trains with; `None`: it is not trained on.
     pub default: Option<bool>,
+    /// Field of the label holding a time (epoch ms or RFC 3339): the labeled
+    /// event's time, or when the label became known. Event-time consistency
+    /// needs it.
+    pub time: Option<String>,
+    /// Added to `time`: when the label counts as revealed (a label known 10 s
+    /// after its event, with `time` the event's time: `delay = 10s`).
+    pub delay: Duration,
+    /// Event-time consistency: a labels partition that delivered nothing for this
+    /// long does not hold scoring back (the labels are taken to be all in).
+    pub idle: Duration,
+    /// Event-time consistency: how far out of order labels of one partition may
+    /// come (by reveal time); a label later than that is trained one step late.
+    pub lateness: Duration,
+}
+
+impl LabelSpec {
+    /// Labels read from `topic`, joined on `id`, `field` the label; no time.
+    pub fn new(topic: &str, id: &str, field: &str, timeout: Duration, default: Option<bool>) -> LabelSpec {
+        LabelSpec {
+            topic: topic.into(),
+            id: id.into(),
+            field: field.into(),
+            timeout,
+            default,
+            time: None,
+            delay: Duration::ZERO,
+            idle: Duration::from_secs(2),
+            lateness: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Which model scores an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Consistency {
+    /// `event_time` for bounded runs (`--until-end`, `vigil replay`, in-memory
+    /// runs) when labels carry a time and the job keeps no checkpoints; `latest`
+    /// otherwise.
+    #[default]
+    Auto,
+    /// The newest published snapshot (lowest latency; scores depend on how fast
+    /// labels and events arrive).
+    Latest,
+    /// The model trained on exactly the labels revealed before the start of the
+    /// event's step of event time (see `learner::gate`): the same events and
+    /// labels give the same scores at any speed (live, backfill, replay).
+    EventTime,
 }
 
 /// Online training of a job's model.
@@ -86,6 +136,14 @@ pub struct OnlineSpec {
     pub record_training: bool,
     /// A champion file (`vigil model export`) every variant starts from.
     pub init: Option<PathBuf>,
+    /// Which model scores an event.
+    pub consistency: Consistency,
+    /// Event-time consistency: the step of event time between two models (an
+    /// event is scored by the model of the labels revealed before its step began).
+    pub step: Duration,
+    /// Event-time consistency: events held for their model at most (past it the
+    /// source stops reading, unless it is what holds the model back).
+    pub hold_limit: usize,
 }
 
 impl OnlineSpec {
@@ -121,7 +179,38 @@ impl OnlineSpec {
             label_grace: Duration::from_secs(30),
             record_training: false,
             init: None,
+            consistency: Consistency::Auto,
+            step: Duration::from_secs(1),
+            hold_limit: 200_000,
         }
+    }
+
+    /// What `Auto` means for a run: bounded or live, with checkpoints or not.
+    pub fn resolve_consistency(&mut self, bounded: bool, checkpoints: bool) {
+        if self.consistency == Consistency::Auto {
+            let event_time = bounded && !checkpoints && self.labels.time.is_some();
+            self.consistency = if event_time { Consistency::EventTime } else { Consistency::Latest };
+            if bounded && self.labels.time.is_none() {
+                tracing::warn!(
+                    "labels carry no time ([model.online] labels.time): this bounded run scores with the newest model, so its scores depend on how fast it reads"
+                );
+            }
+        }
+    }
+
+    /// Refuses settings that cannot work, naming the field.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.consistency == Consistency::EventTime {
+            if self.labels.time.is_none() {
+                anyhow::bail!(
+                    "[model.online] consistency = \"event_time\" needs the labels' time: `labels = {{ .., time = \"<field>\", delay = \"<how long after it a label is known>\" }}`"
+                );
+            }
+            if self.step.as_millis() == 0 {
+                anyhow::bail!("[model.online] step must be at least 1ms");
+            }
+        }
+        Ok(())
     }
 
     /// Hidden units allocated per variant: the largest the search may reach.

@@ -128,6 +128,11 @@ impl PendingStore {
         self.map.values().filter(|p| p.epoch <= epoch).cloned().collect()
     }
 
+    /// The event time of the oldest prediction (maybe one already taken: a hint).
+    pub fn oldest_time(&self) -> Option<i64> {
+        self.expiry.peek().map(|Reverse((t, _))| *t)
+    }
+
     /// Removes and returns the prediction for `id`, if pending.
     pub fn take(&mut self, id: u64) -> Option<Pending> {
         self.map.remove(&id)

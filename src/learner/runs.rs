@@ -90,15 +90,32 @@ impl RunLog {
     }
 }
 
-/// Every log file in `dir`, oldest first (names sort by start time).
+/// Every log file in `dir`, oldest first: by the start time in its name
+/// (`<job>-<start>.jsonl`), else by its modification time; so across jobs the
+/// last one is the newest run, whatever the jobs' names.
 pub fn log_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+    let mut files: Vec<(i64, PathBuf)> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .map(|p| (started_ms(&p).unwrap_or(i64::MIN), p))
         .collect();
     files.sort();
-    Ok(files)
+    Ok(files.into_iter().map(|(_, p)| p).collect())
+}
+
+/// When the run of a log started: the time in its name, else the file's
+/// modification time (epoch ms).
+fn started_ms(path: &Path) -> Option<i64> {
+    let stem = path.file_stem()?.to_str()?;
+    let stamp = stem.rsplit('-').next()?;
+    match chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%S%.3fZ") {
+        Ok(t) => Some(t.and_utc().timestamp_millis()),
+        Err(_) => {
+            let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
+            Some(chrono::DateTime::<chrono::Utc>::from(modified).timestamp_millis())
+        }
+    }
 }
 
 /// The records of one log file (lines that do not parse are skipped).
@@ -122,7 +139,10 @@ fn fmt_opt(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{v:.4}"))
 }
 
-/// The leaderboard of one log: each run's latest record, best ROC-AUC first.
+/// The leaderboard of one log. The variants of the last selection round come
+/// first, ranked on the same window of labels: the champion, then the challengers
+/// by ROC-AUC; then the runs retired earlier (replaced by population-based
+/// training), newest first, whose metrics come from their own last round.
 pub fn leaderboard(dir: &Path, file: Option<&Path>) -> Result<String> {
     let path = pick(dir, file)?;
     let records = read_log(&path)?;
@@ -131,15 +151,29 @@ pub fn leaderboard(dir: &Path, file: Option<&Path>) -> Result<String> {
         latest.insert(r.run, r);
     }
     let mut runs: Vec<RunRecord> = latest.into_values().collect();
-    runs.sort_by(|a, b| b.roc_auc.unwrap_or(-1.0).total_cmp(&a.roc_auc.unwrap_or(-1.0)).then(a.run.cmp(&b.run)));
-    let mut out = format!("{}\n", path.display());
+    let last_round = runs.iter().map(|r| r.round).max().unwrap_or(0);
+    let auc = |r: &RunRecord| r.roc_auc.unwrap_or(-1.0);
+    runs.sort_by(|a, b| {
+        (b.round == last_round)
+            .cmp(&(a.round == last_round))
+            .then(b.champion.cmp(&a.champion))
+            .then(b.round.cmp(&a.round))
+            .then(auc(b).total_cmp(&auc(a)))
+            .then(a.run.cmp(&b.run))
+    });
+    let mut out = format!("{} (round {last_round})\n", path.display());
     out.push_str(&format!(
-        "{:>5} {:>6} {:>4} {:>9} {:>9} {:>6} {:>6} {:>5} {:>8} {:>7} {:>7} {:>7} {:>8}  {}\n",
-        "run", "parent", "slot", "lr", "l2", "pos_w", "hidden", "opt", "labels", "auc", "pr_auc", "logloss", "window", "status"
+        "{:>5} {:>6} {:>4} {:>9} {:>9} {:>6} {:>6} {:>5} {:>5} {:>8} {:>7} {:>7} {:>7} {:>8}  {}\n",
+        "run", "parent", "slot", "lr", "l2", "pos_w", "hidden", "opt", "round", "labels", "auc", "pr_auc", "logloss", "window", "status"
     ));
     for r in runs {
+        let status = match (r.round == last_round, r.champion) {
+            (true, true) => "champion",
+            (true, false) => "",
+            (false, _) => "retired",
+        };
         out.push_str(&format!(
-            "{:>5} {:>6} {:>4} {:>9.2e} {:>9.2e} {:>6.2} {:>6} {:>5} {:>8} {:>7} {:>7} {:>7.4} {:>8}  {}\n",
+            "{:>5} {:>6} {:>4} {:>9.2e} {:>9.2e} {:>6.2} {:>6} {:>5} {:>5} {:>8} {:>7} {:>7} {:>7.4} {:>8}  {}\n",
             r.run,
             r.parent.map_or("-".into(), |p| p.to_string()),
             r.slot,
@@ -148,12 +182,13 @@ pub fn leaderboard(dir: &Path, file: Option<&Path>) -> Result<String> {
             r.pos_weight,
             r.hidden,
             r.optimizer,
+            r.round,
             r.labels,
             fmt_opt(r.roc_auc),
             fmt_opt(r.pr_auc),
             r.log_loss,
             r.window_labels,
-            if r.champion { "champion" } else { "" }
+            status
         ));
     }
     Ok(out)
@@ -197,4 +232,71 @@ pub fn show(dir: &Path, file: Option<&Path>, run: u64) -> Result<String> {
     }
     out.push_str(&format!("        +{}\n         labels {} .. {}\n", "-".repeat(W), x0, x1));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(round: u64, run: u64, auc: f64, champion: bool) -> RunRecord {
+        let q = Quality { labels: 1000, roc_auc: Some(auc), ..Default::default() };
+        RunRecord::new(round, round * 1000, (run % 4) as usize, run, None, &Hyper::adam(0.01, 0.0, 1.0), &q, champion)
+    }
+
+    fn write(path: &Path, records: &[RunRecord]) {
+        let text: String = records.iter().map(|r| format!("{}\n", serde_json::to_string(r).unwrap())).collect();
+        std::fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn the_newest_log_is_chosen_not_the_alphabetically_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let older = dir.path().join("zeta-20240101T000000.000Z.jsonl");
+        let newer = dir.path().join("alpha-20250101T000000.000Z.jsonl");
+        let newest = dir.path().join("alpha-20250101T000000.001Z.jsonl");
+        for p in [&older, &newest, &newer] {
+            write(p, &[record(1, 1, 0.7, true)]);
+        }
+        assert_eq!(log_files(dir.path()).unwrap(), vec![older.clone(), newer.clone(), newest.clone()]);
+        assert_eq!(pick(dir.path(), None).unwrap(), newest);
+        // a log without a time in its name counts from its modification time
+        let renamed = dir.path().join("zzz-renamed.jsonl");
+        write(&renamed, &[record(1, 1, 0.7, true)]);
+        let old_time = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
+        File::options().write(true).open(&renamed).unwrap().set_modified(old_time).unwrap();
+        assert_eq!(pick(dir.path(), None).unwrap(), newest, "a file modified in 2020 is older than the 2025 runs");
+        File::options().write(true).open(&renamed).unwrap().set_modified(std::time::SystemTime::now()).unwrap();
+        assert_eq!(pick(dir.path(), None).unwrap(), renamed);
+        assert!(leaderboard(dir.path(), None).unwrap().starts_with(&renamed.display().to_string()));
+    }
+
+    #[test]
+    fn the_champion_leads_and_retired_runs_follow() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("job-20250101T000000.000Z.jsonl");
+        // round 1: runs 1..3; run 3 (AUC 0.95 on round 1's window) is replaced by run 4
+        // round 2: the champion (run 1) has a lower AUC than run 3 had in round 1
+        write(
+            &log,
+            &[
+                record(1, 1, 0.80, false),
+                record(1, 2, 0.70, false),
+                record(1, 3, 0.95, true),
+                record(2, 1, 0.85, true),
+                record(2, 2, 0.75, false),
+                record(2, 4, 0.90, false),
+            ],
+        );
+        let board = leaderboard(dir.path(), None).unwrap();
+        let rows: Vec<(u64, String)> = board
+            .lines()
+            .skip(2)
+            .map(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                (cols[0].parse().unwrap(), if cols.len() > 14 { cols[14].to_owned() } else { String::new() })
+            })
+            .collect();
+        assert_eq!(rows, vec![(1, "champion".into()), (4, String::new()), (2, String::new()), (3, "retired".into())], "{board}");
+        assert!(board.lines().next().unwrap().ends_with("(round 2)"), "{board}");
+    }
 }

@@ -15,7 +15,9 @@ use vigil_operators::learn::{SplitMix, Trainer};
 
 use super::checkpoint::{CheckpointRequest, Counts, LearnerCheckpoint};
 use super::export::{champion_path, ChampionFile};
-use super::labels::decode_label;
+use super::gate::Gate;
+use super::label_health::LabelHealth;
+use super::labels::{decode_label, label_time};
 use super::pending::{Pending, PendingStore};
 use super::runs::{RunLog, RunRecord};
 use super::snapshot::{ModelHandle, ModelSnapshot};
@@ -26,6 +28,7 @@ use crate::monitor::{ConceptAction, LabeledMonitors, Outcome};
 
 mod checkpointing;
 mod drift_actions;
+mod event_time;
 pub(super) use drift_actions::weighted_thresholds;
 use crate::source::{PollStatus, RecordSource};
 
@@ -49,6 +52,8 @@ pub struct LearnerLink {
     pub model: Arc<ModelHandle>,
     pub tx: Sender<Vec<Pending>>,
     pub ab_share: f64,
+    /// Event-time consistency: where scorers get the model of an event's time.
+    pub gate: Option<Arc<Gate>>,
 }
 
 /// A running learner.
@@ -114,6 +119,8 @@ pub struct Resume {
     pub checkpointing: bool,
     /// The learner's state in the checkpoint the job restores.
     pub from: Option<LearnerCheckpoint>,
+    /// Source workers feeding the scorers (event-time consistency waits for each; 0 counts as 1).
+    pub sources: usize,
 }
 
 /// Opens the trainer on the configured device (failing clearly when `--device gpu`
@@ -147,6 +154,15 @@ pub fn start(
         None => ModelSnapshot::new(0, state, 0, None, (1..=k as u64).collect()),
     };
     let model = ModelHandle::new(first);
+    let gate = match spec.consistency {
+        super::Consistency::EventTime if resume.checkpointing => {
+            bail!("[model.online] consistency = \"event_time\" does not run with checkpoints yet: drop --checkpoint-dir or use consistency = \"latest\"")
+        }
+        super::Consistency::EventTime => {
+            Some(Gate::new(spec.step.as_millis().max(1) as i64, spec.hold_limit, resume.sources.max(1), model.current()))
+        }
+        super::Consistency::Latest | super::Consistency::Auto => None,
+    };
     let (tx, rx) = std::sync::mpsc::channel();
     let (checkpoints, requests) = match resume.checkpointing {
         true => {
@@ -160,8 +176,9 @@ pub fn start(
         Some(dir) => Some(RunLog::create(dir, &names.job).context("opening the experiment log")?),
         None => None,
     };
-    let link = LearnerLink { model: model.clone(), tx, ab_share: spec.ab_share };
+    let link = LearnerLink { model: model.clone(), tx, ab_share: spec.ab_share, gate: gate.clone() };
     let mut service = Service::new(spec, trainer, model, metrics, log, names);
+    service.gate_et = gate;
     service.monitor = monitor;
     service.gate = resume.checkpointing;
     if let Some(c) = resume.from {
@@ -169,7 +186,12 @@ pub fn start(
     }
     let done = finish.clone();
     let thread = std::thread::Builder::new().name("vigil-learner".into()).spawn(move || {
+        let gate = service.gate_et.clone();
         let result = labels().and_then(|labels| service.run(rx, requests, labels, &done));
+        // scorers never wait for a learner that is gone
+        if let Some(g) = gate {
+            g.force();
+        }
         if let Err(e) = &result {
             // scoring goes on with the last published model; the run ends with this error
             tracing::error!(error = %format!("{e:#}"), "online learning stopped");
@@ -269,6 +291,12 @@ pub(super) struct Service {
     /// Per variant: the monitor's decision threshold on that variant's own scale
     /// (a variant trained with positive-class weight w inflates the odds w times).
     variant_thresholds: Vec<f64>,
+    /// Event-time consistency (`learner::gate`): the gate, the labels' clock and
+    /// queue, predictions received per step, and the newest boundary built.
+    pub(super) gate_et: Option<Arc<Gate>>,
+    label_clock_et: Option<event_time::LabelClock>,
+    received: std::collections::BTreeMap<i64, u64>,
+    built: i64,
 }
 
 impl Service {
@@ -317,6 +345,10 @@ impl Service {
             action: None,
             boost_until: None,
             variant_thresholds: Vec::new(),
+            gate_et: None,
+            label_clock_et: None,
+            received: std::collections::BTreeMap::new(),
+            built: i64::MIN,
             spec,
             trainer,
             model,
@@ -339,6 +371,12 @@ impl Service {
         let mut last_gauges = Instant::now();
         let mut last_commit = Instant::now();
         let mut batch: Vec<(u32, i64, Result<(u64, bool), &'static str>)> = Vec::new();
+        let mut health = LabelHealth::new(&self.spec.labels);
+        let mut times: Vec<Option<i64>> = Vec::new();
+        if self.gate_et.is_some() {
+            let lateness = self.spec.labels.lateness.as_millis() as i64;
+            self.label_clock_et = Some(event_time::LabelClock::new(labels.partitions(), lateness, self.spec.labels.idle));
+        }
         loop {
             let finishing = finish.load(Ordering::SeqCst);
             // predictions from the scorers
@@ -358,12 +396,31 @@ impl Service {
                 }
             }
             // labels
+            let read = self.label_clock_et.as_mut().is_none_or(|c| c.wants_more());
             let (id_field, label_field) = (&self.spec.labels.id, &self.spec.labels.field);
-            let status = labels.poll(4096, &mut |rec| batch.push((rec.partition, rec.offset, decode_label(rec.payload, id_field, label_field))));
+            let time_field = self.spec.labels.time.as_deref().filter(|_| self.gate_et.is_some());
+            let status = if !read {
+                PollStatus::Idle
+            } else {
+                labels.poll(4096, &mut |rec| {
+                    let mut decoded = decode_label(rec.payload, id_field, label_field);
+                    let time = match (time_field, &decoded) {
+                        (Some(f), Ok(_)) => label_time(rec.payload, f).map_err(|r| decoded = Err(r)).ok(),
+                        _ => None,
+                    };
+                    health.note(rec.payload, &decoded);
+                    batch.push((rec.partition, rec.offset, decoded));
+                    times.push(time);
+                })
+            };
             self.summary.counts.labels_read += batch.len() as u64;
-            for (partition, offset, decoded) in batch.drain(..) {
+            let delay_ms = self.spec.labels.delay.as_millis() as i64;
+            for ((partition, offset, decoded), time) in batch.drain(..).zip(times.drain(..)) {
                 match decoded {
-                    Ok((id, label)) => self.on_label(id, label, partition),
+                    Ok((id, label)) => match time {
+                        Some(t) => self.queue_label(id, label, partition, t.saturating_add(delay_ms)),
+                        None => self.on_label(id, label, partition),
+                    },
                     Err(reason) => {
                         self.summary.counts.malformed += 1;
                         self.metrics.model.labels.with_label_values(&["malformed"]).inc();
@@ -371,9 +428,19 @@ impl Service {
                     }
                 }
             }
-            self.expire();
-            self.orphan_early(finishing);
-            self.periodic(false)?;
+            if let Some(warning) = health.check(&self.summary.counts, Instant::now()) {
+                tracing::warn!("{warning}");
+            }
+            if let Some(gate) = self.gate_et.clone() {
+                if status == PollStatus::Finished {
+                    self.label_clock_et.as_mut().map(|c| c.ended = true);
+                }
+                self.advance_event_time(&gate, false)?;
+            } else {
+                self.expire();
+                self.orphan_early(finishing);
+                self.periodic(false)?;
+            }
             while let Some(req) = requests.as_ref().and_then(|r| r.try_recv().ok()) {
                 // every prediction of the requested epochs was sent before the
                 // workers reported passing them: drain the channel first
@@ -410,6 +477,9 @@ impl Service {
             }
         }
         commit_labels(&mut *labels);
+        if let Some(gate) = self.gate_et.clone() {
+            self.advance_event_time(&gate, true)?;
+        }
         self.end()
     }
 
@@ -433,6 +503,9 @@ impl Service {
         let mut evicted = Vec::new();
         for p in batch {
             let id = p.id;
+            if let Some(gate) = &self.gate_et {
+                *self.received.entry(gate.step_of(p.time_ms)).or_default() += 1;
+            }
             if let Some((label, _, partition)) = self.early.remove(&id) {
                 self.joined(p, label, partition);
                 continue;

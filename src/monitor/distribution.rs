@@ -3,8 +3,12 @@
 //! event time each watched value is compared with its reference and one record
 //! per method goes out.
 //!
+//! Findings are judged as `vigil_operators::drift::feature` describes (effect
+//! sizes above 1,000 values, p-values below) and become drift only when they
+//! persist across a fresh window (`DriftEmitter::finding_at`).
+//!
 //! Prediction drift compares score distributions (PSI, KS, Wasserstein) and
-//! positive rates (two-proportion z test):
+//! positive rates (Cohen's h, or the two-proportion z test for small windows):
 //! - a fixed model: the served scores, reference against current window;
 //! - a model trained online: the *current* champion scores both the reference's
 //!   inputs and the current window's at every evaluation. An online learner's
@@ -15,9 +19,10 @@
 use std::sync::{Arc, OnceLock};
 
 use vigil_operators::drift::feature::{compare_samples, DriftThresholds, Finding, NumericDrift};
+use vigil_operators::drift::dependence::BatchVariance;
 use vigil_operators::drift::rate::{rate_shift, RateShift};
 use vigil_operators::drift::windows::ReferenceSample;
-use vigil_operators::drift::{CategoricalDrift, SampleWindows};
+use vigil_operators::drift::{CategoricalDrift, Evidence, SampleWindows};
 
 use crate::learner::ModelHandle;
 
@@ -134,36 +139,38 @@ impl DistributionMonitors {
         }
     }
 
-    fn emit(&mut self, ts: i64, kind: &str, name: &str, f: &Finding) {
-        self.emitter.finding(&DriftRecord::new(ts, kind, name, f.method, f.value, f.threshold, f.drift));
+    fn emit(&mut self, ts: i64, kind: &str, name: &str, f: &Finding, at: Evidence) {
+        self.emitter.finding_at(&DriftRecord::new(ts, kind, name, f.method, f.value, f.threshold, f.drift), Some(at));
         self.records += 1;
     }
 
     fn evaluate(&mut self, ts: i64) {
         let th = self.thresholds;
         let tests = self.numeric.len();
-        let mut out: Vec<(&'static str, String, Finding)> = Vec::new();
+        let evidence = |(seen, window): (u64, u64)| Evidence { seen, window };
+        let mut out: Vec<(&'static str, String, Finding, Evidence)> = Vec::new();
         for (name, d) in &mut self.numeric {
             for f in d.evaluate(&th, tests).into_iter().flatten() {
-                out.push(("feature", name.clone(), f));
+                out.push(("feature", name.clone(), f, evidence(d.progress())));
             }
         }
         for (name, d) in &mut self.categorical {
             for f in d.evaluate(&th).into_iter().flatten() {
-                out.push(("feature", name.clone(), f));
+                out.push(("feature", name.clone(), f, evidence(d.progress())));
             }
         }
         let pth = self.prediction_thresholds;
         match &mut self.prediction {
             Some(Prediction::Served { score, rate }) => {
                 for f in score.evaluate(&pth, 1).into_iter().flatten() {
-                    out.push(("prediction", "score".into(), f));
+                    out.push(("prediction", "score".into(), f, evidence(score.progress())));
                 }
-                if let Some((f, _)) = rate.evaluate(pth.ks_alpha) {
-                    out.push(("prediction", "positive_rate".into(), f));
+                if let Some((f, _)) = rate.evaluate(&pth) {
+                    out.push(("prediction", "positive_rate".into(), f, evidence(rate.progress())));
                 }
             }
             Some(Prediction::Rescored { inputs, model }) => {
+                let at = evidence((inputs.seen(), inputs.window() as u64));
                 if let (Some(samples), Some(handle)) = (inputs.samples(), model.get()) {
                     let snap = handle.current();
                     let score = |row: &Box<[f32]>| snap.state.score(snap.champion, row) as f64;
@@ -172,18 +179,18 @@ impl DistributionMonitors {
                         ReferenceSample::Moving(r) => r.iter().map(score).collect(),
                     };
                     let current: Vec<f64> = samples.current.iter().map(score).collect();
-                    let positives = |v: &[f64]| v.iter().filter(|s| **s >= self.decision_threshold).count();
-                    let (rate, _) = rate_shift(positives(&reference), reference.len(), positives(&current), current.len(), pth.ks_alpha);
+                    let decisions = |v: &[f64]| BatchVariance::of(v.iter().map(|s| *s >= self.decision_threshold));
+                    let (rate, _) = rate_shift(&decisions(&reference), &decisions(&current), &pth);
                     for f in compare_samples(reference, current, &pth, 1) {
-                        out.push(("prediction", "score".into(), f));
+                        out.push(("prediction", "score".into(), f, at));
                     }
-                    out.push(("prediction", "positive_rate".into(), rate));
+                    out.push(("prediction", "positive_rate".into(), rate, at));
                 }
             }
             None => {}
         }
-        for (kind, name, f) in out {
-            self.emit(ts, kind, &name, &f);
+        for (kind, name, f, at) in out {
+            self.emit(ts, kind, &name, &f, at);
         }
     }
 }
@@ -232,7 +239,7 @@ mod tests {
         let records = sink.records();
         let evaluations: std::collections::BTreeSet<i64> = records.iter().map(|r| r.ts).collect();
         assert!(evaluations.len() >= 9, "one evaluation a minute: {evaluations:?}");
-        for (kind, name, method) in [("feature", "amount", "psi"), ("feature", "n_1m", "ks"), ("feature", "country", "js"), ("prediction", "score", "wasserstein"), ("prediction", "positive_rate", "rate_z")] {
+        for (kind, name, method) in [("feature", "amount", "psi"), ("feature", "n_1m", "ks"), ("feature", "country", "js"), ("prediction", "score", "wasserstein"), ("prediction", "positive_rate", "rate_h")] {
             assert!(records.iter().any(|r| (r.kind.as_str(), r.name.as_str(), r.method.as_str()) == (kind, name, method)), "no {kind} {name} {method}");
         }
         let flagged: Vec<&DriftRecord> = records.iter().filter(|r| r.drift).collect();

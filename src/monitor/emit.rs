@@ -13,6 +13,8 @@ use anyhow::{Context, Result};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use serde::{Deserialize, Serialize};
 
+use vigil_operators::drift::{Evidence, Streak};
+
 use crate::kafka::KafkaOptions;
 use crate::metrics::Metrics;
 
@@ -108,17 +110,19 @@ impl DriftSink for KafkaDriftSink {
 }
 
 /// Sends findings to the sink and the metrics. A periodic finding is drift when
-/// its value stays past the threshold for `patience` evaluations in a row: the
-/// same reference is tested every interval, and a test at level alpha is past its
-/// threshold once in 1/alpha evaluations by chance, while a real shift persists.
+/// its value stays past the threshold for `patience` evaluations in a row and,
+/// for findings over a sliding window, across evaluations whose windows share no
+/// value ([`Streak`]): the same reference is tested every interval over heavily
+/// overlapping windows, so one unlucky stretch of values would be seen again and
+/// again, while a real shift persists into fresh values.
 /// An alarm is counted and logged when drift starts, not at every evaluation.
 pub struct DriftEmitter {
     sink: Option<Arc<dyn DriftSink>>,
     metrics: Arc<Metrics>,
     /// Consecutive evaluations a finding must be past its threshold to be drift.
     patience: u32,
-    /// Per (kind, name, method): consecutive evaluations past the threshold.
-    streaks: Mutex<HashMap<(String, String, String), u32>>,
+    /// Per (kind, name, method): the run of evaluations past the threshold.
+    streaks: Mutex<HashMap<(String, String, String), Streak>>,
     alarms: Mutex<Vec<DriftRecord>>,
 }
 
@@ -134,14 +138,19 @@ impl DriftEmitter {
     /// it is drift once that holds for `patience` evaluations in a row; updates
     /// the gauges; an alarm when drift starts.
     pub fn finding(&self, r: &DriftRecord) {
+        self.finding_at(r, None);
+    }
+
+    /// A finding over a sliding window that ends at `at`: drift once past the
+    /// threshold for `patience` evaluations in a row spanning a fresh window.
+    pub fn finding_at(&self, r: &DriftRecord, at: Option<Evidence>) {
         let mut r = r.clone();
         let key = (r.kind.clone(), r.name.clone(), r.method.clone());
         let (was, now) = {
             let mut streaks = self.streaks.lock().unwrap_or_else(|e| e.into_inner());
-            let streak = streaks.entry(key).or_insert(0);
-            let was = *streak >= self.patience;
-            *streak = if r.drift { streak.saturating_add(1) } else { 0 };
-            (was, *streak >= self.patience)
+            let streak = streaks.entry(key).or_default();
+            let was = streak.drift();
+            (was, streak.update(r.drift, at, self.patience))
         };
         r.drift = now;
         let r = &r;
@@ -219,6 +228,20 @@ mod tests {
         assert_eq!(metrics.drift.alarms.with_label_values(&["feature", "amount", "psi"]).get(), 2);
         assert_eq!(metrics.drift.active.with_label_values(&["feature", "amount", "psi"]).get(), 1.0);
         assert_eq!(metrics.drift.value.with_label_values(&["feature", "amount", "psi"]).get(), 0.3);
+        // over sliding windows of 100 values evaluated every 40: drift once the
+        // window at the first crossing (ending at 100) has been left entirely
+        let sink = MemoryDriftSink::new();
+        let e = DriftEmitter::new(Some(sink.clone() as Arc<dyn DriftSink>), metrics.clone(), 2);
+        for seen in [100u64, 140, 180, 200, 240] {
+            e.finding_at(&DriftRecord::new(seen as i64, "feature", "x", "ks", 0.2, 0.1, true), Some(Evidence { seen, window: 100 }));
+        }
+        let flags: Vec<bool> = sink.records().iter().map(|r| r.drift).collect();
+        assert_eq!(flags, vec![false, false, false, true, true]);
+        assert_eq!(e.alarms().iter().map(|a| a.ts).collect::<Vec<_>>(), vec![200]);
+        let e = DriftEmitter::new(Some(sink.clone() as Arc<dyn DriftSink>), metrics.clone(), 2);
+        for (ts, v) in [(1, 0.3), (2, 0.1), (3, 0.3), (4, 0.4), (5, 0.5), (6, 0.1), (7, 0.3), (8, 0.3)] {
+            e.finding(&at(ts, v));
+        }
         // a detection is an alarm at once
         e.detection(&DriftRecord::new(9, "concept", "population", "adwin", 1.2, 1.0, true));
         assert_eq!(e.alarms().len(), 3);

@@ -97,6 +97,10 @@ struct RawLabels {
     field: String,
     timeout: String,
     default: Option<bool>,
+    time: Option<String>,
+    delay: Option<String>,
+    idle: Option<String>,
+    lateness: Option<String>,
 }
 fn event_id() -> String {
     "event_id".into()
@@ -123,6 +127,9 @@ struct RawOnline {
     ab_share: Option<f64>,
     label_grace: Option<String>,
     init: Option<String>,
+    consistency: Option<crate::learner::Consistency>,
+    step: Option<String>,
+    hold_limit: Option<usize>,
 }
 fn logistic() -> String {
     "logistic".into()
@@ -227,6 +234,11 @@ impl RawOnline {
         if let Some(g) = self.label_grace.as_deref() {
             o.label_grace = parse_duration(g)?;
         }
+        o.consistency = self.consistency.unwrap_or(o.consistency);
+        if let Some(step) = self.step.as_deref() {
+            o.step = parse_duration(step)?;
+        }
+        o.hold_limit = self.hold_limit.unwrap_or(o.hold_limit).max(1);
         Ok(o)
     }
 }
@@ -326,8 +338,17 @@ impl RawJob {
             }
             match (m.labels, m.online) {
                 (Some(l), Some(o)) => {
-                    let labels =
-                        crate::learner::LabelSpec { topic: l.topic, id: l.id, field: l.field, timeout: parse_duration(&l.timeout)?, default: l.default };
+                    let mut labels = crate::learner::LabelSpec::new(&l.topic, &l.id, &l.field, parse_duration(&l.timeout)?, l.default);
+                    labels.time = l.time;
+                    if let Some(d) = l.delay.as_deref() {
+                        labels.delay = parse_duration(d)?;
+                    }
+                    if let Some(d) = l.idle.as_deref() {
+                        labels.idle = parse_duration(d)?;
+                    }
+                    if let Some(d) = l.lateness.as_deref() {
+                        labels.lateness = parse_duration(d)?;
+                    }
                     b = b.online(o.into_spec(kind, labels)?);
                 }
                 (None, Some(_)) => {

@@ -9,7 +9,9 @@
 //!   [`stats`] (PSI, two-sample Kolmogorov-Smirnov, Wasserstein-1, Jensen-Shannon),
 //!   [`windows`] (the reference policy and the sliding current window),
 //!   [`feature`] (a numeric and a categorical monitor that combine the two), and
-//!   [`rate`] (a positive-rate shift test).
+//!   [`rate`] (a positive-rate shift test); [`noise`] (what each statistic shows
+//!   by chance), [`dependence`] (how many independent values a window is worth)
+//!   and [`persistence`] (when a finding past its threshold becomes drift).
 //! - **Fairness**: [`fairness`], per-group rates and gaps over a sliding window of
 //!   labeled decisions.
 //!
@@ -18,9 +20,12 @@
 
 pub mod adwin;
 pub mod ddm;
+pub mod dependence;
 pub mod fairness;
 pub mod feature;
+pub mod noise;
 pub mod page_hinkley;
+pub mod persistence;
 pub mod rate;
 pub mod stats;
 pub mod windows;
@@ -30,6 +35,7 @@ pub use ddm::{Ddm, DdmConfig};
 pub use fairness::{FairnessConfig, FairnessReport, FairnessWindow};
 pub use feature::{CategoricalDrift, NumericDrift};
 pub use page_hinkley::{PageHinkley, PageHinkleyConfig, PhMode};
+pub use persistence::{Evidence, Streak};
 pub use windows::{Reference, SampleWindows};
 
 /// Which changes of a detector's input count as drift.

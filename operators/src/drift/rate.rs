@@ -1,8 +1,16 @@
 //! Shift of a rate (the share of positive decisions) between a reference and the
-//! current window: the two-proportion z statistic, against the two-sided critical
-//! value at the configured significance level.
+//! current window, judged like the distribution tests ([`feature`](super::feature)):
+//! - large samples: Cohen's `h = |2 asin sqrt p1 - 2 asin sqrt p0|` (method
+//!   `rate_h`) against `thresholds.rate`, raised to its noise floor at
+//!   `noise_alpha` for the samples' effective sizes (decisions come in bursts:
+//!   [`dependence`](super::dependence));
+//! - small samples (or `p_values`): the two-proportion z statistic (method
+//!   `rate_z`) with effective sizes, against the two-sided critical value at
+//!   `ks_alpha`.
 
-use super::feature::Finding;
+use super::dependence::{effective_sizes, BatchVariance};
+use super::feature::{DriftThresholds, Finding};
+use super::noise::{self, Sizes};
 use super::windows::{Reference, ReferenceSample, SampleWindows};
 
 /// The standard normal survival function (Abramowitz-Stegun 7.1.26 erfc, |error| < 1.5e-7).
@@ -50,27 +58,37 @@ impl RateShift {
         self.windows.reset();
     }
 
-    /// The z finding (method `rate_z`) and the current rate, or `None` while incomplete.
-    pub fn evaluate(&mut self, alpha: f64) -> Option<(Finding, f64)> {
+    /// Values seen since the last reset and the window's length.
+    pub fn progress(&self) -> (u64, u64) {
+        (self.windows.seen(), self.windows.window() as u64)
+    }
+
+    /// The finding and the current rate, or `None` while incomplete.
+    pub fn evaluate(&mut self, th: &DriftThresholds) -> Option<(Finding, f64)> {
         let s = self.windows.samples()?;
-        let (r_pos, r_n) = match s.reference {
-            ReferenceSample::Fixed(r) => (r.iter().filter(|p| **p).count(), r.len()),
-            ReferenceSample::Moving(r) => (r.iter().filter(|p| **p).count(), r.len()),
+        let reference = match s.reference {
+            ReferenceSample::Fixed(r) => BatchVariance::of(r.iter().copied()),
+            ReferenceSample::Moving(r) => BatchVariance::of(r.iter().copied()),
         };
-        let (c_pos, c_n) = (s.current.iter().filter(|p| **p).count(), s.current.len());
-        Some(rate_shift(r_pos, r_n, c_pos, c_n, alpha))
+        Some(rate_shift(&reference, &BatchVariance::of(s.current.iter().copied()), th))
     }
 }
 
-/// The two-proportion z finding (method `rate_z`) of `c_pos` positives in `c_n`
-/// against `r_pos` in `r_n`, and the current rate.
-pub fn rate_shift(r_pos: usize, r_n: usize, c_pos: usize, c_n: usize, alpha: f64) -> (Finding, f64) {
-    let (p1, p2) = (r_pos as f64 / r_n.max(1) as f64, c_pos as f64 / c_n.max(1) as f64);
-    let pooled = (r_pos + c_pos) as f64 / (r_n + c_n).max(1) as f64;
-    let se = (pooled * (1.0 - pooled) * (1.0 / r_n.max(1) as f64 + 1.0 / c_n.max(1) as f64)).sqrt();
-    let z = if se > 0.0 { (p2 - p1).abs() / se } else { 0.0 };
-    let threshold = two_sided_critical_z(alpha);
-    (Finding { method: "rate_z", value: z, threshold, drift: z > threshold }, p2)
+/// The finding (`rate_h` or `rate_z`) of the current 0/1 series against the
+/// reference's (both summarized in arrival order), and the current rate.
+pub fn rate_shift(reference: &BatchVariance, current: &BatchVariance, th: &DriftThresholds) -> (Finding, f64) {
+    let (r_eff, c_eff) = effective_sizes(reference, current);
+    let sizes = Sizes { reference: r_eff, current: c_eff };
+    let (p1, p2) = (reference.rate(), current.rate());
+    if th.by_p_value(reference.len(), current.len()) {
+        let pooled = (p1 * r_eff + p2 * c_eff) / (r_eff + c_eff).max(f64::MIN_POSITIVE);
+        let se = (pooled * (1.0 - pooled) * (1.0 / r_eff.max(1.0) + 1.0 / c_eff.max(1.0))).sqrt();
+        let z = if se > 0.0 { (p2 - p1).abs() / se } else { 0.0 };
+        (Finding::new("rate_z", z, two_sided_critical_z(th.ks_alpha)), p2)
+    } else {
+        let h = (2.0 * p2.sqrt().asin() - 2.0 * p1.sqrt().asin()).abs();
+        (Finding::new("rate_h", h, th.rate.max(noise::rate_floor(th.noise_alpha, sizes))), p2)
+    }
 }
 
 #[cfg(test)]
@@ -93,7 +111,10 @@ mod tests {
         for i in 0..10_000 {
             r.push(i, i % 50 == 0);
         }
-        let (f, rate) = r.evaluate(0.05).expect("full");
-        assert!(f.drift && (rate - 0.02).abs() < 1e-12, "{f:?}");
+        // by effect size (10,000 values) and by the z test
+        let (f, rate) = r.evaluate(&DriftThresholds::default()).expect("full");
+        assert!(f.drift && f.method == "rate_h" && (rate - 0.02).abs() < 1e-12, "{f:?}");
+        let (f, _) = r.evaluate(&DriftThresholds { p_values: true, ..DriftThresholds::default() }).expect("full");
+        assert!(f.drift && f.method == "rate_z", "{f:?}");
     }
 }

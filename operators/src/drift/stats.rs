@@ -9,6 +9,10 @@
 //!   distributions (reported divided by the reference's standard deviation);
 //! - [`js_distance`]: the Jensen-Shannon distance (base 2, in [0, 1]) of two
 //!   categorical distributions.
+//!
+//! The noise of each under "no drift" (what a sample of that size shows by chance)
+//! is in [`noise`]; the dependence between consecutive values (autocorrelation,
+//! bursts), which makes a window worth fewer independent values, in [`dependence`].
 
 /// Smallest proportion a bin gets in PSI, so that an empty bin is finite.
 pub const PSI_FLOOR: f64 = 1e-4;
@@ -93,8 +97,8 @@ pub fn kolmogorov_q(lambda: f64) -> f64 {
     (2.0 * sum).clamp(0.0, 1.0)
 }
 
-fn effective_n(n: usize, m: usize) -> f64 {
-    let en = ((n * m) as f64 / (n + m) as f64).sqrt();
+fn effective_n(n: f64, m: f64) -> f64 {
+    let en = (n * m / (n + m)).sqrt();
     en + 0.12 + 0.11 / en
 }
 
@@ -103,12 +107,18 @@ pub fn ks_p_value(d: f64, n: usize, m: usize) -> f64 {
     if n == 0 || m == 0 {
         return 1.0;
     }
-    kolmogorov_q(effective_n(n, m) * d)
+    kolmogorov_q(effective_n(n as f64, m as f64) * d)
 }
 
 /// The statistic `D` above which `ks_p_value(D, n, m) < alpha`.
 pub fn ks_critical(alpha: f64, n: usize, m: usize) -> f64 {
-    if n == 0 || m == 0 {
+    ks_critical_eff(alpha, n as f64, m as f64)
+}
+
+/// [`ks_critical`] for effective sample sizes (fewer than the values when they
+/// are dependent: see [`dependence`](super::dependence)).
+pub fn ks_critical_eff(alpha: f64, n: f64, m: f64) -> f64 {
+    if n <= 0.0 || m <= 0.0 {
         return f64::INFINITY;
     }
     // Q is decreasing in lambda: bisect Q(lambda) = alpha
@@ -152,6 +162,19 @@ pub fn wasserstein(a: &[f64], b: &[f64]) -> f64 {
         x = next;
     }
     area
+}
+
+/// The integral of sqrt(F (1 - F)) over x for the empirical CDF F of `sorted`:
+/// the scale of the Wasserstein distance between two samples of one distribution
+/// (its expectation is about 0.8 times this times sqrt(1/n + 1/m)).
+pub fn cdf_spread(sorted: &[f64]) -> f64 {
+    let n = sorted.len() as f64;
+    let mut total = 0.0;
+    for (i, pair) in sorted.windows(2).enumerate() {
+        let f = (i + 1) as f64 / n;
+        total += (f * (1.0 - f)).sqrt() * (pair[1] - pair[0]);
+    }
+    total
 }
 
 /// Mean and standard deviation (population) of a sample.

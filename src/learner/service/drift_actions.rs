@@ -92,7 +92,7 @@ mod tests {
     /// A CPU learner of 4 variants over 2 inputs, watched by a monitor whose
     /// boost is x3 for 100 labels.
     fn service() -> Service {
-        let labels = LabelSpec { topic: "l".into(), id: "event_id".into(), field: "y".into(), timeout: Duration::from_secs(60), default: None };
+        let labels = LabelSpec::new("l", "event_id", "y", Duration::from_secs(60), None);
         let mut spec = OnlineSpec::new(ModelKind::Logistic, labels);
         (spec.device, spec.variants, spec.batch, spec.min_labels) = (DeviceChoice::Cpu, 4, 8, 10);
         let names = ModelNames { job: "j".into(), model: "m".into(), inputs: vec!["a".into(), "b".into()] };
