@@ -28,6 +28,7 @@ pub struct LabelHealth {
     topic: String,
     id_field: String,
     label_field: String,
+    time_field: Option<String>,
     /// Malformed labels by reason (this run).
     reasons: BTreeMap<&'static str, u64>,
     /// The first malformed record: its reason and field names (`None`: not a JSON object).
@@ -44,6 +45,7 @@ impl LabelHealth {
             topic: spec.topic.clone(),
             id_field: spec.id.clone(),
             label_field: spec.field.clone(),
+            time_field: spec.time.clone(),
             reasons: BTreeMap::new(),
             first_malformed: None,
             first_ok: None,
@@ -105,6 +107,10 @@ impl LabelHealth {
             "missing_label" => format!("the job reads the label from field \"{field}\" ([model] labels = {{ field = \"{field}\" }})"),
             "bad_label" => format!("field \"{field}\" must hold a boolean, 0/1 or \"true\"/\"false\" ([model] labels = {{ field = \"{field}\" }})"),
             "missing_id" => format!("the job reads the event id from field \"{id}\" ([model] labels = {{ id = \"{id}\" }})"),
+            "missing_time" | "bad_timestamp" => {
+                let time = self.time_field.as_deref().unwrap_or("");
+                format!("the job reads the label's time from field \"{time}\" (epoch ms or RFC 3339; [model] labels = {{ time = \"{time}\" }})")
+            }
             _ => format!("label records must be JSON objects of at most {} KiB", super::labels::MAX_LABEL_BYTES / 1024),
         };
         format!("labels from `{}`: {n} of {read} malformed ({reasons}); the first ({reason}) {}; {hint}", self.topic, describe(fields.as_deref()))
@@ -192,6 +198,21 @@ mod tests {
         feed(&mut h, &mut counts, &vec!["not json"; 150]);
         let msg = h.message(&counts).expect("a warning");
         assert!(msg.contains("150 of 150 malformed (not_json 150); the first (not_json) is not a JSON object; label records must be JSON objects"), "{msg}");
+    }
+
+    #[test]
+    fn a_missing_time_field_names_the_time_setting() {
+        let mut spec = spec();
+        spec.time = Some("revealed_at".into());
+        let mut h = LabelHealth::new(&spec);
+        let record = r#"{"event_id":"e-1","is_fraud":true,"ts":5}"#;
+        let counts = Counts { labels_read: 100, malformed: 100, ..Default::default() };
+        for _ in 0..100 {
+            h.note::<()>(Some(record.as_bytes()), &Err("missing_time"));
+        }
+        let msg = h.message(&counts).expect("a warning");
+        assert!(msg.contains("100 of 100 malformed (missing_time 100); the first (missing_time) has fields [event_id, is_fraud, ts]"), "{msg}");
+        assert!(msg.ends_with("the job reads the label's time from field \"revealed_at\" (epoch ms or RFC 3339; [model] labels = { time = \"revealed_at\" })"), "{msg}");
     }
 
     #[test]
