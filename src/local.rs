@@ -10,7 +10,7 @@ use crate::learner::LearnerSummary;
 use crate::metrics::Metrics;
 use crate::output::OutputSink;
 use crate::pipeline::{run_worker, Control, WorkerContext};
-use crate::source::MemorySource;
+use crate::source::{MemorySource, RecordSource};
 use crate::spec::JobSpec;
 
 /// One in-memory topic: `partitions[p]` holds partition `p`'s payloads in offset order
@@ -46,6 +46,28 @@ pub fn run_local_monitored(
     metrics: Arc<Metrics>,
     drift: Option<Arc<dyn crate::monitor::DriftSink>>,
 ) -> Result<(Option<LearnerSummary>, Option<crate::monitor::MonitorSummary>)> {
+    let (topic, input) = (job.source.topic.clone(), input.clone());
+    let events: EventSources = Arc::new(move |index, peers| Box::new(MemorySource::new(&topic, &input, index, peers)) as Box<dyn RecordSource>);
+    let label_topic = job.model.online.as_ref().map(|o| o.labels.topic.clone()).unwrap_or_default();
+    let data = labels.clone();
+    let labels: LabelSourceFactory = Box::new(move || Ok(Box::new(MemorySource::new(&label_topic, &data, 0, 1)) as Box<dyn RecordSource>));
+    run_local_sources(job, events, labels, workers, sink, metrics, drift)
+}
+
+/// Each worker's event source, from (worker index, peers).
+pub type EventSources = Arc<dyn Fn(usize, usize) -> Box<dyn RecordSource> + Send + Sync>;
+
+/// [`run_local_monitored`] over any bounded sources (e.g. ones that hand out their
+/// records over time, to compare a paced run with a burst).
+pub fn run_local_sources(
+    job: &JobSpec,
+    events: EventSources,
+    labels: LabelSourceFactory,
+    workers: usize,
+    sink: Arc<dyn OutputSink>,
+    metrics: Arc<Metrics>,
+    drift: Option<Arc<dyn crate::monitor::DriftSink>>,
+) -> Result<(Option<LearnerSummary>, Option<crate::monitor::MonitorSummary>)> {
     let mut job = job.clone();
     if let Some(o) = job.model.online.as_mut() {
         o.resolve_consistency(true, false);
@@ -55,11 +77,9 @@ pub fn run_local_monitored(
     let monitor = job.monitor.as_ref().map(|m| crate::monitor::start(m, drift, metrics.clone(), job.model.online.is_some())).transpose()?;
     let learner = match &job.model.online {
         Some(online) => {
-            let (topic, data) = (online.labels.topic.clone(), labels.clone());
-            let source: LabelSourceFactory = Box::new(move || Ok(Box::new(MemorySource::new(&topic, &data, 0, 1)) as Box<dyn crate::source::RecordSource>));
             let labeled = monitor.as_ref().map(|m| m.labeled());
             let resume = crate::learner::service::Resume { sources: workers, ..Default::default() };
-            Some(crate::learner::start(online.clone(), crate::learner::ModelNames::of(job), metrics, source, resume, labeled)?)
+            Some(crate::learner::start(online.clone(), crate::learner::ModelNames::of(job), metrics, labels, resume, labeled)?)
         }
         None => None,
     };
@@ -69,12 +89,10 @@ pub fn run_local_monitored(
     }
     context.monitor = monitor.as_ref().map(|m| m.link.clone());
     let ctx = Arc::new(context);
-    let input = input.clone();
-    let topic = job.source.topic.clone();
     let config = if workers > 1 { timely::Config::process(workers) } else { timely::Config::thread() };
     let guards = timely::execute(config, move |worker| {
-        let source = MemorySource::new(&topic, &input, worker.index(), worker.peers());
-        run_worker(worker, &ctx, Box::new(source))
+        let source = events(worker.index(), worker.peers());
+        run_worker(worker, &ctx, source)
     })
     .map_err(|e| anyhow!("starting workers: {e}"))?;
     let results = guards.join();
