@@ -24,6 +24,7 @@ pub mod monitor;
 pub mod offline;
 pub mod output;
 pub mod pipeline;
+pub mod replay_files;
 pub mod run;
 pub mod source;
 pub mod spec;

@@ -48,6 +48,36 @@ enum Command {
     /// The offline feature log: point-in-time training tables.
     #[command(subcommand)]
     Features(FeaturesCommand),
+    /// Drive a job that trains online deterministically from an events file and a
+    /// labels file (JSON lines): event-time consistency, the scores a live run of
+    /// the same records served.
+    Replay(ReplayArgs),
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// The job (TOML); it must train online ([model.online]).
+    job: PathBuf,
+    /// Event records, one JSON object per line, in publishing order.
+    #[arg(long)]
+    events: PathBuf,
+    /// Label records, one JSON object per line, in publishing order.
+    #[arg(long)]
+    labels: PathBuf,
+    /// How long after its time a label counts as revealed (overrides labels.delay), e.g. 30s.
+    #[arg(long)]
+    label_delay: Option<String>,
+    /// The label records' time field (overrides labels.time).
+    #[arg(long)]
+    label_time: Option<String>,
+    /// Split the events over this many partitions by key.
+    #[arg(long, default_value_t = 1)]
+    partitions: usize,
+    #[arg(short = 'w', long, default_value_t = 1)]
+    workers: usize,
+    /// Write the scores here (JSON lines; dead letters to OUT with .dlq.jsonl).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -488,6 +518,20 @@ fn real_main(cli: Cli) -> Result<()> {
                 s.log_rows,
                 s.duplicate_rows
             );
+            Ok(())
+        }
+        Command::Replay(a) => {
+            let job = JobSpec::from_toml(&std::fs::read_to_string(&a.job).with_context(|| format!("reading {}", a.job.display()))?)?;
+            let opts = vigil::replay_files::ReplayOptions {
+                label_delay: a.label_delay.as_deref().map(vigil::spec::parse_duration).transpose()?,
+                label_time: a.label_time,
+                partitions: a.partitions,
+                workers: a.workers,
+                out: a.out,
+                ..vigil::replay_files::ReplayOptions::new(a.events, a.labels)
+            };
+            let report = vigil::replay_files::replay(job, &opts)?;
+            print!("{}", report.text);
             Ok(())
         }
         Command::Broker(a) => {

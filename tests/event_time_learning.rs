@@ -159,3 +159,50 @@ fn a_burst_and_a_paced_run_serve_the_same_scores() {
     }
     assert!(burst_time < Duration::from_secs(600));
 }
+
+/// `vigil replay` from files serves what the burst served, whatever its workers
+/// and partitions.
+#[test]
+fn vigil_replay_from_files_serves_the_same_scores() {
+    let records = stream();
+    let (burst, _) = serve(&records, 1, None);
+    let dir = std::env::temp_dir().join(format!("vigil-replay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let write = |name: &str, label: bool| {
+        let path = dir.join(name);
+        let mut text = Vec::new();
+        for r in records.iter().filter(|r| r.label == label) {
+            text.extend_from_slice(&r.payload);
+            text.push(b'\n');
+        }
+        std::fs::write(&path, text).expect("write");
+        path
+    };
+    let (events, labels) = (write("events.jsonl", false), write("labels.jsonl", true));
+    let job = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fraud_online.toml");
+    for (workers, partitions) in [("1", "1"), ("2", "3")] {
+        let out = dir.join(format!("scores-{workers}.jsonl"));
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["replay", job, "--events"])
+            .arg(&events)
+            .arg("--labels")
+            .arg(&labels)
+            .args(["-w", workers, "--partitions", partitions, "--out"])
+            .arg(&out)
+            .current_dir(&dir)
+            .status()
+            .expect("vigil runs");
+        assert!(status.success());
+        let text = std::fs::read_to_string(&out).expect("scores written");
+        let mut n = 0;
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).expect("JSON");
+            let id = v["event_id"].as_str().expect("id");
+            let served = (v["score"].as_f64().expect("score"), v["model_version"].as_str().unwrap_or_default().to_owned());
+            assert_eq!(burst.get(id), Some(&served), "event {id}, {workers} workers");
+            n += 1;
+        }
+        assert_eq!(n, burst.len());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
