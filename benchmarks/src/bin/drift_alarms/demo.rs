@@ -54,7 +54,6 @@ pub fn streams(events: u64, seed: u64, drift_at: Option<u64>) -> Result<Vec<Vec<
 /// Per watched value and method: evaluations, alarms and the position (events
 /// after `from`) of the first alarm at or after `from`.
 pub struct Watch {
-    pub name: &'static str,
     pub method: &'static str,
     pub evaluations: u64,
     pub alarms: u64,
@@ -76,7 +75,7 @@ pub fn watch(values: &[f64], name: &'static str, from: usize) -> Vec<Watch> {
         streaks.resize(findings.len(), Streak::default());
         for (j, f) in findings.iter().enumerate() {
             if out.len() <= j {
-                out.push(Watch { name, method: f.method, evaluations: 0, alarms: 0, first_after: None });
+                out.push(Watch { method: f.method, evaluations: 0, alarms: 0, first_after: None });
             }
             out[j].evaluations += 1;
             let was = streaks[j].drift();
