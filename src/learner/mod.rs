@@ -187,6 +187,12 @@ impl OnlineSpec {
 
     /// What `Auto` means for a run: bounded or live, with checkpoints or not.
     pub fn resolve_consistency(&mut self, bounded: bool, checkpoints: bool) {
+        if self.consistency == Consistency::EventTime && checkpoints {
+            tracing::warn!(
+                "[model.online] consistency = \"event_time\" does not run with checkpoints yet (--checkpoint-dir): scoring with the newest model instead (consistency = \"latest\")"
+            );
+            self.consistency = Consistency::Latest;
+        }
         if self.consistency == Consistency::Auto {
             let event_time = bounded && !checkpoints && self.labels.time.is_some();
             self.consistency = if event_time { Consistency::EventTime } else { Consistency::Latest };

@@ -155,13 +155,11 @@ pub fn start(
     };
     let model = ModelHandle::new(first);
     let gate = match spec.consistency {
-        super::Consistency::EventTime if resume.checkpointing => {
-            bail!("[model.online] consistency = \"event_time\" does not run with checkpoints yet: drop --checkpoint-dir or use consistency = \"latest\"")
-        }
-        super::Consistency::EventTime => {
+        // with checkpoints the runner has resolved it to `latest` (see `resolve_consistency`)
+        super::Consistency::EventTime if !resume.checkpointing => {
             Some(Gate::new(spec.step.as_millis().max(1) as i64, spec.hold_limit, resume.sources.max(1), model.current()))
         }
-        super::Consistency::Latest | super::Consistency::Auto => None,
+        _ => None,
     };
     let (tx, rx) = std::sync::mpsc::channel();
     let (checkpoints, requests) = match resume.checkpointing {
@@ -176,6 +174,9 @@ pub fn start(
         Some(dir) => Some(RunLog::create(dir, &names.job).context("opening the experiment log")?),
         None => None,
     };
+    if let Some(g) = &gate {
+        model.attach(g);
+    }
     let link = LearnerLink { model: model.clone(), tx, ab_share: spec.ab_share, gate: gate.clone() };
     let mut service = Service::new(spec, trainer, model, metrics, log, names);
     service.gate_et = gate;

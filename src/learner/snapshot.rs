@@ -6,7 +6,9 @@
 //! learner reads the weights back from the GPU to publish a snapshot, at most every
 //! `publish_every`.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock, Weak};
+
+use super::gate::Gate;
 
 use vigil_operators::learn::ModelState;
 
@@ -70,15 +72,31 @@ impl ModelSnapshot {
 /// The current snapshot, shared by the learner (writer) and the scorers (readers).
 pub struct ModelHandle {
     current: RwLock<Arc<ModelSnapshot>>,
+    /// Event-time consistency: the models by event time.
+    gate: OnceLock<Weak<Gate>>,
 }
 
 impl ModelHandle {
     pub fn new(first: ModelSnapshot) -> Arc<ModelHandle> {
-        Arc::new(ModelHandle { current: RwLock::new(Arc::new(first)) })
+        Arc::new(ModelHandle { current: RwLock::new(Arc::new(first)), gate: OnceLock::new() })
     }
 
     pub fn current(&self) -> Arc<ModelSnapshot> {
         self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The model that scored events at `time_ms`: with event-time consistency the
+    /// one of that time's step, else the current one.
+    pub fn at(&self, time_ms: i64) -> Arc<ModelSnapshot> {
+        match self.gate.get().and_then(Weak::upgrade) {
+            Some(g) => g.model_at(g.boundary(time_ms).min(g.ready())),
+            None => self.current(),
+        }
+    }
+
+    /// Attaches the event-time gate (once).
+    pub fn attach(&self, gate: &Arc<Gate>) {
+        let _ = self.gate.set(Arc::downgrade(gate));
     }
 
     pub fn publish(&self, snapshot: ModelSnapshot) {
