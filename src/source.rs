@@ -107,3 +107,59 @@ impl RecordSource for MemorySource {
         self.owned.iter().zip(&self.next).map(|(p, n)| (*p, *n as i64)).collect()
     }
 }
+
+/// Records of one topic handed out over wall time: each record carries its
+/// position in a publishing order shared by several sources (events and labels),
+/// and a poll returns the records whose position the clock (`per_ms` positions per
+/// millisecond since `start`) has reached; without a clock, all at once (a
+/// backfill). For comparing a paced run with a burst over the same records.
+pub struct PacedSource {
+    topic: String,
+    owned: Vec<u32>,
+    data: Vec<std::sync::Arc<Vec<(usize, Vec<u8>)>>>,
+    next: Vec<usize>,
+    clock: Option<(std::time::Instant, f64)>,
+}
+
+impl PacedSource {
+    /// `parts[p]`: partition `p`'s (position, payload) in offset order; the worker
+    /// `index` of `peers` reads the partitions it owns.
+    pub fn new(topic: &str, parts: &[std::sync::Arc<Vec<(usize, Vec<u8>)>>], index: usize, peers: usize, clock: Option<(std::time::Instant, f64)>) -> Self {
+        let owned = owned_partitions(parts.len() as u32, index, peers);
+        let data = owned.iter().map(|p| parts[*p as usize].clone()).collect();
+        PacedSource { topic: topic.into(), next: vec![0; owned.len()], owned, data, clock }
+    }
+}
+
+impl RecordSource for PacedSource {
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+    fn partitions(&self) -> &[u32] {
+        &self.owned
+    }
+    fn poll(&mut self, max: usize, each: &mut dyn FnMut(RecordRef<'_>)) -> PollStatus {
+        let published = self.clock.map_or(usize::MAX, |(start, per_ms)| (start.elapsed().as_secs_f64() * 1000.0 * per_ms) as usize);
+        let mut read = 0;
+        for slot in 0..self.owned.len() {
+            while read < max {
+                let Some((position, payload)) = self.data[slot].get(self.next[slot]) else { break };
+                if *position > published {
+                    break;
+                }
+                each(RecordRef { partition: self.owned[slot], offset: self.next[slot] as i64, payload: Some(payload) });
+                self.next[slot] += 1;
+                read += 1;
+            }
+        }
+        let done = self.next.iter().zip(&self.data).all(|(n, d)| *n >= d.len());
+        match (read, done) {
+            (0, true) => PollStatus::Finished,
+            (0, false) => PollStatus::Idle,
+            _ => PollStatus::Records(read),
+        }
+    }
+    fn positions(&self) -> Vec<(u32, i64)> {
+        self.owned.iter().zip(&self.next).map(|(p, n)| (*p, *n as i64)).collect()
+    }
+}

@@ -62,6 +62,6 @@ fn broker_gen_and_run_in_separate_processes_with_sigterm() {
     let out = rerun.wait_with_output().unwrap();
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("scored 0, dead-lettered 0"), "{stderr}");
+    assert!(stderr.contains("read 0 records") && stderr.contains("scored 0 (to scores), dead-lettered 0"), "{stderr}");
     drop(broker);
 }

@@ -9,12 +9,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+
 use vigil::generator::{GenConfig, Generator};
 use vigil::learner::service::LabelSourceFactory;
 use vigil::local::{run_local_sources, EventSources};
 use vigil::metrics::Metrics;
 use vigil::output::{MemorySink, Topic};
-use vigil::source::{PollStatus, RecordRef, RecordSource};
+use vigil::source::{PacedSource, RecordSource};
 use vigil::spec::JobSpec;
 
 const EVENTS: usize = 40_000;
@@ -46,57 +47,6 @@ fn stream() -> Vec<Record> {
     out
 }
 
-/// Records of one topic by partition, each with its position in the publishing
-/// order; a paced source hands out those whose position the clock has reached.
-struct Paced {
-    topic: String,
-    owned: Vec<u32>,
-    data: Vec<Arc<Vec<(usize, Vec<u8>)>>>,
-    next: Vec<usize>,
-    clock: Option<(Instant, f64)>,
-}
-
-impl Paced {
-    fn new(topic: &str, parts: &[Arc<Vec<(usize, Vec<u8>)>>], index: usize, peers: usize, clock: Option<(Instant, f64)>) -> Paced {
-        let owned: Vec<u32> = (0..parts.len() as u32).filter(|p| *p as usize % peers == index).collect();
-        let data = owned.iter().map(|p| parts[*p as usize].clone()).collect();
-        Paced { topic: topic.into(), next: vec![0; owned.len()], owned, data, clock }
-    }
-}
-
-impl RecordSource for Paced {
-    fn topic(&self) -> &str {
-        &self.topic
-    }
-    fn partitions(&self) -> &[u32] {
-        &self.owned
-    }
-    fn poll(&mut self, max: usize, each: &mut dyn FnMut(RecordRef<'_>)) -> PollStatus {
-        let published = self.clock.map_or(usize::MAX, |(start, per_ms)| (start.elapsed().as_secs_f64() * 1000.0 * per_ms) as usize);
-        let mut read = 0;
-        for slot in 0..self.owned.len() {
-            while read < max {
-                let Some((position, payload)) = self.data[slot].get(self.next[slot]) else { break };
-                if *position > published {
-                    break;
-                }
-                each(RecordRef { partition: self.owned[slot], offset: self.next[slot] as i64, payload: Some(payload) });
-                self.next[slot] += 1;
-                read += 1;
-            }
-        }
-        let done = self.next.iter().zip(&self.data).all(|(n, d)| *n >= d.len());
-        match (read, done) {
-            (0, true) => PollStatus::Finished,
-            (0, false) => PollStatus::Idle,
-            _ => PollStatus::Records(read),
-        }
-    }
-    fn positions(&self) -> Vec<(u32, i64)> {
-        self.owned.iter().zip(&self.next).map(|(p, n)| (*p, *n as i64)).collect()
-    }
-}
-
 fn job() -> JobSpec {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fraud_online.toml")).expect("the example job");
     let text = text.replace("runs_dir = \"runs\"", "").replace("consistency = \"event_time\"", "");
@@ -120,8 +70,8 @@ fn serve(records: &[Record], workers: usize, per_ms: Option<f64>) -> (HashMap<St
     let events: Vec<Arc<Vec<(usize, Vec<u8>)>>> = events.into_iter().map(Arc::new).collect();
     let labels = vec![Arc::new(labels)];
     let clock = per_ms.map(|r| (Instant::now(), r));
-    let sources: EventSources = Arc::new(move |index, peers| Box::new(Paced::new("transactions", &events, index, peers, clock)) as Box<dyn RecordSource>);
-    let label_source: LabelSourceFactory = Box::new(move || Ok(Box::new(Paced::new("labels", &labels, 0, 1, clock)) as Box<dyn RecordSource>));
+    let sources: EventSources = Arc::new(move |index, peers| Box::new(PacedSource::new("transactions", &events, index, peers, clock)) as Box<dyn RecordSource>);
+    let label_source: LabelSourceFactory = Box::new(move || Ok(Box::new(PacedSource::new("labels", &labels, 0, 1, clock)) as Box<dyn RecordSource>));
     let sink = MemorySink::new();
     let (learned, _) = run_local_sources(&job(), sources, label_source, workers, sink.clone(), Metrics::new(), None).expect("the job runs");
     let mut scores = HashMap::new();

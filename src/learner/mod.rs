@@ -254,3 +254,39 @@ impl ModelNames {
         ModelNames { job: job.name.clone(), model: job.model.name.clone(), inputs: job.model.inputs.iter().map(|i| i.name.clone()).collect() }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(time: Option<&str>, c: Consistency) -> OnlineSpec {
+        let mut labels = LabelSpec::new("labels", "event_id", "y", Duration::from_secs(60), None);
+        labels.time = time.map(str::to_owned);
+        OnlineSpec { consistency: c, ..OnlineSpec::new(ModelKind::Logistic, labels) }
+    }
+
+    #[test]
+    fn auto_means_event_time_for_bounded_runs_with_timed_labels() {
+        let resolved = |time, c, bounded, checkpoints| {
+            let mut s = spec(time, c);
+            s.resolve_consistency(bounded, checkpoints);
+            s.consistency
+        };
+        assert_eq!(resolved(Some("t"), Consistency::Auto, true, false), Consistency::EventTime);
+        assert_eq!(resolved(Some("t"), Consistency::Auto, false, false), Consistency::Latest, "live: latest unless asked");
+        assert_eq!(resolved(None, Consistency::Auto, true, false), Consistency::Latest, "labels without a time");
+        assert_eq!(resolved(Some("t"), Consistency::Auto, true, true), Consistency::Latest, "checkpoints");
+        assert_eq!(resolved(Some("t"), Consistency::EventTime, false, false), Consistency::EventTime);
+        assert_eq!(resolved(Some("t"), Consistency::EventTime, false, true), Consistency::Latest, "falls back with checkpoints");
+    }
+
+    #[test]
+    fn event_time_without_a_label_time_is_refused_naming_the_field() {
+        let err = spec(None, Consistency::EventTime).check().expect_err("no time").to_string();
+        assert!(err.contains("consistency = \"event_time\"") && err.contains("time = "), "{err}");
+        let mut zero = spec(Some("t"), Consistency::EventTime);
+        zero.step = Duration::ZERO;
+        assert!(zero.check().is_err());
+        assert!(spec(Some("t"), Consistency::EventTime).check().is_ok());
+    }
+}

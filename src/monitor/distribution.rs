@@ -172,7 +172,8 @@ impl DistributionMonitors {
             Some(Prediction::Rescored { inputs, model }) => {
                 let at = evidence((inputs.seen(), inputs.window() as u64));
                 if let (Some(samples), Some(handle)) = (inputs.samples(), model.get()) {
-                    let snap = handle.current();
+                    // event-time consistency: the model that scored events at `ts`
+                    let snap = handle.at(ts);
                     let score = |row: &Box<[f32]>| snap.state.score(snap.champion, row) as f64;
                     let reference: Vec<f64> = match samples.reference {
                         ReferenceSample::Fixed(r) => r.iter().map(score).collect(),

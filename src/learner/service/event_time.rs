@@ -112,6 +112,9 @@ impl Service {
             self.built = next;
         }
         self.built = self.built.max(target);
+        if target != i64::MAX {
+            self.metrics.model.model_ready.set(target as f64 / 1000.0);
+        }
         gate.set_ready(target);
         Ok(())
     }
