@@ -649,6 +649,11 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
         }
         flat_features.clear();
         flat_inputs.clear();
+        // observations before predictions: once the learner has a batch's
+        // predictions, the monitor can have its observations (`monitor::reorder`)
+        if let (Some(m), false) = (&monitor, observations.is_empty()) {
+            let _ = m.tx.send(std::mem::take(&mut observations));
+        }
         if let (Some(link), false) = (&learner, pending.is_empty()) {
             // the learner may be gone at shutdown: its predictions are then moot
             let _ = link.tx.send(std::mem::take(&mut pending));
@@ -672,9 +677,6 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
         expired.extend(gone);
         if let (Some(o), Some(rows)) = (&offline, offline_rows.filter(|r| !r.is_empty())) {
             o.send(rows);
-        }
-        if let (Some(m), false) = (&monitor, observations.is_empty()) {
-            let _ = m.tx.send(std::mem::take(&mut observations));
         }
         n
     };

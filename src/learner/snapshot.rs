@@ -94,6 +94,11 @@ impl ModelHandle {
         }
     }
 
+    /// The event-time gate, with event-time consistency.
+    pub fn gate(&self) -> Option<Arc<Gate>> {
+        self.gate.get().and_then(Weak::upgrade)
+    }
+
     /// Attaches the event-time gate (once).
     pub fn attach(&self, gate: &Arc<Gate>) {
         let _ = self.gate.set(Arc::downgrade(gate));

@@ -17,6 +17,7 @@ pub mod emit;
 pub mod interner;
 pub mod labeled;
 pub mod metrics;
+pub mod reorder;
 pub mod spec;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -71,21 +72,48 @@ pub fn start(m: &ResolvedMonitor, sink: Option<Arc<dyn DriftSink>>, metrics: Arc
     let model = Arc::new(OnceLock::new());
     let monitors = distribution::DistributionMonitors::new(m, emitter.clone(), online.then(|| model.clone()));
     let stop = finish.clone();
-    let thread = std::thread::Builder::new().name("vigil-monitor".into()).spawn(move || run(monitors, rx, &stop))?;
+    let watched = model.clone();
+    let thread = std::thread::Builder::new().name("vigil-monitor".into()).spawn(move || run(monitors, rx, &stop, &watched))?;
     let link = MonitorLink { tx, model, spec: Arc::new(m.clone()), interners: distribution::interners(m) };
     Ok(Monitor { link, emitter, finish, thread })
 }
 
-fn run(mut monitors: distribution::DistributionMonitors, rx: Receiver<Observations>, finish: &AtomicBool) -> u64 {
+fn run(
+    mut monitors: distribution::DistributionMonitors,
+    rx: Receiver<Observations>,
+    finish: &AtomicBool,
+    model: &OnceLock<Arc<crate::learner::ModelHandle>>,
+) -> u64 {
+    // event-time consistency: observations in a fixed order (see `reorder`)
+    let mut reorder = reorder::Reorder::default();
+    let feed = |monitors: &mut distribution::DistributionMonitors, reorder: &mut reorder::Reorder, batch: Observations, ordered: bool| match ordered {
+        true => reorder.push(batch),
+        false => monitors.observe(&batch),
+    };
     loop {
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(batch) => monitors.observe(&batch),
+        // read before draining the channel: every observation before it is in there
+        let ready = model.get().and_then(|m| m.gate()).map(|g| g.ready());
+        let got = rx.recv_timeout(Duration::from_millis(100));
+        match got {
+            Ok(batch) => {
+                feed(&mut monitors, &mut reorder, batch, ready.is_some());
+                while let Ok(batch) = rx.try_recv() {
+                    feed(&mut monitors, &mut reorder, batch, ready.is_some());
+                }
+            }
             Err(RecvTimeoutError::Timeout) if finish.load(Ordering::Acquire) => break,
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
+        if let Some(batch) = ready.and_then(|r| reorder.take_before(r)) {
+            monitors.observe(&batch);
+        }
     }
+    let ordered = model.get().and_then(|m| m.gate()).is_some();
     while let Ok(batch) = rx.try_recv() {
+        feed(&mut monitors, &mut reorder, batch, ordered);
+    }
+    if let Some(batch) = reorder.take_before(i64::MAX) {
         monitors.observe(&batch);
     }
     monitors.finish();

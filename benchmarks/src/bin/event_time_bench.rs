@@ -23,7 +23,10 @@ use vigil::metrics::Metrics;
 use vigil::output::{MemorySink, Topic};
 use vigil::source::{PacedSource, RecordSource};
 use vigil::spec::JobSpec;
-use vigil_benchmarks::report::{machine, write_section};
+use report::{machine, write_section};
+
+#[path = "../report.rs"]
+mod report;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -100,7 +103,7 @@ fn quantile(h: &prometheus::Histogram, q: f64) -> f64 {
     let total = metric.get_sample_count() as f64;
     let (mut prev_count, mut prev_bound) = (0.0, 0.0);
     for b in metric.get_bucket() {
-        let (count, bound) = (b.get_cumulative_count() as f64, b.get_upper_bound());
+        let (count, bound) = (b.cumulative_count() as f64, b.upper_bound());
         if count >= q * total {
             let share = if count > prev_count { (q * total - prev_count) / (count - prev_count) } else { 1.0 };
             return prev_bound + share * (bound - prev_bound);
