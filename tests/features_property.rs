@@ -168,8 +168,18 @@ fn run(partitions: &[Vec<Option<Vec<u8>>>], workers: usize) -> Outputs {
     let topic = partitions.iter().map(|p| Arc::new(p.clone())).collect();
     run_local(&job(), &topic, workers, sink.clone(), Metrics::new()).unwrap();
     let (mut scores, mut dlq, mut windows) = (Vec::new(), Vec::new(), Vec::new());
-    // Each score is followed (on its key's worker) by its features record.
-    let mut pending: std::collections::HashMap<String, std::collections::VecDeque<serde_json::Value>> = Default::default();
+    // Every score has its features record (written on arrival, before the score),
+    // in the same order per key: scores and features records pair up first-in first-out.
+    let mut pending: std::collections::HashMap<String, (std::collections::VecDeque<serde_json::Value>, std::collections::VecDeque<serde_json::Value>)> =
+        Default::default();
+    let mut pair = |v: serde_json::Value, is_score: bool| {
+        let (scored, featured) = pending.entry(v["key"].as_str().unwrap().to_owned()).or_default();
+        let (mine, other) = if is_score { (scored, featured) } else { (featured, scored) };
+        match other.pop_front() {
+            Some(o) => assert_eq!((&v["key"], &v["event_time"], &v["features"]), (&o["key"], &o["event_time"], &o["features"])),
+            None => mine.push_back(v),
+        }
+    };
     for (topic, _key, payload) in sink.take() {
         if payload.is_empty() && topic == Topic::Features {
             continue; // a tombstone: the key left state
@@ -177,20 +187,18 @@ fn run(partitions: &[Vec<Option<Vec<u8>>>], workers: usize) -> Outputs {
         let v: serde_json::Value = serde_json::from_slice(&payload).unwrap();
         match topic {
             Topic::Scores => {
-                pending.entry(v["key"].as_str().unwrap().to_owned()).or_default().push_back(v.clone());
+                pair(v.clone(), true);
                 scores.push(v)
             }
             Topic::Dlq => dlq.push(v),
-            Topic::Features => {
-                let s = pending.get_mut(v["key"].as_str().unwrap()).and_then(|q| q.pop_front()).expect("a features record follows its score");
-                assert_eq!((&v["key"], &v["event_time"], &v["features"]), (&s["key"], &s["event_time"], &s["features"]));
-            }
+            Topic::Features => pair(v, false),
             Topic::Shadow => panic!("this job has no shadow topic"),
             Topic::Windows => windows.push(v),
             Topic::Joins => panic!("this job has no joins"),
         }
     }
-    assert!(pending.values().all(|q| q.is_empty()), "every score has its features record");
+    drop(pair);
+    assert!(pending.values().all(|(s, f)| s.is_empty() && f.is_empty()), "every score has its features record");
     (scores, dlq, windows)
 }
 

@@ -115,7 +115,10 @@ fn live_page_draws_data_and_promtool_accepts_the_metrics() {
     loop {
         let api: serde_json::Value = serde_json::from_str(&get(&addr, "/api/metrics")).expect("JSON");
         let has = |name: &str| api["metrics"][name].as_array().is_some_and(|a| !a.is_empty());
-        if has("vigil_drift_value") && has("vigil_fairness_gap") && has("vigil_model_variant_roc_auc") {
+        // the drift chart draws feature findings: wait for one (concept and
+        // fairness values can come first)
+        let feature_drift = api["metrics"]["vigil_drift_value"].as_array().is_some_and(|a| a.iter().any(|s| s.to_string().contains("\"feature\"")));
+        if feature_drift && has("vigil_fairness_gap") && has("vigil_model_variant_roc_auc") {
             break;
         }
         assert!(Instant::now() < deadline, "no drift, fairness and AUC metrics after 90 s: {api}");
