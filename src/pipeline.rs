@@ -480,6 +480,7 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
     let mut flat_inputs: Vec<Option<f64>> = Vec::new();
     let mut prepared: Vec<Event> = Vec::new();
     let mut encoded_version: Option<u64> = None;
+    let mut snap_boundary: Option<i64> = None;
     let held_gauge = ctx.metrics.model.held_events.clone();
     let (nf, ni) = (names.len(), inputs.len());
     let mut process = move |epoch: u64,
@@ -584,10 +585,15 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
                 Some((f, m)) => (f, m),
                 None => (&flat_features[i * nf..(i + 1) * nf], &flat_inputs[i * ni..(i + 1) * ni]),
             };
-            let snap = match &gate {
-                Some(g) => Some(g.model_at(g.boundary(e.time_ms).min(g.ready()))),
-                None => snapshot.clone(),
-            };
+            if let Some(g) = &gate {
+                // the model of the event's step (looked up once per step)
+                let boundary = g.boundary(e.time_ms).min(g.ready());
+                if snap_boundary != Some(boundary) {
+                    snap_boundary = Some(boundary);
+                    snapshot = Some(g.model_at(boundary));
+                }
+            }
+            let snap = &snapshot;
             if let Some(s) = snap.as_ref().filter(|s| encoded_version != Some(s.version)) {
                 encoder.set_model(&model_name, s.model_version(s.champion));
                 if let Some(c) = s.challenger {
@@ -595,7 +601,7 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
                 }
                 encoded_version = Some(s.version);
             }
-            let (value, arm) = match (&snap, &learner) {
+            let (value, arm) = match (snap, &learner) {
                 (Some(snap), Some(link)) => {
                     x.clear();
                     x.extend(model_in.iter().zip(&transforms).map(|(v, t)| v.map_or(f32::NAN, |v| t.apply(v) as f32)));
@@ -731,7 +737,7 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
                 if ctx.control.shutdown_requested() {
                     g.force();
                 }
-                std::thread::sleep(Duration::from_millis(1));
+                std::thread::sleep(Duration::from_micros(100));
                 scored += process(epoch, &mut Vec::new(), &mut state, &mut joins, &mut latest, &mut expired, &mut held_min);
             }
         }

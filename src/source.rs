@@ -140,9 +140,12 @@ impl RecordSource for PacedSource {
     }
     fn poll(&mut self, max: usize, each: &mut dyn FnMut(RecordRef<'_>)) -> PollStatus {
         let published = self.clock.map_or(usize::MAX, |(start, per_ms)| (start.elapsed().as_secs_f64() * 1000.0 * per_ms) as usize);
+        // a share of `max` per partition, as a consumer fetches from each
+        let share = (max / self.owned.len().max(1)).max(1);
         let mut read = 0;
         for slot in 0..self.owned.len() {
-            while read < max {
+            let mut taken = 0;
+            while read < max && taken < share {
                 let Some((position, payload)) = self.data[slot].get(self.next[slot]) else { break };
                 if *position > published {
                     break;
@@ -150,6 +153,7 @@ impl RecordSource for PacedSource {
                 each(RecordRef { partition: self.owned[slot], offset: self.next[slot] as i64, payload: Some(payload) });
                 self.next[slot] += 1;
                 read += 1;
+                taken += 1;
             }
         }
         let done = self.next.iter().zip(&self.data).all(|(n, d)| *n >= d.len());

@@ -383,7 +383,14 @@ impl Service {
             // predictions from the scorers
             let mut got = 0;
             if !scorers_gone {
-                match rx.recv_timeout(if finishing { Duration::ZERO } else { Duration::from_millis(2) }) {
+                // scorers holding events wait for this thread: answer quickly then
+                let waited_on = self.gate_et.as_ref().is_some_and(|g| g.held() > 0);
+                let wait = match (finishing, waited_on) {
+                    (true, _) => Duration::ZERO,
+                    (false, true) => Duration::from_micros(100),
+                    (false, false) => Duration::from_millis(2),
+                };
+                match rx.recv_timeout(wait) {
                     Ok(p) => {
                         got += p.len();
                         self.admit_all(p);
@@ -473,7 +480,7 @@ impl Service {
                 if status == PollStatus::Idle {
                     std::thread::sleep(Duration::from_millis(20));
                 }
-            } else if got == 0 && !matches!(status, PollStatus::Records(_)) {
+            } else if got == 0 && !matches!(status, PollStatus::Records(_)) && !self.gate_et.as_ref().is_some_and(|g| g.held() > 0) {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }

@@ -191,15 +191,16 @@ fn main() -> Result<()> {
         for (input, pace) in [("burst", None), ("paced", Some(per_ms))] {
             let runs: Vec<Outcome> = (0..args.repeat).map(|_| run(&events, &labels, &truth, c, pace)).collect::<Result<_>>()?;
             let m = |f: &dyn Fn(&Outcome) -> f64| median(runs.iter().map(f).collect());
+            let ms = |v: f64| if v.is_finite() { format!("{v:.1}") } else { "> 2500".into() };
             let row = format!(
-                "| {name} | {input} | {:.0} | {:.1}% | {:.4} | {:.0} | {:.0} | {:.1} / {:.1} |\n",
+                "| {name} | {input} | {:.0} | {:.1}% | {:.4} | {:.0} | {:.0} | {} / {} |\n",
                 m(&|o| o.events_per_s),
                 100.0 * m(&|o| o.untrained_share),
                 m(&|o| o.auc),
                 m(&|o| o.max_held as f64),
                 m(&|o| o.rss_growth_mib),
-                m(&|o| o.p50_ms),
-                m(&|o| o.p99_ms),
+                ms(m(&|o| o.p50_ms)),
+                ms(m(&|o| o.p99_ms)),
             );
             eprint!("{row}");
             table.push_str(&row);
