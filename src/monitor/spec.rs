@@ -10,7 +10,7 @@
 //! numeric = ["amount", "tx_count_1m"]   # features or numeric fields (default: every feature)
 //! categorical = ["country"]             # string fields
 //! # effect sizes for windows above p_value_max values, p-values (KS, z) at or below:
-//! thresholds = { psi = 0.25, wasserstein = 0.1, ks = 0.07, js = 0.1, rate = 0.05, ks_alpha = 0.001, noise_alpha = 1e-4, p_value_max = 1000 }
+//! thresholds = { psi = 0.25, wasserstein = 0.1, ks = 1.0, js = 0.1, rate = 0.05, ks_alpha = 0.001, noise_alpha = 1e-4, p_value_max = 1000 }
 //! patience = 2                    # evaluations in a row past a threshold, spanning a fresh window = drift
 //! [monitor.prediction]            # score distribution and positive rate
 //! decision_threshold = 0.5

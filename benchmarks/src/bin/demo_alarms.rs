@@ -37,6 +37,9 @@ struct Args {
     drift_at: u64,
     #[arg(long, default_value = "benchmarks/RESULTS.md")]
     results: String,
+    /// Run this seed only and print its alarms (for investigation; writes nothing).
+    #[arg(long)]
+    only: Option<u64>,
 }
 
 /// The demo's records: transactions by partition (8, by key), labels in order;
@@ -78,6 +81,14 @@ fn alarms(events: u64, seed: u64, drift_at: Option<u64>) -> Result<(Vec<DriftRec
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if let Some(seed) = args.only {
+        for drift_at in [None, Some(args.drift_at)] {
+            let (alarms, _, shift) = alarms(args.events, seed, drift_at)?;
+            println!("seed {seed}, drift at {drift_at:?} (shift at {shift}):");
+            alarms.iter().for_each(|a| println!("  {a:?}"));
+        }
+        return Ok(());
+    }
     let started = Instant::now();
     let mut rows = String::new();
     let (mut steady_alarms, mut early_alarms, mut records) = (0usize, 0usize, 0u64);
@@ -95,7 +106,7 @@ fn main() -> Result<()> {
         for a in &after {
             *flagged.entry(a.clone()).or_default() += 1;
         }
-        let names = |v: &[&DriftRecord]| v.iter().map(|d| format!("{}/{}/{}", d.kind, d.name, d.method)).collect::<Vec<_>>().join(", ");
+        let names = |v: &[&DriftRecord]| v.iter().map(|d| format!("{}/{}/{} ({:.3} > {:.3})", d.kind, d.name, d.method, d.value, d.threshold)).collect::<Vec<_>>().join(", ");
         let row = format!(
             "| {seed} | {} | {} | {} |\n",
             if steady.is_empty() { "none".to_owned() } else { names(&steady.iter().collect::<Vec<_>>()) },

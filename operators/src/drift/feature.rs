@@ -9,7 +9,8 @@
 //! - **large samples** (both above `p_value_max`, 1000 values): by effect size. A
 //!   p-value of thousands of values flags differences too small to matter, so each
 //!   statistic is compared with a threshold on the size of the change (`psi`,
-//!   `wasserstein`, `ks` for `D`, `js`). The threshold is raised where chance alone
+//!   `wasserstein`, `js`; `ks` for `D` is 1 by default: reported, never past it,
+//!   as Evidently judges large samples by Wasserstein). The threshold is raised where chance alone
 //!   could reach it: to the statistic's noise floor at `noise_alpha`
 //!   ([`noise`](super::noise)) given the samples' effective sizes (dependent values
 //!   are worth fewer: [`dependence`](super::dependence));
@@ -39,6 +40,10 @@ pub struct DriftThresholds {
     /// Wasserstein distance / reference standard deviation.
     pub wasserstein: f64,
     /// The KS statistic `D` (the largest gap between the two CDFs) for large samples.
+    /// Default 1 (`D` never exceeds it): above `p_value_max` values, as in Evidently,
+    /// the judges are Wasserstein and PSI; `D` is reported for reference (it reacts
+    /// to small reshapings of dense regions, e.g. an online model's scores near 0
+    /// while its slow-warming inputs settle). Set e.g. 0.1 to let it judge too.
     pub ks: f64,
     /// Jensen-Shannon distance (base 2).
     pub js: f64,
@@ -59,7 +64,7 @@ pub struct DriftThresholds {
 
 impl Default for DriftThresholds {
     fn default() -> Self {
-        DriftThresholds { psi: 0.25, wasserstein: 0.1, ks: 0.07, js: 0.1, rate: 0.05, ks_alpha: 0.001, noise_alpha: 1e-4, p_value_max: 1000, p_values: false, bins: 10 }
+        DriftThresholds { psi: 0.25, wasserstein: 0.1, ks: 1.0, js: 0.1, rate: 0.05, ks_alpha: 0.001, noise_alpha: 1e-4, p_value_max: 1000, p_values: false, bins: 10 }
     }
 }
 
@@ -266,8 +271,11 @@ impl CategoricalDrift {
         };
         let (r_eff, c_eff) = effective_sizes(&r_batches, &BatchVariance::of(samples.current.iter().map(|&c| c == top)));
         let sizes = Sizes { reference: r_eff, current: c_eff };
-        // only categories seen on either side
-        let (reference, current): (Vec<u64>, Vec<u64>) = reference.into_iter().zip(current).filter(|(r, c)| r + c > 0).unzip();
+        // only categories seen on either side, in an order of their counts (ids
+        // follow arrival order: the sums must not, to give the same bits at any speed)
+        let mut pairs: Vec<(u64, u64)> = reference.into_iter().zip(current).filter(|(r, c)| r + c > 0).collect();
+        pairs.sort_unstable();
+        let (reference, current): (Vec<u64>, Vec<u64>) = pairs.into_iter().unzip();
         let k = reference.len();
         Some([
             Finding::new("js", stats::js_distance(&reference, &current), th.js.max(noise::js_floor(th.noise_alpha, k, sizes))),
@@ -300,6 +308,13 @@ mod tests {
         let quiet = same.evaluate(&th, 1).expect("both samples full");
         assert!(quiet.iter().all(|f| !f.drift), "{quiet:?}");
         let loud = scaled.evaluate(&th, 1).expect("both samples full");
+        // by default the large windows are judged by PSI and Wasserstein; D is reported
+        assert!(loud.iter().all(|f| f.drift == (f.method != "ks")), "{loud:?}");
+        assert!(loud.iter().any(|f| f.method == "ks" && f.value > 0.1 && f.threshold == 1.0), "{loud:?}");
+        // with a KS effect threshold, D judges too (and stays quiet on the same distribution)
+        let with_ks = DriftThresholds { ks: 0.1, ..th };
+        assert!(same.evaluate(&with_ks, 1).expect("full").iter().all(|f| !f.drift));
+        let loud = scaled.evaluate(&with_ks, 1).expect("both samples full");
         assert!(loud.iter().all(|f| f.drift), "{loud:?}");
     }
 

@@ -103,15 +103,25 @@ impl Service {
             return Ok(());
         }
         let step = gate.step_ms();
+        // when nothing more can come (the input ended), models are built up to the
+        // last label's step: timeouts past the end of the data are not decided
+        // (those predictions stay pending, as without event-time consistency)
+        let build_to = match target {
+            i64::MAX => {
+                let last = self.label_clock_et.as_ref().and_then(|c| c.queue.keys().next_back()).map(|(reveal, _)| *reveal);
+                last.map_or(self.built, |r| r.div_euclid(step).saturating_add(1).saturating_mul(step)).max(self.built)
+            }
+            t => t,
+        };
         loop {
             let Some(next) = self.next_work(step) else { break };
-            if next > target {
+            if next > build_to {
                 break;
             }
             self.build_boundary(gate, next)?;
             self.built = next;
         }
-        self.built = self.built.max(target);
+        self.built = self.built.max(build_to);
         if target != i64::MAX {
             self.metrics.model.model_ready.set(target as f64 / 1000.0);
         }
