@@ -73,14 +73,19 @@ fn main() -> anyhow::Result<()> {
     run_job(fraud_job()?, &run, metrics.clone(), Control::new(), Arc::new(Mutex::new(None)))?;
     println!("scored {}, dead-lettered {}", metrics.scores_out.get(), metrics.dlq_total());
 
-    let mut scores: Vec<serde_json::Value> = read_topic(&kafka, "scores", Duration::from_secs(30))?
-        .into_iter()
-        .filter_map(|r| serde_json::from_slice(r.payload.as_deref()?).ok())
-        .collect();
+    let mut scores: Vec<serde_json::Value> =
+        read_topic(&kafka, "scores", Duration::from_secs(30))?.into_iter().filter_map(|r| serde_json::from_slice(r.payload.as_deref()?).ok()).collect();
     scores.sort_by(|a, b| b["score"].as_f64().partial_cmp(&a["score"].as_f64()).unwrap_or(std::cmp::Ordering::Equal));
     println!("riskiest events:");
     for s in scores.iter().take(5) {
-        println!("  {:.3} {} {} tx_count_1m={} amount_max_1h={}", s["score"].as_f64().unwrap_or(0.0), s["key"], s["event_id"], s["features"]["tx_count_1m"], s["features"]["amount_max_1h"]);
+        println!(
+            "  {:.3} {} {} tx_count_1m={} amount_max_1h={}",
+            s["score"].as_f64().unwrap_or(0.0),
+            s["key"],
+            s["event_id"],
+            s["features"]["tx_count_1m"],
+            s["features"]["amount_max_1h"]
+        );
     }
     Ok(())
 }

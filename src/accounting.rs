@@ -53,8 +53,8 @@ pub fn check(kafka: &KafkaOptions, input: &str, scores: &str, dlq: &str, positio
     let mut report = AccountingReport::default();
     for (topic, is_dlq) in [(scores, false), (dlq, true)] {
         for rec in read_topic(kafka, topic, timeout)? {
-            let v: serde_json::Value = serde_json::from_slice(rec.payload.as_deref().unwrap_or_default())
-                .with_context(|| format!("{topic} holds a record that is not JSON"))?;
+            let v: serde_json::Value =
+                serde_json::from_slice(rec.payload.as_deref().unwrap_or_default()).with_context(|| format!("{topic} holds a record that is not JSON"))?;
             let (Some(p), Some(o)) = (v["source_partition"].as_u64(), v["source_offset"].as_i64()) else {
                 report.unexpected += 1;
                 continue;

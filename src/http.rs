@@ -35,36 +35,42 @@ struct BatchRequest {
 fn routes(metrics: Arc<Metrics>, store: Option<Arc<FeatureStore>>) -> Router {
     let text = metrics.clone();
     let app = Router::new()
-        .route("/metrics", get(move || {
-            let m = text.clone();
-            async move { ([("content-type", "text/plain; version=0.0.4")], m.render()) }
-        }))
-        .route("/api/metrics", get(move || {
-            let m = metrics.clone();
-            async move { Json(m.to_json()) }
-        }))
+        .route(
+            "/metrics",
+            get(move || {
+                let m = text.clone();
+                async move { ([("content-type", "text/plain; version=0.0.4")], m.render()) }
+            }),
+        )
+        .route(
+            "/api/metrics",
+            get(move || {
+                let m = metrics.clone();
+                async move { Json(m.to_json()) }
+            }),
+        )
         .route("/", get(|| async { ([("content-type", "text/html; charset=utf-8")], DASHBOARD) }));
     let Some(store) = store else { return app };
     let features = Router::new()
         .route(
-        "/features/{key}",
-        get(|State(store): State<Arc<FeatureStore>>, Path(key): Path<String>| async move {
-            match store.record(&key) {
-                Some(r) => Ok(Json(r)),
-                None => Err((StatusCode::NOT_FOUND, "unknown key\n")),
-            }
-        }),
-    )
+            "/features/{key}",
+            get(|State(store): State<Arc<FeatureStore>>, Path(key): Path<String>| async move {
+                match store.record(&key) {
+                    Some(r) => Ok(Json(r)),
+                    None => Err((StatusCode::NOT_FOUND, "unknown key\n")),
+                }
+            }),
+        )
         .route(
-        "/features",
-        post(|State(store): State<Arc<FeatureStore>>, Json(req): Json<BatchRequest>| async move {
-            if req.keys.len() > MAX_BATCH_KEYS {
-                return Err((StatusCode::PAYLOAD_TOO_LARGE, format!("at most {MAX_BATCH_KEYS} keys per request\n")));
-            }
-            let features: Vec<serde_json::Value> = req.keys.iter().map(|k| store.record(k).unwrap_or(serde_json::Value::Null)).collect();
-            Ok(Json(serde_json::json!({ "features": features })))
-        }),
-    )
+            "/features",
+            post(|State(store): State<Arc<FeatureStore>>, Json(req): Json<BatchRequest>| async move {
+                if req.keys.len() > MAX_BATCH_KEYS {
+                    return Err((StatusCode::PAYLOAD_TOO_LARGE, format!("at most {MAX_BATCH_KEYS} keys per request\n")));
+                }
+                let features: Vec<serde_json::Value> = req.keys.iter().map(|k| store.record(k).unwrap_or(serde_json::Value::Null)).collect();
+                Ok(Json(serde_json::json!({ "features": features })))
+            }),
+        )
         .with_state(store);
     app.merge(features)
 }

@@ -75,9 +75,17 @@ impl Metrics {
             offline_rows: IntCounter::new("vigil_offline_rows_total", "Scored events' feature rows written to the offline log (Parquet)").unwrap(),
             offline_files: IntCounter::new("vigil_offline_files_total", "Parquet files written to the offline log").unwrap(),
             offline_errors: IntCounter::new("vigil_offline_write_errors_total", "Failed writes of the offline log (the job stops committing)").unwrap(),
-            table_records: IntCounterVec::new(Opts::new("vigil_table_records_total", "Records read from table topics, by outcome (upsert, delete, rejected)"), &["table", "outcome"]).unwrap(),
+            table_records: IntCounterVec::new(
+                Opts::new("vigil_table_records_total", "Records read from table topics, by outcome (upsert, delete, rejected)"),
+                &["table", "outcome"],
+            )
+            .unwrap(),
             table_rows: IntGaugeVec::new(Opts::new("vigil_table_rows", "Rows held per table"), &["table"]).unwrap(),
-            join_outputs: IntCounterVec::new(Opts::new("vigil_join_outputs_total", "Interval join output records, by outcome (matched, unmatched)"), &["join", "outcome"]).unwrap(),
+            join_outputs: IntCounterVec::new(
+                Opts::new("vigil_join_outputs_total", "Interval join output records, by outcome (matched, unmatched)"),
+                &["join", "outcome"],
+            )
+            .unwrap(),
             join_buffered: IntGaugeVec::new(Opts::new("vigil_join_buffered", "Events an interval join holds because they can still match"), &["join"]).unwrap(),
             model: crate::learner::metrics::ModelMetrics::new(),
             drift: crate::monitor::metrics::DriftMetrics::new(),

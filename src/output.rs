@@ -128,11 +128,7 @@ impl ScoreEncoder {
         }
         buf.extend_from_slice(b",\"key\":");
         write_str(buf, ctx.key);
-        let _ = write!(
-            buf,
-            ",\"event_time\":{},\"source_partition\":{},\"source_offset\":{},\"score\":",
-            ctx.event_time_ms, ctx.partition, ctx.offset
-        );
+        let _ = write!(buf, ",\"event_time\":{},\"source_partition\":{},\"source_offset\":{},\"score\":", ctx.event_time_ms, ctx.partition, ctx.offset);
         write_f64(buf, Some(ctx.score));
         buf.extend_from_slice(&self.model_part);
         for (i, (key, value)) in self.feature_keys.iter().zip(values).enumerate() {
@@ -164,7 +160,14 @@ pub fn encode_window(buf: &mut Vec<u8>, key: &str, feature: &str, kind: &str, st
 /// Writes one `joins` record: `{"join","key","matched","delay_ms","left":{..},"right":{..}|null}`,
 /// each side `{"event_id","event_time","source_partition","source_offset","fields":{..}}`
 /// with the event's numeric fields (`fields` names them, in order).
-pub fn encode_join(buf: &mut Vec<u8>, join: &str, key: &str, left: &vigil_operators::interval_join::JoinRecord, right: Option<&vigil_operators::interval_join::JoinRecord>, fields: &[String]) {
+pub fn encode_join(
+    buf: &mut Vec<u8>,
+    join: &str,
+    key: &str,
+    left: &vigil_operators::interval_join::JoinRecord,
+    right: Option<&vigil_operators::interval_join::JoinRecord>,
+    fields: &[String],
+) {
     let side = |buf: &mut Vec<u8>, r: &vigil_operators::interval_join::JoinRecord| {
         buf.extend_from_slice(b"{\"event_id\":");
         match &r.event_id {

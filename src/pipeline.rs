@@ -274,15 +274,15 @@ fn ingest<'s>(scope: Scope<'s, u64>, ctx: &Arc<WorkerContext>, mut source: Box<d
                                 *accepted.entry(g.step_of(decoded.time_ms)).or_default() += 1;
                             }
                             batch.push(Event {
-                            key: decoded.key,
-                            event_id: decoded.event_id,
-                            time_ms: decoded.time_ms,
-                            partition: rec.partition,
-                            offset: rec.offset,
-                            watermark,
-                            numeric: decoded.numeric,
-                            strings: decoded.strings,
-                            consumed_us,
+                                key: decoded.key,
+                                event_id: decoded.event_id,
+                                time_ms: decoded.time_ms,
+                                partition: rec.partition,
+                                offset: rec.offset,
+                                watermark,
+                                numeric: decoded.numeric,
+                                strings: decoded.strings,
+                                consumed_us,
                             })
                         }
                         Err(r) => reject(rec.partition, rec.offset, rec.payload, r),
@@ -523,7 +523,9 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
         for e in events.drain(..) {
             if state.tags() > 0 {
                 tags.clear();
-                tags.extend(e.strings.iter().take(state.tags()).map(|s| s.as_deref().map_or(vigil_operators::distinct::ABSENT, vigil_operators::distinct::tag_of)));
+                tags.extend(
+                    e.strings.iter().take(state.tags()).map(|s| s.as_deref().map_or(vigil_operators::distinct::ABSENT, vigil_operators::distinct::tag_of)),
+                );
             }
             state.observe_tagged(&e.key, e.partition, e.watermark, e.time_ms, &e.numeric, &tags, &mut features);
             if has_joins {
@@ -696,108 +698,116 @@ fn score(events: Stream<'_, u64, Vec<Event>>, ctx: &Arc<WorkerContext>) -> anyho
     let mut expired: Vec<String> = Vec::new();
     let mut join_reported = Vec::new();
     let mut held_min: Option<u64> = None;
+    // the newest epoch whose records changed the state (for `Report::Passed::since`)
+    let mut changed_at = start_epoch.saturating_sub(1);
     let gate = ctx.learner.as_ref().and_then(|l| l.gate.clone());
     let scope = events.scope();
     let pact = Exchange::new(|e: &Event| key_hash(&e.key));
     let _ = events.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<()>>, _, _, _>(pact, "FeaturesAndScore", move |cap, info| {
-    drop(cap); // no output: nothing to hold
-    if let Some(g) = &gate {
-        // held scores are released when the learner builds more
-        let wake = scope.worker().sync_activator_for(info.address.to_vec());
-        g.on_ready(Box::new(move || {
-            let _ = wake.activate();
-        }));
-    }
-    move |(input, frontier), _output| {
-        input.for_each(|cap, data| {
-            let epoch = cap.least().copied().unwrap_or_default();
-            stash.entry(epoch).or_default().append(data)
-        });
-        let current = frontier.frontier().as_option().copied(); // None: input ended
-        let mut scored = 0;
-        // Complete epochs first, in order; then say so (with the state, when
-        // checkpointing); only then the current epoch's records.
-        let complete_below = current.unwrap_or(u64::MAX);
-        while let Some(entry) = stash.first_entry() {
-            if *entry.key() >= complete_below {
-                break;
-            }
-            let epoch = *entry.key();
-            last_epoch = last_epoch.max(epoch);
-            scored += process(epoch, &mut entry.remove(), &mut state, &mut joins, &mut latest, &mut expired, &mut held_min);
-        }
-        // held scores whose model is built now; at the end of the input, all of them
-        // (the learner builds every model once the sources end)
+        drop(cap); // no output: nothing to hold
         if let Some(g) = &gate {
-            let epoch = current.unwrap_or(last_epoch);
-            if held_min.is_some() {
-                scored += process(epoch, &mut Vec::new(), &mut state, &mut joins, &mut latest, &mut expired, &mut held_min);
-            }
-            while current.is_none() && held_min.is_some() {
-                if ctx.control.shutdown_requested() {
-                    g.force();
+            // held scores are released when the learner builds more
+            let wake = scope.worker().sync_activator_for(info.address.to_vec());
+            g.on_ready(Box::new(move || {
+                let _ = wake.activate();
+            }));
+        }
+        move |(input, frontier), _output| {
+            input.for_each(|cap, data| {
+                let epoch = cap.least().copied().unwrap_or_default();
+                stash.entry(epoch).or_default().append(data)
+            });
+            let current = frontier.frontier().as_option().copied(); // None: input ended
+            let mut scored = 0;
+            // Complete epochs first, in order; then say so (with the state, when
+            // checkpointing); only then the current epoch's records.
+            let complete_below = current.unwrap_or(u64::MAX);
+            while let Some(entry) = stash.first_entry() {
+                if *entry.key() >= complete_below {
+                    break;
                 }
-                std::thread::sleep(Duration::from_micros(100));
-                scored += process(epoch, &mut Vec::new(), &mut state, &mut joins, &mut latest, &mut expired, &mut held_min);
+                let epoch = *entry.key();
+                last_epoch = last_epoch.max(epoch);
+                changed_at = changed_at.max(epoch);
+                scored += process(epoch, &mut entry.remove(), &mut state, &mut joins, &mut latest, &mut expired, &mut held_min);
             }
-        }
-        // before the final state is reported, so that its snapshot has them closed
-        if current.is_none() && !input_ended && !ctx.control.shutdown_requested() {
-            input_ended = true;
-            let mut closed = Vec::new();
-            state.close_all(&mut closed);
-            send_closed(&*end_sink, &ctx.job, &mut closed, last_epoch, &mut end_buf);
-            // no right event can come: unmatched lefts are final
-            let mut joined = Vec::new();
-            joins.flush_all(&mut joined);
-            end_joins.send(&*end_sink, &mut joined, last_epoch);
-        }
-        let through = match current {
-            Some(f) => f.checked_sub(1).filter(|t| *t >= start_epoch),
-            None => Some(u64::MAX),
-        };
-        // an epoch with held scores has not passed: its outputs are not all out
-        let through = through.and_then(|t| match held_min {
-            Some(h) if h <= t => h.checked_sub(1).filter(|x| *x >= start_epoch),
-            _ => Some(t),
-        });
-        if let Some(t) = through.filter(|t| passed.is_none_or(|p| p < *t)) {
-            let encoded = if ctx.snapshot_state {
-                match crate::checkpoint::format::encode_state(&state, &joins) {
-                    Ok(bytes) => Some(bytes),
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot encode state for a checkpoint");
-                        None
+            // held scores whose model is built now; at the end of the input, all of them
+            // (the learner builds every model once the sources end)
+            if let Some(g) = &gate {
+                let epoch = current.unwrap_or(last_epoch);
+                if held_min.is_some() {
+                    changed_at = changed_at.max(epoch);
+                    scored += process(epoch, &mut Vec::new(), &mut state, &mut joins, &mut latest, &mut expired, &mut held_min);
+                }
+                while current.is_none() && held_min.is_some() {
+                    if ctx.control.shutdown_requested() {
+                        g.force();
                     }
+                    std::thread::sleep(Duration::from_micros(100));
+                    scored += process(epoch, &mut Vec::new(), &mut state, &mut joins, &mut latest, &mut expired, &mut held_min);
                 }
-            } else {
-                None
+            }
+            // before the final state is reported, so that its snapshot has them closed
+            if current.is_none() && !input_ended && !ctx.control.shutdown_requested() {
+                input_ended = true;
+                let mut closed = Vec::new();
+                state.close_all(&mut closed);
+                send_closed(&*end_sink, &ctx.job, &mut closed, last_epoch, &mut end_buf);
+                // no right event can come: unmatched lefts are final
+                let mut joined = Vec::new();
+                joins.flush_all(&mut joined);
+                end_joins.send(&*end_sink, &mut joined, last_epoch);
+                changed_at = changed_at.max(last_epoch);
+            }
+            let through = match current {
+                Some(f) => f.checked_sub(1).filter(|t| *t >= start_epoch),
+                None => Some(u64::MAX),
             };
-            if ctx.snapshot_state == encoded.is_some() {
-                ctx.report(Report::Passed { worker, through: t, state: encoded });
-                passed = Some(t);
+            // an epoch with held scores has not passed: its outputs are not all out
+            let through = through.and_then(|t| match held_min {
+                Some(h) if h <= t => h.checked_sub(1).filter(|x| *x >= start_epoch),
+                _ => Some(t),
+            });
+            // a state that has records of later epochs is no checkpoint's state
+            let state_fits = |t: &u64| !ctx.snapshot_state || *t >= changed_at;
+            if let Some(t) = through.filter(|t| passed.is_none_or(|p| p < *t)).filter(state_fits) {
+                let encoded = if ctx.snapshot_state {
+                    match crate::checkpoint::format::encode_state(&state, &joins) {
+                        Ok(bytes) => Some(bytes),
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot encode state for a checkpoint");
+                            None
+                        }
+                    }
+                } else {
+                    None
+                };
+                if ctx.snapshot_state == encoded.is_some() {
+                    ctx.report(Report::Passed { worker, since: changed_at.min(t), through: t, state: encoded });
+                    passed = Some(t);
+                }
+            }
+            if let Some(f) = current {
+                if let Some(mut events) = stash.remove(&f) {
+                    last_epoch = last_epoch.max(f);
+                    changed_at = changed_at.max(f);
+                    scored += process(f, &mut events, &mut state, &mut joins, &mut latest, &mut expired, &mut held_min);
+                }
+            }
+            if let Some(store) = &ctx.store {
+                if !latest.is_empty() || !expired.is_empty() {
+                    store.publish(&mut latest, &expired);
+                }
+            }
+            expired.clear();
+            if scored > 0 {
+                end_joins.report(&joins, &mut join_reported);
+                ctx.metrics.scores_out.inc_by(scored);
+                let live = state.live_keys() as i64;
+                ctx.metrics.live_keys.add(live - reported_keys);
+                reported_keys = live;
             }
         }
-        if let Some(f) = current {
-            if let Some(mut events) = stash.remove(&f) {
-                last_epoch = last_epoch.max(f);
-                scored += process(f, &mut events, &mut state, &mut joins, &mut latest, &mut expired, &mut held_min);
-            }
-        }
-        if let Some(store) = &ctx.store {
-            if !latest.is_empty() || !expired.is_empty() {
-                store.publish(&mut latest, &expired);
-            }
-        }
-        expired.clear();
-        if scored > 0 {
-            end_joins.report(&joins, &mut join_reported);
-            ctx.metrics.scores_out.inc_by(scored);
-            let live = state.live_keys() as i64;
-            ctx.metrics.live_keys.add(live - reported_keys);
-            reported_keys = live;
-        }
-    }
     });
     restored
 }

@@ -303,7 +303,13 @@ impl JobBuilder {
     }
     /// A sliding-window aggregate of `field` (none for `count`) over `window`.
     pub fn window_feature(mut self, name: &str, agg: Agg, field: Option<&str>, window: Duration) -> Self {
-        self.features.push(PendingFeature::Window { name: name.to_owned(), agg, field: field.map(str::to_owned), window: Window::Sliding(window), emit: Emit::OnUpdate });
+        self.features.push(PendingFeature::Window {
+            name: name.to_owned(),
+            agg,
+            field: field.map(str::to_owned),
+            window: Window::Sliding(window),
+            emit: Emit::OnUpdate,
+        });
         self
     }
     /// An aggregate over a sliding, tumbling, hopping or session window; with
@@ -470,7 +476,10 @@ impl JobBuilder {
                         (DecayKind::Count, Some(_)) => bail!("feature `{name}`: a decayed count takes no field"),
                         (_, None) => bail!("feature `{name}`: a decayed {kind:?} needs a field"),
                         (_, Some(f)) => Some(
-                            numeric.iter().position(|n| n.name == f).with_context(|| format!("feature `{name}`: `{f}` is not a numeric field of the schema"))?,
+                            numeric
+                                .iter()
+                                .position(|n| n.name == f)
+                                .with_context(|| format!("feature `{name}`: `{f}` is not a numeric field of the schema"))?,
                         ),
                     };
                     let half_life_ms = duration_ms(half_life);
@@ -481,11 +490,17 @@ impl JobBuilder {
                     FeatureDef::Decayed(Decayed { name, kind, field, half_life_ms, ttl_ms })
                 }
                 PendingFeature::PrevValue { name, field, ttl } => {
-                    let index = numeric.iter().position(|n| n.name == field).with_context(|| format!("feature `{name}`: `{field}` is not a numeric field of the schema"))?;
+                    let index = numeric
+                        .iter()
+                        .position(|n| n.name == field)
+                        .with_context(|| format!("feature `{name}`: `{field}` is not a numeric field of the schema"))?;
                     FeatureDef::PrevValue { name, field: index, ttl_ms: duration_ms(ttl) }
                 }
                 PendingFeature::RatioToMean { name, field, window, pane } => {
-                    let index = numeric.iter().position(|n| n.name == field).with_context(|| format!("feature `{name}`: `{field}` is not a numeric field of the schema"))?;
+                    let index = numeric
+                        .iter()
+                        .position(|n| n.name == field)
+                        .with_context(|| format!("feature `{name}`: `{field}` is not a numeric field of the schema"))?;
                     let (window_ms, pane_ms) = (duration_ms(window), duration_ms(pane));
                     if pane_ms <= 0 || window_ms < pane_ms {
                         bail!("feature `{name}`: the pane must be positive and no longer than the window");
@@ -512,8 +527,16 @@ impl JobBuilder {
                     FeatureDef::ApproxDistinct(vigil_operators::ApproxDistinct { name, tag, window_ms, pane_ms, precision })
                 }
                 PendingFeature::Lookup { name, table, column, on } => {
-                    let t = self.tables.iter().position(|t| t.name == table).with_context(|| format!("feature `{name}`: no table `{table}` (declare it with [[table]])"))?;
-                    let c = self.tables[t].columns.iter().position(|c| *c == column).with_context(|| format!("feature `{name}`: table `{table}` has no column `{column}`"))?;
+                    let t = self
+                        .tables
+                        .iter()
+                        .position(|t| t.name == table)
+                        .with_context(|| format!("feature `{name}`: no table `{table}` (declare it with [[table]])"))?;
+                    let c = self.tables[t]
+                        .columns
+                        .iter()
+                        .position(|c| *c == column)
+                        .with_context(|| format!("feature `{name}`: table `{table}` has no column `{column}`"))?;
                     let on = on.map(|f| string_tag(&self.fields, &mut kept, &format!("feature `{name}`"), &f)).transpose()?;
                     FeatureDef::Lookup(vigil_operators::Lookup { name, table: t, column: c, on })
                 }
@@ -620,8 +643,8 @@ pub use join::IntervalJoinDecl;
 
 /// Windows and durations as a job writes them (`spec/time.rs`).
 mod time;
-pub use time::{parse_duration, parse_signed_ms, Window};
 use time::duration_ms;
+pub use time::{parse_duration, parse_signed_ms, Window};
 
 /// The TOML shape of a job (`spec/toml_front.rs`).
 mod toml_front;
@@ -633,9 +656,7 @@ mod tests {
     #[test]
     fn decayed_features_parse_and_bad_ones_are_refused() {
         let job = |features: &str| {
-            JobSpec::from_toml(&format!(
-                "[source]\ntopic = \"t\"\nkey = \"k\"\nevent_time = \"ts\"\n[source.schema]\nw = \"f64\"\n{features}"
-            ))
+            JobSpec::from_toml(&format!("[source]\ntopic = \"t\"\nkey = \"k\"\nevent_time = \"ts\"\n[source.schema]\nw = \"f64\"\n{features}"))
         };
         let ok = job("[[feature]]\nname = \"e\"\nagg = \"decayed_sum\"\nfield = \"w\"\nhalf_life = \"1h\"\n[[feature]]\nname = \"c\"\nagg = \"decayed_count\"\nhalf_life = \"10m\"\nttl = \"1d\"")
             .expect("valid");
@@ -658,8 +679,15 @@ mod tests {
                 "[source]\ntopic = \"t\"\nkey = \"k\"\nevent_time = \"ts\"\n[source.schema]\nw = \"f64\"\n{features}\n[sinks]\nscores = \"s\"\ndlq = \"d\"\n{sinks}"
             ))
         };
-        let f = |name: &str, agg: &str, window: &str, emit: &str| format!("[[feature]]\nname = \"{name}\"\nagg = \"{agg}\"\nfield = \"w\"\nwindow = \"{window}\"\n{emit}\n");
-        let text = [f("a", "sum", "tumbling 1d", "emit = \"on_close\""), f("b", "mean", "hopping 1h every 15m", ""), f("c", "max", "session 30m", "emit = \"on_close\"")].concat();
+        let f = |name: &str, agg: &str, window: &str, emit: &str| {
+            format!("[[feature]]\nname = \"{name}\"\nagg = \"{agg}\"\nfield = \"w\"\nwindow = \"{window}\"\n{emit}\n")
+        };
+        let text = [
+            f("a", "sum", "tumbling 1d", "emit = \"on_close\""),
+            f("b", "mean", "hopping 1h every 15m", ""),
+            f("c", "max", "session 30m", "emit = \"on_close\""),
+        ]
+        .concat();
         let ok = job(&text, "windows = \"win\"").expect("valid");
         let w = |i: usize| match &ok.features[i] {
             FeatureDef::Window(w) => (w.kind, w.window_ms, w.emit),
@@ -698,7 +726,8 @@ mod tests {
         let ratio = job("[[feature]]\nname = \"r\"\nagg = \"ratio_to_mean\"\nfield = \"w\"\nwindow = \"30d\"\npane = \"1h\"\n", "").expect("valid");
         assert_eq!(ratio.features[0], FeatureDef::RatioToMean(RatioToMean { name: "r".into(), field: 0, window_ms: 30 * 86_400_000, pane_ms: 3_600_000 }));
         assert!(err("[[feature]]\nname = \"r\"\nagg = \"ratio_to_mean\"\nfield = \"w\"\nwindow = \"30d\"\n", "").contains("needs a pane"));
-        assert!(err("[[feature]]\nname = \"r\"\nagg = \"ratio_to_mean\"\nfield = \"w\"\nwindow = \"1h\"\npane = \"2h\"\n", "").contains("no longer than the window"));
+        assert!(err("[[feature]]\nname = \"r\"\nagg = \"ratio_to_mean\"\nfield = \"w\"\nwindow = \"1h\"\npane = \"2h\"\n", "")
+            .contains("no longer than the window"));
     }
 
     #[test]
@@ -718,7 +747,14 @@ mod tests {
             .field("action", FieldType::Str)
             .field("video", FieldType::Str)
             .field("w", FieldType::F64)
-            .interval_join(IntervalJoinDecl::new("like_after_view").left("action", "view").right("action", "like").within(Duration::from_secs(600)).on("video").emit_unmatched())
+            .interval_join(
+                IntervalJoinDecl::new("like_after_view")
+                    .left("action", "view")
+                    .right("action", "like")
+                    .within(Duration::from_secs(600))
+                    .on("video")
+                    .emit_unmatched(),
+            )
             .interval_join(IntervalJoinDecl::new("around").between_ms(-60_000, 30_000))
             .sinks("s", "d")
             .joins_sink("j")

@@ -40,10 +40,8 @@ pub fn run_summary(summary: &RunSummary, metrics: &Metrics, job: &JobSpec) -> St
 pub fn accounting(metrics: &Metrics, job: &JobSpec) -> String {
     let read = metrics.events_in.with_label_values(&[&job.source.topic]).get();
     let (scored, dlq) = (metrics.scores_out.get(), metrics.dlq_total());
-    let mut out = format!(
-        "  read {read} records from {}: scored {scored} (to {}), dead-lettered {dlq} (to {})\n",
-        job.source.topic, job.sinks.scores, job.sinks.dlq
-    );
+    let mut out =
+        format!("  read {read} records from {}: scored {scored} (to {}), dead-lettered {dlq} (to {})\n", job.source.topic, job.sinks.scores, job.sinks.dlq);
     for r in crate::decode::Reason::ALL {
         let n = metrics.dlq.with_label_values(&[r.as_str()]).get();
         if n > 0 {
@@ -58,7 +56,16 @@ pub fn monitoring(m: &MonitorSummary, job: &JobSpec) -> String {
     let topic = job.sinks.drift.as_deref().unwrap_or("(no drift topic)");
     let mut out = format!("  drift monitoring: {} feature/prediction findings written to {topic}, {} alarms\n", m.records, m.alarms.len());
     for a in m.alarms.iter().take(20) {
-        let _ = writeln!(out, "    {} {} {}: {:.4} > {:.4} at event time {}", a.kind, a.name, a.method, a.value, a.threshold, crate::monitor::emit::format_ts(a.ts));
+        let _ = writeln!(
+            out,
+            "    {} {} {}: {:.4} > {:.4} at event time {}",
+            a.kind,
+            a.name,
+            a.method,
+            a.value,
+            a.threshold,
+            crate::monitor::emit::format_ts(a.ts)
+        );
     }
     if m.alarms.len() > 20 {
         let _ = writeln!(out, "    ... {} more in {topic}", m.alarms.len() - 20);
@@ -125,7 +132,13 @@ mod tests {
         let summary = RunSummary { committed: vec![(0, 10), (1, 20)], learner: Some(learner), ..Default::default() };
         let text = run_summary(&summary, &metrics, &job);
         assert!(text.starts_with("vigil run summary\n"), "{text}");
-        assert!(text.contains(&format!("  read 1000 records from {}: scored 990 (to {}), dead-lettered 10 (to {})\n", job.source.topic, job.sinks.scores, job.sinks.dlq)), "{text}");
+        assert!(
+            text.contains(&format!(
+                "  read 1000 records from {}: scored 990 (to {}), dead-lettered 10 (to {})\n",
+                job.source.topic, job.sinks.scores, job.sinks.dlq
+            )),
+            "{text}"
+        );
         assert!(text.contains(&format!("    dlq {}: 10\n", crate::decode::Reason::ALL[0].as_str())), "{text}");
         assert!(text.contains("committed offsets of 2 partitions; restored checkpoint none; wrote 0 checkpoints"), "{text}");
         assert!(text.contains("  online training on cpu\n"), "{text}");

@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 use common::KillOnDrop;
 
 fn stops_promptly_on(signal: &str) {
-    let mut broker = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_vigil")).args(["broker"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap(),
-    );
+    let mut broker = KillOnDrop(Command::new(env!("CARGO_BIN_EXE_vigil")).args(["broker"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap());
     let mut stdout = BufReader::new(broker.0.stdout.take().unwrap());
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();

@@ -23,7 +23,6 @@ use vigil::kafka::KafkaOptions;
 
 const EVENTS: u64 = 300_000;
 
-
 /// (partition, offset) -> every output for it, as "topic|score features" or "dlq|reason".
 fn outputs(kafka: &KafkaOptions, run: &str) -> HashMap<(u64, i64), Vec<String>> {
     let mut out: HashMap<(u64, i64), Vec<String>> = HashMap::new();
@@ -93,10 +92,26 @@ fn killed_and_restarted_jobs_match_an_uninterrupted_run() {
     let job = job_with_join(dir.path(), "crash");
     let checkpoints = dir.path().join("checkpoints");
     let args = |workers: &str| -> Vec<String> {
-        ["run", &job, "--brokers", &addr, "--until-end", "--group-id", "crash", "--metrics-addr", "off", "-w", workers, "--checkpoint-dir", checkpoints.to_str().unwrap(), "--checkpoint-interval", "100ms"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        [
+            "run",
+            &job,
+            "--brokers",
+            &addr,
+            "--until-end",
+            "--group-id",
+            "crash",
+            "--metrics-addr",
+            "off",
+            "-w",
+            workers,
+            "--checkpoint-dir",
+            checkpoints.to_str().unwrap(),
+            "--checkpoint-interval",
+            "100ms",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
     };
     let admin = kafka.admin_consumer("crash").unwrap();
     let committed = || vigil::kafka::committed_offsets(&admin, "transactions", 8).unwrap().values().sum::<i64>();

@@ -65,7 +65,17 @@ fn one_worker_two_workers_and_two_processes_give_the_same_scores() {
 
     let dir = tempfile::tempdir().unwrap();
     let common = |job: &str, group: &str| -> Vec<String> {
-        vec!["run".into(), job.to_string(), "--brokers".into(), addr.clone(), "--until-end".into(), "--group-id".into(), group.into(), "--metrics-addr".into(), "off".into()]
+        vec![
+            "run".into(),
+            job.to_string(),
+            "--brokers".into(),
+            addr.clone(),
+            "--until-end".into(),
+            "--group-id".into(),
+            group.into(),
+            "--metrics-addr".into(),
+            "off".into(),
+        ]
     };
     let w1 = job_file(dir.path(), "w1");
     wait_ok(vigil(&common(&w1, "g-w1")), "-w 1", LIMIT);

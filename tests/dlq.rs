@@ -45,8 +45,8 @@ fn every_kind_of_bad_record_is_dead_lettered_with_its_reason() {
         ("ok", Some(good(T))),
         ("not_json", Some(b"hello".to_vec())),
         ("not_json", Some(br#"{"card":"c1","ts":1767225600000,"amount":5"#.to_vec())), // truncated
-        ("not_object", Some(deep.into_bytes())),                                         // deep, but an array
-        ("ok", Some(deep_field.into_bytes())), // deep nesting in an unknown field is skipped without recursion
+        ("not_object", Some(deep.into_bytes())),                                       // deep, but an array
+        ("ok", Some(deep_field.into_bytes())),                                         // deep nesting in an unknown field is skipped without recursion
         ("not_json", Some(format!(r#"{{"card":"c1","ts":{T},"amount":1e999,"country":"DE"}}"#).into_bytes())),
         ("not_json", Some(format!(r#"{{"card":"c1","ts":{T},"amount":NaN,"country":"DE"}}"#).into_bytes())),
         ("empty", Some(Vec::new())),

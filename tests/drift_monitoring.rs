@@ -146,6 +146,11 @@ fn drift_records_are_the_same_at_any_speed() {
     for (workers, pace) in [(1, Some(records as f64 / 2_000.0)), (2, None)] {
         let other = run(workers, pace);
         let first = burst.iter().zip(&other).find(|(a, b)| a != b);
-        assert!(first.is_none() && burst.len() == other.len(), "{workers} workers, paced {pace:?}: {} vs {} records, first difference {first:?}", burst.len(), other.len());
+        assert!(
+            first.is_none() && burst.len() == other.len(),
+            "{workers} workers, paced {pace:?}: {} vs {} records, first difference {first:?}",
+            burst.len(),
+            other.len()
+        );
     }
 }

@@ -27,7 +27,6 @@ fn vigil() -> Command {
     Command::new(env!("CARGO_BIN_EXE_vigil"))
 }
 
-
 /// Every output record of a run: (partition, offset) -> [(run, epoch, value)].
 fn outputs(kafka: &KafkaOptions, run: &str) -> HashMap<(u64, i64), Vec<(String, u64, String)>> {
     let mut out: HashMap<(u64, i64), Vec<(String, u64, String)>> = HashMap::new();
@@ -63,10 +62,16 @@ fn crashes_leave_exactly_one_committed_output_per_input() {
         std::thread::sleep(Duration::from_millis(50));
     };
     let kafka = KafkaOptions::new(&addr);
-    let gen = vigil().args(["gen", "--brokers", &addr, "--events", &EVENTS.to_string(), "--labels-topic", "none", "--bad-ratio", "0.01", "--seed", "9"]).status().unwrap();
+    let gen = vigil()
+        .args(["gen", "--brokers", &addr, "--events", &EVENTS.to_string(), "--labels-topic", "none", "--bad-ratio", "0.01", "--seed", "9"])
+        .status()
+        .unwrap();
     assert!(gen.success());
 
-    let reference = vigil().args(["run", &job_file(dir.path(), "ref"), "--brokers", &addr, "--until-end", "--group-id", "ref", "--metrics-addr", "off", "-w", "2"]).status().unwrap();
+    let reference = vigil()
+        .args(["run", &job_file(dir.path(), "ref"), "--brokers", &addr, "--until-end", "--group-id", "ref", "--metrics-addr", "off", "-w", "2"])
+        .status()
+        .unwrap();
     assert!(reference.success());
 
     let job = job_file(dir.path(), "eo");
@@ -133,5 +138,9 @@ fn crashes_leave_exactly_one_committed_output_per_input() {
     assert!(missing.is_empty(), "{} inputs have no committed output, e.g. {:?}", missing.len(), &missing[..missing.len().min(10)]);
     assert_eq!(crashed.len(), reference.len(), "outputs for inputs that do not exist");
     assert!(uncommitted > 0, "the crashes left no uncommitted output: the test did not exercise recovery");
-    println!("{} inputs, {} committed transactions, {uncommitted} records of uncommitted transactions", reference.len(), log.iter().filter(|e| e.state == "committed").count());
+    println!(
+        "{} inputs, {} committed transactions, {uncommitted} records of uncommitted transactions",
+        reference.len(),
+        log.iter().filter(|e| e.state == "committed").count()
+    );
 }

@@ -88,7 +88,10 @@ fn lookups_return_each_keys_latest_features() {
     let mut ask: Vec<serde_json::Value> = keys.iter().map(|k| serde_json::Value::from(k.as_str())).collect();
     ask.push("no-such-card".into());
     let body = serde_json::json!({ "keys": ask }).to_string();
-    let (status, answer) = http(&addr, &format!("POST /features HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()));
+    let (status, answer) = http(
+        &addr,
+        &format!("POST /features HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()),
+    );
     assert_eq!(status, 200, "{answer}");
     let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
     let features = answer["features"].as_array().unwrap();

@@ -55,7 +55,13 @@ fn job() -> JobSpec {
             Window::Hopping { size: Duration::from_secs(6), hop: Duration::from_secs(2) },
             Emit::OnUpdate,
         )
-        .windowed_feature("max_hopping_6s", Agg::Max, Some("amount"), Window::Hopping { size: Duration::from_secs(6), hop: Duration::from_secs(2) }, Emit::OnClose)
+        .windowed_feature(
+            "max_hopping_6s",
+            Agg::Max,
+            Some("amount"),
+            Window::Hopping { size: Duration::from_secs(6), hop: Duration::from_secs(2) },
+            Emit::OnClose,
+        )
         .windowed_feature("n_session", Agg::Count, None, Window::Session { gap: Duration::from_millis(1_500) }, Emit::OnClose)
         .windowed_feature("min_session", Agg::Min, Some("amount"), Window::Session { gap: Duration::from_millis(1_500) }, Emit::OnUpdate)
         .distinct_count_feature("merchants_5s", "merchant", Duration::from_secs(5))
@@ -71,13 +77,9 @@ fn job() -> JobSpec {
 }
 
 fn oracle_job() -> OracleJob {
-    let w = |name: &str, agg, field: Option<&str>, window_ms| OracleFeature::Window {
-        name: name.into(),
-        agg,
-        field: field.map(String::from),
-        window_ms,
-    };
-    let kind = |name: &str, agg, field: Option<&str>, kind, size_ms| OracleFeature::Kind { name: name.into(), agg, field: field.map(String::from), kind, size_ms };
+    let w = |name: &str, agg, field: Option<&str>, window_ms| OracleFeature::Window { name: name.into(), agg, field: field.map(String::from), window_ms };
+    let kind =
+        |name: &str, agg, field: Option<&str>, kind, size_ms| OracleFeature::Kind { name: name.into(), agg, field: field.map(String::from), kind, size_ms };
     OracleJob {
         key: "k".into(),
         numeric: vec!["amount".into()],

@@ -39,16 +39,15 @@ fn oracle_job(job: &JobSpec) -> OracleJob {
                 window_ms: w.window_ms,
             },
             FeatureDef::TimeSincePrev { name, ttl_ms } => OracleFeature::SincePrev { name: name.clone(), ttl_ms: *ttl_ms },
-            FeatureDef::Decayed(d) => OracleFeature::Decayed {
-                name: d.name.clone(),
-                kind: d.kind,
-                field: d.field.map(|_| "amount".to_string()),
-                half_life_ms: d.half_life_ms,
-            },
+            FeatureDef::Decayed(d) => {
+                OracleFeature::Decayed { name: d.name.clone(), kind: d.kind, field: d.field.map(|_| "amount".to_string()), half_life_ms: d.half_life_ms }
+            }
             FeatureDef::PrevValue { name, ttl_ms, .. } => OracleFeature::PrevValue { name: name.clone(), field: "amount".into(), ttl_ms: *ttl_ms },
             FeatureDef::ApproxDistinct(_) | FeatureDef::Lookup(_) => unreachable!("the fraud job has no approximate distinct counts or lookups"),
             FeatureDef::Distinct(d) => OracleFeature::Distinct { name: d.name.clone(), field: job.strings[d.tag].clone(), window_ms: d.window_ms },
-            FeatureDef::RatioToMean(r) => OracleFeature::RatioToMean { name: r.name.clone(), field: "amount".into(), window_ms: r.window_ms, pane_ms: r.pane_ms },
+            FeatureDef::RatioToMean(r) => {
+                OracleFeature::RatioToMean { name: r.name.clone(), field: "amount".into(), window_ms: r.window_ms, pane_ms: r.pane_ms }
+            }
         })
         .collect();
     OracleJob {
@@ -63,11 +62,7 @@ fn oracle_job(job: &JobSpec) -> OracleJob {
 }
 
 fn payloads(kafka: &KafkaOptions, topic: &str) -> Vec<serde_json::Value> {
-    read_topic(kafka, topic, Duration::from_secs(60))
-        .unwrap()
-        .into_iter()
-        .map(|r| serde_json::from_slice(r.payload.as_deref().unwrap()).unwrap())
-        .collect()
+    read_topic(kafka, topic, Duration::from_secs(60)).unwrap().into_iter().map(|r| serde_json::from_slice(r.payload.as_deref().unwrap()).unwrap()).collect()
 }
 
 #[test]

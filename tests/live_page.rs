@@ -127,7 +127,13 @@ fn live_page_draws_data_and_promtool_accepts_the_metrics() {
 
     // promtool's linter accepts the live exposition
     let metrics = get(&addr, "/metrics");
-    let mut check = Command::new(tool("promtool")).args(["check", "metrics"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("promtool");
+    let mut check = Command::new(tool("promtool"))
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
     check.stdin.take().expect("stdin").write_all(metrics.as_bytes()).expect("metrics to promtool");
     let out = check.wait_with_output().expect("promtool ends");
     assert!(out.status.success(), "promtool check metrics: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));

@@ -108,8 +108,17 @@ fn main() -> Result<()> {
          | fraud job, 2 workers | {w2:.0} | {:.2}x of 1 worker |\n\
          | plain single-thread loop: typed serde decode + the same feature state + score + encode (upper limit) | {plain:.0} | 100% |\n\n\
          Target: 1,000,000 events/s per worker and at least 30% of the plain loop: {}.\n",
-        args.events, args.runs, 100.0 * w1 / plain, w2 / w1,
-        if w1 >= 1_000_000.0 && w1 >= 0.3 * plain { "met" } else if w1 >= 0.3 * plain { "ratio met, absolute rate not met" } else { "not met" }
+        args.events,
+        args.runs,
+        100.0 * w1 / plain,
+        w2 / w1,
+        if w1 >= 1_000_000.0 && w1 >= 0.3 * plain {
+            "met"
+        } else if w1 >= 0.3 * plain {
+            "ratio met, absolute rate not met"
+        } else {
+            "not met"
+        }
     ));
 
     if args.memory_only {
@@ -134,7 +143,11 @@ fn main() -> Result<()> {
         let bin = std::env::current_exe()?.with_file_name("vigil");
         let idle = kafka_bench::idle_cpu(&bin.display().to_string(), &kafka4, "examples/fraud_job.toml", 10)?;
         drop(broker);
-        println!("kafka: produce {produce:.0}/s, job {job1:.0}/s, passthrough {pass:.0}/s, concurrent {concurrent:.0}/s, p99 {:.1} ms, idle cpu {:.1}%", lat.p99_ms, 100.0 * idle);
+        println!(
+            "kafka: produce {produce:.0}/s, job {job1:.0}/s, passthrough {pass:.0}/s, concurrent {concurrent:.0}/s, p99 {:.1} ms, idle cpu {:.1}%",
+            lat.p99_ms,
+            100.0 * idle
+        );
         report.push(format!(
             "### Through the embedded broker (MockCluster, in process; {n} events, 8 partitions)\n\n\
              | what | events/s | ratio |\n|---|---:|---:|\n\

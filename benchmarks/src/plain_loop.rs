@@ -89,7 +89,14 @@ pub fn run(job: &JobSpec, partitions: &[Vec<Vec<u8>>]) -> (u64, u64) {
                 InputSource::Feature(f) => features[*f],
                 InputSource::Field(_) => Some(tx.amount),
             }));
-            let ctx = ScoreContext { event_id: Some(&tx.event_id), key: &tx.card_id, event_time_ms: t, partition: p as u32, offset: i as i64, score: model.score(&x) };
+            let ctx = ScoreContext {
+                event_id: Some(&tx.event_id),
+                key: &tx.card_id,
+                event_time_ms: t,
+                partition: p as u32,
+                offset: i as i64,
+                score: model.score(&x),
+            };
             encoder.encode(&mut buf, &ctx, &features);
             bytes += buf.len() as u64;
             scored += 1;

@@ -23,12 +23,12 @@ pub mod tail;
 pub mod window;
 
 pub use aggregate::Agg;
-pub use logistic::{LogisticModel, Transform};
 pub use closing::ClosedWindow;
 pub use distinct::Distinct;
 pub use hll::ApproxDistinct;
 pub use interval_join::{IntervalJoin, JoinState, Joined};
-pub use lookup::Lookup;
 pub use kinds::{Emit, Span, WindowKind};
+pub use logistic::{LogisticModel, Transform};
+pub use lookup::Lookup;
 pub use panes::RatioToMean;
 pub use window::{DecayKind, Decayed, FeatureDef, FeatureState, WindowFeature};

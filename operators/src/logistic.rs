@@ -68,11 +68,7 @@ mod tests {
 
     #[test]
     fn scores_match_hand_computation() {
-        let m = LogisticModel {
-            bias: -1.0,
-            weights: vec![0.5, 2.0],
-            transforms: vec![Transform::Identity, Transform::Log1p],
-        };
+        let m = LogisticModel { bias: -1.0, weights: vec![0.5, 2.0], transforms: vec![Transform::Identity, Transform::Log1p] };
         let p = m.score(&[Some(2.0), Some(std::f64::consts::E - 1.0)]);
         assert!((p - sigmoid(-1.0 + 1.0 + 2.0)).abs() < 1e-12);
         // a missing input contributes nothing

@@ -48,8 +48,8 @@ use crate::decayed::DecayRun;
 pub use crate::decayed::{DecayKind, Decayed};
 use crate::distinct::{Distinct, DistinctRun, Tagged, ABSENT};
 use crate::hll::{ApproxDistinct, HllPanes};
-use crate::lookup::Lookup;
 use crate::kinds::{Emit, KindRun, Retained, Span, WindowKind};
+use crate::lookup::Lookup;
 use crate::panes::{Panes, RatioToMean};
 use crate::tail::{TailWindow, Tracked};
 
@@ -82,14 +82,21 @@ pub enum FeatureDef {
     Window(WindowFeature),
     /// Seconds since the key's previous accepted event (in offset order); null for a
     /// key's first event and when the previous event is more than `ttl_ms` earlier.
-    TimeSincePrev { name: String, ttl_ms: i64 },
+    TimeSincePrev {
+        name: String,
+        ttl_ms: i64,
+    },
     /// An exponentially time-decayed aggregate with a half-life (an engagement
     /// score): see [`Decayed`].
     Decayed(Decayed),
     /// The field's value at the key's previous accepted event (in offset order);
     /// null for a key's first event, when that event lacked the field, or when it
     /// is more than `ttl_ms` earlier (the last value before this one).
-    PrevValue { name: String, field: usize, ttl_ms: i64 },
+    PrevValue {
+        name: String,
+        field: usize,
+        ttl_ms: i64,
+    },
     /// The field's value over its mean in the key's long window, from panes:
     /// see [`RatioToMean`].
     RatioToMean(RatioToMean),

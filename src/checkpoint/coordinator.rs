@@ -23,9 +23,9 @@ use rdkafka::consumer::{BaseConsumer, ConsumerGroupMetadata};
 use super::format::{self, Manifest};
 use super::txlog::{self, TxLog};
 use super::{PartitionCut, Report};
-use crate::kafka::sink::KafkaSink;
 use crate::delivery::{InFlight, MAX_EPOCHS_AHEAD};
 use crate::epoch::EpochClock;
+use crate::kafka::sink::KafkaSink;
 use crate::metrics::Metrics;
 use crate::pipeline::Control;
 
@@ -126,8 +126,8 @@ struct State {
     metrics: Arc<Metrics>,
     /// epoch -> worker -> cut
     cuts: BTreeMap<u64, HashMap<usize, Vec<PartitionCut>>>,
-    /// worker -> (through, state file) reports, in order
-    passed: HashMap<usize, Vec<(u64, Option<String>)>>,
+    /// worker -> (since, through, state file) reports, in order
+    passed: HashMap<usize, Vec<(u64, u64, Option<String>)>>,
     written: Option<u64>,
     committed: Option<u64>,
     summary: CoordinatorSummary,
@@ -182,7 +182,7 @@ impl State {
             Report::Cut { worker, epoch, partitions } => {
                 self.cuts.entry(epoch).or_default().insert(worker, partitions);
             }
-            Report::Passed { worker, through, state } => {
+            Report::Passed { worker, since, through, state } => {
                 let name = match (&self.cfg.dir, state) {
                     (Some(dir), Some(bytes)) => {
                         // The final report (through = MAX) is named after the final epoch.
@@ -192,34 +192,28 @@ impl State {
                     }
                     _ => None,
                 };
-                self.passed.entry(worker).or_default().push((through, name));
+                self.passed.entry(worker).or_default().push((since, through, name));
             }
         }
         Ok(())
     }
 
-    /// Writes the newest checkpoint that every local worker has passed.
+    /// Writes the newest checkpoint that every local worker has passed, with a state
+    /// of each worker as of exactly that epoch.
     fn complete(&mut self) -> Result<()> {
         let workers = &self.cfg.workers;
-        let Some(through) = workers.iter().map(|w| self.passed.get(w).and_then(|v| v.last()).map(|l| l.0)).collect::<Option<Vec<_>>>() else {
+        let Some(through) = workers.iter().map(|w| self.passed.get(w).and_then(|v| v.last()).map(|l| l.1)).collect::<Option<Vec<_>>>() else {
             return Ok(());
         };
         let through = through.into_iter().min().unwrap_or(0);
-        let candidate = self
-            .cuts
-            .range(..=through)
-            .rev()
-            .find(|(_, by_worker)| workers.iter().all(|w| by_worker.contains_key(w)))
-            .map(|(e, _)| *e);
-        let Some(epoch) = candidate else { return Ok(()) };
+        let Some(epoch) = choose_epoch(&self.cuts, &self.passed, workers, through, self.cfg.dir.is_some()) else { return Ok(()) };
         if self.written.is_some_and(|w| w >= epoch) {
             return Ok(());
         }
         if let Some(dir) = &self.cfg.dir {
             let mut states = Vec::new();
             for w in workers {
-                let covering = self.passed[w].iter().find(|(t, _)| *t >= epoch).and_then(|(_, f)| f.clone());
-                match covering {
+                match state_at(&self.passed[w], epoch).and_then(|(_, _, f)| f.clone()) {
                     Some(f) => states.push(f),
                     None => bail!("worker {w} passed epoch {epoch} without a state file"),
                 }
@@ -298,7 +292,7 @@ impl State {
         // Forget what is no longer needed, in memory and on disk.
         self.cuts = self.cuts.split_off(&epoch);
         for v in self.passed.values_mut() {
-            let keep_from = v.iter().position(|(t, _)| *t >= epoch).unwrap_or(v.len());
+            let keep_from = v.iter().position(|(_, t, _)| *t >= epoch).unwrap_or(v.len());
             v.drain(..keep_from);
         }
         if let Some(dir) = &self.cfg.dir {
@@ -306,6 +300,24 @@ impl State {
         }
         Ok(())
     }
+}
+
+/// The report of a worker whose state is its state as of the end of `epoch`.
+fn state_at(reports: &[(u64, u64, Option<String>)], epoch: u64) -> Option<&(u64, u64, Option<String>)> {
+    reports.iter().find(|(since, through, _)| *since <= epoch && epoch <= *through)
+}
+
+/// The newest epoch up to `through` with the cut of every worker and, when
+/// checkpoints keep state, a state of every worker as of exactly that epoch.
+fn choose_epoch(
+    cuts: &BTreeMap<u64, HashMap<usize, Vec<PartitionCut>>>,
+    passed: &HashMap<usize, Vec<(u64, u64, Option<String>)>>,
+    workers: &[usize],
+    through: u64,
+    with_state: bool,
+) -> Option<u64> {
+    let fits = |w: &usize, epoch: u64| !with_state || passed.get(w).is_some_and(|r| state_at(r, epoch).is_some());
+    cuts.range(..=through).rev().find(|(e, by_worker)| workers.iter().all(|w| by_worker.contains_key(w) && fits(w, **e))).map(|(e, _)| *e)
 }
 
 /// Keeps the two newest checkpoints and the committed one; removes older manifests
@@ -337,4 +349,30 @@ pub fn collect_garbage(dir: &std::path::Path, committed: u64) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cuts(epochs: std::ops::RangeInclusive<u64>, workers: &[usize]) -> BTreeMap<u64, HashMap<usize, Vec<PartitionCut>>> {
+        epochs.map(|e| (e, workers.iter().map(|w| (*w, Vec::new())).collect())).collect()
+    }
+
+    #[test]
+    fn a_state_is_used_only_for_the_epochs_it_is_the_state_of() {
+        // worker 0 saw the frontier jump from 10 to 13 and processed epochs 11 and
+        // 12 in one go: its state has their records, so it is not epoch 10's state
+        let cuts = cuts(8..=12, &[0, 1]);
+        let s = |a: u64, b: u64| (a, b, Some(format!("state-{b}")));
+        let passed: HashMap<usize, Vec<_>> = [(0, vec![s(8, 10), s(12, 12)]), (1, vec![s(9, 9), s(10, 11)])].into();
+        // worker 1 passed only 11: epoch 11 has no state of worker 0 and epoch 10 is
+        // the newest with both
+        assert_eq!(choose_epoch(&cuts, &passed, &[0, 1], 11, true), Some(10));
+        // without state, any epoch both passed will do
+        assert_eq!(choose_epoch(&cuts, &passed, &[0, 1], 11, false), Some(11));
+        let passed: HashMap<usize, Vec<_>> = [(0, vec![s(12, 12)]), (1, vec![s(9, 9), s(10, 11)])].into();
+        assert_eq!(choose_epoch(&cuts, &passed, &[0, 1], 11, true), None);
+        assert_eq!(state_at(&passed[&0], 12).map(|r| r.1), Some(12));
+    }
 }

@@ -140,7 +140,8 @@ mod tests {
     #[test]
     fn unknown_versions_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let m = Manifest { format: 99, job: "j".into(), fingerprint: "f".into(), epoch: 3, partitions: vec![], states: vec![], created_unix_ms: 0, learner: None };
+        let m =
+            Manifest { format: 99, job: "j".into(), fingerprint: "f".into(), epoch: 3, partitions: vec![], states: vec![], created_unix_ms: 0, learner: None };
         let path = write_manifest(dir.path(), &m).unwrap();
         let err = read_manifest(&path).unwrap_err().to_string();
         assert!(err.contains("format 99"), "{err}");

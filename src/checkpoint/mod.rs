@@ -36,7 +36,12 @@ pub enum Report {
     /// A scoring operator has processed every record of epochs `..=through` and of
     /// none later (`u64::MAX`: everything, at the end); `state` is its encoded state
     /// then (when checkpoints are on), written to disk by the coordinator.
-    Passed { worker: usize, through: u64, state: Option<Vec<u8>> },
+    ///
+    /// No record of epochs `since..=through` changed that state, so it is also the
+    /// state as of the end of any of those epochs, and only of those: a checkpoint
+    /// of an earlier epoch must not use it (its cut would replay records the state
+    /// has already counted).
+    Passed { worker: usize, since: u64, through: u64, state: Option<Vec<u8>> },
 }
 
 /// Simulates a crash at a named point when the `FAILPOINTS` environment variable

@@ -194,9 +194,7 @@ impl GpuTrainer {
             let _ = tx.send(r);
         });
         device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| LearnError(format!("GPU poll failed: {e}")))?;
-        rx.recv()
-            .map_err(|_| LearnError("GPU readback was dropped".into()))?
-            .map_err(|e| LearnError(format!("GPU readback failed: {e}")))?;
+        rx.recv().map_err(|_| LearnError("GPU readback was dropped".into()))?.map_err(|e| LearnError(format!("GPU readback failed: {e}")))?;
         let values = {
             let view = slice.get_mapped_range().map_err(|e| LearnError(format!("GPU readback failed: {e}")))?;
             bytemuck::cast_slice::<u8, f32>(&view).to_vec()

@@ -55,11 +55,7 @@ impl KafkaOptions {
     }
     /// A consumer for metadata, offsets and commits (never subscribed).
     pub fn admin_consumer(&self, group_id: &str) -> Result<BaseConsumer> {
-        self.consumer_config_with(&[])
-            .set("group.id", group_id)
-            .set("enable.auto.commit", "false")
-            .create()
-            .context("creating a Kafka consumer")
+        self.consumer_config_with(&[]).set("group.id", group_id).set("enable.auto.commit", "false").create().context("creating a Kafka consumer")
     }
 }
 
@@ -127,10 +123,7 @@ pub fn start_offsets(consumer: &BaseConsumer, topic: &str, partitions: u32, comm
 pub fn end_offsets(consumer: &BaseConsumer, topic: &str, partitions: u32) -> Result<Vec<i64>> {
     (0..partitions)
         .map(|p| {
-            consumer
-                .fetch_watermarks(topic, p as i32, Duration::from_secs(10))
-                .map(|(_, high)| high)
-                .with_context(|| format!("reading the end of {topic}/{p}"))
+            consumer.fetch_watermarks(topic, p as i32, Duration::from_secs(10)).map(|(_, high)| high).with_context(|| format!("reading the end of {topic}/{p}"))
         })
         .collect()
 }

@@ -154,10 +154,7 @@ impl KafkaSink {
         for (p, o) in offsets {
             tpl.add_partition_offset(topic, *p as i32, Offset::Offset(*o))?;
         }
-        let result = self
-            .producer
-            .send_offsets_to_transaction(&tpl, group, TXN_TIMEOUT)
-            .and_then(|_| self.producer.commit_transaction(TXN_TIMEOUT));
+        let result = self.producer.send_offsets_to_transaction(&tpl, group, TXN_TIMEOUT).and_then(|_| self.producer.commit_transaction(TXN_TIMEOUT));
         if let Err(e) = result {
             // Nothing of this transaction is visible to read_committed consumers; a
             // restart resumes from the last committed offsets.

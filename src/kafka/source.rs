@@ -70,13 +70,7 @@ impl KafkaSource {
         let (mut low, mut high) = (0i64, 0i64);
         // SAFETY: the handle is alive for `self`'s lifetime; the out-pointers are valid.
         let err = unsafe {
-            rdkafka::bindings::rd_kafka_get_watermark_offsets(
-                self.consumer.client().native_ptr(),
-                topic.as_ptr(),
-                partition as i32,
-                &mut low,
-                &mut high,
-            )
+            rdkafka::bindings::rd_kafka_get_watermark_offsets(self.consumer.client().native_ptr(), topic.as_ptr(), partition as i32, &mut low, &mut high)
         };
         (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
     }

@@ -33,7 +33,15 @@ pub struct ChampionFile {
 pub const FORMAT: u32 = 1;
 
 impl ChampionFile {
-    pub fn from_state(job: &str, model: &str, model_version: String, inputs: Vec<String>, state: &ModelState, slot: usize, roc_auc: Option<f64>) -> ChampionFile {
+    pub fn from_state(
+        job: &str,
+        model: &str,
+        model_version: String,
+        inputs: Vec<String>,
+        state: &ModelState,
+        slot: usize,
+        roc_auc: Option<f64>,
+    ) -> ChampionFile {
         ChampionFile {
             format: FORMAT,
             job: job.to_owned(),

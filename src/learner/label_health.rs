@@ -216,7 +216,10 @@ mod tests {
         }
         let msg = h.message(&counts).expect("a warning");
         assert!(msg.contains("100 of 100 malformed (missing_time 100); the first (missing_time) has fields [event_id, is_fraud, ts]"), "{msg}");
-        assert!(msg.ends_with("the job reads the label's time from field \"revealed_at\" (epoch ms or RFC 3339; [model] labels = { time = \"revealed_at\" })"), "{msg}");
+        assert!(
+            msg.ends_with("the job reads the label's time from field \"revealed_at\" (epoch ms or RFC 3339; [model] labels = { time = \"revealed_at\" })"),
+            "{msg}"
+        );
     }
 
     #[test]

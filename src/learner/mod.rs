@@ -231,7 +231,8 @@ impl OnlineSpec {
     /// file when `init` is set. `inputs` are the job's model inputs in order.
     pub fn initial_state(&self, inputs: &[String]) -> anyhow::Result<vigil_operators::learn::ModelState> {
         let shape = vigil_operators::learn::Shape { kind: self.kind, d: inputs.len() as u32, hidden_max: self.hidden_max(), batch: self.batch };
-        let mut state = vigil_operators::learn::ModelState::new(shape, self.space.initial(self.variants, self.seed), self.seed).map_err(|e| anyhow::anyhow!("model: {e}"))?;
+        let mut state = vigil_operators::learn::ModelState::new(shape, self.space.initial(self.variants, self.seed), self.seed)
+            .map_err(|e| anyhow::anyhow!("model: {e}"))?;
         if let Some(path) = &self.init {
             let champion = export::ChampionFile::read(path)?;
             champion.check_fits(self.kind, inputs, self.hidden_max()).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;

@@ -29,8 +29,8 @@ use crate::monitor::{ConceptAction, LabeledMonitors, Outcome};
 mod checkpointing;
 mod drift_actions;
 mod event_time;
-pub(super) use drift_actions::weighted_thresholds;
 use crate::source::{PollStatus, RecordSource};
+pub(super) use drift_actions::weighted_thresholds;
 
 /// Rows trained per call at most (a GPU call amortizes its fixed cost over them).
 const TRAIN_CHUNK: usize = 8192;

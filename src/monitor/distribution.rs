@@ -18,8 +18,8 @@
 
 use std::sync::{Arc, OnceLock};
 
-use vigil_operators::drift::feature::{compare_samples, DriftThresholds, Finding, NumericDrift};
 use vigil_operators::drift::dependence::BatchVariance;
+use vigil_operators::drift::feature::{compare_samples, DriftThresholds, Finding, NumericDrift};
 use vigil_operators::drift::rate::{rate_shift, RateShift};
 use vigil_operators::drift::windows::ReferenceSample;
 use vigil_operators::drift::{CategoricalDrift, Evidence, SampleWindows};
@@ -115,13 +115,13 @@ impl DistributionMonitors {
                 d.push_id(t, batch.categorical[i * c + j]);
             }
             match &mut self.prediction {
-                    Some(Prediction::Served { score, rate }) => {
-                        let served = batch.score[i] as f64;
-                        score.push(t, served);
-                        rate.push(t, served >= self.decision_threshold);
-                    }
-                    Some(Prediction::Rescored { inputs, .. }) if d > 0 => inputs.push(t, batch.inputs[i * d..(i + 1) * d].into()),
-                    _ => {}
+                Some(Prediction::Served { score, rate }) => {
+                    let served = batch.score[i] as f64;
+                    score.push(t, served);
+                    rate.push(t, served >= self.decision_threshold);
+                }
+                Some(Prediction::Rescored { inputs, .. }) if d > 0 => inputs.push(t, batch.inputs[i * d..(i + 1) * d].into()),
+                _ => {}
             }
             self.progress = self.progress.max(t);
             let next = *self.next_eval.get_or_insert(t - t.rem_euclid(self.interval_ms) + self.interval_ms);
@@ -240,7 +240,13 @@ mod tests {
         let records = sink.records();
         let evaluations: std::collections::BTreeSet<i64> = records.iter().map(|r| r.ts).collect();
         assert!(evaluations.len() >= 9, "one evaluation a minute: {evaluations:?}");
-        for (kind, name, method) in [("feature", "amount", "psi"), ("feature", "n_1m", "ks"), ("feature", "country", "js"), ("prediction", "score", "wasserstein"), ("prediction", "positive_rate", "rate_h")] {
+        for (kind, name, method) in [
+            ("feature", "amount", "psi"),
+            ("feature", "n_1m", "ks"),
+            ("feature", "country", "js"),
+            ("prediction", "score", "wasserstein"),
+            ("prediction", "positive_rate", "rate_h"),
+        ] {
             assert!(records.iter().any(|r| (r.kind.as_str(), r.name.as_str(), r.method.as_str()) == (kind, name, method)), "no {kind} {name} {method}");
         }
         let flagged: Vec<&DriftRecord> = records.iter().filter(|r| r.drift).collect();

@@ -313,7 +313,8 @@ drift = "drift"
         assert_eq!(m.spec.concept.adwin.delta, 0.01);
         assert_eq!(m.spec.concept.page_hinkley.mode, PhMode::Up);
         assert_eq!(m.spec.concept.ddm, ConceptSpec::default().ddm);
-        let c = job("[monitor.concept]\nddm = { warm_start = 500 }\npage_hinkley = { mode = \"both\" }").expect("valid").monitor.expect("monitored").spec.concept;
+        let c =
+            job("[monitor.concept]\nddm = { warm_start = 500 }\npage_hinkley = { mode = \"both\" }").expect("valid").monitor.expect("monitored").spec.concept;
         assert_eq!((c.ddm.warm_start, c.ddm.drift_threshold), (500, 4.0));
         assert_eq!((c.page_hinkley.mode, c.page_hinkley.threshold), (PhMode::Both, 200.0));
         assert_eq!(m.reference, Reference::First { skip: 0, events: 20_000 });

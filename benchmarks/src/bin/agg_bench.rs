@@ -17,9 +17,9 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use anyhow::Result;
-use vigil_operators::learn::SplitMix;
 use vigil_operators::distinct::tag_of;
 use vigil_operators::hll::Sketch;
+use vigil_operators::learn::SplitMix;
 use vigil_operators::{Agg, ApproxDistinct, DecayKind, Decayed, Distinct, FeatureDef, FeatureState, RatioToMean, WindowFeature, WindowKind};
 
 // the allocator of the `vigil` binary
@@ -282,7 +282,24 @@ fn main() -> Result<()> {
     // `agg-bench NAME` runs one aggregate and writes nothing (profiling)
     let only = std::env::args().nth(1);
     let mut rows = Vec::new();
-    for name in ["count", "sum", "mean", "min", "max", "variance", "std", "decayed", "tumbling", "hopping", "session", "session_churn", "distinct", "approx_distinct", "ratio", "interval_join"] {
+    for name in [
+        "count",
+        "sum",
+        "mean",
+        "min",
+        "max",
+        "variance",
+        "std",
+        "decayed",
+        "tumbling",
+        "hopping",
+        "session",
+        "session_churn",
+        "distinct",
+        "approx_distinct",
+        "ratio",
+        "interval_join",
+    ] {
         if only.as_deref().is_some_and(|o| o != name) {
             continue;
         }

@@ -13,13 +13,13 @@ use std::time::Instant;
 
 use anyhow::Result;
 use clap::Parser;
+use report::{machine, write_section};
 use vigil::generator::{GenConfig, Generator};
 use vigil::local::run_local_monitored;
 use vigil::metrics::Metrics;
 use vigil::monitor::DriftRecord;
 use vigil::output::MemorySink;
 use vigil::spec::JobSpec;
-use report::{machine, write_section};
 
 #[path = "../report.rs"]
 mod report;
@@ -106,7 +106,9 @@ fn main() -> Result<()> {
         for a in &after {
             *flagged.entry(a.clone()).or_default() += 1;
         }
-        let names = |v: &[&DriftRecord]| v.iter().map(|d| format!("{}/{}/{} ({:.3} > {:.3})", d.kind, d.name, d.method, d.value, d.threshold)).collect::<Vec<_>>().join(", ");
+        let names = |v: &[&DriftRecord]| {
+            v.iter().map(|d| format!("{}/{}/{} ({:.3} > {:.3})", d.kind, d.name, d.method, d.value, d.threshold)).collect::<Vec<_>>().join(", ")
+        };
         let row = format!(
             "| {seed} | {} | {} | {} |\n",
             if steady.is_empty() { "none".to_owned() } else { names(&steady.iter().collect::<Vec<_>>()) },

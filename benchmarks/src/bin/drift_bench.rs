@@ -248,7 +248,13 @@ fn main() -> Result<()> {
         let (found, _) = run_vigil(&make, &shares[grace..], 1);
         let found: Vec<usize> = found.into_iter().map(|i| i + grace).collect();
         let sc = score(&found, &s.drift_points, 1);
-        demo_rows.push(format!("| {} | adwin (delta 1e-7, min window 10000, up) on the variants' error share | {} | {} | {} |", s.name, fmt_positions(&found), fmt_delays(&sc), sc.false_alarms));
+        demo_rows.push(format!(
+            "| {} | adwin (delta 1e-7, min window 10000, up) on the variants' error share | {} | {} | {} |",
+            s.name,
+            fmt_positions(&found),
+            fmt_delays(&sc),
+            sc.false_alarms
+        ));
     }
 
     let median_ratio = |det: &str| {
@@ -344,7 +350,13 @@ fn monitor_cost(args: &Args) -> Result<()> {
     for b in &batches {
         for i in 0..b.len() {
             for (j, r) in rings.iter_mut().enumerate() {
-                let v = if j < f { b.numeric[i * f + j] } else if j == f { b.categorical[i] as f64 } else { b.score[i] as f64 };
+                let v = if j < f {
+                    b.numeric[i * f + j]
+                } else if j == f {
+                    b.categorical[i] as f64
+                } else {
+                    b.score[i] as f64
+                };
                 r.push_back(v);
                 if r.len() > 20_000 {
                     r.pop_front();

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use clap::Parser;
+use report::{machine, write_section};
 use vigil::generator::{GenConfig, Generator};
 use vigil::learner::service::LabelSourceFactory;
 use vigil::learner::Consistency;
@@ -23,7 +24,6 @@ use vigil::metrics::Metrics;
 use vigil::output::{MemorySink, Topic};
 use vigil::source::{PacedSource, RecordSource};
 use vigil::spec::JobSpec;
-use report::{machine, write_section};
 
 #[path = "../report.rs"]
 mod report;

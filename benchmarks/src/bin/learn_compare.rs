@@ -111,7 +111,11 @@ fn main() -> Result<()> {
         let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
         let preds: Vec<f32> = v["preds"].as_array().context("river preds")?.iter().map(|p| p.as_f64().unwrap_or(0.0) as f32).collect();
         let secs = v["seconds"].as_f64().unwrap_or(1.0);
-        curves.push(Curve { name: format!("River {} StandardScaler → LogisticRegression (SGD 0.01)", v["river"].as_str().unwrap_or("?")), preds, samples_per_s: Some(events.len() as f64 / secs) });
+        curves.push(Curve {
+            name: format!("River {} StandardScaler → LogisticRegression (SGD 0.01)", v["river"].as_str().unwrap_or("?")),
+            preds,
+            samples_per_s: Some(events.len() as f64 / secs),
+        });
     }
 
     let n = events.len();
@@ -135,7 +139,9 @@ fn main() -> Result<()> {
             let (post, _) = window_quality(&c.preds, &events, d, d + w);
             // first window end (in steps of w/10) at which the rolling AUC is back
             let step = (w / 10).max(1);
-            let recover = pre.and_then(|p| (d + w..=n).step_by(step).find(|&end| window_quality(&c.preds, &events, end - w, end).0.is_some_and(|a| a >= p - 0.02)).map(|end| end - d));
+            let recover = pre.and_then(|p| {
+                (d + w..=n).step_by(step).find(|&end| window_quality(&c.preds, &events, end - w, end).0.is_some_and(|a| a >= p - 0.02)).map(|end| end - d)
+            });
             table.push_str(&format!(" {} | {} | {} |", fmt(pre), fmt(post), recover.map_or("not within the run".into(), |r| r.to_string())));
         }
         table.push_str(&format!(" {} |\n", c.samples_per_s.map_or("-".into(), |r| format!("{r:.0}"))));

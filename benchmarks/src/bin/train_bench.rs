@@ -191,7 +191,11 @@ fn main() -> Result<()> {
     }
     let gpu = args.device != DeviceChoice::Cpu;
     let mut table = String::from("| model | d | K | samples/s | sample-variant updates/s |");
-    table.push_str(if gpu { " training kernel alone, updates/s | standardization kernel alone, samples/s |\n|---|---|---|---|---|---|---|\n" } else { "\n|---|---|---|---|---|\n" });
+    table.push_str(if gpu {
+        " training kernel alone, updates/s | standardization kernel alone, samples/s |\n|---|---|---|---|---|---|---|\n"
+    } else {
+        "\n|---|---|---|---|---|\n"
+    });
     for c in &cases {
         let model = match c.kind {
             ModelKind::Logistic => "logistic".to_string(),
@@ -232,7 +236,8 @@ fn main() -> Result<()> {
             ));
         }
     }
-    let mut heading = format!("## Online training throughput: {}", if args.device == DeviceChoice::Cpu { "CPU twin".to_string() } else { format!("GPU, {device}") });
+    let mut heading =
+        format!("## Online training throughput: {}", if args.device == DeviceChoice::Cpu { "CPU twin".to_string() } else { format!("GPU, {device}") });
     if let Some(tag) = &args.tag {
         heading.push_str(&format!(", {tag}"));
     }

@@ -64,7 +64,18 @@ pub struct DriftThresholds {
 
 impl Default for DriftThresholds {
     fn default() -> Self {
-        DriftThresholds { psi: 0.25, wasserstein: 0.1, ks: 1.0, js: 0.1, rate: 0.05, ks_alpha: 0.001, noise_alpha: 1e-4, p_value_max: 1000, p_values: false, bins: 10 }
+        DriftThresholds {
+            psi: 0.25,
+            wasserstein: 0.1,
+            ks: 1.0,
+            js: 0.1,
+            rate: 0.05,
+            ks_alpha: 0.001,
+            noise_alpha: 1e-4,
+            p_value_max: 1000,
+            p_values: false,
+            bins: 10,
+        }
     }
 }
 

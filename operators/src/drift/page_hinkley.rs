@@ -59,16 +59,7 @@ pub struct PageHinkley {
 
 impl PageHinkley {
     pub fn new(cfg: PageHinkleyConfig) -> PageHinkley {
-        PageHinkley {
-            cfg,
-            n: 0.0,
-            mean: 0.0,
-            sum_increase: 0.0,
-            sum_decrease: 0.0,
-            min_increase: f64::INFINITY,
-            max_decrease: -1.0,
-            detected: false,
-        }
+        PageHinkley { cfg, n: 0.0, mean: 0.0, sum_increase: 0.0, sum_decrease: 0.0, min_increase: f64::INFINITY, max_decrease: -1.0, detected: false }
     }
 }
 

@@ -15,12 +15,7 @@ impl CpuTrainer {
     pub fn new(state: ModelState) -> Result<CpuTrainer, LearnError> {
         state.validate()?;
         let b = state.shape.batch as usize;
-        Ok(CpuTrainer {
-            dz: vec![0.0; b],
-            act: vec![0.0; b * state.shape.hidden_max as usize],
-            grad: vec![0.0; state.shape.stride().max(256)],
-            state,
-        })
+        Ok(CpuTrainer { dz: vec![0.0; b], act: vec![0.0; b * state.shape.hidden_max as usize], grad: vec![0.0; state.shape.stride().max(256)], state })
     }
 
     /// The state, without copying.

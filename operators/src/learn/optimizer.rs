@@ -7,17 +7,7 @@ use super::Hyper;
 /// `h`, given its gradient. `second` indexes the parameter's second moment.
 #[allow(clippy::too_many_arguments)]
 #[inline]
-pub(crate) fn apply_update(
-    h: &Hyper,
-    params: &mut [f32],
-    moments: &mut [f32],
-    at: usize,
-    second: usize,
-    grad: f32,
-    is_bias: bool,
-    b1pow: f32,
-    b2pow: f32,
-) {
+pub(crate) fn apply_update(h: &Hyper, params: &mut [f32], moments: &mut [f32], at: usize, second: usize, grad: f32, is_bias: bool, b1pow: f32, b2pow: f32) {
     let p = params[at];
     let g = if is_bias { grad } else { grad + h.l2 * p };
     if h.optimizer == 0 {

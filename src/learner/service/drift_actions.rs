@@ -14,10 +14,14 @@ use crate::monitor::ConceptAction;
 /// (population-based training changes that mix: measured, all-10 to all-1 over a
 /// demo run, which moved the unadjusted error share as much as a concept drift).
 pub(in crate::learner) fn weighted_thresholds(state: &vigil_operators::learn::ModelState, t: f64) -> Vec<f64> {
-    state.hyper.iter().map(|h| {
-        let w = h.pos_weight.max(1e-6) as f64;
-        w * t / ((1.0 - t) + w * t)
-    }).collect()
+    state
+        .hyper
+        .iter()
+        .map(|h| {
+            let w = h.pos_weight.max(1e-6) as f64;
+            w * t / ((1.0 - t) + w * t)
+        })
+        .collect()
 }
 
 impl Service {
@@ -111,7 +115,18 @@ mod tests {
     fn learn(s: &mut Service, n: u64) {
         for i in 0..n {
             let v = (i % 10) as f32 / 10.0;
-            let p = Pending { id: i, time_ms: i as i64, x: vec![v, 1.0 - v], preds: vec![0.5; 4], served: 0.5, arm: 0, version: 0, epoch: 0, weight: 1.0, group: 0 };
+            let p = Pending {
+                id: i,
+                time_ms: i as i64,
+                x: vec![v, 1.0 - v],
+                preds: vec![0.5; 4],
+                served: 0.5,
+                arm: 0,
+                version: 0,
+                epoch: 0,
+                weight: 1.0,
+                group: 0,
+            };
             s.count("joined");
             s.learn_from(p, v > 0.5);
         }

@@ -33,14 +33,7 @@ pub(in crate::learner) struct LabelClock {
 impl LabelClock {
     pub(in crate::learner) fn new(partitions: &[u32], lateness_ms: i64, idle: std::time::Duration) -> LabelClock {
         let now = Instant::now();
-        LabelClock {
-            queue: BTreeMap::new(),
-            partitions: partitions.iter().map(|p| (*p, (i64::MIN, now))).collect(),
-            ended: false,
-            lateness_ms,
-            idle,
-            late: 0,
-        }
+        LabelClock { queue: BTreeMap::new(), partitions: partitions.iter().map(|p| (*p, (i64::MIN, now))).collect(), ended: false, lateness_ms, idle, late: 0 }
     }
 
     /// Whether the labels source should be read now.

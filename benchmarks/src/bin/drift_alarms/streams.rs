@@ -24,7 +24,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [Kind::Gaussian, Kind::Lognormal, Kind::StudentT3, Kind::Poisson3, Kind::Ar1, Kind::Categorical, Kind::Bernoulli, Kind::BurstyBernoulli];
+    pub const ALL: [Kind; 8] =
+        [Kind::Gaussian, Kind::Lognormal, Kind::StudentT3, Kind::Poisson3, Kind::Ar1, Kind::Categorical, Kind::Bernoulli, Kind::BurstyBernoulli];
 
     pub fn name(self) -> &'static str {
         match self {

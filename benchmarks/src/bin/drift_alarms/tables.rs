@@ -67,7 +67,14 @@ pub fn distribution_false_alarms(args: &Args) -> String {
         for w in WINDOWS {
             let t = false_alarms(kind, w, args.evaluations, args.seed);
             for (i, m) in t.methods.iter().enumerate() {
-                let _ = writeln!(s, "| {} | {w} | {m} | {} | {} | {} |", kind.name(), per_1000(t.crossings[i], t.evaluations), per_1000(t.alarms[i], t.evaluations), per_1000(t.old_alarms[i], t.evaluations));
+                let _ = writeln!(
+                    s,
+                    "| {} | {w} | {m} | {} | {} | {} |",
+                    kind.name(),
+                    per_1000(t.crossings[i], t.evaluations),
+                    per_1000(t.alarms[i], t.evaluations),
+                    per_1000(t.old_alarms[i], t.evaluations)
+                );
                 worst = worst.max(t.alarms[i] as f64 * 1000.0 / t.evaluations.max(1) as f64);
             }
             let _ = writeln!(s, "| {} | {w} | any | | {} | {} |", kind.name(), per_1000(t.any, t.evaluations), per_1000(t.old_any, t.evaluations));
@@ -138,7 +145,8 @@ pub fn demo(args: &Args) -> Result<String> {
     for (name, method, evals, alarms, early, delays) in rows {
         let flagged = delays.iter().flatten().count();
         let (median, _) = summary(&delays);
-        let _ = writeln!(s, "| {name} | {method} | {evals} | {alarms} | {early} | {} ({flagged}/{}) |", median.map_or("-".into(), |m| m.to_string()), delays.len());
+        let _ =
+            writeln!(s, "| {name} | {method} | {evals} | {alarms} | {early} | {} ({flagged}/{}) |", median.map_or("-".into(), |m| m.to_string()), delays.len());
     }
     s.push('\n');
     Ok(s)
