@@ -21,8 +21,8 @@ use vigil::kafka::KafkaOptions;
 use vigil::metrics::Metrics;
 use vigil::monitor::emit::format_ts;
 use vigil::monitor::DriftRecord;
-use vigil::pipeline::Control;
 use vigil::run::{run_job, RunOptions};
+use vigil::types::Control;
 
 const EVENTS: u64 = 300_000;
 const DRIFT_AT: u64 = 100_000;

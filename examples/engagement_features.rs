@@ -32,9 +32,9 @@ use vigil::feed_generator::{publish_feed, synthetic_feed};
 use vigil::kafka::read::read_topic;
 use vigil::kafka::KafkaOptions;
 use vigil::metrics::Metrics;
-use vigil::pipeline::Control;
 use vigil::run::{run_job, RunOptions};
 use vigil::spec::{FieldType, IntervalJoinDecl, JobBuilder, JobSpec, Window};
+use vigil::types::Control;
 use vigil_operators::{Agg, DecayKind, Emit, Transform};
 
 const MINUTE: Duration = Duration::from_secs(60);

@@ -14,9 +14,9 @@ use vigil::kafka::publish::{never, publish, PublishOptions, PublishProgress};
 use vigil::kafka::read::read_topic;
 use vigil::kafka::KafkaOptions;
 use vigil::metrics::Metrics;
-use vigil::pipeline::Control;
 use vigil::run::{run_job, RunOptions};
 use vigil::spec::{FieldType, JobBuilder, JobSpec};
+use vigil::types::Control;
 use vigil_operators::{Agg, Transform};
 
 /// The fraud job: the same graph as `examples/fraud_job.toml`.

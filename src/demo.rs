@@ -15,9 +15,9 @@ use crate::broker::EmbeddedBroker;
 use crate::generator::GenConfig;
 use crate::kafka::publish::{publish, PublishOptions, PublishProgress};
 use crate::metrics::Metrics;
-use crate::pipeline::Control;
 use crate::run::{run_job, RunOptions};
 use crate::spec::JobSpec;
+use crate::types::Control;
 
 /// The demo job with fixed weights, parsed from `examples/fraud_job.toml` (built
 /// into the binary).

@@ -18,8 +18,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use crate::metrics::Metrics;
-use crate::pipeline::Control;
 use crate::store::FeatureStore;
+use crate::types::Control;
 
 /// The live dashboard page, built into the binary.
 const DASHBOARD: &str = include_str!("dashboard/index.html");

@@ -31,4 +31,5 @@ pub mod spec;
 pub mod store;
 pub mod summary;
 pub mod table;
+pub mod types;
 pub mod watermark;

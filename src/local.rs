@@ -9,9 +9,10 @@ use crate::learner::service::LabelSourceFactory;
 use crate::learner::LearnerSummary;
 use crate::metrics::Metrics;
 use crate::output::OutputSink;
-use crate::pipeline::{run_worker, Control, WorkerContext};
+use crate::pipeline::{run_worker, WorkerContext};
 use crate::source::{MemorySource, RecordSource};
 use crate::spec::JobSpec;
+use crate::types::Control;
 
 /// One in-memory topic: `partitions[p]` holds partition `p`'s payloads in offset order
 /// (`None` is a record without payload).

@@ -13,9 +13,9 @@ use vigil::generator::GenConfig;
 use vigil::kafka::publish::{publish, PublishOptions, PublishProgress};
 use vigil::kafka::KafkaOptions;
 use vigil::metrics::Metrics;
-use vigil::pipeline::Control;
 use vigil::run::{run_job, Cluster, RunOptions};
 use vigil::spec::JobSpec;
+use vigil::types::Control;
 
 /// mimalloc: the hot path allocates a few small objects per event.
 #[global_allocator]

@@ -170,7 +170,7 @@ impl Metrics {
 
     /// Sum of a counter family over all labels (for summaries and progress lines).
     pub fn dlq_total(&self) -> u64 {
-        crate::decode::Reason::ALL.iter().map(|r| self.dlq.with_label_values(&[r.as_str()]).get()).sum()
+        crate::types::Reason::ALL.iter().map(|r| self.dlq.with_label_values(&[r.as_str()]).get()).sum()
     }
 }
 

@@ -10,7 +10,7 @@ use base64::Engine;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::decode::Rejection;
+use crate::types::Rejection;
 
 /// Which output topic a record belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -284,7 +284,7 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::Reason;
+    use crate::types::Reason;
 
     #[test]
     fn score_record_is_valid_json_with_nulls() {

@@ -80,7 +80,7 @@ fn partition_of(payload: &[u8], key_field: &str, partitions: usize) -> usize {
         Some(serde_json::Value::Number(n)) => Some(n.to_string()),
         _ => None,
     });
-    key.map_or(0, |k| (crate::pipeline::key_hash(&k) % partitions.max(1) as u64) as usize)
+    key.map_or(0, |k| (crate::types::key_hash(&k) % partitions.max(1) as u64) as usize)
 }
 
 /// Runs `job` over the files; see the module docs.

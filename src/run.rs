@@ -22,10 +22,11 @@ use crate::kafka::sink::KafkaSink;
 use crate::kafka::source::{EndOffsets, KafkaSource};
 use crate::kafka::{self, KafkaOptions};
 use crate::metrics::Metrics;
-use crate::pipeline::{run_worker, Control, WorkerContext};
+use crate::pipeline::{run_worker, WorkerContext};
 use crate::source::{owned_partitions, MemorySource};
 use crate::spec::JobSpec;
 use crate::store::FeatureStore;
+use crate::types::Control;
 
 /// How the job's workers are laid out.
 #[derive(Clone, Debug)]
@@ -143,7 +144,7 @@ pub fn run_job(mut job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, contr
 
     let inflight = Arc::new(InFlight::default());
     let start_epoch = restored.as_ref().map_or(0, |r| r.epoch() + 1);
-    let run_id = format!("{:x}-{}", crate::pipeline::now_us() / 1000, std::process::id());
+    let run_id = format!("{:x}-{}", crate::types::now_us() / 1000, std::process::id());
     // Stable across restarts and independent of the number of workers.
     let transactional_id = format!("vigil-{}-{}-p{}", job.name, opts.group_id, opts.cluster.process);
     let sink = Arc::new(KafkaSink::new(

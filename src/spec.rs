@@ -187,7 +187,7 @@ impl JobSpec {
             let inputs: Vec<&str> = self.model.inputs.iter().map(|i| i.name.as_str()).collect();
             shape.push_str(&format!("|online {:?} {inputs:?} {} {}", o.kind, o.variants, o.hidden_max()));
         }
-        format!("{:016x}", crate::pipeline::key_hash(&shape))
+        format!("{:016x}", crate::types::key_hash(&shape))
     }
 
     pub fn logistic_model(&self) -> LogisticModel {

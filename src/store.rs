@@ -39,7 +39,7 @@ impl FeatureStore {
     }
 
     fn shard(&self, key: &str) -> &RwLock<HashMap<String, Arc<StoredFeatures>>> {
-        &self.shards[(crate::pipeline::key_hash(key) as usize) % SHARDS]
+        &self.shards[(crate::types::key_hash(key) as usize) % SHARDS]
     }
 
     /// Publishes a batch of latest vectors and removes expired keys.
@@ -50,7 +50,7 @@ impl FeatureStore {
         }
         let mut by_shard: Vec<Vec<(String, StoredFeatures)>> = (0..SHARDS).map(|_| Vec::new()).collect();
         for (k, v) in latest.drain() {
-            by_shard[(crate::pipeline::key_hash(&k) as usize) % SHARDS].push((k, v));
+            by_shard[(crate::types::key_hash(&k) as usize) % SHARDS].push((k, v));
         }
         for (i, batch) in by_shard.into_iter().enumerate() {
             if batch.is_empty() {

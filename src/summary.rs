@@ -42,7 +42,7 @@ pub fn accounting(metrics: &Metrics, job: &JobSpec) -> String {
     let (scored, dlq) = (metrics.scores_out.get(), metrics.dlq_total());
     let mut out =
         format!("  read {read} records from {}: scored {scored} (to {}), dead-lettered {dlq} (to {})\n", job.source.topic, job.sinks.scores, job.sinks.dlq);
-    for r in crate::decode::Reason::ALL {
+    for r in crate::types::Reason::ALL {
         let n = metrics.dlq.with_label_values(&[r.as_str()]).get();
         if n > 0 {
             let _ = writeln!(out, "    dlq {}: {n}", r.as_str());
@@ -125,7 +125,7 @@ mod tests {
         let metrics = Metrics::new();
         metrics.events_in.with_label_values(&[&job.source.topic]).inc_by(1000);
         metrics.scores_out.inc_by(990);
-        metrics.dlq.with_label_values(&[crate::decode::Reason::ALL[0].as_str()]).inc_by(10);
+        metrics.dlq.with_label_values(&[crate::types::Reason::ALL[0].as_str()]).inc_by(10);
         let mut learner = LearnerSummary { device: "cpu".into(), ..Default::default() };
         learner.counts.labels_read = 3000;
         learner.counts.malformed = 3000;
@@ -139,7 +139,7 @@ mod tests {
             )),
             "{text}"
         );
-        assert!(text.contains(&format!("    dlq {}: 10\n", crate::decode::Reason::ALL[0].as_str())), "{text}");
+        assert!(text.contains(&format!("    dlq {}: 10\n", crate::types::Reason::ALL[0].as_str())), "{text}");
         assert!(text.contains("committed offsets of 2 partitions; restored checkpoint none; wrote 0 checkpoints"), "{text}");
         assert!(text.contains("  online training on cpu\n"), "{text}");
         assert!(text.contains("    labels: 3000 read: 0 joined, 0 expired, 0 orphan, 0 sampled out, 3000 malformed;"), "{text}");

@@ -50,7 +50,7 @@ impl SharedTable {
     }
 
     fn shard(key: &str) -> usize {
-        crate::pipeline::key_hash(key) as usize % SHARDS
+        crate::types::key_hash(key) as usize % SHARDS
     }
 
     /// A column of the row of `key`, as the table stands now.

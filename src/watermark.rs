@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::decode::{Reason, Rejection};
+use crate::types::{Reason, Rejection};
 
 /// 2000-01-01T00:00:00Z in epoch milliseconds: older timestamps are implausible.
 pub const MIN_PLAUSIBLE_MS: i64 = 946_684_800_000;

@@ -17,8 +17,8 @@ use vigil::generator::GenConfig;
 use vigil::kafka::publish::{never, publish, PublishOptions, PublishProgress};
 use vigil::kafka::KafkaOptions;
 use vigil::metrics::Metrics;
-use vigil::pipeline::Control;
 use vigil::run::{run_job, RunOptions};
+use vigil::types::Control;
 
 const EVENTS: u64 = 300_000;
 

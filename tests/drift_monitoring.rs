@@ -15,7 +15,7 @@ use vigil::demo::{run_demo, DemoOptions, DemoReport};
 use vigil::generator::{GenConfig, Generator};
 use vigil::gpu::DeviceChoice;
 use vigil::monitor::DriftRecord;
-use vigil::pipeline::Control;
+use vigil::types::Control;
 
 const EVENTS: u64 = 300_000;
 const DRIFT_AT: u64 = 100_000;
@@ -101,7 +101,7 @@ fn positioned(events: u64, drift_at: u64) -> (Vec<std::sync::Arc<Vec<(usize, Vec
     let (mut parts, mut labels, mut pos) = (vec![Vec::new(); 4], Vec::new(), 0);
     for _ in 0..events {
         let t = g.next_transaction();
-        parts[(vigil::pipeline::key_hash(&t.key) % 4) as usize].push((pos, t.payload));
+        parts[(vigil::types::key_hash(&t.key) % 4) as usize].push((pos, t.payload));
         pos += 1;
         for l in g.due_labels() {
             labels.push((pos, l.payload));

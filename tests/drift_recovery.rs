@@ -42,7 +42,7 @@ fn the_champion_beats_a_fixed_model_drops_at_the_drift_and_recovers() {
         let baseline = offline_baseline(&events, DRIFT_AT / 2).unwrap();
         let auc = |preds: &[f32], a: usize, b: usize| window_quality(preds, &events, a, b).0.unwrap();
         // the first scored event generated at or after the drift (late records are dead-lettered)
-        let after_drift: std::collections::HashSet<u64> = (DRIFT_AT..DRIFT_AT + 200).map(|i| vigil::pipeline::key_hash(&format!("e-{i}"))).collect();
+        let after_drift: std::collections::HashSet<u64> = (DRIFT_AT..DRIFT_AT + 200).map(|i| vigil::types::key_hash(&format!("e-{i}"))).collect();
         let drift = events.iter().position(|e| after_drift.contains(&e.id)).unwrap();
 
         let pre = auc(&run.served, drift - WINDOW, drift);

@@ -34,7 +34,7 @@ fn stream() -> Vec<Record> {
     let mut out = Vec::new();
     for _ in 0..EVENTS {
         let t = g.next_transaction();
-        let partition = (vigil::pipeline::key_hash(&t.key) % PARTITIONS as u64) as usize;
+        let partition = (vigil::types::key_hash(&t.key) % PARTITIONS as u64) as usize;
         out.push(Record { label: false, partition, payload: t.payload });
         for l in g.due_labels() {
             out.push(Record { label: true, partition: 0, payload: l.payload });

@@ -14,9 +14,9 @@ use vigil::generator::GenConfig;
 use vigil::kafka::publish::{never, publish, PublishOptions, PublishProgress};
 use vigil::kafka::read::read_topic;
 use vigil::metrics::Metrics;
-use vigil::pipeline::Control;
 use vigil::run::{run_job, RunOptions};
 use vigil::store::FeatureStore;
+use vigil::types::Control;
 
 fn http(addr: &str, request: &str) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(addr).unwrap();

@@ -240,7 +240,7 @@ fn check_closed_windows(input: &[Vec<Option<Vec<u8>>>], scores: &[serde_json::Va
 }
 
 fn now_ms() -> i64 {
-    (vigil::pipeline::now_us() / 1000) as i64
+    (vigil::types::now_us() / 1000) as i64
 }
 
 proptest! {

@@ -94,7 +94,7 @@ fn expected_rows(input: &[Vec<Option<Vec<u8>>>]) -> (Vec<Row>, HashMap<(u32, i64
         max_future_ms: 3_600_000,
         features: vec![],
     };
-    let verdicts = oracle(&oracle_job, input, (vigil::pipeline::now_us() / 1000) as i64);
+    let verdicts = oracle(&oracle_job, input, (vigil::types::now_us() / 1000) as i64);
     let mut accepted: Vec<Accepted> = Vec::new();
     for ((p, o), verdict) in verdicts {
         if let Expected::Scored(_) = verdict {

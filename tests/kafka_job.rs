@@ -14,9 +14,9 @@ use vigil::kafka::publish::{never, publish, PublishOptions, PublishProgress};
 use vigil::kafka::read::read_topic;
 use vigil::kafka::KafkaOptions;
 use vigil::metrics::Metrics;
-use vigil::pipeline::Control;
 use vigil::run::{run_job, RunOptions};
 use vigil::spec::JobSpec;
+use vigil::types::Control;
 use vigil_operators::FeatureDef;
 
 fn oracle_job(job: &JobSpec) -> OracleJob {
@@ -97,7 +97,7 @@ fn a_job_scores_every_offset_once_with_the_oracles_features_and_commits() {
         assert_eq!(r.offset as usize, partitions[r.partition as usize].len());
         partitions[r.partition as usize].push(r.payload.clone());
     }
-    let now_ms = (vigil::pipeline::now_us() / 1000) as i64;
+    let now_ms = (vigil::types::now_us() / 1000) as i64;
     let expected = oracle(&oracle_job(&job), &partitions, now_ms);
     let scores = payloads(&kafka, "scores");
     let dlq = payloads(&kafka, "dlq");

@@ -26,8 +26,8 @@ use vigil::kafka::publish::{never, publish, PublishOptions, PublishProgress};
 use vigil::kafka::read::{read_topic, ReadRecord};
 use vigil::metrics::Metrics;
 use vigil::offline::export::{log_files, read_log_file};
-use vigil::pipeline::Control;
 use vigil::run::{run_job, RunOptions};
+use vigil::types::Control;
 
 const EVENTS: u64 = 30_000;
 

@@ -17,8 +17,8 @@ use vigil::gpu::DeviceChoice;
 use vigil::kafka::read::read_topic;
 use vigil::learner::checkpoint::LearnerCheckpoint;
 use vigil::metrics::Metrics;
-use vigil::pipeline::Control;
 use vigil::run::{run_job, RunOptions};
+use vigil::types::Control;
 
 #[test]
 fn a_restored_learner_continues_without_losing_or_repeating_a_label() {
@@ -162,7 +162,7 @@ fn checkpoints_hold_back_samples_of_unsealed_epochs() {
     let metrics = Metrics::new();
     let learner = vigil::learner::start(spec, names, metrics.clone(), source, Resume { checkpointing: true, ..Resume::default() }, None).unwrap();
     let pending = |i: u64, epoch: u64| Pending {
-        id: vigil::pipeline::key_hash(&format!("e{i}")),
+        id: vigil::types::key_hash(&format!("e{i}")),
         time_ms: 1_000 * i as i64,
         x: vec![i as f32, 1.0],
         preds: vec![0.5, 0.5],
@@ -183,7 +183,7 @@ fn checkpoints_hold_back_samples_of_unsealed_epochs() {
         LearnerCheckpoint::decode(&answer.recv().unwrap().unwrap()).unwrap()
     };
     let ids = |v: &[(u64, bool, u32)]| -> HashSet<u64> { v.iter().map(|e| e.0).collect() };
-    let id = |i: u64| vigil::pipeline::key_hash(&format!("e{i}"));
+    let id = |i: u64| vigil::types::key_hash(&format!("e{i}"));
 
     // nothing is sealed before the first checkpoint: nothing trained
     let c0 = checkpoint(0);

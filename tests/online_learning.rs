@@ -22,9 +22,9 @@ use vigil::learner::{LabelSpec, OnlineSpec};
 use vigil::local::run_local_with_labels;
 use vigil::metrics::Metrics;
 use vigil::output::{MemorySink, Topic};
-use vigil::pipeline::{key_hash, Control};
 use vigil::run::{run_job, RunOptions};
 use vigil::spec::{FieldType, JobBuilder};
+use vigil::types::{key_hash, Control};
 use vigil_operators::learn::ModelKind;
 use vigil_operators::Agg;
 

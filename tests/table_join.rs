@@ -17,9 +17,9 @@ use vigil::kafka::publish::{never, publish, PublishOptions, PublishProgress};
 use vigil::kafka::read::read_topic;
 use vigil::kafka::KafkaOptions;
 use vigil::metrics::Metrics;
-use vigil::pipeline::Control;
 use vigil::run::{run_job, RunOptions};
 use vigil::spec::JobSpec;
+use vigil::types::Control;
 
 fn job() -> JobSpec {
     let base = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fraud_job.toml")).unwrap();
@@ -226,5 +226,5 @@ fn tables_bootstrap_then_follow_upserts_and_deletes() {
 }
 
 fn now_ms() -> i64 {
-    (vigil::pipeline::now_us() / 1000) as i64
+    (vigil::types::now_us() / 1000) as i64
 }

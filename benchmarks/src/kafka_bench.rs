@@ -17,8 +17,8 @@ use vigil::kafka::publish::{never, publish, PublishOptions, PublishProgress};
 use vigil::kafka::read::read_topic;
 use vigil::kafka::KafkaOptions;
 use vigil::metrics::Metrics;
-use vigil::pipeline::Control;
 use vigil::run::{run_job, RunOptions};
+use vigil::types::Control;
 
 pub const PARTITIONS: i32 = 8;
 

@@ -77,7 +77,7 @@ fn main() -> Result<()> {
     let mut parts: Vec<Vec<Vec<u8>>> = vec![Vec::new(); 8];
     for _ in 0..args.events {
         let g = gen.next_transaction();
-        parts[(vigil::pipeline::key_hash(&g.key) % 8) as usize].push(g.payload);
+        parts[(vigil::types::key_hash(&g.key) % 8) as usize].push(g.payload);
     }
     let topic: vigil::local::MemoryTopic = parts.iter().map(|p| Arc::new(p.iter().map(|b| Some(b.clone())).collect())).collect();
     let job = fraud_job();

@@ -27,7 +27,7 @@ use crate::delivery::{InFlight, MAX_EPOCHS_AHEAD};
 use crate::epoch::EpochClock;
 use crate::kafka::sink::KafkaSink;
 use crate::metrics::Metrics;
-use crate::pipeline::Control;
+use crate::types::Control;
 
 pub struct CoordinatorConfig {
     /// Where checkpoints go; `None` commits offsets at epoch boundaries without state.
@@ -242,7 +242,7 @@ impl State {
                 epoch,
                 partitions,
                 states,
-                created_unix_ms: crate::pipeline::now_us() / 1000,
+                created_unix_ms: crate::types::now_us() / 1000,
             };
             format::write_manifest(dir, &manifest)?;
             self.summary.checkpoints_written += 1;

@@ -39,12 +39,14 @@ use super::snapshot::ModelSnapshot;
 /// Models kept for scorers that are behind (events still on their way).
 const KEPT_SNAPSHOTS: usize = 4096;
 
-/// What one source worker reported.
+/// What the source workers reported.
 #[derive(Clone, Debug, Default)]
-struct Share {
-    /// No event older than this will be accepted any more (`i64::MAX`: finished).
-    low: i64,
-    /// Accepted events with an event id, per step index.
+struct Sources {
+    /// Per source worker: no event older than this will be accepted any more
+    /// (`i64::MAX`: finished).
+    low: Vec<i64>,
+    /// Accepted events with an event id, per step index, over every source (the
+    /// steps not settled yet).
     accepted: BTreeMap<i64, u64>,
 }
 
@@ -56,7 +58,7 @@ pub struct Gate {
     ready: AtomicI64,
     /// Events the scorers hold for their model.
     held: AtomicUsize,
-    sources: Mutex<Vec<Share>>,
+    sources: Mutex<Sources>,
     /// Models by the boundary from which they score.
     snapshots: RwLock<BTreeMap<i64, Arc<ModelSnapshot>>>,
     wakers: Mutex<Vec<Box<dyn Fn() + Send + Sync>>>,
@@ -71,7 +73,7 @@ impl Gate {
             hold_limit,
             ready: AtomicI64::new(i64::MIN),
             held: AtomicUsize::new(0),
-            sources: Mutex::new(vec![Share { low: i64::MIN, accepted: BTreeMap::new() }; sources]),
+            sources: Mutex::new(Sources { low: vec![i64::MIN; sources], accepted: BTreeMap::new() }),
             snapshots: RwLock::new(BTreeMap::from([(i64::MIN, first)])),
             wakers: Mutex::new(Vec::new()),
             forced: AtomicBool::new(false),
@@ -98,10 +100,11 @@ impl Gate {
     /// accepted since the last report (per step; `accepted` is drained).
     pub fn report_source(&self, index: usize, low: i64, accepted: &mut BTreeMap<i64, u64>) {
         let mut sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(share) = sources.get_mut(index) {
-            share.low = share.low.max(low);
+        let sources = &mut *sources;
+        if let Some(l) = sources.low.get_mut(index) {
+            *l = (*l).max(low);
             for (step, n) in std::mem::take(accepted) {
-                *share.accepted.entry(step).or_default() += n;
+                *sources.accepted.entry(step).or_default() += n;
             }
         }
     }
@@ -120,18 +123,12 @@ impl Gate {
     /// from both sides.
     pub fn buildable(&self, received: &mut BTreeMap<i64, u64>) -> i64 {
         let mut sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
-        let low = sources.iter().map(|s| s.low).min().unwrap_or(i64::MAX);
+        let low = sources.low.iter().copied().min().unwrap_or(i64::MAX);
         if low == i64::MIN {
             return i64::MIN;
         }
         let mut limit = if low == i64::MAX { i64::MAX } else { self.boundary(low) };
-        let mut steps: BTreeMap<i64, u64> = BTreeMap::new();
-        for s in sources.iter() {
-            for (step, n) in &s.accepted {
-                *steps.entry(*step).or_default() += n;
-            }
-        }
-        for (step, n) in &steps {
+        for (step, n) in &sources.accepted {
             let start = step.saturating_mul(self.step_ms);
             if start >= limit {
                 break;
@@ -142,12 +139,10 @@ impl Gate {
             }
         }
         // steps wholly below the limit are settled
-        let settled: Vec<i64> = steps.keys().copied().filter(|s| s.saturating_mul(self.step_ms).saturating_add(self.step_ms) <= limit).collect();
+        let settled: Vec<i64> = sources.accepted.keys().copied().take_while(|s| s.saturating_mul(self.step_ms).saturating_add(self.step_ms) <= limit).collect();
         for step in settled {
             received.remove(&step);
-            for s in sources.iter_mut() {
-                s.accepted.remove(&step);
-            }
+            sources.accepted.remove(&step);
         }
         limit
     }

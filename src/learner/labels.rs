@@ -4,7 +4,7 @@
 //! bounded size, lacks the id or has a label that is not a boolean (or 0/1, or the
 //! strings "true"/"false") is counted as `malformed` and skipped.
 
-use crate::pipeline::key_hash;
+use crate::types::key_hash;
 
 /// Labels larger than this are malformed.
 pub const MAX_LABEL_BYTES: usize = 16 * 1024;

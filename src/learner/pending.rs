@@ -22,7 +22,7 @@ use std::collections::{BinaryHeap, HashMap};
 /// One scored event waiting for its label.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Pending {
-    /// Hash of the event id (`pipeline::key_hash`).
+    /// Hash of the event id (`types::key_hash`).
     pub id: u64,
     pub time_ms: i64,
     /// The raw (imputed) model inputs it was scored with.

@@ -151,8 +151,8 @@ pub fn record_stream(job: &crate::spec::JobSpec, payloads: Vec<Vec<u8>>, labels:
             })
             .collect();
         out.push(ReplayEvent {
-            id: crate::pipeline::key_hash(&id),
-            key: crate::pipeline::key_hash(score["key"].as_str().unwrap_or_default()),
+            id: crate::types::key_hash(&id),
+            key: crate::types::key_hash(score["key"].as_str().unwrap_or_default()),
             time_ms: score["event_time"].as_i64().unwrap_or_default(),
             x,
             label: labels.get(&id).copied(),

@@ -111,7 +111,7 @@ impl OfflineLog {
         let (tx, rx) = sync_channel(CHANNEL_BATCHES);
         let link = OfflineLink { tx, inflight: inflight.clone(), features: cfg.features.len() };
         // Names sort in writing order across runs: start time (ms, fixed width), pid.
-        let tag = format!("{:012x}-{:x}", crate::pipeline::now_us() / 1000, std::process::id());
+        let tag = format!("{:012x}-{:x}", crate::types::now_us() / 1000, std::process::id());
         let writer = Writer { schema: schema(&cfg.features), dir, tag, seq: 0, inflight, metrics, summary: OfflineSummary::default() };
         let thread = std::thread::Builder::new().name("vigil-offline".into()).spawn(move || writer.run(rx, &cfg))?;
         Ok(OfflineLog { link, thread })

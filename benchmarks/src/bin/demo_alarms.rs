@@ -56,7 +56,7 @@ fn stream(events: u64, seed: u64, drift_at: Option<u64>) -> (vigil::local::Memor
                 shift = v["ts"].as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()).map_or(i64::MAX, |d| d.timestamp_millis() - 3_000);
             }
         }
-        parts[(vigil::pipeline::key_hash(&t.key) % 8) as usize].push(Some(t.payload));
+        parts[(vigil::types::key_hash(&t.key) % 8) as usize].push(Some(t.payload));
         labels.extend(g.due_labels().into_iter().map(|l| Some(l.payload)));
     }
     labels.extend(g.remaining_labels().into_iter().map(|l| Some(l.payload)));

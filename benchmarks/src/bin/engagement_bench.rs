@@ -31,9 +31,9 @@ use vigil::feed_generator::{publish_feed, synthetic_feed};
 use vigil::local::run_local;
 use vigil::metrics::Metrics;
 use vigil::output::NullSink;
-use vigil::pipeline::Control;
 use vigil::run::{run_job, RunOptions};
 use vigil::spec::JobSpec;
+use vigil::types::Control;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -91,7 +91,7 @@ fn in_memory(job: &JobSpec, feed: &[serde_json::Value], key: &str) -> Result<f64
     let mut partitions = vec![Vec::new(); 8];
     for e in feed {
         let k = e[key].as_str().unwrap_or_default();
-        partitions[(vigil::pipeline::key_hash(k) % 8) as usize].push(Some(e.to_string().into_bytes()));
+        partitions[(vigil::types::key_hash(k) % 8) as usize].push(Some(e.to_string().into_bytes()));
     }
     let topic = partitions.into_iter().map(Arc::new).collect();
     let t = Instant::now();

@@ -69,7 +69,7 @@ fn stream(n: usize) -> (Parts, Parts, std::collections::HashMap<String, bool>, u
     };
     for _ in 0..n {
         let t = g.next_transaction();
-        events[(vigil::pipeline::key_hash(&t.key) % PARTITIONS as u64) as usize].push((pos, t.payload));
+        events[(vigil::types::key_hash(&t.key) % PARTITIONS as u64) as usize].push((pos, t.payload));
         pos += 1;
         add_labels(g.due_labels(), &mut pos);
     }

@@ -23,10 +23,11 @@ use anyhow::{anyhow, Result};
 use clap::Parser;
 use vigil::metrics::Metrics;
 use vigil::output::NullSink;
-use vigil::pipeline::{run_worker, Control, WorkerContext};
+use vigil::pipeline::{run_worker, WorkerContext};
 use vigil::source::{PollStatus, RecordRef, RecordSource};
 use vigil::spec::{FieldType, JobBuilder, JobSpec};
 use vigil::store::FeatureStore;
+use vigil::types::Control;
 use vigil_operators::learn::SplitMix;
 use vigil_operators::Agg;
 
@@ -147,7 +148,7 @@ impl RecordSource for ChurnSource {
             self.emitted += 1;
             self.buf.clear();
             let _ = write!(self.buf, "{{\"user\":\"u{key:07}\",\"ts\":{time},\"amount\":{amount}}}");
-            let p = (vigil::pipeline::key_hash(&format!("u{key:07}")) % PARTITIONS as u64) as usize;
+            let p = (vigil::types::key_hash(&format!("u{key:07}")) % PARTITIONS as u64) as usize;
             self.by_partition[p].push(self.buf.clone());
             if self.emitted % self.probe.every == 0 {
                 self.probe.sample(self.emitted, time);
