@@ -13,6 +13,7 @@ pub mod demo;
 pub mod epoch;
 pub mod feed_generator;
 pub mod generator;
+pub mod graph;
 pub mod gpu;
 pub mod http;
 pub mod join_output;
