@@ -256,7 +256,15 @@ impl<O: KeyedOperator> KeyedRuntime<O> {
         }
     }
 
-    fn call(&mut self, key: &str, origin: Origin, time: i64, watermark: i64, out: &mut Vec<O::Out>, f: impl FnOnce(&mut O, &mut O::State, &mut KeyContext<'_, O::Out>)) {
+    fn call(
+        &mut self,
+        key: &str,
+        origin: Origin,
+        time: i64,
+        watermark: i64,
+        out: &mut Vec<O::Out>,
+        f: impl FnOnce(&mut O, &mut O::State, &mut KeyContext<'_, O::Out>),
+    ) {
         let mut state = self.states.remove(key).unwrap_or_default();
         let mut ctx = KeyContext { key, time, watermark, out, timers: &self.timers, set: Vec::new(), cleared: false };
         f(&mut self.op, &mut state, &mut ctx);
