@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -16,8 +16,6 @@ use vigil_operators::learn::{SplitMix, Trainer};
 use super::checkpoint::{CheckpointRequest, Counts, LearnerCheckpoint};
 use super::export::{champion_path, ChampionFile};
 use super::gate::Gate;
-use super::label_health::LabelHealth;
-use super::labels::{decode_label, label_time};
 use super::pending::{Pending, PendingStore};
 use super::runs::{RunLog, RunRecord};
 use super::snapshot::{ModelHandle, ModelSnapshot};
@@ -29,7 +27,8 @@ use crate::monitor::{ConceptAction, LabeledMonitors, Outcome};
 mod checkpointing;
 mod drift_actions;
 mod event_time;
-use crate::source::{PollStatus, RecordSource};
+mod main_loop;
+use crate::source::RecordSource;
 pub(super) use drift_actions::weighted_thresholds;
 
 /// Rows trained per call at most (a GPU call amortizes its fixed cost over them).
@@ -202,15 +201,6 @@ pub fn start(
     Ok(Learner { link, device, checkpoints, finish, thread })
 }
 
-/// Labels read are committed: a restarted job does not read them again (the
-/// predictions they would join did not survive the restart). Failures are logged;
-/// the next commit retries.
-fn commit_labels(labels: &mut dyn RecordSource) {
-    if let Err(e) = labels.commit() {
-        tracing::warn!(error = %e, "committing label positions");
-    }
-}
-
 /// A bounded set of ids, forgetting the oldest.
 struct Remembered {
     set: HashSet<u64>,
@@ -358,137 +348,6 @@ impl Service {
             names,
             k,
         }
-    }
-
-    fn run(
-        mut self,
-        rx: Receiver<Vec<Pending>>,
-        requests: Option<Receiver<CheckpointRequest>>,
-        mut labels: Box<dyn RecordSource>,
-        finish: &AtomicBool,
-    ) -> Result<LearnerSummary> {
-        let mut scorers_gone = false;
-        let mut quiet_polls = 0;
-        let mut last_gauges = Instant::now();
-        let mut last_commit = Instant::now();
-        let mut batch: Vec<(u32, i64, Result<(u64, bool), &'static str>)> = Vec::new();
-        let mut health = LabelHealth::new(&self.spec.labels);
-        let mut times: Vec<Option<i64>> = Vec::new();
-        if self.gate_et.is_some() {
-            let lateness = self.spec.labels.lateness.as_millis() as i64;
-            self.label_clock_et = Some(event_time::LabelClock::new(labels.partitions(), lateness, self.spec.labels.idle));
-        }
-        loop {
-            let finishing = finish.load(Ordering::SeqCst);
-            // predictions from the scorers
-            let mut got = 0;
-            if !scorers_gone {
-                // scorers holding events wait for this thread: answer quickly then
-                let waited_on = self.gate_et.as_ref().is_some_and(|g| g.held() > 0);
-                let wait = match (finishing, waited_on) {
-                    (true, _) => Duration::ZERO,
-                    (false, true) => Duration::from_micros(100),
-                    (false, false) => Duration::from_millis(2),
-                };
-                match rx.recv_timeout(wait) {
-                    Ok(p) => {
-                        got += p.len();
-                        self.admit_all(p);
-                        while let Ok(p) = rx.try_recv() {
-                            got += p.len();
-                            self.admit_all(p);
-                        }
-                    }
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => scorers_gone = true,
-                }
-            }
-            // labels
-            let read = self.label_clock_et.as_mut().is_none_or(|c| c.wants_more());
-            let (id_field, label_field) = (&self.spec.labels.id, &self.spec.labels.field);
-            let time_field = self.spec.labels.time.as_deref().filter(|_| self.gate_et.is_some());
-            let status = if !read {
-                PollStatus::Idle
-            } else {
-                labels.poll(4096, &mut |rec| {
-                    let mut decoded = decode_label(rec.payload, id_field, label_field);
-                    let time = match (time_field, &decoded) {
-                        (Some(f), Ok(_)) => label_time(rec.payload, f).map_err(|r| decoded = Err(r)).ok(),
-                        _ => None,
-                    };
-                    health.note(rec.payload, &decoded);
-                    batch.push((rec.partition, rec.offset, decoded));
-                    times.push(time);
-                })
-            };
-            self.summary.counts.labels_read += batch.len() as u64;
-            let delay_ms = self.spec.labels.delay.as_millis() as i64;
-            for ((partition, offset, decoded), time) in batch.drain(..).zip(times.drain(..)) {
-                match decoded {
-                    Ok((id, label)) => match time {
-                        Some(t) => self.queue_label(id, label, partition, t.saturating_add(delay_ms)),
-                        None => self.on_label(id, label, partition),
-                    },
-                    Err(reason) => {
-                        self.summary.counts.malformed += 1;
-                        self.metrics.model.labels.with_label_values(&["malformed"]).inc();
-                        tracing::debug!(partition, offset, reason, "malformed label");
-                    }
-                }
-            }
-            if let Some(warning) = health.check(&self.summary.counts, Instant::now()) {
-                tracing::warn!("{warning}");
-            }
-            if let Some(gate) = self.gate_et.clone() {
-                if status == PollStatus::Finished {
-                    self.label_clock_et.as_mut().map(|c| c.ended = true);
-                }
-                self.advance_event_time(&gate, false)?;
-            } else {
-                self.expire();
-                self.orphan_early(finishing);
-                self.periodic(false)?;
-            }
-            while let Some(req) = requests.as_ref().and_then(|r| r.try_recv().ok()) {
-                // every prediction of the requested epochs was sent before the
-                // workers reported passing them: drain the channel first
-                while let Ok(p) = rx.try_recv() {
-                    got += p.len();
-                    self.admit_all(p);
-                }
-                let state = self.checkpoint(req.epoch, labels.positions()).map_err(|e| format!("{e:#}"));
-                let failed = state.is_err();
-                let _ = req.reply.send(state);
-                if failed {
-                    bail!("the learner could not write its part of checkpoint {}", req.epoch);
-                }
-            }
-            if last_gauges.elapsed() >= Duration::from_secs(1) {
-                last_gauges = Instant::now();
-                self.gauges();
-            }
-            if last_commit.elapsed() >= COMMIT_LABELS_EVERY {
-                last_commit = Instant::now();
-                commit_labels(&mut *labels);
-            }
-            if finishing {
-                let quiet = got == 0 && !matches!(status, PollStatus::Records(_));
-                quiet_polls = if quiet { quiet_polls + 1 } else { 0 };
-                if quiet_polls >= 3 {
-                    break;
-                }
-                if status == PollStatus::Idle {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            } else if got == 0 && !matches!(status, PollStatus::Records(_)) && !self.gate_et.as_ref().is_some_and(|g| g.held() > 0) {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
-        commit_labels(&mut *labels);
-        if let Some(gate) = self.gate_et.clone() {
-            self.advance_event_time(&gate, true)?;
-        }
-        self.end()
     }
 
     /// Trains a full or stale chunk, runs a selection round when due, publishes
