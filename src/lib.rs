@@ -21,6 +21,7 @@ pub mod kafka;
 pub mod learner;
 pub mod local;
 pub mod metrics;
+pub mod model;
 pub mod monitor;
 pub mod offline;
 pub mod output;

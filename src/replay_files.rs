@@ -1,7 +1,7 @@
 //! `vigil replay`: a job driven deterministically from files. The events file and
 //! the labels file (JSON lines, one record per line, in publishing order) are read
 //! as in-memory topics and the job runs in event-time consistency
-//! (`learner::gate`): every event is scored by the model trained on exactly the
+//! (`model::gate`): every event is scored by the model trained on exactly the
 //! labels revealed before its step, so a replay serves what a live run over the
 //! same records served, at any speed and with any number of workers.
 //!

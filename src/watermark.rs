@@ -87,7 +87,7 @@ impl SourceProgress {
     /// more: the minimum watermark over every partition, where a partition that
     /// has not delivered yet counts as the beginning of time until it has been
     /// silent for the idle timeout since the start, and an idle partition does not
-    /// count. Event-time-consistent scoring waits for it (`learner::gate`); unlike
+    /// count. Event-time-consistent scoring waits for it (`model::gate`); unlike
     /// [`advance`](Self::advance) it never skips a partition that was not read yet.
     pub fn strict_low(&mut self, watermarks: impl Iterator<Item = Option<i64>>, now: Instant) -> i64 {
         let mut low: Option<i64> = None;

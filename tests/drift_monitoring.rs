@@ -4,7 +4,7 @@
 //! nothing. The records are read back from the broker's `drift` topic.
 //!
 //! The demo job trains in event-time consistency and its monitor reads in a fixed
-//! order (`learner::gate`, `monitor::reorder`): the verdicts come from the data,
+//! order (`model::gate`, `monitor::reorder`): the verdicts come from the data,
 //! not from thread timing. The second test checks exactly that: the same drifted
 //! stream paced and as a burst, with one worker and two, writes the same drift
 //! records, every value to the bit.

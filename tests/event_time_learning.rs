@@ -1,4 +1,4 @@
-//! Event-time-consistent online learning (`learner::gate`): the same job over the
+//! Event-time-consistent online learning (`model::gate`): the same job over the
 //! same events and labels serves identical scores whether its input is a burst
 //! (a backfill: everything readable at once) or paced (records handed out over
 //! wall time, each label 2,000 events after its event, as the demo's generator

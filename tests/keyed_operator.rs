@@ -207,7 +207,13 @@ fn keyed_operator_in_a_dataflow_matches_the_oracle_at_any_worker_count() {
         let events: Vec<Keyed<i64>> = parts
             .iter()
             .flatten()
-            .map(|(p, key, time, wm, value)| Keyed { key: key.clone(), origin: Origin { source: 0, partition: *p }, watermark: *wm, time_ms: *time, value: *value })
+            .map(|(p, key, time, wm, value)| Keyed {
+                key: key.clone(),
+                origin: Origin { source: 0, partition: *p },
+                watermark: *wm,
+                time_ms: *time,
+                value: *value,
+            })
             .collect();
         let out: Vec<Out> = timely::execute(timely::Config::process(workers), move |worker| {
             let (index, peers) = (worker.index(), worker.peers());

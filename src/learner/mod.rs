@@ -20,7 +20,6 @@
 
 pub mod checkpoint;
 pub mod export;
-pub mod gate;
 pub mod label_health;
 pub mod labels;
 pub mod metrics;
@@ -28,7 +27,6 @@ pub mod pending;
 pub mod replay;
 pub mod runs;
 pub mod service;
-pub mod snapshot;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -37,9 +35,9 @@ use vigil_operators::learn::{ModelKind, SearchSpace};
 
 use crate::gpu::DeviceChoice;
 
+pub use crate::model::{ModelHandle, ModelSnapshot};
 pub use pending::Pending;
 pub use service::{start, Learner, LearnerLink, LearnerSummary};
-pub use snapshot::{ModelHandle, ModelSnapshot};
 
 /// Where labels come from and how they are read.
 #[derive(Clone, Debug, PartialEq)]
@@ -98,7 +96,7 @@ pub enum Consistency {
     /// labels and events arrive).
     Latest,
     /// The model trained on exactly the labels revealed before the start of the
-    /// event's step of event time (see `learner::gate`): the same events and
+    /// event's step of event time (see `model::gate`): the same events and
     /// labels give the same scores at any speed (live, backfill, replay).
     EventTime,
 }

@@ -15,10 +15,10 @@ use anyhow::{anyhow, Result};
 use super::pending::Pending;
 use super::runs::RunLog;
 use super::service::{LearnerSummary, Service};
-use super::snapshot::{ModelHandle, ModelSnapshot};
 use super::{ModelNames, OnlineSpec};
 use crate::gpu::open_trainer;
 use crate::metrics::Metrics;
+use crate::model::{ModelHandle, ModelSnapshot};
 
 /// One recorded event.
 #[derive(Clone, Debug, PartialEq)]

@@ -15,13 +15,13 @@ use vigil_operators::learn::{SplitMix, Trainer};
 
 use super::checkpoint::{CheckpointRequest, Counts, LearnerCheckpoint};
 use super::export::{champion_path, ChampionFile};
-use super::gate::Gate;
 use super::pending::{Pending, PendingStore};
 use super::runs::{RunLog, RunRecord};
-use super::snapshot::{ModelHandle, ModelSnapshot};
 use super::{ModelNames, OnlineSpec};
 use crate::gpu::open_trainer;
 use crate::metrics::Metrics;
+use crate::model::gate::Gate;
+use crate::model::{ModelHandle, ModelSnapshot};
 use crate::monitor::{ConceptAction, LabeledMonitors, Outcome};
 
 mod checkpointing;
@@ -282,7 +282,7 @@ pub(super) struct Service {
     /// Per variant: the monitor's decision threshold on that variant's own scale
     /// (a variant trained with positive-class weight w inflates the odds w times).
     variant_thresholds: Vec<f64>,
-    /// Event-time consistency (`learner::gate`): the gate, the labels' clock and
+    /// Event-time consistency (`model::gate`): the gate, the labels' clock and
     /// queue, predictions received per step, and the newest boundary built.
     pub(super) gate_et: Option<Arc<Gate>>,
     label_clock_et: Option<event_time::LabelClock>,

@@ -24,7 +24,7 @@ use vigil_operators::drift::rate::{rate_shift, RateShift};
 use vigil_operators::drift::windows::ReferenceSample;
 use vigil_operators::drift::{CategoricalDrift, Evidence, SampleWindows};
 
-use crate::learner::ModelHandle;
+use crate::model::ModelHandle;
 
 use super::emit::{DriftEmitter, DriftRecord};
 use super::interner::Interner;

@@ -40,7 +40,7 @@ use crate::metrics::Metrics;
 pub struct MonitorLink {
     pub tx: Sender<Observations>,
     /// The online model, once the learner runs (prediction drift re-scores with it).
-    pub model: Arc<OnceLock<Arc<crate::learner::ModelHandle>>>,
+    pub model: Arc<OnceLock<Arc<crate::model::ModelHandle>>>,
     pub spec: Arc<ResolvedMonitor>,
     /// One per kept string field (`JobSpec::kept_strings`).
     pub interners: Vec<Arc<interner::Interner>>,
@@ -82,7 +82,7 @@ fn run(
     mut monitors: distribution::DistributionMonitors,
     rx: Receiver<Observations>,
     finish: &AtomicBool,
-    model: &OnceLock<Arc<crate::learner::ModelHandle>>,
+    model: &OnceLock<Arc<crate::model::ModelHandle>>,
 ) -> u64 {
     // event-time consistency: observations in a fixed order (see `reorder`)
     let mut reorder = reorder::Reorder::default();
@@ -129,7 +129,7 @@ impl Monitor {
     }
 
     /// The model an online job serves (prediction drift scores both windows with it).
-    pub fn watch_model(&self, model: Arc<crate::learner::ModelHandle>) {
+    pub fn watch_model(&self, model: Arc<crate::model::ModelHandle>) {
         let _ = self.link.model.set(model);
     }
 

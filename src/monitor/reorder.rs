@@ -1,5 +1,5 @@
 //! The monitor's input in a fixed order under event-time consistency
-//! (`learner::gate`): scorers hand over observations in whatever order their
+//! (`model::gate`): scorers hand over observations in whatever order their
 //! threads score, which moves the monitors' count-based windows a little from run
 //! to run. Here observations wait until the gate says every event before a time
 //! has been scored, and are then fed in (event time, content hash) order: the same

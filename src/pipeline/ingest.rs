@@ -106,7 +106,7 @@ struct Reader {
     batch: Vec<Event>,
     /// Event-time-consistent scoring: accepted events per step and the strict low
     /// watermark go to the gate; reading pauses while scorers hold too much.
-    gate: Option<Arc<crate::learner::gate::Gate>>,
+    gate: Option<Arc<crate::model::gate::Gate>>,
     accepted: BTreeMap<i64, u64>,
     gate_low: i64,
 }

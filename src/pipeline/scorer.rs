@@ -19,8 +19,9 @@ use serde::Serialize;
 use vigil_operators::{FeatureState, JoinState, LogisticModel};
 
 use super::WorkerContext;
-use crate::learner::gate::Gate;
-use crate::learner::{LearnerLink, ModelSnapshot, Pending};
+use crate::learner::{LearnerLink, Pending};
+use crate::model::gate::Gate;
+use crate::model::ModelSnapshot;
 use crate::monitor::interner::LocalIds;
 use crate::monitor::{MonitorLink, NumericSource, Observations};
 use crate::offline::OfflineRows;

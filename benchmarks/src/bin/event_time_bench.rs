@@ -1,4 +1,4 @@
-//! What event-time consistency costs and buys (`learner::gate`): the demo's fraud
+//! What event-time consistency costs and buys (`model::gate`): the demo's fraud
 //! job trained online over the demo stream (labels 2,000 events after their
 //! events), in memory, with `consistency = "latest"` and `"event_time"`:
 //! - as a burst (a backfill: the whole stream readable at once): throughput, the

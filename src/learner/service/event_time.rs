@@ -1,4 +1,4 @@
-//! The learner's side of event-time-consistent scoring (`learner::gate`): labels
+//! The learner's side of event-time-consistent scoring (`model::gate`): labels
 //! wait in a queue ordered by (reveal time, event id) until their step is built;
 //! a boundary is built once the sources, the predictions and the labels' watermark
 //! allow it, in the same order whatever the arrival speed.
@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::Result;
 
 use super::Service;
-use crate::learner::gate::Gate;
+use crate::model::gate::Gate;
 
 /// Labels waiting for their step at most; past it the labels source is not read
 /// (its partitions do not count as idle meanwhile).
