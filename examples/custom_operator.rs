@@ -68,7 +68,7 @@ fn main() {
         (1, "card-1", 0, "FR"),
         (0, "card-2", 60_000, "FR"),
         (1, "card-3", 120_000, "DE"),
-        (1, "card-1", 1_800_000, "BR"), // 30 min later, another continent: alert
+        (1, "card-1", 1_800_000, "BR"),   // 30 min later, another continent: alert
         (0, "card-2", 2 * HOUR_MS, "US"), // 2 h later: fine
         (1, "card-3", 124_000 + 3_000, "DE"),
         (1, "card-3", 123_000, "ES"), // 4 s late, still within an hour: alert
