@@ -148,7 +148,11 @@ impl KeyTimers {
         self.by_key.get(key).into_iter().flatten().copied()
     }
     fn set(&mut self, origin: Origin, key: &str, time: i64) {
-        if self.by_key.entry(key.to_owned()).or_default().insert(time) {
+        let fresh = match self.by_key.get_mut(key) {
+            Some(times) => times.insert(time),
+            None => self.by_key.insert(key.to_owned(), BTreeSet::from([time])).is_none(),
+        };
+        if fresh {
             self.due.insert((origin, time, key.to_owned()));
         }
     }
@@ -265,11 +269,16 @@ impl<O: KeyedOperator> KeyedRuntime<O> {
         out: &mut Vec<O::Out>,
         f: impl FnOnce(&mut O, &mut O::State, &mut KeyContext<'_, O::Out>),
     ) {
-        let mut state = self.states.remove(key).unwrap_or_default();
+        // the key is copied only when it is new, not at every call
+        if !self.states.contains_key(key) {
+            self.states.insert(key.to_owned(), O::State::default());
+        }
+        let Some(state) = self.states.get_mut(key) else { return };
         let mut ctx = KeyContext { key, time, watermark, out, timers: &self.timers, set: Vec::new(), cleared: false };
-        f(&mut self.op, &mut state, &mut ctx);
+        f(&mut self.op, state, &mut ctx);
         let (set, cleared) = (std::mem::take(&mut ctx.set), ctx.cleared);
         if cleared {
+            self.states.remove(key);
             self.timers.clear_key(origin, key);
             self.origins.remove(key);
             return;
@@ -277,7 +286,6 @@ impl<O: KeyedOperator> KeyedRuntime<O> {
         for t in set {
             self.timers.set(origin, key, t);
         }
-        self.states.insert(key.to_owned(), state);
     }
 
     /// The operator's state, encoded: a header naming the operator and its state

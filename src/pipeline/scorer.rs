@@ -222,7 +222,9 @@ impl Scorer {
         for e in events.drain(..) {
             self.features_of(epoch, e, offline_rows.as_mut());
         }
-        self.ctx.metrics.model.held_events.set(self.holding.events.len() as i64);
+        if self.gate.is_some() {
+            self.ctx.metrics.model.held_events.set(self.holding.events.len() as i64);
+        }
         let n = (self.prepared.len() + released.len()) as u64;
         self.score_all(epoch, released);
         self.after_batch(epoch, offline_rows);
@@ -296,12 +298,13 @@ impl Scorer {
             Flat(usize),
         }
         let (nf, ni) = (self.job.features.len(), self.inputs.len());
-        let prepared = std::mem::take(&mut self.prepared);
+        // taken for the loop (score_one borrows self), given back with their capacity
+        let mut prepared = std::mem::take(&mut self.prepared);
         let flat_features = std::mem::take(&mut self.flat_features);
         let flat_inputs = std::mem::take(&mut self.flat_inputs);
         let now = now_us();
         let old = released.into_iter().map(|h| (h.e, h.epoch, Row::Held(h.features, h.model_in)));
-        let fresh = prepared.into_iter().enumerate().map(|(i, e)| (e, epoch, Row::Flat(i)));
+        let fresh = prepared.drain(..).enumerate().map(|(i, e)| (e, epoch, Row::Flat(i)));
         for (e, epoch, row) in old.chain(fresh) {
             let (features, model_in): (&[Option<f64>], &[Option<f64>]) = match &row {
                 Row::Held(f, m) => (f, m),
@@ -309,7 +312,7 @@ impl Scorer {
             };
             self.score_one(&e, epoch, features, model_in, now);
         }
-        // the buffers go back, emptied, with their capacity
+        self.prepared = prepared;
         self.flat_features = flat_features;
         self.flat_features.clear();
         self.flat_inputs = flat_inputs;
