@@ -10,7 +10,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::Deserializer;
 
-use crate::spec::{FieldType, JobSpec};
+use crate::spec::{FieldType, JobSpec, SourceSpec};
 use crate::types::{Reason, Rejection};
 
 /// A decoded record, before time validation.
@@ -54,7 +54,12 @@ pub struct Decoder {
 
 impl Decoder {
     pub fn new(job: &JobSpec) -> Self {
-        let s = &job.source;
+        Decoder::for_source(&job.source, &job.kept_strings())
+    }
+
+    /// A decoder for one source that keeps the string fields named in `kept_names`
+    /// (in that order) in [`Decoded::strings`].
+    pub fn for_source(s: &SourceSpec, kept_names: &[String]) -> Self {
         let mut slots = rustc_hash::FxHashMap::default();
         slots.insert(s.key_field.clone(), Slot::Key);
         slots.insert(s.event_time_field.clone(), Slot::Time);
@@ -62,7 +67,6 @@ impl Decoder {
             slots.insert(id.clone(), Slot::EventId);
         }
         let mut numeric = 0;
-        let kept_names = job.kept_strings();
         let mut required = Vec::new();
         for (index, f) in s.fields.iter().enumerate() {
             let slot_numeric = f.ty.is_numeric().then(|| {

@@ -19,6 +19,7 @@ pub mod learn;
 pub mod logistic;
 pub mod lookup;
 pub mod panes;
+pub mod stream_join;
 pub mod tail;
 pub mod window;
 

@@ -197,12 +197,44 @@ pub struct KeyedRuntime<O: KeyedOperator> {
     origins: HashMap<String, Origin>,
     watermarks: HashMap<Origin, i64>,
     timers: KeyTimers,
+    /// Which key and time produced the outputs, where the caller asked (graph streams).
+    stamps: Option<Vec<Stamp>>,
+}
+
+/// The key, time and origin of the call that produced `out[..end]` (after the
+/// previous stamp's end).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stamp {
+    pub key: String,
+    pub time: i64,
+    pub origin: Origin,
+    pub end: usize,
 }
 
 impl<O: KeyedOperator> KeyedRuntime<O> {
     /// `name` is the operator's stable name: its state is checkpointed under it.
     pub fn new(name: &str, op: O) -> Self {
-        KeyedRuntime { name: name.to_owned(), op, states: HashMap::new(), origins: HashMap::new(), watermarks: HashMap::new(), timers: KeyTimers::default() }
+        KeyedRuntime {
+            name: name.to_owned(),
+            op,
+            states: HashMap::new(),
+            origins: HashMap::new(),
+            watermarks: HashMap::new(),
+            timers: KeyTimers::default(),
+            stamps: None,
+        }
+    }
+
+    /// Also records which call produced each output (see [`KeyedRuntime::take_stamps`]).
+    pub fn with_stamps(mut self) -> Self {
+        self.stamps = Some(Vec::new());
+        self
+    }
+
+    /// The stamps of the outputs produced since the last call, for an `out` that
+    /// was empty then; `end` indexes into it.
+    pub fn take_stamps(&mut self) -> Vec<Stamp> {
+        self.stamps.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     pub fn name(&self) -> &str {
@@ -245,6 +277,15 @@ impl<O: KeyedOperator> KeyedRuntime<O> {
         self.fire(origin, wm, out);
     }
 
+    /// A watermark for every origin at once (a stream's watermark: no later event
+    /// of any origin is older): fires what is due, in (origin, time, key) order.
+    pub fn advance_all(&mut self, watermark: i64, out: &mut Vec<O::Out>) {
+        let origins: BTreeSet<Origin> = self.watermarks.keys().copied().chain(self.timers.due.iter().map(|(o, _, _)| *o)).collect();
+        for origin in origins {
+            self.advance(origin, watermark, out);
+        }
+    }
+
     /// The end of a bounded input: every watermark goes to the end of time and
     /// every timer fires.
     pub fn finish(&mut self, out: &mut Vec<O::Out>) {
@@ -274,9 +315,13 @@ impl<O: KeyedOperator> KeyedRuntime<O> {
             self.states.insert(key.to_owned(), O::State::default());
         }
         let Some(state) = self.states.get_mut(key) else { return };
+        let start = out.len();
         let mut ctx = KeyContext { key, time, watermark, out, timers: &self.timers, set: Vec::new(), cleared: false };
         f(&mut self.op, state, &mut ctx);
         let (set, cleared) = (std::mem::take(&mut ctx.set), ctx.cleared);
+        if let Some(stamps) = self.stamps.as_mut().filter(|_| out.len() > start) {
+            stamps.push(Stamp { key: key.to_owned(), time, origin, end: out.len() });
+        }
         if cleared {
             self.states.remove(key);
             self.timers.clear_key(origin, key);

@@ -1,7 +1,99 @@
-//! The dataflow API's building blocks: operators a user writes in Rust and runs
-//! on vigil's streams.
+//! The dataflow API: typed streams a user composes in Rust, over timely.
 //!
-//! - [`keyed`]: user-defined stateful operators (one state per key, event-time
-//!   timers, state checkpointed under the operator's name).
+//! ```text
+//! sources (topics) -> decode/validate (dlq) -> watermark per (topic, partition)
+//!    -> map / filter / flat_map / key_by (user closures)
+//!    -> keyed operators (user state + event-time timers), interval joins
+//!    -> sinks
+//!    \-> views (differential collections: count, distinct, join; upsert tables)
+//!        -> upsert sinks (a record per changed key, a tombstone per deleted one)
+//! ```
+//!
+//! A graph is built by a closure that runs on every worker (as with timely):
+//! [`GraphBuilder::source`] gives a [`Stream`] of decoded [`Record`]s, and the
+//! methods of [`Stream`] and [`View`] add operators. [`LocalRun`] runs it on
+//! in-memory topics, with any number of workers or processes.
+//!
+//! Files, one operator per file: [`stream`] (the stream, its envelope and
+//! watermarks), [`source`], [`record`], [`map`], [`keyed`] (the user operator
+//! trait and its runtime) with [`stateful`] (it on a stream), [`interval_join`],
+//! [`view`] (differential collections), [`upsert_sink`], [`sink`], [`run`].
+//!
+//! ```
+//! use std::time::Duration;
+//! use vigil::graph::{LocalRun, Source};
+//! use vigil::spec::FieldType;
+//!
+//! let t0 = 1_700_000_000_000i64;
+//! let json = |s: String| s.into_bytes();
+//! let tx = (0..6).map(|i| json(format!(r#"{{"card":"c{}","ts":{},"merchant":"m{}"}}"#, i % 2, t0 + i * 1000, i % 3))).collect();
+//! let logins = vec![json(format!(r#"{{"card":"c0","ts":{}}}"#, t0 + 500))];
+//! let out = LocalRun::new(2)
+//!     .topic("tx", vec![tx])
+//!     .topic("logins", vec![logins])
+//!     .run(|g| {
+//!         let tx = g.source(Source::json("tx").key("card").field("merchant", FieldType::Str));
+//!         let logins = g.source(Source::json("logins").key("card"));
+//!         // transactions within 2 s after a login of the same card
+//!         tx.interval_join(&logins, Duration::from_secs(2), Duration::ZERO)
+//!             .map(|(t, _login)| t.str("merchant").unwrap_or("?").to_owned())
+//!             .sink("after_login");
+//!         // transactions per merchant, as an upsert view
+//!         tx.view(|r| r.value.str("merchant").unwrap_or("?").to_owned()).count().sink_upsert("per_merchant");
+//!         Ok(())
+//!     })
+//!     .unwrap();
+//! // c0's transactions at t0 (before the login) and t0+2000 (within 2 s after it) and t0+4000 (too late)
+//! assert_eq!(out.values("after_login"), vec![r#""m2""#]);
+//! assert_eq!(out.values("per_merchant"), vec!["2", "2", "2"]);
+//! ```
 
+pub mod interval_join;
 pub mod keyed;
+pub mod map;
+pub mod record;
+pub mod run;
+pub mod sink;
+pub mod source;
+pub mod stateful;
+pub mod stream;
+pub mod upsert_sink;
+pub mod view;
+
+use std::rc::Rc;
+
+use timely::dataflow::Scope;
+
+pub use keyed::{KeyContext, KeyedOperator, Origin};
+pub use record::Record;
+pub use run::{DeadLetter, LocalRun, MemoryTopic, Outputs, SinkRecord, SourceCounts};
+pub use source::Source;
+pub use stream::{Rec, Stream};
+pub use view::View;
+
+use stream::Shared;
+
+/// Builds one worker's share of a graph; see the module docs.
+pub struct GraphBuilder<'s> {
+    pub(crate) scope: Scope<'s, u64>,
+    pub(crate) shared: Rc<Shared>,
+    pub(crate) sources: u32,
+}
+
+impl<'s> GraphBuilder<'s> {
+    /// Reads a topic: its records decoded and checked against `source`'s schema
+    /// (failures to `dlq`), keyed and timed by its key and event-time fields.
+    pub fn source(&mut self, source: Source) -> Stream<'s, Record> {
+        let index = self.sources;
+        self.sources += 1;
+        source::memory_source(self, index, source)
+    }
+    /// This worker's index among all workers of all processes.
+    pub fn index(&self) -> usize {
+        self.scope.index()
+    }
+    /// The number of workers of all processes.
+    pub fn peers(&self) -> usize {
+        self.scope.peers()
+    }
+}

@@ -1,0 +1,247 @@
+//! Running a graph on in-memory topics: any number of worker threads, or several
+//! timely processes on loopback (inside this one OS process, each with its own
+//! threads, exchanging records over TCP as a cluster would).
+//!
+//! The graph is built by a closure that runs once per worker, as in timely: it
+//! must build the same graph on every worker. Outputs, dead letters and per-source
+//! counts are gathered in [`Outputs`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{anyhow, bail, Result};
+use timely::{CommunicationConfig, WorkerConfig};
+
+use super::stream::Shared;
+use super::GraphBuilder;
+
+/// One in-memory topic: `partitions[p]` holds partition `p`'s payloads in offset
+/// order (`None`: a record without payload).
+pub type MemoryTopic = Vec<Arc<Vec<Option<Vec<u8>>>>>;
+
+/// A record a sink wrote: its epoch, key, event time and JSON value (`None`: a
+/// tombstone, from upsert sinks).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SinkRecord {
+    pub epoch: u64,
+    pub key: String,
+    pub time_ms: i64,
+    pub value: Option<String>,
+}
+
+/// A record that did not become an event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeadLetter {
+    pub topic: String,
+    pub partition: u32,
+    pub offset: i64,
+    pub reason: &'static str,
+    pub detail: String,
+    pub payload: Option<Vec<u8>>,
+}
+
+/// What a source read: every record is accepted or rejected (with a reason).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SourceCounts {
+    pub read: u64,
+    pub accepted: u64,
+    pub rejected: BTreeMap<&'static str, u64>,
+}
+
+impl SourceCounts {
+    fn add(&mut self, other: SourceCounts) {
+        self.read += other.read;
+        self.accepted += other.accepted;
+        for (reason, n) in other.rejected {
+            *self.rejected.entry(reason).or_default() += n;
+        }
+    }
+    /// Records rejected, for any reason.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+}
+
+/// Where the workers of a run find their inputs and leave their outputs.
+pub struct Collector {
+    topics: HashMap<String, MemoryTopic>,
+    epoch_records: usize,
+    sinks: Mutex<BTreeMap<String, Vec<SinkRecord>>>,
+    dead: Mutex<Vec<DeadLetter>>,
+    counts: Mutex<BTreeMap<String, SourceCounts>>,
+    warnings: Mutex<Vec<String>>,
+}
+
+impl Collector {
+    pub(crate) fn topic(&self, name: &str) -> Option<MemoryTopic> {
+        self.topics.get(name).cloned()
+    }
+    pub(crate) fn epoch_records(&self) -> usize {
+        self.epoch_records
+    }
+    pub(crate) fn write(&self, sink: &str, records: &mut Vec<SinkRecord>) {
+        let mut sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
+        sinks.entry(sink.to_owned()).or_default().append(records);
+    }
+    pub(crate) fn record_source(&self, topic: &str, counts: SourceCounts, dead: Vec<DeadLetter>) {
+        if counts.read > 0 {
+            self.counts.lock().unwrap_or_else(|e| e.into_inner()).entry(topic.to_owned()).or_default().add(counts);
+        }
+        if !dead.is_empty() {
+            self.dead.lock().unwrap_or_else(|e| e.into_inner()).extend(dead);
+        }
+    }
+    /// A misconfiguration found while running (named, logged once per message).
+    pub(crate) fn warn(&self, message: String) {
+        let mut w = self.warnings.lock().unwrap_or_else(|e| e.into_inner());
+        if !w.contains(&message) {
+            tracing::warn!("{message}");
+            w.push(message);
+        }
+    }
+}
+
+/// Runs graphs on in-memory topics; see the module docs.
+#[derive(Clone)]
+pub struct LocalRun {
+    workers: usize,
+    processes: usize,
+    topics: HashMap<String, MemoryTopic>,
+    epoch_records: usize,
+}
+
+impl LocalRun {
+    /// `workers` threads in one process.
+    pub fn new(workers: usize) -> Self {
+        LocalRun { workers: workers.max(1), processes: 1, topics: HashMap::new(), epoch_records: 1024 }
+    }
+    /// `processes` timely processes on loopback, each with the workers of [`LocalRun::new`].
+    pub fn processes(mut self, processes: usize) -> Self {
+        self.processes = processes.max(1);
+        self
+    }
+    /// A topic's partitions, each a list of payloads.
+    pub fn topic(self, name: &str, partitions: Vec<Vec<Vec<u8>>>) -> Self {
+        self.topic_with_gaps(name, partitions.into_iter().map(|p| p.into_iter().map(Some).collect()).collect())
+    }
+    /// [`LocalRun::topic`] where a record may have no payload (`None`).
+    pub fn topic_with_gaps(mut self, name: &str, partitions: Vec<Vec<Option<Vec<u8>>>>) -> Self {
+        self.topics.insert(name.to_owned(), partitions.into_iter().map(Arc::new).collect());
+        self
+    }
+    /// Records of each partition per epoch: epoch `e` holds offsets
+    /// `[e * n, (e + 1) * n)` of every partition (default 1024).
+    pub fn epoch_records(mut self, n: usize) -> Self {
+        self.epoch_records = n.max(1);
+        self
+    }
+
+    /// Builds the graph with `build` on every worker and runs it to the end of the input.
+    pub fn run<F>(&self, build: F) -> Result<Outputs>
+    where
+        F: Fn(&mut GraphBuilder<'_>) -> Result<()> + Send + Sync + 'static,
+    {
+        let collector = Arc::new(Collector {
+            topics: self.topics.clone(),
+            epoch_records: self.epoch_records,
+            sinks: Mutex::default(),
+            dead: Mutex::default(),
+            counts: Mutex::default(),
+            warnings: Mutex::default(),
+        });
+        let build = Arc::new(build);
+        let configs = self.configs()?;
+        let processes: Vec<_> = configs
+            .into_iter()
+            .map(|config| {
+                let (collector, build) = (collector.clone(), build.clone());
+                std::thread::spawn(move || -> Result<()> {
+                    let guards = timely::execute(config, move |worker| run_worker(worker, &collector, &*build)).map_err(|e| anyhow!("starting workers: {e}"))?;
+                    for r in guards.join() {
+                        r.map_err(|e| anyhow!("a worker failed: {e}"))??;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for p in processes {
+            p.join().map_err(|_| anyhow!("a process panicked"))??;
+        }
+        let c = Arc::try_unwrap(collector).map_err(|_| anyhow!("workers still hold the outputs"))?;
+        let mut sinks = c.sinks.into_inner().unwrap_or_else(|e| e.into_inner());
+        sinks.values_mut().for_each(|v| v.sort());
+        let mut dead = c.dead.into_inner().unwrap_or_else(|e| e.into_inner());
+        dead.sort_by(|a, b| (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset)));
+        let sources = c.counts.into_inner().unwrap_or_else(|e| e.into_inner());
+        let warnings = c.warnings.into_inner().unwrap_or_else(|e| e.into_inner());
+        Ok(Outputs { sinks, dead, sources, warnings })
+    }
+
+    fn configs(&self) -> Result<Vec<timely::Config>> {
+        if self.processes == 1 {
+            let communication = if self.workers > 1 { CommunicationConfig::Process(self.workers) } else { CommunicationConfig::Thread };
+            return Ok(vec![timely::Config { communication, worker: WorkerConfig::default() }]);
+        }
+        // free loopback ports for the processes to meet on
+        let listeners: Vec<_> = (0..self.processes).map(|_| std::net::TcpListener::bind("127.0.0.1:0")).collect::<Result<_, _>>()?;
+        let addresses: Vec<String> = listeners.iter().map(|l| l.local_addr().map(|a| a.to_string())).collect::<Result<_, _>>()?;
+        drop(listeners);
+        Ok((0..self.processes)
+            .map(|process| timely::Config {
+                communication: CommunicationConfig::Cluster { threads: self.workers, process, addresses: addresses.clone(), report: false, zerocopy: false },
+                worker: WorkerConfig::default(),
+            })
+            .collect())
+    }
+}
+
+fn run_worker<F>(worker: &mut timely::worker::Worker, collector: &Arc<Collector>, build: &F) -> Result<()>
+where
+    F: Fn(&mut GraphBuilder<'_>) -> Result<()>,
+{
+    let shared = Rc::new(Shared { collector: collector.clone(), names: Default::default(), errors: Default::default() });
+    let built = worker.dataflow::<u64, _, _>(|scope| {
+        let mut g = GraphBuilder { scope, shared: shared.clone(), sources: 0 };
+        build(&mut g)
+    });
+    let errors = shared.errors.borrow().clone();
+    built?;
+    if !errors.is_empty() {
+        bail!("the graph is not valid: {}", errors.join("; "));
+    }
+    while worker.has_dataflows() {
+        worker.step_or_park(None);
+    }
+    Ok(())
+}
+
+/// What a run left: sink records, dead letters and per-source counts.
+#[derive(Debug)]
+pub struct Outputs {
+    sinks: BTreeMap<String, Vec<SinkRecord>>,
+    /// Rejected records, by (topic, partition, offset).
+    pub dead: Vec<DeadLetter>,
+    /// Per source topic: records read, accepted and rejected by reason.
+    pub sources: BTreeMap<String, SourceCounts>,
+    /// Misconfigurations found while running.
+    pub warnings: Vec<String>,
+}
+
+impl Outputs {
+    /// The records of sink `name`, sorted by (epoch, key, time, value): the same
+    /// for any worker count where the graph's outputs are deterministic.
+    pub fn sink(&self, name: &str) -> &[SinkRecord] {
+        self.sinks.get(name).map_or(&[], |v| v.as_slice())
+    }
+    /// The JSON values of sink `name` (tombstones as `null`), sorted.
+    pub fn values(&self, name: &str) -> Vec<String> {
+        let mut v: Vec<String> = self.sink(name).iter().map(|r| r.value.clone().unwrap_or_else(|| "null".into())).collect();
+        v.sort();
+        v
+    }
+    /// Names of the sinks that wrote anything.
+    pub fn sink_names(&self) -> Vec<&str> {
+        self.sinks.keys().map(String::as_str).collect()
+    }
+}

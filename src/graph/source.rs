@@ -1,0 +1,201 @@
+//! Sources: a topic, its format and schema, its key and event-time fields, and its
+//! lateness; read into a [`Stream`] of [`Record`]s.
+//!
+//! Every byte is untrusted. Each payload is decoded against the source's schema
+//! (the same decoder as the TOML jobs: size, UTF-8, JSON, types, required fields,
+//! key, event time); a record that fails goes to `dlq` with its reason, and one
+//! older than its partition's watermark (its maximum event time minus the allowed
+//! lateness) goes there as `late`. So every offset of every source is accepted or
+//! in `dlq`, counted per source ([`super::SourceCounts`]).
+//!
+//! Partitions are spread over workers (`(partition + source index) % workers`);
+//! each is read in offset order by its one worker. In the in-memory runner the
+//! epoch (timely time) of a record is `offset / epoch_records`: the same records
+//! share an epoch at any worker count, which makes per-epoch outputs (views)
+//! reproducible.
+//!
+//! ```
+//! use std::time::Duration;
+//! use vigil::graph::Source;
+//! use vigil::spec::FieldType;
+//! let tx = Source::json("transactions")
+//!     .key("card_id")
+//!     .event_time("ts")
+//!     .lateness(Duration::from_secs(5))
+//!     .field("amount", FieldType::F64)
+//!     .optional("country", FieldType::Str);
+//! assert_eq!(tx.topic(), "transactions");
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use timely::dataflow::operators::generic::operator::source as timely_source;
+
+use super::keyed::Origin;
+use super::record::{Record, Schema};
+use super::run::{DeadLetter, SourceCounts};
+use super::stream::{Mark, Msg, Rec, Stream};
+use super::GraphBuilder;
+use crate::decode::Decoder;
+use crate::spec::{FieldSpec, FieldType, SourceSpec};
+use crate::types::now_us;
+use crate::watermark::{PartitionClock, TimePolicy};
+
+/// A source's declaration; see the module docs.
+#[derive(Clone, Debug)]
+pub struct Source {
+    spec: SourceSpec,
+}
+
+impl Source {
+    /// A topic of JSON objects. Defaults: key field `key`, event-time field `ts`
+    /// (epoch milliseconds or RFC 3339), no lateness, 64 KiB per record.
+    pub fn json(topic: &str) -> Self {
+        Source {
+            spec: SourceSpec {
+                topic: topic.to_owned(),
+                key_field: "key".into(),
+                event_time_field: "ts".into(),
+                event_id_field: None,
+                allowed_lateness: Duration::ZERO,
+                idle_timeout: Duration::from_secs(30),
+                max_future: Duration::from_secs(3600),
+                max_message_bytes: 64 * 1024,
+                fields: Vec::new(),
+            },
+        }
+    }
+    pub fn topic(&self) -> &str {
+        &self.spec.topic
+    }
+    pub fn spec(&self) -> &SourceSpec {
+        &self.spec
+    }
+    /// The field whose value (a string or an integer) is the record's key.
+    pub fn key(mut self, field: &str) -> Self {
+        self.spec.key_field = field.to_owned();
+        self
+    }
+    /// The field holding the event time.
+    pub fn event_time(mut self, field: &str) -> Self {
+        self.spec.event_time_field = field.to_owned();
+        self
+    }
+    /// A field with a unique id per event.
+    pub fn event_id(mut self, field: &str) -> Self {
+        self.spec.event_id_field = Some(field.to_owned());
+        self
+    }
+    /// How far behind its partition's maximum event time a record may be.
+    pub fn lateness(mut self, d: Duration) -> Self {
+        self.spec.allowed_lateness = d;
+        self
+    }
+    /// How far ahead of `max(partition maximum, wall clock)` a timestamp may be.
+    pub fn max_future(mut self, d: Duration) -> Self {
+        self.spec.max_future = d;
+        self
+    }
+    pub fn max_message_bytes(mut self, n: usize) -> Self {
+        self.spec.max_message_bytes = n;
+        self
+    }
+    /// A required field of the schema.
+    pub fn field(mut self, name: &str, ty: FieldType) -> Self {
+        self.spec.fields.push(FieldSpec { name: name.to_owned(), ty, optional: false });
+        self
+    }
+    /// A field that may be absent or null.
+    pub fn optional(mut self, name: &str, ty: FieldType) -> Self {
+        self.spec.fields.push(FieldSpec { name: name.to_owned(), ty, optional: true });
+        self
+    }
+
+    /// The names a [`Record`] of this source answers to.
+    fn schema(&self) -> Schema {
+        let names = |numeric: bool| self.spec.fields.iter().filter(|f| f.ty.is_numeric() == numeric && f.ty != FieldType::Bool).map(|f| f.name.clone()).collect();
+        Schema { topic: self.spec.topic.clone(), numeric: names(true), strings: names(false) }
+    }
+}
+
+/// One owned partition of a source, as its worker reads it.
+struct Partition {
+    number: u32,
+    data: Arc<Vec<Option<Vec<u8>>>>,
+    next: usize,
+    clock: PartitionClock,
+}
+
+/// Builds the source operator of `source` (the graph's `index`-th) on the
+/// worker behind `g`.
+pub(super) fn memory_source<'s>(g: &mut GraphBuilder<'s>, index: u32, source: Source) -> Stream<'s, Record> {
+    let scope = g.scope;
+    let (worker, peers) = (scope.index(), scope.peers());
+    let collector = g.shared.collector.clone();
+    let topic = source.spec.topic.clone();
+    let data = collector.topic(&topic);
+    if data.is_none() {
+        g.shared.errors.borrow_mut().push(format!("source `{topic}`: the runner has no input for this topic"));
+    }
+    let mut parts: Vec<Partition> = data
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .filter(|(p, _)| (p + index as usize) % peers == worker)
+        .map(|(p, data)| Partition { number: p as u32, data, next: 0, clock: PartitionClock::default() })
+        .collect();
+    let schema = Arc::new(source.schema());
+    let decoder = Decoder::for_source(&source.spec, &schema.strings);
+    let policy = TimePolicy { allowed_lateness_ms: source.spec.allowed_lateness.as_millis() as i64, max_future_ms: source.spec.max_future.as_millis() as i64 };
+    let per_epoch = collector.epoch_records();
+    let me = worker as u32;
+    let name = format!("Source({topic})");
+    let inner = timely_source::<_, timely::container::CapacityContainerBuilder<Vec<Msg<Record>>>, _, _>(scope, &name, move |cap, info| {
+        let activator = scope.activator_for(info.address.clone());
+        let mut cap = Some(cap);
+        let mut counts = SourceCounts::default();
+        let mut dead = Vec::new();
+        move |output| {
+            let Some(c) = cap.as_mut() else { return };
+            let epoch = *c.time();
+            let end = (epoch as usize + 1).saturating_mul(per_epoch);
+            let now_ms = (now_us() / 1000) as i64;
+            let mut session = output.session(&*c);
+            for part in parts.iter_mut() {
+                let origin = Origin { source: index, partition: part.number };
+                while part.next < part.data.len().min(end) {
+                    let offset = part.next as i64;
+                    let payload = part.data[part.next].as_deref();
+                    part.next += 1;
+                    counts.read += 1;
+                    let decoded = decoder.decode(payload, &mut |_| {}).and_then(|d| part.clock.admit(d.time_ms, now_ms, &policy).map(|wm| (d, wm)));
+                    match decoded {
+                        Ok((d, watermark)) => {
+                            counts.accepted += 1;
+                            let value = Record::new(schema.clone(), d.event_id, d.numeric, d.strings);
+                            session.give(Msg::Event(Rec { key: d.key, time_ms: d.time_ms, origin, offset, watermark, value }));
+                        }
+                        Err(r) => {
+                            *counts.rejected.entry(r.reason.as_str()).or_default() += 1;
+                            dead.push(DeadLetter { topic: topic.clone(), partition: part.number, offset, reason: r.reason.as_str(), detail: r.detail, payload: payload.map(<[u8]>::to_vec) });
+                        }
+                    }
+                }
+            }
+            let done = parts.iter().all(|p| p.next >= p.data.len());
+            // this worker's share: the least watermark of its partitions (a finished one holds nothing back)
+            let watermark = parts.iter().filter(|p| p.next < p.data.len()).map(|p| p.clock.watermark(&policy).unwrap_or(i64::MIN)).min().unwrap_or(i64::MAX);
+            session.give(Msg::Mark(Mark { watermark, from: me, to: me }));
+            drop(session);
+            collector.record_source(&topic, std::mem::take(&mut counts), std::mem::take(&mut dead));
+            if done {
+                cap = None;
+            } else {
+                c.downgrade(&(epoch + 1));
+                activator.activate();
+            }
+        }
+    });
+    Stream::new(inner, g.shared.clone())
+}

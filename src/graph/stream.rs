@@ -1,0 +1,184 @@
+//! The typed stream of a graph, what travels on it, and how watermarks follow it.
+//!
+//! A [`Stream<T>`] is a timely stream of [`Msg<T>`]: events ([`Rec<T>`], a value
+//! with its key, event time and where it was read) and watermark marks. Its
+//! timely time is the checkpoint epoch, never the event time: event time lives in
+//! the records and in the marks, so a slow partition never holds a worker.
+//!
+//! Watermarks follow Flink's rule. Every worker's share of a stream has one
+//! watermark (no later event of that share is older); a source's is the minimum
+//! over the partitions it reads. Where a stream is exchanged between workers
+//! (re-keyed for a keyed operator, a join or a view), each worker sends its
+//! watermark to every peer and a receiver's watermark is the minimum over all
+//! senders. Marks travel in the same FIFO channels as the events, so a mark never
+//! overtakes an event it covers.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::Scope;
+
+use super::keyed::Origin;
+use super::run::Collector;
+use crate::types::key_hash;
+
+/// An event on a stream: its value, its key, its event time (ms), and the
+/// partition and offset it was read at, with that partition's watermark after it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Rec<T> {
+    pub key: String,
+    pub time_ms: i64,
+    pub origin: Origin,
+    pub offset: i64,
+    /// The origin partition's watermark after this event.
+    pub watermark: i64,
+    pub value: T,
+}
+
+impl<T> Rec<T> {
+    /// The same envelope around another value.
+    pub fn with<U>(&self, value: U) -> Rec<U> {
+        Rec { key: self.key.clone(), time_ms: self.time_ms, origin: self.origin, offset: self.offset, watermark: self.watermark, value }
+    }
+}
+
+/// A watermark mark: worker `from`'s share of a stream has no later event older
+/// than `watermark`. `to` routes it to one worker at an exchange.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mark {
+    pub watermark: i64,
+    pub from: u32,
+    pub to: u32,
+}
+
+/// What travels on a [`Stream`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Msg<T> {
+    Event(Rec<T>),
+    Mark(Mark),
+}
+
+/// The timely stream under a [`Stream`].
+pub type Inner<'s, T> = timely::dataflow::Stream<'s, u64, Vec<Msg<T>>>;
+
+/// What every stream of one worker's graph shares: the scope, where sinks write,
+/// and the names given to stateful operators (which must be unique).
+pub(crate) struct Shared {
+    pub(crate) collector: Arc<Collector>,
+    pub(crate) names: RefCell<Vec<String>>,
+    pub(crate) errors: RefCell<Vec<String>>,
+}
+
+impl Shared {
+    /// Registers a stateful operator's name; a second use is a graph error.
+    pub(crate) fn claim(&self, name: &str) {
+        let mut names = self.names.borrow_mut();
+        if names.iter().any(|n| n == name) {
+            self.errors.borrow_mut().push(format!("two operators are named `{name}`: names key their checkpointed state and must be unique"));
+        } else {
+            names.push(name.to_owned());
+        }
+    }
+}
+
+/// A typed stream of a graph; see the module docs. Cloning it lets several
+/// operators read the same stream.
+pub struct Stream<'s, T: 'static> {
+    pub(crate) inner: Inner<'s, T>,
+    pub(crate) shared: Rc<Shared>,
+}
+
+impl<'s, T: Clone + 'static> Clone for Stream<'s, T> {
+    fn clone(&self) -> Self {
+        Stream { inner: self.inner.clone(), shared: self.shared.clone() }
+    }
+}
+
+impl<'s, T: Clone + 'static> Stream<'s, T> {
+    pub(crate) fn new(inner: Inner<'s, T>, shared: Rc<Shared>) -> Self {
+        Stream { inner, shared }
+    }
+    pub(crate) fn scope(&self) -> Scope<'s, u64> {
+        self.inner.scope()
+    }
+    /// The timely stream under this one, for operators the graph API lacks.
+    pub fn inner(&self) -> &Inner<'s, T> {
+        &self.inner
+    }
+}
+
+impl<'s, T: timely::ExchangeData + Clone> Stream<'s, T> {
+    /// Copies every mark to every worker, ready for [`Stream::exchanged`]'s
+    /// channel: events go by key, marks by `to`.
+    pub(crate) fn broadcast_marks(&self, name: &str) -> Inner<'s, T> {
+        let peers = self.scope().peers() as u32;
+        self.inner.clone().unary::<timely::container::CapacityContainerBuilder<Vec<Msg<T>>>, _, _, _>(Pipeline, name, move |_, _| {
+            move |input, output| {
+                input.for_each(|time, data| {
+                    let mut session = output.session(&time);
+                    for m in data.drain(..) {
+                        match m {
+                            Msg::Mark(mark) => (0..peers).for_each(|to| session.give(Msg::Mark(Mark { to, ..mark }))),
+                            event => session.give(event),
+                        }
+                    }
+                });
+            }
+        })
+    }
+}
+
+/// The channel that sends events to their key's worker and marks to `to`.
+pub(crate) fn by_key<T: timely::ExchangeData>() -> Exchange<Msg<T>, impl FnMut(&Msg<T>) -> u64 + 'static> {
+    Exchange::new(|m: &Msg<T>| match m {
+        Msg::Event(r) => key_hash(&r.key),
+        Msg::Mark(m) => m.to as u64,
+    })
+}
+
+/// An exchanged input's watermark at a receiver: the minimum of the latest marks
+/// of its senders (every worker).
+#[derive(Clone, Debug)]
+pub(crate) struct Watermarks {
+    by_sender: Vec<i64>,
+    current: i64,
+}
+
+impl Watermarks {
+    /// After an exchange: one sender per worker.
+    pub(crate) fn exchanged(peers: usize) -> Self {
+        Watermarks { by_sender: vec![i64::MIN; peers], current: i64::MIN }
+    }
+    /// Takes a mark; returns the input's watermark if it moved.
+    pub(crate) fn observe(&mut self, mark: &Mark) -> Option<i64> {
+        let w = self.by_sender.get_mut(mark.from as usize)?;
+        *w = (*w).max(mark.watermark);
+        let low = self.by_sender.iter().copied().min().unwrap_or(i64::MIN);
+        (low > self.current).then(|| {
+            self.current = low;
+            low
+        })
+    }
+    pub(crate) fn current(&self) -> i64 {
+        self.current
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_receivers_watermark_is_the_minimum_over_its_senders() {
+        let mut w = Watermarks::exchanged(2);
+        assert_eq!(w.observe(&Mark { watermark: 10, from: 0, to: 0 }), None, "worker 1 has said nothing yet");
+        assert_eq!(w.observe(&Mark { watermark: 5, from: 1, to: 0 }), Some(5));
+        assert_eq!(w.observe(&Mark { watermark: 3, from: 1, to: 0 }), None, "marks never move back");
+        assert_eq!(w.observe(&Mark { watermark: 20, from: 1, to: 0 }), Some(10));
+        assert_eq!(w.current(), 10);
+    }
+}

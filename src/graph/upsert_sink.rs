@@ -1,0 +1,109 @@
+//! The upsert sink: a view of `(key, value)` pairs written as an upsert (compacted)
+//! topic: once an epoch is complete, one record per key whose value changed in it,
+//! and a tombstone (no value) for a key that left the view.
+//!
+//! A view may briefly hold two values for one key (a retraction and an addition
+//! of the same epoch are netted out first, so this happens only when the view
+//! itself is not a function of its key). The sink then writes the greatest value
+//! and warns once, naming the sink: it is the graph's mistake, not the data's.
+//!
+//! Keys are written as text: a string key as itself, any other as its JSON.
+//!
+//! ```
+//! use vigil::graph::{LocalRun, Source};
+//! let ev = |k: &str, i: i64| format!(r#"{{"key":"{k}","ts":{}}}"#, 1_700_000_000_000 + i).into_bytes();
+//! let out = LocalRun::new(1)
+//!     .epoch_records(2)
+//!     .topic("events", vec![vec![ev("a", 0), ev("b", 1), ev("a", 2)]])
+//!     .run(|g| {
+//!         g.source(Source::json("events")).view(|r| r.key.clone()).count().sink_upsert("counts");
+//!         Ok(())
+//!     })
+//!     .unwrap();
+//! let records: Vec<(u64, &str, Option<&str>)> = out.sink("counts").iter().map(|r| (r.epoch, r.key.as_str(), r.value.as_deref())).collect();
+//! assert_eq!(records, vec![(0, "a", Some("1")), (0, "b", Some("1")), (1, "a", Some("2"))]);
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::Hasher;
+
+use serde::Serialize;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+
+use super::run::SinkRecord;
+use super::view::{View, ViewData};
+
+impl<'s, K: ViewData + Serialize, V: ViewData + Serialize> View<'s, (K, V)> {
+    /// Writes the view's changes to the output named `name`; see the module docs.
+    pub fn sink_upsert(&self, name: &str) {
+        let collector = self.shared.collector.clone();
+        let name = name.to_owned();
+        let pact = Exchange::new(|((k, _), _, _): &((K, V), u64, isize)| {
+            let mut h = rustc_hash::FxHasher::default();
+            k.hash(&mut h);
+            h.finish()
+        });
+        // updates by epoch until the epoch is complete
+        let mut pending: BTreeMap<u64, Vec<((K, V), isize)>> = BTreeMap::new();
+        let mut current: HashMap<K, BTreeMap<V, isize>> = HashMap::new();
+        let mut written: HashMap<K, V> = HashMap::new();
+        self.inner.inner.clone().sink(pact, &format!("UpsertSink({name})"), move |(input, frontier)| {
+            input.for_each(|_cap, data| {
+                // an update's own time may be later than its message's
+                for (d, t, r) in data.drain(..) {
+                    pending.entry(t).or_default().push((d, r));
+                }
+            });
+            let mut out = Vec::new();
+            while let Some((&epoch, _)) = pending.first_key_value() {
+                if frontier.less_equal(&epoch) {
+                    break; // not complete yet
+                }
+                let updates = pending.remove(&epoch).unwrap_or_default();
+                let mut touched = BTreeSet::new();
+                for ((k, v), r) in updates {
+                    let values = current.entry(k.clone()).or_default();
+                    let n = values.entry(v.clone()).or_default();
+                    *n += r;
+                    if *n == 0 {
+                        values.remove(&v);
+                    }
+                    if values.is_empty() {
+                        current.remove(&k);
+                    }
+                    touched.insert(k);
+                }
+                for k in touched {
+                    let now = current.get(&k).and_then(|values| {
+                        if values.len() > 1 {
+                            collector.warn(format!("upsert sink `{name}`: the view holds {} values for one key; writing the greatest (is the view a function of its key?)", values.len()));
+                        }
+                        values.iter().filter(|(_, n)| **n > 0).map(|(v, _)| v).next_back().cloned()
+                    });
+                    if now.as_ref() == written.get(&k) {
+                        continue;
+                    }
+                    let value = now.as_ref().map(|v| serde_json::to_string(v).unwrap_or_default());
+                    out.push(SinkRecord { epoch, key: key_text(&k), time_ms: 0, value });
+                    match now {
+                        Some(v) => written.insert(k, v),
+                        None => written.remove(&k),
+                    };
+                }
+            }
+            if !out.is_empty() {
+                collector.write(&name, &mut out);
+            }
+        });
+    }
+}
+
+/// A key as the record key: a string as itself, anything else as JSON.
+fn key_text<K: Serialize>(k: &K) -> String {
+    match serde_json::to_value(k) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(v) => v.to_string(),
+        Err(e) => format!("<unserializable key: {e}>"),
+    }
+}

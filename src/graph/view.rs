@@ -1,0 +1,169 @@
+//! Views: differential-dataflow collections over a graph's streams, for results
+//! that change (counts per merchant, the latest profile per user, their join).
+//!
+//! A [`View`] is a collection whose time is the checkpoint epoch: its contents as
+//! of epoch `e` follow from the events of epochs up to `e`, and each operator
+//! (`count`, `distinct`, `join`, `reduce`) emits, per epoch, the changes to its
+//! result: retractions included. Two ways in:
+//! - [`Stream::view`]: every event adds one element (an append-only collection);
+//! - [`Stream::upsert_table`]: the latest value per key (a compacted topic): a new
+//!   value retracts the old one, `None` (a tombstone) deletes it.
+//!
+//! A view leaves the graph through [`View::sink_upsert`] (one record per changed
+//! key and epoch, a tombstone when a key leaves), or as the differential
+//! collection itself ([`View::collection`]) for any differential operator.
+//!
+//! Per-event "as of" features stay in the stream operators: differential pays for
+//! its generality per update (measured ~200K updates/s per worker on a sliding
+//! window here, against millions for a plain loop).
+//!
+//! ```
+//! use vigil::graph::{LocalRun, Source};
+//! use vigil::spec::FieldType;
+//! let profile = |user: &str, ts: i64, country: &str| format!(r#"{{"key":"{user}","ts":{ts},"country":"{country}"}}"#).into_bytes();
+//! let t = 1_700_000_000_000;
+//! let out = LocalRun::new(2)
+//!     .epoch_records(1) // one record per epoch: every change shows
+//!     .topic("profiles", vec![vec![profile("u1", t, "FR"), profile("u2", t, "FR"), profile("u1", t + 1, "DE")]])
+//!     .run(|g| {
+//!         g.source(Source::json("profiles").field("country", FieldType::Str))
+//!             .upsert_table("profiles", |r| r.value.str("country").map(str::to_owned))
+//!             .map(|(_user, country)| country)
+//!             .count()
+//!             .sink_upsert("users_per_country");
+//!         Ok(())
+//!     })
+//!     .unwrap();
+//! let changes: Vec<(u64, &str, Option<&str>)> = out.sink("users_per_country").iter().map(|r| (r.epoch, r.key.as_str(), r.value.as_deref())).collect();
+//! // FR: 1, then 2, then 1 again when u1 moves to DE
+//! assert_eq!(changes, vec![(0, "FR", Some("1")), (1, "FR", Some("2")), (2, "DE", Some("1")), (2, "FR", Some("1"))]);
+//! ```
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::rc::Rc;
+
+use differential_dataflow::{AsCollection, VecCollection};
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
+
+use super::stream::{by_key, Msg, Rec, Shared, Stream};
+
+/// What a view may hold: differential's exchangeable data, hashable.
+pub trait ViewData: differential_dataflow::ExchangeData + Hash {}
+impl<T: differential_dataflow::ExchangeData + Hash> ViewData for T {}
+
+/// A differential collection of a graph; see the module docs.
+pub struct View<'s, D: 'static> {
+    pub(crate) inner: VecCollection<'s, u64, D, isize>,
+    pub(crate) shared: Rc<Shared>,
+}
+
+impl<'s, D: 'static> Clone for View<'s, D>
+where
+    D: Clone,
+{
+    fn clone(&self) -> Self {
+        View { inner: self.inner.clone(), shared: self.shared.clone() }
+    }
+}
+
+impl<'s, T: Clone + 'static> Stream<'s, T> {
+    /// Each event adds `f(event)` to a collection, at the event's epoch.
+    pub fn view<D: ViewData>(&self, f: impl Fn(&Rec<T>) -> D + 'static) -> View<'s, D> {
+        let inner = self.inner.clone().unary::<timely::container::CapacityContainerBuilder<Vec<(D, u64, isize)>>, _, _, _>(Pipeline, "View", move |_, _| {
+            move |input, output| {
+                input.for_each(|cap, data| {
+                    let epoch = cap.least().copied().unwrap_or_default();
+                    let added = data.drain(..).filter_map(|m| match m {
+                        Msg::Event(r) => Some((f(&r), epoch, 1)),
+                        Msg::Mark(_) => None,
+                    });
+                    output.session(&cap).give_iterator(added);
+                });
+            }
+        });
+        View { inner: inner.as_collection(), shared: self.shared.clone() }
+    }
+}
+
+impl<'s, T: timely::ExchangeData + Clone> Stream<'s, T> {
+    /// The latest value of each key: `f` gives an event's new value for its key, or
+    /// `None` to delete the key. Each key's events apply in the stream's order
+    /// (offset order, for a key that stays in one partition). `name` keys the
+    /// table's state.
+    pub fn upsert_table<V: ViewData>(&self, name: &str, f: impl Fn(&Rec<T>) -> Option<V> + 'static) -> View<'s, (String, V)> {
+        self.shared.claim(name);
+        let inner = self.inner.clone().unary::<timely::container::CapacityContainerBuilder<Vec<((String, V), u64, isize)>>, _, _, _>(by_key(), name, move |_, _| {
+            let mut table: HashMap<String, V> = HashMap::new();
+            let mut changes = Vec::new();
+            move |input, output| {
+                input.for_each(|cap, data| {
+                    let epoch = cap.least().copied().unwrap_or_default();
+                    for m in data.drain(..) {
+                        let Msg::Event(r) = m else { continue };
+                        let new = f(&r);
+                        let old = match &new {
+                            Some(v) if table.get(&r.key) == Some(v) => continue,
+                            Some(v) => table.insert(r.key.clone(), v.clone()),
+                            None => table.remove(&r.key),
+                        };
+                        if let Some(old) = old {
+                            changes.push(((r.key.clone(), old), epoch, -1));
+                        }
+                        if let Some(v) = new {
+                            changes.push(((r.key, v), epoch, 1));
+                        }
+                    }
+                    output.session(&cap).give_iterator(changes.drain(..));
+                });
+            }
+        });
+        View { inner: inner.as_collection(), shared: self.shared.clone() }
+    }
+}
+
+impl<'s, D: ViewData> View<'s, D> {
+    /// The differential collection, for any operator the API does not wrap.
+    pub fn collection(&self) -> &VecCollection<'s, u64, D, isize> {
+        &self.inner
+    }
+    /// A view from a differential collection (e.g. the result of an iterate).
+    pub fn wrap(&self, inner: VecCollection<'s, u64, D, isize>) -> Self {
+        View { inner, shared: self.shared.clone() }
+    }
+    pub fn map<D2: ViewData>(&self, f: impl Fn(D) -> D2 + 'static) -> View<'s, D2> {
+        View { inner: self.inner.clone().map(f), shared: self.shared.clone() }
+    }
+    pub fn filter(&self, keep: impl Fn(&D) -> bool + 'static) -> View<'s, D> {
+        View { inner: self.inner.clone().filter(keep), shared: self.shared.clone() }
+    }
+    /// Each distinct element with its multiplicity: `(element, count)`.
+    pub fn count(&self) -> View<'s, (D, isize)> {
+        View { inner: self.inner.clone().count(), shared: self.shared.clone() }
+    }
+    /// Each element once.
+    pub fn distinct(&self) -> View<'s, D> {
+        View { inner: self.inner.clone().distinct(), shared: self.shared.clone() }
+    }
+    /// Both views' elements.
+    pub fn concat(&self, other: &View<'s, D>) -> View<'s, D> {
+        View { inner: self.inner.clone().concat(other.inner.clone()), shared: self.shared.clone() }
+    }
+}
+
+impl<'s, K: ViewData, V: ViewData> View<'s, (K, V)> {
+    /// Pairs of values of the same key, one from each view.
+    pub fn join<W: ViewData>(&self, other: &View<'s, (K, W)>) -> View<'s, (K, (V, W))> {
+        View { inner: self.inner.clone().join(other.inner.clone()), shared: self.shared.clone() }
+    }
+    /// The number of elements per key.
+    pub fn count_per_key(&self) -> View<'s, (K, isize)> {
+        self.map(|(k, _)| k).count()
+    }
+    /// Per key, `logic` turns the key's values (with multiplicities) into output
+    /// values (with multiplicities); re-run only for keys whose values changed.
+    pub fn reduce<V2: ViewData>(&self, logic: impl FnMut(&K, &[(&V, isize)], &mut Vec<(V2, isize)>) + 'static) -> View<'s, (K, V2)> {
+        View { inner: self.inner.clone().reduce(logic), shared: self.shared.clone() }
+    }
+}
