@@ -1,0 +1,322 @@
+//! The graph API (`vigil::graph`) against naive oracles, on the in-memory runner:
+//! - the two-topic interval join (1-2 workers, 1-3 partitions per topic,
+//!   out-of-order, late and malformed records): exactly the pairs of the
+//!   definition over the accepted events, and every offset accounted for;
+//! - a differential view over an upsert table: after every epoch, the upsert
+//!   sink's records replayed give the view recomputed from scratch;
+//! - one graph with a user operator (timers), a join and a view gives the same
+//!   outputs with 1 worker, 2 workers and 2 processes;
+//! - graph mistakes are refused with messages naming them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use vigil::graph::{KeyContext, KeyedOperator, LocalRun, Outputs, Record, Source};
+use vigil::spec::FieldType;
+use vigil::types::key_hash;
+
+const T0: i64 = 1_700_000_000_000;
+
+/// One generated record of a partition: a key, a time offset and whether its
+/// bytes are broken (0: fine, 1: not JSON, 2: no key).
+#[derive(Clone, Debug)]
+struct Gen {
+    key: u8,
+    dt: i64,
+    broken: u8,
+}
+
+fn partitions(max_partitions: usize) -> impl Strategy<Value = Vec<Vec<Gen>>> {
+    // times on a 100 ms grid, so that pairs and watermarks often meet exactly at
+    // the join's bounds
+    let record = (0u8..4, 0i64..30, prop_oneof![8 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8)]).prop_map(|(key, dt, broken)| Gen { key, dt: dt * 100, broken });
+    prop::collection::vec(prop::collection::vec(record, 0..40), 1..=max_partitions)
+}
+
+fn payload(prefix: &str, p: usize, i: usize, g: &Gen) -> Vec<u8> {
+    match g.broken {
+        1 => b"{\"card\": nope".to_vec(),
+        2 => format!(r#"{{"ts":{},"id":"x"}}"#, T0 + g.dt).into_bytes(),
+        _ => format!(r#"{{"card":"c{}","ts":{},"id":"{prefix}-{p}-{i}"}}"#, g.key, T0 + g.dt).into_bytes(),
+    }
+}
+
+/// The accepted events of a topic as the sources decide them: broken records
+/// out, and per partition in offset order, those older than the partition's
+/// maximum time minus the lateness out (`late`). Returns (id, key, time).
+fn accepted(prefix: &str, parts: &[Vec<Gen>], lateness: i64) -> Vec<(String, u8, i64)> {
+    let mut out = Vec::new();
+    for (p, records) in parts.iter().enumerate() {
+        let mut max = None::<i64>;
+        for (i, g) in records.iter().enumerate() {
+            if g.broken != 0 || max.is_some_and(|m| g.dt < m - lateness) {
+                continue;
+            }
+            max = Some(max.map_or(g.dt, |m| m.max(g.dt)));
+            out.push((format!("{prefix}-{p}-{i}"), g.key, g.dt));
+        }
+    }
+    out
+}
+
+fn topic(prefix: &str, parts: &[Vec<Gen>]) -> Vec<Vec<Vec<u8>>> {
+    parts.iter().enumerate().map(|(p, records)| records.iter().enumerate().map(|(i, g)| payload(prefix, p, i, g)).collect()).collect()
+}
+
+fn id_source(topic: &str, lateness: i64) -> Source {
+    Source::json(topic).key("card").lateness(Duration::from_millis(lateness as u64)).field("id", FieldType::Str)
+}
+
+/// Every offset of `topic` is accepted or a dead letter, and the counts agree.
+fn check_accounting(out: &Outputs, topic: &str, parts: &[Vec<Gen>], accepted: usize) {
+    let total: usize = parts.iter().map(Vec::len).sum();
+    let counts = out.sources.get(topic).cloned().unwrap_or_default();
+    assert_eq!(counts.read as usize, total, "{topic}: every record read");
+    assert_eq!(counts.accepted as usize, accepted, "{topic}: accepted as the oracle says");
+    assert_eq!(counts.read, counts.accepted + counts.rejected_total(), "{topic}: read = accepted + rejected");
+    let dead = out.dead.iter().filter(|d| d.topic == topic).count();
+    assert_eq!(dead as u64, counts.rejected_total(), "{topic}: one dead letter per rejection");
+}
+
+fn join_case(tx: &[Vec<Gen>], logins: &[Vec<Gen>], before: i64, after: i64, lateness: i64, run: LocalRun) {
+    let out = run
+        .topic("tx", topic("tx", tx))
+        .topic("logins", topic("lg", logins))
+        .run(move |g| {
+            let tx = g.source(id_source("tx", lateness));
+            let logins = g.source(id_source("logins", lateness));
+            tx.interval_join(&logins, Duration::from_millis(before as u64), Duration::from_millis(after as u64))
+                .map(|(t, l)| format!("{}|{}", t.str("id").unwrap_or("?"), l.str("id").unwrap_or("?")))
+                .sink("pairs");
+            Ok(())
+        })
+        .unwrap();
+    let (txs, lgs) = (accepted("tx", tx, lateness), accepted("lg", logins, lateness));
+    let mut expected: Vec<String> = Vec::new();
+    for (tid, tk, tt) in &txs {
+        for (lid, lk, lt) in &lgs {
+            if tk == lk && *lt >= tt - before && *lt <= tt + after {
+                expected.push(format!("\"{tid}|{lid}\""));
+            }
+        }
+    }
+    expected.sort();
+    assert_eq!(out.values("pairs"), expected);
+    check_accounting(&out, "tx", tx, txs.len());
+    check_accounting(&out, "logins", logins, lgs.len());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_two_topic_join_gives_the_pairs_of_the_definition(
+        tx in partitions(3),
+        logins in partitions(3),
+        before in (0i64..8).prop_map(|n| n * 100),
+        after in (0i64..8).prop_map(|n| n * 100),
+        lateness in (0i64..15).prop_map(|n| n * 100),
+        workers in 1usize..=2,
+        epoch_records in 1usize..6,
+    ) {
+        join_case(&tx, &logins, before, after, lateness, LocalRun::new(workers).epoch_records(epoch_records));
+    }
+}
+
+#[test]
+fn the_two_topic_join_across_two_processes() {
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    for _ in 0..3 {
+        let tx = partitions(3).new_tree(&mut runner).unwrap().current();
+        let logins = partitions(2).new_tree(&mut runner).unwrap().current();
+        join_case(&tx, &logins, 500, 200, 700, LocalRun::new(1).processes(2).epoch_records(3));
+    }
+}
+
+/// Profiles: (key, country or none = tombstone, broken).
+fn profiles() -> impl Strategy<Value = Vec<(u8, Option<u8>, bool)>> {
+    prop::collection::vec((0u8..8, prop::option::weighted(0.8, 0u8..3), prop::bool::weighted(0.1)), 0..80)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+    /// An upsert table (keys partitioned by hash, as Kafka does), counted per
+    /// value: after every epoch, the sink's records so far give exactly the
+    /// counts recomputed from the events of the epochs so far.
+    #[test]
+    fn a_view_equals_its_recomputation_at_every_epoch(
+        events in profiles(),
+        partitions in 1usize..=3,
+        workers in 1usize..=2,
+        epoch_records in 1usize..5,
+    ) {
+        let mut parts: Vec<Vec<(u8, Option<u8>, bool)>> = vec![Vec::new(); partitions];
+        for e in &events {
+            parts[key_hash(&format!("u{}", e.0)) as usize % partitions].push(*e);
+        }
+        let bytes: Vec<Vec<Vec<u8>>> = parts
+            .iter()
+            .map(|p| {
+                p.iter()
+                    .map(|(user, country, broken)| match (broken, country) {
+                        (true, _) => b"not json".to_vec(),
+                        (false, Some(c)) => format!(r#"{{"key":"u{user}","ts":{T0},"country":"C{c}"}}"#).into_bytes(),
+                        (false, None) => format!(r#"{{"key":"u{user}","ts":{T0}}}"#).into_bytes(),
+                    })
+                    .collect()
+            })
+            .collect();
+        let out = LocalRun::new(workers)
+            .epoch_records(epoch_records)
+            .topic("profiles", bytes)
+            .run(|g| {
+                g.source(Source::json("profiles").optional("country", FieldType::Str))
+                    .upsert_table("profiles", |r| r.value.str("country").map(str::to_owned))
+                    .map(|(_user, country)| country)
+                    .count()
+                    .sink_upsert("per_country");
+                Ok(())
+            })
+            .unwrap();
+        let epochs = parts.iter().map(|p| p.len().div_ceil(epoch_records)).max().unwrap_or(0) as u64;
+        let records = out.sink("per_country");
+        for e in 0..epochs {
+            // the oracle: the table after the events of epochs <= e, counted
+            let mut table: BTreeMap<u8, u8> = BTreeMap::new();
+            for p in &parts {
+                for (user, country, broken) in p.iter().take((e as usize + 1) * epoch_records) {
+                    match (broken, country) {
+                        (true, _) => {}
+                        (false, Some(c)) => { table.insert(*user, *c); }
+                        (false, None) => { table.remove(user); }
+                    }
+                }
+            }
+            let mut expected: BTreeMap<String, String> = BTreeMap::new();
+            for c in table.values() {
+                let n = expected.entry(format!("C{c}")).or_insert_with(|| "0".into());
+                *n = (n.parse::<i64>().unwrap() + 1).to_string();
+            }
+            // the sink's records up to e, replayed as upserts and tombstones
+            let mut got: BTreeMap<String, String> = BTreeMap::new();
+            for r in records.iter().filter(|r| r.epoch <= e) {
+                match &r.value {
+                    Some(v) => { got.insert(r.key.clone(), v.clone()); }
+                    None => { got.remove(&r.key); }
+                }
+            }
+            prop_assert_eq!(&got, &expected, "after epoch {}", e);
+        }
+        // no record repeats a key's value of the previous one: only changes
+        let mut last: BTreeMap<&str, Option<&str>> = BTreeMap::new();
+        for r in records {
+            prop_assert_ne!(last.insert(&r.key, r.value.as_deref()), Some(r.value.as_deref()), "a record that changes nothing");
+        }
+    }
+}
+
+/// Sessions with timers: a session closes (count of its events) once 500 ms
+/// pass without an event of its key.
+#[derive(Default)]
+struct Sessions;
+
+impl KeyedOperator for Sessions {
+    type In = Record;
+    type Out = (String, u32);
+    type State = u32;
+    fn on_event(&mut self, _: &Record, n: &mut u32, ctx: &mut KeyContext<'_, (String, u32)>) {
+        *n += 1;
+        ctx.timer_at(ctx.time() + 500);
+    }
+    fn on_timer(&mut self, timer: i64, n: &mut u32, ctx: &mut KeyContext<'_, (String, u32)>) {
+        if !ctx.has_timer_after(timer) {
+            ctx.emit((ctx.key().to_owned(), *n));
+            ctx.clear();
+        }
+    }
+}
+
+/// A fixed two-topic input: per topic 3 partitions, each key in one partition.
+fn fixed_topics() -> (Vec<Vec<Vec<u8>>>, Vec<Vec<Vec<u8>>>) {
+    let mut tx = vec![Vec::new(); 3];
+    let mut logins = vec![Vec::new(); 3];
+    let mut state = 7u64;
+    let mut next = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) as i64
+    };
+    for i in 0..1_500i64 {
+        let card = format!("c{}", next() % 40);
+        let p = key_hash(&card) as usize % 3;
+        let ts = T0 + i * 20 + next() % 300;
+        tx[p].push(format!(r#"{{"card":"{card}","ts":{ts},"id":"t{i}","merchant":"m{}"}}"#, next() % 7).into_bytes());
+        if next() % 4 == 0 {
+            logins[p].push(format!(r#"{{"card":"{card}","ts":{},"id":"l{i}"}}"#, ts - next() % 400).into_bytes());
+        }
+        if i % 97 == 0 {
+            tx[p].push(b"\xff\xfe".to_vec());
+        }
+    }
+    (tx, logins)
+}
+
+fn mixed_graph(run: LocalRun) -> Outputs {
+    let (tx, logins) = fixed_topics();
+    run.epoch_records(50)
+        .topic("tx", tx)
+        .topic("logins", logins)
+        .run(|g| {
+            let tx = g.source(id_source("tx", 200).field("merchant", FieldType::Str));
+            let logins = g.source(id_source("logins", 200));
+            tx.stateful("sessions", Sessions).map(|(card, n)| format!("{card}:{n}")).sink("sessions");
+            tx.interval_join(&logins, Duration::from_millis(300), Duration::ZERO).map(|(t, l)| format!("{}|{}", t.str("id").unwrap_or("?"), l.str("id").unwrap_or("?"))).sink("pairs");
+            tx.filter(|r| r.str("merchant") != Some("m0"))
+                .view(|r| r.value.str("merchant").unwrap_or("?").to_owned())
+                .count()
+                .sink_upsert("per_merchant");
+            Ok(())
+        })
+        .unwrap()
+}
+
+#[test]
+fn one_worker_two_workers_and_two_processes_agree() {
+    let one = mixed_graph(LocalRun::new(1));
+    assert!(one.values("sessions").len() > 100, "sessions closed: {}", one.values("sessions").len());
+    assert!(one.values("pairs").len() > 50, "pairs: {}", one.values("pairs").len());
+    assert_eq!(one.sources["tx"].rejected.get("invalid_utf8"), Some(&16));
+    for other in [mixed_graph(LocalRun::new(2)), mixed_graph(LocalRun::new(1).processes(2))] {
+        // values of streams; views with their epochs (views are per epoch)
+        assert_eq!(other.values("sessions"), one.values("sessions"));
+        assert_eq!(other.values("pairs"), one.values("pairs"));
+        assert_eq!(other.sink("per_merchant"), one.sink("per_merchant"));
+        assert_eq!(other.sources, one.sources);
+    }
+    let keys: BTreeSet<&str> = one.sink("per_merchant").iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(keys.len(), 6, "m0 is filtered out: {keys:?}");
+}
+
+#[test]
+fn graph_mistakes_are_refused_by_name() {
+    let ev = br#"{"key":"a","ts":1700000000000}"#.to_vec();
+    let err = LocalRun::new(1)
+        .topic("events", vec![vec![ev.clone()]])
+        .run(|g| {
+            let s = g.source(Source::json("events"));
+            s.stateful("twice", Sessions).map(|_| 0).sink("a");
+            s.stateful("twice", Sessions).map(|_| 0).sink("b");
+            Ok(())
+        })
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("two operators are named `twice`"), "{err:#}");
+    let err = LocalRun::new(1)
+        .run(|g| {
+            g.source(Source::json("nowhere")).map(|_| 0).sink("a");
+            Ok(())
+        })
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("source `nowhere`: the runner has no input for this topic"), "{err:#}");
+}
