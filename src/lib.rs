@@ -35,3 +35,8 @@ pub mod summary;
 pub mod table;
 pub mod types;
 pub mod watermark;
+
+/// The README's Rust examples, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -57,6 +57,8 @@ impl<'s, L: timely::ExchangeData + Clone> Stream<'s, L> {
                 let (mut lw, mut rw) = (Watermarks::exchanged(peers), Watermarks::exchanged(peers));
                 let mut low = i64::MIN;
                 let mut pairs = Vec::new();
+                // the pairs of one input batch, by epoch
+                let mut found: Vec<(u64, Msg<(L, R)>)> = Vec::new();
                 move |left, right, output| {
                     left.for_each(|cap, data| {
                         let epoch = cap.least().copied().unwrap_or_default();
@@ -65,7 +67,7 @@ impl<'s, L: timely::ExchangeData + Clone> Stream<'s, L> {
                                 Msg::Event(r) => {
                                     let envelope = r.with(());
                                     join.left_tagged(&r.key, r.time_ms, epoch, r.value, &mut pairs);
-                                    emit(&envelope, &mut pairs, |e, msgs| output.session(&cap.delayed(&e, 0)).give_iterator(msgs.drain(..)));
+                                    envelop(&envelope, &mut pairs, &mut found);
                                 }
                                 Msg::Mark(mark) => {
                                     if let Some(wm) = lw.observe(&mark) {
@@ -74,6 +76,7 @@ impl<'s, L: timely::ExchangeData + Clone> Stream<'s, L> {
                                 }
                             }
                         }
+                        send(&mut found, |e, msgs| output.session(&cap.delayed(&e, 0)).give_iterator(msgs));
                         if let Some(wm) = moved(&mut low, &lw, &rw) {
                             output.session(&cap).give(Msg::Mark(Mark { watermark: wm, from: me, to: me }));
                         }
@@ -85,7 +88,7 @@ impl<'s, L: timely::ExchangeData + Clone> Stream<'s, L> {
                                 Msg::Event(r) => {
                                     let envelope = r.with(());
                                     join.right_tagged(&r.key, r.time_ms, epoch, r.value, &mut pairs);
-                                    emit(&envelope, &mut pairs, |e, msgs| output.session(&cap.delayed(&e, 0)).give_iterator(msgs.drain(..)));
+                                    envelop(&envelope, &mut pairs, &mut found);
                                 }
                                 Msg::Mark(mark) => {
                                     if let Some(wm) = rw.observe(&mark) {
@@ -94,6 +97,7 @@ impl<'s, L: timely::ExchangeData + Clone> Stream<'s, L> {
                                 }
                             }
                         }
+                        send(&mut found, |e, msgs| output.session(&cap.delayed(&e, 0)).give_iterator(msgs));
                         if let Some(wm) = moved(&mut low, &lw, &rw) {
                             output.session(&cap).give(Msg::Mark(Mark { watermark: wm, from: me, to: me }));
                         }
@@ -114,21 +118,25 @@ fn moved(low: &mut i64, left: &Watermarks, right: &Watermarks) -> Option<i64> {
     })
 }
 
-/// Sends the pairs just found, each in the later of its two epochs.
-fn emit<L, R>(arrived: &Rec<()>, pairs: &mut Vec<Pair<L, R>>, mut send: impl FnMut(u64, &mut Vec<Msg<(L, R)>>)) {
-    let mut msgs = Vec::new();
-    pairs.sort_by_key(|p| p.left_tag.max(p.right_tag));
-    let mut current = None;
+/// Puts the pairs just found in their envelopes, each with the later of its two epochs.
+fn envelop<L, R>(arrived: &Rec<()>, pairs: &mut Vec<Pair<L, R>>, found: &mut Vec<(u64, Msg<(L, R)>)>) {
     for p in pairs.drain(..) {
         let epoch = p.left_tag.max(p.right_tag);
-        if current.is_some_and(|c| c != epoch) {
-            send(current.unwrap_or_default(), &mut msgs);
-        }
-        current = Some(epoch);
         let time_ms = p.left_time.max(p.right_time);
-        msgs.push(Msg::Event(Rec { key: p.key, time_ms, origin: arrived.origin, offset: arrived.offset, watermark: arrived.watermark, value: (p.left, p.right) }));
+        let rec = Rec { key: p.key, time_ms, origin: arrived.origin, offset: arrived.offset, watermark: arrived.watermark, value: (p.left, p.right) };
+        found.push((epoch, Msg::Event(rec)));
     }
-    if let Some(epoch) = current {
-        send(epoch, &mut msgs);
+}
+
+/// Sends a batch's pairs, one session per epoch.
+fn send<L, R>(found: &mut Vec<(u64, Msg<(L, R)>)>, mut session: impl FnMut(u64, &mut dyn Iterator<Item = Msg<(L, R)>>)) {
+    if found.is_empty() {
+        return;
+    }
+    found.sort_by_key(|(e, _)| *e); // stable: arrival order within an epoch
+    let mut rest = found.drain(..).peekable();
+    while let Some(&(epoch, _)) = rest.peek() {
+        let mut same = std::iter::from_fn(|| rest.next_if(|(e, _)| *e == epoch).map(|(_, m)| m));
+        session(epoch, &mut same);
     }
 }

@@ -31,9 +31,13 @@ pub struct Schema {
     pub strings: Vec<String>,
 }
 
-/// A decoded event; see the module docs.
+/// A decoded event; see the module docs. Immutable, so a clone (a join pairing
+/// it many times, a stream read by several operators) shares it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Record {
+pub struct Record(Arc<Fields>);
+
+#[derive(Debug, PartialEq)]
+struct Fields {
     schema: Arc<Schema>,
     event_id: Option<String>,
     numeric: Vec<f64>,
@@ -42,7 +46,7 @@ pub struct Record {
 
 impl Record {
     pub(crate) fn new(schema: Arc<Schema>, event_id: Option<String>, numeric: Vec<f64>, strings: Vec<Option<String>>) -> Self {
-        Record { schema, event_id, numeric, strings }
+        Record(Arc::new(Fields { schema, event_id, numeric, strings }))
     }
 
     /// A record built by hand (tests, examples).
@@ -58,22 +62,22 @@ impl Record {
 
     /// The topic the record was read from.
     pub fn topic(&self) -> &str {
-        &self.schema.topic
+        &self.0.schema.topic
     }
     /// The event id field, where the source declares one.
     pub fn event_id(&self) -> Option<&str> {
-        self.event_id.as_deref()
+        self.0.event_id.as_deref()
     }
     /// A numeric field; `None` when the schema has no such numeric field or the
     /// record left it out (or null).
     pub fn f64(&self, name: &str) -> Option<f64> {
-        let i = self.schema.numeric.iter().position(|n| n == name)?;
-        self.numeric.get(i).copied().filter(|v| !v.is_nan())
+        let i = self.0.schema.numeric.iter().position(|n| n == name)?;
+        self.0.numeric.get(i).copied().filter(|v| !v.is_nan())
     }
     /// A string field; `None` when absent, null or not declared.
     pub fn str(&self, name: &str) -> Option<&str> {
-        let i = self.schema.strings.iter().position(|n| n == name)?;
-        self.strings.get(i)?.as_deref()
+        let i = self.0.schema.strings.iter().position(|n| n == name)?;
+        self.0.strings.get(i)?.as_deref()
     }
 }
 
@@ -90,16 +94,16 @@ impl Serialize for Record {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         if s.is_human_readable() {
             let mut map = s.serialize_map(None)?;
-            for (name, v) in self.schema.numeric.iter().zip(&self.numeric) {
+            for (name, v) in self.0.schema.numeric.iter().zip(&self.0.numeric) {
                 map.serialize_entry(name, &(!v.is_nan()).then_some(*v))?;
             }
-            for (name, v) in self.schema.strings.iter().zip(&self.strings) {
+            for (name, v) in self.0.schema.strings.iter().zip(&self.0.strings) {
                 map.serialize_entry(name, v)?;
             }
             map.end()
         } else {
             // names travel with each record between processes: simple, not small
-            Compact { schema: (*self.schema).clone(), event_id: self.event_id.clone(), numeric: self.numeric.clone(), strings: self.strings.clone() }
+            Compact { schema: (*self.0.schema).clone(), event_id: self.0.event_id.clone(), numeric: self.0.numeric.clone(), strings: self.0.strings.clone() }
                 .serialize(s)
         }
     }
@@ -111,7 +115,7 @@ impl<'de> Deserialize<'de> for Record {
             return Err(serde::de::Error::custom("a Record is read from JSON by a source's decoder, not by serde"));
         }
         let c = Compact::deserialize(d)?;
-        Ok(Record { schema: Arc::new(c.schema), event_id: c.event_id, numeric: c.numeric, strings: c.strings })
+        Ok(Record::new(Arc::new(c.schema), c.event_id, c.numeric, c.strings))
     }
 }
 
