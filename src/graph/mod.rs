@@ -12,12 +12,14 @@
 //! A graph is built by a closure that runs on every worker (as with timely):
 //! [`GraphBuilder::source`] gives a [`Stream`] of decoded [`Record`]s, and the
 //! methods of [`Stream`] and [`View`] add operators. [`LocalRun`] runs it on
-//! in-memory topics, with any number of workers or processes.
+//! in-memory topics, with any number of workers or processes; [`KafkaRun`] on
+//! Kafka topics.
 //!
 //! Files, one operator per file: [`stream`] (the stream, its envelope and
 //! watermarks), [`source`], [`record`], [`map`], [`keyed`] (the user operator
 //! trait and its runtime) with [`stateful`] (it on a stream), [`interval_join`],
-//! [`view`] (differential collections), [`upsert_sink`], [`sink`], [`run`].
+//! [`view`] (differential collections), [`upsert_sink`], [`sink`]; runners:
+//! [`run`] (in memory) and [`kafka_run`] with [`kafka_source`].
 //!
 //! ```
 //! use std::time::Duration;
@@ -49,6 +51,8 @@
 //! ```
 
 pub mod interval_join;
+pub mod kafka_run;
+pub mod kafka_source;
 pub mod keyed;
 pub mod map;
 pub mod record;
@@ -66,6 +70,7 @@ use timely::dataflow::Scope;
 
 pub use keyed::{KeyContext, KeyedOperator, Origin};
 pub use record::Record;
+pub use kafka_run::KafkaRun;
 pub use run::{DeadLetter, LocalRun, MemoryTopic, Outputs, SinkRecord, SourceCounts};
 pub use source::Source;
 pub use stream::{Rec, Stream};
@@ -86,7 +91,17 @@ impl<'s> GraphBuilder<'s> {
     pub fn source(&mut self, source: Source) -> Stream<'s, Record> {
         let index = self.sources;
         self.sources += 1;
-        source::memory_source(self, index, source)
+        let collector = self.shared.collector.clone();
+        match &collector.inputs {
+            run::Inputs::Memory { topics, epoch_records } => {
+                let data = topics.get(source.topic()).cloned().unwrap_or_else(|| {
+                    self.shared.errors.borrow_mut().push(format!("source `{}`: the runner has no input for this topic", source.topic()));
+                    Vec::new()
+                });
+                source::memory_source(self, index, source, data, *epoch_records)
+            }
+            run::Inputs::Kafka(io) => kafka_source::kafka_source(self, index, source, io.clone()),
+        }
     }
     /// This worker's index among all workers of all processes.
     pub fn index(&self) -> usize {

@@ -63,10 +63,17 @@ impl SourceCounts {
     }
 }
 
+/// Where a run's sources read.
+pub(crate) enum Inputs {
+    /// In-memory topics; epoch `e` holds offsets `[e * n, (e + 1) * n)`.
+    Memory { topics: HashMap<String, MemoryTopic>, epoch_records: usize },
+    /// Kafka topics, in epochs of the runner's clock.
+    Kafka(Arc<super::kafka_run::KafkaIo>),
+}
+
 /// Where the workers of a run find their inputs and leave their outputs.
 pub struct Collector {
-    topics: HashMap<String, MemoryTopic>,
-    epoch_records: usize,
+    pub(crate) inputs: Inputs,
     sinks: Mutex<BTreeMap<String, Vec<SinkRecord>>>,
     dead: Mutex<Vec<DeadLetter>>,
     counts: Mutex<BTreeMap<String, SourceCounts>>,
@@ -74,23 +81,32 @@ pub struct Collector {
 }
 
 impl Collector {
-    pub(crate) fn topic(&self, name: &str) -> Option<MemoryTopic> {
-        self.topics.get(name).cloned()
+    pub(crate) fn new(inputs: Inputs) -> Self {
+        Collector { inputs, sinks: Mutex::default(), dead: Mutex::default(), counts: Mutex::default(), warnings: Mutex::default() }
     }
-    pub(crate) fn epoch_records(&self) -> usize {
-        self.epoch_records
-    }
+    /// Sink records: to the sink's topic (Kafka runs) or kept (in memory).
     pub(crate) fn write(&self, sink: &str, records: &mut Vec<SinkRecord>) {
+        if let Inputs::Kafka(io) = &self.inputs {
+            io.produce(sink, records);
+            return;
+        }
         let mut sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
         sinks.entry(sink.to_owned()).or_default().append(records);
     }
+    /// A source's counts and rejections: dead letters go to the DLQ topic (Kafka
+    /// runs) or are kept (in memory).
     pub(crate) fn record_source(&self, topic: &str, counts: SourceCounts, dead: Vec<DeadLetter>) {
         if counts.read > 0 {
             self.counts.lock().unwrap_or_else(|e| e.into_inner()).entry(topic.to_owned()).or_default().add(counts);
         }
-        if !dead.is_empty() {
-            self.dead.lock().unwrap_or_else(|e| e.into_inner()).extend(dead);
+        if dead.is_empty() {
+            return;
         }
+        if let Inputs::Kafka(io) = &self.inputs {
+            io.dead_letters(&dead);
+            return;
+        }
+        self.dead.lock().unwrap_or_else(|e| e.into_inner()).extend(dead);
     }
     /// A misconfiguration found while running (named, logged once per message).
     pub(crate) fn warn(&self, message: String) {
@@ -142,58 +158,63 @@ impl LocalRun {
     where
         F: Fn(&mut GraphBuilder<'_>) -> Result<()> + Send + Sync + 'static,
     {
-        let collector = Arc::new(Collector {
-            topics: self.topics.clone(),
-            epoch_records: self.epoch_records,
-            sinks: Mutex::default(),
-            dead: Mutex::default(),
-            counts: Mutex::default(),
-            warnings: Mutex::default(),
-        });
-        let build = Arc::new(build);
-        let configs = self.configs()?;
-        let processes: Vec<_> = configs
-            .into_iter()
-            .map(|config| {
-                let (collector, build) = (collector.clone(), build.clone());
-                std::thread::spawn(move || -> Result<()> {
-                    let guards = timely::execute(config, move |worker| run_worker(worker, &collector, &*build)).map_err(|e| anyhow!("starting workers: {e}"))?;
-                    for r in guards.join() {
-                        r.map_err(|e| anyhow!("a worker failed: {e}"))??;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for p in processes {
-            p.join().map_err(|_| anyhow!("a process panicked"))??;
-        }
-        let c = Arc::try_unwrap(collector).map_err(|_| anyhow!("workers still hold the outputs"))?;
-        let mut sinks = c.sinks.into_inner().unwrap_or_else(|e| e.into_inner());
-        sinks.values_mut().for_each(|v| v.sort());
-        let mut dead = c.dead.into_inner().unwrap_or_else(|e| e.into_inner());
-        dead.sort_by(|a, b| (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset)));
-        let sources = c.counts.into_inner().unwrap_or_else(|e| e.into_inner());
-        let warnings = c.warnings.into_inner().unwrap_or_else(|e| e.into_inner());
-        Ok(Outputs { sinks, dead, sources, warnings })
+        let collector = Arc::new(Collector::new(Inputs::Memory { topics: self.topics.clone(), epoch_records: self.epoch_records }));
+        run_processes(collector, self.configs()?, build)
     }
-
     fn configs(&self) -> Result<Vec<timely::Config>> {
-        if self.processes == 1 {
-            let communication = if self.workers > 1 { CommunicationConfig::Process(self.workers) } else { CommunicationConfig::Thread };
-            return Ok(vec![timely::Config { communication, worker: WorkerConfig::default() }]);
-        }
-        // free loopback ports for the processes to meet on
-        let listeners: Vec<_> = (0..self.processes).map(|_| std::net::TcpListener::bind("127.0.0.1:0")).collect::<Result<_, _>>()?;
-        let addresses: Vec<String> = listeners.iter().map(|l| l.local_addr().map(|a| a.to_string())).collect::<Result<_, _>>()?;
-        drop(listeners);
-        Ok((0..self.processes)
-            .map(|process| timely::Config {
-                communication: CommunicationConfig::Cluster { threads: self.workers, process, addresses: addresses.clone(), report: false, zerocopy: false },
-                worker: WorkerConfig::default(),
-            })
-            .collect())
+        timely_configs(self.workers, self.processes)
     }
+}
+
+/// Runs `build`'s graph under each timely config (one per process, each on its
+/// own thread) and gathers what the workers left in `collector`.
+pub(crate) fn run_processes<F>(collector: Arc<Collector>, configs: Vec<timely::Config>, build: F) -> Result<Outputs>
+where
+    F: Fn(&mut GraphBuilder<'_>) -> Result<()> + Send + Sync + 'static,
+{
+    let build = Arc::new(build);
+    let processes: Vec<_> = configs
+        .into_iter()
+        .map(|config| {
+            let (collector, build) = (collector.clone(), build.clone());
+            std::thread::spawn(move || -> Result<()> {
+                let guards = timely::execute(config, move |worker| run_worker(worker, &collector, &*build)).map_err(|e| anyhow!("starting workers: {e}"))?;
+                for r in guards.join() {
+                    r.map_err(|e| anyhow!("a worker failed: {e}"))??;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for p in processes {
+        p.join().map_err(|_| anyhow!("a process panicked"))??;
+    }
+    let c = Arc::try_unwrap(collector).map_err(|_| anyhow!("workers still hold the outputs"))?;
+    let mut sinks = c.sinks.into_inner().unwrap_or_else(|e| e.into_inner());
+    sinks.values_mut().for_each(|v| v.sort());
+    let mut dead = c.dead.into_inner().unwrap_or_else(|e| e.into_inner());
+    dead.sort_by(|a, b| (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset)));
+    let sources = c.counts.into_inner().unwrap_or_else(|e| e.into_inner());
+    let warnings = c.warnings.into_inner().unwrap_or_else(|e| e.into_inner());
+    Ok(Outputs { sinks, dead, sources, warnings })
+}
+
+/// Timely configs for `processes` processes of `workers` threads on loopback.
+pub(crate) fn timely_configs(workers: usize, processes: usize) -> Result<Vec<timely::Config>> {
+    if processes == 1 {
+        let communication = if workers > 1 { CommunicationConfig::Process(workers) } else { CommunicationConfig::Thread };
+        return Ok(vec![timely::Config { communication, worker: WorkerConfig::default() }]);
+    }
+    // free loopback ports for the processes to meet on
+    let listeners: Vec<_> = (0..processes).map(|_| std::net::TcpListener::bind("127.0.0.1:0")).collect::<Result<_, _>>()?;
+    let addresses: Vec<String> = listeners.iter().map(|l| l.local_addr().map(|a| a.to_string())).collect::<Result<_, _>>()?;
+    drop(listeners);
+    Ok((0..processes)
+        .map(|process| timely::Config {
+            communication: CommunicationConfig::Cluster { threads: workers, process, addresses: addresses.clone(), report: false, zerocopy: false },
+            worker: WorkerConfig::default(),
+        })
+        .collect())
 }
 
 fn run_worker<F>(worker: &mut timely::worker::Worker, collector: &Arc<Collector>, build: &F) -> Result<()>

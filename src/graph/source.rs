@@ -34,7 +34,7 @@ use timely::dataflow::operators::generic::operator::source as timely_source;
 
 use super::keyed::Origin;
 use super::record::{Record, Schema};
-use super::run::{DeadLetter, SourceCounts};
+use super::run::{DeadLetter, MemoryTopic, SourceCounts};
 use super::stream::{Mark, Msg, Rec, Stream};
 use super::GraphBuilder;
 use crate::decode::Decoder;
@@ -119,43 +119,89 @@ impl Source {
     }
 }
 
-/// One owned partition of a source, as its worker reads it.
+/// Decoding and admission of one worker's share of a source: the same verdicts
+/// for a record whichever runner reads it.
+pub(super) struct Admission {
+    topic: String,
+    index: u32,
+    schema: Arc<Schema>,
+    decoder: Decoder,
+    policy: TimePolicy,
+    clocks: std::collections::HashMap<u32, PartitionClock>,
+    pub(super) counts: SourceCounts,
+    pub(super) dead: Vec<DeadLetter>,
+}
+
+impl Admission {
+    pub(super) fn new(index: u32, source: &Source) -> Self {
+        let schema = Arc::new(source.schema());
+        Admission {
+            topic: source.spec.topic.clone(),
+            index,
+            decoder: Decoder::for_source(&source.spec, &schema.strings),
+            schema,
+            policy: TimePolicy { allowed_lateness_ms: source.spec.allowed_lateness.as_millis() as i64, max_future_ms: source.spec.max_future.as_millis() as i64 },
+            clocks: Default::default(),
+            counts: SourceCounts::default(),
+            dead: Vec::new(),
+        }
+    }
+
+    /// One record read at (partition, offset): an event, or a dead letter.
+    pub(super) fn take(&mut self, partition: u32, offset: i64, payload: Option<&[u8]>, now_ms: i64) -> Option<Msg<Record>> {
+        self.counts.read += 1;
+        let clock = self.clocks.entry(partition).or_default();
+        match self.decoder.decode(payload, &mut |_| {}).and_then(|d| clock.admit(d.time_ms, now_ms, &self.policy).map(|wm| (d, wm))) {
+            Ok((d, watermark)) => {
+                self.counts.accepted += 1;
+                let value = Record::new(self.schema.clone(), d.event_id, d.numeric, d.strings);
+                let origin = Origin { source: self.index, partition };
+                Some(Msg::Event(Rec { key: d.key, time_ms: d.time_ms, origin, offset, watermark, value }))
+            }
+            Err(r) => {
+                *self.counts.rejected.entry(r.reason.as_str()).or_default() += 1;
+                self.dead.push(DeadLetter { topic: self.topic.clone(), partition, offset, reason: r.reason.as_str(), detail: r.detail, payload: payload.map(<[u8]>::to_vec) });
+                None
+            }
+        }
+    }
+
+    /// A partition's watermark (`i64::MIN` before its first accepted record).
+    pub(super) fn watermark(&self, partition: u32) -> i64 {
+        self.clocks.get(&partition).and_then(|c| c.watermark(&self.policy)).unwrap_or(i64::MIN)
+    }
+
+    /// Hands what was counted and rejected since the last call to the runner.
+    pub(super) fn report(&mut self, collector: &super::run::Collector) {
+        collector.record_source(&self.topic, std::mem::take(&mut self.counts), std::mem::take(&mut self.dead));
+    }
+}
+
+/// One owned partition of an in-memory topic.
 struct Partition {
     number: u32,
     data: Arc<Vec<Option<Vec<u8>>>>,
     next: usize,
-    clock: PartitionClock,
 }
 
 /// Builds the source operator of `source` (the graph's `index`-th) on the
-/// worker behind `g`.
-pub(super) fn memory_source<'s>(g: &mut GraphBuilder<'s>, index: u32, source: Source) -> Stream<'s, Record> {
+/// worker behind `g`, reading the runner's in-memory topic.
+pub(super) fn memory_source<'s>(g: &mut GraphBuilder<'s>, index: u32, source: Source, data: MemoryTopic, per_epoch: usize) -> Stream<'s, Record> {
     let scope = g.scope;
     let (worker, peers) = (scope.index(), scope.peers());
     let collector = g.shared.collector.clone();
-    let topic = source.spec.topic.clone();
-    let data = collector.topic(&topic);
-    if data.is_none() {
-        g.shared.errors.borrow_mut().push(format!("source `{topic}`: the runner has no input for this topic"));
-    }
     let mut parts: Vec<Partition> = data
-        .unwrap_or_default()
         .into_iter()
         .enumerate()
         .filter(|(p, _)| (p + index as usize) % peers == worker)
-        .map(|(p, data)| Partition { number: p as u32, data, next: 0, clock: PartitionClock::default() })
+        .map(|(p, data)| Partition { number: p as u32, data, next: 0 })
         .collect();
-    let schema = Arc::new(source.schema());
-    let decoder = Decoder::for_source(&source.spec, &schema.strings);
-    let policy = TimePolicy { allowed_lateness_ms: source.spec.allowed_lateness.as_millis() as i64, max_future_ms: source.spec.max_future.as_millis() as i64 };
-    let per_epoch = collector.epoch_records();
+    let mut admission = Admission::new(index, &source);
     let me = worker as u32;
-    let name = format!("Source({topic})");
+    let name = format!("Source({})", source.topic());
     let inner = timely_source::<_, timely::container::CapacityContainerBuilder<Vec<Msg<Record>>>, _, _>(scope, &name, move |cap, info| {
         let activator = scope.activator_for(info.address.clone());
         let mut cap = Some(cap);
-        let mut counts = SourceCounts::default();
-        let mut dead = Vec::new();
         move |output| {
             let Some(c) = cap.as_mut() else { return };
             let epoch = *c.time();
@@ -163,32 +209,20 @@ pub(super) fn memory_source<'s>(g: &mut GraphBuilder<'s>, index: u32, source: So
             let now_ms = (now_us() / 1000) as i64;
             let mut session = output.session(&*c);
             for part in parts.iter_mut() {
-                let origin = Origin { source: index, partition: part.number };
                 while part.next < part.data.len().min(end) {
                     let offset = part.next as i64;
-                    let payload = part.data[part.next].as_deref();
                     part.next += 1;
-                    counts.read += 1;
-                    let decoded = decoder.decode(payload, &mut |_| {}).and_then(|d| part.clock.admit(d.time_ms, now_ms, &policy).map(|wm| (d, wm)));
-                    match decoded {
-                        Ok((d, watermark)) => {
-                            counts.accepted += 1;
-                            let value = Record::new(schema.clone(), d.event_id, d.numeric, d.strings);
-                            session.give(Msg::Event(Rec { key: d.key, time_ms: d.time_ms, origin, offset, watermark, value }));
-                        }
-                        Err(r) => {
-                            *counts.rejected.entry(r.reason.as_str()).or_default() += 1;
-                            dead.push(DeadLetter { topic: topic.clone(), partition: part.number, offset, reason: r.reason.as_str(), detail: r.detail, payload: payload.map(<[u8]>::to_vec) });
-                        }
+                    if let Some(m) = admission.take(part.number, offset, part.data[offset as usize].as_deref(), now_ms) {
+                        session.give(m);
                     }
                 }
             }
             let done = parts.iter().all(|p| p.next >= p.data.len());
             // this worker's share: the least watermark of its partitions (a finished one holds nothing back)
-            let watermark = parts.iter().filter(|p| p.next < p.data.len()).map(|p| p.clock.watermark(&policy).unwrap_or(i64::MIN)).min().unwrap_or(i64::MAX);
+            let watermark = parts.iter().filter(|p| p.next < p.data.len()).map(|p| admission.watermark(p.number)).min().unwrap_or(i64::MAX);
             session.give(Msg::Mark(Mark { watermark, from: me, to: me }));
             drop(session);
-            collector.record_source(&topic, std::mem::take(&mut counts), std::mem::take(&mut dead));
+            admission.report(&collector);
             if done {
                 cap = None;
             } else {

@@ -1,0 +1,99 @@
+//! The source operator of a Kafka run: one consumer per worker for its share of
+//! a topic's partitions, the same decoding and admission as every source
+//! ([`super::source::Admission`]), epochs from the run's clock, and this worker's
+//! watermark (the least of its active partitions') as marks.
+//!
+//! The consumer never blocks the worker: zero-timeout polls, and librdkafka wakes
+//! the worker when records arrive after an empty poll.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use timely::dataflow::operators::generic::operator::source as timely_source;
+
+use super::kafka_run::KafkaIo;
+use super::record::Record;
+use super::source::{Admission, Source};
+use super::stream::{Mark, Msg, Stream};
+use super::GraphBuilder;
+use crate::kafka::source::KafkaSource;
+use crate::source::{PollStatus, RecordSource};
+use crate::types::now_us;
+
+/// Records read per activation.
+const POLL_BATCH: usize = 4096;
+
+pub(super) fn kafka_source<'s>(g: &mut GraphBuilder<'s>, index: u32, source: Source, io: Arc<KafkaIo>) -> Stream<'s, Record> {
+    let scope = g.scope;
+    let (worker, peers) = (scope.index(), scope.peers());
+    let collector = g.shared.collector.clone();
+    let topic = source.topic().to_owned();
+    let idle_after = source.spec().idle_timeout;
+    let reader = io.topic(&topic).and_then(|range| {
+        let owned: Vec<u32> = (0..range.partitions).filter(|p| (*p as usize + index as usize) % peers == worker).collect();
+        let end = Arc::new(Mutex::new(range.end.clone()));
+        KafkaSource::new(&io.opts, &io.group, &topic, owned, &range.start, end, &io.metrics)
+    });
+    let mut reader = match reader {
+        Ok(r) => Some(r),
+        Err(e) => {
+            g.shared.errors.borrow_mut().push(format!("source `{topic}`: {e:#}"));
+            None
+        }
+    };
+    let mut admission = Admission::new(index, &source);
+    let me = worker as u32;
+    let inner = timely_source::<_, timely::container::CapacityContainerBuilder<Vec<Msg<Record>>>, _, _>(scope, &format!("Source({topic})"), move |cap, info| {
+        let activator = scope.activator_for(info.address.clone());
+        let wake = scope.worker().sync_activator_for(info.address.to_vec());
+        let woken = reader.as_mut().is_some_and(|r| {
+            r.set_wakeup(Box::new(move || {
+                let _ = wake.activate();
+            }))
+        });
+        let mut cap = Some(cap);
+        let started = Instant::now();
+        let mut last_record: HashMap<u32, Instant> = HashMap::new();
+        let mut mark = i64::MIN;
+        move |output| {
+            let Some(c) = cap.as_mut() else { return };
+            let now = Instant::now();
+            let now_ms = (now_us() / 1000) as i64;
+            let mut session = output.session(&*c);
+            let status = match reader.as_mut() {
+                Some(r) => r.poll(POLL_BATCH, &mut |rec| {
+                    last_record.insert(rec.partition, now);
+                    if let Some(m) = admission.take(rec.partition, rec.offset, rec.payload, now_ms) {
+                        session.give(m);
+                    }
+                }),
+                None => PollStatus::Finished,
+            };
+            let finished = status == PollStatus::Finished || io.control.shutdown_requested();
+            let owned = reader.as_ref().map(|r| r.partitions()).unwrap_or_default();
+            let active = |p: &&u32| now.duration_since(last_record.get(p).copied().unwrap_or(started)) < idle_after;
+            let low = if finished { i64::MAX } else { owned.iter().filter(active).map(|p| admission.watermark(*p)).min().unwrap_or(mark) };
+            if low > mark {
+                mark = low;
+                session.give(Msg::Mark(Mark { watermark: mark, from: me, to: me }));
+            }
+            drop(session);
+            admission.report(&collector);
+            if finished {
+                cap = None;
+                return;
+            }
+            let target = io.clock.target();
+            if target > *c.time() {
+                c.downgrade(&target);
+            }
+            match status {
+                PollStatus::Records(_) => activator.activate(),
+                _ if woken => activator.activate_after(Duration::from_millis(50)),
+                _ => activator.activate_after(Duration::from_millis(10)),
+            }
+        }
+    });
+    Stream::new(inner, g.shared.clone())
+}

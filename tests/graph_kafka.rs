@@ -1,0 +1,150 @@
+//! A graph with two topics, a user operator with timers, an interval join and a
+//! differential view, run on Kafka (the embedded Kafka-protocol broker) with 2
+//! workers, against the same graph on the in-memory runner: the same sink
+//! records, the same final state of the upsert topic, every rejected offset in
+//! `dlq` with its reason, and the same per-topic accounting.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use anyhow::Result;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use vigil::broker::EmbeddedBroker;
+use vigil::graph::{GraphBuilder, KafkaRun, KeyContext, KeyedOperator, LocalRun, Record, Source};
+use vigil::kafka::read::read_topic;
+use vigil::spec::FieldType;
+use vigil::types::key_hash;
+
+const T0: i64 = 1_700_000_000_000;
+
+#[derive(Default)]
+struct Sessions;
+
+impl KeyedOperator for Sessions {
+    type In = Record;
+    type Out = (String, u32);
+    type State = u32;
+    fn on_event(&mut self, _: &Record, n: &mut u32, ctx: &mut KeyContext<'_, (String, u32)>) {
+        *n += 1;
+        ctx.timer_at(ctx.time() + 500);
+    }
+    fn on_timer(&mut self, timer: i64, n: &mut u32, ctx: &mut KeyContext<'_, (String, u32)>) {
+        if !ctx.has_timer_after(timer) {
+            ctx.emit((ctx.key().to_owned(), *n));
+            ctx.clear();
+        }
+    }
+}
+
+fn topics() -> (Vec<Vec<Vec<u8>>>, Vec<Vec<Vec<u8>>>) {
+    let mut tx = vec![Vec::new(); 3];
+    let mut logins = vec![Vec::new(); 2];
+    let mut state = 11u64;
+    let mut next = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) as i64
+    };
+    for i in 0..2_000i64 {
+        let card = format!("c{}", next() % 50);
+        let ts = T0 + i * 20 + next() % 300;
+        tx[key_hash(&card) as usize % 3].push(format!(r#"{{"card":"{card}","ts":{ts},"id":"t{i}","merchant":"m{}"}}"#, next() % 7).into_bytes());
+        if next() % 4 == 0 {
+            logins[key_hash(&card) as usize % 2].push(format!(r#"{{"card":"{card}","ts":{},"id":"l{i}"}}"#, ts - next() % 400).into_bytes());
+        }
+        if i % 101 == 0 {
+            tx[(i % 3) as usize].push(b"{\"card\":".to_vec());
+            logins[(i % 2) as usize].push(format!(r#"{{"card":"{card}","ts":"yesterday"}}"#).into_bytes());
+        }
+    }
+    (tx, logins)
+}
+
+fn graph(g: &mut GraphBuilder<'_>) -> Result<()> {
+    let source = |topic: &str| Source::json(topic).key("card").lateness(Duration::from_millis(200)).field("id", FieldType::Str);
+    let tx = g.source(source("tx").field("merchant", FieldType::Str));
+    let logins = g.source(source("logins"));
+    tx.stateful("sessions", Sessions).map(|(card, n)| format!("{card}:{n}")).sink("sessions");
+    tx.interval_join(&logins, Duration::from_millis(300), Duration::ZERO).map(|(t, l)| format!("{}|{}", t.str("id").unwrap_or("?"), l.str("id").unwrap_or("?"))).sink("pairs");
+    tx.view(|r| r.value.str("merchant").unwrap_or("?").to_owned()).count().sink_upsert("per_merchant");
+    Ok(())
+}
+
+fn produce(broker: &EmbeddedBroker, topic: &str, partitions: &[Vec<Vec<u8>>]) -> Result<()> {
+    broker.create_topic(topic, partitions.len() as i32)?;
+    let producer: BaseProducer = broker.kafka_options().client_config().create()?;
+    for (p, records) in partitions.iter().enumerate() {
+        for r in records {
+            let mut rec = BaseRecord::<[u8], [u8]>::to(topic).partition(p as i32).payload(r);
+            while let Err((e, back)) = producer.send(rec) {
+                anyhow::ensure!(matches!(e, rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull)), "{e}");
+                producer.poll(Duration::from_millis(10));
+                rec = back;
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(30))?;
+    Ok(())
+}
+
+fn payloads(broker: &EmbeddedBroker, topic: &str) -> Vec<String> {
+    let mut v: Vec<String> = read_topic(&broker.kafka_options(), topic, Duration::from_secs(30))
+        .unwrap()
+        .into_iter()
+        .map(|r| String::from_utf8(r.payload.unwrap_or_default()).unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_two_topic_graph_on_kafka_equals_the_in_memory_run() {
+    let (tx, logins) = topics();
+    let local = LocalRun::new(1).topic("tx", tx.clone()).topic("logins", logins.clone()).run(graph).unwrap();
+
+    let broker = EmbeddedBroker::start(1).unwrap();
+    produce(&broker, "tx", &tx).unwrap();
+    produce(&broker, "logins", &logins).unwrap();
+    for t in ["sessions", "pairs", "per_merchant", "dlq"] {
+        broker.create_topic(t, 2).unwrap();
+    }
+    let run = KafkaRun::new(broker.kafka_options()).workers(2).until_end().epoch_interval(Duration::from_millis(20));
+    let summary = run.run(graph).unwrap();
+
+    // the same accounting per topic, and every rejection in dlq
+    assert_eq!(summary.sources, local.sources);
+    assert!(local.sources["tx"].rejected_total() > 0 && local.sources["logins"].rejected_total() > 0);
+    let dlq: BTreeSet<(String, u64, i64, String)> = read_topic(&broker.kafka_options(), "dlq", Duration::from_secs(30))
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            let v: serde_json::Value = serde_json::from_slice(&r.payload.unwrap_or_default()).unwrap();
+            (v["source_topic"].as_str().unwrap().to_owned(), v["source_partition"].as_u64().unwrap(), v["source_offset"].as_i64().unwrap(), v["reason"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    let expected: BTreeSet<(String, u64, i64, String)> = local.dead.iter().map(|d| (d.topic.clone(), d.partition as u64, d.offset, d.reason.to_owned())).collect();
+    assert_eq!(dlq, expected);
+
+    // streams: the same records
+    assert_eq!(payloads(&broker, "sessions"), local.values("sessions"));
+    assert_eq!(payloads(&broker, "pairs"), local.values("pairs"));
+    assert!(local.values("pairs").len() > 100);
+
+    // the upsert topic: its last record per key is the view's final value
+    let mut last: BTreeMap<String, String> = BTreeMap::new();
+    for r in read_topic(&broker.kafka_options(), "per_merchant", Duration::from_secs(30)).unwrap() {
+        let key = String::from_utf8(r.key.unwrap_or_default()).unwrap();
+        match r.payload {
+            Some(p) => last.insert(key, String::from_utf8(p).unwrap()),
+            None => last.remove(&key),
+        };
+    }
+    let mut final_view: BTreeMap<String, String> = BTreeMap::new();
+    for r in local.sink("per_merchant") {
+        match &r.value {
+            Some(v) => final_view.insert(r.key.clone(), v.clone()),
+            None => final_view.remove(&r.key),
+        };
+    }
+    assert_eq!(last, final_view);
+    assert_eq!(summary.produced["pairs"] as usize, local.values("pairs").len());
+}
