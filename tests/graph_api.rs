@@ -31,7 +31,8 @@ struct Gen {
 fn partitions(max_partitions: usize) -> impl Strategy<Value = Vec<Vec<Gen>>> {
     // times on a 100 ms grid, so that pairs and watermarks often meet exactly at
     // the join's bounds
-    let record = (0u8..4, 0i64..30, prop_oneof![8 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8)]).prop_map(|(key, dt, broken)| Gen { key, dt: dt * 100, broken });
+    let record =
+        (0u8..4, 0i64..30, prop_oneof![8 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8)]).prop_map(|(key, dt, broken)| Gen { key, dt: dt * 100, broken });
     prop::collection::vec(prop::collection::vec(record, 0..40), 1..=max_partitions)
 }
 
@@ -87,7 +88,7 @@ fn join_case(tx: &[Vec<Gen>], logins: &[Vec<Gen>], before: i64, after: i64, late
         .run(move |g| {
             let tx = g.source(id_source("tx", lateness));
             let logins = g.source(id_source("logins", lateness));
-            tx.interval_join(&logins, Duration::from_millis(before as u64), Duration::from_millis(after as u64))
+            tx.interval_join("tx_after_login", &logins, Duration::from_millis(before as u64), Duration::from_millis(after as u64))
                 .map(|(t, l)| format!("{}|{}", t.str("id").unwrap_or("?"), l.str("id").unwrap_or("?")))
                 .sink("pairs");
             Ok(())
@@ -272,9 +273,11 @@ fn mixed_graph(run: LocalRun) -> Outputs {
             let tx = g.source(id_source("tx", 200).field("merchant", FieldType::Str));
             let logins = g.source(id_source("logins", 200));
             tx.stateful("sessions", Sessions).map(|(card, n)| format!("{card}:{n}")).sink("sessions");
-            tx.interval_join(&logins, Duration::from_millis(300), Duration::ZERO).map(|(t, l)| format!("{}|{}", t.str("id").unwrap_or("?"), l.str("id").unwrap_or("?"))).sink("pairs");
+            tx.interval_join("tx_after_login", &logins, Duration::from_millis(300), Duration::ZERO)
+                .map(|(t, l)| format!("{}|{}", t.str("id").unwrap_or("?"), l.str("id").unwrap_or("?")))
+                .sink("pairs");
             tx.filter(|r| r.str("merchant") != Some("m0"))
-                .view(|r| r.value.str("merchant").unwrap_or("?").to_owned())
+                .view("tx_merchants", |r| r.value.str("merchant").unwrap_or("?").to_owned())
                 .count()
                 .sink_upsert("per_merchant");
             Ok(())

@@ -64,8 +64,10 @@ fn graph(g: &mut GraphBuilder<'_>) -> Result<()> {
     let tx = g.source(source("tx").field("merchant", FieldType::Str));
     let logins = g.source(source("logins"));
     tx.stateful("sessions", Sessions).map(|(card, n)| format!("{card}:{n}")).sink("sessions");
-    tx.interval_join(&logins, Duration::from_millis(300), Duration::ZERO).map(|(t, l)| format!("{}|{}", t.str("id").unwrap_or("?"), l.str("id").unwrap_or("?"))).sink("pairs");
-    tx.view(|r| r.value.str("merchant").unwrap_or("?").to_owned()).count().sink_upsert("per_merchant");
+    tx.interval_join("tx_after_login", &logins, Duration::from_millis(300), Duration::ZERO)
+        .map(|(t, l)| format!("{}|{}", t.str("id").unwrap_or("?"), l.str("id").unwrap_or("?")))
+        .sink("pairs");
+    tx.view("tx_merchants", |r| r.value.str("merchant").unwrap_or("?").to_owned()).count().sink_upsert("per_merchant");
     Ok(())
 }
 
@@ -118,10 +120,16 @@ fn a_two_topic_graph_on_kafka_equals_the_in_memory_run() {
         .into_iter()
         .map(|r| {
             let v: serde_json::Value = serde_json::from_slice(&r.payload.unwrap_or_default()).unwrap();
-            (v["source_topic"].as_str().unwrap().to_owned(), v["source_partition"].as_u64().unwrap(), v["source_offset"].as_i64().unwrap(), v["reason"].as_str().unwrap().to_owned())
+            (
+                v["source_topic"].as_str().unwrap().to_owned(),
+                v["source_partition"].as_u64().unwrap(),
+                v["source_offset"].as_i64().unwrap(),
+                v["reason"].as_str().unwrap().to_owned(),
+            )
         })
         .collect();
-    let expected: BTreeSet<(String, u64, i64, String)> = local.dead.iter().map(|d| (d.topic.clone(), d.partition as u64, d.offset, d.reason.to_owned())).collect();
+    let expected: BTreeSet<(String, u64, i64, String)> =
+        local.dead.iter().map(|d| (d.topic.clone(), d.partition as u64, d.offset, d.reason.to_owned())).collect();
     assert_eq!(dlq, expected);
 
     // streams: the same records

@@ -34,6 +34,7 @@
 use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap as HashMap;
+use serde::{Deserialize, Serialize};
 
 /// A matched pair.
 #[derive(Clone, Debug, PartialEq)]
@@ -153,6 +154,44 @@ impl<L: Clone, R: Clone> StreamJoin<L, R> {
     /// Events kept, both sides.
     pub fn buffered(&self) -> usize {
         self.left.by_time.len() + self.right.by_time.len()
+    }
+
+    /// The state, for a checkpoint: every kept event (key, time, tag, value) of
+    /// each side, and each side's watermark.
+    pub fn export(&self) -> JoinSnapshot<L, R> {
+        JoinSnapshot { left: self.left.entries(), right: self.right.entries(), left_watermark: self.left.watermark, right_watermark: self.right.watermark }
+    }
+
+    /// Adds the events of a snapshot (any worker's) whose key `keep` accepts.
+    /// Watermarks merge by minimum: a lower one only keeps events longer.
+    pub fn import(&mut self, snap: JoinSnapshot<L, R>, keep: impl Fn(&str) -> bool) {
+        for (key, time, tag, v) in snap.left.into_iter().filter(|e| keep(&e.0)) {
+            self.seq += 1;
+            self.left.insert(&key, time, self.seq, tag, v);
+        }
+        for (key, time, tag, v) in snap.right.into_iter().filter(|e| keep(&e.0)) {
+            self.seq += 1;
+            self.right.insert(&key, time, self.seq, tag, v);
+        }
+        let merge = |mine: &mut i64, theirs: i64| *mine = if *mine == i64::MIN { theirs } else { (*mine).min(theirs) };
+        merge(&mut self.left.watermark, snap.left_watermark);
+        merge(&mut self.right.watermark, snap.right_watermark);
+    }
+}
+
+/// A [`StreamJoin`]'s state, as a checkpoint keeps it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JoinSnapshot<L, R> {
+    pub left: Vec<(String, i64, u64, L)>,
+    pub right: Vec<(String, i64, u64, R)>,
+    pub left_watermark: i64,
+    pub right_watermark: i64,
+}
+
+impl<V: Clone> Side<V> {
+    /// Every kept event, in (time, arrival) order.
+    fn entries(&self) -> Vec<(String, i64, u64, V)> {
+        self.by_time.iter().filter_map(|((t, seq), key)| self.by_key.get(key)?.get(&(*t, *seq)).map(|(tag, v)| (key.clone(), *t, *tag, v.clone()))).collect()
     }
 }
 

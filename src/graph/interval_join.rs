@@ -1,4 +1,4 @@
-//! The interval join between two streams (two topics): `left.interval_join(&right,
+//! The interval join between two streams (two topics): `left.interval_join(name, &right,
 //! before, after)` pairs each left event with every right event of the same key
 //! whose time is within `[left.time - before, left.time + after]`.
 //!
@@ -25,7 +25,7 @@
 //!         let views = g.source(Source::json("views"));
 //!         let clicks = g.source(Source::json("clicks"));
 //!         // clicks up to 10 minutes after a view
-//!         views.interval_join(&clicks, Duration::ZERO, Duration::from_secs(600)).map(|_| 1).sink("clicked");
+//!         views.interval_join("click_after_view", &clicks, Duration::ZERO, Duration::from_secs(600)).map(|_| 1).sink("clicked");
 //!         Ok(())
 //!     })
 //!     .unwrap();
@@ -35,73 +35,96 @@
 use std::time::Duration;
 
 use timely::dataflow::operators::generic::Operator;
-use vigil_operators::stream_join::{Pair, StreamJoin};
+use vigil_operators::stream_join::{JoinSnapshot, Pair, StreamJoin};
 
-use super::stream::{by_key, Mark, Msg, Rec, Stream, Watermarks};
+use super::epochs::{EpochGate, Step};
+use super::stream::{by_key, Mark, Msg, Rec, StateLink, Stream, Watermarks};
+use crate::types::key_hash;
+
+/// A record of either input, in the order the gate hands them on.
+enum Either<L, R> {
+    Left(Msg<L>),
+    Right(Msg<R>),
+}
 
 impl<'s, L: timely::ExchangeData + Clone> Stream<'s, L> {
     /// Pairs of this stream's events with `right`'s events of the same key whose
     /// time is from `before` before to `after` after theirs; see the module docs.
-    pub fn interval_join<R: timely::ExchangeData + Clone>(&self, right: &Stream<'s, R>, before: Duration, after: Duration) -> Stream<'s, (L, R)> {
+    /// `name` keys the join's checkpointed state.
+    pub fn interval_join<R: timely::ExchangeData + Clone>(&self, name: &str, right: &Stream<'s, R>, before: Duration, after: Duration) -> Stream<'s, (L, R)> {
+        self.shared.claim(name, 1);
+        let link = StateLink::new(&self.shared, name);
+        let start = self.shared.start_epoch();
         let peers = self.scope().peers();
         let me = self.scope().index() as u32;
-        let left_in = self.broadcast_marks("Marks(join left)");
-        let right_in = right.broadcast_marks("Marks(join right)");
         let mut join = StreamJoin::<L, R>::new(before.as_millis() as i64, after.as_millis() as i64);
-        let inner = left_in.binary::<_, timely::container::CapacityContainerBuilder<Vec<Msg<(L, R)>>>, _, _, _, _>(
+        for part in self.shared.restored(name) {
+            match bincode::deserialize::<JoinSnapshot<L, R>>(&part) {
+                Ok(snap) => join.import(snap, |k| self.shared.owns(key_hash(k))),
+                Err(e) => self.shared.errors.borrow_mut().push(format!("join `{name}`: reading its checkpointed state: {e}")),
+            }
+        }
+        let left_in = self.broadcast_marks(&format!("Marks({name} left)"));
+        let right_in = right.broadcast_marks(&format!("Marks({name} right)"));
+        let inner = left_in.binary_frontier::<_, timely::container::CapacityContainerBuilder<Vec<Msg<(L, R)>>>, _, _, _, _>(
             right_in,
             by_key(),
             by_key(),
-            "IntervalJoin",
+            name,
             move |_, _| {
                 let (mut lw, mut rw) = (Watermarks::exchanged(peers), Watermarks::exchanged(peers));
                 let mut low = i64::MIN;
+                let mut gate = EpochGate::new(start);
                 let mut pairs = Vec::new();
-                // the pairs of one input batch, by epoch
-                let mut found: Vec<(u64, Msg<(L, R)>)> = Vec::new();
-                move |left, right, output| {
+                let mut found: Vec<Msg<(L, R)>> = Vec::new();
+                move |(left, lf), (right, rf), output| {
                     left.for_each(|cap, data| {
                         let epoch = cap.least().copied().unwrap_or_default();
-                        for m in data.drain(..) {
-                            match m {
-                                Msg::Event(r) => {
-                                    let envelope = r.with(());
-                                    join.left_tagged(&r.key, r.time_ms, epoch, r.value, &mut pairs);
-                                    envelop(&envelope, &mut pairs, &mut found);
-                                }
-                                Msg::Mark(mark) => {
-                                    if let Some(wm) = lw.observe(&mark) {
-                                        join.left_watermark(wm);
-                                    }
-                                }
-                            }
-                        }
-                        send(&mut found, |e, msgs| output.session(&cap.delayed(&e, 0)).give_iterator(msgs));
-                        if let Some(wm) = moved(&mut low, &lw, &rw) {
-                            output.session(&cap).give(Msg::Mark(Mark { watermark: wm, from: me, to: me }));
-                        }
+                        gate.push(epoch, || cap.delayed(&epoch, 0), data.drain(..).map(Either::Left));
                     });
                     right.for_each(|cap, data| {
                         let epoch = cap.least().copied().unwrap_or_default();
-                        for m in data.drain(..) {
-                            match m {
-                                Msg::Event(r) => {
-                                    let envelope = r.with(());
-                                    join.right_tagged(&r.key, r.time_ms, epoch, r.value, &mut pairs);
-                                    envelop(&envelope, &mut pairs, &mut found);
-                                }
-                                Msg::Mark(mark) => {
-                                    if let Some(wm) = rw.observe(&mark) {
-                                        join.right_watermark(wm);
+                        gate.push(epoch, || cap.delayed(&epoch, 0), data.drain(..).map(Either::Right));
+                    });
+                    let frontier = [lf.frontier().as_option().copied(), rf.frontier().as_option().copied()].into_iter().flatten().min();
+                    gate.release(
+                        frontier,
+                        |e| link.is_checkpoint(e),
+                        |step| match step {
+                            Step::Records(epoch, cap, msgs) => {
+                                for m in msgs {
+                                    match m {
+                                        Either::Left(Msg::Event(r)) => {
+                                            let envelope = r.with(());
+                                            join.left_tagged(&r.key, r.time_ms, epoch, r.value, &mut pairs);
+                                            envelop(&envelope, &mut pairs, &mut found);
+                                        }
+                                        Either::Right(Msg::Event(r)) => {
+                                            let envelope = r.with(());
+                                            join.right_tagged(&r.key, r.time_ms, epoch, r.value, &mut pairs);
+                                            envelop(&envelope, &mut pairs, &mut found);
+                                        }
+                                        Either::Left(Msg::Mark(mark)) => {
+                                            if let Some(wm) = lw.observe(&mark) {
+                                                join.left_watermark(wm);
+                                            }
+                                        }
+                                        Either::Right(Msg::Mark(mark)) => {
+                                            if let Some(wm) = rw.observe(&mark) {
+                                                join.right_watermark(wm);
+                                            }
+                                        }
                                     }
                                 }
+                                if let Some(wm) = moved(&mut low, &lw, &rw) {
+                                    found.push(Msg::Mark(Mark { watermark: wm, from: me, to: me }));
+                                }
+                                output.session(cap).give_iterator(found.drain(..));
                             }
-                        }
-                        send(&mut found, |e, msgs| output.session(&cap.delayed(&e, 0)).give_iterator(msgs));
-                        if let Some(wm) = moved(&mut low, &lw, &rw) {
-                            output.session(&cap).give(Msg::Mark(Mark { watermark: wm, from: me, to: me }));
-                        }
-                    });
+                            Step::Snapshot(epoch) => link.report(epoch, bincode::serialize(&join.export()).map_err(Into::into)),
+                            Step::Ended(epoch) => link.report_last(epoch, bincode::serialize(&join.export()).map_err(Into::into)),
+                        },
+                    );
                 }
             },
         );
@@ -118,25 +141,18 @@ fn moved(low: &mut i64, left: &Watermarks, right: &Watermarks) -> Option<i64> {
     })
 }
 
-/// Puts the pairs just found in their envelopes, each with the later of its two epochs.
-fn envelop<L, R>(arrived: &Rec<()>, pairs: &mut Vec<Pair<L, R>>, found: &mut Vec<(u64, Msg<(L, R)>)>) {
+/// Puts the pairs just found in their envelopes. Records are handed on in epoch
+/// order, so a pair's epoch, the later of its two events', is the current one.
+fn envelop<L, R>(arrived: &Rec<()>, pairs: &mut Vec<Pair<L, R>>, found: &mut Vec<Msg<(L, R)>>) {
     for p in pairs.drain(..) {
-        let epoch = p.left_tag.max(p.right_tag);
         let time_ms = p.left_time.max(p.right_time);
-        let rec = Rec { key: p.key, time_ms, origin: arrived.origin, offset: arrived.offset, watermark: arrived.watermark, value: (p.left, p.right) };
-        found.push((epoch, Msg::Event(rec)));
-    }
-}
-
-/// Sends a batch's pairs, one session per epoch.
-fn send<L, R>(found: &mut Vec<(u64, Msg<(L, R)>)>, mut session: impl FnMut(u64, &mut dyn Iterator<Item = Msg<(L, R)>>)) {
-    if found.is_empty() {
-        return;
-    }
-    found.sort_by_key(|(e, _)| *e); // stable: arrival order within an epoch
-    let mut rest = found.drain(..).peekable();
-    while let Some(&(epoch, _)) = rest.peek() {
-        let mut same = std::iter::from_fn(|| rest.next_if(|(e, _)| *e == epoch).map(|(_, m)| m));
-        session(epoch, &mut same);
+        found.push(Msg::Event(Rec {
+            key: p.key,
+            time_ms,
+            origin: arrived.origin,
+            offset: arrived.offset,
+            watermark: arrived.watermark,
+            value: (p.left, p.right),
+        }));
     }
 }

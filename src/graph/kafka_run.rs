@@ -90,7 +90,8 @@ impl KafkaIo {
         let partitions = crate::kafka::partition_count(&consumer, topic, Duration::from_secs(30))?;
         let mut range = TopicRange { partitions, start: Vec::new(), end: self.bounded.then(HashMap::new) };
         for p in 0..partitions {
-            let (low, high) = consumer.fetch_watermarks(topic, p as i32, Duration::from_secs(30)).with_context(|| format!("reading the offsets of {topic}/{p}"))?;
+            let (low, high) =
+                consumer.fetch_watermarks(topic, p as i32, Duration::from_secs(30)).with_context(|| format!("reading the offsets of {topic}/{p}"))?;
             range.start.push(low);
             if let Some(end) = range.end.as_mut() {
                 end.insert(p, high);
@@ -154,6 +155,7 @@ pub struct KafkaRun {
     epoch_interval: Duration,
     control: Arc<Control>,
     metrics: Arc<Metrics>,
+    checkpoints: Option<(std::path::PathBuf, u64)>,
 }
 
 /// What a Kafka run did.
@@ -164,6 +166,8 @@ pub struct KafkaOutputs {
     /// Records written per output topic (sinks and the DLQ topic).
     pub produced: BTreeMap<String, u64>,
     pub warnings: Vec<String>,
+    /// The epochs checkpointed during the run.
+    pub checkpoints: Vec<u64>,
 }
 
 impl KafkaRun {
@@ -177,7 +181,14 @@ impl KafkaRun {
             epoch_interval: Duration::from_secs(1),
             control: Control::new(),
             metrics: Metrics::new(),
+            checkpoints: None,
         }
+    }
+    /// Checkpoints under `dir` at the end of every `every`-th epoch; a run
+    /// resumes from the newest one there (see [`super::checkpoint`]).
+    pub fn checkpoints(mut self, dir: &std::path::Path, every: u64) -> Self {
+        self.checkpoints = Some((dir.to_owned(), every));
+        self
     }
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = n.max(1);
@@ -221,12 +232,21 @@ impl KafkaRun {
             .client_config_with(&[("linger.ms", "5"), ("enable.idempotence", "true"), ("compression.type", "lz4")])
             .create_with_context(Delivery { failed: failed.clone() })
             .context("creating the producer")?;
+        let (checkpoints, coordinator) = match &self.checkpoints {
+            Some((dir, every)) => {
+                let restored = super::checkpoint::latest(dir)?.map(Arc::new);
+                let (c, h) = super::checkpoint::start(dir, *every, restored)?;
+                (Some(c), Some(h))
+            }
+            None => (None, None),
+        };
+        let start = checkpoints.as_ref().map_or(0, |c| c.start_epoch());
         let io = Arc::new(KafkaIo {
             opts: self.opts.clone(),
             group: self.group.clone(),
             bounded: self.bounded,
             dlq_topic: self.dlq_topic.clone(),
-            clock: Arc::new(EpochClock::default()),
+            clock: Arc::new(EpochClock::starting_at(start)),
             control: self.control.clone(),
             metrics: self.metrics.clone(),
             topics: Mutex::default(),
@@ -244,16 +264,20 @@ impl KafkaRun {
                 }
             })
         };
-        let result = run_processes(Arc::new(Collector::new(Inputs::Kafka(io.clone()))), timely_configs(self.workers, 1)?, build);
+        let result = run_processes(Arc::new(Collector::new(Inputs::Kafka(io.clone()), checkpoints)), timely_configs(self.workers, 1)?, build);
         done.store(true, Ordering::Relaxed);
         let _ = ticker.join();
         io.producer.flush(Duration::from_secs(60)).context("flushing the outputs")?;
+        let written = match coordinator {
+            Some(h) => h.join().map_err(|_| anyhow::anyhow!("the checkpoint coordinator panicked"))??,
+            None => Vec::new(),
+        };
         let outputs = result?;
         let failed = io.failed.load(Ordering::Relaxed);
         if failed > 0 {
             bail!("{failed} output records could not be delivered");
         }
         let produced = io.produced.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        Ok(KafkaOutputs { sources: outputs.sources, produced, warnings: outputs.warnings })
+        Ok(KafkaOutputs { sources: outputs.sources, produced, warnings: outputs.warnings, checkpoints: written })
     }
 }

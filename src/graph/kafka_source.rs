@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use timely::dataflow::operators::generic::operator::source as timely_source;
 
+use super::checkpoint::Part;
 use super::kafka_run::KafkaIo;
 use super::record::Record;
 use super::source::{Admission, Source};
@@ -30,10 +31,21 @@ pub(super) fn kafka_source<'s>(g: &mut GraphBuilder<'s>, index: u32, source: Sou
     let collector = g.shared.collector.clone();
     let topic = source.topic().to_owned();
     let idle_after = source.spec().idle_timeout;
+    let mut admission = Admission::new(index, &source);
+    let checkpoints = g.shared.checkpoints().cloned();
+    let restored = checkpoints.as_ref().and_then(|c| c.restored.clone());
+    let start_epoch = g.shared.start_epoch();
     let reader = io.topic(&topic).and_then(|range| {
         let owned: Vec<u32> = (0..range.partitions).filter(|p| (*p as usize + index as usize) % peers == worker).collect();
+        let mut start = range.start.clone();
+        for p in &owned {
+            if let Some(cut) = restored.as_ref().and_then(|r| r.positions.get(&(topic.clone(), *p))) {
+                start[*p as usize] = cut.next_offset;
+                admission.restore_clock(*p, cut.clock.clone());
+            }
+        }
         let end = Arc::new(Mutex::new(range.end.clone()));
-        KafkaSource::new(&io.opts, &io.group, &topic, owned, &range.start, end, &io.metrics)
+        KafkaSource::new(&io.opts, &io.group, &topic, owned, &start, end, &io.metrics)
     });
     let mut reader = match reader {
         Ok(r) => Some(r),
@@ -42,58 +54,72 @@ pub(super) fn kafka_source<'s>(g: &mut GraphBuilder<'s>, index: u32, source: Sou
             None
         }
     };
-    let mut admission = Admission::new(index, &source);
     let me = worker as u32;
-    let inner = timely_source::<_, timely::container::CapacityContainerBuilder<Vec<Msg<Record>>>, _, _>(scope, &format!("Source({topic})"), move |cap, info| {
-        let activator = scope.activator_for(info.address.clone());
-        let wake = scope.worker().sync_activator_for(info.address.to_vec());
-        let woken = reader.as_mut().is_some_and(|r| {
-            r.set_wakeup(Box::new(move || {
-                let _ = wake.activate();
-            }))
-        });
-        let mut cap = Some(cap);
-        let started = Instant::now();
-        let mut last_record: HashMap<u32, Instant> = HashMap::new();
-        let mut mark = i64::MIN;
-        move |output| {
-            let Some(c) = cap.as_mut() else { return };
-            let now = Instant::now();
-            let now_ms = (now_us() / 1000) as i64;
-            let mut session = output.session(&*c);
-            let status = match reader.as_mut() {
-                Some(r) => r.poll(POLL_BATCH, &mut |rec| {
-                    last_record.insert(rec.partition, now);
-                    if let Some(m) = admission.take(rec.partition, rec.offset, rec.payload, now_ms) {
-                        session.give(m);
+    let inner =
+        timely_source::<_, timely::container::CapacityContainerBuilder<Vec<Msg<Record>>>, _, _>(scope, &format!("Source({topic})"), move |mut cap, info| {
+            cap.downgrade(&start_epoch);
+            let activator = scope.activator_for(info.address.clone());
+            let wake = scope.worker().sync_activator_for(info.address.to_vec());
+            let woken = reader.as_mut().is_some_and(|r| {
+                r.set_wakeup(Box::new(move || {
+                    let _ = wake.activate();
+                }))
+            });
+            let mut cap = Some(cap);
+            let started = Instant::now();
+            let mut last_record: HashMap<u32, Instant> = HashMap::new();
+            let mut mark = i64::MIN;
+            move |output| {
+                let Some(c) = cap.as_mut() else { return };
+                let now = Instant::now();
+                let now_ms = (now_us() / 1000) as i64;
+                let mut session = output.session(&*c);
+                let status = match reader.as_mut() {
+                    Some(r) => r.poll(POLL_BATCH, &mut |rec| {
+                        last_record.insert(rec.partition, now);
+                        if let Some(m) = admission.take(rec.partition, rec.offset, rec.payload, now_ms) {
+                            session.give(m);
+                        }
+                    }),
+                    None => PollStatus::Finished,
+                };
+                let finished = status == PollStatus::Finished || io.control.shutdown_requested();
+                let owned = reader.as_ref().map(|r| r.partitions()).unwrap_or_default();
+                let active = |p: &&u32| now.duration_since(last_record.get(p).copied().unwrap_or(started)) < idle_after;
+                let low = if finished { i64::MAX } else { owned.iter().filter(active).map(|p| admission.watermark(*p)).min().unwrap_or(mark) };
+                if low > mark {
+                    mark = low;
+                    session.give(Msg::Mark(Mark { watermark: mark, from: me, to: me }));
+                }
+                drop(session);
+                admission.report(&collector);
+                let epoch = *c.time();
+                let target = if finished { epoch + 1 } else { io.clock.target().max(epoch) };
+                if let Some(ck) = &checkpoints {
+                    // the positions now are those after every epoch this source leaves
+                    let cut = |admission: &Admission| {
+                        reader.as_ref().map(|r| r.positions()).unwrap_or_default().into_iter().map(|(p, next)| admission.cut(p, next)).collect::<Vec<_>>()
+                    };
+                    for e in (epoch..target).filter(|e| finished || ck.is_checkpoint(*e)) {
+                        let last = finished && e + 1 == target;
+                        if last || ck.is_checkpoint(e) {
+                            ck.send(Part::Cut { worker, topic: topic.clone(), epoch: e, partitions: cut(&admission), last });
+                        }
                     }
-                }),
-                None => PollStatus::Finished,
-            };
-            let finished = status == PollStatus::Finished || io.control.shutdown_requested();
-            let owned = reader.as_ref().map(|r| r.partitions()).unwrap_or_default();
-            let active = |p: &&u32| now.duration_since(last_record.get(p).copied().unwrap_or(started)) < idle_after;
-            let low = if finished { i64::MAX } else { owned.iter().filter(active).map(|p| admission.watermark(*p)).min().unwrap_or(mark) };
-            if low > mark {
-                mark = low;
-                session.give(Msg::Mark(Mark { watermark: mark, from: me, to: me }));
+                }
+                if finished {
+                    cap = None;
+                    return;
+                }
+                if target > epoch {
+                    c.downgrade(&target);
+                }
+                match status {
+                    PollStatus::Records(_) => activator.activate(),
+                    _ if woken => activator.activate_after(Duration::from_millis(50)),
+                    _ => activator.activate_after(Duration::from_millis(10)),
+                }
             }
-            drop(session);
-            admission.report(&collector);
-            if finished {
-                cap = None;
-                return;
-            }
-            let target = io.clock.target();
-            if target > *c.time() {
-                c.downgrade(&target);
-            }
-            match status {
-                PollStatus::Records(_) => activator.activate(),
-                _ if woken => activator.activate_after(Duration::from_millis(50)),
-                _ => activator.activate_after(Duration::from_millis(10)),
-            }
-        }
-    });
+        });
     Stream::new(inner, g.shared.clone())
 }

@@ -37,11 +37,11 @@
 //!         let tx = g.source(Source::json("tx").key("card").field("merchant", FieldType::Str));
 //!         let logins = g.source(Source::json("logins").key("card"));
 //!         // transactions within 2 s after a login of the same card
-//!         tx.interval_join(&logins, Duration::from_secs(2), Duration::ZERO)
+//!         tx.interval_join("tx_after_login", &logins, Duration::from_secs(2), Duration::ZERO)
 //!             .map(|(t, _login)| t.str("merchant").unwrap_or("?").to_owned())
 //!             .sink("after_login");
 //!         // transactions per merchant, as an upsert view
-//!         tx.view(|r| r.value.str("merchant").unwrap_or("?").to_owned()).count().sink_upsert("per_merchant");
+//!         tx.view("tx_merchants", |r| r.value.str("merchant").unwrap_or("?").to_owned()).count().sink_upsert("per_merchant");
 //!         Ok(())
 //!     })
 //!     .unwrap();
@@ -50,6 +50,8 @@
 //! assert_eq!(out.values("per_merchant"), vec!["2", "2", "2"]);
 //! ```
 
+pub mod checkpoint;
+pub mod epochs;
 pub mod interval_join;
 pub mod kafka_run;
 pub mod kafka_source;
@@ -68,9 +70,9 @@ use std::rc::Rc;
 
 use timely::dataflow::Scope;
 
+pub use kafka_run::KafkaRun;
 pub use keyed::{KeyContext, KeyedOperator, Origin};
 pub use record::Record;
-pub use kafka_run::KafkaRun;
 pub use run::{DeadLetter, LocalRun, MemoryTopic, Outputs, SinkRecord, SourceCounts};
 pub use source::Source;
 pub use stream::{Rec, Stream};
@@ -92,6 +94,10 @@ impl<'s> GraphBuilder<'s> {
         let index = self.sources;
         self.sources += 1;
         let collector = self.shared.collector.clone();
+        if self.shared.sources.borrow().iter().any(|t| t == source.topic()) {
+            self.shared.errors.borrow_mut().push(format!("topic `{}` is read by two sources: read it once and use the stream twice", source.topic()));
+        }
+        self.shared.sources.borrow_mut().push(source.topic().to_owned());
         match &collector.inputs {
             run::Inputs::Memory { topics, epoch_records } => {
                 let data = topics.get(source.topic()).cloned().unwrap_or_else(|| {

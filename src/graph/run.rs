@@ -7,12 +7,15 @@
 //! counts are gathered in [`Outputs`].
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail, Result};
 use timely::{CommunicationConfig, WorkerConfig};
 
+use super::checkpoint::{Checkpoints, Part};
 use super::stream::Shared;
 use super::GraphBuilder;
 
@@ -78,11 +81,33 @@ pub struct Collector {
     dead: Mutex<Vec<DeadLetter>>,
     counts: Mutex<BTreeMap<String, SourceCounts>>,
     warnings: Mutex<Vec<String>>,
+    pub(crate) checkpoints: Option<Arc<Checkpoints>>,
+    /// A simulated crash: sources stop after this epoch, and the workers stop
+    /// dead once it is processed (and checkpointed, if it ends a checkpoint).
+    crash_after: Option<u64>,
+    crashed: AtomicBool,
 }
 
 impl Collector {
-    pub(crate) fn new(inputs: Inputs) -> Self {
-        Collector { inputs, sinks: Mutex::default(), dead: Mutex::default(), counts: Mutex::default(), warnings: Mutex::default() }
+    pub(crate) fn new(inputs: Inputs, checkpoints: Option<Arc<Checkpoints>>) -> Self {
+        Collector {
+            inputs,
+            sinks: Mutex::default(),
+            dead: Mutex::default(),
+            counts: Mutex::default(),
+            warnings: Mutex::default(),
+            checkpoints,
+            crash_after: None,
+            crashed: AtomicBool::new(false),
+        }
+    }
+    /// Whether a source should crash (the run stop dead) instead of reading `epoch`.
+    pub(crate) fn crash_before(&self, epoch: u64) -> bool {
+        let crash = self.crash_after.is_some_and(|c| epoch > c);
+        if crash {
+            self.crashed.store(true, Ordering::SeqCst);
+        }
+        crash
     }
     /// Sink records: to the sink's topic (Kafka runs) or kept (in memory).
     pub(crate) fn write(&self, sink: &str, records: &mut Vec<SinkRecord>) {
@@ -125,12 +150,14 @@ pub struct LocalRun {
     processes: usize,
     topics: HashMap<String, MemoryTopic>,
     epoch_records: usize,
+    checkpoints: Option<(PathBuf, u64)>,
+    crash_after: Option<u64>,
 }
 
 impl LocalRun {
     /// `workers` threads in one process.
     pub fn new(workers: usize) -> Self {
-        LocalRun { workers: workers.max(1), processes: 1, topics: HashMap::new(), epoch_records: 1024 }
+        LocalRun { workers: workers.max(1), processes: 1, topics: HashMap::new(), epoch_records: 1024, checkpoints: None, crash_after: None }
     }
     /// `processes` timely processes on loopback, each with the workers of [`LocalRun::new`].
     pub fn processes(mut self, processes: usize) -> Self {
@@ -153,13 +180,42 @@ impl LocalRun {
         self
     }
 
+    /// Checkpoints under `dir` at the end of every `every`-th epoch; a run
+    /// resumes from the newest one there (see [`super::checkpoint`]).
+    pub fn checkpoints(mut self, dir: &std::path::Path, every: u64) -> Self {
+        self.checkpoints = Some((dir.to_owned(), every));
+        self
+    }
+    /// Simulates a crash (for tests): the run stops dead, without draining,
+    /// when a source would read past `epoch`.
+    pub fn crash_after_epoch(mut self, epoch: u64) -> Self {
+        self.crash_after = Some(epoch);
+        self
+    }
+
     /// Builds the graph with `build` on every worker and runs it to the end of the input.
     pub fn run<F>(&self, build: F) -> Result<Outputs>
     where
         F: Fn(&mut GraphBuilder<'_>) -> Result<()> + Send + Sync + 'static,
     {
-        let collector = Arc::new(Collector::new(Inputs::Memory { topics: self.topics.clone(), epoch_records: self.epoch_records }));
-        run_processes(collector, self.configs()?, build)
+        let (checkpoints, coordinator) = match &self.checkpoints {
+            Some((dir, every)) => {
+                let restored = super::checkpoint::latest(dir)?.map(Arc::new);
+                let (c, h) = super::checkpoint::start(dir, *every, restored)?;
+                (Some(c), Some(h))
+            }
+            None => (None, None),
+        };
+        let mut collector = Collector::new(Inputs::Memory { topics: self.topics.clone(), epoch_records: self.epoch_records }, checkpoints);
+        collector.crash_after = self.crash_after;
+        let mut outputs = run_processes(Arc::new(collector), self.configs()?, build);
+        if let Some(h) = coordinator {
+            let written = h.join().map_err(|_| anyhow!("the checkpoint coordinator panicked"))??;
+            if let Ok(o) = outputs.as_mut() {
+                o.checkpoints = written;
+            }
+        }
+        outputs
     }
     fn configs(&self) -> Result<Vec<timely::Config>> {
         timely_configs(self.workers, self.processes)
@@ -196,7 +252,7 @@ where
     dead.sort_by(|a, b| (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset)));
     let sources = c.counts.into_inner().unwrap_or_else(|e| e.into_inner());
     let warnings = c.warnings.into_inner().unwrap_or_else(|e| e.into_inner());
-    Ok(Outputs { sinks, dead, sources, warnings })
+    Ok(Outputs { sinks, dead, sources, warnings, checkpoints: Vec::new() })
 }
 
 /// Timely configs for `processes` processes of `workers` threads on loopback.
@@ -221,20 +277,61 @@ fn run_worker<F>(worker: &mut timely::worker::Worker, collector: &Arc<Collector>
 where
     F: Fn(&mut GraphBuilder<'_>) -> Result<()>,
 {
-    let shared = Rc::new(Shared { collector: collector.clone(), names: Default::default(), errors: Default::default() });
+    let shared = Rc::new(Shared {
+        collector: collector.clone(),
+        names: Default::default(),
+        errors: Default::default(),
+        sources: Default::default(),
+        worker: worker.index(),
+        peers: worker.peers(),
+    });
     let built = worker.dataflow::<u64, _, _>(|scope| {
         let mut g = GraphBuilder { scope, shared: shared.clone(), sources: 0 };
         build(&mut g)
     });
-    let errors = shared.errors.borrow().clone();
+    let mut errors = shared.errors.borrow().clone();
+    if built.is_err() {
+        drop_all(worker);
+    }
     built?;
+    let operators = shared.names.borrow().clone();
+    if let Some(c) = &collector.checkpoints {
+        if let Some(r) = &c.restored {
+            if let Err(e) = r.check(&operators) {
+                errors.push(format!("{e:#}"));
+            }
+        }
+    }
     if !errors.is_empty() {
+        // nothing of an invalid graph runs (timely would drain what was built)
+        drop_all(worker);
         bail!("the graph is not valid: {}", errors.join("; "));
     }
+    if let Some(c) = &collector.checkpoints {
+        let sources = shared.sources.borrow().clone();
+        c.send(Part::Built { peers: worker.peers(), operators, sources });
+    }
+    let mut crash_deadline = None;
     while worker.has_dataflows() {
-        worker.step_or_park(None);
+        if collector.crashed.load(Ordering::SeqCst) {
+            // a simulated crash right after epoch `crash_after`: once that epoch's
+            // checkpoint (if it has one) is written, drop everything in flight
+            let deadline = *crash_deadline.get_or_insert_with(|| std::time::Instant::now() + std::time::Duration::from_secs(30));
+            let waiting = collector.checkpoints.as_ref().zip(collector.crash_after).is_some_and(|(c, after)| !c.written_through(after));
+            if !waiting || std::time::Instant::now() > deadline {
+                drop_all(worker);
+                break;
+            }
+        }
+        worker.step_or_park(Some(std::time::Duration::from_millis(20)));
     }
     Ok(())
+}
+
+fn drop_all(worker: &mut timely::worker::Worker) {
+    for d in worker.installed_dataflows() {
+        worker.drop_dataflow(d);
+    }
 }
 
 /// What a run left: sink records, dead letters and per-source counts.
@@ -247,6 +344,8 @@ pub struct Outputs {
     pub sources: BTreeMap<String, SourceCounts>,
     /// Misconfigurations found while running.
     pub warnings: Vec<String>,
+    /// The epochs checkpointed during the run.
+    pub checkpoints: Vec<u64>,
 }
 
 impl Outputs {

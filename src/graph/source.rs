@@ -32,11 +32,13 @@ use std::time::Duration;
 
 use timely::dataflow::operators::generic::operator::source as timely_source;
 
+use super::checkpoint::Part;
 use super::keyed::Origin;
 use super::record::{Record, Schema};
 use super::run::{DeadLetter, MemoryTopic, SourceCounts};
 use super::stream::{Mark, Msg, Rec, Stream};
 use super::GraphBuilder;
+use crate::checkpoint::PartitionCut;
 use crate::decode::Decoder;
 use crate::spec::{FieldSpec, FieldType, SourceSpec};
 use crate::types::now_us;
@@ -114,7 +116,8 @@ impl Source {
 
     /// The names a [`Record`] of this source answers to.
     fn schema(&self) -> Schema {
-        let names = |numeric: bool| self.spec.fields.iter().filter(|f| f.ty.is_numeric() == numeric && f.ty != FieldType::Bool).map(|f| f.name.clone()).collect();
+        let names =
+            |numeric: bool| self.spec.fields.iter().filter(|f| f.ty.is_numeric() == numeric && f.ty != FieldType::Bool).map(|f| f.name.clone()).collect();
         Schema { topic: self.spec.topic.clone(), numeric: names(true), strings: names(false) }
     }
 }
@@ -140,7 +143,10 @@ impl Admission {
             index,
             decoder: Decoder::for_source(&source.spec, &schema.strings),
             schema,
-            policy: TimePolicy { allowed_lateness_ms: source.spec.allowed_lateness.as_millis() as i64, max_future_ms: source.spec.max_future.as_millis() as i64 },
+            policy: TimePolicy {
+                allowed_lateness_ms: source.spec.allowed_lateness.as_millis() as i64,
+                max_future_ms: source.spec.max_future.as_millis() as i64,
+            },
             clocks: Default::default(),
             counts: SourceCounts::default(),
             dead: Vec::new(),
@@ -160,7 +166,14 @@ impl Admission {
             }
             Err(r) => {
                 *self.counts.rejected.entry(r.reason.as_str()).or_default() += 1;
-                self.dead.push(DeadLetter { topic: self.topic.clone(), partition, offset, reason: r.reason.as_str(), detail: r.detail, payload: payload.map(<[u8]>::to_vec) });
+                self.dead.push(DeadLetter {
+                    topic: self.topic.clone(),
+                    partition,
+                    offset,
+                    reason: r.reason.as_str(),
+                    detail: r.detail,
+                    payload: payload.map(<[u8]>::to_vec),
+                });
                 None
             }
         }
@@ -169,6 +182,16 @@ impl Admission {
     /// A partition's watermark (`i64::MIN` before its first accepted record).
     pub(super) fn watermark(&self, partition: u32) -> i64 {
         self.clocks.get(&partition).and_then(|c| c.watermark(&self.policy)).unwrap_or(i64::MIN)
+    }
+
+    /// Resumes a partition's event-time clock from a checkpoint.
+    pub(super) fn restore_clock(&mut self, partition: u32, clock: PartitionClock) {
+        self.clocks.insert(partition, clock);
+    }
+
+    /// A partition's position for a checkpoint: the next offset and its clock.
+    pub(super) fn cut(&self, partition: u32, next_offset: i64) -> PartitionCut {
+        PartitionCut { partition, next_offset, clock: self.clocks.get(&partition).cloned().unwrap_or_default() }
     }
 
     /// Hands what was counted and rejected since the last call to the runner.
@@ -190,21 +213,32 @@ pub(super) fn memory_source<'s>(g: &mut GraphBuilder<'s>, index: u32, source: So
     let scope = g.scope;
     let (worker, peers) = (scope.index(), scope.peers());
     let collector = g.shared.collector.clone();
-    let mut parts: Vec<Partition> = data
-        .into_iter()
-        .enumerate()
-        .filter(|(p, _)| (p + index as usize) % peers == worker)
-        .map(|(p, data)| Partition { number: p as u32, data, next: 0 })
-        .collect();
+    let topic = source.topic().to_owned();
     let mut admission = Admission::new(index, &source);
+    let restored = g.shared.checkpoints().and_then(|c| c.restored.clone());
+    let mut parts: Vec<Partition> = Vec::new();
+    for (p, data) in data.into_iter().enumerate().filter(|(p, _)| (p + index as usize) % peers == worker) {
+        let mut next = 0;
+        if let Some(cut) = restored.as_ref().and_then(|r| r.positions.get(&(topic.clone(), p as u32))) {
+            next = cut.next_offset.clamp(0, data.len() as i64) as usize;
+            admission.restore_clock(p as u32, cut.clock.clone());
+        }
+        parts.push(Partition { number: p as u32, data, next });
+    }
+    let checkpoints = g.shared.checkpoints().cloned();
+    let start = g.shared.start_epoch();
     let me = worker as u32;
-    let name = format!("Source({})", source.topic());
-    let inner = timely_source::<_, timely::container::CapacityContainerBuilder<Vec<Msg<Record>>>, _, _>(scope, &name, move |cap, info| {
+    let name = format!("Source({topic})");
+    let inner = timely_source::<_, timely::container::CapacityContainerBuilder<Vec<Msg<Record>>>, _, _>(scope, &name, move |mut cap, info| {
         let activator = scope.activator_for(info.address.clone());
+        cap.downgrade(&start);
         let mut cap = Some(cap);
         move |output| {
             let Some(c) = cap.as_mut() else { return };
             let epoch = *c.time();
+            if collector.crash_before(epoch) {
+                return;
+            }
             let end = (epoch as usize + 1).saturating_mul(per_epoch);
             let now_ms = (now_us() / 1000) as i64;
             let mut session = output.session(&*c);
@@ -223,6 +257,10 @@ pub(super) fn memory_source<'s>(g: &mut GraphBuilder<'s>, index: u32, source: So
             session.give(Msg::Mark(Mark { watermark, from: me, to: me }));
             drop(session);
             admission.report(&collector);
+            if let Some(ck) = checkpoints.as_ref().filter(|ck| done || ck.is_checkpoint(epoch)) {
+                let partitions = parts.iter().map(|p| admission.cut(p.number, p.next as i64)).collect();
+                ck.send(Part::Cut { worker, topic: topic.clone(), epoch, partitions, last: done });
+            }
             if done {
                 cap = None;
             } else {

@@ -41,8 +41,10 @@
 
 use timely::dataflow::operators::generic::Operator;
 
+use super::epochs::{EpochGate, Step};
 use super::keyed::{KeyedOperator, KeyedRuntime};
-use super::stream::{by_key, Mark, Msg, Rec, Stream, Watermarks};
+use super::stream::{by_key, Mark, Msg, Rec, StateLink, Stream, Watermarks};
+use crate::types::key_hash;
 
 impl<'s, T: timely::ExchangeData + Clone> Stream<'s, T> {
     /// Runs `op` on this stream's events, one state per key, under `name`.
@@ -51,37 +53,61 @@ impl<'s, T: timely::ExchangeData + Clone> Stream<'s, T> {
         O: KeyedOperator<In = T>,
         O::Out: Clone + 'static,
     {
-        self.shared.claim(name);
+        self.shared.claim(name, O::STATE_VERSION);
         let mut rt = KeyedRuntime::new(name, op).with_stamps();
+        for part in self.shared.restored(name) {
+            let shared = self.shared.clone();
+            if let Err(e) = rt.restore(&part, |k| shared.owns(key_hash(k))) {
+                self.shared.errors.borrow_mut().push(format!("{e:#}"));
+            }
+        }
+        let link = StateLink::new(&self.shared, name);
+        let start = self.shared.start_epoch();
         let peers = self.scope().peers();
         let me = self.scope().index() as u32;
         let input = self.broadcast_marks(&format!("Marks({name})"));
-        let inner = input.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<Msg<O::Out>>>, _, _, _>(by_key(), name, move |cap, _| {
+        let inner = input.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<Msg<O::Out>>>, _, _, _>(by_key(), name, move |mut cap, _| {
+            cap.downgrade(&start);
             // kept at the input frontier, for what the end of the input fires
             let mut end_cap = Some(cap);
+            let mut gate = EpochGate::new(start);
+            let mut ended_at = None;
             let mut marks = Watermarks::exchanged(peers);
             let mut out = Vec::new();
             let mut batch: Vec<Msg<O::Out>> = Vec::new();
             move |(input, frontier), output| {
-                input.for_each(|time, data| {
-                    for m in data.drain(..) {
-                        match m {
-                            Msg::Event(r) => {
-                                rt.on_event(&r.key, r.origin, r.watermark, r.time_ms, &r.value, &mut out);
-                                stamp(&mut rt, &mut out, Some(&r), &mut batch);
-                            }
-                            Msg::Mark(mark) => {
-                                if let Some(wm) = marks.observe(&mark) {
-                                    rt.advance_all(wm, &mut out);
-                                    stamp::<O, T>(&mut rt, &mut out, None, &mut batch);
-                                    batch.push(Msg::Mark(Mark { watermark: wm, from: me, to: me }));
+                input.for_each(|cap, data| {
+                    let epoch = cap.least().copied().unwrap_or_default();
+                    gate.push(epoch, || cap.delayed(&epoch, 0), data.drain(..));
+                });
+                let f = frontier.frontier().as_option().copied();
+                gate.release(
+                    f,
+                    |e| link.is_checkpoint(e),
+                    |step| match step {
+                        Step::Records(_, cap, msgs) => {
+                            for m in msgs {
+                                match m {
+                                    Msg::Event(r) => {
+                                        rt.on_event(&r.key, r.origin, r.watermark, r.time_ms, &r.value, &mut out);
+                                        stamp(&mut rt, &mut out, Some(&r), &mut batch);
+                                    }
+                                    Msg::Mark(mark) => {
+                                        if let Some(wm) = marks.observe(&mark) {
+                                            rt.advance_all(wm, &mut out);
+                                            stamp::<O, T>(&mut rt, &mut out, None, &mut batch);
+                                            batch.push(Msg::Mark(Mark { watermark: wm, from: me, to: me }));
+                                        }
+                                    }
                                 }
                             }
+                            output.session(cap).give_iterator(batch.drain(..));
                         }
-                    }
-                    output.session(&time).give_iterator(batch.drain(..));
-                });
-                match frontier.frontier().as_option().copied() {
+                        Step::Snapshot(epoch) => link.report(epoch, rt.snapshot()),
+                        Step::Ended(epoch) => ended_at = Some(epoch),
+                    },
+                );
+                match f {
                     Some(f) => {
                         if let Some(c) = end_cap.as_mut().filter(|c| *c.time() < f) {
                             c.downgrade(&f);
@@ -91,6 +117,10 @@ impl<'s, T: timely::ExchangeData + Clone> Stream<'s, T> {
                         if let Some(c) = end_cap.take() {
                             rt.finish(&mut out);
                             stamp::<O, T>(&mut rt, &mut out, None, &mut batch);
+                            // the state after the last timers: final for every later checkpoint
+                            if let Some(e) = ended_at.take() {
+                                link.report_last(e, rt.snapshot());
+                            }
                             batch.push(Msg::Mark(Mark { watermark: i64::MAX, from: me, to: me }));
                             output.session(&c).give_iterator(batch.drain(..));
                         }

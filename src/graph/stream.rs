@@ -65,22 +65,81 @@ pub enum Msg<T> {
 /// The timely stream under a [`Stream`].
 pub type Inner<'s, T> = timely::dataflow::Stream<'s, u64, Vec<Msg<T>>>;
 
-/// What every stream of one worker's graph shares: the scope, where sinks write,
-/// and the names given to stateful operators (which must be unique).
+/// What every stream of one worker's graph shares: where sinks write, the
+/// names given to stateful operators (which must be unique) and checkpoints.
 pub(crate) struct Shared {
     pub(crate) collector: Arc<Collector>,
-    pub(crate) names: RefCell<Vec<String>>,
+    /// Stateful operators: name and state version.
+    pub(crate) names: RefCell<Vec<(String, u32)>>,
     pub(crate) errors: RefCell<Vec<String>>,
+    /// The sources' topics, in the order built.
+    pub(crate) sources: RefCell<Vec<String>>,
+    pub(crate) worker: usize,
+    pub(crate) peers: usize,
 }
 
 impl Shared {
     /// Registers a stateful operator's name; a second use is a graph error.
-    pub(crate) fn claim(&self, name: &str) {
+    pub(crate) fn claim(&self, name: &str, version: u32) {
         let mut names = self.names.borrow_mut();
-        if names.iter().any(|n| n == name) {
+        if names.iter().any(|(n, _)| n == name) {
             self.errors.borrow_mut().push(format!("two operators are named `{name}`: names key their checkpointed state and must be unique"));
+        } else if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') || name.starts_with("source-") {
+            self.errors.borrow_mut().push(format!("operator name `{name}`: names become file names (no `/`, no leading `.`, not `source-...`)"));
         } else {
-            names.push(name.to_owned());
+            names.push((name.to_owned(), version));
+        }
+    }
+    /// Checkpoints, where the run takes them.
+    pub(crate) fn checkpoints(&self) -> Option<&Arc<super::checkpoint::Checkpoints>> {
+        self.collector.checkpoints.as_ref()
+    }
+    /// The first epoch of this run (one past a restored checkpoint).
+    pub(crate) fn start_epoch(&self) -> u64 {
+        self.checkpoints().map_or(0, |c| c.start_epoch())
+    }
+    /// Every old worker's part of operator `name`'s state, when restoring.
+    pub(crate) fn restored(&self, name: &str) -> Vec<Vec<u8>> {
+        self.checkpoints().and_then(|c| c.restored.as_ref()).and_then(|r| r.states.get(name).cloned()).unwrap_or_default()
+    }
+    /// Whether this worker owns `hash` (keys are spread by hash over workers).
+    pub(crate) fn owns(&self, hash: u64) -> bool {
+        hash % self.peers as u64 == self.worker as u64
+    }
+}
+
+/// A stateful operator's link to checkpoints: which epochs to snapshot and where
+/// its state goes.
+#[derive(Clone)]
+pub(crate) struct StateLink {
+    checkpoints: Option<Arc<super::checkpoint::Checkpoints>>,
+    name: String,
+    worker: usize,
+}
+
+impl StateLink {
+    pub(crate) fn new(shared: &Shared, name: &str) -> Self {
+        StateLink { checkpoints: shared.checkpoints().cloned(), name: name.to_owned(), worker: shared.worker }
+    }
+    pub(crate) fn is_checkpoint(&self, epoch: u64) -> bool {
+        self.checkpoints.as_ref().is_some_and(|c| c.is_checkpoint(epoch))
+    }
+    pub(crate) fn enabled(&self) -> bool {
+        self.checkpoints.is_some()
+    }
+    /// Sends the state as of the end of `epoch` (encoding errors fail the checkpoint, loudly).
+    pub(crate) fn report(&self, epoch: u64, state: anyhow::Result<Vec<u8>>) {
+        self.send(epoch, state, false)
+    }
+    /// Sends the final state, after the input ended at `epoch`.
+    pub(crate) fn report_last(&self, epoch: u64, state: anyhow::Result<Vec<u8>>) {
+        self.send(epoch, state, true)
+    }
+    fn send(&self, epoch: u64, state: anyhow::Result<Vec<u8>>, last: bool) {
+        let Some(c) = &self.checkpoints else { return };
+        match state {
+            Ok(bytes) => c.send(super::checkpoint::Part::State { worker: self.worker, name: self.name.clone(), epoch, bytes: Arc::new(bytes), last }),
+            Err(e) => tracing::error!(operator = %self.name, epoch, error = %e, "encoding the operator's state failed; no checkpoint of this epoch"),
         }
     }
 }

@@ -16,7 +16,7 @@
 //!     .epoch_records(2)
 //!     .topic("events", vec![vec![ev("a", 0), ev("b", 1), ev("a", 2)]])
 //!     .run(|g| {
-//!         g.source(Source::json("events")).view(|r| r.key.clone()).count().sink_upsert("counts");
+//!         g.source(Source::json("events")).view("events", |r| r.key.clone()).count().sink_upsert("counts");
 //!         Ok(())
 //!     })
 //!     .unwrap();
@@ -24,78 +24,102 @@
 //! assert_eq!(records, vec![(0, "a", Some("1")), (0, "b", Some("1")), (1, "a", Some("2"))]);
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::Hasher;
-
 use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 
-use super::run::SinkRecord;
-use super::view::{View, ViewData};
+use super::epochs::{EpochGate, Step};
+use super::run::{Collector, SinkRecord};
+use super::stream::StateLink;
+use super::view::{hash_of, View, ViewData};
 
 impl<'s, K: ViewData + Serialize, V: ViewData + Serialize> View<'s, (K, V)> {
     /// Writes the view's changes to the output named `name`; see the module docs.
+    /// With checkpoints, what was last written per key is kept under `name`.
     pub fn sink_upsert(&self, name: &str) {
+        self.shared.claim(name, 1);
+        let link = StateLink::new(&self.shared, name);
+        let start = self.shared.start_epoch();
         let collector = self.shared.collector.clone();
-        let name = name.to_owned();
-        let pact = Exchange::new(|((k, _), _, _): &((K, V), u64, isize)| {
-            let mut h = rustc_hash::FxHasher::default();
-            k.hash(&mut h);
-            h.finish()
-        });
-        // updates by epoch until the epoch is complete
-        let mut pending: BTreeMap<u64, Vec<((K, V), isize)>> = BTreeMap::new();
-        let mut current: HashMap<K, BTreeMap<V, isize>> = HashMap::new();
+        let sink = name.to_owned();
+        let pact = Exchange::new(|((k, _), _, _): &((K, V), u64, isize)| hash_of(k));
+        // what the topic holds per key (after a restore: as of the checkpoint)
         let mut written: HashMap<K, V> = HashMap::new();
+        for part in self.shared.restored(name) {
+            match bincode::deserialize::<Vec<(K, V)>>(&part) {
+                Ok(rows) => written.extend(rows.into_iter().filter(|(k, _)| self.shared.owns(hash_of(k)))),
+                Err(e) => self.shared.errors.borrow_mut().push(format!("upsert sink `{name}`: reading its checkpointed state: {e}")),
+            }
+        }
+        let mut gate = EpochGate::complete_epochs(start);
+        let mut current: HashMap<K, BTreeMap<V, isize>> = HashMap::new();
         self.inner.inner.clone().sink(pact, &format!("UpsertSink({name})"), move |(input, frontier)| {
             input.for_each(|_cap, data| {
                 // an update's own time may be later than its message's
                 for (d, t, r) in data.drain(..) {
-                    pending.entry(t).or_default().push((d, r));
+                    gate.push(t, || (), [(d, r)]);
                 }
             });
             let mut out = Vec::new();
-            while let Some((&epoch, _)) = pending.first_key_value() {
-                if frontier.less_equal(&epoch) {
-                    break; // not complete yet
-                }
-                let updates = pending.remove(&epoch).unwrap_or_default();
-                let mut touched = BTreeSet::new();
-                for ((k, v), r) in updates {
-                    let values = current.entry(k.clone()).or_default();
-                    let n = values.entry(v.clone()).or_default();
-                    *n += r;
-                    if *n == 0 {
-                        values.remove(&v);
-                    }
-                    if values.is_empty() {
-                        current.remove(&k);
-                    }
-                    touched.insert(k);
-                }
-                for k in touched {
-                    let now = current.get(&k).and_then(|values| {
-                        if values.len() > 1 {
-                            collector.warn(format!("upsert sink `{name}`: the view holds {} values for one key; writing the greatest (is the view a function of its key?)", values.len()));
-                        }
-                        values.iter().filter(|(_, n)| **n > 0).map(|(v, _)| v).next_back().cloned()
-                    });
-                    if now.as_ref() == written.get(&k) {
-                        continue;
-                    }
-                    let value = now.as_ref().map(|v| serde_json::to_string(v).unwrap_or_default());
-                    out.push(SinkRecord { epoch, key: key_text(&k), time_ms: 0, value });
-                    match now {
-                        Some(v) => written.insert(k, v),
-                        None => written.remove(&k),
-                    };
-                }
-            }
+            gate.release(
+                frontier.frontier().as_option().copied(),
+                |e| link.is_checkpoint(e),
+                |step| match step {
+                    Step::Records(epoch, _, updates) => write_epoch(&collector, &sink, epoch, updates, &mut current, &mut written, &mut out),
+                    Step::Snapshot(epoch) => link.report(epoch, bincode::serialize(&written.iter().collect::<Vec<_>>()).map_err(Into::into)),
+                    Step::Ended(epoch) => link.report_last(epoch, bincode::serialize(&written.iter().collect::<Vec<_>>()).map_err(Into::into)),
+                },
+            );
             if !out.is_empty() {
-                collector.write(&name, &mut out);
+                collector.write(&sink, &mut out);
             }
         });
+    }
+}
+
+/// Applies one complete epoch's updates and writes each key whose value changed.
+fn write_epoch<K: ViewData + Serialize, V: ViewData + Serialize>(
+    collector: &Collector,
+    sink: &str,
+    epoch: u64,
+    updates: Vec<((K, V), isize)>,
+    current: &mut HashMap<K, BTreeMap<V, isize>>,
+    written: &mut HashMap<K, V>,
+    out: &mut Vec<SinkRecord>,
+) {
+    let mut touched = BTreeSet::new();
+    for ((k, v), r) in updates {
+        let values = current.entry(k.clone()).or_default();
+        let n = values.entry(v.clone()).or_default();
+        *n += r;
+        if *n == 0 {
+            values.remove(&v);
+        }
+        if values.is_empty() {
+            current.remove(&k);
+        }
+        touched.insert(k);
+    }
+    for k in touched {
+        let now = current.get(&k).and_then(|values| {
+            if values.len() > 1 {
+                collector.warn(format!(
+                    "upsert sink `{sink}`: the view holds {} values for one key; writing the greatest (is the view a function of its key?)",
+                    values.len()
+                ));
+            }
+            values.iter().filter(|(_, n)| **n > 0).map(|(v, _)| v).next_back().cloned()
+        });
+        if now.as_ref() == written.get(&k) {
+            continue;
+        }
+        let value = now.as_ref().map(|v| serde_json::to_string(v).unwrap_or_default());
+        out.push(SinkRecord { epoch, key: key_text(&k), time_ms: 0, value });
+        match now {
+            Some(v) => written.insert(k, v),
+            None => written.remove(&k),
+        };
     }
 }
 

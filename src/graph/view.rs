@@ -47,7 +47,9 @@ use differential_dataflow::{AsCollection, VecCollection};
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 
-use super::stream::{by_key, Msg, Rec, Shared, Stream};
+use super::epochs::{EpochGate, Step};
+use super::stream::{by_key, Msg, Rec, Shared, StateLink, Stream};
+use crate::types::key_hash;
 
 /// What a view may hold: differential's exchangeable data, hashable.
 pub trait ViewData: differential_dataflow::ExchangeData + Hash {}
@@ -69,20 +71,61 @@ where
 }
 
 impl<'s, T: Clone + 'static> Stream<'s, T> {
-    /// Each event adds `f(event)` to a collection, at the event's epoch.
-    pub fn view<D: ViewData>(&self, f: impl Fn(&Rec<T>) -> D + 'static) -> View<'s, D> {
-        let inner = self.inner.clone().unary::<timely::container::CapacityContainerBuilder<Vec<(D, u64, isize)>>, _, _, _>(Pipeline, "View", move |_, _| {
-            move |input, output| {
-                input.for_each(|cap, data| {
-                    let epoch = cap.least().copied().unwrap_or_default();
-                    let added = data.drain(..).filter_map(|m| match m {
-                        Msg::Event(r) => Some((f(&r), epoch, 1)),
-                        Msg::Mark(_) => None,
-                    });
-                    output.session(&cap).give_iterator(added);
-                });
+    /// Each event adds `f(event)` to a collection, at the event's epoch. With
+    /// checkpoints, the collection's contents are kept under `name` and sent
+    /// again after a restore (the views built on it start from them).
+    pub fn view<D: ViewData>(&self, name: &str, f: impl Fn(&Rec<T>) -> D + 'static) -> View<'s, D> {
+        self.shared.claim(name, 1);
+        let link = StateLink::new(&self.shared, name);
+        let start = self.shared.start_epoch();
+        // what this worker sends again: every old worker's elements, spread by hash
+        let mut contents: HashMap<D, isize> = HashMap::new();
+        for part in self.shared.restored(name) {
+            match bincode::deserialize::<Vec<(D, isize)>>(&part) {
+                // several old workers may hold the same element: counts add up
+                Ok(elements) => elements.into_iter().filter(|(d, _)| self.shared.owns(hash_of(d))).for_each(|(d, n)| *contents.entry(d).or_default() += n),
+                Err(e) => self.shared.errors.borrow_mut().push(format!("view `{name}`: reading its checkpointed contents: {e}")),
             }
-        });
+        }
+        let inner = self.inner.clone().unary_frontier::<timely::container::CapacityContainerBuilder<Vec<(D, u64, isize)>>, _, _, _>(
+            Pipeline,
+            name,
+            move |mut cap, _| {
+                cap.downgrade(&start);
+                let mut first = Some(cap);
+                let mut gate = EpochGate::new(start);
+                move |(input, frontier), output| {
+                    if let Some(cap) = first.take() {
+                        output.session(&cap).give_iterator(contents.iter().map(|(d, n)| (d.clone(), start, *n)));
+                    }
+                    input.for_each(|cap, data| {
+                        let epoch = cap.least().copied().unwrap_or_default();
+                        gate.push(epoch, || cap.delayed(&epoch, 0), data.drain(..));
+                    });
+                    gate.release(
+                        frontier.frontier().as_option().copied(),
+                        |e| link.is_checkpoint(e),
+                        |step| match step {
+                            Step::Records(epoch, cap, msgs) => {
+                                let added = msgs.into_iter().filter_map(|m| match m {
+                                    Msg::Event(r) => Some(f(&r)),
+                                    Msg::Mark(_) => None,
+                                });
+                                let mut session = output.session(cap);
+                                for d in added {
+                                    if link.enabled() {
+                                        *contents.entry(d.clone()).or_default() += 1;
+                                    }
+                                    session.give((d, epoch, 1));
+                                }
+                            }
+                            Step::Snapshot(epoch) => link.report(epoch, bincode::serialize(&contents.iter().collect::<Vec<_>>()).map_err(Into::into)),
+                            Step::Ended(epoch) => link.report_last(epoch, bincode::serialize(&contents.iter().collect::<Vec<_>>()).map_err(Into::into)),
+                        },
+                    );
+                }
+            },
+        );
         View { inner: inner.as_collection(), shared: self.shared.clone() }
     }
 }
@@ -91,36 +134,72 @@ impl<'s, T: timely::ExchangeData + Clone> Stream<'s, T> {
     /// The latest value of each key: `f` gives an event's new value for its key, or
     /// `None` to delete the key. Each key's events apply in the stream's order
     /// (offset order, for a key that stays in one partition). `name` keys the
-    /// table's state.
+    /// table's state; after a restore the table is sent again.
     pub fn upsert_table<V: ViewData>(&self, name: &str, f: impl Fn(&Rec<T>) -> Option<V> + 'static) -> View<'s, (String, V)> {
-        self.shared.claim(name);
-        let inner = self.inner.clone().unary::<timely::container::CapacityContainerBuilder<Vec<((String, V), u64, isize)>>, _, _, _>(by_key(), name, move |_, _| {
-            let mut table: HashMap<String, V> = HashMap::new();
-            let mut changes = Vec::new();
-            move |input, output| {
-                input.for_each(|cap, data| {
-                    let epoch = cap.least().copied().unwrap_or_default();
-                    for m in data.drain(..) {
-                        let Msg::Event(r) = m else { continue };
-                        let new = f(&r);
-                        let old = match &new {
-                            Some(v) if table.get(&r.key) == Some(v) => continue,
-                            Some(v) => table.insert(r.key.clone(), v.clone()),
-                            None => table.remove(&r.key),
-                        };
-                        if let Some(old) = old {
-                            changes.push(((r.key.clone(), old), epoch, -1));
-                        }
-                        if let Some(v) = new {
-                            changes.push(((r.key, v), epoch, 1));
-                        }
-                    }
-                    output.session(&cap).give_iterator(changes.drain(..));
-                });
+        self.shared.claim(name, 1);
+        let link = StateLink::new(&self.shared, name);
+        let start = self.shared.start_epoch();
+        let mut table: HashMap<String, V> = HashMap::new();
+        for part in self.shared.restored(name) {
+            match bincode::deserialize::<Vec<(String, V)>>(&part) {
+                Ok(rows) => table.extend(rows.into_iter().filter(|(k, _)| self.shared.owns(key_hash(k)))),
+                Err(e) => self.shared.errors.borrow_mut().push(format!("table `{name}`: reading its checkpointed rows: {e}")),
             }
-        });
+        }
+        let inner = self.inner.clone().unary_frontier::<timely::container::CapacityContainerBuilder<Vec<((String, V), u64, isize)>>, _, _, _>(
+            by_key(),
+            name,
+            move |mut cap, _| {
+                cap.downgrade(&start);
+                let mut first = Some(cap);
+                let mut gate = EpochGate::new(start);
+                let mut changes = Vec::new();
+                move |(input, frontier), output| {
+                    if let Some(cap) = first.take() {
+                        output.session(&cap).give_iterator(table.iter().map(|(k, v)| ((k.clone(), v.clone()), start, 1)));
+                    }
+                    input.for_each(|cap, data| {
+                        let epoch = cap.least().copied().unwrap_or_default();
+                        gate.push(epoch, || cap.delayed(&epoch, 0), data.drain(..));
+                    });
+                    gate.release(
+                        frontier.frontier().as_option().copied(),
+                        |e| link.is_checkpoint(e),
+                        |step| match step {
+                            Step::Records(epoch, cap, msgs) => {
+                                for m in msgs {
+                                    let Msg::Event(r) = m else { continue };
+                                    let new = f(&r);
+                                    let old = match &new {
+                                        Some(v) if table.get(&r.key) == Some(v) => continue,
+                                        Some(v) => table.insert(r.key.clone(), v.clone()),
+                                        None => table.remove(&r.key),
+                                    };
+                                    if let Some(old) = old {
+                                        changes.push(((r.key.clone(), old), epoch, -1));
+                                    }
+                                    if let Some(v) = new {
+                                        changes.push(((r.key, v), epoch, 1));
+                                    }
+                                }
+                                output.session(cap).give_iterator(changes.drain(..));
+                            }
+                            Step::Snapshot(epoch) => link.report(epoch, bincode::serialize(&table.iter().collect::<Vec<_>>()).map_err(Into::into)),
+                            Step::Ended(epoch) => link.report_last(epoch, bincode::serialize(&table.iter().collect::<Vec<_>>()).map_err(Into::into)),
+                        },
+                    );
+                }
+            },
+        );
         View { inner: inner.as_collection(), shared: self.shared.clone() }
     }
+}
+
+/// The hash that spreads a view's elements over workers on restore.
+pub(crate) fn hash_of<D: Hash>(d: &D) -> u64 {
+    let mut h = rustc_hash::FxHasher::default();
+    d.hash(&mut h);
+    std::hash::Hasher::finish(&h)
 }
 
 impl<'s, D: ViewData> View<'s, D> {

@@ -64,7 +64,8 @@ fn topics(events: usize, partitions: usize) -> (Vec<Vec<Vec<u8>>>, Vec<Vec<Vec<u
             let at = ts + rng.gen_range(0..1_000);
             logins[p].push(format!(r#"{{"card":"c{card}","ts":{at},"device":"d{}"}}"#, rng.gen_range(0..1000)).into_bytes());
         }
-        tx[p].push(format!(r#"{{"card":"c{card}","ts":{ts},"amount":{:.2},"merchant":"m{}"}}"#, rng.gen_range(1.0..500.0), rng.gen_range(0..5000)).into_bytes());
+        tx[p]
+            .push(format!(r#"{{"card":"c{card}","ts":{ts},"amount":{:.2},"merchant":"m{}"}}"#, rng.gen_range(1.0..500.0), rng.gen_range(0..5000)).into_bytes());
     }
     (tx, logins)
 }
@@ -87,7 +88,7 @@ fn graph_join(workers: usize, tx: &[Vec<Vec<u8>>], logins: &[Vec<Vec<u8>>]) -> R
         let tx = g.source(tx_source());
         let logins = g.source(login_source());
         let counter = counter.clone();
-        tx.interval_join(&logins, Duration::from_millis(BEFORE_MS as u64), Duration::ZERO).inspect(move |_| {
+        tx.interval_join("tx_after_login", &logins, Duration::from_millis(BEFORE_MS as u64), Duration::ZERO).inspect(move |_| {
             counter.fetch_add(1, Ordering::Relaxed);
         });
         Ok(())
