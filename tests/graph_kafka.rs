@@ -156,3 +156,89 @@ fn a_two_topic_graph_on_kafka_equals_the_in_memory_run() {
     assert_eq!(last, final_view);
     assert_eq!(summary.produced["pairs"] as usize, local.values("pairs").len());
 }
+
+/// The example graph's binary (`examples/two_topic_graph.rs`), built by `cargo
+/// test` and `cargo build --all-targets` beside this test.
+fn example_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap().join("examples");
+    let path = dir.join("two_topic_graph");
+    assert!(path.exists(), "{} is missing: build the examples (cargo test builds them)", path.display());
+    path
+}
+
+fn example(brokers: &str, args: &[&str], failpoint: Option<&str>) -> (std::process::ExitStatus, String) {
+    let mut c = std::process::Command::new(example_binary());
+    c.arg("--brokers").arg(brokers).args(args).env("RUST_LOG", "warn");
+    if let Some(f) = failpoint {
+        c.env("FAILPOINTS", f);
+    }
+    let out = c.output().unwrap();
+    if !out.status.success() && failpoint.is_none() {
+        panic!("the example failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+    (out.status, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Every output topic's records: payloads per topic, and the upsert topic's
+/// last value per key.
+fn outputs(broker: &EmbeddedBroker) -> (BTreeMap<&'static str, Vec<String>>, BTreeMap<String, Option<String>>) {
+    let mut streams = BTreeMap::new();
+    for topic in ["bursts", "tx_after_login", "dlq"] {
+        streams.insert(topic, payloads(broker, topic));
+    }
+    let mut last = BTreeMap::new();
+    for r in read_topic(&broker.kafka_options(), "merchant_risk", Duration::from_secs(30)).unwrap() {
+        last.insert(String::from_utf8(r.key.unwrap_or_default()).unwrap(), r.payload.map(|p| String::from_utf8(p).unwrap()));
+    }
+    last.retain(|_, v| v.is_some());
+    (streams, last)
+}
+
+fn broker_with_input(events: usize) -> EmbeddedBroker {
+    let broker = EmbeddedBroker::start(1).unwrap();
+    for (topic, partitions) in [("transactions", 3), ("logins", 2), ("bursts", 2), ("tx_after_login", 2), ("merchant_risk", 2), ("dlq", 1)] {
+        broker.create_topic(topic, partitions).unwrap();
+    }
+    example(&broker.bootstrap_servers(), &["--generate", &events.to_string()], None);
+    broker
+}
+
+/// A process killed right after its first checkpoint (2 workers), then resumed
+/// from it with 1 worker: every record an uninterrupted run writes is written
+/// (at least once: those after the checkpoint may be written twice), nothing
+/// else is, and the upsert topic ends as the uninterrupted run's.
+#[test]
+fn a_killed_graph_job_resumes_from_its_checkpoint_with_fewer_workers() {
+    const EVENTS: usize = 6_000;
+    let reference = broker_with_input(EVENTS);
+    example(&reference.bootstrap_servers(), &["--workers", "2", "--until-end", "--epoch-ms", "20"], None);
+    let (expected, expected_view) = outputs(&reference);
+
+    let broker = broker_with_input(EVENTS);
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().to_str().unwrap();
+    // paced, so that the first checkpoint (epoch 1) falls mid-stream: at most
+    // 2 epochs x 2 workers x 500 transactions before it
+    let args = ["--until-end", "--epoch-ms", "20", "--pace", "500", "--checkpoints", ck, "--every", "2"];
+    let (status, _) = example(&broker.bootstrap_servers(), &[&["--workers", "2"][..], &args[..]].concat(), Some("graph-checkpoint-written=return"));
+    assert!(!status.success(), "the first run must die at its first checkpoint");
+    let manifests = std::fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".json")).count();
+    assert_eq!(manifests, 1, "one checkpoint was written before the crash");
+    let (_, summary) = example(&broker.bootstrap_servers(), &[&["--workers", "1"][..], &args[..]].concat(), None);
+    let read: u64 = summary.lines().find_map(|l| l.strip_prefix("transactions: read ")?.split(',').next()?.parse().ok()).unwrap();
+    assert!(
+        read >= (EVENTS - 2_000) as u64 && read < EVENTS as u64,
+        "the resumed run reads on from the checkpoint: {read} of {EVENTS}+ transactions\n{summary}"
+    );
+    let (got, got_view) = outputs(&broker);
+
+    assert_eq!(got_view, expected_view, "the upsert topic's final state");
+    assert!(!expected_view.is_empty());
+    for (topic, want) in &expected {
+        let (got_set, want_set): (BTreeSet<&String>, BTreeSet<&String>) = (got[topic].iter().collect(), want.iter().collect());
+        assert_eq!(got_set, want_set, "{topic}: the same records");
+        assert!(got[topic].len() >= want.len(), "{topic}: at least once");
+    }
+    assert!(expected["tx_after_login"].len() > 100 && expected["bursts"].len() > 100);
+}

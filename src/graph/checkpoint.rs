@@ -205,6 +205,7 @@ fn coordinate(dir: &Path, every: u64, rx: Receiver<Part>, newest: &AtomicU64) ->
         for e in complete {
             let manifest = Manifest { epoch: e, workers: *peers, operators: operators.clone(), sources: sources.iter().cloned().collect() };
             write_atomic(&dir.join(format!("epoch-{e}.json")), &serde_json::to_vec_pretty(&manifest)?)?;
+            crate::crash_point!("graph-checkpoint-written");
             have.remove(&e);
             done.push(e);
             newest.store(e, Ordering::SeqCst);

@@ -73,6 +73,8 @@ pub(crate) struct KafkaIo {
     pub(crate) clock: Arc<EpochClock>,
     pub(crate) control: Arc<Control>,
     pub(crate) metrics: Arc<Metrics>,
+    /// Pacing: records per source and worker per epoch, at most.
+    pub(crate) per_epoch: Option<usize>,
     topics: Mutex<HashMap<String, TopicRange>>,
     producer: ThreadedProducer<Delivery>,
     produced: Mutex<BTreeMap<String, u64>>,
@@ -156,6 +158,7 @@ pub struct KafkaRun {
     control: Arc<Control>,
     metrics: Arc<Metrics>,
     checkpoints: Option<(std::path::PathBuf, u64)>,
+    per_epoch: Option<usize>,
 }
 
 /// What a Kafka run did.
@@ -182,7 +185,14 @@ impl KafkaRun {
             control: Control::new(),
             metrics: Metrics::new(),
             checkpoints: None,
+            per_epoch: None,
         }
+    }
+    /// Paces reading: each worker reads at most `n` records of each source per
+    /// epoch (a backfill that should not outrun its outputs; tests).
+    pub fn max_records_per_epoch(mut self, n: usize) -> Self {
+        self.per_epoch = Some(n.max(1));
+        self
     }
     /// Checkpoints under `dir` at the end of every `every`-th epoch; a run
     /// resumes from the newest one there (see [`super::checkpoint`]).
@@ -249,6 +259,7 @@ impl KafkaRun {
             clock: Arc::new(EpochClock::starting_at(start)),
             control: self.control.clone(),
             metrics: self.metrics.clone(),
+            per_epoch: self.per_epoch,
             topics: Mutex::default(),
             producer,
             produced: Mutex::default(),

@@ -69,13 +69,17 @@ pub(super) fn kafka_source<'s>(g: &mut GraphBuilder<'s>, index: u32, source: Sou
             let started = Instant::now();
             let mut last_record: HashMap<u32, Instant> = HashMap::new();
             let mut mark = i64::MIN;
+            let mut in_epoch = 0usize;
             move |output| {
                 let Some(c) = cap.as_mut() else { return };
                 let now = Instant::now();
                 let now_ms = (now_us() / 1000) as i64;
                 let mut session = output.session(&*c);
+                // pacing: at most `per_epoch` records of this share per epoch
+                let room = io.per_epoch.map_or(POLL_BATCH, |n| n.saturating_sub(in_epoch).min(POLL_BATCH));
                 let status = match reader.as_mut() {
-                    Some(r) => r.poll(POLL_BATCH, &mut |rec| {
+                    Some(_) if room == 0 => PollStatus::Idle,
+                    Some(r) => r.poll(room, &mut |rec| {
                         last_record.insert(rec.partition, now);
                         if let Some(m) = admission.take(rec.partition, rec.offset, rec.payload, now_ms) {
                             session.give(m);
@@ -83,6 +87,9 @@ pub(super) fn kafka_source<'s>(g: &mut GraphBuilder<'s>, index: u32, source: Sou
                     }),
                     None => PollStatus::Finished,
                 };
+                if let PollStatus::Records(n) = status {
+                    in_epoch += n;
+                }
                 let finished = status == PollStatus::Finished || io.control.shutdown_requested();
                 let owned = reader.as_ref().map(|r| r.partitions()).unwrap_or_default();
                 let active = |p: &&u32| now.duration_since(last_record.get(p).copied().unwrap_or(started)) < idle_after;
@@ -113,6 +120,7 @@ pub(super) fn kafka_source<'s>(g: &mut GraphBuilder<'s>, index: u32, source: Sou
                 }
                 if target > epoch {
                     c.downgrade(&target);
+                    in_epoch = 0;
                 }
                 match status {
                     PollStatus::Records(_) => activator.activate(),
