@@ -13,11 +13,13 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
-use vigil::graph::{KeyContext, KeyedOperator, LocalRun, Outputs, Record, Source};
+use vigil::graph::{LocalRun, Outputs, Source};
 use vigil::spec::FieldType;
 use vigil::types::key_hash;
 
-const T0: i64 = 1_700_000_000_000;
+#[path = "support/graph.rs"]
+mod support;
+use support::{card_topics, Sessions, Topics, T0};
 
 /// One generated record of a partition: a key, a time offset and whether its
 /// bytes are broken (0: fine, 1: not JSON, 2: no key).
@@ -219,60 +221,15 @@ proptest! {
     }
 }
 
-/// Sessions with timers: a session closes (count of its events) once 500 ms
-/// pass without an event of its key.
-#[derive(Default)]
-struct Sessions;
-
-impl KeyedOperator for Sessions {
-    type In = Record;
-    type Out = (String, u32);
-    type State = u32;
-    fn on_event(&mut self, _: &Record, n: &mut u32, ctx: &mut KeyContext<'_, (String, u32)>) {
-        *n += 1;
-        ctx.timer_at(ctx.time() + 500);
-    }
-    fn on_timer(&mut self, timer: i64, n: &mut u32, ctx: &mut KeyContext<'_, (String, u32)>) {
-        if !ctx.has_timer_after(timer) {
-            ctx.emit((ctx.key().to_owned(), *n));
-            ctx.clear();
-        }
-    }
-}
-
-/// A fixed two-topic input: per topic 3 partitions, each key in one partition.
-fn fixed_topics() -> (Vec<Vec<Vec<u8>>>, Vec<Vec<Vec<u8>>>) {
-    let mut tx = vec![Vec::new(); 3];
-    let mut logins = vec![Vec::new(); 3];
-    let mut state = 7u64;
-    let mut next = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (state >> 33) as i64
-    };
-    for i in 0..1_500i64 {
-        let card = format!("c{}", next() % 40);
-        let p = key_hash(&card) as usize % 3;
-        let ts = T0 + i * 20 + next() % 300;
-        tx[p].push(format!(r#"{{"card":"{card}","ts":{ts},"id":"t{i}","merchant":"m{}"}}"#, next() % 7).into_bytes());
-        if next() % 4 == 0 {
-            logins[p].push(format!(r#"{{"card":"{card}","ts":{},"id":"l{i}"}}"#, ts - next() % 400).into_bytes());
-        }
-        if i % 97 == 0 {
-            tx[p].push(b"\xff\xfe".to_vec());
-        }
-    }
-    (tx, logins)
-}
-
 fn mixed_graph(run: LocalRun) -> Outputs {
-    let (tx, logins) = fixed_topics();
+    let (tx, logins) = card_topics(&Topics { seed: 7, events: 1_500, cards: 40, step_ms: 20, tx_partitions: 3, login_partitions: 3, garbage_every: 97 });
     run.epoch_records(50)
         .topic("tx", tx)
         .topic("logins", logins)
         .run(|g| {
             let tx = g.source(id_source("tx", 200).field("merchant", FieldType::Str));
             let logins = g.source(id_source("logins", 200));
-            tx.stateful("sessions", Sessions).map(|(card, n)| format!("{card}:{n}")).sink("sessions");
+            tx.stateful("sessions", Sessions { gap_ms: 500 }).map(|(card, n)| format!("{card}:{n}")).sink("sessions");
             tx.interval_join("tx_after_login", &logins, Duration::from_millis(300), Duration::ZERO)
                 .map(|(t, l)| format!("{}|{}", t.str("id").unwrap_or("?"), l.str("id").unwrap_or("?")))
                 .sink("pairs");
@@ -309,8 +266,8 @@ fn graph_mistakes_are_refused_by_name() {
         .topic("events", vec![vec![ev.clone()]])
         .run(|g| {
             let s = g.source(Source::json("events"));
-            s.stateful("twice", Sessions).map(|_| 0).sink("a");
-            s.stateful("twice", Sessions).map(|_| 0).sink("b");
+            s.stateful("twice", Sessions { gap_ms: 500 }).map(|_| 0).sink("a");
+            s.stateful("twice", Sessions { gap_ms: 500 }).map(|_| 0).sink("b");
             Ok(())
         })
         .unwrap_err();

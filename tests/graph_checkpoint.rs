@@ -11,63 +11,23 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use vigil::graph::{GraphBuilder, KeyContext, KeyedOperator, LocalRun, Outputs, Record, SinkRecord, Source};
+use vigil::graph::{GraphBuilder, LocalRun, Outputs, SinkRecord, Source};
 use vigil::spec::FieldType;
-use vigil::types::key_hash;
 
-const T0: i64 = 1_700_000_000_000;
+#[path = "support/graph.rs"]
+mod support;
+use support::{card_topics, Sessions, Topics};
 const SINKS: [&str; 4] = ["sessions", "pairs", "per_merchant", "devices_per_country"];
 
-#[derive(Default)]
-struct Sessions;
-
-impl KeyedOperator for Sessions {
-    type In = Record;
-    type Out = (String, u32);
-    type State = u32;
-    fn on_event(&mut self, _: &Record, n: &mut u32, ctx: &mut KeyContext<'_, (String, u32)>) {
-        *n += 1;
-        ctx.timer_at(ctx.time() + 400);
-    }
-    fn on_timer(&mut self, timer: i64, n: &mut u32, ctx: &mut KeyContext<'_, (String, u32)>) {
-        if !ctx.has_timer_after(timer) {
-            ctx.emit((ctx.key().to_owned(), *n));
-            ctx.clear();
-        }
-    }
-}
-
-/// Transactions (3 partitions) and logins with a country per device (2
-/// partitions), keys partitioned by hash, some records broken.
 fn topics() -> (Vec<Vec<Vec<u8>>>, Vec<Vec<Vec<u8>>>) {
-    let mut tx = vec![Vec::new(); 3];
-    let mut logins = vec![Vec::new(); 2];
-    let mut state = 5u64;
-    let mut next = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (state >> 33) as i64
-    };
-    for i in 0..1_200i64 {
-        let card = format!("c{}", next() % 30);
-        let ts = T0 + i * 25 + next() % 300;
-        tx[key_hash(&card) as usize % 3].push(format!(r#"{{"card":"{card}","ts":{ts},"id":"t{i}","merchant":"m{}"}}"#, next() % 6).into_bytes());
-        if next() % 3 == 0 {
-            let country = ["FR", "DE", "IT"][(next() % 3) as usize];
-            logins[key_hash(&card) as usize % 2]
-                .push(format!(r#"{{"card":"{card}","ts":{},"id":"l{i}","country":"{country}"}}"#, ts - next() % 400).into_bytes());
-        }
-        if i % 131 == 0 {
-            tx[(i % 3) as usize].push(b"\x00garbage".to_vec());
-        }
-    }
-    (tx, logins)
+    card_topics(&Topics { seed: 5, events: 1_200, cards: 30, step_ms: 25, tx_partitions: 3, login_partitions: 2, garbage_every: 131 })
 }
 
 fn graph(g: &mut GraphBuilder<'_>) -> Result<()> {
     let source = |topic: &str| Source::json(topic).key("card").lateness(Duration::from_millis(150)).field("id", FieldType::Str);
     let tx = g.source(source("tx").field("merchant", FieldType::Str));
     let logins = g.source(source("logins").field("country", FieldType::Str));
-    tx.stateful("sessions", Sessions).map(|(card, n)| format!("{card}:{n}")).sink("sessions");
+    tx.stateful("sessions", Sessions { gap_ms: 400 }).map(|(card, n)| format!("{card}:{n}")).sink("sessions");
     tx.interval_join("tx_after_login", &logins, Duration::from_millis(300), Duration::ZERO)
         .map(|(t, l)| format!("{}|{}", t.str("id").unwrap_or("?"), l.str("id").unwrap_or("?")))
         .sink("pairs");
@@ -173,7 +133,7 @@ fn a_checkpoint_whose_operators_differ_is_refused_by_name() {
         .run(|g| {
             let tx = g.source(Source::json("tx").key("card"));
             g.source(Source::json("logins").key("card"));
-            tx.stateful("sessions_v2", Sessions).map(|(c, _)| c).sink("sessions");
+            tx.stateful("sessions_v2", Sessions { gap_ms: 400 }).map(|(c, _)| c).sink("sessions");
             Ok(())
         })
         .unwrap_err();

@@ -10,60 +10,23 @@ use std::time::Duration;
 use anyhow::Result;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use vigil::broker::EmbeddedBroker;
-use vigil::graph::{GraphBuilder, KafkaRun, KeyContext, KeyedOperator, LocalRun, Record, Source};
+use vigil::graph::{GraphBuilder, KafkaRun, LocalRun, Source};
 use vigil::kafka::read::read_topic;
 use vigil::spec::FieldType;
-use vigil::types::key_hash;
 
-const T0: i64 = 1_700_000_000_000;
-
-#[derive(Default)]
-struct Sessions;
-
-impl KeyedOperator for Sessions {
-    type In = Record;
-    type Out = (String, u32);
-    type State = u32;
-    fn on_event(&mut self, _: &Record, n: &mut u32, ctx: &mut KeyContext<'_, (String, u32)>) {
-        *n += 1;
-        ctx.timer_at(ctx.time() + 500);
-    }
-    fn on_timer(&mut self, timer: i64, n: &mut u32, ctx: &mut KeyContext<'_, (String, u32)>) {
-        if !ctx.has_timer_after(timer) {
-            ctx.emit((ctx.key().to_owned(), *n));
-            ctx.clear();
-        }
-    }
-}
+#[path = "support/graph.rs"]
+mod support;
+use support::{card_topics, Sessions, Topics};
 
 fn topics() -> (Vec<Vec<Vec<u8>>>, Vec<Vec<Vec<u8>>>) {
-    let mut tx = vec![Vec::new(); 3];
-    let mut logins = vec![Vec::new(); 2];
-    let mut state = 11u64;
-    let mut next = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (state >> 33) as i64
-    };
-    for i in 0..2_000i64 {
-        let card = format!("c{}", next() % 50);
-        let ts = T0 + i * 20 + next() % 300;
-        tx[key_hash(&card) as usize % 3].push(format!(r#"{{"card":"{card}","ts":{ts},"id":"t{i}","merchant":"m{}"}}"#, next() % 7).into_bytes());
-        if next() % 4 == 0 {
-            logins[key_hash(&card) as usize % 2].push(format!(r#"{{"card":"{card}","ts":{},"id":"l{i}"}}"#, ts - next() % 400).into_bytes());
-        }
-        if i % 101 == 0 {
-            tx[(i % 3) as usize].push(b"{\"card\":".to_vec());
-            logins[(i % 2) as usize].push(format!(r#"{{"card":"{card}","ts":"yesterday"}}"#).into_bytes());
-        }
-    }
-    (tx, logins)
+    card_topics(&Topics { seed: 11, events: 2_000, cards: 50, step_ms: 20, tx_partitions: 3, login_partitions: 2, garbage_every: 101 })
 }
 
 fn graph(g: &mut GraphBuilder<'_>) -> Result<()> {
     let source = |topic: &str| Source::json(topic).key("card").lateness(Duration::from_millis(200)).field("id", FieldType::Str);
     let tx = g.source(source("tx").field("merchant", FieldType::Str));
     let logins = g.source(source("logins"));
-    tx.stateful("sessions", Sessions).map(|(card, n)| format!("{card}:{n}")).sink("sessions");
+    tx.stateful("sessions", Sessions { gap_ms: 500 }).map(|(card, n)| format!("{card}:{n}")).sink("sessions");
     tx.interval_join("tx_after_login", &logins, Duration::from_millis(300), Duration::ZERO)
         .map(|(t, l)| format!("{}|{}", t.str("id").unwrap_or("?"), l.str("id").unwrap_or("?")))
         .sink("pairs");

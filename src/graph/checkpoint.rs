@@ -154,9 +154,29 @@ impl Checkpoints {
     }
 }
 
+/// The coordinator's thread: the checkpoint epochs it wrote.
+pub(crate) type Coordinator = std::thread::JoinHandle<Result<Vec<u64>>>;
+
+/// Checkpoints as a runner configures them (`(dir, every)`): the newest
+/// checkpoint there to resume from, and the coordinator started.
+pub(crate) fn configure(config: &Option<(std::path::PathBuf, u64)>) -> Result<(Option<Arc<Checkpoints>>, Option<Coordinator>)> {
+    let Some((dir, every)) = config else { return Ok((None, None)) };
+    let restored = latest(dir)?.map(Arc::new);
+    let (c, h) = start(dir, *every, restored)?;
+    Ok((Some(c), Some(h)))
+}
+
+/// The epochs a coordinator wrote, once every worker is done.
+pub(crate) fn finish(coordinator: Option<Coordinator>) -> Result<Vec<u64>> {
+    match coordinator {
+        Some(h) => h.join().map_err(|_| anyhow::anyhow!("the checkpoint coordinator panicked"))?,
+        None => Ok(Vec::new()),
+    }
+}
+
 /// Starts the coordinator writing under `dir`; returns the handle for workers and
 /// the thread (which ends when every sender is gone).
-pub(crate) fn start(dir: &Path, every: u64, restored: Option<Arc<Restored>>) -> Result<(Arc<Checkpoints>, std::thread::JoinHandle<Result<Vec<u64>>>)> {
+fn start(dir: &Path, every: u64, restored: Option<Arc<Restored>>) -> Result<(Arc<Checkpoints>, Coordinator)> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let (tx, rx) = std::sync::mpsc::channel();
     let dir = dir.to_owned();

@@ -58,12 +58,8 @@ impl<'s, L: timely::ExchangeData + Clone> Stream<'s, L> {
         let peers = self.scope().peers();
         let me = self.scope().index() as u32;
         let mut join = StreamJoin::<L, R>::new(before.as_millis() as i64, after.as_millis() as i64);
-        for part in self.shared.restored(name) {
-            match bincode::deserialize::<JoinSnapshot<L, R>>(&part) {
-                Ok(snap) => join.import(snap, |k| self.shared.owns(key_hash(k))),
-                Err(e) => self.shared.errors.borrow_mut().push(format!("join `{name}`: reading its checkpointed state: {e}")),
-            }
-        }
+        let shared = self.shared.clone();
+        self.shared.restore_each(name, "join", |snap: JoinSnapshot<L, R>| join.import(snap, |k| shared.owns(key_hash(k))));
         let left_in = self.broadcast_marks(&format!("Marks({name} left)"));
         let right_in = right.broadcast_marks(&format!("Marks({name} right)"));
         let inner = left_in.binary_frontier::<_, timely::container::CapacityContainerBuilder<Vec<Msg<(L, R)>>>, _, _, _, _>(

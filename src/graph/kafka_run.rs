@@ -242,14 +242,7 @@ impl KafkaRun {
             .client_config_with(&[("linger.ms", "5"), ("enable.idempotence", "true"), ("compression.type", "lz4")])
             .create_with_context(Delivery { failed: failed.clone() })
             .context("creating the producer")?;
-        let (checkpoints, coordinator) = match &self.checkpoints {
-            Some((dir, every)) => {
-                let restored = super::checkpoint::latest(dir)?.map(Arc::new);
-                let (c, h) = super::checkpoint::start(dir, *every, restored)?;
-                (Some(c), Some(h))
-            }
-            None => (None, None),
-        };
+        let (checkpoints, coordinator) = super::checkpoint::configure(&self.checkpoints)?;
         let start = checkpoints.as_ref().map_or(0, |c| c.start_epoch());
         let io = Arc::new(KafkaIo {
             opts: self.opts.clone(),
@@ -279,10 +272,7 @@ impl KafkaRun {
         done.store(true, Ordering::Relaxed);
         let _ = ticker.join();
         io.producer.flush(Duration::from_secs(60)).context("flushing the outputs")?;
-        let written = match coordinator {
-            Some(h) => h.join().map_err(|_| anyhow::anyhow!("the checkpoint coordinator panicked"))??,
-            None => Vec::new(),
-        };
+        let written = super::checkpoint::finish(coordinator)?;
         let outputs = result?;
         let failed = io.failed.load(Ordering::Relaxed);
         if failed > 0 {

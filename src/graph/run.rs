@@ -198,22 +198,13 @@ impl LocalRun {
     where
         F: Fn(&mut GraphBuilder<'_>) -> Result<()> + Send + Sync + 'static,
     {
-        let (checkpoints, coordinator) = match &self.checkpoints {
-            Some((dir, every)) => {
-                let restored = super::checkpoint::latest(dir)?.map(Arc::new);
-                let (c, h) = super::checkpoint::start(dir, *every, restored)?;
-                (Some(c), Some(h))
-            }
-            None => (None, None),
-        };
+        let (checkpoints, coordinator) = super::checkpoint::configure(&self.checkpoints)?;
         let mut collector = Collector::new(Inputs::Memory { topics: self.topics.clone(), epoch_records: self.epoch_records }, checkpoints);
         collector.crash_after = self.crash_after;
         let mut outputs = run_processes(Arc::new(collector), self.configs()?, build);
-        if let Some(h) = coordinator {
-            let written = h.join().map_err(|_| anyhow!("the checkpoint coordinator panicked"))??;
-            if let Ok(o) = outputs.as_mut() {
-                o.checkpoints = written;
-            }
+        let written = super::checkpoint::finish(coordinator)?;
+        if let Ok(o) = outputs.as_mut() {
+            o.checkpoints = written;
         }
         outputs
     }

@@ -102,6 +102,16 @@ impl Shared {
     pub(crate) fn restored(&self, name: &str) -> Vec<Vec<u8>> {
         self.checkpoints().and_then(|c| c.restored.as_ref()).and_then(|r| r.states.get(name).cloned()).unwrap_or_default()
     }
+    /// Decodes every old worker's part of `name`'s state and hands each to `take`;
+    /// a part that does not decode makes the graph invalid, naming `what`.
+    pub(crate) fn restore_each<S: serde::de::DeserializeOwned>(&self, name: &str, what: &str, mut take: impl FnMut(S)) {
+        for part in self.restored(name) {
+            match bincode::deserialize::<S>(&part) {
+                Ok(state) => take(state),
+                Err(e) => self.errors.borrow_mut().push(format!("{what} `{name}`: reading its checkpointed state: {e}")),
+            }
+        }
+    }
     /// Whether this worker owns `hash` (keys are spread by hash over workers).
     pub(crate) fn owns(&self, hash: u64) -> bool {
         hash % self.peers as u64 == self.worker as u64

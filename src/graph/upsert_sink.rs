@@ -46,12 +46,8 @@ impl<'s, K: ViewData + Serialize, V: ViewData + Serialize> View<'s, (K, V)> {
         let pact = Exchange::new(|((k, _), _, _): &((K, V), u64, isize)| hash_of(k));
         // what the topic holds per key (after a restore: as of the checkpoint)
         let mut written: HashMap<K, V> = HashMap::new();
-        for part in self.shared.restored(name) {
-            match bincode::deserialize::<Vec<(K, V)>>(&part) {
-                Ok(rows) => written.extend(rows.into_iter().filter(|(k, _)| self.shared.owns(hash_of(k)))),
-                Err(e) => self.shared.errors.borrow_mut().push(format!("upsert sink `{name}`: reading its checkpointed state: {e}")),
-            }
-        }
+        let shared = self.shared.clone();
+        self.shared.restore_each(name, "upsert sink", |rows: Vec<(K, V)>| written.extend(rows.into_iter().filter(|(k, _)| shared.owns(hash_of(k)))));
         let mut gate = EpochGate::complete_epochs(start);
         let mut current: HashMap<K, BTreeMap<V, isize>> = HashMap::new();
         self.inner.inner.clone().sink(pact, &format!("UpsertSink({name})"), move |(input, frontier)| {

@@ -80,13 +80,11 @@ impl<'s, T: Clone + 'static> Stream<'s, T> {
         let start = self.shared.start_epoch();
         // what this worker sends again: every old worker's elements, spread by hash
         let mut contents: HashMap<D, isize> = HashMap::new();
-        for part in self.shared.restored(name) {
-            match bincode::deserialize::<Vec<(D, isize)>>(&part) {
-                // several old workers may hold the same element: counts add up
-                Ok(elements) => elements.into_iter().filter(|(d, _)| self.shared.owns(hash_of(d))).for_each(|(d, n)| *contents.entry(d).or_default() += n),
-                Err(e) => self.shared.errors.borrow_mut().push(format!("view `{name}`: reading its checkpointed contents: {e}")),
-            }
-        }
+        // several old workers may hold the same element: counts add up
+        let shared = self.shared.clone();
+        self.shared.restore_each(name, "view", |elements: Vec<(D, isize)>| {
+            elements.into_iter().filter(|(d, _)| shared.owns(hash_of(d))).for_each(|(d, n)| *contents.entry(d).or_default() += n)
+        });
         let inner = self.inner.clone().unary_frontier::<timely::container::CapacityContainerBuilder<Vec<(D, u64, isize)>>, _, _, _>(
             Pipeline,
             name,
@@ -140,12 +138,8 @@ impl<'s, T: timely::ExchangeData + Clone> Stream<'s, T> {
         let link = StateLink::new(&self.shared, name);
         let start = self.shared.start_epoch();
         let mut table: HashMap<String, V> = HashMap::new();
-        for part in self.shared.restored(name) {
-            match bincode::deserialize::<Vec<(String, V)>>(&part) {
-                Ok(rows) => table.extend(rows.into_iter().filter(|(k, _)| self.shared.owns(key_hash(k)))),
-                Err(e) => self.shared.errors.borrow_mut().push(format!("table `{name}`: reading its checkpointed rows: {e}")),
-            }
-        }
+        let shared = self.shared.clone();
+        self.shared.restore_each(name, "table", |rows: Vec<(String, V)>| table.extend(rows.into_iter().filter(|(k, _)| shared.owns(key_hash(k)))));
         let inner = self.inner.clone().unary_frontier::<timely::container::CapacityContainerBuilder<Vec<((String, V), u64, isize)>>, _, _, _>(
             by_key(),
             name,
