@@ -280,3 +280,74 @@ fn graph_mistakes_are_refused_by_name() {
         .unwrap_err();
     assert!(format!("{err:#}").contains("source `nowhere`: the runner has no input for this topic"), "{err:#}");
 }
+
+/// Table updates: (key, time step, value or delete); stream events: (key, time step).
+fn as_of_inputs() -> impl Strategy<Value = (Vec<(u8, i64, Option<u8>)>, Vec<(u8, i64)>)> {
+    (prop::collection::vec((0u8..4, 0i64..30, prop::option::weighted(0.85, 0u8..5)), 0..50), prop::collection::vec((0u8..4, 0i64..30), 0..50))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// The stream-table join as of event time: every accepted event gets its
+    /// key's latest accepted table value at or before its time (ties: the later
+    /// offset), whatever the interleaving, worker count or partitioning.
+    #[test]
+    fn the_as_of_join_gives_each_event_its_keys_value_as_of_its_time(
+        (updates, events) in as_of_inputs(),
+        partitions in 1usize..=3,
+        workers in 1usize..=2,
+        lateness in (0i64..6).prop_map(|n| n * 100),
+        epoch_records in 1usize..5,
+    ) {
+        // keyed partitioning (a key in one partition of each topic), as Kafka does
+        let mut table: Vec<Vec<(u8, i64, Option<u8>)>> = vec![Vec::new(); partitions];
+        for u in &updates {
+            table[key_hash(&format!("k{}", u.0)) as usize % partitions].push(*u);
+        }
+        let mut stream: Vec<Vec<(u8, i64)>> = vec![Vec::new(); 2];
+        for (i, e) in events.iter().enumerate() {
+            stream[i % 2].push(*e);
+        }
+        let table_bytes: Vec<Vec<Vec<u8>>> = table.iter().map(|p| p.iter().map(|(k, t, v)| match v {
+            Some(v) => format!(r#"{{"key":"k{k}","ts":{},"v":"v{v}"}}"#, T0 + t * 100).into_bytes(),
+            None => format!(r#"{{"key":"k{k}","ts":{}}}"#, T0 + t * 100).into_bytes(),
+        }).collect()).collect();
+        let stream_bytes: Vec<Vec<Vec<u8>>> = stream.iter().enumerate().map(|(p, es)| es.iter().enumerate().map(|(i, (k, t))| {
+            format!(r#"{{"key":"k{k}","ts":{},"id":"e{p}-{i}"}}"#, T0 + t * 100).into_bytes()
+        }).collect()).collect();
+        let out = LocalRun::new(workers).epoch_records(epoch_records).topic("table", table_bytes).topic("events", stream_bytes).run(move |g| {
+            let events = g.source(Source::json("events").lateness(Duration::from_millis(lateness as u64)).field("id", FieldType::Str));
+            let table = g.source(Source::json("table").lateness(Duration::from_millis(lateness as u64)).optional("v", FieldType::Str));
+            events.join_as_of("as_of", &table, |r| r.value.str("v").map(str::to_owned))
+                .map(|(e, v)| format!("{}={}", e.str("id").unwrap_or("?"), v.unwrap_or_else(|| "-".into())))
+                .sink("joined");
+            Ok(())
+        }).unwrap();
+        // the oracle: acceptance per partition (lateness), then the latest update at or before
+        let accept = |times: Vec<i64>| -> Vec<bool> {
+            let mut max = None::<i64>;
+            times.into_iter().map(|t| {
+                let ok = max.is_none_or(|m| t * 100 >= m * 100 - lateness);
+                if ok { max = Some(max.map_or(t, |m| m.max(t))); }
+                ok
+            }).collect()
+        };
+        let mut accepted_updates = Vec::new();
+        for p in &table {
+            for (i, (ok, u)) in accept(p.iter().map(|u| u.1).collect()).into_iter().zip(p).enumerate() {
+                if ok { accepted_updates.push((u.0, u.1, i, u.2)); }
+            }
+        }
+        let mut expected = Vec::new();
+        for (p, es) in stream.iter().enumerate() {
+            for (i, (ok, (k, t))) in accept(es.iter().map(|e| e.1).collect()).into_iter().zip(es).enumerate() {
+                if !ok { continue }
+                let v = accepted_updates.iter().filter(|u| u.0 == *k && u.1 <= *t).max_by_key(|u| (u.1, u.2)).and_then(|u| u.3);
+                expected.push(format!("\"e{p}-{i}={}\"", v.map_or("-".to_string(), |v| format!("v{v}"))));
+            }
+        }
+        expected.sort();
+        prop_assert_eq!(out.values("joined"), expected);
+    }
+}

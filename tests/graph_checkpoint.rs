@@ -1,5 +1,6 @@
 //! Checkpoints of a graph (`vigil::graph::checkpoint`): a two-topic graph with a
-//! user operator with timers, an interval join, an upsert table and views, run
+//! user operator with timers, an interval join, an as-of join, an upsert table
+//! and views, run
 //! in memory with checkpoints, crashed dead after an epoch (the workers stop
 //! without draining, as a kill would leave them), then restarted from the
 //! newest checkpoint, with the same or another number of workers. What the
@@ -17,7 +18,7 @@ use vigil::spec::FieldType;
 #[path = "support/graph.rs"]
 mod support;
 use support::{card_topics, Sessions, Topics};
-const SINKS: [&str; 4] = ["sessions", "pairs", "per_merchant", "devices_per_country"];
+const SINKS: [&str; 5] = ["sessions", "pairs", "per_merchant", "devices_per_country", "tx_country"];
 
 fn topics() -> (Vec<Vec<Vec<u8>>>, Vec<Vec<Vec<u8>>>) {
     card_topics(&Topics { seed: 5, events: 1_200, cards: 30, step_ms: 25, tx_partitions: 3, login_partitions: 2, garbage_every: 131 })
@@ -31,6 +32,9 @@ fn graph(g: &mut GraphBuilder<'_>) -> Result<()> {
     tx.interval_join("tx_after_login", &logins, Duration::from_millis(300), Duration::ZERO)
         .map(|(t, l)| format!("{}|{}", t.str("id").unwrap_or("?"), l.str("id").unwrap_or("?")))
         .sink("pairs");
+    tx.join_as_of("country_as_of_tx", &logins, |r| r.value.str("country").map(str::to_owned))
+        .map(|(t, country)| format!("{}@{}", t.str("id").unwrap_or("?"), country.unwrap_or_else(|| "-".into())))
+        .sink("tx_country");
     tx.view("tx_merchants", |r| r.value.str("merchant").unwrap_or("?").to_owned()).count().sink_upsert("per_merchant");
     logins
         .upsert_table("last_country", |r| r.value.str("country").map(str::to_owned))

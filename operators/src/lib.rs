@@ -8,6 +8,7 @@
 //! arrangements).
 
 pub mod aggregate;
+pub mod as_of_join;
 pub mod closing;
 pub mod decayed;
 pub mod distinct;

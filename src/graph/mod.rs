@@ -50,6 +50,7 @@
 //! assert_eq!(out.values("per_merchant"), vec!["2", "2", "2"]);
 //! ```
 
+pub mod as_of_join;
 pub mod checkpoint;
 pub mod epochs;
 pub mod interval_join;
