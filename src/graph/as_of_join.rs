@@ -43,7 +43,7 @@ use timely::dataflow::operators::generic::Operator;
 use vigil_operators::as_of_join::AsOfJoin;
 
 use super::epochs::{EpochGate, Step};
-use super::stream::{by_key, Mark, Msg, Rec, StateLink, Stream, Watermarks};
+use super::stream::{by_key, moved, Mark, Msg, Rec, StateLink, Stream, Watermarks};
 use crate::types::key_hash;
 
 /// A record of either input.
@@ -116,10 +116,8 @@ impl<'s, L: timely::ExchangeData + Clone> Stream<'s, L> {
                                     let Rec { key, time_ms, origin, offset, watermark, value } = r;
                                     batch.push(Msg::Event(Rec { key, time_ms, origin, offset, watermark, value: (value, v) }));
                                 }
-                                let now = sw.current().min(tw.current());
-                                if now > low {
-                                    low = now;
-                                    batch.push(Msg::Mark(Mark { watermark: now, from: me, to: me }));
+                                if let Some(wm) = moved(&mut low, &sw, &tw) {
+                                    batch.push(Msg::Mark(Mark { watermark: wm, from: me, to: me }));
                                 }
                                 output.session(cap).give_iterator(batch.drain(..));
                             }

@@ -38,7 +38,7 @@ use timely::dataflow::operators::generic::Operator;
 use vigil_operators::stream_join::{JoinSnapshot, Pair, StreamJoin};
 
 use super::epochs::{EpochGate, Step};
-use super::stream::{by_key, Mark, Msg, Rec, StateLink, Stream, Watermarks};
+use super::stream::{by_key, moved, Mark, Msg, Rec, StateLink, Stream, Watermarks};
 use crate::types::key_hash;
 
 /// A record of either input, in the order the gate hands them on.
@@ -126,15 +126,6 @@ impl<'s, L: timely::ExchangeData + Clone> Stream<'s, L> {
         );
         Stream::new(inner, self.shared.clone())
     }
-}
-
-/// The output's watermark (the lower of the two sides') if it moved.
-fn moved(low: &mut i64, left: &Watermarks, right: &Watermarks) -> Option<i64> {
-    let now = left.current().min(right.current());
-    (now > *low).then(|| {
-        *low = now;
-        now
-    })
 }
 
 /// Puts the pairs just found in their envelopes. Records are handed on in epoch

@@ -237,6 +237,16 @@ impl Watermarks {
     }
 }
 
+/// A two-input operator's output watermark (the lower of its inputs') if it
+/// moved past `low` (which then follows it).
+pub(crate) fn moved(low: &mut i64, left: &Watermarks, right: &Watermarks) -> Option<i64> {
+    let now = left.current().min(right.current());
+    (now > *low).then(|| {
+        *low = now;
+        now
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
