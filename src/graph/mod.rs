@@ -53,13 +53,16 @@
 pub mod as_of_join;
 pub mod checkpoint;
 pub mod epochs;
+pub mod features;
 pub mod interval_join;
+pub mod job;
 pub mod kafka_run;
 pub mod kafka_source;
 pub mod keyed;
 pub mod map;
 pub mod record;
 pub mod run;
+pub mod score;
 pub mod sink;
 pub mod source;
 pub mod stateful;
@@ -71,10 +74,12 @@ use std::rc::Rc;
 
 use timely::dataflow::Scope;
 
+pub use features::{ClosedWindowRecord, Features};
 pub use kafka_run::KafkaRun;
 pub use keyed::{KeyContext, KeyedOperator, Origin};
 pub use record::Record;
 pub use run::{DeadLetter, LocalRun, MemoryTopic, Outputs, SinkRecord, SourceCounts};
+pub use score::{Model, ModelVersion, Scored};
 pub use source::Source;
 pub use stream::{Rec, Stream};
 pub use view::View;

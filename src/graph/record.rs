@@ -42,11 +42,26 @@ struct Fields {
     event_id: Option<String>,
     numeric: Vec<f64>,
     strings: Vec<Option<String>>,
+    /// The record this one extends (its fields are this one's too).
+    base: Option<Record>,
 }
 
 impl Record {
     pub(crate) fn new(schema: Arc<Schema>, event_id: Option<String>, numeric: Vec<f64>, strings: Vec<Option<String>>) -> Self {
-        Record(Arc::new(Fields { schema, event_id, numeric, strings }))
+        Record(Arc::new(Fields { schema, event_id, numeric, strings, base: None }))
+    }
+
+    /// This record with more numeric fields (`schema.numeric` names them, and
+    /// shadow same-named fields of this record): what [`super::Features`] adds.
+    /// The record itself is shared, not copied.
+    pub fn extend(&self, schema: Arc<Schema>, numeric: Vec<f64>) -> Record {
+        Record(Arc::new(Fields { schema, event_id: None, numeric, strings: Vec::new(), base: Some(self.clone()) }))
+    }
+
+    /// The fields the newest [`Record::extend`] added (names and values; NaN is
+    /// absent), or none for a record as read.
+    pub fn added(&self) -> Option<(&[String], &[f64])> {
+        self.0.base.as_ref().map(|_| (self.0.schema.numeric.as_slice(), self.0.numeric.as_slice()))
     }
 
     /// A record built by hand (tests, examples).
@@ -62,22 +77,48 @@ impl Record {
 
     /// The topic the record was read from.
     pub fn topic(&self) -> &str {
-        &self.0.schema.topic
+        match &self.0.base {
+            Some(base) => base.topic(),
+            None => &self.0.schema.topic,
+        }
     }
     /// The event id field, where the source declares one.
     pub fn event_id(&self) -> Option<&str> {
-        self.0.event_id.as_deref()
+        match &self.0.base {
+            Some(base) => base.event_id(),
+            None => self.0.event_id.as_deref(),
+        }
     }
     /// A numeric field; `None` when the schema has no such numeric field or the
     /// record left it out (or null).
     pub fn f64(&self, name: &str) -> Option<f64> {
-        let i = self.0.schema.numeric.iter().position(|n| n == name)?;
-        self.0.numeric.get(i).copied().filter(|v| !v.is_nan())
+        match self.0.schema.numeric.iter().position(|n| n == name) {
+            Some(i) => self.0.numeric.get(i).copied().filter(|v| !v.is_nan()),
+            None => self.0.base.as_ref()?.f64(name),
+        }
     }
     /// A string field; `None` when absent, null or not declared.
     pub fn str(&self, name: &str) -> Option<&str> {
-        let i = self.0.schema.strings.iter().position(|n| n == name)?;
-        self.0.strings.get(i)?.as_deref()
+        match self.0.schema.strings.iter().position(|n| n == name) {
+            Some(i) => self.0.strings.get(i)?.as_deref(),
+            None => self.0.base.as_ref()?.str(name),
+        }
+    }
+
+    /// Every field as (name, JSON value), the base's first; a name added later
+    /// replaces the earlier one in place.
+    fn entries(&self, out: &mut Vec<(String, serde_json::Value)>) {
+        if let Some(base) = &self.0.base {
+            base.entries(out);
+        }
+        let numeric = self.0.schema.numeric.iter().zip(&self.0.numeric).map(|(n, v)| (n, (!v.is_nan()).then_some(*v).into()));
+        let strings = self.0.schema.strings.iter().zip(&self.0.strings).map(|(n, v)| (n, v.clone().into()));
+        for (name, value) in numeric.chain(strings) {
+            match out.iter_mut().find(|(n, _)| n == name) {
+                Some(slot) => slot.1 = value,
+                None => out.push((name.clone(), value)),
+            }
+        }
     }
 }
 
@@ -88,12 +129,33 @@ struct Compact {
     event_id: Option<String>,
     numeric: Vec<f64>,
     strings: Vec<Option<String>>,
+    base: Option<Box<Compact>>,
+}
+
+impl Compact {
+    fn of(r: &Record) -> Compact {
+        let f = &r.0;
+        let base = f.base.as_ref().map(|b| Box::new(Compact::of(b)));
+        Compact { schema: (*f.schema).clone(), event_id: f.event_id.clone(), numeric: f.numeric.clone(), strings: f.strings.clone(), base }
+    }
+    fn into_record(self) -> Record {
+        let base = self.base.map(|b| b.into_record());
+        Record(Arc::new(Fields { schema: Arc::new(self.schema), event_id: self.event_id, numeric: self.numeric, strings: self.strings, base }))
+    }
 }
 
 impl Serialize for Record {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         if s.is_human_readable() {
             let mut map = s.serialize_map(None)?;
+            if self.0.base.is_some() {
+                let mut entries = Vec::new();
+                self.entries(&mut entries);
+                for (name, v) in &entries {
+                    map.serialize_entry(name, v)?;
+                }
+                return map.end();
+            }
             for (name, v) in self.0.schema.numeric.iter().zip(&self.0.numeric) {
                 map.serialize_entry(name, &(!v.is_nan()).then_some(*v))?;
             }
@@ -103,8 +165,7 @@ impl Serialize for Record {
             map.end()
         } else {
             // names travel with each record between processes: simple, not small
-            Compact { schema: (*self.0.schema).clone(), event_id: self.0.event_id.clone(), numeric: self.0.numeric.clone(), strings: self.0.strings.clone() }
-                .serialize(s)
+            Compact::of(self).serialize(s)
         }
     }
 }
@@ -114,8 +175,7 @@ impl<'de> Deserialize<'de> for Record {
         if d.is_human_readable() {
             return Err(serde::de::Error::custom("a Record is read from JSON by a source's decoder, not by serde"));
         }
-        let c = Compact::deserialize(d)?;
-        Ok(Record::new(Arc::new(c.schema), c.event_id, c.numeric, c.strings))
+        Ok(Compact::deserialize(d)?.into_record())
     }
 }
 
@@ -133,5 +193,19 @@ mod tests {
         assert_eq!(back.str("city"), Some("Lyon"));
         assert_eq!(back.str("country"), None);
         assert_eq!(serde_json::to_string(&back).unwrap(), r#"{"amount":3.0,"missing":null,"country":null,"city":"Lyon"}"#);
+    }
+
+    #[test]
+    fn an_extended_record_reads_both_layers_and_crosses_processes() {
+        let r = Record::from_fields("tx", [("amount", 3.0)], [("city", Some("Lyon"))]);
+        let added = Arc::new(Schema { topic: "tx".into(), numeric: vec!["n_1m".into(), "amount".into()], strings: vec![] });
+        let x = r.extend(added, vec![2.0, f64::NAN]);
+        assert_eq!(x.f64("n_1m"), Some(2.0));
+        assert_eq!(x.f64("amount"), None, "the newer layer shadows");
+        assert_eq!(x.str("city"), Some("Lyon"));
+        assert_eq!(x.added().map(|(n, _)| n.len()), Some(2));
+        let back: Record = bincode::deserialize(&bincode::serialize(&x).unwrap()).unwrap();
+        assert_eq!((back.f64("n_1m"), back.f64("amount"), back.str("city")), (Some(2.0), None, Some("Lyon")));
+        assert_eq!(serde_json::to_string(&back).unwrap(), r#"{"amount":null,"city":"Lyon","n_1m":2.0}"#);
     }
 }

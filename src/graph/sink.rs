@@ -23,20 +23,36 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 
 use super::run::SinkRecord;
-use super::stream::{Msg, Stream};
+use super::stream::{Msg, Rec, Stream};
 
 impl<'s, T: Clone + Serialize + 'static> Stream<'s, T> {
     /// Writes every event to the output named `name`.
     pub fn sink(&self, name: &str) {
+        self.sink_with(name, |r, buf| {
+            // serde_json fails only on maps with non-string keys or failing Serialize impls
+            if let Err(e) = serde_json::to_writer(&mut *buf, &r.value) {
+                buf.clear();
+                buf.extend_from_slice(format!("{{\"error\":{:?}}}", e.to_string()).as_bytes());
+            }
+        })
+    }
+}
+
+impl<'s, T: Clone + 'static> Stream<'s, T> {
+    /// Writes every event to the output named `name`, as `encode` writes it
+    /// (into a cleared buffer; valid UTF-8 expected): a contract of your own.
+    pub fn sink_with(&self, name: &str, mut encode: impl FnMut(&Rec<T>, &mut Vec<u8>) + 'static) {
         let collector = self.shared.collector.clone();
         let name = name.to_owned();
         let mut batch = Vec::new();
+        let mut buf = Vec::new();
         self.inner.clone().sink(Pipeline, &format!("Sink({name})"), move |(input, _frontier)| {
             input.for_each(|time, data| {
                 for m in data.drain(..) {
                     if let Msg::Event(r) = m {
-                        // serde_json fails only on maps with non-string keys or failing Serialize impls
-                        let value = serde_json::to_string(&r.value).unwrap_or_else(|e| format!("{{\"error\":{:?}}}", e.to_string()));
+                        buf.clear();
+                        encode(&r, &mut buf);
+                        let value = String::from_utf8_lossy(&buf).into_owned();
                         batch.push(SinkRecord { epoch: time.least().copied().unwrap_or_default(), key: r.key, time_ms: r.time_ms, value: Some(value) });
                     }
                 }

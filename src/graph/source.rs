@@ -68,6 +68,10 @@ impl Source {
             },
         }
     }
+    /// A source declared as a job's `[source]` (TOML or `JobBuilder`).
+    pub fn from_spec(spec: SourceSpec) -> Self {
+        Source { spec }
+    }
     pub fn topic(&self) -> &str {
         &self.spec.topic
     }

@@ -1,0 +1,329 @@
+//! Per-key features on a stream: `stream.features("name", Features::new()...)`.
+//!
+//! Each event of a [`Record`] stream goes to its key's worker and comes out as
+//! the same record extended with its features ([`Record::extend`]), computed as
+//! of itself: the key's earlier events (in offset order) and itself, within the
+//! window that ends at its own time. The definitions and their semantics are the
+//! TOML job's (`[[feature]]`, [`vigil_operators::FeatureDef`]): sliding, tumbling,
+//! hopping and session windows, time since the previous event, decayed sums,
+//! previous values, ratios to a long mean, exact and approximate distinct counts.
+//! A job's features ([`Features::of_job`]) give the same values through the graph
+//! as through the job's own pipeline (the golden tests check it byte for byte).
+//!
+//! Ordering and finality: an event's features are final when it leaves (later
+//! events never change them). Features that emit on close (`emit = "on_close"`)
+//! leave on the second stream of [`Stream::features_and_windows`] once their
+//! partition's watermark passes the window's end, and all at the end of the input.
+//! Keys idle longer than the longest feature's reach leave the state.
+//!
+//! State: every key's history, checkpointed under the operator's name as of the
+//! end of each checkpoint epoch, restored by key into any number of workers.
+//!
+//! ```
+//! use std::time::Duration;
+//! use vigil::graph::{Features, LocalRun, Source};
+//! use vigil::spec::FieldType;
+//! use vigil_operators::Agg;
+//!
+//! let t0 = 1_700_000_000_000i64;
+//! let tx = |card: &str, s: i64, amount: f64| format!(r#"{{"card":"{card}","ts":{},"amount":{amount}}}"#, t0 + s * 1000).into_bytes();
+//! let out = LocalRun::new(2)
+//!     .topic("tx", vec![vec![tx("a", 0, 5.0), tx("b", 1, 7.0), tx("a", 30, 10.0), tx("a", 90, 1.0)]])
+//!     .run(|g| {
+//!         let minute = Duration::from_secs(60);
+//!         let features = Features::new().window("n_1m", Agg::Count, None, minute).window("sum_1m", Agg::Sum, Some("amount"), minute);
+//!         g.source(Source::json("tx").key("card").field("amount", FieldType::F64))
+//!             .features("card_features", features)
+//!             .map(|r| (r.f64("n_1m").unwrap_or(0.0), r.f64("sum_1m").unwrap_or(0.0)))
+//!             .sink("features");
+//!         Ok(())
+//!     })
+//!     .unwrap();
+//! let a: Vec<_> = out.sink("features").into_iter().filter(|r| r.key == "a").filter_map(|r| r.value.as_deref()).collect();
+//! assert_eq!(a, vec!["[1.0,5.0]", "[2.0,15.0]", "[1.0,1.0]"]);
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use timely::dataflow::operators::generic::Operator;
+use vigil_operators::distinct::{tag_of, ABSENT};
+use vigil_operators::{Agg, ClosedWindow, FeatureDef, FeatureState, WindowFeature};
+
+use super::epochs::{EpochGate, Step};
+use super::keyed::Origin;
+use super::record::{Record, Schema};
+use super::stream::{by_key, Mark, Msg, Rec, StateLink, Stream, Watermarks};
+use crate::spec::JobSpec;
+use crate::types::key_hash;
+
+/// The version of the operator's checkpointed state ([`FeatureState`] in bincode).
+const STATE_VERSION: u32 = 1;
+
+/// Feature definitions over a record's fields; see the module docs.
+#[derive(Clone, Debug, Default)]
+pub struct Features {
+    defs: Vec<FeatureDef>,
+    /// The numeric fields the definitions read (their `field` indices point here).
+    fields: Vec<String>,
+    /// The string fields distinct counts read (their `tag` indices point here).
+    tags: Vec<String>,
+}
+
+impl Features {
+    pub fn new() -> Self {
+        Features::default()
+    }
+
+    /// A sliding window of `len` ending at each event: `agg` of `field` (or of
+    /// the events, for a count).
+    pub fn window(mut self, name: &str, agg: Agg, field: Option<&str>, len: Duration) -> Self {
+        let field = field.map(|f| self.field(f));
+        self.defs.push(FeatureDef::Window(WindowFeature::sliding(name, agg, field, len.as_millis() as i64)));
+        self
+    }
+
+    /// Seconds since the key's previous event (null for the first, or beyond `ttl`).
+    pub fn time_since_prev(mut self, name: &str, ttl: Duration) -> Self {
+        self.defs.push(FeatureDef::TimeSincePrev { name: name.to_owned(), ttl_ms: ttl.as_millis() as i64 });
+        self
+    }
+
+    /// `field`'s value at the key's previous event (null for the first, or beyond `ttl`).
+    pub fn prev_value(mut self, name: &str, field: &str, ttl: Duration) -> Self {
+        let field = self.field(field);
+        self.defs.push(FeatureDef::PrevValue { name: name.to_owned(), field, ttl_ms: ttl.as_millis() as i64 });
+        self
+    }
+
+    /// Every feature of a job (`[[feature]]` in TOML, or `JobBuilder`), over its
+    /// source's fields. Lookup features are refused: on a graph, a table is a
+    /// stream joined with [`Stream::join_as_of`].
+    pub fn of_job(job: &JobSpec) -> Result<Features> {
+        if let Some(l) = job.features.iter().find(|f| matches!(f, FeatureDef::Lookup(_))) {
+            bail!("feature `{}` looks up a table: on a graph, join the table's stream with `join_as_of`", l.name());
+        }
+        Ok(Features { defs: job.features.clone(), fields: job.numeric_fields().iter().map(|f| f.name.clone()).collect(), tags: job.strings.clone() })
+    }
+
+    /// The features' names, in the order they are computed.
+    pub fn names(&self) -> Vec<String> {
+        self.defs.iter().map(|d| d.name().to_owned()).collect()
+    }
+
+    fn field(&mut self, name: &str) -> usize {
+        match self.fields.iter().position(|f| f == name) {
+            Some(i) => i,
+            None => {
+                self.fields.push(name.to_owned());
+                self.fields.len() - 1
+            }
+        }
+    }
+}
+
+/// A window of a feature that emits on close (the `windows` topic's record):
+/// `{"key","feature","window","window_start","window_end","value","count"}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClosedWindowRecord {
+    pub key: String,
+    pub feature: String,
+    pub window: String,
+    pub window_start: i64,
+    pub window_end: i64,
+    pub value: Option<f64>,
+    pub count: u64,
+}
+
+/// What the operator emits: featured events and closed windows, split into two
+/// streams by [`Stream::features_and_windows`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+enum Out {
+    Event(Record),
+    Window(ClosedWindowRecord),
+}
+
+impl<'s> Stream<'s, Record> {
+    /// Each event with its features as of itself, under `name`; see the module docs.
+    pub fn features(&self, name: &str, features: Features) -> Stream<'s, Record> {
+        self.features_and_windows(name, features).0
+    }
+
+    /// [`Stream::features`], and the windows of features that emit on close.
+    pub fn features_and_windows(&self, name: &str, features: Features) -> (Stream<'s, Record>, Stream<'s, ClosedWindowRecord>) {
+        let out = self.feature_operator(name, features);
+        let events = out.flat_map(|o| match o {
+            Out::Event(r) => Some(r),
+            Out::Window(_) => None,
+        });
+        let windows = out.flat_map(|o| match o {
+            Out::Window(w) => Some(w),
+            Out::Event(_) => None,
+        });
+        (events, windows)
+    }
+
+    fn feature_operator(&self, name: &str, features: Features) -> Stream<'s, Out> {
+        self.shared.claim(name, STATE_VERSION);
+        let mut op = FeatureOp::new(&features);
+        self.shared.restore_each::<FeatureState>(name, "features", |old| {
+            let shared = self.shared.clone();
+            if let Err(e) = op.state.absorb(old, |k| shared.owns(key_hash(k))) {
+                self.shared.errors.borrow_mut().push(format!("features `{name}`: {e}"));
+            }
+        });
+        let link = StateLink::new(&self.shared, name);
+        let start = self.shared.start_epoch();
+        let (peers, me) = (self.scope().peers(), self.scope().index() as u32);
+        let input = self.broadcast_marks(&format!("Marks({name})"));
+        let inner = input.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<Msg<Out>>>, _, _, _>(by_key(), name, move |mut cap, _| {
+            cap.downgrade(&start);
+            let mut end_cap = Some(cap);
+            let mut gate = EpochGate::new(start);
+            let mut ended_at = None;
+            let mut marks = Watermarks::exchanged(peers);
+            let mut batch: Vec<Msg<Out>> = Vec::new();
+            move |(input, frontier), output| {
+                input.for_each(|cap, data| {
+                    let epoch = cap.least().copied().unwrap_or_default();
+                    gate.push(epoch, || cap.delayed(&epoch, 0), data.drain(..));
+                });
+                let f = frontier.frontier().as_option().copied();
+                gate.release(
+                    f,
+                    |e| link.is_checkpoint(e),
+                    |step| match step {
+                        Step::Records(_, cap, msgs) => {
+                            for m in msgs {
+                                match m {
+                                    Msg::Event(r) => op.observe(r, &mut batch),
+                                    Msg::Mark(mark) => {
+                                        if let Some(wm) = marks.observe(&mark) {
+                                            batch.push(Msg::Mark(Mark { watermark: wm, from: me, to: me }));
+                                        }
+                                    }
+                                }
+                            }
+                            op.close_due(&mut batch, marks.current());
+                            output.session(cap).give_iterator(batch.drain(..));
+                        }
+                        Step::Snapshot(epoch) => link.report(epoch, op.snapshot()),
+                        Step::Ended(epoch) => ended_at = Some(epoch),
+                    },
+                );
+                match f {
+                    Some(f) => {
+                        if let Some(c) = end_cap.as_mut().filter(|c| *c.time() < f) {
+                            c.downgrade(&f);
+                        }
+                    }
+                    None => {
+                        if let Some(c) = end_cap.take() {
+                            // the end of the input closes every window
+                            op.close_all(&mut batch);
+                            if let Some(e) = ended_at.take() {
+                                link.report_last(e, op.snapshot());
+                            }
+                            batch.push(Msg::Mark(Mark { watermark: i64::MAX, from: me, to: me }));
+                            output.session(&c).give_iterator(batch.drain(..));
+                        }
+                    }
+                }
+            }
+        });
+        Stream::new(inner, self.shared.clone())
+    }
+}
+
+/// The operator's work on one worker, without timely.
+struct FeatureOp {
+    state: FeatureState,
+    features: Features,
+    /// The names the features add to a record.
+    added: Arc<Schema>,
+    /// Which origin each of the state's partition numbers stands for.
+    origins: Vec<Origin>,
+    // scratch, reused across events
+    values: Vec<f64>,
+    tags: Vec<u64>,
+    out: Vec<Option<f64>>,
+    closed: Vec<ClosedWindow>,
+}
+
+impl FeatureOp {
+    fn new(features: &Features) -> Self {
+        let added = Arc::new(Schema { topic: String::new(), numeric: features.names(), strings: Vec::new() });
+        FeatureOp {
+            state: FeatureState::new(features.defs.clone(), features.fields.len()),
+            features: features.clone(),
+            added,
+            origins: Vec::new(),
+            values: Vec::new(),
+            tags: Vec::new(),
+            out: Vec::new(),
+            closed: Vec::new(),
+        }
+    }
+
+    /// The state's partition number of an origin: watermarks (and so window
+    /// closes and expiry) are per (source, partition).
+    fn partition(origin: Origin) -> u32 {
+        (origin.source << 20) ^ origin.partition
+    }
+
+    fn observe(&mut self, r: Rec<Record>, batch: &mut Vec<Msg<Out>>) {
+        let fields = &self.features.fields;
+        self.values.clear();
+        self.values.extend(fields.iter().map(|f| r.value.f64(f).unwrap_or(f64::NAN)));
+        self.tags.clear();
+        let tags = self.features.tags.iter().take(self.state.tags());
+        self.tags.extend(tags.map(|t| r.value.str(t).map_or(ABSENT, tag_of)));
+        if !self.origins.contains(&r.origin) {
+            self.origins.push(r.origin);
+        }
+        let p = Self::partition(r.origin);
+        self.state.observe_tagged(&r.key, p, r.watermark, r.time_ms, &self.values, &self.tags, &mut self.out);
+        let values = self.out.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+        let Rec { key, time_ms, origin, offset, watermark, value } = r;
+        let value = Out::Event(value.extend(self.added.clone(), values));
+        batch.push(Msg::Event(Rec { key, time_ms, origin, offset, watermark, value }));
+    }
+
+    /// The windows whose partition's watermark passed their end.
+    fn close_due(&mut self, batch: &mut Vec<Msg<Out>>, watermark: i64) {
+        self.state.close_due(&mut self.closed);
+        self.emit_closed(batch, watermark);
+        // keys that left the state are of no output here (the `features` upsert
+        // topic is the job's); dropping the list keeps it from growing
+        drop(self.state.take_expired());
+    }
+
+    fn close_all(&mut self, batch: &mut Vec<Msg<Out>>) {
+        self.state.close_all(&mut self.closed);
+        self.emit_closed(batch, i64::MAX);
+    }
+
+    fn emit_closed(&mut self, batch: &mut Vec<Msg<Out>>, watermark: i64) {
+        for c in self.closed.drain(..) {
+            let Some(FeatureDef::Window(w)) = self.features.defs.get(c.feature) else { continue };
+            let value = w.agg.finish(c.span.count, w.field.map(|f| &c.span.fields[f]));
+            let record = ClosedWindowRecord {
+                key: c.key.clone(),
+                feature: w.name.clone(),
+                window: w.kind.name().to_owned(),
+                window_start: c.start,
+                window_end: c.end,
+                value: value.filter(|v| v.is_finite()),
+                count: c.span.count,
+            };
+            let origin = self.origins.first().copied().unwrap_or(Origin { source: 0, partition: 0 });
+            batch.push(Msg::Event(Rec { key: c.key, time_ms: c.end, origin, offset: -1, watermark, value: Out::Window(record) }));
+        }
+    }
+
+    fn snapshot(&self) -> Result<Vec<u8>> {
+        Ok(bincode::serialize(&self.state)?)
+    }
+}

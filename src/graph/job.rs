@@ -1,0 +1,57 @@
+//! A job (`JobSpec`: TOML or `JobBuilder`) built as a graph:
+//!
+//! ```text
+//! source (decode, validate, dlq) -> features (+ closed windows -> `windows`) -> score -> `scores`
+//! ```
+//!
+//! The same records come out as from the job's own pipeline, byte for byte
+//! (`tests/graph_golden.rs`): scores, dead letters and closed windows. What the
+//! graph does not run yet is refused with its name, not left out: the online
+//! learner, the monitor, table lookups, the interval join of `[[join]]`, and the
+//! `features` and `shadow` topics.
+//!
+//! ```
+//! use vigil::graph::{job::job_graph, LocalRun};
+//! use vigil::spec::JobSpec;
+//!
+//! let job = JobSpec::from_toml(&std::fs::read_to_string("examples/fraud_job.toml").unwrap()).unwrap();
+//! let tx = br#"{"event_id":"e1","card_id":"c1","ts":1700000000000,"amount":12.5,"country":"FR","merchant":"m1"}"#.to_vec();
+//! let out = LocalRun::new(1).topic("transactions", vec![vec![tx, b"not json".to_vec()]]).run(move |g| job_graph(g, &job)).unwrap();
+//! assert_eq!(out.values("scores").len(), 1);
+//! assert_eq!(out.dead[0].reason, "not_json");
+//! ```
+
+use anyhow::{bail, Result};
+
+use super::{Features, GraphBuilder, Model, Source};
+use crate::spec::JobSpec;
+
+/// The name of the job's feature operator (its checkpointed state).
+pub const FEATURES: &str = "features";
+
+/// Builds `job` on `g`; see the module docs.
+pub fn job_graph(g: &mut GraphBuilder<'_>, job: &JobSpec) -> Result<()> {
+    refuse_unsupported(job)?;
+    let events = g.source(Source::from_spec(job.source.clone()));
+    let (featured, windows) = events.features_and_windows(FEATURES, Features::of_job(job)?);
+    if let Some(topic) = &job.sinks.windows {
+        windows.sink(topic);
+    }
+    featured.score(Model::of_job(job)?).sink_scores(&job.sinks.scores);
+    Ok(())
+}
+
+fn refuse_unsupported(job: &JobSpec) -> Result<()> {
+    let unsupported = [
+        (job.monitor.is_some(), "[monitor]"),
+        (!job.tables.is_empty(), "[[table]]"),
+        (!job.joins.is_empty(), "[[join]]"),
+        (job.sinks.features.is_some(), "[sinks] features"),
+        (job.sinks.shadow.is_some(), "[sinks] shadow"),
+    ];
+    let missing: Vec<&str> = unsupported.iter().filter(|(on, _)| *on).map(|(_, what)| *what).collect();
+    if !missing.is_empty() {
+        bail!("job `{}`: the graph does not run {} yet", job.name, missing.join(", "));
+    }
+    Ok(())
+}

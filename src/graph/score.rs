@@ -1,0 +1,140 @@
+//! Scoring a stream with a model: `stream.score(Model::logistic(..)...)`, and the
+//! `scores` topic's records: `scored.sink_scores("scores")`.
+//!
+//! The model reads its inputs by name from each record: fields of the source or
+//! features added by [`super::Features`] (a feature shadows a field of the same
+//! name, as in a TOML job). A missing or non-finite input adds nothing (its
+//! weighted term is left out). Scoring is per event and stateless: each event is
+//! scored where it is, in the stream's order, and its score is final.
+//!
+//! `sink_scores` writes the job contract's record, byte for byte what a TOML job
+//! writes: `{"event_id","key","event_time","source_partition","source_offset",
+//! "score","model","model_version","features":{..}}`, the features being those the
+//! newest `features` operator added (the event id is `topic-partition-offset`
+//! where the source has no event-id field).
+//!
+//! ```
+//! use std::time::Duration;
+//! use vigil::graph::{Features, LocalRun, Model, Source};
+//! use vigil::spec::FieldType;
+//! use vigil_operators::{Agg, Transform};
+//!
+//! let t0 = 1_700_000_000_000i64;
+//! let tx = |s: i64, amount: f64| format!(r#"{{"card":"c1","ts":{},"amount":{amount}}}"#, t0 + s * 1000).into_bytes();
+//! let out = LocalRun::new(1)
+//!     .topic("tx", vec![vec![tx(0, 20.0), tx(10, 900.0)]])
+//!     .run(|g| {
+//!         let features = Features::new().window("n_1m", Agg::Count, None, Duration::from_secs(60));
+//!         let model = Model::logistic("fraud-lr", "1").bias(-3.0).weight("amount", 0.5, Transform::Log1p).weight("n_1m", 0.2, Transform::Identity);
+//!         g.source(Source::json("tx").key("card").field("amount", FieldType::F64))
+//!             .features("card_features", features)
+//!             .score(model)
+//!             .sink_scores("scores");
+//!         Ok(())
+//!     })
+//!     .unwrap();
+//! let first = &out.values("scores")[0];
+//! assert!(first.starts_with(r#"{"event_id":"tx-0-0","key":"c1","event_time":1700000000000,"source_partition":0,"source_offset":0,"score":0.2"#));
+//! assert!(first.ends_with(r#","model":"fraud-lr","model_version":"1","features":{"n_1m":1.0}}"#));
+//! ```
+
+use std::sync::Arc;
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use vigil_operators::{LogisticModel, Transform};
+
+use super::record::Record;
+use super::stream::{Rec, Stream};
+use crate::output::{ScoreContext, ScoreEncoder};
+use crate::spec::JobSpec;
+
+/// A logistic model with fixed weights over named inputs; see the module docs.
+#[derive(Clone, Debug)]
+pub struct Model {
+    name: String,
+    version: String,
+    bias: f64,
+    inputs: Vec<(String, f64, Transform)>,
+}
+
+impl Model {
+    /// A model with no inputs yet and a bias of 0.
+    pub fn logistic(name: &str, version: &str) -> Self {
+        Model { name: name.to_owned(), version: version.to_owned(), bias: 0.0, inputs: Vec::new() }
+    }
+    pub fn bias(mut self, bias: f64) -> Self {
+        self.bias = bias;
+        self
+    }
+    /// An input (a field or feature of the record) with its weight.
+    pub fn weight(mut self, input: &str, weight: f64, transform: Transform) -> Self {
+        self.inputs.push((input.to_owned(), weight, transform));
+        self
+    }
+    /// A job's model (`[model]`), with its fixed weights. A model trained online
+    /// is refused for now: on a graph, online training is not an operator yet.
+    pub fn of_job(job: &JobSpec) -> Result<Model> {
+        if job.model.online.is_some() {
+            bail!("model `{}` trains online ([model.online]): the graph runs models with fixed weights", job.model.name);
+        }
+        let m = &job.model;
+        Ok(Model { name: m.name.clone(), version: m.version.clone(), bias: m.bias, inputs: m.inputs.iter().map(|i| (i.name.clone(), i.weight, i.transform)).collect() })
+    }
+}
+
+/// The name and version of the model that scored an event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelVersion {
+    pub name: String,
+    pub version: String,
+}
+
+/// An event with its score.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Scored {
+    pub record: Record,
+    pub score: f64,
+    pub model: Arc<ModelVersion>,
+}
+
+impl<'s> Stream<'s, Record> {
+    /// Each event with its score; see the module docs.
+    pub fn score(&self, model: Model) -> Stream<'s, Scored> {
+        let tag = Arc::new(ModelVersion { name: model.name.clone(), version: model.version.clone() });
+        let logistic = LogisticModel {
+            bias: model.bias,
+            weights: model.inputs.iter().map(|i| i.1).collect(),
+            transforms: model.inputs.iter().map(|i| i.2).collect(),
+        };
+        let names: Vec<String> = model.inputs.into_iter().map(|i| i.0).collect();
+        self.map(move |record| {
+            let x: Vec<Option<f64>> = names.iter().map(|n| record.f64(n)).collect();
+            Scored { score: logistic.score(&x), record, model: tag.clone() }
+        })
+    }
+}
+
+impl<'s> Stream<'s, Scored> {
+    /// Writes the `scores` contract's record of every event to `name`; see the
+    /// module docs.
+    pub fn sink_scores(&self, name: &str) {
+        // the encoder of the latest (topic, model, feature names): they seldom change
+        let mut current: Option<(String, Arc<ModelVersion>, Vec<String>, ScoreEncoder)> = None;
+        let mut features: Vec<Option<f64>> = Vec::new();
+        self.sink_with(name, move |r: &Rec<Scored>, buf| {
+            let s = &r.value;
+            let (names, values) = s.record.added().unwrap_or((&[], &[]));
+            let fits = current.as_ref().is_some_and(|(t, m, n, _)| t == s.record.topic() && Arc::ptr_eq(m, &s.model) && n.as_slice() == names);
+            if !fits {
+                let encoder = ScoreEncoder::new(s.record.topic(), &s.model.name, &s.model.version, names);
+                current = Some((s.record.topic().to_owned(), s.model.clone(), names.to_vec(), encoder));
+            }
+            let Some((_, _, _, encoder)) = &current else { return };
+            features.clear();
+            features.extend(values.iter().map(|v| Some(*v).filter(|v| !v.is_nan())));
+            let ctx = ScoreContext { event_id: s.record.event_id(), key: &r.key, event_time_ms: r.time_ms, partition: r.origin.partition, offset: r.offset, score: s.score };
+            encoder.encode(buf, &ctx, &features);
+        })
+    }
+}

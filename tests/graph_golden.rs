@@ -1,0 +1,193 @@
+//! Golden tests: a job (TOML) built as a graph (`vigil::graph::job::job_graph`)
+//! gives the same records as the job's own pipeline, byte for byte: every score
+//! (per key, in order), every closed window, every dead letter. Inputs are seeded:
+//! the fraud demo's transactions and an engagement feed, with malformed records,
+//! gaps, disorder and late records, over several partitions; the graph runs with
+//! one and two workers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use vigil::generator::{GenConfig, Generator};
+use vigil::graph::job::job_graph;
+use vigil::graph::LocalRun;
+use vigil::local::run_local;
+use vigil::metrics::Metrics;
+use vigil::output::{MemorySink, Topic};
+use vigil::spec::JobSpec;
+use vigil::types::key_hash;
+
+type Partitions = Vec<Vec<Option<Vec<u8>>>>;
+
+/// What a run wrote: records per key (scores in offset order, windows sorted),
+/// dead letters sorted. (A key's records are written in its partition's offset
+/// order by both; `LocalRun` hands its sinks back sorted by epoch, key and time.)
+#[derive(Debug, PartialEq)]
+struct Written {
+    scores: BTreeMap<String, Vec<String>>,
+    windows: BTreeMap<String, Vec<String>>,
+    dead: Vec<(String, u32, i64, String, String, u64)>,
+}
+
+impl Written {
+    fn sorted(mut self) -> Self {
+        let offset = |s: &String| serde_json::from_str::<serde_json::Value>(s).unwrap()["source_offset"].as_i64().unwrap();
+        self.scores.values_mut().for_each(|v| v.sort_by_key(offset));
+        self.windows.values_mut().for_each(|v| v.sort());
+        self
+    }
+}
+
+fn job(path: &str) -> JobSpec {
+    let mut job = JobSpec::from_toml(&std::fs::read_to_string(path).unwrap()).unwrap();
+    // the `[[join]]` of a topic's own sub-streams is the pipeline's (the graph
+    // joins streams with `interval_join`)
+    job.joins.clear();
+    job.sinks.joins = None;
+    job
+}
+
+/// A dead letter's detail without the wall clock it names (a timestamp too far
+/// ahead is judged against `max(partition maximum, now)`).
+fn steady(detail: &str) -> String {
+    match detail.find(" ahead of ") {
+        Some(i) => format!("{} ahead of (now)", &detail[..i]),
+        None => detail.to_owned(),
+    }
+}
+
+fn pipeline(job: &JobSpec, input: &Partitions) -> Written {
+    let sink = MemorySink::new();
+    let topic = input.iter().map(|p| Arc::new(p.clone())).collect();
+    run_local(job, &topic, 1, sink.clone(), Metrics::new()).unwrap();
+    let mut w = Written { scores: BTreeMap::new(), windows: BTreeMap::new(), dead: Vec::new() };
+    for (topic, key, payload) in sink.take() {
+        let key = String::from_utf8(key).unwrap();
+        let text = String::from_utf8(payload).unwrap();
+        match topic {
+            Topic::Scores => w.scores.entry(key).or_default().push(text),
+            Topic::Windows => w.windows.entry(key).or_default().push(text),
+            Topic::Dlq => {
+                let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let s = |f: &str| v[f].as_str().unwrap().to_owned();
+                let n = |f: &str| v[f].as_i64().unwrap();
+                w.dead.push((s("source_topic"), n("source_partition") as u32, n("source_offset"), s("reason"), steady(&s("detail")), n("payload_len") as u64));
+            }
+            other => panic!("unexpected output {other:?}"),
+        }
+    }
+    w.dead.sort();
+    w.sorted()
+}
+
+fn graph(job: &JobSpec, input: &Partitions, workers: usize) -> Written {
+    let (job2, topic) = (job.clone(), job.source.topic.clone());
+    let out = LocalRun::new(workers).epoch_records(997).topic_with_gaps(&topic, input.clone()).run(move |g| job_graph(g, &job2)).unwrap();
+    let mut w = Written { scores: BTreeMap::new(), windows: BTreeMap::new(), dead: Vec::new() };
+    for (name, into) in [(job.sinks.scores.as_str(), &mut w.scores)] {
+        for r in out.sink(name) {
+            into.entry(r.key.clone()).or_default().push(r.value.clone().unwrap());
+        }
+    }
+    if let Some(windows) = &job.sinks.windows {
+        for r in out.sink(windows) {
+            w.windows.entry(r.key.clone()).or_default().push(r.value.clone().unwrap());
+        }
+    }
+    w.dead = out.dead.iter().map(|d| (d.topic.clone(), d.partition, d.offset, d.reason.to_owned(), steady(&d.detail), d.payload.as_ref().map_or(0, |p| p.len() as u64))).collect();
+    w.dead.sort();
+    w.sorted()
+}
+
+/// Payloads spread by key over `partitions`, with a gap (a record without a
+/// payload) now and then and some records re-sent much later (late).
+fn spread(records: Vec<(String, Vec<u8>)>, partitions: usize, seed: u64) -> Partitions {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut out: Partitions = vec![Vec::new(); partitions];
+    let mut sent: Vec<Vec<Vec<u8>>> = vec![Vec::new(); partitions];
+    for (key, payload) in records {
+        let p = (key_hash(&key) % partitions as u64) as usize;
+        if rng.gen_bool(0.002) {
+            out[p].push(None);
+        }
+        if rng.gen_bool(0.003) && sent[p].len() > 2000 {
+            let old = sent[p][sent[p].len() - 2000].clone();
+            out[p].push(Some(old));
+        }
+        sent[p].push(payload.clone());
+        out[p].push(Some(payload));
+    }
+    out
+}
+
+fn check(job: &JobSpec, input: &Partitions) -> Written {
+    let expected = pipeline(job, input);
+    assert!(expected.scores.values().map(Vec::len).sum::<usize>() > 1000, "the input scores");
+    for reason in ["late", "not_json", "empty"] {
+        assert!(expected.dead.iter().any(|d| d.3 == reason), "the input has `{reason}` records");
+    }
+    for workers in [1, 2] {
+        let got = graph(job, input, workers);
+        assert_eq!(got.dead, expected.dead, "dead letters, {workers} workers");
+        assert_eq!(got.windows, expected.windows, "closed windows, {workers} workers");
+        assert_eq!(got.scores.len(), expected.scores.len(), "keys scored, {workers} workers");
+        for (key, scores) in &expected.scores {
+            let mine = got.scores.get(key).map(Vec::as_slice).unwrap_or_default();
+            for (i, (a, b)) in mine.iter().zip(scores).enumerate() {
+                assert_eq!(a, b, "score {i} of {key}, {workers} workers");
+            }
+            assert_eq!(mine.len(), scores.len(), "scores of {key}, {workers} workers");
+        }
+    }
+    expected
+}
+
+#[test]
+fn the_fraud_job_through_the_graph_writes_what_the_pipeline_writes() {
+    let job = job("examples/fraud_job.toml");
+    let mut generator = Generator::new(GenConfig { seed: 11, cards: 400, merchants: 40, bad_ratio: 0.02, ..GenConfig::default() });
+    let records = (0..12_000).map(|_| generator.next_transaction()).map(|g| (g.key, g.payload)).collect();
+    let written = check(&job, &spread(records, 3, 1));
+    assert!(written.dead.iter().any(|d| d.3 == "bad_timestamp"));
+}
+
+/// An engagement feed: users viewing, liking and sharing videos, out of order
+/// by up to 40 s, with malformed records.
+fn feed(seed: u64, n: usize) -> Vec<(String, Vec<u8>)> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let t0 = 1_764_000_000_000i64;
+    (0..n)
+        .map(|i| {
+            let user = format!("u{}", rng.gen_range(0..150));
+            let time = t0 + i as i64 * 2_000 - rng.gen_range(0..40_000);
+            let payload = match rng.gen_range(0..100) {
+                0 => b"{\"user_id\": 5, broken".to_vec(),
+                1 => format!(r#"{{"event_id":"e{i}","user_id":"{user}","ts":{time}}}"#).into_bytes(),
+                r => {
+                    let action = ["view", "view", "view", "like", "share"][r % 5];
+                    let (views, likes, shares, points) = match action {
+                        "view" => (1, 0, 0, 1),
+                        "like" => (0, 1, 0, 4),
+                        _ => (0, 0, 1, 8),
+                    };
+                    let video = rng.gen_range(0..60);
+                    let watch = rng.gen_range(0..300);
+                    format!(
+                        r#"{{"event_id":"e{i}","user_id":"{user}","ts":{time},"video_id":"v{video}","action":"{action}","views":{views},"likes":{likes},"shares":{shares},"points":{points},"watch_secs":{watch}}}"#
+                    )
+                    .into_bytes()
+                }
+            };
+            (user, payload)
+        })
+        .collect()
+}
+
+#[test]
+fn the_engagement_job_through_the_graph_writes_what_the_pipeline_writes() {
+    let job = job("examples/engagement_users.toml");
+    let written = check(&job, &spread(feed(5, 12_000), 2, 2));
+    assert!(written.windows.values().map(Vec::len).sum::<usize>() > 100, "days closed");
+}
