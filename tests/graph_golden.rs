@@ -13,7 +13,9 @@ use rand::{Rng, SeedableRng};
 use vigil::generator::{GenConfig, Generator};
 use vigil::graph::job::job_graph;
 use vigil::graph::LocalRun;
-use vigil::local::run_local;
+use vigil::gpu::DeviceChoice;
+use vigil::learner::{Consistency, LearnerSummary};
+use vigil::local::run_local_with_labels;
 use vigil::metrics::Metrics;
 use vigil::output::{MemorySink, Topic};
 use vigil::spec::JobSpec;
@@ -58,10 +60,11 @@ fn steady(detail: &str) -> String {
     }
 }
 
-fn pipeline(job: &JobSpec, input: &Partitions) -> Written {
+fn pipeline(job: &JobSpec, input: &Partitions, labels: &Partitions) -> (Written, Option<LearnerSummary>) {
     let sink = MemorySink::new();
     let topic = input.iter().map(|p| Arc::new(p.clone())).collect();
-    run_local(job, &topic, 1, sink.clone(), Metrics::new()).unwrap();
+    let labels = labels.iter().map(|p| Arc::new(p.clone())).collect();
+    let learned = run_local_with_labels(job, &topic, &labels, 1, sink.clone(), Metrics::new()).unwrap();
     let mut w = Written { scores: BTreeMap::new(), windows: BTreeMap::new(), dead: Vec::new() };
     for (topic, key, payload) in sink.take() {
         let key = String::from_utf8(key).unwrap();
@@ -79,12 +82,16 @@ fn pipeline(job: &JobSpec, input: &Partitions) -> Written {
         }
     }
     w.dead.sort();
-    w.sorted()
+    (w.sorted(), learned)
 }
 
-fn graph(job: &JobSpec, input: &Partitions, workers: usize) -> Written {
+fn graph(job: &JobSpec, input: &Partitions, labels: &Partitions, workers: usize) -> (Written, Option<LearnerSummary>) {
     let (job2, topic) = (job.clone(), job.source.topic.clone());
-    let out = LocalRun::new(workers).epoch_records(997).topic_with_gaps(&topic, input.clone()).run(move |g| job_graph(g, &job2)).unwrap();
+    let mut run = LocalRun::new(workers).epoch_records(997).topic_with_gaps(&topic, input.clone());
+    if let Some(online) = &job.model.online {
+        run = run.topic_with_gaps(&online.labels.topic, labels.clone());
+    }
+    let mut out = run.run(move |g| job_graph(g, &job2)).unwrap();
     let mut w = Written { scores: BTreeMap::new(), windows: BTreeMap::new(), dead: Vec::new() };
     for (name, into) in [(job.sinks.scores.as_str(), &mut w.scores)] {
         for r in out.sink(name) {
@@ -98,7 +105,7 @@ fn graph(job: &JobSpec, input: &Partitions, workers: usize) -> Written {
     }
     w.dead = out.dead.iter().map(|d| (d.topic.clone(), d.partition, d.offset, d.reason.to_owned(), steady(&d.detail), d.payload.as_ref().map_or(0, |p| p.len() as u64))).collect();
     w.dead.sort();
-    w.sorted()
+    (w.sorted(), out.learners.pop_first().map(|(_, l)| l))
 }
 
 /// Payloads spread by key over `partitions`, with a gap (a record without a
@@ -123,13 +130,19 @@ fn spread(records: Vec<(String, Vec<u8>)>, partitions: usize, seed: u64) -> Part
 }
 
 fn check(job: &JobSpec, input: &Partitions) -> Written {
-    let expected = pipeline(job, input);
+    check_learning(job, input, &Vec::new()).0
+}
+
+/// [`check`] for a job with labels; also compares what the learners did.
+fn check_learning(job: &JobSpec, input: &Partitions, labels: &Partitions) -> (Written, Option<LearnerSummary>) {
+    let (expected, learned) = pipeline(job, input, labels);
     assert!(expected.scores.values().map(Vec::len).sum::<usize>() > 1000, "the input scores");
     for reason in ["late", "not_json", "empty"] {
         assert!(expected.dead.iter().any(|d| d.3 == reason), "the input has `{reason}` records");
     }
     for workers in [1, 2] {
-        let got = graph(job, input, workers);
+        let (got, got_learned) = graph(job, input, labels, workers);
+        assert_eq!(got_learned.as_ref().map(|l| &l.counts), learned.as_ref().map(|l| &l.counts), "learners, {workers} workers");
         assert_eq!(got.dead, expected.dead, "dead letters, {workers} workers");
         assert_eq!(got.windows, expected.windows, "closed windows, {workers} workers");
         assert_eq!(got.scores.len(), expected.scores.len(), "keys scored, {workers} workers");
@@ -141,7 +154,7 @@ fn check(job: &JobSpec, input: &Partitions) -> Written {
             assert_eq!(mine.len(), scores.len(), "scores of {key}, {workers} workers");
         }
     }
-    expected
+    (expected, learned)
 }
 
 #[test]
@@ -151,6 +164,37 @@ fn the_fraud_job_through_the_graph_writes_what_the_pipeline_writes() {
     let records = (0..12_000).map(|_| generator.next_transaction()).map(|g| (g.key, g.payload)).collect();
     let written = check(&job, &spread(records, 3, 1));
     assert!(written.dead.iter().any(|d| d.3 == "bad_timestamp"));
+}
+
+#[test]
+fn the_online_fraud_job_through_the_graph_scores_and_learns_as_the_pipeline_does() {
+    let mut job = job("examples/fraud_online.toml");
+    // the monitor and the shadow topic are the pipeline's for now
+    job.monitor = None;
+    job.sinks.drift = None;
+    job.sinks.shadow = None;
+    let online = job.model.online.as_mut().unwrap();
+    online.runs_dir = None;
+    online.device = DeviceChoice::Cpu;
+    assert_eq!(online.consistency, Consistency::EventTime);
+    let mut generator = Generator::new(GenConfig { seed: 3, cards: 500, merchants: 40, bad_ratio: 0.01, label_delay: 300, ..GenConfig::default() });
+    let (mut records, mut labels) = (Vec::new(), Vec::new());
+    for _ in 0..15_000 {
+        let g = generator.next_transaction();
+        records.push((g.key, g.payload));
+        labels.extend(generator.due_labels().into_iter().map(|l| Some(l.payload)));
+    }
+    labels.extend(generator.remaining_labels().into_iter().map(|l| Some(l.payload)));
+    let (written, learned) = check_learning(&job, &spread(records, 3, 4), &vec![labels]);
+    let counts = learned.unwrap().counts;
+    let versions: std::collections::BTreeSet<String> = written
+        .scores
+        .values()
+        .flatten()
+        .map(|s| serde_json::from_str::<serde_json::Value>(s).unwrap()["model_version"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(versions.len() > 3, "the model changes as it learns: {versions:?}");
+    assert!(counts.joined > 10_000 && counts.trained > 10_000 && counts.selections > 0, "{counts:?}");
 }
 
 /// An engagement feed: users viewing, liking and sharing videos, out of order

@@ -6,9 +6,10 @@
 //!
 //! The same records come out as from the job's own pipeline, byte for byte
 //! (`tests/graph_golden.rs`): scores, dead letters and closed windows. What the
-//! graph does not run yet is refused with its name, not left out: the online
-//! learner, the monitor, table lookups, the interval join of `[[join]]`, and the
-//! `features` and `shadow` topics.
+//! graph does not run yet is refused with its name, not left out: the monitor,
+//! table lookups, the interval join of `[[join]]`, and the `features` and
+//! `shadow` topics. A model trained online (`[model.online]`) runs as
+//! [`super::Stream::score_online`].
 //!
 //! ```
 //! use vigil::graph::{job::job_graph, LocalRun};
@@ -23,7 +24,7 @@
 
 use anyhow::{bail, Result};
 
-use super::{Features, GraphBuilder, Model, Source};
+use super::{Features, GraphBuilder, Model, OnlineModel, Source};
 use crate::spec::JobSpec;
 
 /// The name of the job's feature operator (its checkpointed state).
@@ -37,7 +38,11 @@ pub fn job_graph(g: &mut GraphBuilder<'_>, job: &JobSpec) -> Result<()> {
     if let Some(topic) = &job.sinks.windows {
         windows.sink(topic);
     }
-    featured.score(Model::of_job(job)?).sink_scores(&job.sinks.scores);
+    let scored = match &job.model.online {
+        Some(_) => featured.score_online(OnlineModel::of_job(job)?),
+        None => featured.score(Model::of_job(job)?),
+    };
+    scored.sink_scores(&job.sinks.scores);
     Ok(())
 }
 

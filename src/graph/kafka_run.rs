@@ -82,6 +82,21 @@ pub(crate) struct KafkaIo {
 }
 
 impl KafkaIo {
+    /// Whether the run stops at the end offsets it found at the start.
+    pub(crate) fn bounded(&self) -> bool {
+        self.bounded
+    }
+    /// A reader of every partition of the labels topic from its start (to its
+    /// end offsets in a bounded run), for an online model's learner.
+    pub(crate) fn label_source(&self, topic: &str) -> Result<crate::learner::service::LabelSourceFactory> {
+        let range = self.topic(topic)?;
+        let (opts, group, topic, metrics) = (self.opts.clone(), self.group.clone(), topic.to_owned(), self.metrics.clone());
+        let end: crate::kafka::source::EndOffsets = Arc::new(Mutex::new(range.end.clone()));
+        Ok(Box::new(move || {
+            let source = crate::kafka::source::KafkaSource::new(&opts, &group, &topic, (0..range.partitions).collect(), &range.start, end, &metrics)?;
+            Ok(Box::new(source) as Box<dyn crate::source::RecordSource>)
+        }))
+    }
     /// The range of `topic`, the same for every worker (read once, then cached).
     pub(crate) fn topic(&self, topic: &str) -> Result<TopicRange> {
         let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
@@ -171,6 +186,8 @@ pub struct KafkaOutputs {
     pub warnings: Vec<String>,
     /// The epochs checkpointed during the run.
     pub checkpoints: Vec<u64>,
+    /// What each online model's learner did.
+    pub learners: BTreeMap<String, crate::learner::LearnerSummary>,
 }
 
 impl KafkaRun {
@@ -279,6 +296,6 @@ impl KafkaRun {
             bail!("{failed} output records could not be delivered");
         }
         let produced = io.produced.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        Ok(KafkaOutputs { sources: outputs.sources, produced, warnings: outputs.warnings, checkpoints: written })
+        Ok(KafkaOutputs { sources: outputs.sources, produced, warnings: outputs.warnings, checkpoints: written, learners: outputs.learners })
     }
 }

@@ -12,10 +12,13 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use timely::{CommunicationConfig, WorkerConfig};
 
 use super::checkpoint::{Checkpoints, Part};
+use super::online::OnlineModel;
+use crate::learner::service::LabelSourceFactory;
+use crate::learner::{Learner, LearnerLink, LearnerSummary};
 use super::stream::Shared;
 use super::GraphBuilder;
 
@@ -86,6 +89,11 @@ pub struct Collector {
     /// dead once it is processed (and checkpointed, if it ends a checkpoint).
     crash_after: Option<u64>,
     crashed: AtomicBool,
+    /// Processes of the run (an online model learns in one).
+    pub(crate) processes: usize,
+    /// The online learners, one per model name, started by the first worker
+    /// that builds the model.
+    learners: Mutex<BTreeMap<String, Learner>>,
 }
 
 impl Collector {
@@ -99,7 +107,46 @@ impl Collector {
             checkpoints,
             crash_after: None,
             crashed: AtomicBool::new(false),
+            processes: 1,
+            learners: Mutex::default(),
         }
+    }
+    /// The learner of `model` (started on first use), for `scorers` workers.
+    pub(crate) fn learner(&self, model: &OnlineModel, scorers: usize) -> Result<LearnerLink> {
+        let mut learners = self.learners.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(l) = learners.get(&model.name) {
+            return Ok(l.link.clone());
+        }
+        if self.processes > 1 {
+            bail!("an online model learns in one process (its learner owns the model): use more workers, not processes");
+        }
+        if self.checkpoints.is_some() {
+            bail!("the learner's state is not in the graph's checkpoints yet: run an online model without checkpoints");
+        }
+        let mut spec = model.spec.clone();
+        let bounded = match &self.inputs {
+            Inputs::Memory { .. } => true,
+            Inputs::Kafka(io) => io.bounded(),
+        };
+        spec.resolve_consistency(bounded, false);
+        spec.check()?;
+        let topic = spec.labels.topic.clone();
+        let labels: LabelSourceFactory = match &self.inputs {
+            Inputs::Memory { topics, .. } => {
+                let data = topics.get(&topic).cloned().ok_or_else(|| anyhow!("the runner has no input for the labels topic `{topic}`"))?;
+                Box::new(move || Ok(Box::new(crate::source::MemorySource::new(&topic, &data, 0, 1)) as Box<dyn crate::source::RecordSource>))
+            }
+            Inputs::Kafka(io) => io.label_source(&topic)?,
+        };
+        let metrics = match &self.inputs {
+            Inputs::Kafka(io) => io.metrics.clone(),
+            Inputs::Memory { .. } => crate::metrics::Metrics::new(),
+        };
+        let resume = crate::learner::service::Resume { sources: scorers, ..Default::default() };
+        let learner = crate::learner::start(spec, model.names(), metrics, labels, resume, None)?;
+        let link = learner.link.clone();
+        learners.insert(model.name.clone(), learner);
+        Ok(link)
     }
     /// Whether a source should crash (the run stop dead) instead of reading `epoch`.
     pub(crate) fn crash_before(&self, epoch: u64) -> bool {
@@ -201,6 +248,7 @@ impl LocalRun {
         let (checkpoints, coordinator) = super::checkpoint::configure(&self.checkpoints)?;
         let mut collector = Collector::new(Inputs::Memory { topics: self.topics.clone(), epoch_records: self.epoch_records }, checkpoints);
         collector.crash_after = self.crash_after;
+        collector.processes = self.processes;
         let mut outputs = run_processes(Arc::new(collector), self.configs()?, build);
         let written = super::checkpoint::finish(coordinator)?;
         if let Ok(o) = outputs.as_mut() {
@@ -243,7 +291,11 @@ where
     dead.sort_by(|a, b| (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset)));
     let sources = c.counts.into_inner().unwrap_or_else(|e| e.into_inner());
     let warnings = c.warnings.into_inner().unwrap_or_else(|e| e.into_inner());
-    Ok(Outputs { sinks, dead, sources, warnings, checkpoints: Vec::new() })
+    let mut learners = BTreeMap::new();
+    for (name, l) in c.learners.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        learners.insert(name.clone(), l.finish().with_context(|| format!("the learner of `{name}`"))?);
+    }
+    Ok(Outputs { sinks, dead, sources, warnings, checkpoints: Vec::new(), learners })
 }
 
 /// Timely configs for `processes` processes of `workers` threads on loopback.
@@ -337,6 +389,8 @@ pub struct Outputs {
     pub warnings: Vec<String>,
     /// The epochs checkpointed during the run.
     pub checkpoints: Vec<u64>,
+    /// What each online model's learner did (labels joined, trained, ...).
+    pub learners: BTreeMap<String, LearnerSummary>,
 }
 
 impl Outputs {

@@ -81,6 +81,13 @@ impl LabelSpec {
             lateness: Duration::from_secs(5),
         }
     }
+
+    /// Labels carry a time (`field`), and count as revealed `delay` after it.
+    pub fn revealed_at(mut self, field: &str, delay: Duration) -> LabelSpec {
+        self.time = Some(field.to_owned());
+        self.delay = delay;
+        self
+    }
 }
 
 /// Which model scores an event.
