@@ -296,6 +296,9 @@ struct GenArgs {
     /// Topic for delayed labels ("none" to skip).
     #[arg(long, default_value = "labels")]
     labels_topic: String,
+    /// Topic for the cards' logins ("none" to skip).
+    #[arg(long, default_value = "none")]
+    logins_topic: String,
     #[arg(long, default_value_t = 100_000)]
     events: u64,
     #[arg(long)]
@@ -450,7 +453,8 @@ fn real_main(cli: Cli) -> Result<()> {
             let progress = PublishProgress::default();
             let gen = GenConfig { seed: a.seed, bad_ratio: a.bad_ratio, drift_at: a.drift_at, ..GenConfig::default() };
             let labels = (a.labels_topic != "none").then_some(a.labels_topic);
-            let opts = PublishOptions { topic: a.topic, labels_topic: labels, events: a.events, rate: a.rate };
+            let logins = (a.logins_topic != "none").then_some(a.logins_topic);
+            let opts = PublishOptions { topic: a.topic, labels_topic: labels, logins_topic: logins, events: a.events, rate: a.rate };
             publish(&a.kafka.options()?, gen, &opts, &progress, control.shutdown_flag())?;
             eprintln!("vigil gen: published {} transactions", progress.events.load(std::sync::atomic::Ordering::Relaxed));
             Ok(())

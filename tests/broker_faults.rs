@@ -50,7 +50,7 @@ fn the_job_rides_out_a_slow_then_dead_then_refusing_broker() {
     let addr = first.split("listening at ").nth(1).and_then(|r| r.split(' ').next()).expect("the broker prints its address").to_owned();
 
     let kafka = KafkaOptions::new(&addr);
-    let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, events: EVENTS, rate: None };
+    let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, logins_topic: None, events: EVENTS, rate: None };
     publish(&kafka, GenConfig { bad_ratio: 0.01, ..GenConfig::default() }, &opts, &PublishProgress::default(), &never()).unwrap();
 
     let metrics = Metrics::new();

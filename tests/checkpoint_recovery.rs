@@ -78,7 +78,7 @@ fn killed_and_restarted_jobs_match_an_uninterrupted_run() {
     }
     let addr = broker.bootstrap_servers();
     let kafka = KafkaOptions::new(&addr);
-    let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, events: EVENTS, rate: None };
+    let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, logins_topic: None, events: EVENTS, rate: None };
     publish(&kafka, GenConfig { bad_ratio: 0.01, seed: 21, ..GenConfig::default() }, &opts, &PublishProgress::default(), &never()).unwrap();
 
     let dir = tempfile::tempdir().unwrap();

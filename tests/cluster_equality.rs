@@ -60,7 +60,7 @@ fn one_worker_two_workers_and_two_processes_give_the_same_scores() {
     }
     let addr = broker.bootstrap_servers();
     let kafka = KafkaOptions::new(&addr);
-    let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, events: EVENTS, rate: None };
+    let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, logins_topic: None, events: EVENTS, rate: None };
     publish(&kafka, GenConfig { bad_ratio: 0.02, seed: 3, ..GenConfig::default() }, &opts, &PublishProgress::default(), &never()).unwrap();
 
     let dir = tempfile::tempdir().unwrap();

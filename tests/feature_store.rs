@@ -35,7 +35,7 @@ fn lookups_return_each_keys_latest_features() {
         broker.create_topic(t, p).unwrap();
     }
     let kafka = broker.kafka_options();
-    let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, events: 30_000, rate: None };
+    let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, logins_topic: None, events: 30_000, rate: None };
     publish(&kafka, GenConfig { bad_ratio: 0.01, ..GenConfig::default() }, &opts, &PublishProgress::default(), &never()).unwrap();
 
     let mut job = fraud_job();

@@ -76,7 +76,7 @@ fn a_job_scores_every_offset_once_with_the_oracles_features_and_commits() {
     let kafka = KafkaOptions::new(&broker.bootstrap_servers());
     let gen = GenConfig { bad_ratio: 0.03, seed: 11, ..GenConfig::default() };
     let events = 30_000;
-    let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, events, rate: None };
+    let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, logins_topic: None, events, rate: None };
     publish(&kafka, gen, &opts, &PublishProgress::default(), &never()).unwrap();
 
     let run = RunOptions { until_end: true, ..RunOptions::new(kafka.clone(), "it", 2) };
@@ -141,7 +141,7 @@ fn shutdown_stops_an_unbounded_job_and_commits_what_it_scored() {
         broker.create_topic(t, p).unwrap();
     }
     let kafka = KafkaOptions::new(&broker.bootstrap_servers());
-    let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, events: 5_000, rate: None };
+    let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, logins_topic: None, events: 5_000, rate: None };
     publish(&kafka, GenConfig::default(), &opts, &PublishProgress::default(), &never()).unwrap();
 
     let control = Control::new();

@@ -61,7 +61,7 @@ fn exported_training_rows_are_the_scored_features_and_match_an_independent_oracl
         broker.create_topic(t, p).unwrap();
     }
     let kafka = broker.kafka_options();
-    let opts = PublishOptions { topic: "transactions".into(), labels_topic: Some("labels".into()), events: EVENTS, rate: None };
+    let opts = PublishOptions { topic: "transactions".into(), labels_topic: Some("labels".into()), logins_topic: None, events: EVENTS, rate: None };
     publish(&kafka, GenConfig { bad_ratio: 0.01, ..GenConfig::default() }, &opts, &PublishProgress::default(), &never()).unwrap();
 
     let data = tempfile::tempdir().unwrap();

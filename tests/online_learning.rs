@@ -101,7 +101,7 @@ fn every_label_is_accounted_for_and_the_champion_serves_through_kafka() {
     let kafka = KafkaOptions::new(&broker.bootstrap_servers());
     let events = 20_000;
     let gen = GenConfig { bad_ratio: 0.02, seed: 5, label_delay: 500, ..GenConfig::default() };
-    let opts = PublishOptions { topic: "transactions".into(), labels_topic: Some("labels".into()), events, rate: None };
+    let opts = PublishOptions { topic: "transactions".into(), labels_topic: Some("labels".into()), logins_topic: None, events, rate: None };
     publish(&kafka, gen, &opts, &PublishProgress::default(), &never()).unwrap();
     // hostile label records
     {

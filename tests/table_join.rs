@@ -132,7 +132,7 @@ fn tables_bootstrap_then_follow_upserts_and_deletes() {
     let (cards, merchants) = (card_records(), merchant_records());
     produce(&kafka, "card_profiles", &cards);
     produce(&kafka, "merchant_risk", &merchants);
-    let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, events: 20_000, rate: None };
+    let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, logins_topic: None, events: 20_000, rate: None };
     publish(&kafka, GenConfig::default(), &opts, &PublishProgress::default(), &never()).unwrap();
 
     // bootstrap: a bounded run over the published events

@@ -32,7 +32,7 @@ pub fn broker_with_topics(topics: &[&str]) -> Result<(EmbeddedBroker, KafkaOptio
 }
 
 pub fn prefill(kafka: &KafkaOptions, topic: &str, events: u64) -> Result<f64> {
-    let opts = PublishOptions { topic: topic.into(), labels_topic: None, events, rate: None };
+    let opts = PublishOptions { topic: topic.into(), labels_topic: None, logins_topic: None, events, rate: None };
     let t = Instant::now();
     publish(kafka, GenConfig::default(), &opts, &PublishProgress::default(), &never())?;
     Ok(events as f64 / t.elapsed().as_secs_f64())
@@ -57,7 +57,7 @@ pub fn concurrent_end_to_end(kafka: &KafkaOptions, events: u64) -> Result<f64> {
     let gen = {
         let (kafka, end) = (kafka.clone(), end.clone());
         std::thread::spawn(move || -> Result<()> {
-            let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, events, rate: None };
+            let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, logins_topic: None, events, rate: None };
             publish(&kafka, GenConfig::default(), &opts, &PublishProgress::default(), &never())?;
             let admin = kafka.admin_consumer("bench")?;
             let ends = vigil::kafka::end_offsets(&admin, "transactions", PARTITIONS as u32)?;
@@ -135,7 +135,7 @@ pub fn latency_at_rate(kafka: &KafkaOptions, rate: f64, seconds: f64) -> Result<
         })
     };
     std::thread::sleep(Duration::from_secs(2)); // let the job start and assign partitions
-    let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, events, rate: Some(rate) };
+    let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, logins_topic: None, events, rate: Some(rate) };
     let achieved_t = Instant::now();
     publish(kafka, GenConfig { seed: 99, ..GenConfig::default() }, &opts, &PublishProgress::default(), &never())?;
     let achieved = events as f64 / achieved_t.elapsed().as_secs_f64();

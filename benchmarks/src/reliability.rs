@@ -44,7 +44,7 @@ pub fn rss_under_slow_sink(vigil_bin: &str, events: u64, rtt_ms: u64, seconds: u
         broker.set_leader(t, p, if t == "transactions" { 1 } else { 2 })?;
     }
     let kafka = KafkaOptions::new(&broker.bootstrap_servers());
-    let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, events, rate: None };
+    let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, logins_topic: None, events, rate: None };
     publish(&kafka, GenConfig::default(), &opts, &PublishProgress::default(), &never())?;
     broker.cluster().broker_round_trip_time(2, Duration::from_millis(rtt_ms))?;
 

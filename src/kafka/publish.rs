@@ -18,6 +18,9 @@ pub struct PublishOptions {
     pub topic: String,
     /// Labels topic; `None` publishes no labels.
     pub labels_topic: Option<String>,
+    /// Logins topic (the cards' logins, see `Generator::take_logins`); `None`
+    /// publishes none.
+    pub logins_topic: Option<String>,
     pub events: u64,
     /// Events per second of wall time; `None` is as fast as the broker takes them.
     pub rate: Option<f64>,
@@ -43,7 +46,7 @@ pub fn publish(kafka: &KafkaOptions, gen: GenConfig, opts: &PublishOptions, prog
         .set("message.max.bytes", "1000000")
         .create()
         .context("creating the generator's producer")?;
-    let mut generator = Generator::new(gen);
+    let mut generator = Generator::new(GenConfig { logins: opts.logins_topic.is_some(), ..gen });
     let started = Instant::now();
     for i in 0..opts.events {
         if stop.load(Ordering::Relaxed) {
@@ -59,6 +62,11 @@ pub fn publish(kafka: &KafkaOptions, gen: GenConfig, opts: &PublishOptions, prog
         let tx = generator.next_transaction();
         send(&producer, &opts.topic, &tx)?;
         progress.events.fetch_add(1, Ordering::Relaxed);
+        if let Some(logins) = &opts.logins_topic {
+            for login in generator.take_logins() {
+                send(&producer, logins, &login)?;
+            }
+        }
         if let Some(labels) = &opts.labels_topic {
             for label in generator.due_labels() {
                 send(&producer, labels, &label)?;
