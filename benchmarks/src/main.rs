@@ -45,6 +45,10 @@ struct Args {
     /// Run only the reliability benchmarks (RSS under a slow sink, restore time).
     #[arg(long)]
     reliability: bool,
+    /// Only run the fraud job as a graph or as its pipeline (`graph` or
+    /// `pipeline`), `--runs` times, one worker, writing nothing: for a profiler.
+    #[arg(long)]
+    profile: Option<String>,
 }
 
 /// The subsection starting with `sub` inside the section `heading` of `path`, up
@@ -81,17 +85,35 @@ fn main() -> Result<()> {
     }
     let topic: vigil::local::MemoryTopic = parts.iter().map(|p| Arc::new(p.iter().map(|b| Some(b.clone())).collect())).collect();
     let job = fraud_job();
-    let engine = |workers: usize| -> Result<f64> {
-        let mut rates = Vec::new();
+    // the job's own pipeline and the same job built as a graph, interleaved run by run
+    let graph_job = job.clone();
+    let graph_run = vigil::graph::LocalRun::new(1).count_only().topic(&job.source.topic, parts.clone());
+    if let Some(what) = &args.profile {
         for _ in 0..args.runs {
+            let (j, t) = (graph_job.clone(), Instant::now());
+            match what.as_str() {
+                "graph" => drop(graph_run.clone().run(move |g| vigil::graph::job::job_graph(g, &j))?),
+                _ => run_local(&job, &topic, 1, Arc::new(NullSink), Metrics::new())?,
+            }
+            println!("{what}: {:.0} events/s", args.events as f64 / t.elapsed().as_secs_f64());
+        }
+        return Ok(());
+    }
+    let (mut pipeline_rates, mut graph_rates) = (vec![Vec::new(); 2], vec![Vec::new(); 2]);
+    for _ in 0..args.runs {
+        for (i, workers) in [1usize, 2].into_iter().enumerate() {
             let t = Instant::now();
             run_local(&job, &topic, workers, Arc::new(NullSink), Metrics::new())?;
-            rates.push(args.events as f64 / t.elapsed().as_secs_f64());
+            pipeline_rates[i].push(args.events as f64 / t.elapsed().as_secs_f64());
+            let (j, t) = (graph_job.clone(), Instant::now());
+            let out = graph_run.clone().workers(workers).run(move |g| vigil::graph::job::job_graph(g, &j))?;
+            graph_rates[i].push(args.events as f64 / t.elapsed().as_secs_f64());
+            let scored = out.written.get(&job.sinks.scores).copied().unwrap_or(0);
+            assert!(scored > args.events * 99 / 100, "the graph scored {scored}");
         }
-        Ok(median(rates))
-    };
-    let w1 = engine(1)?;
-    let w2 = engine(2)?;
+    }
+    let [w1, w2] = [median(pipeline_rates[0].clone()), median(pipeline_rates[1].clone())];
+    let [g1, g2] = [median(graph_rates[0].clone()), median(graph_rates[1].clone())];
     let mut loops = Vec::new();
     for _ in 0..args.runs {
         let t = Instant::now();
@@ -100,18 +122,22 @@ fn main() -> Result<()> {
         loops.push(args.events as f64 / t.elapsed().as_secs_f64());
     }
     let plain = median(loops);
-    println!("in memory: engine -w1 {w1:.0}/s, -w2 {w2:.0}/s, plain loop {plain:.0}/s");
+    println!("in memory: engine -w1 {w1:.0}/s, -w2 {w2:.0}/s, graph -w1 {g1:.0}/s, -w2 {g2:.0}/s, plain loop {plain:.0}/s");
     report.push(format!(
         "### Compute path, in memory ({} events, 8 partitions, median of {})\n\n\
          | what | events/s | ratio |\n|---|---:|---:|\n\
          | fraud job, 1 worker (decode + validate + 9 features + score + encode, through timely) | {w1:.0} | {:.0}% of the plain loop |\n\
          | fraud job, 2 workers | {w2:.0} | {:.2}x of 1 worker |\n\
+         | fraud job built as a graph (`graph::job::job_graph`: source, features, score, sinks), 1 worker | {g1:.0} | {:.2}x of the job's pipeline |\n\
+         | fraud job as a graph, 2 workers | {g2:.0} | {:.2}x of the job's pipeline |\n\
          | plain single-thread loop: typed serde decode + the same feature state + score + encode (upper limit) | {plain:.0} | 100% |\n\n\
          Target: 1,000,000 events/s per worker and at least 30% of the plain loop: {}.\n",
         args.events,
         args.runs,
         100.0 * w1 / plain,
         w2 / w1,
+        g1 / w1,
+        g2 / w2,
         if w1 >= 1_000_000.0 && w1 >= 0.3 * plain {
             "met"
         } else if w1 >= 0.3 * plain {

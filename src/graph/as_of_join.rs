@@ -121,8 +121,8 @@ impl<'s, L: timely::ExchangeData + Clone> Stream<'s, L> {
                                 }
                                 output.session(cap).give_iterator(batch.drain(..));
                             }
-                            Step::Snapshot(epoch) => link.report(epoch, bincode::serialize(&join).map_err(Into::into)),
-                            Step::Ended(epoch) => link.report_last(epoch, bincode::serialize(&join).map_err(Into::into)),
+                            Step::Snapshot(epoch) => link.report(epoch, || bincode::serialize(&join).map_err(Into::into)),
+                            Step::Ended(epoch) => link.report_last(epoch, || bincode::serialize(&join).map_err(Into::into)),
                         },
                     );
                 }

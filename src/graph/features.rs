@@ -54,7 +54,7 @@ use vigil_operators::{Agg, ClosedWindow, FeatureDef, FeatureState, WindowFeature
 
 use super::epochs::{EpochGate, Step};
 use super::keyed::Origin;
-use super::record::{Record, Schema};
+use super::record::{FieldReader, Record, Schema};
 use super::stream::{by_key, Mark, Msg, Rec, StateLink, Stream, Watermarks};
 use crate::spec::JobSpec;
 use crate::types::key_hash;
@@ -146,14 +146,16 @@ enum Out {
 }
 
 impl<'s> Stream<'s, Record> {
-    /// Each event with its features as of itself, under `name`; see the module docs.
+    /// Each event with its features as of itself, under `name`; see the module
+    /// docs. (Windows of features that emit on close are not written: see
+    /// [`Stream::features_and_windows`].)
     pub fn features(&self, name: &str, features: Features) -> Stream<'s, Record> {
-        self.features_and_windows(name, features).0
+        self.feature_operator(name, features, |r| r, |_| None)
     }
 
     /// [`Stream::features`], and the windows of features that emit on close.
     pub fn features_and_windows(&self, name: &str, features: Features) -> (Stream<'s, Record>, Stream<'s, ClosedWindowRecord>) {
-        let out = self.feature_operator(name, features);
+        let out = self.feature_operator(name, features, Out::Event, |w| Some(Out::Window(w)));
         let events = out.flat_map(|o| match o {
             Out::Event(r) => Some(r),
             Out::Window(_) => None,
@@ -165,9 +167,15 @@ impl<'s> Stream<'s, Record> {
         (events, windows)
     }
 
-    fn feature_operator(&self, name: &str, features: Features) -> Stream<'s, Out> {
+    fn feature_operator<O: Clone + 'static>(
+        &self,
+        name: &str,
+        features: Features,
+        event: fn(Record) -> O,
+        window: fn(ClosedWindowRecord) -> Option<O>,
+    ) -> Stream<'s, O> {
         self.shared.claim(name, STATE_VERSION);
-        let mut op = FeatureOp::new(&features);
+        let mut op = FeatureOp::new(&features, event, window);
         self.shared.restore_each::<FeatureState>(name, "features", |old| {
             let shared = self.shared.clone();
             if let Err(e) = op.state.absorb(old, |k| shared.owns(key_hash(k))) {
@@ -178,13 +186,13 @@ impl<'s> Stream<'s, Record> {
         let start = self.shared.start_epoch();
         let (peers, me) = (self.scope().peers(), self.scope().index() as u32);
         let input = self.broadcast_marks(&format!("Marks({name})"));
-        let inner = input.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<Msg<Out>>>, _, _, _>(by_key(), name, move |mut cap, _| {
+        let inner = input.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<Msg<O>>>, _, _, _>(by_key(), name, move |mut cap, _| {
             cap.downgrade(&start);
             let mut end_cap = Some(cap);
             let mut gate = EpochGate::new(start);
             let mut ended_at = None;
             let mut marks = Watermarks::exchanged(peers);
-            let mut batch: Vec<Msg<Out>> = Vec::new();
+            let mut batch: Vec<Msg<O>> = Vec::new();
             move |(input, frontier), output| {
                 input.for_each(|cap, data| {
                     let epoch = cap.least().copied().unwrap_or_default();
@@ -209,7 +217,7 @@ impl<'s> Stream<'s, Record> {
                             op.close_due(&mut batch, marks.current());
                             output.session(cap).give_iterator(batch.drain(..));
                         }
-                        Step::Snapshot(epoch) => link.report(epoch, op.snapshot()),
+                        Step::Snapshot(epoch) => link.report(epoch, || op.snapshot()),
                         Step::Ended(epoch) => ended_at = Some(epoch),
                     },
                 );
@@ -224,7 +232,7 @@ impl<'s> Stream<'s, Record> {
                             // the end of the input closes every window
                             op.close_all(&mut batch);
                             if let Some(e) = ended_at.take() {
-                                link.report_last(e, op.snapshot());
+                                link.report_last(e, || op.snapshot());
                             }
                             batch.push(Msg::Mark(Mark { watermark: i64::MAX, from: me, to: me }));
                             output.session(&c).give_iterator(batch.drain(..));
@@ -237,10 +245,13 @@ impl<'s> Stream<'s, Record> {
     }
 }
 
-/// The operator's work on one worker, without timely.
-struct FeatureOp {
+/// The operator's work on one worker, without timely; `O` is what it emits.
+struct FeatureOp<O> {
     state: FeatureState,
     features: Features,
+    event: fn(Record) -> O,
+    window: fn(ClosedWindowRecord) -> Option<O>,
+    fields: FieldReader,
     /// The names the features add to a record.
     added: Arc<Schema>,
     /// Which origin each of the state's partition numbers stands for.
@@ -252,12 +263,15 @@ struct FeatureOp {
     closed: Vec<ClosedWindow>,
 }
 
-impl FeatureOp {
-    fn new(features: &Features) -> Self {
+impl<O> FeatureOp<O> {
+    fn new(features: &Features, event: fn(Record) -> O, window: fn(ClosedWindowRecord) -> Option<O>) -> Self {
         let added = Arc::new(Schema { topic: String::new(), numeric: features.names(), strings: Vec::new() });
         FeatureOp {
             state: FeatureState::new(features.defs.clone(), features.fields.len()),
             features: features.clone(),
+            event,
+            window,
+            fields: FieldReader::new(&features.fields),
             added,
             origins: Vec::new(),
             values: Vec::new(),
@@ -273,26 +287,25 @@ impl FeatureOp {
         (origin.source << 20) ^ origin.partition
     }
 
-    fn observe(&mut self, r: Rec<Record>, batch: &mut Vec<Msg<Out>>) {
-        let fields = &self.features.fields;
-        self.values.clear();
-        self.values.extend(fields.iter().map(|f| r.value.f64(f).unwrap_or(f64::NAN)));
+    fn observe(&mut self, r: Rec<Record>, batch: &mut Vec<Msg<O>>) {
+        self.fields.read_nan(&r.value, &mut self.values);
         self.tags.clear();
         let tags = self.features.tags.iter().take(self.state.tags());
         self.tags.extend(tags.map(|t| r.value.str(t).map_or(ABSENT, tag_of)));
-        if !self.origins.contains(&r.origin) {
+        if self.origins.last() != Some(&r.origin) && !self.origins.contains(&r.origin) {
             self.origins.push(r.origin);
         }
         let p = Self::partition(r.origin);
         self.state.observe_tagged(&r.key, p, r.watermark, r.time_ms, &self.values, &self.tags, &mut self.out);
-        let values = self.out.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+        let mut values = Vec::with_capacity(self.out.len());
+        values.extend(self.out.iter().map(|v| v.unwrap_or(f64::NAN)));
         let Rec { key, time_ms, origin, offset, watermark, value } = r;
-        let value = Out::Event(value.extend(self.added.clone(), values));
+        let value = (self.event)(value.extend(self.added.clone(), values));
         batch.push(Msg::Event(Rec { key, time_ms, origin, offset, watermark, value }));
     }
 
     /// The windows whose partition's watermark passed their end.
-    fn close_due(&mut self, batch: &mut Vec<Msg<Out>>, watermark: i64) {
+    fn close_due(&mut self, batch: &mut Vec<Msg<O>>, watermark: i64) {
         self.state.close_due(&mut self.closed);
         self.emit_closed(batch, watermark);
         // keys that left the state are of no output here (the `features` upsert
@@ -300,12 +313,12 @@ impl FeatureOp {
         drop(self.state.take_expired());
     }
 
-    fn close_all(&mut self, batch: &mut Vec<Msg<Out>>) {
+    fn close_all(&mut self, batch: &mut Vec<Msg<O>>) {
         self.state.close_all(&mut self.closed);
         self.emit_closed(batch, i64::MAX);
     }
 
-    fn emit_closed(&mut self, batch: &mut Vec<Msg<Out>>, watermark: i64) {
+    fn emit_closed(&mut self, batch: &mut Vec<Msg<O>>, watermark: i64) {
         for c in self.closed.drain(..) {
             let Some(FeatureDef::Window(w)) = self.features.defs.get(c.feature) else { continue };
             let value = w.agg.finish(c.span.count, w.field.map(|f| &c.span.fields[f]));
@@ -319,7 +332,9 @@ impl FeatureOp {
                 count: c.span.count,
             };
             let origin = self.origins.first().copied().unwrap_or(Origin { source: 0, partition: 0 });
-            batch.push(Msg::Event(Rec { key: c.key, time_ms: c.end, origin, offset: -1, watermark, value: Out::Window(record) }));
+            if let Some(value) = (self.window)(record) {
+                batch.push(Msg::Event(Rec { key: c.key, time_ms: c.end, origin, offset: -1, watermark, value }));
+            }
         }
     }
 

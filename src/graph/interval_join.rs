@@ -117,8 +117,8 @@ impl<'s, L: timely::ExchangeData + Clone> Stream<'s, L> {
                                 }
                                 output.session(cap).give_iterator(found.drain(..));
                             }
-                            Step::Snapshot(epoch) => link.report(epoch, bincode::serialize(&join.export()).map_err(Into::into)),
-                            Step::Ended(epoch) => link.report_last(epoch, bincode::serialize(&join.export()).map_err(Into::into)),
+                            Step::Snapshot(epoch) => link.report(epoch, || bincode::serialize(&join.export()).map_err(Into::into)),
+                            Step::Ended(epoch) => link.report_last(epoch, || bincode::serialize(&join.export()).map_err(Into::into)),
                         },
                     );
                 }

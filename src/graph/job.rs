@@ -33,7 +33,8 @@ pub const FEATURES: &str = "features";
 /// Builds `job` on `g`; see the module docs.
 pub fn job_graph(g: &mut GraphBuilder<'_>, job: &JobSpec) -> Result<()> {
     refuse_unsupported(job)?;
-    let events = g.source(Source::from_spec(job.source.clone()));
+    // the string fields the job reads (monitor, distinct counts); the others are checked, not kept
+    let events = g.source(Source::from_spec(job.source.clone()).keep_strings(&job.strings));
     let (featured, windows) = events.features_and_windows(FEATURES, Features::of_job(job)?);
     if let Some(topic) = &job.sinks.windows {
         windows.sink(topic);

@@ -74,7 +74,7 @@ impl<'s, T: Clone + 'static> Stream<'s, T> {
     }
 
     /// A pipeline operator that hands each event to `f` and passes marks on.
-    fn each<U: Clone + 'static>(&self, name: &str, mut f: impl FnMut(Rec<T>, &mut Vec<Msg<U>>) + 'static) -> Stream<'s, U> {
+    pub(crate) fn each<U: Clone + 'static>(&self, name: &str, mut f: impl FnMut(Rec<T>, &mut Vec<Msg<U>>) + 'static) -> Stream<'s, U> {
         let mut buffer = Vec::new();
         let inner = self.inner.clone().unary::<timely::container::CapacityContainerBuilder<Vec<Msg<U>>>, _, _, _>(Pipeline, name, move |_, _| {
             move |input, output| {

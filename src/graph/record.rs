@@ -122,6 +122,93 @@ impl Record {
     }
 }
 
+/// Reads a fixed list of numeric fields from records by name, as
+/// [`Record::f64`] does, but resolves the names to positions once per record
+/// layout (every record of a source, extended by the same operators, shares
+/// one): what operators that read many fields per event use.
+///
+/// ```
+/// use vigil::graph::record::{FieldReader, Record};
+/// let mut reader = FieldReader::new(&["b", "a", "zz"]);
+/// let mut out = Vec::new();
+/// reader.read(&Record::from_fields("t", [("a", 1.0), ("b", 2.0)], []), &mut out);
+/// assert_eq!(out, vec![Some(2.0), Some(1.0), None]);
+/// ```
+#[derive(Clone, Debug)]
+pub struct FieldReader {
+    names: Vec<String>,
+    /// The schemas of the layout resolved, newest layer first (held, so that
+    /// an address is never reused for another schema while cached).
+    layout: Vec<Arc<Schema>>,
+    /// Per name: (layer, index) of its value.
+    slots: Vec<Option<(usize, usize)>>,
+}
+
+impl FieldReader {
+    pub fn new<S: AsRef<str>>(names: &[S]) -> Self {
+        FieldReader { names: names.iter().map(|n| n.as_ref().to_owned()).collect(), layout: Vec::new(), slots: Vec::new() }
+    }
+
+    /// The fields' values (`None`: absent or not a numeric field), in order.
+    pub fn read(&mut self, r: &Record, out: &mut Vec<Option<f64>>) {
+        if !self.resolved_for(r) {
+            self.resolve(r);
+        }
+        out.clear();
+        for slot in &self.slots {
+            out.push(slot.and_then(|(layer, i)| r.layer(layer).0.numeric.get(i).copied()).filter(|v| !v.is_nan()));
+        }
+    }
+
+    /// [`FieldReader::read`] with NaN for an absent value (the operators'
+    /// convention), without the options.
+    pub fn read_nan(&mut self, r: &Record, out: &mut Vec<f64>) {
+        if !self.resolved_for(r) {
+            self.resolve(r);
+        }
+        out.clear();
+        for slot in &self.slots {
+            out.push(slot.and_then(|(layer, i)| r.layer(layer).0.numeric.get(i).copied()).unwrap_or(f64::NAN));
+        }
+    }
+
+    fn resolved_for(&self, r: &Record) -> bool {
+        let mut layer = Some(r);
+        for id in &self.layout {
+            match layer {
+                Some(l) if Arc::ptr_eq(&l.0.schema, id) => layer = l.0.base.as_ref(),
+                _ => return false,
+            }
+        }
+        layer.is_none() && !self.layout.is_empty()
+    }
+
+    fn resolve(&mut self, r: &Record) {
+        let mut layers = Vec::new();
+        let mut layer = Some(r);
+        while let Some(l) = layer {
+            layers.push(l);
+            layer = l.0.base.as_ref();
+        }
+        self.layout = layers.iter().map(|l| l.0.schema.clone()).collect();
+        self.slots = self.names.iter().map(|n| layers.iter().enumerate().find_map(|(d, l)| l.0.schema.numeric.iter().position(|x| x == n).map(|i| (d, i)))).collect();
+    }
+}
+
+impl Record {
+    /// The `depth`-th layer (0: this record, 1: the one it extends, ...).
+    fn layer(&self, depth: usize) -> &Record {
+        let mut r = self;
+        for _ in 0..depth {
+            match &r.0.base {
+                Some(b) => r = b,
+                None => break,
+            }
+        }
+        r
+    }
+}
+
 /// The binary form: names and values side by side.
 #[derive(Serialize, Deserialize)]
 struct Compact {

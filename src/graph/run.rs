@@ -81,6 +81,10 @@ pub(crate) enum Inputs {
 pub struct Collector {
     pub(crate) inputs: Inputs,
     sinks: Mutex<BTreeMap<String, Vec<SinkRecord>>>,
+    /// Records written per sink (kept or not).
+    written: Mutex<BTreeMap<String, u64>>,
+    /// Whether in-memory sinks keep their records (else only count them).
+    pub(crate) keep_sinks: bool,
     dead: Mutex<Vec<DeadLetter>>,
     counts: Mutex<BTreeMap<String, SourceCounts>>,
     warnings: Mutex<Vec<String>>,
@@ -101,6 +105,8 @@ impl Collector {
         Collector {
             inputs,
             sinks: Mutex::default(),
+            written: Mutex::default(),
+            keep_sinks: true,
             dead: Mutex::default(),
             counts: Mutex::default(),
             warnings: Mutex::default(),
@@ -156,10 +162,23 @@ impl Collector {
         }
         crash
     }
+    /// Whether sinks only count their records (in memory, `count_only`).
+    pub(crate) fn count_only(&self) -> bool {
+        !self.keep_sinks && matches!(self.inputs, Inputs::Memory { .. })
+    }
+    /// `n` records of `sink` written and dropped.
+    pub(crate) fn count(&self, sink: &str, n: u64) {
+        *self.written.lock().unwrap_or_else(|e| e.into_inner()).entry(sink.to_owned()).or_default() += n;
+    }
     /// Sink records: to the sink's topic (Kafka runs) or kept (in memory).
     pub(crate) fn write(&self, sink: &str, records: &mut Vec<SinkRecord>) {
         if let Inputs::Kafka(io) = &self.inputs {
             io.produce(sink, records);
+            return;
+        }
+        *self.written.lock().unwrap_or_else(|e| e.into_inner()).entry(sink.to_owned()).or_default() += records.len() as u64;
+        if !self.keep_sinks {
+            records.clear();
             return;
         }
         let mut sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
@@ -199,12 +218,13 @@ pub struct LocalRun {
     epoch_records: usize,
     checkpoints: Option<(PathBuf, u64)>,
     crash_after: Option<u64>,
+    keep_sinks: bool,
 }
 
 impl LocalRun {
     /// `workers` threads in one process.
     pub fn new(workers: usize) -> Self {
-        LocalRun { workers: workers.max(1), processes: 1, topics: HashMap::new(), epoch_records: 1024, checkpoints: None, crash_after: None }
+        LocalRun { workers: workers.max(1), processes: 1, topics: HashMap::new(), epoch_records: 1024, checkpoints: None, crash_after: None, keep_sinks: true }
     }
     /// `processes` timely processes on loopback, each with the workers of [`LocalRun::new`].
     pub fn processes(mut self, processes: usize) -> Self {
@@ -220,6 +240,19 @@ impl LocalRun {
         self.topics.insert(name.to_owned(), partitions.into_iter().map(Arc::new).collect());
         self
     }
+    /// The number of worker threads (per process).
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers.max(1);
+        self
+    }
+
+    /// Sinks only count their records (`Outputs::written`), keeping none: for
+    /// benchmarks, whose outputs would not fit or would cost what they measure.
+    pub fn count_only(mut self) -> Self {
+        self.keep_sinks = false;
+        self
+    }
+
     /// Records of each partition per epoch: epoch `e` holds offsets
     /// `[e * n, (e + 1) * n)` of every partition (default 1024).
     pub fn epoch_records(mut self, n: usize) -> Self {
@@ -249,6 +282,7 @@ impl LocalRun {
         let mut collector = Collector::new(Inputs::Memory { topics: self.topics.clone(), epoch_records: self.epoch_records }, checkpoints);
         collector.crash_after = self.crash_after;
         collector.processes = self.processes;
+        collector.keep_sinks = self.keep_sinks;
         let mut outputs = run_processes(Arc::new(collector), self.configs()?, build);
         let written = super::checkpoint::finish(coordinator)?;
         if let Ok(o) = outputs.as_mut() {
@@ -295,7 +329,8 @@ where
     for (name, l) in c.learners.into_inner().unwrap_or_else(|e| e.into_inner()) {
         learners.insert(name.clone(), l.finish().with_context(|| format!("the learner of `{name}`"))?);
     }
-    Ok(Outputs { sinks, dead, sources, warnings, checkpoints: Vec::new(), learners })
+    let written = c.written.into_inner().unwrap_or_else(|e| e.into_inner());
+    Ok(Outputs { sinks, written, dead, sources, warnings, checkpoints: Vec::new(), learners })
 }
 
 /// Timely configs for `processes` processes of `workers` threads on loopback.
@@ -381,6 +416,8 @@ fn drop_all(worker: &mut timely::worker::Worker) {
 #[derive(Debug)]
 pub struct Outputs {
     sinks: BTreeMap<String, Vec<SinkRecord>>,
+    /// Records written per sink (also with [`LocalRun::count_only`]).
+    pub written: BTreeMap<String, u64>,
     /// Rejected records, by (topic, partition, offset).
     pub dead: Vec<DeadLetter>,
     /// Per source topic: records read, accepted and rejected by reason.

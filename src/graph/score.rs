@@ -44,8 +44,8 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use vigil_operators::{LogisticModel, Transform};
 
-use super::record::Record;
-use super::stream::{Rec, Stream};
+use super::record::{FieldReader, Record};
+use super::stream::{Msg, Rec, Stream};
 use crate::output::{ScoreContext, ScoreEncoder};
 use crate::spec::JobSpec;
 
@@ -108,9 +108,13 @@ impl<'s> Stream<'s, Record> {
             transforms: model.inputs.iter().map(|i| i.2).collect(),
         };
         let names: Vec<String> = model.inputs.into_iter().map(|i| i.0).collect();
-        self.map(move |record| {
-            let x: Vec<Option<f64>> = names.iter().map(|n| record.f64(n)).collect();
-            Scored { score: logistic.score(&x), record, model: tag.clone() }
+        let mut reader = FieldReader::new(&names);
+        let mut x = Vec::with_capacity(names.len());
+        self.each("Score", move |r, out| {
+            reader.read(&r.value, &mut x);
+            let Rec { key, time_ms, origin, offset, watermark, value: record } = r;
+            let value = Scored { score: logistic.score(&x), record, model: tag.clone() };
+            out.push(Msg::Event(Rec { key, time_ms, origin, offset, watermark, value }))
         })
     }
 }

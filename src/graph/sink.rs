@@ -46,12 +46,19 @@ impl<'s, T: Clone + 'static> Stream<'s, T> {
         let name = name.to_owned();
         let mut batch = Vec::new();
         let mut buf = Vec::new();
+        // a benchmark's run: records are encoded, counted and dropped
+        let count_only = collector.count_only();
+        let mut counted = 0;
         self.inner.clone().sink(Pipeline, &format!("Sink({name})"), move |(input, _frontier)| {
             input.for_each(|time, data| {
                 for m in data.drain(..) {
                     if let Msg::Event(r) = m {
                         buf.clear();
                         encode(&r, &mut buf);
+                        if count_only {
+                            counted += 1;
+                            continue;
+                        }
                         let value = String::from_utf8_lossy(&buf).into_owned();
                         batch.push(SinkRecord { epoch: time.least().copied().unwrap_or_default(), key: r.key, time_ms: r.time_ms, value: Some(value) });
                     }
@@ -59,6 +66,9 @@ impl<'s, T: Clone + 'static> Stream<'s, T> {
             });
             if !batch.is_empty() {
                 collector.write(&name, &mut batch);
+            }
+            if counted > 0 {
+                collector.count(&name, std::mem::take(&mut counted));
             }
         });
     }

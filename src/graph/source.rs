@@ -48,6 +48,8 @@ use crate::watermark::{PartitionClock, TimePolicy};
 #[derive(Clone, Debug)]
 pub struct Source {
     spec: SourceSpec,
+    /// The string fields records keep (`None`: all of them).
+    kept: Option<Vec<String>>,
 }
 
 impl Source {
@@ -55,6 +57,7 @@ impl Source {
     /// (epoch milliseconds or RFC 3339), no lateness, 64 KiB per record.
     pub fn json(topic: &str) -> Self {
         Source {
+            kept: None,
             spec: SourceSpec {
                 topic: topic.to_owned(),
                 key_field: "key".into(),
@@ -70,7 +73,7 @@ impl Source {
     }
     /// A source declared as a job's `[source]` (TOML or `JobBuilder`).
     pub fn from_spec(spec: SourceSpec) -> Self {
-        Source { spec }
+        Source { spec, kept: None }
     }
     pub fn topic(&self) -> &str {
         &self.spec.topic
@@ -118,11 +121,19 @@ impl Source {
         self
     }
 
+    /// Records keep only these string fields (the others are still checked):
+    /// less to copy per event when the graph reads few of them.
+    pub fn keep_strings<S: AsRef<str>>(mut self, names: &[S]) -> Self {
+        self.kept = Some(names.iter().map(|n| n.as_ref().to_owned()).collect());
+        self
+    }
+
     /// The names a [`Record`] of this source answers to.
     fn schema(&self) -> Schema {
-        let names =
-            |numeric: bool| self.spec.fields.iter().filter(|f| f.ty.is_numeric() == numeric && f.ty != FieldType::Bool).map(|f| f.name.clone()).collect();
-        Schema { topic: self.spec.topic.clone(), numeric: names(true), strings: names(false) }
+        let fields = |numeric: bool| self.spec.fields.iter().filter(move |f| f.ty.is_numeric() == numeric && f.ty != FieldType::Bool);
+        let kept = |name: &String| self.kept.as_ref().is_none_or(|k| k.contains(name));
+        let strings = fields(false).map(|f| &f.name).filter(|n| kept(n)).cloned().collect();
+        Schema { topic: self.spec.topic.clone(), numeric: fields(true).map(|f| f.name.clone()).collect(), strings }
     }
 }
 

@@ -103,7 +103,7 @@ impl<'s, T: timely::ExchangeData + Clone> Stream<'s, T> {
                             }
                             output.session(cap).give_iterator(batch.drain(..));
                         }
-                        Step::Snapshot(epoch) => link.report(epoch, rt.snapshot()),
+                        Step::Snapshot(epoch) => link.report(epoch, || rt.snapshot()),
                         Step::Ended(epoch) => ended_at = Some(epoch),
                     },
                 );
@@ -119,7 +119,7 @@ impl<'s, T: timely::ExchangeData + Clone> Stream<'s, T> {
                             stamp::<O, T>(&mut rt, &mut out, None, &mut batch);
                             // the state after the last timers: final for every later checkpoint
                             if let Some(e) = ended_at.take() {
-                                link.report_last(e, rt.snapshot());
+                                link.report_last(e, || rt.snapshot());
                             }
                             batch.push(Msg::Mark(Mark { watermark: i64::MAX, from: me, to: me }));
                             output.session(&c).give_iterator(batch.drain(..));

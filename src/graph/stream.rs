@@ -138,16 +138,17 @@ impl StateLink {
         self.checkpoints.is_some()
     }
     /// Sends the state as of the end of `epoch` (encoding errors fail the checkpoint, loudly).
-    pub(crate) fn report(&self, epoch: u64, state: anyhow::Result<Vec<u8>>) {
+    pub(crate) fn report(&self, epoch: u64, state: impl FnOnce() -> anyhow::Result<Vec<u8>>) {
         self.send(epoch, state, false)
     }
     /// Sends the final state, after the input ended at `epoch`.
-    pub(crate) fn report_last(&self, epoch: u64, state: anyhow::Result<Vec<u8>>) {
+    pub(crate) fn report_last(&self, epoch: u64, state: impl FnOnce() -> anyhow::Result<Vec<u8>>) {
         self.send(epoch, state, true)
     }
-    fn send(&self, epoch: u64, state: anyhow::Result<Vec<u8>>, last: bool) {
+    /// Encodes the state (only where checkpoints are taken) and sends it.
+    fn send(&self, epoch: u64, state: impl FnOnce() -> anyhow::Result<Vec<u8>>, last: bool) {
         let Some(c) = &self.checkpoints else { return };
-        match state {
+        match state() {
             Ok(bytes) => c.send(super::checkpoint::Part::State { worker: self.worker, name: self.name.clone(), epoch, bytes: Arc::new(bytes), last }),
             Err(e) => tracing::error!(operator = %self.name, epoch, error = %e, "encoding the operator's state failed; no checkpoint of this epoch"),
         }

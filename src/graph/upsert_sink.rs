@@ -63,8 +63,8 @@ impl<'s, K: ViewData + Serialize, V: ViewData + Serialize> View<'s, (K, V)> {
                 |e| link.is_checkpoint(e),
                 |step| match step {
                     Step::Records(epoch, _, updates) => write_epoch(&collector, &sink, epoch, updates, &mut current, &mut written, &mut out),
-                    Step::Snapshot(epoch) => link.report(epoch, bincode::serialize(&written.iter().collect::<Vec<_>>()).map_err(Into::into)),
-                    Step::Ended(epoch) => link.report_last(epoch, bincode::serialize(&written.iter().collect::<Vec<_>>()).map_err(Into::into)),
+                    Step::Snapshot(epoch) => link.report(epoch, || bincode::serialize(&written.iter().collect::<Vec<_>>()).map_err(Into::into)),
+                    Step::Ended(epoch) => link.report_last(epoch, || bincode::serialize(&written.iter().collect::<Vec<_>>()).map_err(Into::into)),
                 },
             );
             if !out.is_empty() {

@@ -117,8 +117,8 @@ impl<'s, T: Clone + 'static> Stream<'s, T> {
                                     session.give((d, epoch, 1));
                                 }
                             }
-                            Step::Snapshot(epoch) => link.report(epoch, bincode::serialize(&contents.iter().collect::<Vec<_>>()).map_err(Into::into)),
-                            Step::Ended(epoch) => link.report_last(epoch, bincode::serialize(&contents.iter().collect::<Vec<_>>()).map_err(Into::into)),
+                            Step::Snapshot(epoch) => link.report(epoch, || bincode::serialize(&contents.iter().collect::<Vec<_>>()).map_err(Into::into)),
+                            Step::Ended(epoch) => link.report_last(epoch, || bincode::serialize(&contents.iter().collect::<Vec<_>>()).map_err(Into::into)),
                         },
                     );
                 }
@@ -178,8 +178,8 @@ impl<'s, T: timely::ExchangeData + Clone> Stream<'s, T> {
                                 }
                                 output.session(cap).give_iterator(changes.drain(..));
                             }
-                            Step::Snapshot(epoch) => link.report(epoch, bincode::serialize(&table.iter().collect::<Vec<_>>()).map_err(Into::into)),
-                            Step::Ended(epoch) => link.report_last(epoch, bincode::serialize(&table.iter().collect::<Vec<_>>()).map_err(Into::into)),
+                            Step::Snapshot(epoch) => link.report(epoch, || bincode::serialize(&table.iter().collect::<Vec<_>>()).map_err(Into::into)),
+                            Step::Ended(epoch) => link.report_last(epoch, || bincode::serialize(&table.iter().collect::<Vec<_>>()).map_err(Into::into)),
                         },
                     );
                 }
