@@ -1,6 +1,6 @@
 //! Checkpoints of a graph (`vigil::graph::checkpoint`): a two-topic graph with a
 //! user operator with timers, an interval join, an as-of join, an upsert table
-//! and views, run
+//! and views, features and a score, run
 //! in memory with checkpoints, crashed dead after an epoch (the workers stop
 //! without draining, as a kill would leave them), then restarted from the
 //! newest checkpoint, with the same or another number of workers. What the
@@ -12,13 +12,14 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use vigil::graph::{GraphBuilder, LocalRun, Outputs, SinkRecord, Source};
+use vigil::graph::{Features, GraphBuilder, LocalRun, Model, Outputs, SinkRecord, Source};
+use vigil_operators::{Agg, Transform};
 use vigil::spec::FieldType;
 
 #[path = "support/graph.rs"]
 mod support;
 use support::{card_topics, Sessions, Topics};
-const SINKS: [&str; 5] = ["sessions", "pairs", "per_merchant", "devices_per_country", "tx_country"];
+const SINKS: [&str; 6] = ["sessions", "pairs", "per_merchant", "devices_per_country", "tx_country", "scores"];
 
 fn topics() -> (Vec<Vec<Vec<u8>>>, Vec<Vec<Vec<u8>>>) {
     card_topics(&Topics { seed: 5, events: 1_200, cards: 30, step_ms: 25, tx_partitions: 3, login_partitions: 2, garbage_every: 131 })
@@ -41,6 +42,9 @@ fn graph(g: &mut GraphBuilder<'_>) -> Result<()> {
         .map(|(_card, country)| country)
         .count()
         .sink_upsert("devices_per_country");
+    let features = Features::new().window("n_1s", Agg::Count, None, Duration::from_secs(1)).time_since_prev("since_prev", Duration::from_secs(60));
+    let model = Model::logistic("m", "1").bias(-1.0).weight("n_1s", 0.5, Transform::Log1p).weight("since_prev", -0.2, Transform::Identity);
+    tx.features("card_features", features).score(model).sink_scores("scores");
     Ok(())
 }
 
@@ -145,3 +149,4 @@ fn a_checkpoint_whose_operators_differ_is_refused_by_name() {
     eprintln!("{msg}");
     assert!(msg.contains("operators only in the checkpoint") && msg.contains("\"tx_after_login\"") && msg.contains("\"sessions_v2\""), "{msg}");
 }
+
