@@ -351,3 +351,63 @@ proptest! {
         prop_assert_eq!(out.values("joined"), expected);
     }
 }
+
+/// A source of the user's type: every payload is a `Tx` (then an event) or a
+/// dead letter with its reason; the events are exactly the payloads a plain
+/// serde read accepts (the key, time and lateness checks aside, which these
+/// payloads pass), in each partition's order.
+#[test]
+fn a_typed_source_reads_what_serde_reads_and_dead_letters_the_rest() {
+    #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Tx {
+        card: String,
+        amount: f64,
+        #[serde(default)]
+        note: Option<String>,
+    }
+    let mut state = 17u64;
+    let mut next = move |m: u64| {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) % m
+    };
+    let mut parts = vec![Vec::new(); 3];
+    for i in 0..600i64 {
+        let card = format!("c{}", next(20));
+        let ts = T0 + i * 10;
+        let payload = match next(8) {
+            0 => format!(r#"{{"card":"{card}","ts":{ts}}}"#),                          // no amount
+            1 => format!(r#"{{"card":"{card}","ts":{ts},"amount":"ten"}}"#),            // a string amount
+            2 => format!(r#"{{"card":"{card}","ts":{ts},"amount":1,"note":7}}"#),       // a number note
+            3 => format!(r#"{{"card":"{card}","ts":{ts},"amount":2.5,"note":"gift"}}"#),
+            _ => format!(r#"{{"card":"{card}","ts":{ts},"amount":{}}}"#, next(1000)),
+        };
+        parts[key_hash(&card) as usize % 3].push(payload.into_bytes());
+    }
+    let expected: Vec<(String, Tx)> = parts
+        .iter()
+        .flatten()
+        .filter_map(|p| serde_json::from_slice::<Tx>(p).ok().map(|t| (t.card.clone(), t)))
+        .collect();
+    for workers in [1, 2] {
+        let out = LocalRun::new(workers)
+            .topic("tx", parts.clone())
+            .run(|g| {
+                g.source_typed::<Tx>(Source::json("tx").key("card")).sink("tx");
+                Ok(())
+            })
+            .unwrap();
+        let got: Vec<(String, Tx)> = out.sink("tx").iter().map(|r| (r.key.clone(), serde_json::from_str(r.value.as_deref().unwrap()).unwrap())).collect();
+        let (mut a, mut b) = (got.clone(), expected.clone());
+        a.sort_by(|x, y| format!("{x:?}").cmp(&format!("{y:?}")));
+        b.sort_by(|x, y| format!("{x:?}").cmp(&format!("{y:?}")));
+        assert_eq!(a, b, "{workers} workers");
+        let counts = &out.sources["tx"];
+        assert_eq!(counts.read, 600);
+        assert_eq!(counts.accepted as usize, expected.len());
+        assert_eq!(counts.rejected_total() as usize, 600 - expected.len());
+        assert_eq!(counts.rejected_total() as usize, out.dead.len());
+        let reasons: BTreeSet<&str> = out.dead.iter().map(|d| d.reason).collect();
+        assert_eq!(reasons, BTreeSet::from(["missing_field", "wrong_type"]));
+        assert!(out.dead.iter().all(|d| d.detail.contains("`Tx`")));
+    }
+}

@@ -14,7 +14,7 @@ use timely::dataflow::operators::generic::operator::source as timely_source;
 
 use super::checkpoint::Part;
 use super::kafka_run::KafkaIo;
-use super::record::Record;
+use super::source::MakeValue;
 use super::source::{Admission, Source};
 use super::stream::{Mark, Msg, Stream};
 use super::GraphBuilder;
@@ -25,13 +25,13 @@ use crate::types::now_us;
 /// Records read per activation.
 const POLL_BATCH: usize = 4096;
 
-pub(super) fn kafka_source<'s>(g: &mut GraphBuilder<'s>, index: u32, source: Source, io: Arc<KafkaIo>) -> Stream<'s, Record> {
+pub(super) fn kafka_source<'s, V: Clone + 'static>(g: &mut GraphBuilder<'s>, index: u32, source: Source, io: Arc<KafkaIo>, make: MakeValue<V>) -> Stream<'s, V> {
     let scope = g.scope;
     let (worker, peers) = (scope.index(), scope.peers());
     let collector = g.shared.collector.clone();
     let topic = source.topic().to_owned();
     let idle_after = source.spec().idle_timeout;
-    let mut admission = Admission::new(index, &source);
+    let mut admission = Admission::new(index, &source, make);
     let checkpoints = g.shared.checkpoints().cloned();
     let restored = checkpoints.as_ref().and_then(|c| c.restored.clone());
     let start_epoch = g.shared.start_epoch();
@@ -56,7 +56,7 @@ pub(super) fn kafka_source<'s>(g: &mut GraphBuilder<'s>, index: u32, source: Sou
     };
     let me = worker as u32;
     let inner =
-        timely_source::<_, timely::container::CapacityContainerBuilder<Vec<Msg<Record>>>, _, _>(scope, &format!("Source({topic})"), move |mut cap, info| {
+        timely_source::<_, timely::container::CapacityContainerBuilder<Vec<Msg<V>>>, _, _>(scope, &format!("Source({topic})"), move |mut cap, info| {
             cap.downgrade(&start_epoch);
             let activator = scope.activator_for(info.address.clone());
             let wake = scope.worker().sync_activator_for(info.address.to_vec());
@@ -104,7 +104,7 @@ pub(super) fn kafka_source<'s>(g: &mut GraphBuilder<'s>, index: u32, source: Sou
                 let target = if finished { epoch + 1 } else { io.clock.target().max(epoch) };
                 if let Some(ck) = &checkpoints {
                     // the positions now are those after every epoch this source leaves
-                    let cut = |admission: &Admission| {
+                    let cut = |admission: &Admission<V>| {
                         reader.as_ref().map(|r| r.positions()).unwrap_or_default().into_iter().map(|(p, next)| admission.cut(p, next)).collect::<Vec<_>>()
                     };
                     for e in (epoch..target).filter(|e| finished || ck.is_checkpoint(*e)) {

@@ -99,6 +99,41 @@ impl<'s> GraphBuilder<'s> {
     /// Reads a topic: its records decoded and checked against `source`'s schema
     /// (failures to `dlq`), keyed and timed by its key and event-time fields.
     pub fn source(&mut self, source: Source) -> Stream<'s, Record> {
+        self.source_with(source, source::records())
+    }
+
+    /// Reads a topic as values of your type: each record is checked as by
+    /// [`GraphBuilder::source`] (size, JSON, key, event time, declared fields,
+    /// lateness), then deserialized as a `T` (serde); one that does not read as
+    /// a `T` goes to `dlq` (`missing_field`, `duplicate_field` or `wrong_type`,
+    /// the detail naming the type) and counts as rejected.
+    ///
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    /// use vigil::graph::{LocalRun, Source};
+    ///
+    /// #[derive(Clone, Serialize, Deserialize)]
+    /// struct Tx { card: String, amount: f64 }
+    ///
+    /// let out = LocalRun::new(1)
+    ///     .topic("tx", vec![vec![
+    ///         br#"{"card":"c1","ts":1700000000000,"amount":12.5}"#.to_vec(),
+    ///         br#"{"card":"c2","ts":1700000000001,"amount":"lots"}"#.to_vec(),
+    ///     ]])
+    ///     .run(|g| {
+    ///         g.source_typed::<Tx>(Source::json("tx").key("card")).map(|t| t.amount * 2.0).sink("doubled");
+    ///         Ok(())
+    ///     })
+    ///     .unwrap();
+    /// assert_eq!(out.values("doubled"), vec!["25.0"]);
+    /// assert_eq!(out.dead[0].reason, "wrong_type");
+    /// assert!(out.dead[0].detail.starts_with("does not read as `Tx`"));
+    /// ```
+    pub fn source_typed<T: serde::de::DeserializeOwned + Clone + 'static>(&mut self, source: Source) -> Stream<'s, T> {
+        self.source_with(source, source::typed::<T>())
+    }
+
+    fn source_with<V: Clone + 'static>(&mut self, source: Source, make: source::MakeValue<V>) -> Stream<'s, V> {
         let index = self.sources;
         self.sources += 1;
         let collector = self.shared.collector.clone();
@@ -112,9 +147,9 @@ impl<'s> GraphBuilder<'s> {
                     self.shared.errors.borrow_mut().push(format!("source `{}`: the runner has no input for this topic", source.topic()));
                     Vec::new()
                 });
-                source::memory_source(self, index, source, data, *epoch_records)
+                source::memory_source(self, index, source, data, *epoch_records, make)
             }
-            run::Inputs::Kafka(io) => kafka_source::kafka_source(self, index, source, io.clone()),
+            run::Inputs::Kafka(io) => kafka_source::kafka_source(self, index, source, io.clone(), make),
         }
     }
     /// This worker's index among all workers of all processes.

@@ -40,6 +40,8 @@ use super::stream::{Mark, Msg, Rec, Stream};
 use super::GraphBuilder;
 use crate::checkpoint::PartitionCut;
 use crate::decode::Decoder;
+use crate::types::{Reason, Rejection};
+use serde::de::DeserializeOwned;
 use crate::spec::{FieldSpec, FieldType, SourceSpec};
 use crate::types::now_us;
 use crate::watermark::{PartitionClock, TimePolicy};
@@ -137,12 +139,40 @@ impl Source {
     }
 }
 
+/// What a source makes of an accepted record: its [`Record`], or a value of the
+/// user's type read from the payload (a failure is the record's rejection).
+pub(super) type MakeValue<V> = Box<dyn FnMut(Record, &[u8]) -> Result<V, Rejection>>;
+
+/// A source of [`Record`]s.
+pub(super) fn records() -> MakeValue<Record> {
+    Box::new(|r, _| Ok(r))
+}
+
+/// A source of `T`s: each accepted payload deserialized as a `T` (serde); one
+/// that does not deserialize is rejected (`missing_field`, `duplicate_field` or
+/// `wrong_type`, naming the type).
+pub(super) fn typed<T: DeserializeOwned>() -> MakeValue<T> {
+    let name = std::any::type_name::<T>().rsplit("::").next().unwrap_or("?").to_owned();
+    Box::new(move |_, payload| {
+        serde_json::from_slice::<T>(payload).map_err(|e| {
+            let text = e.to_string();
+            let reason = match () {
+                _ if text.starts_with("missing field") => Reason::MissingField,
+                _ if text.starts_with("duplicate field") => Reason::DuplicateField,
+                _ => Reason::WrongType,
+            };
+            Rejection::new(reason, format!("does not read as `{name}`: {text}"))
+        })
+    })
+}
+
 /// Decoding and admission of one worker's share of a source: the same verdicts
-/// for a record whichever runner reads it.
-pub(super) struct Admission {
+/// for a record whichever runner reads it; `V` is what it hands on.
+pub(super) struct Admission<V> {
     topic: String,
     index: u32,
     schema: Arc<Schema>,
+    make: MakeValue<V>,
     decoder: Decoder,
     policy: TimePolicy,
     clocks: std::collections::HashMap<u32, PartitionClock>,
@@ -150,12 +180,13 @@ pub(super) struct Admission {
     pub(super) dead: Vec<DeadLetter>,
 }
 
-impl Admission {
-    pub(super) fn new(index: u32, source: &Source) -> Self {
+impl<V> Admission<V> {
+    pub(super) fn new(index: u32, source: &Source, make: MakeValue<V>) -> Self {
         let schema = Arc::new(source.schema());
         Admission {
             topic: source.spec.topic.clone(),
             index,
+            make,
             decoder: Decoder::for_source(&source.spec, &schema.strings),
             schema,
             policy: TimePolicy {
@@ -169,15 +200,20 @@ impl Admission {
     }
 
     /// One record read at (partition, offset): an event, or a dead letter.
-    pub(super) fn take(&mut self, partition: u32, offset: i64, payload: Option<&[u8]>, now_ms: i64) -> Option<Msg<Record>> {
+    pub(super) fn take(&mut self, partition: u32, offset: i64, payload: Option<&[u8]>, now_ms: i64) -> Option<Msg<V>> {
         self.counts.read += 1;
         let clock = self.clocks.entry(partition).or_default();
-        match self.decoder.decode(payload, &mut |_| {}).and_then(|d| clock.admit(d.time_ms, now_ms, &self.policy).map(|wm| (d, wm))) {
-            Ok((d, watermark)) => {
+        let (schema, make) = (&self.schema, &mut self.make);
+        let admitted = self.decoder.decode(payload, &mut |_| {}).and_then(|d| {
+            let record = Record::new(schema.clone(), d.event_id, d.numeric, d.strings);
+            let value = make(record, payload.unwrap_or_default())?;
+            clock.admit(d.time_ms, now_ms, &self.policy).map(|wm| (d.key, d.time_ms, value, wm))
+        });
+        match admitted {
+            Ok((key, time_ms, value, watermark)) => {
                 self.counts.accepted += 1;
-                let value = Record::new(self.schema.clone(), d.event_id, d.numeric, d.strings);
                 let origin = Origin { source: self.index, partition };
-                Some(Msg::Event(Rec { key: d.key, time_ms: d.time_ms, origin, offset, watermark, value }))
+                Some(Msg::Event(Rec { key, time_ms, origin, offset, watermark, value }))
             }
             Err(r) => {
                 *self.counts.rejected.entry(r.reason.as_str()).or_default() += 1;
@@ -224,12 +260,19 @@ struct Partition {
 
 /// Builds the source operator of `source` (the graph's `index`-th) on the
 /// worker behind `g`, reading the runner's in-memory topic.
-pub(super) fn memory_source<'s>(g: &mut GraphBuilder<'s>, index: u32, source: Source, data: MemoryTopic, per_epoch: usize) -> Stream<'s, Record> {
+pub(super) fn memory_source<'s, V: Clone + 'static>(
+    g: &mut GraphBuilder<'s>,
+    index: u32,
+    source: Source,
+    data: MemoryTopic,
+    per_epoch: usize,
+    make: MakeValue<V>,
+) -> Stream<'s, V> {
     let scope = g.scope;
     let (worker, peers) = (scope.index(), scope.peers());
     let collector = g.shared.collector.clone();
     let topic = source.topic().to_owned();
-    let mut admission = Admission::new(index, &source);
+    let mut admission = Admission::new(index, &source, make);
     let restored = g.shared.checkpoints().and_then(|c| c.restored.clone());
     let mut parts: Vec<Partition> = Vec::new();
     for (p, data) in data.into_iter().enumerate().filter(|(p, _)| (p + index as usize) % peers == worker) {
@@ -244,7 +287,7 @@ pub(super) fn memory_source<'s>(g: &mut GraphBuilder<'s>, index: u32, source: So
     let start = g.shared.start_epoch();
     let me = worker as u32;
     let name = format!("Source({topic})");
-    let inner = timely_source::<_, timely::container::CapacityContainerBuilder<Vec<Msg<Record>>>, _, _>(scope, &name, move |mut cap, info| {
+    let inner = timely_source::<_, timely::container::CapacityContainerBuilder<Vec<Msg<V>>>, _, _>(scope, &name, move |mut cap, info| {
         let activator = scope.activator_for(info.address.clone());
         cap.downgrade(&start);
         let mut cap = Some(cap);
