@@ -30,6 +30,8 @@ type Partitions = Vec<Vec<Option<Vec<u8>>>>;
 struct Written {
     scores: BTreeMap<String, Vec<String>>,
     windows: BTreeMap<String, Vec<String>>,
+    /// The `features` topic: values and tombstones (`null`), sorted per key.
+    features: BTreeMap<String, Vec<String>>,
     dead: Vec<(String, u32, i64, String, String, u64)>,
 }
 
@@ -38,6 +40,7 @@ impl Written {
         let offset = |s: &String| serde_json::from_str::<serde_json::Value>(s).unwrap()["source_offset"].as_i64().unwrap();
         self.scores.values_mut().for_each(|v| v.sort_by_key(offset));
         self.windows.values_mut().for_each(|v| v.sort());
+        self.features.values_mut().for_each(|v| v.sort());
         self
     }
 }
@@ -65,12 +68,14 @@ fn pipeline(job: &JobSpec, input: &Partitions, labels: &Partitions) -> (Written,
     let topic = input.iter().map(|p| Arc::new(p.clone())).collect();
     let labels = labels.iter().map(|p| Arc::new(p.clone())).collect();
     let learned = run_local_with_labels(job, &topic, &labels, 1, sink.clone(), Metrics::new()).unwrap();
-    let mut w = Written { scores: BTreeMap::new(), windows: BTreeMap::new(), dead: Vec::new() };
+    let mut w = Written { scores: BTreeMap::new(), windows: BTreeMap::new(), features: BTreeMap::new(), dead: Vec::new() };
     for (topic, key, payload) in sink.take() {
         let key = String::from_utf8(key).unwrap();
         let text = String::from_utf8(payload).unwrap();
         match topic {
             Topic::Scores => w.scores.entry(key).or_default().push(text),
+            Topic::Features if text.is_empty() => w.features.entry(key).or_default().push("null".into()),
+            Topic::Features => w.features.entry(key).or_default().push(text),
             Topic::Windows => w.windows.entry(key).or_default().push(text),
             Topic::Dlq => {
                 let v: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -92,10 +97,13 @@ fn graph(job: &JobSpec, input: &Partitions, labels: &Partitions, workers: usize)
         run = run.topic_with_gaps(&online.labels.topic, labels.clone());
     }
     let mut out = run.run(move |g| job_graph(g, &job2)).unwrap();
-    let mut w = Written { scores: BTreeMap::new(), windows: BTreeMap::new(), dead: Vec::new() };
-    for (name, into) in [(job.sinks.scores.as_str(), &mut w.scores)] {
-        for r in out.sink(name) {
-            into.entry(r.key.clone()).or_default().push(r.value.clone().unwrap());
+    let mut w = Written { scores: BTreeMap::new(), windows: BTreeMap::new(), features: BTreeMap::new(), dead: Vec::new() };
+    for r in out.sink(&job.sinks.scores) {
+        w.scores.entry(r.key.clone()).or_default().push(r.value.clone().unwrap());
+    }
+    if let Some(features) = &job.sinks.features {
+        for r in out.sink(features) {
+            w.features.entry(r.key.clone()).or_default().push(r.value.clone().unwrap_or_else(|| "null".into()));
         }
     }
     if let Some(windows) = &job.sinks.windows {
@@ -145,6 +153,7 @@ fn check_learning(job: &JobSpec, input: &Partitions, labels: &Partitions) -> (Wr
         assert_eq!(got_learned.as_ref().map(|l| &l.counts), learned.as_ref().map(|l| &l.counts), "learners, {workers} workers");
         assert_eq!(got.dead, expected.dead, "dead letters, {workers} workers");
         assert_eq!(got.windows, expected.windows, "closed windows, {workers} workers");
+        assert_eq!(got.features, expected.features, "the features topic, {workers} workers");
         assert_eq!(got.scores.len(), expected.scores.len(), "keys scored, {workers} workers");
         for (key, scores) in &expected.scores {
             let mine = got.scores.get(key).map(Vec::as_slice).unwrap_or_default();
@@ -159,7 +168,8 @@ fn check_learning(job: &JobSpec, input: &Partitions, labels: &Partitions) -> (Wr
 
 #[test]
 fn the_fraud_job_through_the_graph_writes_what_the_pipeline_writes() {
-    let job = job("examples/fraud_job.toml");
+    let mut job = job("examples/fraud_job.toml");
+    job.sinks.features = Some("features".into());
     let mut generator = Generator::new(GenConfig { seed: 11, cards: 400, merchants: 40, bad_ratio: 0.02, ..GenConfig::default() });
     let records = (0..12_000).map(|_| generator.next_transaction()).map(|g| (g.key, g.payload)).collect();
     let written = check(&job, &spread(records, 3, 1));
@@ -231,7 +241,57 @@ fn feed(seed: u64, n: usize) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn the_engagement_job_through_the_graph_writes_what_the_pipeline_writes() {
-    let job = job("examples/engagement_users.toml");
+    let mut job = job("examples/engagement_users.toml");
+    job.sinks.features = Some("user_features".into());
     let written = check(&job, &spread(feed(5, 12_000), 2, 2));
     assert!(written.windows.values().map(Vec::len).sum::<usize>() > 100, "days closed");
+}
+
+/// A key idle past every feature's reach leaves the state (at the state's next
+/// sweep, every 65,536 events of a worker): its `features` record is followed
+/// by a tombstone; a key still active keeps its value. (Which sweep catches a
+/// key depends on how partitions interleave, in the pipeline as in the graph:
+/// the golden tests above compare the values, this test the tombstones.)
+#[test]
+fn an_idle_key_leaves_the_features_topic_with_a_tombstone() {
+    let job = JobSpec::from_toml(
+        r#"
+[job]
+name = "expiry"
+[source]
+topic = "events"
+key = "k"
+event_time = "ts"
+[source.schema]
+x = "f64"
+[[feature]]
+name = "n_1m"
+agg = "count"
+window = "1m"
+[[feature]]
+name = "since_prev"
+agg = "time_since_prev"
+ttl = "1m"
+[model]
+name = "m"
+version = "1"
+bias = 0.5
+[model.weights]
+n_1m = { weight = 1.0, transform = "identity" }
+[sinks]
+scores = "scores"
+dlq = "dlq"
+features = "features"
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let t0 = 1_764_000_000_000i64;
+    let mut events = vec![format!(r#"{{"k":"idle","ts":{t0},"x":1}}"#).into_bytes()];
+    events.extend((1..70_000i64).map(|i| format!(r#"{{"k":"busy{}","ts":{},"x":1}}"#, i % 7, t0 + i * 100).into_bytes()));
+    let out = LocalRun::new(1).topic("events", vec![events]).run(move |g| job_graph(g, &job)).unwrap();
+    let of = |key: &str| out.sink("features").iter().filter(|r| r.key == key).map(|r| r.value.is_some()).collect::<Vec<_>>();
+    assert_eq!(of("idle"), vec![true, false], "a value, then a tombstone");
+    for k in 0..7 {
+        assert!(of(&format!("busy{k}")).iter().all(|v| *v), "busy{k} is never deleted");
+    }
 }

@@ -48,14 +48,14 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
-use timely::dataflow::operators::generic::Operator;
 use vigil_operators::distinct::{tag_of, ABSENT};
 use vigil_operators::{Agg, ClosedWindow, FeatureDef, FeatureState, WindowFeature};
 
-use super::epochs::{EpochGate, Step};
+use super::gated::{gated, Gated};
+use super::sink::Written;
 use super::keyed::Origin;
 use super::record::{FieldReader, Record, Schema};
-use super::stream::{by_key, Mark, Msg, Rec, StateLink, Stream, Watermarks};
+use super::stream::{Msg, Rec, Stream};
 use crate::spec::JobSpec;
 use crate::types::key_hash;
 
@@ -137,12 +137,22 @@ pub struct ClosedWindowRecord {
     pub count: u64,
 }
 
-/// What the operator emits: featured events and closed windows, split into two
-/// streams by [`Stream::features_and_windows`].
+/// Everything the features operator emits, in one stream (so that a key's
+/// records keep their order): featured events, closed windows, and keys that
+/// left the state (their `features` record becomes a tombstone).
 #[derive(Clone, Debug, Serialize, Deserialize)]
-enum Out {
+pub enum FeatureOutput {
     Event(Record),
     Window(ClosedWindowRecord),
+    /// The key (the envelope's) left the state: idle past every feature's reach.
+    Expired,
+}
+
+/// Which outputs an operator keeps, as what.
+struct Emit<O> {
+    event: fn(Record) -> O,
+    window: fn(ClosedWindowRecord) -> Option<O>,
+    expired: Option<fn() -> O>,
 }
 
 impl<'s> Stream<'s, Record> {
@@ -150,98 +160,68 @@ impl<'s> Stream<'s, Record> {
     /// docs. (Windows of features that emit on close are not written: see
     /// [`Stream::features_and_windows`].)
     pub fn features(&self, name: &str, features: Features) -> Stream<'s, Record> {
-        self.feature_operator(name, features, |r| r, |_| None)
+        self.feature_operator(name, features, Emit { event: |r| r, window: |_| None, expired: None })
     }
 
     /// [`Stream::features`], and the windows of features that emit on close.
     pub fn features_and_windows(&self, name: &str, features: Features) -> (Stream<'s, Record>, Stream<'s, ClosedWindowRecord>) {
-        let out = self.feature_operator(name, features, Out::Event, |w| Some(Out::Window(w)));
+        let out = self.features_all(name, features);
         let events = out.flat_map(|o| match o {
-            Out::Event(r) => Some(r),
-            Out::Window(_) => None,
+            FeatureOutput::Event(r) => Some(r),
+            _ => None,
         });
         let windows = out.flat_map(|o| match o {
-            Out::Window(w) => Some(w),
-            Out::Event(_) => None,
+            FeatureOutput::Window(w) => Some(w),
+            _ => None,
         });
         (events, windows)
     }
 
-    fn feature_operator<O: Clone + 'static>(
-        &self,
-        name: &str,
-        features: Features,
-        event: fn(Record) -> O,
-        window: fn(ClosedWindowRecord) -> Option<O>,
-    ) -> Stream<'s, O> {
+    /// Every output of the features operator in one stream: featured events,
+    /// closed windows and keys that left the state, each key's in order (what
+    /// [`Stream::sink_features`] writes).
+    pub fn features_all(&self, name: &str, features: Features) -> Stream<'s, FeatureOutput> {
+        let emit = Emit { event: FeatureOutput::Event, window: |w| Some(FeatureOutput::Window(w)), expired: Some(|| FeatureOutput::Expired) };
+        self.feature_operator(name, features, emit)
+    }
+
+    fn feature_operator<O: Clone + 'static>(&self, name: &str, features: Features, emit: Emit<O>) -> Stream<'s, O> {
         self.shared.claim(name, STATE_VERSION);
-        let mut op = FeatureOp::new(&features, event, window);
+        let mut op = FeatureOp::new(&features, emit);
         self.shared.restore_each::<FeatureState>(name, "features", |old| {
             let shared = self.shared.clone();
             if let Err(e) = op.state.absorb(old, |k| shared.owns(key_hash(k))) {
                 self.shared.errors.borrow_mut().push(format!("features `{name}`: {e}"));
             }
         });
-        let link = StateLink::new(&self.shared, name);
-        let start = self.shared.start_epoch();
-        let (peers, me) = (self.scope().peers(), self.scope().index() as u32);
-        let input = self.broadcast_marks(&format!("Marks({name})"));
-        let inner = input.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<Msg<O>>>, _, _, _>(by_key(), name, move |mut cap, _| {
-            cap.downgrade(&start);
-            let mut end_cap = Some(cap);
-            let mut gate = EpochGate::new(start);
-            let mut ended_at = None;
-            let mut marks = Watermarks::exchanged(peers);
-            let mut batch: Vec<Msg<O>> = Vec::new();
-            move |(input, frontier), output| {
-                input.for_each(|cap, data| {
-                    let epoch = cap.least().copied().unwrap_or_default();
-                    gate.push(epoch, || cap.delayed(&epoch, 0), data.drain(..));
-                });
-                let f = frontier.frontier().as_option().copied();
-                gate.release(
-                    f,
-                    |e| link.is_checkpoint(e),
-                    |step| match step {
-                        Step::Records(_, cap, msgs) => {
-                            for m in msgs {
-                                match m {
-                                    Msg::Event(r) => op.observe(r, &mut batch),
-                                    Msg::Mark(mark) => {
-                                        if let Some(wm) = marks.observe(&mark) {
-                                            batch.push(Msg::Mark(Mark { watermark: wm, from: me, to: me }));
-                                        }
-                                    }
-                                }
-                            }
-                            op.close_due(&mut batch, marks.current());
-                            output.session(cap).give_iterator(batch.drain(..));
-                        }
-                        Step::Snapshot(epoch) => link.report(epoch, || op.snapshot()),
-                        Step::Ended(epoch) => ended_at = Some(epoch),
-                    },
-                );
-                match f {
-                    Some(f) => {
-                        if let Some(c) = end_cap.as_mut().filter(|c| *c.time() < f) {
-                            c.downgrade(&f);
-                        }
-                    }
-                    None => {
-                        if let Some(c) = end_cap.take() {
-                            // the end of the input closes every window
-                            op.close_all(&mut batch);
-                            if let Some(e) = ended_at.take() {
-                                link.report_last(e, || op.snapshot());
-                            }
-                            batch.push(Msg::Mark(Mark { watermark: i64::MAX, from: me, to: me }));
-                            output.session(&c).give_iterator(batch.drain(..));
-                        }
-                    }
-                }
+        gated(self, name, op)
+    }
+}
+
+impl<'s> Stream<'s, FeatureOutput> {
+    /// The `features` topic of a job, byte for byte: per event
+    /// `{"key","event_time","features":{..}}` (upsert by key), and a tombstone
+    /// when a key leaves the state.
+    pub fn sink_features(&self, name: &str) {
+        let mut encoders: Option<(Vec<String>, crate::output::ScoreEncoder)> = None;
+        let mut values = Vec::new();
+        self.sink_with(name, move |r, buf| {
+            let record = match &r.value {
+                FeatureOutput::Event(record) => record,
+                FeatureOutput::Expired => return Written::Tombstone,
+                FeatureOutput::Window(_) => return Written::Nothing,
+            };
+            let (names, added) = record.added().unwrap_or((&[], &[]));
+            if encoders.as_ref().is_none_or(|(n, _)| n.as_slice() != names) {
+                encoders = Some((names.to_vec(), crate::output::ScoreEncoder::new("", "", "", names)));
             }
-        });
-        Stream::new(inner, self.shared.clone())
+            values.clear();
+            values.extend(added.iter().map(|v| Some(*v).filter(|v| !v.is_nan())));
+            if let Some((_, e)) = &encoders {
+                e.encode_features(buf, &r.key, r.time_ms, &values);
+            }
+            Written::Value
+        })
     }
 }
 
@@ -249,8 +229,7 @@ impl<'s> Stream<'s, Record> {
 struct FeatureOp<O> {
     state: FeatureState,
     features: Features,
-    event: fn(Record) -> O,
-    window: fn(ClosedWindowRecord) -> Option<O>,
+    emit: Emit<O>,
     fields: FieldReader,
     /// The names the features add to a record.
     added: Arc<Schema>,
@@ -264,13 +243,12 @@ struct FeatureOp<O> {
 }
 
 impl<O> FeatureOp<O> {
-    fn new(features: &Features, event: fn(Record) -> O, window: fn(ClosedWindowRecord) -> Option<O>) -> Self {
+    fn new(features: &Features, emit: Emit<O>) -> Self {
         let added = Arc::new(Schema { topic: String::new(), numeric: features.names(), strings: Vec::new() });
         FeatureOp {
             state: FeatureState::new(features.defs.clone(), features.fields.len()),
             features: features.clone(),
-            event,
-            window,
+            emit,
             fields: FieldReader::new(&features.fields),
             added,
             origins: Vec::new(),
@@ -300,17 +278,21 @@ impl<O> FeatureOp<O> {
         let mut values = Vec::with_capacity(self.out.len());
         values.extend(self.out.iter().map(|v| v.unwrap_or(f64::NAN)));
         let Rec { key, time_ms, origin, offset, watermark, value } = r;
-        let value = (self.event)(value.extend(self.added.clone(), values));
+        let value = (self.emit.event)(value.extend(self.added.clone(), values));
         batch.push(Msg::Event(Rec { key, time_ms, origin, offset, watermark, value }));
     }
 
-    /// The windows whose partition's watermark passed their end.
+    /// The windows whose partition's watermark passed their end, and the keys
+    /// that left the state (unless they came back since).
     fn close_due(&mut self, batch: &mut Vec<Msg<O>>, watermark: i64) {
         self.state.close_due(&mut self.closed);
         self.emit_closed(batch, watermark);
-        // keys that left the state are of no output here (the `features` upsert
-        // topic is the job's); dropping the list keeps it from growing
-        drop(self.state.take_expired());
+        let gone = self.state.take_expired();
+        let Some(expired) = self.emit.expired else { return };
+        let origin = self.origins.first().copied().unwrap_or(Origin { source: 0, partition: 0 });
+        for key in gone.into_iter().filter(|k| !self.state.is_live(k)) {
+            batch.push(Msg::Event(Rec { key, time_ms: watermark, origin, offset: -1, watermark, value: expired() }));
+        }
     }
 
     fn close_all(&mut self, batch: &mut Vec<Msg<O>>) {
@@ -332,12 +314,27 @@ impl<O> FeatureOp<O> {
                 count: c.span.count,
             };
             let origin = self.origins.first().copied().unwrap_or(Origin { source: 0, partition: 0 });
-            if let Some(value) = (self.window)(record) {
+            if let Some(value) = (self.emit.window)(record) {
                 batch.push(Msg::Event(Rec { key: c.key, time_ms: c.end, origin, offset: -1, watermark, value }));
             }
         }
     }
 
+}
+
+impl<O: 'static> Gated for FeatureOp<O> {
+    type In = Record;
+    type Out = O;
+    fn event(&mut self, r: Rec<Record>, out: &mut Vec<Msg<O>>) {
+        self.observe(r, out)
+    }
+    fn batch_done(&mut self, watermark: i64, out: &mut Vec<Msg<O>>) {
+        self.close_due(out, watermark)
+    }
+    /// The end of the input closes every window.
+    fn finish(&mut self, out: &mut Vec<Msg<O>>) {
+        self.close_all(out)
+    }
     fn snapshot(&self) -> Result<Vec<u8>> {
         Ok(bincode::serialize(&self.state)?)
     }

@@ -1,14 +1,13 @@
 //! A job (`JobSpec`: TOML or `JobBuilder`) built as a graph:
 //!
 //! ```text
-//! source (decode, validate, dlq) -> features (+ closed windows -> `windows`) -> score -> `scores`
+//! source (decode, validate, dlq) -> features (+ `features`, closed windows -> `windows`) -> score -> `scores`
 //! ```
 //!
 //! The same records come out as from the job's own pipeline, byte for byte
 //! (`tests/graph_golden.rs`): scores, dead letters and closed windows. What the
 //! graph does not run yet is refused with its name, not left out: the monitor,
-//! table lookups, the interval join of `[[join]]`, and the `features` and
-//! `shadow` topics. A model trained online (`[model.online]`) runs as
+//! table lookups, the interval join of `[[join]]`, and the `shadow` topic. A model trained online (`[model.online]`) runs as
 //! [`super::Stream::score_online`].
 //!
 //! ```
@@ -24,7 +23,7 @@
 
 use anyhow::{bail, Result};
 
-use super::{Features, GraphBuilder, Model, OnlineModel, Source};
+use super::{FeatureOutput, Features, GraphBuilder, Model, OnlineModel, Source};
 use crate::spec::JobSpec;
 
 /// The name of the job's feature operator (its checkpointed state).
@@ -35,10 +34,27 @@ pub fn job_graph(g: &mut GraphBuilder<'_>, job: &JobSpec) -> Result<()> {
     refuse_unsupported(job)?;
     // the string fields the job reads (monitor, distinct counts); the others are checked, not kept
     let events = g.source(Source::from_spec(job.source.clone()).keep_strings(&job.strings));
-    let (featured, windows) = events.features_and_windows(FEATURES, Features::of_job(job)?);
-    if let Some(topic) = &job.sinks.windows {
-        windows.sink(topic);
-    }
+    let features = Features::of_job(job)?;
+    let featured = match (&job.sinks.features, &job.sinks.windows) {
+        (None, None) => events.features(FEATURES, features),
+        (features_topic, windows_topic) => {
+            let all = events.features_all(FEATURES, features);
+            if let Some(topic) = features_topic {
+                all.sink_features(topic);
+            }
+            if let Some(topic) = windows_topic {
+                all.flat_map(|o| match o {
+                    FeatureOutput::Window(w) => Some(w),
+                    _ => None,
+                })
+                .sink(topic);
+            }
+            all.flat_map(|o| match o {
+                FeatureOutput::Event(r) => Some(r),
+                _ => None,
+            })
+        }
+    };
     let scored = match &job.model.online {
         Some(_) => featured.score_online(OnlineModel::of_job(job)?),
         None => featured.score(Model::of_job(job)?),
@@ -52,7 +68,6 @@ fn refuse_unsupported(job: &JobSpec) -> Result<()> {
         (job.monitor.is_some(), "[monitor]"),
         (!job.tables.is_empty(), "[[table]]"),
         (!job.joins.is_empty(), "[[join]]"),
-        (job.sinks.features.is_some(), "[sinks] features"),
         (job.sinks.shadow.is_some(), "[sinks] shadow"),
     ];
     let missing: Vec<&str> = unsupported.iter().filter(|(on, _)| *on).map(|(_, what)| *what).collect();

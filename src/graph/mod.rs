@@ -54,6 +54,7 @@ pub mod as_of_join;
 pub mod checkpoint;
 pub mod epochs;
 pub mod features;
+pub(crate) mod gated;
 pub mod interval_join;
 pub mod job;
 pub mod kafka_run;
@@ -75,13 +76,14 @@ use std::rc::Rc;
 
 use timely::dataflow::Scope;
 
-pub use features::{ClosedWindowRecord, Features};
+pub use features::{ClosedWindowRecord, FeatureOutput, Features};
 pub use kafka_run::KafkaRun;
 pub use keyed::{KeyContext, KeyedOperator, Origin};
 pub use online::OnlineModel;
 pub use record::Record;
 pub use run::{DeadLetter, LocalRun, MemoryTopic, Outputs, SinkRecord, SourceCounts};
 pub use score::{Model, ModelVersion, Scored};
+pub use sink::Written;
 pub use source::Source;
 pub use stream::{Rec, Stream};
 pub use view::View;

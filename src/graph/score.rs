@@ -45,6 +45,7 @@ use serde::{Deserialize, Serialize};
 use vigil_operators::{LogisticModel, Transform};
 
 use super::record::{FieldReader, Record};
+use super::sink::Written;
 use super::stream::{Msg, Rec, Stream};
 use crate::output::{ScoreContext, ScoreEncoder};
 use crate::spec::JobSpec;
@@ -134,11 +135,12 @@ impl<'s> Stream<'s, Scored> {
                 let encoder = ScoreEncoder::new(s.record.topic(), &s.model.name, &s.model.version, names);
                 current = Some((s.record.topic().to_owned(), s.model.clone(), names.to_vec(), encoder));
             }
-            let Some((_, _, _, encoder)) = &current else { return };
+            let Some((_, _, _, encoder)) = &current else { return Written::Nothing };
             features.clear();
             features.extend(values.iter().map(|v| Some(*v).filter(|v| !v.is_nan())));
             let ctx = ScoreContext { event_id: s.record.event_id(), key: &r.key, event_time_ms: r.time_ms, partition: r.origin.partition, offset: r.offset, score: s.score };
             encoder.encode(buf, &ctx, &features);
+            Written::Value
         })
     }
 }

@@ -25,6 +25,17 @@ use timely::dataflow::operators::generic::Operator;
 use super::run::SinkRecord;
 use super::stream::{Msg, Rec, Stream};
 
+/// What [`Stream::sink_with`]'s encoder made of an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Written {
+    /// The buffer holds the record's value.
+    Value,
+    /// A record without a value (on a compacted topic, the key's deletion).
+    Tombstone,
+    /// No record for this event.
+    Nothing,
+}
+
 impl<'s, T: Clone + Serialize + 'static> Stream<'s, T> {
     /// Writes every event to the output named `name`.
     pub fn sink(&self, name: &str) {
@@ -34,14 +45,16 @@ impl<'s, T: Clone + Serialize + 'static> Stream<'s, T> {
                 buf.clear();
                 buf.extend_from_slice(format!("{{\"error\":{:?}}}", e.to_string()).as_bytes());
             }
+            Written::Value
         })
     }
 }
 
 impl<'s, T: Clone + 'static> Stream<'s, T> {
     /// Writes every event to the output named `name`, as `encode` writes it
-    /// (into a cleared buffer; valid UTF-8 expected): a contract of your own.
-    pub fn sink_with(&self, name: &str, mut encode: impl FnMut(&Rec<T>, &mut Vec<u8>) + 'static) {
+    /// (into a cleared buffer; valid UTF-8 expected), or a tombstone, or
+    /// nothing, as it says: a contract of your own.
+    pub fn sink_with(&self, name: &str, mut encode: impl FnMut(&Rec<T>, &mut Vec<u8>) -> Written + 'static) {
         let collector = self.shared.collector.clone();
         let name = name.to_owned();
         let mut batch = Vec::new();
@@ -54,13 +67,16 @@ impl<'s, T: Clone + 'static> Stream<'s, T> {
                 for m in data.drain(..) {
                     if let Msg::Event(r) = m {
                         buf.clear();
-                        encode(&r, &mut buf);
-                        if count_only {
-                            counted += 1;
-                            continue;
-                        }
-                        let value = String::from_utf8_lossy(&buf).into_owned();
-                        batch.push(SinkRecord { epoch: time.least().copied().unwrap_or_default(), key: r.key, time_ms: r.time_ms, value: Some(value) });
+                        let value = match encode(&r, &mut buf) {
+                            Written::Nothing => continue,
+                            _ if count_only => {
+                                counted += 1;
+                                continue;
+                            }
+                            Written::Value => Some(String::from_utf8_lossy(&buf).into_owned()),
+                            Written::Tombstone => None,
+                        };
+                        batch.push(SinkRecord { epoch: time.least().copied().unwrap_or_default(), key: r.key, time_ms: r.time_ms, value });
                     }
                 }
             });
