@@ -1,6 +1,7 @@
 //! Golden tests: a job (TOML) built as a graph (`vigil::graph::job::job_graph`)
 //! gives the same records as the job's own pipeline, byte for byte: every score
-//! (per key, in order), every closed window, every dead letter. Inputs are seeded:
+//! (per key, in order), `features` record, closed window, join output and dead
+//! letter. Inputs are seeded:
 //! the fraud demo's transactions and an engagement feed, with malformed records,
 //! gaps, disorder and late records, over several partitions; the graph runs with
 //! one and two workers.
@@ -32,6 +33,8 @@ struct Written {
     windows: BTreeMap<String, Vec<String>>,
     /// The `features` topic: values and tombstones (`null`), sorted per key.
     features: BTreeMap<String, Vec<String>>,
+    /// The `joins` topic, sorted per key.
+    joins: BTreeMap<String, Vec<String>>,
     dead: Vec<(String, u32, i64, String, String, u64)>,
 }
 
@@ -41,17 +44,13 @@ impl Written {
         self.scores.values_mut().for_each(|v| v.sort_by_key(offset));
         self.windows.values_mut().for_each(|v| v.sort());
         self.features.values_mut().for_each(|v| v.sort());
+        self.joins.values_mut().for_each(|v| v.sort());
         self
     }
 }
 
 fn job(path: &str) -> JobSpec {
-    let mut job = JobSpec::from_toml(&std::fs::read_to_string(path).unwrap()).unwrap();
-    // the `[[join]]` of a topic's own sub-streams is the pipeline's (the graph
-    // joins streams with `interval_join`)
-    job.joins.clear();
-    job.sinks.joins = None;
-    job
+    JobSpec::from_toml(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 /// A dead letter's detail without the wall clock it names (a timestamp too far
@@ -68,7 +67,7 @@ fn pipeline(job: &JobSpec, input: &Partitions, labels: &Partitions) -> (Written,
     let topic = input.iter().map(|p| Arc::new(p.clone())).collect();
     let labels = labels.iter().map(|p| Arc::new(p.clone())).collect();
     let learned = run_local_with_labels(job, &topic, &labels, 1, sink.clone(), Metrics::new()).unwrap();
-    let mut w = Written { scores: BTreeMap::new(), windows: BTreeMap::new(), features: BTreeMap::new(), dead: Vec::new() };
+    let mut w = Written { scores: BTreeMap::new(), windows: BTreeMap::new(), features: BTreeMap::new(), joins: BTreeMap::new(), dead: Vec::new() };
     for (topic, key, payload) in sink.take() {
         let key = String::from_utf8(key).unwrap();
         let text = String::from_utf8(payload).unwrap();
@@ -76,6 +75,7 @@ fn pipeline(job: &JobSpec, input: &Partitions, labels: &Partitions) -> (Written,
             Topic::Scores => w.scores.entry(key).or_default().push(text),
             Topic::Features if text.is_empty() => w.features.entry(key).or_default().push("null".into()),
             Topic::Features => w.features.entry(key).or_default().push(text),
+            Topic::Joins => w.joins.entry(key).or_default().push(text),
             Topic::Windows => w.windows.entry(key).or_default().push(text),
             Topic::Dlq => {
                 let v: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -97,9 +97,14 @@ fn graph(job: &JobSpec, input: &Partitions, labels: &Partitions, workers: usize)
         run = run.topic_with_gaps(&online.labels.topic, labels.clone());
     }
     let mut out = run.run(move |g| job_graph(g, &job2)).unwrap();
-    let mut w = Written { scores: BTreeMap::new(), windows: BTreeMap::new(), features: BTreeMap::new(), dead: Vec::new() };
+    let mut w = Written { scores: BTreeMap::new(), windows: BTreeMap::new(), features: BTreeMap::new(), joins: BTreeMap::new(), dead: Vec::new() };
     for r in out.sink(&job.sinks.scores) {
         w.scores.entry(r.key.clone()).or_default().push(r.value.clone().unwrap());
+    }
+    if let Some(joins) = &job.sinks.joins {
+        for r in out.sink(joins) {
+            w.joins.entry(r.key.clone()).or_default().push(r.value.clone().unwrap());
+        }
     }
     if let Some(features) = &job.sinks.features {
         for r in out.sink(features) {
@@ -154,6 +159,7 @@ fn check_learning(job: &JobSpec, input: &Partitions, labels: &Partitions) -> (Wr
         assert_eq!(got.dead, expected.dead, "dead letters, {workers} workers");
         assert_eq!(got.windows, expected.windows, "closed windows, {workers} workers");
         assert_eq!(got.features, expected.features, "the features topic, {workers} workers");
+        assert_eq!(got.joins, expected.joins, "the joins topic, {workers} workers");
         assert_eq!(got.scores.len(), expected.scores.len(), "keys scored, {workers} workers");
         for (key, scores) in &expected.scores {
             let mine = got.scores.get(key).map(Vec::as_slice).unwrap_or_default();
@@ -214,7 +220,8 @@ fn feed(seed: u64, n: usize) -> Vec<(String, Vec<u8>)> {
     let t0 = 1_764_000_000_000i64;
     (0..n)
         .map(|i| {
-            let user = format!("u{}", rng.gen_range(0..150));
+            let u = rng.gen_range(0..150);
+            let user = format!("u{u}");
             let time = t0 + i as i64 * 2_000 - rng.gen_range(0..40_000);
             let payload = match rng.gen_range(0..100) {
                 0 => b"{\"user_id\": 5, broken".to_vec(),
@@ -226,7 +233,8 @@ fn feed(seed: u64, n: usize) -> Vec<(String, Vec<u8>)> {
                         "like" => (0, 1, 0, 4),
                         _ => (0, 0, 1, 8),
                     };
-                    let video = rng.gen_range(0..60);
+                    // each user watches a few videos (and likes what they watched)
+                    let video = (u * 7 + rng.gen_range(0..3)) % 60;
                     let watch = rng.gen_range(0..300);
                     format!(
                         r#"{{"event_id":"e{i}","user_id":"{user}","ts":{time},"video_id":"v{video}","action":"{action}","views":{views},"likes":{likes},"shares":{shares},"points":{points},"watch_secs":{watch}}}"#
@@ -245,6 +253,9 @@ fn the_engagement_job_through_the_graph_writes_what_the_pipeline_writes() {
     job.sinks.features = Some("user_features".into());
     let written = check(&job, &spread(feed(5, 12_000), 2, 2));
     assert!(written.windows.values().map(Vec::len).sum::<usize>() > 100, "days closed");
+    let joins: Vec<&String> = written.joins.values().flatten().collect();
+    assert!(joins.iter().filter(|j| j.contains(r#""matched":true"#)).count() > 100, "views liked");
+    assert!(joins.iter().filter(|j| j.contains(r#""matched":false"#)).count() > 100, "views never liked");
 }
 
 /// A key idle past every feature's reach leaves the state (at the state's next

@@ -2,12 +2,13 @@
 //!
 //! ```text
 //! source (decode, validate, dlq) -> features (+ `features`, closed windows -> `windows`) -> score -> `scores`
+//!                                 \-> sub-stream joins (`[[join]]`) -> `joins`
 //! ```
 //!
 //! The same records come out as from the job's own pipeline, byte for byte
 //! (`tests/graph_golden.rs`): scores, dead letters and closed windows. What the
 //! graph does not run yet is refused with its name, not left out: the monitor,
-//! table lookups, the interval join of `[[join]]`, and the `shadow` topic. A model trained online (`[model.online]`) runs as
+//! table lookups and the `shadow` topic. A model trained online (`[model.online]`) runs as
 //! [`super::Stream::score_online`].
 //!
 //! ```
@@ -23,17 +24,22 @@
 
 use anyhow::{bail, Result};
 
-use super::{FeatureOutput, Features, GraphBuilder, Model, OnlineModel, Source};
+use super::{FeatureOutput, Features, GraphBuilder, Model, OnlineModel, Source, SubJoins};
 use crate::spec::JobSpec;
 
 /// The name of the job's feature operator (its checkpointed state).
 pub const FEATURES: &str = "features";
+/// The name of the job's `[[join]]` operator.
+pub const JOINS: &str = "joins";
 
 /// Builds `job` on `g`; see the module docs.
 pub fn job_graph(g: &mut GraphBuilder<'_>, job: &JobSpec) -> Result<()> {
     refuse_unsupported(job)?;
     // the string fields the job reads (monitor, distinct counts); the others are checked, not kept
     let events = g.source(Source::from_spec(job.source.clone()).keep_strings(&job.strings));
+    if let (false, Some(topic)) = (job.joins.is_empty(), &job.sinks.joins) {
+        events.sub_stream_joins(JOINS, SubJoins::of_job(job)).sink_joins(topic);
+    }
     let features = Features::of_job(job)?;
     let featured = match (&job.sinks.features, &job.sinks.windows) {
         (None, None) => events.features(FEATURES, features),
@@ -67,7 +73,6 @@ fn refuse_unsupported(job: &JobSpec) -> Result<()> {
     let unsupported = [
         (job.monitor.is_some(), "[monitor]"),
         (!job.tables.is_empty(), "[[table]]"),
-        (!job.joins.is_empty(), "[[join]]"),
         (job.sinks.shadow.is_some(), "[sinks] shadow"),
     ];
     let missing: Vec<&str> = unsupported.iter().filter(|(on, _)| *on).map(|(_, what)| *what).collect();

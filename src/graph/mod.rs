@@ -69,6 +69,7 @@ pub mod sink;
 pub mod source;
 pub mod stateful;
 pub mod stream;
+pub mod sub_joins;
 pub mod upsert_sink;
 pub mod view;
 
@@ -86,6 +87,7 @@ pub use score::{Model, ModelVersion, Scored};
 pub use sink::Written;
 pub use source::Source;
 pub use stream::{Rec, Stream};
+pub use sub_joins::{JoinPair, SubJoins};
 pub use view::View;
 
 use stream::Shared;
