@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 
 use crate::learner::service::LabelSourceFactory;
 use crate::learner::LearnerSummary;
@@ -69,6 +69,9 @@ pub fn run_local_sources(
     metrics: Arc<Metrics>,
     drift: Option<Arc<dyn crate::monitor::DriftSink>>,
 ) -> Result<(Option<LearnerSummary>, Option<crate::monitor::MonitorSummary>)> {
+    if job.several_topics() {
+        bail!("job `{}` reads several topics: run it as a graph (`vigil::graph::job::job_graph` on `LocalRun`)", job.name);
+    }
     let mut job = job.clone();
     if let Some(o) = job.model.online.as_mut() {
         o.resolve_consistency(true, false);

@@ -358,6 +358,50 @@ fn exit_on_signal() -> Result<()> {
     installed.recv().context("the signal thread ended")?.context("installing signal handlers")
 }
 
+/// `vigil run` of a job that reads several topics: built as a graph
+/// (`graph::job::job_graph`) and run on Kafka by `KafkaRun`.
+fn run_on_graph(job: JobSpec, a: RunArgs) -> Result<()> {
+    let unsupported = [
+        (a.processes > 1, "-n (several processes)"),
+        (a.exactly_once, "--exactly-once"),
+        (a.data_dir.is_some(), "--data-dir"),
+    ];
+    let named: Vec<&str> = unsupported.iter().filter(|(on, _)| *on).map(|(_, what)| *what).collect();
+    if !named.is_empty() {
+        bail!("job `{}` reads several topics and runs on the graph, which does not take {} yet", job.name, named.join(", "));
+    }
+    let mut run = vigil::graph::KafkaRun::new(a.kafka.options()?)
+        .workers(a.workers.max(1))
+        .group(&a.group_id.unwrap_or_else(|| format!("vigil-{}", job.name)))
+        .dlq_topic(&job.sinks.dlq);
+    if a.until_end {
+        run = run.until_end();
+    }
+    if let Some(dir) = &a.checkpoint_dir {
+        // epochs are 1 s apart: a checkpoint every N epochs is one every N seconds
+        let every = vigil::spec::parse_duration(&a.checkpoint_interval)?.as_secs().max(1);
+        run = run.checkpoints(dir, every);
+    }
+    if let Some(addr) = metrics_addr(&a.metrics_addr)? {
+        let bound = vigil::http::serve(addr, run.metrics(), None)?;
+        tracing::info!("metrics at http://{bound}/metrics");
+    }
+    vigil::http::install_signal_handler(run.control())?;
+    let name = job.name.clone();
+    let out = run.run(move |g| vigil::graph::job::job_graph(g, &job))?;
+    eprintln!("vigil run: job `{name}` (graph) stopped");
+    for (topic, c) in &out.sources {
+        eprintln!("  {topic}: read {}, accepted {}, rejected {:?}", c.read, c.accepted, c.rejected);
+    }
+    for (topic, n) in &out.produced {
+        eprintln!("  wrote {n} records to {topic}");
+    }
+    for w in &out.warnings {
+        eprintln!("  warning: {w}");
+    }
+    Ok(())
+}
+
 fn metrics_addr(s: &str) -> Result<Option<SocketAddr>> {
     if s == "off" {
         return Ok(None);
@@ -408,7 +452,10 @@ fn real_main(cli: Cli) -> Result<()> {
             let mut job = JobSpec::from_toml(&text).with_context(|| format!("in {}", a.job.display()))?;
             if let Some(online) = job.model.online.as_mut() {
                 online.device = a.device.unwrap_or(online.device);
-                online.init = a.model_init.or(online.init.take());
+                online.init = a.model_init.clone().or(online.init.take());
+            }
+            if job.several_topics() {
+                return run_on_graph(job, a);
             }
             if a.process >= a.processes {
                 bail!("--process {} is out of range for {} processes", a.process, a.processes);

@@ -135,6 +135,33 @@ pub struct JobSpec {
     /// Stream-stream interval joins between sub-streams of the source (string
     /// field indices point into `strings`).
     pub joins: Vec<IntervalJoin>,
+    /// The job's other topics (`[[source]]` after the first): read, checked
+    /// and dead-lettered like the main one, for the joins between topics.
+    /// Such a job runs on the graph (`graph::job::job_graph`).
+    pub sources: Vec<SourceSpec>,
+    /// Interval joins between two of the job's topics (`[[topic_join]]`).
+    pub topic_joins: Vec<TopicJoin>,
+}
+
+/// An interval join between two topics of a job (`[[topic_join]]`): each pair of
+/// same-key events, one of each, with `right.time - left.time` in
+/// `[-before, after]`, written to `sink` as `{"join","left":{..},"right":{..}}`
+/// (each side's fields).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TopicJoin {
+    pub name: String,
+    pub left: String,
+    pub right: String,
+    pub before: Duration,
+    pub after: Duration,
+    pub sink: String,
+}
+
+impl JobSpec {
+    /// Whether the job reads several topics (it then runs on the graph).
+    pub fn several_topics(&self) -> bool {
+        !self.sources.is_empty() || !self.topic_joins.is_empty()
+    }
 }
 
 /// Where a model input's value comes from.
@@ -232,9 +259,37 @@ pub struct JobBuilder {
     monitor: Option<crate::monitor::MonitorSpec>,
     tables: Vec<crate::table::TableSpec>,
     joins: Vec<IntervalJoinDecl>,
+    sources: Vec<SourceSpec>,
+    topic_joins: Vec<TopicJoin>,
 }
 
 impl JobBuilder {
+    /// Another topic the job reads (for joins between topics).
+    pub fn extra_source(mut self, source: SourceSpec) -> Self {
+        self.sources.push(source);
+        self
+    }
+    /// An interval join between two of the job's topics.
+    pub fn topic_join(mut self, join: TopicJoin) -> Self {
+        self.topic_joins.push(join);
+        self
+    }
+    /// The main source, declared whole.
+    pub fn source(self, s: SourceSpec) -> Self {
+        let mut b = self
+            .source_topic(&s.topic)
+            .key_field(&s.key_field)
+            .event_time_field(&s.event_time_field)
+            .allowed_lateness(s.allowed_lateness)
+            .idle_timeout(s.idle_timeout)
+            .max_future(s.max_future)
+            .max_message_bytes(s.max_message_bytes);
+        b.event_id_field = s.event_id_field;
+        for f in s.fields {
+            b = if f.optional { b.optional_field(&f.name, f.ty) } else { b.field(&f.name, f.ty) };
+        }
+        b
+    }
     pub fn new(name: &str) -> Self {
         JobBuilder {
             name: name.to_owned(),
@@ -257,6 +312,8 @@ impl JobBuilder {
             monitor: None,
             tables: Vec::new(),
             joins: Vec::new(),
+            sources: Vec::new(),
+            topic_joins: Vec::new(),
         }
     }
     pub fn source_topic(mut self, topic: &str) -> Self {
@@ -617,12 +674,37 @@ impl JobBuilder {
             strings: kept,
             tables: self.tables,
             joins,
+            sources: self.sources,
+            topic_joins: self.topic_joins,
         };
+        check_topics(&job)?;
         if let Some(m) = self.monitor {
             job.monitor = Some(m.resolve(&job)?);
         }
         Ok(job)
     }
+}
+
+/// Refuses two sources of one topic and joins between topics the job does not read.
+fn check_topics(job: &JobSpec) -> Result<()> {
+    let mut topics = vec![job.source.topic.as_str()];
+    for s in &job.sources {
+        if topics.contains(&s.topic.as_str()) {
+            bail!("topic `{}` is read by two sources", s.topic);
+        }
+        topics.push(&s.topic);
+    }
+    for j in &job.topic_joins {
+        for side in [&j.left, &j.right] {
+            if !topics.contains(&side.as_str()) {
+                bail!("topic_join `{}`: `{side}` is not one of the job's sources ({})", j.name, topics.join(", "));
+            }
+        }
+        if j.left == j.right {
+            bail!("topic_join `{}`: left and right are both `{}` (a topic's own sub-streams join in `[[join]]`)", j.name, j.left);
+        }
+    }
+    Ok(())
 }
 
 /// The tag index of string field `field` for a distinct-count feature: its place

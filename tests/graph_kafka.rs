@@ -205,3 +205,54 @@ fn a_killed_graph_job_resumes_from_its_checkpoint_with_fewer_workers() {
     }
     assert!(expected["tx_after_login"].len() > 100 && expected["bursts"].len() > 100);
 }
+
+/// Every record of `topic`, by partition, in offset order (empty payloads kept).
+fn by_partition(broker: &EmbeddedBroker, topic: &str, partitions: usize) -> Vec<Vec<Option<Vec<u8>>>> {
+    let mut out = vec![Vec::new(); partitions];
+    let mut records = read_topic(&broker.kafka_options(), topic, Duration::from_secs(5)).unwrap();
+    records.sort_by_key(|r| (r.partition, r.offset));
+    for r in records {
+        out[r.partition as usize].push(r.payload);
+    }
+    out
+}
+
+/// `vigil run` of a TOML job with two sources and a join between the topics
+/// (`examples/fraud_two_topics.toml`) runs it on the graph, on Kafka: what it
+/// writes (scores, join pairs, dead letters) is what the same job writes in
+/// memory over the topics' records.
+#[test]
+fn vigil_run_runs_a_two_topic_toml_job_on_the_graph() {
+    use vigil::generator::GenConfig;
+    use vigil::kafka::publish::{never, publish, PublishOptions, PublishProgress};
+    let broker = EmbeddedBroker::start(1).unwrap();
+    for (topic, partitions) in [("transactions", 4), ("logins", 2), ("scores", 2), ("login_purchases", 2), ("dlq", 1)] {
+        broker.create_topic(topic, partitions).unwrap();
+    }
+    let kafka = broker.kafka_options();
+    let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, logins_topic: Some("logins".into()), events: 15_000, rate: None };
+    publish(&kafka, GenConfig { bad_ratio: 0.01, cards: 1_500, ..GenConfig::default() }, &opts, &PublishProgress::default(), &never()).unwrap();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["run", "examples/fraud_two_topics.toml", "--brokers", &kafka.brokers, "--until-end", "--metrics-addr", "off", "-w", "2"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.contains("(graph) stopped"), "{stderr}");
+
+    let job = vigil::spec::JobSpec::from_toml(&std::fs::read_to_string("examples/fraud_two_topics.toml").unwrap()).unwrap();
+    let memory = LocalRun::new(1)
+        .topic_with_gaps("transactions", by_partition(&broker, "transactions", 4))
+        .topic_with_gaps("logins", by_partition(&broker, "logins", 2))
+        .run(move |g| vigil::graph::job::job_graph(g, &job))
+        .unwrap();
+    for sink in ["scores", "login_purchases"] {
+        let mut expected = memory.values(sink);
+        expected.sort();
+        assert!(expected.len() > 100, "{sink}: {}", expected.len());
+        assert_eq!(payloads(&broker, sink), expected, "{sink}");
+    }
+    let rejected: u64 = memory.sources.values().map(|c| c.rejected_total()).sum();
+    assert!(rejected > 100);
+    assert_eq!(read_topic(&kafka, "dlq", Duration::from_secs(5)).unwrap().len() as u64, rejected, "every rejected record in dlq");
+}

@@ -3,6 +3,7 @@
 //! ```text
 //! source (decode, validate, dlq) -> features (+ `features`, closed windows -> `windows`) -> score -> `scores`
 //!                                 \-> sub-stream joins (`[[join]]`) -> `joins`
+//! other topics (`[[source]]`) -> interval joins between topics (`[[topic_join]]`) -> their sinks
 //! ```
 //!
 //! The same records come out as from the job's own pipeline, byte for byte
@@ -24,7 +25,7 @@
 
 use anyhow::{bail, Result};
 
-use super::{FeatureOutput, Features, GraphBuilder, Model, OnlineModel, Source, SubJoins};
+use super::{FeatureOutput, Features, GraphBuilder, Model, OnlineModel, Record, Source, Stream, SubJoins};
 use crate::spec::JobSpec;
 
 /// The name of the job's feature operator (its checkpointed state).
@@ -35,8 +36,14 @@ pub const JOINS: &str = "joins";
 /// Builds `job` on `g`; see the module docs.
 pub fn job_graph(g: &mut GraphBuilder<'_>, job: &JobSpec) -> Result<()> {
     refuse_unsupported(job)?;
-    // the string fields the job reads (monitor, distinct counts); the others are checked, not kept
-    let events = g.source(Source::from_spec(job.source.clone()).keep_strings(&job.strings));
+    // the string fields the job reads (monitor, distinct counts); the others are
+    // checked, not kept, unless a join between topics writes them
+    let mut source = Source::from_spec(job.source.clone());
+    if job.topic_joins.is_empty() {
+        source = source.keep_strings(&job.strings);
+    }
+    let events = g.source(source);
+    topic_joins(g, job, &events);
     if let (false, Some(topic)) = (job.joins.is_empty(), &job.sinks.joins) {
         events.sub_stream_joins(JOINS, SubJoins::of_job(job)).sink_joins(topic);
     }
@@ -67,6 +74,24 @@ pub fn job_graph(g: &mut GraphBuilder<'_>, job: &JobSpec) -> Result<()> {
     };
     scored.sink_scores(&job.sinks.scores);
     Ok(())
+}
+
+/// The job's other topics and the joins between topics (`[[source]]`,
+/// `[[topic_join]]`): each pair as `{"join","left":{..},"right":{..}}`.
+fn topic_joins<'s>(g: &mut GraphBuilder<'s>, job: &JobSpec, main: &Stream<'s, Record>) {
+    let mut streams: Vec<(String, Stream<'s, Record>)> = vec![(job.source.topic.clone(), main.clone())];
+    for s in &job.sources {
+        streams.push((s.topic.clone(), g.source(Source::from_spec(s.clone()))));
+    }
+    let stream = |topic: &str| streams.iter().find(|(t, _)| t == topic).map(|(_, s)| s.clone());
+    for j in &job.topic_joins {
+        // the job's builder checked that both topics are its sources
+        let (Some(left), Some(right)) = (stream(&j.left), stream(&j.right)) else { continue };
+        let name = j.name.clone();
+        left.interval_join(&j.name, &right, j.before, j.after)
+            .map(move |(l, r)| serde_json::json!({ "join": name, "left": l, "right": r }))
+            .sink(&j.sink);
+    }
 }
 
 fn refuse_unsupported(job: &JobSpec) -> Result<()> {

@@ -8,7 +8,11 @@ use super::*;
 pub struct RawJob {
     #[serde(default)]
     job: RawJobMeta,
-    source: RawSource,
+    /// `[source]`, or `[[source]]` for several topics (the first is the one the
+    /// features and the model read).
+    source: RawSources,
+    #[serde(default, rename = "topic_join")]
+    topic_joins: Vec<RawTopicJoin>,
     #[serde(default, rename = "feature")]
     features: Vec<RawFeature>,
     #[serde(default, rename = "table")]
@@ -30,6 +34,45 @@ struct RawJobMeta {
 impl Default for RawJobMeta {
     fn default() -> Self {
         RawJobMeta { name: "vigil-job".into() }
+    }
+}
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawSources {
+    One(RawSource),
+    Many(Vec<RawSource>),
+}
+/// `[[topic_join]]`: an interval join between two of the job's topics.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTopicJoin {
+    name: String,
+    /// The left and right topics.
+    left: String,
+    right: String,
+    /// `"10m"`: the right event at most 10 minutes after the left one.
+    within: Option<String>,
+    /// `["-10m", "0s"]`: `lower <= right - left <= upper` (lower at most 0, upper at least 0).
+    between: Option<[String; 2]>,
+    /// The output topic.
+    sink: String,
+}
+impl RawTopicJoin {
+    fn into_join(self) -> Result<TopicJoin> {
+        let name = self.name;
+        let (lower, upper) = match (&self.within, &self.between) {
+            (Some(w), None) => (0, parse_duration(w).with_context(|| format!("topic_join `{name}`: within"))?.as_millis() as i64),
+            (None, Some([l, u])) => (
+                parse_signed_ms(l).with_context(|| format!("topic_join `{name}`: between"))?,
+                parse_signed_ms(u).with_context(|| format!("topic_join `{name}`: between"))?,
+            ),
+            _ => bail!("topic_join `{name}`: give its interval as `within` or as `between`, one of the two"),
+        };
+        if lower > 0 || upper < 0 {
+            bail!("topic_join `{name}`: between = [{lower} ms, {upper} ms] must contain 0 (the right event before or after the left one by up to a bound)");
+        }
+        let ms = |v: i64| Duration::from_millis(v.unsigned_abs());
+        Ok(TopicJoin { name, left: self.left, right: self.right, before: ms(lower), after: ms(upper), sink: self.sink })
     }
 }
 #[derive(Deserialize)]
@@ -151,6 +194,36 @@ struct RawSinks {
     windows: Option<String>,
     joins: Option<String>,
 }
+impl RawSource {
+    fn into_spec(self) -> Result<SourceSpec> {
+        let topic = self.topic;
+        let context = || format!("source `{topic}`");
+        let d = |v: &Option<String>, default: Duration| v.as_deref().map(parse_duration).transpose().map(|d| d.unwrap_or(default));
+        let mut fields = Vec::new();
+        for (name, ty) in &self.schema {
+            let ty = ty.as_str().with_context(|| format!("schema type of `{name}` must be a string")).with_context(context)?;
+            let (ty_name, optional) = match ty.strip_suffix('?') {
+                Some(t) => (t, true),
+                None => (ty, false),
+            };
+            let ty = FieldType::parse(ty_name).with_context(|| format!("unknown type `{ty}` for `{name}`")).with_context(context)?;
+            fields.push(FieldSpec { name: name.clone(), ty, optional });
+        }
+        Ok(SourceSpec {
+            key_field: self.key,
+            event_time_field: self.event_time,
+            event_id_field: self.event_id,
+            // the builder's defaults (`JobBuilder::new`)
+            allowed_lateness: d(&self.allowed_lateness, Duration::from_secs(5)).with_context(context)?,
+            idle_timeout: d(&self.idle_timeout, Duration::from_secs(10)).with_context(context)?,
+            max_future: d(&self.max_future, Duration::from_secs(3600)).with_context(context)?,
+            max_message_bytes: self.max_message_bytes.unwrap_or(64 * 1024),
+            fields,
+            topic,
+        })
+    }
+}
+
 /// `[[join]]`: a stream-stream interval join (see `IntervalJoinDecl`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -245,31 +318,18 @@ impl RawOnline {
 
 impl RawJob {
     pub fn into_builder(self) -> Result<JobBuilder> {
-        let s = self.source;
-        let mut b = JobBuilder::new(&self.job.name).source_topic(&s.topic).key_field(&s.key).event_time_field(&s.event_time);
-        if let Some(id) = &s.event_id {
-            b = b.event_id_field(id);
+        let mut sources = match self.source {
+            RawSources::One(s) => vec![s],
+            RawSources::Many(v) => v,
         }
-        if let Some(d) = &s.allowed_lateness {
-            b = b.allowed_lateness(parse_duration(d)?);
+        .into_iter();
+        let main = sources.next().context("[[source]]: a job reads at least one topic")?;
+        let mut b = JobBuilder::new(&self.job.name).source(main.into_spec()?);
+        for s in sources {
+            b = b.extra_source(s.into_spec()?);
         }
-        if let Some(d) = &s.idle_timeout {
-            b = b.idle_timeout(parse_duration(d)?);
-        }
-        if let Some(d) = &s.max_future {
-            b = b.max_future(parse_duration(d)?);
-        }
-        if let Some(n) = s.max_message_bytes {
-            b = b.max_message_bytes(n);
-        }
-        for (name, ty) in &s.schema {
-            let ty = ty.as_str().with_context(|| format!("schema type of `{name}` must be a string"))?;
-            let (ty_name, optional) = match ty.strip_suffix('?') {
-                Some(t) => (t, true),
-                None => (ty, false),
-            };
-            let ty = FieldType::parse(ty_name).with_context(|| format!("unknown type `{ty}` for `{name}`"))?;
-            b = if optional { b.optional_field(name, ty) } else { b.field(name, ty) };
+        for j in self.topic_joins {
+            b = b.topic_join(j.into_join()?);
         }
         for t in &self.tables {
             b = b.table(&t.name, &t.topic, &t.columns.iter().map(String::as_str).collect::<Vec<_>>());
