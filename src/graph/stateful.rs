@@ -39,11 +39,11 @@
 //! assert_eq!(out.values("counts"), vec!["1", "1", "2"]);
 //! ```
 
-use timely::dataflow::operators::generic::Operator;
+use anyhow::Result;
 
-use super::epochs::{EpochGate, Step};
+use super::gated::{gated, Gated};
 use super::keyed::{KeyedOperator, KeyedRuntime};
-use super::stream::{by_key, Mark, Msg, Rec, StateLink, Stream, Watermarks};
+use super::stream::{Msg, Rec, Stream};
 use crate::types::key_hash;
 
 impl<'s, T: timely::ExchangeData + Clone> Stream<'s, T> {
@@ -61,74 +61,40 @@ impl<'s, T: timely::ExchangeData + Clone> Stream<'s, T> {
                 self.shared.errors.borrow_mut().push(format!("{e:#}"));
             }
         }
-        let link = StateLink::new(&self.shared, name);
-        let start = self.shared.start_epoch();
-        let peers = self.scope().peers();
-        let me = self.scope().index() as u32;
-        let input = self.broadcast_marks(&format!("Marks({name})"));
-        let inner = input.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<Msg<O::Out>>>, _, _, _>(by_key(), name, move |mut cap, _| {
-            cap.downgrade(&start);
-            // kept at the input frontier, for what the end of the input fires
-            let mut end_cap = Some(cap);
-            let mut gate = EpochGate::new(start);
-            let mut ended_at = None;
-            let mut marks = Watermarks::exchanged(peers);
-            let mut out = Vec::new();
-            let mut batch: Vec<Msg<O::Out>> = Vec::new();
-            move |(input, frontier), output| {
-                input.for_each(|cap, data| {
-                    let epoch = cap.least().copied().unwrap_or_default();
-                    gate.push(epoch, || cap.delayed(&epoch, 0), data.drain(..));
-                });
-                let f = frontier.frontier().as_option().copied();
-                gate.release(
-                    f,
-                    |e| link.is_checkpoint(e),
-                    |step| match step {
-                        Step::Records(_, cap, msgs) => {
-                            for m in msgs {
-                                match m {
-                                    Msg::Event(r) => {
-                                        rt.on_event(&r.key, r.origin, r.watermark, r.time_ms, &r.value, &mut out);
-                                        stamp(&mut rt, &mut out, Some(&r), &mut batch);
-                                    }
-                                    Msg::Mark(mark) => {
-                                        if let Some(wm) = marks.observe(&mark) {
-                                            rt.advance_all(wm, &mut out);
-                                            stamp::<O, T>(&mut rt, &mut out, None, &mut batch);
-                                            batch.push(Msg::Mark(Mark { watermark: wm, from: me, to: me }));
-                                        }
-                                    }
-                                }
-                            }
-                            output.session(cap).give_iterator(batch.drain(..));
-                        }
-                        Step::Snapshot(epoch) => link.report(epoch, || rt.snapshot()),
-                        Step::Ended(epoch) => ended_at = Some(epoch),
-                    },
-                );
-                match f {
-                    Some(f) => {
-                        if let Some(c) = end_cap.as_mut().filter(|c| *c.time() < f) {
-                            c.downgrade(&f);
-                        }
-                    }
-                    None => {
-                        if let Some(c) = end_cap.take() {
-                            rt.finish(&mut out);
-                            stamp::<O, T>(&mut rt, &mut out, None, &mut batch);
-                            // the state after the last timers: final for every later checkpoint
-                            if let Some(e) = ended_at.take() {
-                                link.report_last(e, || rt.snapshot());
-                            }
-                            batch.push(Msg::Mark(Mark { watermark: i64::MAX, from: me, to: me }));
-                            output.session(&c).give_iterator(batch.drain(..));
-                        }
-                    }
-                }
-            }
-        });
-        Stream::new(inner, self.shared.clone())
+        gated(self, name, Stateful { rt, out: Vec::new() })
+    }
+}
+
+/// A user operator's runtime as a gated operator.
+struct Stateful<O: KeyedOperator> {
+    rt: KeyedRuntime<O>,
+    out: Vec<O::Out>,
+}
+
+impl<O> Gated for Stateful<O>
+where
+    O: KeyedOperator,
+    O::In: 'static,
+    O::Out: 'static,
+{
+    type In = O::In;
+    type Out = O::Out;
+    fn event(&mut self, r: Rec<O::In>, batch: &mut Vec<Msg<O::Out>>) {
+        self.rt.on_event(&r.key, r.origin, r.watermark, r.time_ms, &r.value, &mut self.out);
+        stamp(&mut self.rt, &mut self.out, Some(&r), batch);
+    }
+    /// The stream's watermark fires the timers of every origin, quiet keys' too.
+    fn watermark(&mut self, watermark: i64, batch: &mut Vec<Msg<O::Out>>) {
+        self.rt.advance_all(watermark, &mut self.out);
+        stamp::<O, O::In>(&mut self.rt, &mut self.out, None, batch);
+    }
+    /// The end of the input fires every timer left.
+    fn finish(&mut self, batch: &mut Vec<Msg<O::Out>>) {
+        self.rt.finish(&mut self.out);
+        stamp::<O, O::In>(&mut self.rt, &mut self.out, None, batch);
+    }
+    fn snapshot(&self) -> Result<Vec<u8>> {
+        self.rt.snapshot()
     }
 }
 
