@@ -285,6 +285,16 @@ struct RunArgs {
     /// Parquet under DIR/offline, partitioned by hour (`vigil features export`).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// What runs the job: `pipeline` (every feature of a single-topic job) or
+    /// `graph` (the dataflow API; always for jobs with several topics).
+    #[arg(long, value_enum, default_value = "pipeline")]
+    engine: Engine,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Engine {
+    Pipeline,
+    Graph,
 }
 
 #[derive(Args)]
@@ -358,8 +368,8 @@ fn exit_on_signal() -> Result<()> {
     installed.recv().context("the signal thread ended")?.context("installing signal handlers")
 }
 
-/// `vigil run` of a job that reads several topics: built as a graph
-/// (`graph::job::job_graph`) and run on Kafka by `KafkaRun`.
+/// `vigil run` of a job that reads several topics (or `--engine graph`): built
+/// as a graph (`graph::job::job_graph`) and run on Kafka by `KafkaRun`.
 fn run_on_graph(job: JobSpec, a: RunArgs) -> Result<()> {
     let unsupported = [
         (a.processes > 1, "-n (several processes)"),
@@ -368,7 +378,7 @@ fn run_on_graph(job: JobSpec, a: RunArgs) -> Result<()> {
     ];
     let named: Vec<&str> = unsupported.iter().filter(|(on, _)| *on).map(|(_, what)| *what).collect();
     if !named.is_empty() {
-        bail!("job `{}` reads several topics and runs on the graph, which does not take {} yet", job.name, named.join(", "));
+        bail!("job `{}` runs on the graph, which does not take {} yet", job.name, named.join(", "));
     }
     let mut run = vigil::graph::KafkaRun::new(a.kafka.options()?)
         .workers(a.workers.max(1))
@@ -454,7 +464,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 online.device = a.device.unwrap_or(online.device);
                 online.init = a.model_init.clone().or(online.init.take());
             }
-            if job.several_topics() {
+            if job.several_topics() || a.engine == Engine::Graph {
                 return run_on_graph(job, a);
             }
             if a.process >= a.processes {
