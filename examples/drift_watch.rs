@@ -80,7 +80,8 @@ fn main() -> anyhow::Result<()> {
         let (kafka, end) = (kafka.clone(), end.clone());
         std::thread::spawn(move || -> anyhow::Result<()> {
             let gen = GenConfig { drift_at: Some(DRIFT_AT), bad_ratio: 0.01, ..GenConfig::default() };
-            let opts = PublishOptions { topic: "transactions".into(), labels_topic: Some("labels".into()), logins_topic: None, events: EVENTS, rate: Some(25_000.0) };
+            let opts =
+                PublishOptions { topic: "transactions".into(), labels_topic: Some("labels".into()), logins_topic: None, events: EVENTS, rate: Some(25_000.0) };
             publish(&kafka, gen, &opts, &PublishProgress::default(), &Arc::new(AtomicBool::new(false)))?;
             let admin = kafka.admin_consumer("drift-watch-admin")?;
             let n = vigil::kafka::partition_count(&admin, "transactions", Duration::from_secs(10))?;

@@ -162,7 +162,16 @@ fn main() -> Result<()> {
         Some(b) => KafkaOptions::new(&b),
         None => {
             embedded = EmbeddedBroker::start(1)?;
-            let topics = [("transactions", 4), ("logins", 2), ("labels", 2), ("scores", 4), ("card_testing", 2), ("takeover_alerts", 2), ("merchant_risk", 2), ("dlq", 1)];
+            let topics = [
+                ("transactions", 4),
+                ("logins", 2),
+                ("labels", 2),
+                ("scores", 4),
+                ("card_testing", 2),
+                ("takeover_alerts", 2),
+                ("merchant_risk", 2),
+                ("dlq", 1),
+            ];
             for (topic, partitions) in topics {
                 embedded.create_topic(topic, partitions)?;
             }

@@ -119,7 +119,8 @@ pub fn run_demo(opts: &DemoOptions, control: Arc<Control>) -> Result<DemoReport>
         let control = control.clone();
         let end = end.clone();
         let gen = GenConfig { seed: opts.seed, bad_ratio: opts.bad_ratio, drift_at: opts.drift_at, ..GenConfig::default() };
-        let publish_opts = PublishOptions { topic: job.source.topic.clone(), labels_topic: Some(labels.into()), logins_topic: None, events: opts.events, rate: opts.rate };
+        let publish_opts =
+            PublishOptions { topic: job.source.topic.clone(), labels_topic: Some(labels.into()), logins_topic: None, events: opts.events, rate: opts.rate };
         let topic = job.source.topic.clone();
         std::thread::Builder::new().name("vigil-generator".into()).spawn(move || -> Result<()> {
             publish(&kafka, gen, &publish_opts, &progress, control.shutdown_flag())?;

@@ -237,8 +237,10 @@ impl Generator {
         let country = if country.is_empty() { self.home(key[2..].parse().unwrap_or(0)).to_owned() } else { country };
         // the login service flags a device it has not seen for the card
         let new_device = takeover || self.login_rng.gen::<f64>() < 0.005;
-        let login = serde_json::json!({"login_id": format!("l-{id}"), "card_id": key, "ts": at, "device": device, "country": country, "new_device": new_device as u8});
-        let payload = if self.login_rng.gen::<f64>() < self.cfg.bad_ratio { login.to_string()[..20].as_bytes().to_vec() } else { login.to_string().into_bytes() };
+        let login =
+            serde_json::json!({"login_id": format!("l-{id}"), "card_id": key, "ts": at, "device": device, "country": country, "new_device": new_device as u8});
+        let payload =
+            if self.login_rng.gen::<f64>() < self.cfg.bad_ratio { login.to_string()[..20].as_bytes().to_vec() } else { login.to_string().into_bytes() };
         self.logins.push(Generated { key: key.to_owned(), payload, malformed: None });
     }
 

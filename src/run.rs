@@ -112,7 +112,10 @@ pub struct RunSummary {
 /// shutdown is requested on `control`.
 pub fn run_job(mut job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: Arc<Control>, end: EndOffsets) -> Result<RunSummary> {
     if job.several_topics() {
-        bail!("job `{}` reads several topics ([[source]], [[topic_join]]): it runs on the graph (`vigil run` does so by itself), not on this pipeline", job.name);
+        bail!(
+            "job `{}` reads several topics ([[source]], [[topic_join]]): it runs on the graph (`vigil run` does so by itself), not on this pipeline",
+            job.name
+        );
     }
     if let Some(o) = job.model.online.as_mut() {
         o.resolve_consistency(opts.until_end, opts.checkpoint_dir.is_some());

@@ -375,19 +375,15 @@ fn a_typed_source_reads_what_serde_reads_and_dead_letters_the_rest() {
         let card = format!("c{}", next(20));
         let ts = T0 + i * 10;
         let payload = match next(8) {
-            0 => format!(r#"{{"card":"{card}","ts":{ts}}}"#),                          // no amount
-            1 => format!(r#"{{"card":"{card}","ts":{ts},"amount":"ten"}}"#),            // a string amount
-            2 => format!(r#"{{"card":"{card}","ts":{ts},"amount":1,"note":7}}"#),       // a number note
+            0 => format!(r#"{{"card":"{card}","ts":{ts}}}"#),                     // no amount
+            1 => format!(r#"{{"card":"{card}","ts":{ts},"amount":"ten"}}"#),      // a string amount
+            2 => format!(r#"{{"card":"{card}","ts":{ts},"amount":1,"note":7}}"#), // a number note
             3 => format!(r#"{{"card":"{card}","ts":{ts},"amount":2.5,"note":"gift"}}"#),
             _ => format!(r#"{{"card":"{card}","ts":{ts},"amount":{}}}"#, next(1000)),
         };
         parts[key_hash(&card) as usize % 3].push(payload.into_bytes());
     }
-    let expected: Vec<(String, Tx)> = parts
-        .iter()
-        .flatten()
-        .filter_map(|p| serde_json::from_slice::<Tx>(p).ok().map(|t| (t.card.clone(), t)))
-        .collect();
+    let expected: Vec<(String, Tx)> = parts.iter().flatten().filter_map(|p| serde_json::from_slice::<Tx>(p).ok().map(|t| (t.card.clone(), t))).collect();
     for workers in [1, 2] {
         let out = LocalRun::new(workers)
             .topic("tx", parts.clone())

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 use vigil::graph::{Features, GraphBuilder, LocalRun, Model, Outputs, SinkRecord, Source};
-use vigil_operators::{Agg, Transform};
 use vigil::spec::FieldType;
+use vigil_operators::{Agg, Transform};
 
 #[path = "support/graph.rs"]
 mod support;
@@ -149,4 +149,3 @@ fn a_checkpoint_whose_operators_differ_is_refused_by_name() {
     eprintln!("{msg}");
     assert!(msg.contains("operators only in the checkpoint") && msg.contains("\"tx_after_login\"") && msg.contains("\"sessions_v2\""), "{msg}");
 }
-

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use vigil::generator::{GenConfig, Generator};
+use vigil::gpu::DeviceChoice;
 use vigil::graph::job::job_graph;
 use vigil::graph::LocalRun;
-use vigil::gpu::DeviceChoice;
 use vigil::learner::{Consistency, LearnerSummary};
 use vigil::local::run_local_with_labels;
 use vigil::metrics::Metrics;
@@ -116,7 +116,11 @@ fn graph(job: &JobSpec, input: &Partitions, labels: &Partitions, workers: usize)
             w.windows.entry(r.key.clone()).or_default().push(r.value.clone().unwrap());
         }
     }
-    w.dead = out.dead.iter().map(|d| (d.topic.clone(), d.partition, d.offset, d.reason.to_owned(), steady(&d.detail), d.payload.as_ref().map_or(0, |p| p.len() as u64))).collect();
+    w.dead = out
+        .dead
+        .iter()
+        .map(|d| (d.topic.clone(), d.partition, d.offset, d.reason.to_owned(), steady(&d.detail), d.payload.as_ref().map_or(0, |p| p.len() as u64)))
+        .collect();
     w.dead.sort();
     (w.sorted(), out.learners.pop_first().map(|(_, l)| l))
 }

@@ -52,9 +52,9 @@ use vigil_operators::distinct::{tag_of, ABSENT};
 use vigil_operators::{Agg, ClosedWindow, FeatureDef, FeatureState, WindowFeature};
 
 use super::gated::{gated, Gated};
-use super::sink::Written;
 use super::keyed::Origin;
 use super::record::{FieldReader, Record, Schema};
+use super::sink::Written;
 use super::stream::{Msg, Rec, Stream};
 use crate::spec::JobSpec;
 use crate::types::key_hash;
@@ -319,7 +319,6 @@ impl<O> FeatureOp<O> {
             }
         }
     }
-
 }
 
 impl<O: 'static> Gated for FeatureOp<O> {

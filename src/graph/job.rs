@@ -88,18 +88,12 @@ fn topic_joins<'s>(g: &mut GraphBuilder<'s>, job: &JobSpec, main: &Stream<'s, Re
         // the job's builder checked that both topics are its sources
         let (Some(left), Some(right)) = (stream(&j.left), stream(&j.right)) else { continue };
         let name = j.name.clone();
-        left.interval_join(&j.name, &right, j.before, j.after)
-            .map(move |(l, r)| serde_json::json!({ "join": name, "left": l, "right": r }))
-            .sink(&j.sink);
+        left.interval_join(&j.name, &right, j.before, j.after).map(move |(l, r)| serde_json::json!({ "join": name, "left": l, "right": r })).sink(&j.sink);
     }
 }
 
 fn refuse_unsupported(job: &JobSpec) -> Result<()> {
-    let unsupported = [
-        (job.monitor.is_some(), "[monitor]"),
-        (!job.tables.is_empty(), "[[table]]"),
-        (job.sinks.shadow.is_some(), "[sinks] shadow"),
-    ];
+    let unsupported = [(job.monitor.is_some(), "[monitor]"), (!job.tables.is_empty(), "[[table]]"), (job.sinks.shadow.is_some(), "[sinks] shadow")];
     let missing: Vec<&str> = unsupported.iter().filter(|(on, _)| *on).map(|(_, what)| *what).collect();
     if !missing.is_empty() {
         bail!("job `{}`: the graph does not run {} yet", job.name, missing.join(", "));

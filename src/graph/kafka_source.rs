@@ -25,7 +25,13 @@ use crate::types::now_us;
 /// Records read per activation.
 const POLL_BATCH: usize = 4096;
 
-pub(super) fn kafka_source<'s, V: Clone + 'static>(g: &mut GraphBuilder<'s>, index: u32, source: Source, io: Arc<KafkaIo>, make: MakeValue<V>) -> Stream<'s, V> {
+pub(super) fn kafka_source<'s, V: Clone + 'static>(
+    g: &mut GraphBuilder<'s>,
+    index: u32,
+    source: Source,
+    io: Arc<KafkaIo>,
+    make: MakeValue<V>,
+) -> Stream<'s, V> {
     let scope = g.scope;
     let (worker, peers) = (scope.index(), scope.peers());
     let collector = g.shared.collector.clone();
@@ -55,79 +61,78 @@ pub(super) fn kafka_source<'s, V: Clone + 'static>(g: &mut GraphBuilder<'s>, ind
         }
     };
     let me = worker as u32;
-    let inner =
-        timely_source::<_, timely::container::CapacityContainerBuilder<Vec<Msg<V>>>, _, _>(scope, &format!("Source({topic})"), move |mut cap, info| {
-            cap.downgrade(&start_epoch);
-            let activator = scope.activator_for(info.address.clone());
-            let wake = scope.worker().sync_activator_for(info.address.to_vec());
-            let woken = reader.as_mut().is_some_and(|r| {
-                r.set_wakeup(Box::new(move || {
-                    let _ = wake.activate();
-                }))
-            });
-            let mut cap = Some(cap);
-            let started = Instant::now();
-            let mut last_record: HashMap<u32, Instant> = HashMap::new();
-            let mut mark = i64::MIN;
-            let mut in_epoch = 0usize;
-            move |output| {
-                let Some(c) = cap.as_mut() else { return };
-                let now = Instant::now();
-                let now_ms = (now_us() / 1000) as i64;
-                let mut session = output.session(&*c);
-                // pacing: at most `per_epoch` records of this share per epoch
-                let room = io.per_epoch.map_or(POLL_BATCH, |n| n.saturating_sub(in_epoch).min(POLL_BATCH));
-                let status = match reader.as_mut() {
-                    Some(_) if room == 0 => PollStatus::Idle,
-                    Some(r) => r.poll(room, &mut |rec| {
-                        last_record.insert(rec.partition, now);
-                        if let Some(m) = admission.take(rec.partition, rec.offset, rec.payload, now_ms) {
-                            session.give(m);
-                        }
-                    }),
-                    None => PollStatus::Finished,
+    let inner = timely_source::<_, timely::container::CapacityContainerBuilder<Vec<Msg<V>>>, _, _>(scope, &format!("Source({topic})"), move |mut cap, info| {
+        cap.downgrade(&start_epoch);
+        let activator = scope.activator_for(info.address.clone());
+        let wake = scope.worker().sync_activator_for(info.address.to_vec());
+        let woken = reader.as_mut().is_some_and(|r| {
+            r.set_wakeup(Box::new(move || {
+                let _ = wake.activate();
+            }))
+        });
+        let mut cap = Some(cap);
+        let started = Instant::now();
+        let mut last_record: HashMap<u32, Instant> = HashMap::new();
+        let mut mark = i64::MIN;
+        let mut in_epoch = 0usize;
+        move |output| {
+            let Some(c) = cap.as_mut() else { return };
+            let now = Instant::now();
+            let now_ms = (now_us() / 1000) as i64;
+            let mut session = output.session(&*c);
+            // pacing: at most `per_epoch` records of this share per epoch
+            let room = io.per_epoch.map_or(POLL_BATCH, |n| n.saturating_sub(in_epoch).min(POLL_BATCH));
+            let status = match reader.as_mut() {
+                Some(_) if room == 0 => PollStatus::Idle,
+                Some(r) => r.poll(room, &mut |rec| {
+                    last_record.insert(rec.partition, now);
+                    if let Some(m) = admission.take(rec.partition, rec.offset, rec.payload, now_ms) {
+                        session.give(m);
+                    }
+                }),
+                None => PollStatus::Finished,
+            };
+            if let PollStatus::Records(n) = status {
+                in_epoch += n;
+            }
+            let finished = status == PollStatus::Finished || io.control.shutdown_requested();
+            let owned = reader.as_ref().map(|r| r.partitions()).unwrap_or_default();
+            let active = |p: &&u32| now.duration_since(last_record.get(p).copied().unwrap_or(started)) < idle_after;
+            let low = if finished { i64::MAX } else { owned.iter().filter(active).map(|p| admission.watermark(*p)).min().unwrap_or(mark) };
+            if low > mark {
+                mark = low;
+                session.give(Msg::Mark(Mark { watermark: mark, from: me, to: me }));
+            }
+            drop(session);
+            admission.report(&collector);
+            let epoch = *c.time();
+            let target = if finished { epoch + 1 } else { io.clock.target().max(epoch) };
+            if let Some(ck) = &checkpoints {
+                // the positions now are those after every epoch this source leaves
+                let cut = |admission: &Admission<V>| {
+                    reader.as_ref().map(|r| r.positions()).unwrap_or_default().into_iter().map(|(p, next)| admission.cut(p, next)).collect::<Vec<_>>()
                 };
-                if let PollStatus::Records(n) = status {
-                    in_epoch += n;
-                }
-                let finished = status == PollStatus::Finished || io.control.shutdown_requested();
-                let owned = reader.as_ref().map(|r| r.partitions()).unwrap_or_default();
-                let active = |p: &&u32| now.duration_since(last_record.get(p).copied().unwrap_or(started)) < idle_after;
-                let low = if finished { i64::MAX } else { owned.iter().filter(active).map(|p| admission.watermark(*p)).min().unwrap_or(mark) };
-                if low > mark {
-                    mark = low;
-                    session.give(Msg::Mark(Mark { watermark: mark, from: me, to: me }));
-                }
-                drop(session);
-                admission.report(&collector);
-                let epoch = *c.time();
-                let target = if finished { epoch + 1 } else { io.clock.target().max(epoch) };
-                if let Some(ck) = &checkpoints {
-                    // the positions now are those after every epoch this source leaves
-                    let cut = |admission: &Admission<V>| {
-                        reader.as_ref().map(|r| r.positions()).unwrap_or_default().into_iter().map(|(p, next)| admission.cut(p, next)).collect::<Vec<_>>()
-                    };
-                    for e in (epoch..target).filter(|e| finished || ck.is_checkpoint(*e)) {
-                        let last = finished && e + 1 == target;
-                        if last || ck.is_checkpoint(e) {
-                            ck.send(Part::Cut { worker, topic: topic.clone(), epoch: e, partitions: cut(&admission), last });
-                        }
+                for e in (epoch..target).filter(|e| finished || ck.is_checkpoint(*e)) {
+                    let last = finished && e + 1 == target;
+                    if last || ck.is_checkpoint(e) {
+                        ck.send(Part::Cut { worker, topic: topic.clone(), epoch: e, partitions: cut(&admission), last });
                     }
                 }
-                if finished {
-                    cap = None;
-                    return;
-                }
-                if target > epoch {
-                    c.downgrade(&target);
-                    in_epoch = 0;
-                }
-                match status {
-                    PollStatus::Records(_) => activator.activate(),
-                    _ if woken => activator.activate_after(Duration::from_millis(50)),
-                    _ => activator.activate_after(Duration::from_millis(10)),
-                }
             }
-        });
+            if finished {
+                cap = None;
+                return;
+            }
+            if target > epoch {
+                c.downgrade(&target);
+                in_epoch = 0;
+            }
+            match status {
+                PollStatus::Records(_) => activator.activate(),
+                _ if woken => activator.activate_after(Duration::from_millis(50)),
+                _ => activator.activate_after(Duration::from_millis(10)),
+            }
+        }
+    });
     Stream::new(inner, g.shared.clone())
 }

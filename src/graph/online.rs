@@ -71,11 +71,11 @@ use super::record::Record;
 use super::score::{ModelVersion, Scored};
 use super::stream::{Mark, Msg, Rec, Stream};
 use crate::learner::{LabelSpec, LearnerLink, ModelNames, OnlineSpec, Pending};
-use vigil_operators::learn::ModelKind;
 use crate::model::gate::Gate;
 use crate::model::ModelSnapshot;
 use crate::spec::JobSpec;
 use crate::types::key_hash;
+use vigil_operators::learn::ModelKind;
 
 /// A model trained online; see the module docs.
 #[derive(Clone, Debug)]
@@ -107,7 +107,12 @@ impl OnlineModel {
     /// A job's online model (`[model]` with `[model.online]`).
     pub fn of_job(job: &JobSpec) -> Result<OnlineModel> {
         let Some(spec) = job.model.online.clone() else { bail!("model `{}` has fixed weights: score it with `Model::of_job`", job.model.name) };
-        Ok(OnlineModel { name: job.model.name.clone(), job: job.name.clone(), inputs: job.model.inputs.iter().map(|i| (i.name.clone(), i.transform)).collect(), spec })
+        Ok(OnlineModel {
+            name: job.model.name.clone(),
+            job: job.name.clone(),
+            inputs: job.model.inputs.iter().map(|i| (i.name.clone(), i.transform)).collect(),
+            spec,
+        })
     }
     pub(crate) fn names(&self) -> ModelNames {
         ModelNames { job: self.job.clone(), model: self.name.clone(), inputs: self.inputs.iter().map(|i| i.0.clone()).collect() }

@@ -191,7 +191,8 @@ impl FieldReader {
             layer = l.0.base.as_ref();
         }
         self.layout = layers.iter().map(|l| l.0.schema.clone()).collect();
-        self.slots = self.names.iter().map(|n| layers.iter().enumerate().find_map(|(d, l)| l.0.schema.numeric.iter().position(|x| x == n).map(|i| (d, i)))).collect();
+        self.slots =
+            self.names.iter().map(|n| layers.iter().enumerate().find_map(|(d, l)| l.0.schema.numeric.iter().position(|x| x == n).map(|i| (d, i)))).collect();
     }
 }
 

@@ -17,10 +17,10 @@ use timely::{CommunicationConfig, WorkerConfig};
 
 use super::checkpoint::{Checkpoints, Part};
 use super::online::OnlineModel;
-use crate::learner::service::LabelSourceFactory;
-use crate::learner::{Learner, LearnerLink, LearnerSummary};
 use super::stream::Shared;
 use super::GraphBuilder;
+use crate::learner::service::LabelSourceFactory;
+use crate::learner::{Learner, LearnerLink, LearnerSummary};
 
 /// One in-memory topic: `partitions[p]` holds partition `p`'s payloads in offset
 /// order (`None`: a record without payload).

@@ -80,7 +80,12 @@ impl Model {
             bail!("model `{}` trains online ([model.online]): the graph runs models with fixed weights", job.model.name);
         }
         let m = &job.model;
-        Ok(Model { name: m.name.clone(), version: m.version.clone(), bias: m.bias, inputs: m.inputs.iter().map(|i| (i.name.clone(), i.weight, i.transform)).collect() })
+        Ok(Model {
+            name: m.name.clone(),
+            version: m.version.clone(),
+            bias: m.bias,
+            inputs: m.inputs.iter().map(|i| (i.name.clone(), i.weight, i.transform)).collect(),
+        })
     }
 }
 
@@ -103,11 +108,8 @@ impl<'s> Stream<'s, Record> {
     /// Each event with its score; see the module docs.
     pub fn score(&self, model: Model) -> Stream<'s, Scored> {
         let tag = Arc::new(ModelVersion { name: model.name.clone(), version: model.version.clone() });
-        let logistic = LogisticModel {
-            bias: model.bias,
-            weights: model.inputs.iter().map(|i| i.1).collect(),
-            transforms: model.inputs.iter().map(|i| i.2).collect(),
-        };
+        let logistic =
+            LogisticModel { bias: model.bias, weights: model.inputs.iter().map(|i| i.1).collect(), transforms: model.inputs.iter().map(|i| i.2).collect() };
         let names: Vec<String> = model.inputs.into_iter().map(|i| i.0).collect();
         let mut reader = FieldReader::new(&names);
         let mut x = Vec::with_capacity(names.len());
@@ -138,7 +140,14 @@ impl<'s> Stream<'s, Scored> {
             let Some((_, _, _, encoder)) = &current else { return Written::Nothing };
             features.clear();
             features.extend(values.iter().map(|v| Some(*v).filter(|v| !v.is_nan())));
-            let ctx = ScoreContext { event_id: s.record.event_id(), key: &r.key, event_time_ms: r.time_ms, partition: r.origin.partition, offset: r.offset, score: s.score };
+            let ctx = ScoreContext {
+                event_id: s.record.event_id(),
+                key: &r.key,
+                event_time_ms: r.time_ms,
+                partition: r.origin.partition,
+                offset: r.offset,
+                score: s.score,
+            };
             encoder.encode(buf, &ctx, &features);
             Written::Value
         })

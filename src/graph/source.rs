@@ -40,11 +40,11 @@ use super::stream::{Mark, Msg, Rec, Stream};
 use super::GraphBuilder;
 use crate::checkpoint::PartitionCut;
 use crate::decode::Decoder;
-use crate::types::{Reason, Rejection};
-use serde::de::DeserializeOwned;
 use crate::spec::{FieldSpec, FieldType, SourceSpec};
 use crate::types::now_us;
+use crate::types::{Reason, Rejection};
 use crate::watermark::{PartitionClock, TimePolicy};
+use serde::de::DeserializeOwned;
 
 /// A source's declaration; see the module docs.
 #[derive(Clone, Debug)]

@@ -1,0 +1,165 @@
+//! `vigil run JOB.toml`: a job against a Kafka cluster until stopped, on the
+//! pipeline or (several topics, `--engine graph`) on the graph.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use vigil::metrics::Metrics;
+use vigil::run::{run_job, Cluster, RunOptions};
+use vigil::spec::JobSpec;
+use vigil::types::Control;
+
+use super::{metrics_addr, KafkaArgs};
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The job spec (TOML).
+    pub job: PathBuf,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Timely worker threads per process.
+    #[arg(short = 'w', long, default_value_t = 1)]
+    pub workers: usize,
+    /// Number of processes (timely cluster mode).
+    #[arg(short = 'n', long, default_value_t = 1)]
+    pub processes: usize,
+    /// This process's index in the cluster.
+    #[arg(short = 'p', long, default_value_t = 0)]
+    pub process: usize,
+    /// File with one host:port per process (timely cluster mode); default localhost:2101+i.
+    #[arg(long)]
+    pub hostfile: Option<PathBuf>,
+    /// Consumer group for offset commits (default: vigil-<job name>).
+    #[arg(long)]
+    pub group_id: Option<String>,
+    /// Stop once the input is read up to the end offsets seen at start.
+    #[arg(long)]
+    pub until_end: bool,
+    /// Keep checkpoints (offsets, partition clocks, feature state) here and restore
+    /// from them on start. Without it, state starts empty after a restart.
+    #[arg(long)]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Time between checkpoints, e.g. 10s or 500ms.
+    #[arg(long, default_value = "10s")]
+    pub checkpoint_interval: String,
+    /// Write outputs in Kafka transactions committed with the input offsets, so
+    /// that read_committed consumers see each output once (needs a broker with
+    /// transactions). Without it: at-least-once.
+    #[arg(long)]
+    pub exactly_once: bool,
+    /// Address for /metrics ("off" to disable).
+    #[arg(long, default_value = "127.0.0.1:9898")]
+    pub metrics_addr: String,
+    /// Overrides `[model.online] device`: auto (a real GPU, else the CPU twin), gpu
+    /// (any adapter, software ones included; fail without one), cpu.
+    #[arg(long, value_enum)]
+    pub device: Option<vigil::gpu::DeviceChoice>,
+    /// Start every variant from this champion file (`vigil model export`).
+    #[arg(long)]
+    pub model_init: Option<PathBuf>,
+    /// The job's data directory: every scored event's features are logged to
+    /// Parquet under DIR/offline, partitioned by hour (`vigil features export`).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// What runs the job: `pipeline` (every feature of a single-topic job) or
+    /// `graph` (the dataflow API; always for jobs with several topics).
+    #[arg(long, value_enum, default_value = "pipeline")]
+    pub engine: Engine,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Engine {
+    Pipeline,
+    Graph,
+}
+
+/// Runs the command.
+pub fn run(a: RunArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&a.job).with_context(|| format!("reading {}", a.job.display()))?;
+    let mut job = JobSpec::from_toml(&text).with_context(|| format!("in {}", a.job.display()))?;
+    if let Some(online) = job.model.online.as_mut() {
+        online.device = a.device.unwrap_or(online.device);
+        online.init = a.model_init.clone().or(online.init.take());
+    }
+    if job.several_topics() || a.engine == Engine::Graph {
+        return run_on_graph(job, a);
+    }
+    if a.process >= a.processes {
+        bail!("--process {} is out of range for {} processes", a.process, a.processes);
+    }
+    let addresses = match (&a.hostfile, a.processes) {
+        (_, 1) => Vec::new(),
+        (Some(f), n) => {
+            let hosts: Vec<String> = std::fs::read_to_string(f)?.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+            if hosts.len() < n {
+                bail!("{} lists {} hosts for {n} processes", f.display(), hosts.len());
+            }
+            hosts[..n].to_vec()
+        }
+        (None, n) => (0..n).map(|i| format!("localhost:{}", 2101 + i)).collect(),
+    };
+    let metrics = Metrics::new();
+    let store = vigil::store::FeatureStore::new(job.features.iter().map(|f| f.name().to_owned()).collect());
+    if let Some(addr) = metrics_addr(&a.metrics_addr)? {
+        let bound = vigil::http::serve(addr, metrics.clone(), Some(store.clone()))?;
+        tracing::info!("metrics at http://{bound}/metrics, features at http://{bound}/features/{{key}}");
+    }
+    let control = Control::new();
+    vigil::http::install_signal_handler(control.clone())?;
+    let opts = RunOptions {
+        kafka: a.kafka.options()?,
+        group_id: a.group_id.unwrap_or_else(|| format!("vigil-{}", job.name)),
+        cluster: Cluster { workers: a.workers.max(1), process: a.process, addresses },
+        until_end: a.until_end,
+        checkpoint_dir: a.checkpoint_dir,
+        checkpoint_interval: vigil::spec::parse_duration(&a.checkpoint_interval)?,
+        exactly_once: a.exactly_once,
+        store: Some(store),
+        data_dir: a.data_dir,
+    };
+    let summary = run_job(job.clone(), &opts, metrics.clone(), control, Arc::new(std::sync::Mutex::new(None)))?;
+    eprint!("{}", vigil::summary::run_summary(&summary, &metrics, &job));
+    Ok(())
+}
+
+/// `vigil run` of a job that reads several topics (or `--engine graph`): built
+/// as a graph (`graph::job::job_graph`) and run on Kafka by `KafkaRun`.
+fn run_on_graph(job: JobSpec, a: RunArgs) -> Result<()> {
+    let unsupported = [(a.processes > 1, "-n (several processes)"), (a.exactly_once, "--exactly-once"), (a.data_dir.is_some(), "--data-dir")];
+    let named: Vec<&str> = unsupported.iter().filter(|(on, _)| *on).map(|(_, what)| *what).collect();
+    if !named.is_empty() {
+        bail!("job `{}` runs on the graph, which does not take {} yet", job.name, named.join(", "));
+    }
+    let mut run = vigil::graph::KafkaRun::new(a.kafka.options()?)
+        .workers(a.workers.max(1))
+        .group(&a.group_id.unwrap_or_else(|| format!("vigil-{}", job.name)))
+        .dlq_topic(&job.sinks.dlq);
+    if a.until_end {
+        run = run.until_end();
+    }
+    if let Some(dir) = &a.checkpoint_dir {
+        // epochs are 1 s apart: a checkpoint every N epochs is one every N seconds
+        let every = vigil::spec::parse_duration(&a.checkpoint_interval)?.as_secs().max(1);
+        run = run.checkpoints(dir, every);
+    }
+    if let Some(addr) = metrics_addr(&a.metrics_addr)? {
+        let bound = vigil::http::serve(addr, run.metrics(), None)?;
+        tracing::info!("metrics at http://{bound}/metrics");
+    }
+    vigil::http::install_signal_handler(run.control())?;
+    let name = job.name.clone();
+    let out = run.run(move |g| vigil::graph::job::job_graph(g, &job))?;
+    eprintln!("vigil run: job `{name}` (graph) stopped");
+    for (topic, c) in &out.sources {
+        eprintln!("  {topic}: read {}, accepted {}, rejected {:?}", c.read, c.accepted, c.rejected);
+    }
+    for (topic, n) in &out.produced {
+        eprintln!("  wrote {n} records to {topic}");
+    }
+    for w in &out.warnings {
+        eprintln!("  warning: {w}");
+    }
+    Ok(())
+}
