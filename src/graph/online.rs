@@ -67,14 +67,13 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use vigil_operators::Transform;
 
-use super::record::Record;
+use super::record::{FieldReader, Record};
 use super::score::{ModelVersion, Scored};
 use super::stream::{Mark, Msg, Rec, Stream};
 use crate::learner::{LabelSpec, LearnerLink, ModelNames, OnlineSpec, Pending};
 use crate::model::gate::Gate;
 use crate::model::ModelSnapshot;
 use crate::spec::JobSpec;
-use crate::types::key_hash;
 use vigil_operators::learn::ModelKind;
 
 /// A model trained online; see the module docs.
@@ -204,6 +203,9 @@ struct OnlineScorer {
     accepted: BTreeMap<i64, u64>,
     pending: Vec<Pending>,
     versions: BTreeMap<(u64, usize), Arc<ModelVersion>>,
+    /// The inputs, read by name (resolved once per record layout).
+    reader: FieldReader,
+    read: Vec<Option<f64>>,
     x: Vec<f32>,
     preds: Vec<f32>,
 }
@@ -225,6 +227,8 @@ impl OnlineScorer {
             accepted: BTreeMap::new(),
             pending: Vec::new(),
             versions: BTreeMap::new(),
+            reader: FieldReader::new(&model.inputs.iter().map(|i| i.0.as_str()).collect::<Vec<_>>()),
+            read: Vec::new(),
             x: Vec::new(),
             preds: Vec::new(),
         }
@@ -290,23 +294,13 @@ impl OnlineScorer {
 
     /// Scores one event with `snap` and queues its prediction for the learner.
     fn score(&mut self, r: Rec<Record>, epoch: u64, snap: &ModelSnapshot) -> Rec<Scored> {
+        self.reader.read(&r.value, &mut self.read);
         self.x.clear();
-        self.x.extend(self.inputs.iter().map(|(n, t)| r.value.f64(n).map_or(f32::NAN, |v| t.apply(v) as f32)));
-        let arm_b = (key_hash(&r.key) % 10_000) < (self.link.ab_share * 10_000.0) as u64;
+        self.x.extend(self.read.iter().zip(&self.inputs).map(|(v, (_, t))| v.map_or(f32::NAN, |v| t.apply(v) as f32)));
+        let arm_b = crate::learner::pending::arm_b(&r.key, self.link.ab_share);
         let (slot, arm) = snap.serve(&mut self.x, &mut self.preds, arm_b);
         if let Some(id) = r.value.event_id() {
-            self.pending.push(Pending {
-                id: key_hash(id),
-                time_ms: r.time_ms,
-                x: self.x.clone(),
-                preds: self.preds.clone(),
-                served: self.preds[slot],
-                arm,
-                version: snap.version,
-                epoch,
-                weight: 1.0,
-                group: 0,
-            });
+            self.pending.push(Pending::served(id, r.time_ms, &self.x, &self.preds, slot, arm, snap.version, epoch, 0));
         }
         let name = &self.model_name;
         let model = self

@@ -43,6 +43,31 @@ pub struct Pending {
     pub group: u32,
 }
 
+impl Pending {
+    /// The prediction of event `event_id` at `time_ms`, served from `slot` of
+    /// `preds` (every variant's), on A/B `arm`, by snapshot `version`, in `epoch`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn served(event_id: &str, time_ms: i64, x: &[f32], preds: &[f32], slot: usize, arm: u8, version: u64, epoch: u64, group: u32) -> Pending {
+        Pending {
+            id: crate::types::key_hash(event_id),
+            time_ms,
+            x: x.to_vec(),
+            preds: preds.to_vec(),
+            served: preds[slot],
+            arm,
+            version,
+            epoch,
+            weight: 1.0,
+            group,
+        }
+    }
+}
+
+/// Whether `key` is served by the A/B arm B, which takes `share` of the keys.
+pub fn arm_b(key: &str, share: f64) -> bool {
+    (crate::types::key_hash(key) % 10_000) < (share * 10_000.0) as u64
+}
+
 /// Pending predictions keyed by event id, expiring by event time.
 pub struct PendingStore {
     map: HashMap<u64, Pending>,

@@ -29,7 +29,7 @@ use crate::output::{OutputSink, ScoreContext, ScoreEncoder, Topic};
 use crate::spec::{InputSource, JobSpec};
 use crate::store::StoredFeatures;
 use crate::table::SharedTable;
-use crate::types::{key_hash, now_us, Event};
+use crate::types::{now_us, Event};
 
 /// An event whose score waits for the model of its event time (event-time
 /// consistency): its features, computed on arrival, and the epoch it came in.
@@ -359,7 +359,7 @@ impl Scorer {
             (Some(snap), Some(link)) => {
                 self.x.clear();
                 self.x.extend(model_in.iter().zip(&self.transforms).map(|(v, t)| v.map_or(f32::NAN, |v| t.apply(v) as f32)));
-                let arm_b = (key_hash(&e.key) % 10_000) < (link.ab_share * 10_000.0) as u64;
+                let arm_b = crate::learner::pending::arm_b(&e.key, link.ab_share);
                 let (slot, arm) = snap.serve(&mut self.x, &mut self.preds, arm_b);
                 if self.shadow_topic {
                     encode_shadow(&mut self.features_buf, e, &self.model_name, snap, slot, &self.preds);
@@ -367,18 +367,7 @@ impl Scorer {
                 }
                 if let Some(id) = &e.event_id {
                     let group = self.fairness_attribute.map_or(0, |k| self.category_ids[k].id(e.strings.get(k).and_then(|s| s.as_deref())));
-                    self.pending.push(Pending {
-                        id: key_hash(id),
-                        time_ms: e.time_ms,
-                        x: self.x.clone(),
-                        preds: self.preds.clone(),
-                        served: self.preds[slot],
-                        arm,
-                        version: snap.version,
-                        epoch,
-                        weight: 1.0,
-                        group,
-                    });
+                    self.pending.push(Pending::served(id, e.time_ms, &self.x, &self.preds, slot, arm, snap.version, epoch, group));
                 }
                 (self.preds[slot] as f64, arm)
             }
