@@ -179,10 +179,14 @@ fn check_learning(job: &JobSpec, input: &Partitions, labels: &Partitions) -> (Wr
 #[test]
 fn the_fraud_job_through_the_graph_writes_what_the_pipeline_writes() {
     let mut job = job("examples/fraud_job.toml");
-    job.sinks.features = Some("features".into());
     let mut generator = Generator::new(GenConfig { seed: 11, cards: 400, merchants: 40, bad_ratio: 0.02, ..GenConfig::default() });
-    let records = (0..12_000).map(|_| generator.next_transaction()).map(|g| (g.key, g.payload)).collect();
-    let written = check(&job, &spread(records, 3, 1));
+    let records: Vec<_> = (0..12_000).map(|_| generator.next_transaction()).map(|g| (g.key, g.payload)).collect();
+    let input = spread(records, 3, 1);
+    // as written: features and score in one operator (`features_scored`)
+    check(&job, &input);
+    // with the `features` topic: the features operator's outputs, then the score
+    job.sinks.features = Some("features".into());
+    let written = check(&job, &input);
     assert!(written.dead.iter().any(|d| d.3 == "bad_timestamp"));
 }
 

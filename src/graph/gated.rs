@@ -79,7 +79,7 @@ where
                             }
                         }
                         op.batch_done(marks.current(), &mut batch);
-                        output.session(cap).give_iterator(batch.drain(..));
+                        output.session(cap).give_container(&mut batch);
                     }
                     Step::Snapshot(epoch) => link.report(epoch, || op.snapshot()),
                     Step::Ended(epoch) => ended_at = Some(epoch),
@@ -99,7 +99,7 @@ where
                             link.report_last(e, || op.snapshot());
                         }
                         batch.push(Msg::Mark(Mark { watermark: i64::MAX, from: me, to: me }));
-                        output.session(&c).give_iterator(batch.drain(..));
+                        output.session(&c).give_container(&mut batch);
                     }
                 }
             }

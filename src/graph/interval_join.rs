@@ -115,7 +115,7 @@ impl<'s, L: timely::ExchangeData + Clone> Stream<'s, L> {
                                 if let Some(wm) = moved(&mut low, &lw, &rw) {
                                     found.push(Msg::Mark(Mark { watermark: wm, from: me, to: me }));
                                 }
-                                output.session(cap).give_iterator(found.drain(..));
+                                output.session(cap).give_container(&mut found);
                             }
                             Step::Snapshot(epoch) => link.report(epoch, || bincode::serialize(&join.export()).map_err(Into::into)),
                             Step::Ended(epoch) => link.report_last(epoch, || bincode::serialize(&join.export()).map_err(Into::into)),

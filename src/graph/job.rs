@@ -48,32 +48,41 @@ pub fn job_graph(g: &mut GraphBuilder<'_>, job: &JobSpec) -> Result<()> {
         events.sub_stream_joins(JOINS, SubJoins::of_job(job)).sink_joins(topic);
     }
     let features = Features::of_job(job)?;
-    let featured = match (&job.sinks.features, &job.sinks.windows) {
-        (None, None) => events.features(FEATURES, features),
-        (features_topic, windows_topic) => {
-            let all = events.features_all(FEATURES, features);
-            if let Some(topic) = features_topic {
-                all.sink_features(topic);
+    let scored = match (&job.sinks.features, &job.sinks.windows, &job.model.online) {
+        // the common case in one operator
+        (None, None, None) => events.features_scored(FEATURES, features, Model::of_job(job)?),
+        (features_topic, windows_topic, online) => {
+            let featured = featured(&events, features, features_topic.as_deref(), windows_topic.as_deref());
+            match online {
+                Some(_) => featured.score_online(OnlineModel::of_job(job)?),
+                None => featured.score(Model::of_job(job)?),
             }
-            if let Some(topic) = windows_topic {
-                all.flat_map(|o| match o {
-                    FeatureOutput::Window(w) => Some(w),
-                    _ => None,
-                })
-                .sink(topic);
-            }
-            all.flat_map(|o| match o {
-                FeatureOutput::Event(r) => Some(r),
-                _ => None,
-            })
         }
-    };
-    let scored = match &job.model.online {
-        Some(_) => featured.score_online(OnlineModel::of_job(job)?),
-        None => featured.score(Model::of_job(job)?),
     };
     scored.sink_scores(&job.sinks.scores);
     Ok(())
+}
+
+/// The features of every event, and the `features` and `windows` topics.
+fn featured<'s>(events: &Stream<'s, Record>, features: Features, features_topic: Option<&str>, windows_topic: Option<&str>) -> Stream<'s, Record> {
+    if features_topic.is_none() && windows_topic.is_none() {
+        return events.features(FEATURES, features);
+    }
+    let all = events.features_all(FEATURES, features);
+    if let Some(topic) = features_topic {
+        all.sink_features(topic);
+    }
+    if let Some(topic) = windows_topic {
+        all.flat_map(|o| match o {
+            FeatureOutput::Window(w) => Some(w),
+            _ => None,
+        })
+        .sink(topic);
+    }
+    all.flat_map(|o| match o {
+        FeatureOutput::Event(r) => Some(r),
+        _ => None,
+    })
 }
 
 /// The job's other topics and the joins between topics (`[[source]]`,

@@ -23,7 +23,7 @@ use crate::source::{PollStatus, RecordSource};
 use crate::types::now_us;
 
 /// Records read per activation.
-const POLL_BATCH: usize = 4096;
+const POLL_BATCH: usize = 1024;
 
 pub(super) fn kafka_source<'s, V: Clone + 'static>(
     g: &mut GraphBuilder<'s>,
@@ -75,11 +75,12 @@ pub(super) fn kafka_source<'s, V: Clone + 'static>(
         let mut last_record: HashMap<u32, Instant> = HashMap::new();
         let mut mark = i64::MIN;
         let mut in_epoch = 0usize;
+        // a poll's records leave as one batch
+        let mut batch: Vec<Msg<V>> = Vec::new();
         move |output| {
             let Some(c) = cap.as_mut() else { return };
             let now = Instant::now();
             let now_ms = (now_us() / 1000) as i64;
-            let mut session = output.session(&*c);
             // pacing: at most `per_epoch` records of this share per epoch
             let room = io.per_epoch.map_or(POLL_BATCH, |n| n.saturating_sub(in_epoch).min(POLL_BATCH));
             let status = match reader.as_mut() {
@@ -87,7 +88,7 @@ pub(super) fn kafka_source<'s, V: Clone + 'static>(
                 Some(r) => r.poll(room, &mut |rec| {
                     last_record.insert(rec.partition, now);
                     if let Some(m) = admission.take(rec.partition, rec.offset, rec.payload, now_ms) {
-                        session.give(m);
+                        batch.push(m);
                     }
                 }),
                 None => PollStatus::Finished,
@@ -101,9 +102,9 @@ pub(super) fn kafka_source<'s, V: Clone + 'static>(
             let low = if finished { i64::MAX } else { owned.iter().filter(active).map(|p| admission.watermark(*p)).min().unwrap_or(mark) };
             if low > mark {
                 mark = low;
-                session.give(Msg::Mark(Mark { watermark: mark, from: me, to: me }));
+                batch.push(Msg::Mark(Mark { watermark: mark, from: me, to: me }));
             }
-            drop(session);
+            output.session(&*c).give_container(&mut batch);
             admission.report(&collector);
             let epoch = *c.time();
             let target = if finished { epoch + 1 } else { io.clock.target().max(epoch) };

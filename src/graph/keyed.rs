@@ -442,7 +442,7 @@ where
                     rt.on_event(&e.key, e.origin, e.watermark, e.time_ms, &e.value, &mut out);
                 }
                 if !out.is_empty() {
-                    output.session(&time).give_iterator(out.drain(..));
+                    output.session(&time).give_container(&mut out);
                 }
             });
             match frontier.frontier().as_option().copied() {
@@ -454,7 +454,7 @@ where
                 None => {
                     if let Some(c) = end_cap.take() {
                         rt.finish(&mut out);
-                        output.session(&c).give_iterator(out.drain(..));
+                        output.session(&c).give_container(&mut out);
                     }
                 }
             }

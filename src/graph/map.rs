@@ -85,7 +85,7 @@ impl<'s, T: Clone + 'static> Stream<'s, T> {
                             Msg::Mark(mark) => buffer.push(Msg::Mark(mark)),
                         }
                     }
-                    output.session(&time).give_iterator(buffer.drain(..));
+                    output.session(&time).give_container(&mut buffer);
                 });
             }
         });

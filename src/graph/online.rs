@@ -158,7 +158,7 @@ impl<'s> Stream<'s, Record> {
                         }
                         s.mark_out(&mut batch);
                         if !batch.is_empty() {
-                            output.session(&cap).give_iterator(batch.drain(..));
+                            output.session(&cap).give_container(&mut batch);
                         }
                     });
                     let released = s.release();

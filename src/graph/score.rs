@@ -73,8 +73,22 @@ impl Model {
         self.inputs.push((input.to_owned(), weight, transform));
         self
     }
-    /// A job's model (`[model]`), with its fixed weights. A model trained online
-    /// is refused for now: on a graph, online training is not an operator yet.
+    /// The model as a function from a record to its score.
+    pub(crate) fn scorer(self) -> impl FnMut(Record) -> Scored {
+        let tag = Arc::new(ModelVersion { name: self.name.clone(), version: self.version.clone() });
+        let logistic =
+            LogisticModel { bias: self.bias, weights: self.inputs.iter().map(|i| i.1).collect(), transforms: self.inputs.iter().map(|i| i.2).collect() };
+        let names: Vec<String> = self.inputs.into_iter().map(|i| i.0).collect();
+        let mut reader = FieldReader::new(&names);
+        let mut x = Vec::with_capacity(names.len());
+        move |record| {
+            reader.read(&record, &mut x);
+            Scored { score: logistic.score(&x), record, model: tag.clone() }
+        }
+    }
+
+    /// A job's model (`[model]`), with its fixed weights (a model trained online
+    /// is an [`super::OnlineModel`]).
     pub fn of_job(job: &JobSpec) -> Result<Model> {
         if job.model.online.is_some() {
             bail!("model `{}` trains online ([model.online]): the graph runs models with fixed weights", job.model.name);
@@ -107,17 +121,10 @@ pub struct Scored {
 impl<'s> Stream<'s, Record> {
     /// Each event with its score; see the module docs.
     pub fn score(&self, model: Model) -> Stream<'s, Scored> {
-        let tag = Arc::new(ModelVersion { name: model.name.clone(), version: model.version.clone() });
-        let logistic =
-            LogisticModel { bias: model.bias, weights: model.inputs.iter().map(|i| i.1).collect(), transforms: model.inputs.iter().map(|i| i.2).collect() };
-        let names: Vec<String> = model.inputs.into_iter().map(|i| i.0).collect();
-        let mut reader = FieldReader::new(&names);
-        let mut x = Vec::with_capacity(names.len());
+        let mut score = model.scorer();
         self.each("Score", move |r, out| {
-            reader.read(&r.value, &mut x);
-            let Rec { key, time_ms, origin, offset, watermark, value: record } = r;
-            let value = Scored { score: logistic.score(&x), record, model: tag.clone() };
-            out.push(Msg::Event(Rec { key, time_ms, origin, offset, watermark, value }))
+            let Rec { key, time_ms, origin, offset, watermark, value } = r;
+            out.push(Msg::Event(Rec { key, time_ms, origin, offset, watermark, value: score(value) }))
         })
     }
 }

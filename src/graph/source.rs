@@ -252,6 +252,9 @@ impl<V> Admission<V> {
 }
 
 /// One owned partition of an in-memory topic.
+/// At most this many records per activation of an in-memory source.
+const ACTIVATION_RECORDS: usize = 1024;
+
 struct Partition {
     number: u32,
     data: Arc<Vec<Option<Vec<u8>>>>,
@@ -291,6 +294,8 @@ pub(super) fn memory_source<'s, V: Clone + 'static>(
         let activator = scope.activator_for(info.address.clone());
         cap.downgrade(&start);
         let mut cap = Some(cap);
+        // an activation's records leave as one batch
+        let mut batch: Vec<Msg<V>> = Vec::new();
         move |output| {
             let Some(c) = cap.as_mut() else { return };
             let epoch = *c.time();
@@ -299,21 +304,29 @@ pub(super) fn memory_source<'s, V: Clone + 'static>(
             }
             let end = (epoch as usize + 1).saturating_mul(per_epoch);
             let now_ms = (now_us() / 1000) as i64;
-            let mut session = output.session(&*c);
+            // an epoch's records in slices that stay in the cache as they go through the graph
+            let mut room = ACTIVATION_RECORDS;
             for part in parts.iter_mut() {
-                while part.next < part.data.len().min(end) {
+                while part.next < part.data.len().min(end) && room > 0 {
                     let offset = part.next as i64;
                     part.next += 1;
+                    room -= 1;
                     if let Some(m) = admission.take(part.number, offset, part.data[offset as usize].as_deref(), now_ms) {
-                        session.give(m);
+                        batch.push(m);
                     }
                 }
+            }
+            if parts.iter().any(|p| p.next < p.data.len().min(end)) {
+                // more of this epoch next time
+                output.session(&*c).give_container(&mut batch);
+                activator.activate();
+                return;
             }
             let done = parts.iter().all(|p| p.next >= p.data.len());
             // this worker's share: the least watermark of its partitions (a finished one holds nothing back)
             let watermark = parts.iter().filter(|p| p.next < p.data.len()).map(|p| admission.watermark(p.number)).min().unwrap_or(i64::MAX);
-            session.give(Msg::Mark(Mark { watermark, from: me, to: me }));
-            drop(session);
+            batch.push(Msg::Mark(Mark { watermark, from: me, to: me }));
+            output.session(&*c).give_container(&mut batch);
             admission.report(&collector);
             if let Some(ck) = checkpoints.as_ref().filter(|ck| done || ck.is_checkpoint(epoch)) {
                 let partitions = parts.iter().map(|p| admission.cut(p.number, p.next as i64)).collect();

@@ -190,6 +190,11 @@ impl<'s, T: timely::ExchangeData + Clone> Stream<'s, T> {
             move |input, output| {
                 input.for_each(|time, data| {
                     let mut session = output.session(&time);
+                    // most batches have no mark: handed on as they are
+                    if data.iter().all(|m| matches!(m, Msg::Event(_))) {
+                        session.give_container(data);
+                        return;
+                    }
                     for m in data.drain(..) {
                         match m {
                             Msg::Mark(mark) => (0..peers).for_each(|to| session.give(Msg::Mark(Mark { to, ..mark }))),
