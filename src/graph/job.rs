@@ -2,14 +2,18 @@
 //!
 //! ```text
 //! source (decode, validate, dlq) -> features (+ `features`, closed windows -> `windows`) -> score -> `scores`
-//!                                 \-> sub-stream joins (`[[join]]`) -> `joins`
+//!                                 \-> sub-stream joins (`[[join]]`) -> `joins`            \-> monitor -> `drift`
 //! other topics (`[[source]]`) -> interval joins between topics (`[[topic_join]]`) -> their sinks
 //! ```
 //!
 //! The same records come out as from the job's own pipeline, byte for byte
-//! (`tests/graph_golden.rs`): scores, dead letters and closed windows. What the
-//! graph does not run yet is refused with its name, not left out: the monitor,
-//! table lookups and the `shadow` topic. A model trained online (`[model.online]`) runs as
+//! (`tests/graph_golden.rs`): scores, dead letters and closed windows. The
+//! monitor ([`super::Monitor`]) takes events in event-time order, so its
+//! findings do not depend on speed or workers (the pipeline's, for a model with
+//! fixed weights, take them as scored). What the graph does not run yet is
+//! refused with its name, not left out: table lookups, the `shadow` topic and
+//! the monitor of a model trained online (concept drift and fairness watch the
+//! learner's outcomes). A model trained online (`[model.online]`) runs as
 //! [`super::Stream::score_online`].
 //!
 //! ```
@@ -25,11 +29,13 @@
 
 use anyhow::{bail, Result};
 
-use super::{FeatureOutput, Features, GraphBuilder, Model, OnlineModel, Record, Source, Stream, SubJoins};
+use super::{FeatureOutput, Features, GraphBuilder, Model, Monitor, OnlineModel, Record, Source, Stream, SubJoins};
 use crate::spec::JobSpec;
 
 /// The name of the job's feature operator (its checkpointed state).
 pub const FEATURES: &str = "features";
+/// The name of the job's monitor.
+pub const MONITOR: &str = "monitor";
 /// The name of the job's `[[join]]` operator.
 pub const JOINS: &str = "joins";
 
@@ -60,6 +66,12 @@ pub fn job_graph(g: &mut GraphBuilder<'_>, job: &JobSpec) -> Result<()> {
         }
     };
     scored.sink_scores(&job.sinks.scores);
+    if job.monitor.is_some() {
+        let findings = scored.monitor(MONITOR, Monitor::of_job(job)?);
+        if let Some(topic) = &job.sinks.drift {
+            findings.sink_drift(topic);
+        }
+    }
     Ok(())
 }
 
@@ -102,7 +114,10 @@ fn topic_joins<'s>(g: &mut GraphBuilder<'s>, job: &JobSpec, main: &Stream<'s, Re
 }
 
 fn refuse_unsupported(job: &JobSpec) -> Result<()> {
-    let unsupported = [(job.monitor.is_some(), "[monitor]"), (!job.tables.is_empty(), "[[table]]"), (job.sinks.shadow.is_some(), "[sinks] shadow")];
+    // the monitor of an online model also watches the learner's outcomes (concept drift, fairness)
+    let online_monitor = job.monitor.is_some() && job.model.online.is_some();
+    let unsupported =
+        [(online_monitor, "[monitor] of a model trained online"), (!job.tables.is_empty(), "[[table]]"), (job.sinks.shadow.is_some(), "[sinks] shadow")];
     let missing: Vec<&str> = unsupported.iter().filter(|(on, _)| *on).map(|(_, what)| *what).collect();
     if !missing.is_empty() {
         bail!("job `{}`: the graph does not run {} yet", job.name, missing.join(", "));

@@ -98,6 +98,8 @@ pub struct Collector {
     /// The online learners, one per model name, started by the first worker
     /// that builds the model.
     learners: Mutex<BTreeMap<String, Learner>>,
+    /// The metrics of a run in memory.
+    memory_metrics: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
 }
 
 impl Collector {
@@ -115,6 +117,7 @@ impl Collector {
             crashed: AtomicBool::new(false),
             processes: 1,
             learners: Mutex::default(),
+            memory_metrics: std::sync::OnceLock::new(),
         }
     }
     /// The learner of `model` (started on first use), for `scorers` workers.
@@ -144,15 +147,19 @@ impl Collector {
             }
             Inputs::Kafka(io) => io.label_source(&topic)?,
         };
-        let metrics = match &self.inputs {
-            Inputs::Kafka(io) => io.metrics.clone(),
-            Inputs::Memory { .. } => crate::metrics::Metrics::new(),
-        };
+        let metrics = self.metrics();
         let resume = crate::learner::service::Resume { sources: scorers, ..Default::default() };
         let learner = crate::learner::start(spec, model.names(), metrics, labels, resume, None)?;
         let link = learner.link.clone();
         learners.insert(model.name.clone(), learner);
         Ok(link)
+    }
+    /// The run's Prometheus metrics (a run in memory: metrics of its own).
+    pub(crate) fn metrics(&self) -> Arc<crate::metrics::Metrics> {
+        match &self.inputs {
+            Inputs::Kafka(io) => io.metrics.clone(),
+            Inputs::Memory { .. } => self.memory_metrics.get_or_init(crate::metrics::Metrics::new).clone(),
+        }
     }
     /// Whether a source should crash (the run stop dead) instead of reading `epoch`.
     pub(crate) fn crash_before(&self, epoch: u64) -> bool {

@@ -65,6 +65,10 @@ impl MemoryDriftSink {
     pub fn records(&self) -> Vec<DriftRecord> {
         self.records.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
+    /// The records so far, leaving none.
+    pub fn take(&self) -> Vec<DriftRecord> {
+        std::mem::take(&mut *self.records.lock().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 impl DriftSink for MemoryDriftSink {
