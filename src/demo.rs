@@ -19,6 +19,9 @@ use crate::run::{run_job, RunOptions};
 use crate::spec::JobSpec;
 use crate::types::Control;
 
+/// Recorded streams for the learner's replay (`demo/record.rs`).
+pub mod record;
+
 /// The demo job with fixed weights, parsed from `examples/fraud_job.toml` (built
 /// into the binary).
 pub fn fraud_job() -> JobSpec {

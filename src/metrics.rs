@@ -9,6 +9,11 @@ use std::sync::{Arc, Mutex};
 
 use prometheus::{Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
+/// The drift monitor's metrics (`metrics/drift.rs`).
+pub mod drift;
+/// The online model's metrics (`metrics/model.rs`; the learner sets them).
+pub mod model;
+
 /// Distinct unknown field names tracked individually.
 pub const MAX_UNKNOWN_FIELD_NAMES: usize = 100;
 
@@ -37,8 +42,8 @@ pub struct Metrics {
     pub join_outputs: IntCounterVec,
     pub join_buffered: IntGaugeVec,
     /// Online learning (see `learner`).
-    pub model: crate::learner::metrics::ModelMetrics,
-    pub drift: crate::monitor::metrics::DriftMetrics,
+    pub model: model::ModelMetrics,
+    pub drift: drift::DriftMetrics,
 }
 
 impl Metrics {
@@ -87,8 +92,8 @@ impl Metrics {
             )
             .unwrap(),
             join_buffered: IntGaugeVec::new(Opts::new("vigil_join_buffered", "Events an interval join holds because they can still match"), &["join"]).unwrap(),
-            model: crate::learner::metrics::ModelMetrics::new(),
-            drift: crate::monitor::metrics::DriftMetrics::new(),
+            model: model::ModelMetrics::new(),
+            drift: drift::DriftMetrics::new(),
             registry,
         };
         let r = &m.registry;

@@ -96,7 +96,7 @@ pub struct ModelSpec {
     /// The model's inputs, in order (their weights are the fixed model's).
     pub inputs: Vec<ModelInput>,
     /// Online training from delayed labels; `None`: the fixed weights score.
-    pub online: Option<crate::learner::OnlineSpec>,
+    pub online: Option<online::OnlineSpec>,
 }
 
 /// Output topics.
@@ -126,12 +126,12 @@ pub struct JobSpec {
     pub model: ModelSpec,
     pub sinks: SinkSpec,
     /// Drift, quality and fairness monitoring, names resolved against this job.
-    pub monitor: Option<crate::monitor::ResolvedMonitor>,
+    pub monitor: Option<monitor::ResolvedMonitor>,
     /// The string fields the decoder keeps with each event: the monitor's, then
     /// those of distinct-count and lookup features (whose indices point here).
     pub strings: Vec<String>,
     /// Tables kept from compacted topics, for lookup features.
-    pub tables: Vec<crate::table::TableSpec>,
+    pub tables: Vec<TableSpec>,
     /// Stream-stream interval joins between sub-streams of the source (string
     /// field indices point into `strings`).
     pub joins: Vec<IntervalJoin>,
@@ -254,10 +254,10 @@ pub struct JobBuilder {
     model_version: String,
     bias: f64,
     inputs: Vec<ModelInput>,
-    online: Option<crate::learner::OnlineSpec>,
+    online: Option<online::OnlineSpec>,
     sinks: SinkSpec,
-    monitor: Option<crate::monitor::MonitorSpec>,
-    tables: Vec<crate::table::TableSpec>,
+    monitor: Option<monitor::MonitorSpec>,
+    tables: Vec<TableSpec>,
     joins: Vec<IntervalJoinDecl>,
     sources: Vec<SourceSpec>,
     topic_joins: Vec<TopicJoin>,
@@ -407,7 +407,7 @@ impl JobBuilder {
     /// A table kept from the compacted `topic` (record key = table key; JSON
     /// object payloads with numeric `columns` upsert, null payloads delete).
     pub fn table(mut self, name: &str, topic: &str, columns: &[&str]) -> Self {
-        self.tables.push(crate::table::TableSpec { name: name.to_owned(), topic: topic.to_owned(), columns: columns.iter().map(|c| c.to_string()).collect() });
+        self.tables.push(TableSpec { name: name.to_owned(), topic: topic.to_owned(), columns: columns.iter().map(|c| c.to_string()).collect() });
         self
     }
     /// A column of `table`'s row for the event's key, or for the value of the
@@ -440,12 +440,12 @@ impl JobBuilder {
     }
     /// Trains the model online from delayed labels (see `learner`); the inputs are
     /// the ones declared with `weight`/`weight_with` (their weights then unused).
-    pub fn online(mut self, spec: crate::learner::OnlineSpec) -> Self {
+    pub fn online(mut self, spec: online::OnlineSpec) -> Self {
         self.online = Some(spec);
         self
     }
     /// Watches features, predictions, the error stream and fairness for drift.
-    pub fn monitor(mut self, spec: crate::monitor::MonitorSpec) -> Self {
+    pub fn monitor(mut self, spec: monitor::MonitorSpec) -> Self {
         self.monitor = Some(spec);
         self
     }
@@ -730,6 +730,21 @@ pub use time::{parse_duration, parse_signed_ms, Window};
 
 /// The TOML shape of a job (`spec/toml_front.rs`).
 mod toml_front;
+
+/// A model trained online (`spec/online.rs`; the learner runs it).
+pub mod online;
+
+/// Drift monitoring as a job declares it (`spec/monitor.rs`; `crate::monitor` runs it).
+pub mod monitor;
+
+/// A table from a compacted topic, as a job declares it (`crate::table` keeps it).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TableSpec {
+    pub name: String,
+    pub topic: String,
+    /// Numeric columns, in order (a lookup feature names one).
+    pub columns: Vec<String>,
+}
 
 #[cfg(test)]
 mod tests {

@@ -29,14 +29,7 @@ use crate::metrics::Metrics;
 
 const SHARDS: usize = 16;
 
-/// A table as a job declares it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TableSpec {
-    pub name: String,
-    pub topic: String,
-    /// Numeric columns, in order (a lookup feature names one).
-    pub columns: Vec<String>,
-}
+pub use crate::spec::TableSpec;
 
 /// A table shared between its loader and the workers.
 pub struct SharedTable {

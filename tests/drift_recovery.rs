@@ -10,8 +10,9 @@
 //! population beats a single untuned model.
 
 use vigil::demo::fraud_online_job;
+use vigil::demo::record::{demo_stream, record_stream};
 use vigil::gpu::DeviceChoice;
-use vigil::learner::replay::{demo_stream, offline_baseline, record_stream, replay, window_quality};
+use vigil::learner::replay::{offline_baseline, replay, window_quality};
 
 const EVENTS: u64 = 300_000;
 const DRIFT_AT: usize = 100_000;

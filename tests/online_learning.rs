@@ -154,7 +154,7 @@ fn every_label_is_accounted_for_and_the_champion_serves_through_kafka() {
         .filter_map(|r| serde_json::from_slice::<serde_json::Value>(r.payload.as_deref()?).ok())
         .filter_map(|v| Some((v["event_id"].as_str()?.to_owned(), v["is_fraud"].as_bool()?)))
         .collect();
-    let recorded = vigil::learner::replay::record_stream(&job, payloads_in, &label_map).unwrap();
+    let recorded = vigil::demo::record::record_stream(&job, payloads_in, &label_map).unwrap();
     let items: Vec<(f32, bool, f32)> = recorded
         .iter()
         .filter_map(|e| {
@@ -281,8 +281,8 @@ fn an_mlp_job_learns_from_delayed_labels_with_variants_of_several_hidden_sizes()
         o.window = 4_000;
         o.min_labels = 1_000;
     }
-    let (payloads, labels) = vigil::learner::replay::demo_stream(30_000, 3, None);
-    let events = vigil::learner::replay::record_stream(&job, payloads, &labels).unwrap();
+    let (payloads, labels) = vigil::demo::record::demo_stream(30_000, 3, None);
+    let events = vigil::demo::record::record_stream(&job, payloads, &labels).unwrap();
     let run = vigil::learner::replay::replay(job.model.online.clone().unwrap(), &events, 1_000, 256).unwrap();
     let (auc, _) = vigil::learner::replay::window_quality(&run.served, &events, 20_000, events.len());
     assert!(auc.unwrap() > 0.85, "MLP champion AUC {auc:?} on {}", run.device);
@@ -298,8 +298,8 @@ fn ab_mode_serves_a_share_of_keys_from_the_best_challenger_and_scores_each_arm()
     spec.ab_share = 0.25;
     spec.select_every = 3_000;
     spec.min_labels = 1_000;
-    let (payloads, labels) = vigil::learner::replay::demo_stream(40_000, 9, None);
-    let events = vigil::learner::replay::record_stream(&job, payloads, &labels).unwrap();
+    let (payloads, labels) = vigil::demo::record::demo_stream(40_000, 9, None);
+    let events = vigil::demo::record::record_stream(&job, payloads, &labels).unwrap();
     let run = vigil::learner::replay::replay(spec, &events, 1_000, 256).unwrap();
     let (a, b) = (run.summary.served_quality[0], run.summary.served_quality[1]);
     let share = b.labels as f64 / (a.labels + b.labels) as f64;

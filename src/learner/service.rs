@@ -134,7 +134,7 @@ pub fn start(
     resume: Resume,
     monitor: Option<LabeledMonitors>,
 ) -> Result<Learner> {
-    let fresh = spec.initial_state(&names.inputs)?;
+    let fresh = crate::learner::initial_state(&spec, &names.inputs)?;
     let state = match &resume.from {
         Some(c) if c.model.shape != fresh.shape || c.model.k() != fresh.k() => {
             bail!("the checkpoint's model ({:?}, {} variants) does not fit the job's ({:?}, {} variants)", c.model.shape, c.model.k(), fresh.shape, fresh.k())

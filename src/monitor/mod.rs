@@ -16,9 +16,9 @@ pub mod distribution;
 pub mod emit;
 pub mod interner;
 pub mod labeled;
-pub mod metrics;
+pub use crate::metrics::drift as metrics;
 pub mod reorder;
-pub mod spec;
+pub use crate::spec::monitor as spec;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};

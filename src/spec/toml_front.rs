@@ -24,7 +24,7 @@ pub struct RawJob {
     #[serde(default)]
     sinks: Option<RawSinks>,
     #[serde(default)]
-    monitor: Option<crate::monitor::MonitorSpec>,
+    monitor: Option<crate::spec::monitor::MonitorSpec>,
 }
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -170,7 +170,7 @@ struct RawOnline {
     ab_share: Option<f64>,
     label_grace: Option<String>,
     init: Option<String>,
-    consistency: Option<crate::learner::Consistency>,
+    consistency: Option<crate::spec::online::Consistency>,
     step: Option<String>,
     hold_limit: Option<usize>,
 }
@@ -281,8 +281,8 @@ struct WeightsFile {
 }
 
 impl RawOnline {
-    fn into_spec(self, kind: vigil_operators::learn::ModelKind, labels: crate::learner::LabelSpec) -> Result<crate::learner::OnlineSpec> {
-        let mut o = crate::learner::OnlineSpec::new(kind, labels);
+    fn into_spec(self, kind: vigil_operators::learn::ModelKind, labels: crate::spec::online::LabelSpec) -> Result<crate::spec::online::OnlineSpec> {
+        let mut o = crate::spec::online::OnlineSpec::new(kind, labels);
         let sp = &mut o.space;
         sp.lr = self.lr.unwrap_or(std::mem::take(&mut sp.lr));
         sp.l2 = self.l2.unwrap_or(std::mem::take(&mut sp.l2));
@@ -398,7 +398,7 @@ impl RawJob {
             }
             match (m.labels, m.online) {
                 (Some(l), Some(o)) => {
-                    let mut labels = crate::learner::LabelSpec::new(&l.topic, &l.id, &l.field, parse_duration(&l.timeout)?, l.default);
+                    let mut labels = crate::spec::online::LabelSpec::new(&l.topic, &l.id, &l.field, parse_duration(&l.timeout)?, l.default);
                     labels.time = l.time;
                     if let Some(d) = l.delay.as_deref() {
                         labels.delay = parse_duration(d)?;

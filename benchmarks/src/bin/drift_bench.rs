@@ -26,8 +26,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 use serde_json::Value;
 use vigil::demo::fraud_online_job;
+use vigil::demo::record::{demo_stream, record_stream};
 use vigil::gpu::DeviceChoice;
-use vigil::learner::replay::{demo_stream, record_stream, replay};
+use vigil::learner::replay::replay;
 use vigil_operators::drift::{detections, Adwin, AdwinConfig, ChangeDetector, Ddm, DdmConfig, Direction, PageHinkley, PageHinkleyConfig};
 
 #[derive(Parser)]

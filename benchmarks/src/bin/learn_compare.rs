@@ -19,8 +19,9 @@ use std::time::Instant;
 use anyhow::{anyhow, Context, Result};
 use clap::Parser;
 use vigil::demo::fraud_online_job;
+use vigil::demo::record::{demo_stream, record_stream};
 use vigil::gpu::DeviceChoice;
-use vigil::learner::replay::{demo_stream, offline_baseline, record_stream, replay, window_quality};
+use vigil::learner::replay::{offline_baseline, replay, window_quality};
 
 #[derive(Parser)]
 struct Args {

@@ -62,7 +62,7 @@ impl Service {
                     .min_by(|a, b| scores[*a].unwrap_or(0.0).total_cmp(&scores[*b].unwrap_or(0.0)).then(b.cmp(a)));
                 if let Some(w) = worst {
                     let mut state = self.trainer.state().map_err(|e| anyhow!("reading the model back: {e}"))?;
-                    let fresh = self.spec.initial_state(&self.names.inputs)?;
+                    let fresh = crate::learner::initial_state(&self.spec, &self.names.inputs)?;
                     state.reset_variant(w, &fresh);
                     self.trainer.set_state(&state).map_err(|e| anyhow!("resetting variant {w}: {e}"))?;
                     self.windows[w].clear();
@@ -100,7 +100,7 @@ mod tests {
         let mut spec = OnlineSpec::new(ModelKind::Logistic, labels);
         (spec.device, spec.variants, spec.batch, spec.min_labels) = (DeviceChoice::Cpu, 4, 8, 10);
         let names = ModelNames { job: "j".into(), model: "m".into(), inputs: vec!["a".into(), "b".into()] };
-        let state = spec.initial_state(&names.inputs).expect("a model");
+        let state = crate::learner::initial_state(&spec, &names.inputs).expect("a model");
         let trainer = open_trainer(spec.device, state.clone()).expect("the CPU twin");
         let model = ModelHandle::new(ModelSnapshot::new(0, state, 0, None, (1..=4).collect()));
         let metrics = Metrics::new();

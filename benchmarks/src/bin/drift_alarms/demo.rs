@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, Result};
 use vigil::demo::fraud_online_job;
-use vigil::learner::replay::demo_stream;
+use vigil::demo::record::demo_stream;
 use vigil::metrics::Metrics;
 use vigil::output::{MemorySink, Topic};
 use vigil_operators::drift::feature::DriftThresholds;
