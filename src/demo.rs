@@ -75,25 +75,7 @@ pub fn run_demo(opts: &DemoOptions, control: Arc<Control>) -> Result<DemoReport>
     }
     let broker = EmbeddedBroker::start(1)?;
     let labels = "labels";
-    // The embedded broker keeps about 5 MB per partition and silently drops the
-    // oldest records past it: size every topic so that the whole run fits.
-    let fit = |bytes_per_record: f64, records: f64, min: i32| min.max((records * bytes_per_record / 4.0e6).ceil() as i32);
-    let n = opts.events as f64;
-    let input_parts = fit(200.0, n, opts.partitions);
-    for (topic, parts) in [
-        (job.source.topic.as_str(), input_parts),
-        (labels, fit(120.0, n, opts.partitions)),
-        (&job.sinks.scores, fit(600.0, n, opts.partitions)),
-        (&job.sinks.dlq, fit(6_000.0, n * opts.bad_ratio, 4)),
-    ] {
-        broker.create_topic(topic, parts)?;
-    }
-    if let Some(shadow) = &job.sinks.shadow {
-        broker.create_topic(shadow, fit(900.0, n, opts.partitions))?;
-    }
-    if let Some(drift) = &job.sinks.drift {
-        broker.create_topic(drift, 1)?;
-    }
+    let input_parts = create_topics(&broker, &job, labels, opts)?;
     let addr = broker.bootstrap_servers();
     let metrics = Metrics::new();
     let store = crate::store::FeatureStore::new(job.features.iter().map(|f| f.name().to_owned()).collect());
@@ -156,39 +138,8 @@ pub fn run_demo(opts: &DemoOptions, control: Arc<Control>) -> Result<DemoReport>
     let latency = &metrics.latency;
     println!("  mean consume-to-score latency {:.2} ms", 1000.0 * latency.get_sample_sum() / latency.get_sample_count().max(1) as f64);
 
-    let report = crate::accounting::check(&kafka, &job.source.topic, &job.sinks.scores, &job.sinks.dlq, Some(&summary.committed))?;
-    println!(
-        "  accounting from the topics: {} input offsets -> {} in {}, {} in {}",
-        report.inputs, report.scored, job.sinks.scores, report.dead_lettered, job.sinks.dlq
-    );
-    for (reason, n) in &report.dlq_by_reason {
-        println!("    dlq {reason}: {n}");
-    }
-    if !report.holds() {
-        bail!(
-            "accounting invariant violated: {} missing, {} duplicated, {} unexpected (first missing: {:?})",
-            report.missing.len(),
-            report.duplicated.len(),
-            report.unexpected,
-            report.missing.first()
-        );
-    }
-    println!("  every input offset is in exactly one of {} and {}", job.sinks.scores, job.sinks.dlq);
-    if let Some(l) = &summary.learner {
-        print!("{}", crate::summary::learning(l, &job));
-    }
-    if let Some(m) = &summary.monitor {
-        print!("{}", crate::summary::monitoring(m, &job));
-    }
-    if let (Some(o), Some(dir)) = (&summary.offline, &opts.data_dir) {
-        println!(
-            "  offline log: {} feature rows in {} Parquet files under {} (training table: vigil features export --data-dir {} --labels labels --brokers {addr})",
-            o.rows,
-            o.files,
-            crate::offline::log::log_dir(dir).display(),
-            dir.display()
-        );
-    }
+    print_accounting(&kafka, &job, &summary)?;
+    print_outcomes(&summary, &job, opts.data_dir.as_deref(), &addr);
     let mut out = DemoReport::default();
     if let Some(topic) = &job.sinks.drift {
         for r in crate::kafka::read::read_topic(&kafka, topic, Duration::from_secs(10))? {
@@ -206,6 +157,72 @@ pub fn run_demo(opts: &DemoOptions, control: Arc<Control>) -> Result<DemoReport>
     }
     drop(broker);
     Ok(out)
+}
+
+/// The demo's topics on the embedded broker, sized so that the whole run fits
+/// (it keeps about 5 MB per partition and silently drops the oldest records
+/// past it); returns the input topic's partitions.
+fn create_topics(broker: &EmbeddedBroker, job: &JobSpec, labels: &str, opts: &DemoOptions) -> Result<i32> {
+    let fit = |bytes_per_record: f64, records: f64, min: i32| min.max((records * bytes_per_record / 4.0e6).ceil() as i32);
+    let n = opts.events as f64;
+    let input_parts = fit(200.0, n, opts.partitions);
+    for (topic, parts) in [
+        (job.source.topic.as_str(), input_parts),
+        (labels, fit(120.0, n, opts.partitions)),
+        (&job.sinks.scores, fit(600.0, n, opts.partitions)),
+        (&job.sinks.dlq, fit(6_000.0, n * opts.bad_ratio, 4)),
+    ] {
+        broker.create_topic(topic, parts)?;
+    }
+    if let Some(shadow) = &job.sinks.shadow {
+        broker.create_topic(shadow, fit(900.0, n, opts.partitions))?;
+    }
+    if let Some(drift) = &job.sinks.drift {
+        broker.create_topic(drift, 1)?;
+    }
+    Ok(input_parts)
+}
+
+/// Checks and prints the accounting invariant, read back from the topics.
+fn print_accounting(kafka: &crate::kafka::KafkaOptions, job: &JobSpec, summary: &crate::run::RunSummary) -> Result<()> {
+    let report = crate::accounting::check(kafka, &job.source.topic, &job.sinks.scores, &job.sinks.dlq, Some(&summary.committed))?;
+    println!(
+        "  accounting from the topics: {} input offsets -> {} in {}, {} in {}",
+        report.inputs, report.scored, job.sinks.scores, report.dead_lettered, job.sinks.dlq
+    );
+    for (reason, n) in &report.dlq_by_reason {
+        println!("    dlq {reason}: {n}");
+    }
+    if !report.holds() {
+        bail!(
+            "accounting invariant violated: {} missing, {} duplicated, {} unexpected (first missing: {:?})",
+            report.missing.len(),
+            report.duplicated.len(),
+            report.unexpected,
+            report.missing.first()
+        );
+    }
+    println!("  every input offset is in exactly one of {} and {}", job.sinks.scores, job.sinks.dlq);
+    Ok(())
+}
+
+/// What learning, monitoring and the offline log did.
+fn print_outcomes(summary: &crate::run::RunSummary, job: &JobSpec, data_dir: Option<&std::path::Path>, addr: &str) {
+    if let Some(l) = &summary.learner {
+        print!("{}", crate::summary::learning(l, &job));
+    }
+    if let Some(m) = &summary.monitor {
+        print!("{}", crate::summary::monitoring(m, &job));
+    }
+    if let (Some(o), Some(dir)) = (&summary.offline, data_dir) {
+        println!(
+            "  offline log: {} feature rows in {} Parquet files under {} (training table: vigil features export --data-dir {} --labels labels --brokers {addr})",
+            o.rows,
+            o.files,
+            crate::offline::log::log_dir(dir).display(),
+            dir.display()
+        );
+    }
 }
 
 fn spawn_progress(metrics: Arc<Metrics>, gen: Arc<PublishProgress>, total: u64, done: Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<()> {

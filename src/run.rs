@@ -14,7 +14,7 @@ use rdkafka::consumer::Consumer;
 use timely::{CommunicationConfig, WorkerConfig};
 
 use crate::checkpoint::coordinator::{CommitMode, Coordinator, CoordinatorConfig, CoordinatorSummary};
-use crate::checkpoint::restore;
+use crate::checkpoint::restore::{self, Restored};
 use crate::checkpoint::txlog::TxLog;
 use crate::delivery::InFlight;
 use crate::epoch::EpochClock;
@@ -122,30 +122,7 @@ pub fn run_job(mut job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, contr
     }
     let admin = opts.kafka.admin_consumer(&opts.group_id)?;
     let topic = job.source.topic.clone();
-    let partitions = kafka::partition_count(&admin, &topic, Duration::from_secs(30))?;
-    let committed = kafka::committed_offsets(&admin, &topic, partitions)?;
-    if let (Some(dir), true) = (&opts.checkpoint_dir, opts.exactly_once) {
-        std::fs::create_dir_all(dir)?;
-        TxLog::open(dir).settle(&committed)?;
-    }
-    let restored = match &opts.checkpoint_dir {
-        Some(_) if opts.cluster.addresses.len() > 1 => {
-            bail!("checkpoints need a single process for now (use -w for more workers)")
-        }
-        Some(dir) => restore::choose(dir, &committed, partitions, &job.state_fingerprint())?.map(Arc::new),
-        None => None,
-    };
-    let mut start = kafka::start_offsets(&admin, &topic, partitions, &committed)?;
-    if let Some(r) = &restored {
-        for (p, o) in r.offsets() {
-            start[p as usize] = o;
-        }
-        tracing::info!(epoch = r.epoch(), "restoring checkpoint");
-    }
-    if opts.until_end {
-        let ends = kafka::end_offsets(&admin, &topic, partitions)?;
-        *end.lock().unwrap_or_else(|e| e.into_inner()) = Some(ends.into_iter().enumerate().map(|(p, o)| (p as u32, o)).collect());
-    }
+    let (partitions, start, restored) = starting_point(&job, opts, &admin, &end)?;
     tracing::info!(%topic, partitions, ?start, "starting the job");
 
     let inflight = Arc::new(InFlight::default());
@@ -168,48 +145,8 @@ pub fn run_job(mut job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, contr
     } else {
         CommitMode::Offsets(opts.kafka.admin_consumer(&opts.group_id)?)
     };
-    let monitor = match &job.monitor {
-        Some(m) => {
-            let sink = match &job.sinks.drift {
-                Some(topic) => Some(Arc::new(crate::monitor::KafkaDriftSink::new(&opts.kafka, topic)?) as Arc<dyn crate::monitor::DriftSink>),
-                None => None,
-            };
-            Some(crate::monitor::start(m, sink, metrics.clone(), job.model.online.is_some())?)
-        }
-        None => None,
-    };
-    let learner = match &job.model.online {
-        Some(_) if opts.cluster.addresses.len() > 1 => {
-            bail!("online training runs in one process for now (its learner owns the model): use -w for more workers, not -n")
-        }
-        Some(online) => {
-            let topic = online.labels.topic.clone();
-            let parts = kafka::partition_count(&admin, &topic, Duration::from_secs(30)).with_context(|| format!("the labels topic `{topic}`"))?;
-            let resume_from = match &restored {
-                Some(r) => r.learner()?,
-                None => None,
-            };
-            let mut start = {
-                let committed = kafka::committed_offsets(&admin, &topic, parts)?;
-                kafka::start_offsets(&admin, &topic, parts, &committed)?
-            };
-            // labels are read again from where the checkpoint's learner state stood
-            for (p, o) in resume_from.iter().flat_map(|c| c.label_positions.iter()) {
-                if let Some(slot) = start.get_mut(*p as usize) {
-                    *slot = *o;
-                }
-            }
-            let (kafka_opts, group, m) = (opts.kafka.clone(), opts.group_id.clone(), metrics.clone());
-            let labels: crate::learner::service::LabelSourceFactory = Box::new(move || {
-                let source = KafkaSource::new(&kafka_opts, &group, &topic, (0..parts).collect(), &start, Default::default(), &m)?;
-                Ok(Box::new(source) as Box<dyn crate::source::RecordSource>)
-            });
-            let resume = crate::learner::service::Resume { checkpointing: opts.checkpoint_dir.is_some(), from: resume_from, sources: opts.cluster.workers };
-            let labeled = monitor.as_ref().map(|m| m.labeled());
-            Some(crate::learner::start(online.clone(), crate::learner::ModelNames::of(&job), metrics.clone(), labels, resume, labeled)?)
-        }
-        None => None,
-    };
+    let monitor = start_monitor(&job, opts, &metrics)?;
+    let learner = start_learner(&job, opts, &admin, restored.as_deref(), monitor.as_ref(), &metrics)?;
     if let (Some(m), Some(l)) = (&monitor, &learner) {
         m.watch_model(l.link.model.clone());
     }
@@ -274,14 +211,7 @@ pub fn run_job(mut job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, contr
         }
     })
     .map_err(|e| anyhow!("starting timely workers: {e}"))?;
-    let mut failure = None;
-    for result in guards.join() {
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => failure = failure.or(Some(e)),
-            Err(e) => failure = failure.or(Some(anyhow!("a worker failed: {e}"))),
-        }
-    }
+    let failure = joined(guards.join());
     // Outputs first, offsets second: a committed offset has its outputs delivered.
     sink.flush(Duration::from_secs(60))?;
     tables.finish();
@@ -307,4 +237,113 @@ pub fn run_job(mut job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, contr
         sink.close()?;
     }
     Ok(RunSummary { partitions, committed, restored_epoch: restored.map(|r| r.epoch()), checkpoints, learner: learned?, monitor: monitored, offline })
+}
+
+/// Where the run starts: the topic's partitions, the offset of each (the
+/// checkpoint's, else the group's committed ones), and the checkpoint restored.
+/// Settles an exactly-once run's open transactions first; with `until_end`,
+/// records the end offsets.
+fn starting_point(
+    job: &JobSpec,
+    opts: &RunOptions,
+    admin: &rdkafka::consumer::BaseConsumer,
+    end: &EndOffsets,
+) -> Result<(u32, Vec<i64>, Option<Arc<Restored>>)> {
+    let topic = job.source.topic.as_str();
+    let partitions = kafka::partition_count(admin, topic, Duration::from_secs(30))?;
+    let committed = kafka::committed_offsets(admin, topic, partitions)?;
+    if let (Some(dir), true) = (&opts.checkpoint_dir, opts.exactly_once) {
+        std::fs::create_dir_all(dir)?;
+        TxLog::open(dir).settle(&committed)?;
+    }
+    let restored = match &opts.checkpoint_dir {
+        Some(_) if opts.cluster.addresses.len() > 1 => {
+            bail!("checkpoints need a single process for now (use -w for more workers)")
+        }
+        Some(dir) => restore::choose(dir, &committed, partitions, &job.state_fingerprint())?.map(Arc::new),
+        None => None,
+    };
+    let mut start = kafka::start_offsets(admin, topic, partitions, &committed)?;
+    if let Some(r) = &restored {
+        for (p, o) in r.offsets() {
+            start[p as usize] = o;
+        }
+        tracing::info!(epoch = r.epoch(), "restoring checkpoint");
+    }
+    if opts.until_end {
+        let ends = kafka::end_offsets(admin, topic, partitions)?;
+        *end.lock().unwrap_or_else(|e| e.into_inner()) = Some(ends.into_iter().enumerate().map(|(p, o)| (p as u32, o)).collect());
+    }
+    Ok((partitions, start, restored))
+}
+
+/// The drift monitor of a job with `[monitor]`, writing to its `drift` topic.
+fn start_monitor(job: &JobSpec, opts: &RunOptions, metrics: &Arc<Metrics>) -> Result<Option<crate::monitor::Monitor>> {
+    Ok(match &job.monitor {
+        Some(m) => {
+            let sink = match &job.sinks.drift {
+                Some(topic) => Some(Arc::new(crate::monitor::KafkaDriftSink::new(&opts.kafka, topic)?) as Arc<dyn crate::monitor::DriftSink>),
+                None => None,
+            };
+            Some(crate::monitor::start(m, sink, metrics.clone(), job.model.online.is_some())?)
+        }
+        None => None,
+    })
+}
+
+/// The learner of a job trained online: labels read from the checkpoint's
+/// positions (or the group's), state from the checkpoint.
+fn start_learner(
+    job: &JobSpec,
+    opts: &RunOptions,
+    admin: &rdkafka::consumer::BaseConsumer,
+    restored: Option<&Restored>,
+    monitor: Option<&crate::monitor::Monitor>,
+    metrics: &Arc<Metrics>,
+) -> Result<Option<crate::learner::Learner>> {
+    Ok(match &job.model.online {
+        Some(_) if opts.cluster.addresses.len() > 1 => {
+            bail!("online training runs in one process for now (its learner owns the model): use -w for more workers, not -n")
+        }
+        Some(online) => {
+            let topic = online.labels.topic.clone();
+            let parts = kafka::partition_count(admin, &topic, Duration::from_secs(30)).with_context(|| format!("the labels topic `{topic}`"))?;
+            let resume_from = match restored {
+                Some(r) => r.learner()?,
+                None => None,
+            };
+            let mut start = {
+                let committed = kafka::committed_offsets(admin, &topic, parts)?;
+                kafka::start_offsets(admin, &topic, parts, &committed)?
+            };
+            // labels are read again from where the checkpoint's learner state stood
+            for (p, o) in resume_from.iter().flat_map(|c| c.label_positions.iter()) {
+                if let Some(slot) = start.get_mut(*p as usize) {
+                    *slot = *o;
+                }
+            }
+            let (kafka_opts, group, m) = (opts.kafka.clone(), opts.group_id.clone(), metrics.clone());
+            let labels: crate::learner::service::LabelSourceFactory = Box::new(move || {
+                let source = KafkaSource::new(&kafka_opts, &group, &topic, (0..parts).collect(), &start, Default::default(), &m)?;
+                Ok(Box::new(source) as Box<dyn crate::source::RecordSource>)
+            });
+            let resume = crate::learner::service::Resume { checkpointing: opts.checkpoint_dir.is_some(), from: resume_from, sources: opts.cluster.workers };
+            let labeled = monitor.map(|m| m.labeled());
+            Some(crate::learner::start(online.clone(), crate::learner::ModelNames::of(job), metrics.clone(), labels, resume, labeled)?)
+        }
+        None => None,
+    })
+}
+
+/// The first error of the workers, if any.
+fn joined(results: Vec<std::result::Result<Result<()>, String>>) -> Option<anyhow::Error> {
+    let mut failure = None;
+    for result in results {
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failure = failure.or(Some(e)),
+            Err(e) => failure = failure.or(Some(anyhow!("a worker failed: {e}"))),
+        }
+    }
+    failure
 }

@@ -25,8 +25,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
-use vigil_operators::interval_join::SideFilter;
-use vigil_operators::{Agg, DecayKind, Decayed, Emit, FeatureDef, IntervalJoin, LogisticModel, RatioToMean, Transform, WindowFeature, WindowKind};
+use vigil_operators::{Agg, DecayKind, Emit, FeatureDef, IntervalJoin, LogisticModel, Transform};
 
 /// The type a declared field must have in the JSON record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,17 +223,6 @@ impl JobSpec {
             transforms: self.model.inputs.iter().map(|i| i.transform).collect(),
         }
     }
-}
-
-enum PendingFeature {
-    Window { name: String, agg: Agg, field: Option<String>, window: Window, emit: Emit },
-    TimeSincePrev { name: String, ttl: Duration },
-    Decayed { name: String, kind: DecayKind, field: Option<String>, half_life: Duration, ttl: Option<Duration> },
-    PrevValue { name: String, field: String, ttl: Duration },
-    RatioToMean { name: String, field: String, window: Duration, pane: Duration },
-    Distinct { name: String, field: String, window: Duration },
-    ApproxDistinct { name: String, field: String, window: Duration, pane: Duration, precision: u8 },
-    Lookup { name: String, table: String, column: String, on: Option<String> },
 }
 
 /// Builds a [`JobSpec`] step by step; `build` validates the whole job.
@@ -504,155 +492,18 @@ impl JobBuilder {
         let mut features = Vec::new();
         // kept string fields: the monitor's first (its indices), then distinct counts'
         let mut kept: Vec<String> = self.monitor.as_ref().map(|m| m.string_fields()).unwrap_or_default();
+        let ctx = features::Context { fields: &self.fields, numeric: &numeric, tables: &self.tables, windows_sink: self.sinks.windows.is_some() };
         for p in self.features {
-            let def = match p {
-                PendingFeature::Window { name, agg, field, window, emit } => {
-                    let field = match (agg.needs_field(), field) {
-                        (true, None) => bail!("feature `{name}`: aggregate {agg:?} needs a field"),
-                        (_, None) => None,
-                        (_, Some(f)) => Some(
-                            numeric
-                                .iter()
-                                .position(|n| n.name == f)
-                                .with_context(|| format!("feature `{name}`: `{f}` is not a numeric field of the schema"))?,
-                        ),
-                    };
-                    let (kind, window_ms) = window.resolve().with_context(|| format!("feature `{name}`"))?;
-                    if emit == Emit::OnClose && kind == WindowKind::Sliding {
-                        bail!("feature `{name}`: a sliding window ends at every event; emit on close needs a tumbling, hopping or session window");
-                    }
-                    if emit == Emit::OnClose && self.sinks.windows.is_none() {
-                        bail!("feature `{name}` emits on close: name the topic for closed windows (`[sinks] windows`)");
-                    }
-                    FeatureDef::Window(WindowFeature { name, agg, field, window_ms, kind, emit })
-                }
-                PendingFeature::TimeSincePrev { name, ttl } => FeatureDef::TimeSincePrev { name, ttl_ms: duration_ms(ttl) },
-                PendingFeature::Decayed { name, kind, field, half_life, ttl } => {
-                    let field = match (kind, field) {
-                        (DecayKind::Count, None) => None,
-                        (DecayKind::Count, Some(_)) => bail!("feature `{name}`: a decayed count takes no field"),
-                        (_, None) => bail!("feature `{name}`: a decayed {kind:?} needs a field"),
-                        (_, Some(f)) => Some(
-                            numeric
-                                .iter()
-                                .position(|n| n.name == f)
-                                .with_context(|| format!("feature `{name}`: `{f}` is not a numeric field of the schema"))?,
-                        ),
-                    };
-                    let half_life_ms = duration_ms(half_life);
-                    if half_life_ms <= 0 {
-                        bail!("feature `{name}`: the half-life must be positive");
-                    }
-                    let ttl_ms = ttl.map_or(half_life_ms.saturating_mul(16), duration_ms);
-                    FeatureDef::Decayed(Decayed { name, kind, field, half_life_ms, ttl_ms })
-                }
-                PendingFeature::PrevValue { name, field, ttl } => {
-                    let index = numeric
-                        .iter()
-                        .position(|n| n.name == field)
-                        .with_context(|| format!("feature `{name}`: `{field}` is not a numeric field of the schema"))?;
-                    FeatureDef::PrevValue { name, field: index, ttl_ms: duration_ms(ttl) }
-                }
-                PendingFeature::RatioToMean { name, field, window, pane } => {
-                    let index = numeric
-                        .iter()
-                        .position(|n| n.name == field)
-                        .with_context(|| format!("feature `{name}`: `{field}` is not a numeric field of the schema"))?;
-                    let (window_ms, pane_ms) = (duration_ms(window), duration_ms(pane));
-                    if pane_ms <= 0 || window_ms < pane_ms {
-                        bail!("feature `{name}`: the pane must be positive and no longer than the window");
-                    }
-                    FeatureDef::RatioToMean(RatioToMean { name, field: index, window_ms, pane_ms })
-                }
-                PendingFeature::Distinct { name, field, window } => {
-                    let tag = string_tag(&self.fields, &mut kept, &format!("feature `{name}`"), &field)?;
-                    let window_ms = duration_ms(window);
-                    if window_ms <= 0 {
-                        bail!("feature `{name}`: the window must be positive");
-                    }
-                    FeatureDef::Distinct(vigil_operators::Distinct { name, tag, window_ms })
-                }
-                PendingFeature::ApproxDistinct { name, field, window, pane, precision } => {
-                    let tag = string_tag(&self.fields, &mut kept, &format!("feature `{name}`"), &field)?;
-                    let (window_ms, pane_ms) = (duration_ms(window), duration_ms(pane));
-                    if pane_ms <= 0 || window_ms < pane_ms {
-                        bail!("feature `{name}`: the pane must be positive and no longer than the window");
-                    }
-                    if !(4..=16).contains(&precision) {
-                        bail!("feature `{name}`: precision is 4..=16 (2^precision registers), not {precision}");
-                    }
-                    FeatureDef::ApproxDistinct(vigil_operators::ApproxDistinct { name, tag, window_ms, pane_ms, precision })
-                }
-                PendingFeature::Lookup { name, table, column, on } => {
-                    let t = self
-                        .tables
-                        .iter()
-                        .position(|t| t.name == table)
-                        .with_context(|| format!("feature `{name}`: no table `{table}` (declare it with [[table]])"))?;
-                    let c = self.tables[t]
-                        .columns
-                        .iter()
-                        .position(|c| *c == column)
-                        .with_context(|| format!("feature `{name}`: table `{table}` has no column `{column}`"))?;
-                    let on = on.map(|f| string_tag(&self.fields, &mut kept, &format!("feature `{name}`"), &f)).transpose()?;
-                    FeatureDef::Lookup(vigil_operators::Lookup { name, table: t, column: c, on })
-                }
-            };
+            let def = p.resolve(&ctx, &mut kept)?;
             if features.iter().any(|f: &FeatureDef| f.name() == def.name()) || numeric.iter().any(|n| n.name == def.name()) {
                 bail!("feature `{}`: the name is already used", def.name());
             }
             features.push(def);
         }
-        let mut joins: Vec<IntervalJoin> = Vec::new();
-        for d in self.joins {
-            let name = d.name;
-            if joins.iter().any(|j| j.name == name) {
-                bail!("join `{name}`: the name is already used");
-            }
-            let mut side = |s: Option<(String, String)>| -> Result<Option<SideFilter>> {
-                s.map(|(field, value)| Ok(SideFilter { field: string_tag(&self.fields, &mut kept, &format!("join `{name}`"), &field)?, value })).transpose()
-            };
-            let (left, right) = (side(d.left)?, side(d.right)?);
-            let on = d.on.map(|f| string_tag(&self.fields, &mut kept, &format!("join `{name}`"), &f)).transpose()?;
-            if d.lower_ms > d.upper_ms {
-                bail!("join `{name}`: the interval's lower bound ({} ms) is after its upper bound ({} ms)", d.lower_ms, d.upper_ms);
-            }
-            if self.sinks.joins.is_none() {
-                bail!("join `{name}`: name the topic for joined pairs (`[sinks] joins`)");
-            }
-            joins.push(IntervalJoin { name, left, right, lower_ms: d.lower_ms, upper_ms: d.upper_ms, on, emit_unmatched: d.emit_unmatched });
-        }
-        for input in &self.inputs {
-            let known = features.iter().any(|f| f.name() == input.name) || numeric.iter().any(|n| n.name == input.name);
-            if !known {
-                bail!("model weight `{}` names neither a feature nor a numeric field", input.name);
-            }
-            if !input.weight.is_finite() {
-                bail!("model weight `{}` is not finite", input.name);
-            }
-        }
+        let joins = join::resolve(self.joins, &self.fields, &mut kept, self.sinks.joins.is_some())?;
+        check_model(&self.inputs, self.online.as_ref(), &features, &numeric, self.event_id_field.is_some())?;
         if self.topic.is_empty() {
             bail!("the source topic is empty");
-        }
-        if let Some(o) = &self.online {
-            if self.inputs.is_empty() {
-                bail!("online training needs model inputs");
-            }
-            if o.variants == 0 || o.variants > 1024 {
-                bail!("online training needs 1..=1024 variants");
-            }
-            if o.space.lr.is_empty() || o.space.l2.is_empty() || o.space.pos_weight.is_empty() {
-                bail!("the search space needs at least one lr, l2 and pos_weight");
-            }
-            if o.kind == vigil_operators::learn::ModelKind::Mlp && o.space.hidden.is_empty() {
-                bail!("an MLP needs hidden sizes");
-            }
-            if self.event_id_field.is_none() {
-                bail!("online training joins labels by event id: set source.event_id");
-            }
-            if !(0.0..=1.0).contains(&o.ab_share) {
-                bail!("ab_share must be in [0, 1]");
-            }
         }
         let mut job = JobSpec {
             name: self.name,
@@ -685,6 +536,41 @@ impl JobBuilder {
     }
 }
 
+/// The model's inputs name features or numeric fields, and an online model's
+/// settings hold together.
+fn check_model(inputs: &[ModelInput], online: Option<&online::OnlineSpec>, features: &[FeatureDef], numeric: &[&FieldSpec], has_event_id: bool) -> Result<()> {
+    for input in inputs {
+        let known = features.iter().any(|f| f.name() == input.name) || numeric.iter().any(|n| n.name == input.name);
+        if !known {
+            bail!("model weight `{}` names neither a feature nor a numeric field", input.name);
+        }
+        if !input.weight.is_finite() {
+            bail!("model weight `{}` is not finite", input.name);
+        }
+    }
+    if let Some(o) = &online {
+        if inputs.is_empty() {
+            bail!("online training needs model inputs");
+        }
+        if o.variants == 0 || o.variants > 1024 {
+            bail!("online training needs 1..=1024 variants");
+        }
+        if o.space.lr.is_empty() || o.space.l2.is_empty() || o.space.pos_weight.is_empty() {
+            bail!("the search space needs at least one lr, l2 and pos_weight");
+        }
+        if o.kind == vigil_operators::learn::ModelKind::Mlp && o.space.hidden.is_empty() {
+            bail!("an MLP needs hidden sizes");
+        }
+        if !has_event_id {
+            bail!("online training joins labels by event id: set source.event_id");
+        }
+        if !(0.0..=1.0).contains(&o.ab_share) {
+            bail!("ab_share must be in [0, 1]");
+        }
+    }
+    Ok(())
+}
+
 /// Refuses two sources of one topic and joins between topics the job does not read.
 fn check_topics(job: &JobSpec) -> Result<()> {
     let mut topics = vec![job.source.topic.as_str()];
@@ -709,7 +595,7 @@ fn check_topics(job: &JobSpec) -> Result<()> {
 
 /// The tag index of string field `field` for a distinct-count feature: its place
 /// among the kept string fields (added if new).
-fn string_tag(fields: &[FieldSpec], kept: &mut Vec<String>, owner: &str, field: &str) -> Result<usize> {
+pub(crate) fn string_tag(fields: &[FieldSpec], kept: &mut Vec<String>, owner: &str, field: &str) -> Result<usize> {
     if !fields.iter().any(|f| f.name == field && f.ty == FieldType::Str) {
         bail!("{owner}: `{field}` is not a string field of the schema");
     }
@@ -719,13 +605,17 @@ fn string_tag(fields: &[FieldSpec], kept: &mut Vec<String>, owner: &str, field: 
     }))
 }
 
+/// Features as a job declares them, resolved against its schema (`spec/features.rs`).
+mod features;
+use features::PendingFeature;
+
 /// Interval joins as a job declares them (`spec/join.rs`).
 mod join;
 pub use join::IntervalJoinDecl;
 
 /// Windows and durations as a job writes them (`spec/time.rs`).
 mod time;
-use time::duration_ms;
+
 pub use time::{parse_duration, parse_signed_ms, Window};
 
 /// The TOML shape of a job (`spec/toml_front.rs`).
@@ -749,6 +639,8 @@ pub struct TableSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vigil_operators::interval_join::SideFilter;
+    use vigil_operators::{Decayed, RatioToMean, WindowKind};
 
     #[test]
     fn decayed_features_parse_and_bad_ones_are_refused() {

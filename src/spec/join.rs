@@ -3,6 +3,11 @@
 
 use std::time::Duration;
 
+use anyhow::{bail, Result};
+use vigil_operators::interval_join::SideFilter;
+use vigil_operators::IntervalJoin;
+
+use super::string_tag;
 use super::time::duration_ms;
 
 /// A stream-stream interval join as a job declares it: pairs of events of the
@@ -78,4 +83,29 @@ impl IntervalJoinDecl {
         self.emit_unmatched = true;
         self
     }
+}
+
+/// The declared joins, checked against the schema (string fields they read are
+/// added to `kept`); `joins_sink`: the job names a topic for the pairs.
+pub(super) fn resolve(decls: Vec<IntervalJoinDecl>, fields: &[super::FieldSpec], kept: &mut Vec<String>, joins_sink: bool) -> Result<Vec<IntervalJoin>> {
+    let mut joins: Vec<IntervalJoin> = Vec::new();
+    for d in decls {
+        let name = d.name;
+        if joins.iter().any(|j| j.name == name) {
+            bail!("join `{name}`: the name is already used");
+        }
+        let mut side = |s: Option<(String, String)>| -> Result<Option<SideFilter>> {
+            s.map(|(field, value)| Ok(SideFilter { field: string_tag(fields, kept, &format!("join `{name}`"), &field)?, value })).transpose()
+        };
+        let (left, right) = (side(d.left)?, side(d.right)?);
+        let on = d.on.map(|f| string_tag(fields, kept, &format!("join `{name}`"), &f)).transpose()?;
+        if d.lower_ms > d.upper_ms {
+            bail!("join `{name}`: the interval's lower bound ({} ms) is after its upper bound ({} ms)", d.lower_ms, d.upper_ms);
+        }
+        if !joins_sink {
+            bail!("join `{name}`: name the topic for joined pairs (`[sinks] joins`)");
+        }
+        joins.push(IntervalJoin { name, left, right, lower_ms: d.lower_ms, upper_ms: d.upper_ms, on, emit_unmatched: d.emit_unmatched });
+    }
+    Ok(joins)
 }

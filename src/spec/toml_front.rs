@@ -338,125 +338,152 @@ impl RawJob {
             b = b.interval_join(j.into_decl()?);
         }
         for f in self.features {
-            let decayed = match f.agg.as_str() {
-                "decayed_count" => Some(DecayKind::Count),
-                "decayed_sum" => Some(DecayKind::Sum),
-                "decayed_avg" | "decayed_mean" => Some(DecayKind::Avg),
-                _ => None,
-            };
-            b = if f.agg == "prev_value" {
-                let field = f.field.as_deref().with_context(|| format!("feature `{}` needs a field", f.name))?;
-                let ttl = f.ttl.as_deref().map(parse_duration).transpose()?.unwrap_or(Duration::from_secs(86_400));
-                b.prev_value_feature(&f.name, field, ttl)
-            } else if let Some(kind) = decayed {
-                let half_life = f.half_life.as_deref().with_context(|| format!("feature `{}` needs a half_life", f.name))?;
-                let ttl = f.ttl.as_deref().map(parse_duration).transpose()?;
-                b.decayed_feature(&f.name, kind, f.field.as_deref(), parse_duration(half_life)?, ttl)
-            } else if f.agg == "ratio_to_mean" {
-                let field = f.field.as_deref().with_context(|| format!("feature `{}` needs a field", f.name))?;
-                let window = f.window.as_deref().with_context(|| format!("feature `{}` needs a window", f.name))?;
-                let pane = f.pane.as_deref().with_context(|| format!("feature `{}` needs a pane (e.g. \"1h\")", f.name))?;
-                b.ratio_to_mean_feature(&f.name, field, parse_duration(window)?, parse_duration(pane)?)
-            } else if f.agg == "lookup" {
-                let table = f.join.as_deref().with_context(|| format!("feature `{}`: a lookup needs `join = \"TABLE\"`", f.name))?;
-                let column = f.field.as_deref().with_context(|| format!("feature `{}`: a lookup needs `field` (the column)", f.name))?;
-                b.lookup_feature(&f.name, table, column, f.on.as_deref())
-            } else if f.agg == "approx_distinct" {
-                let field = f.field.as_deref().with_context(|| format!("feature `{}` needs a field", f.name))?;
-                let window = f.window.as_deref().with_context(|| format!("feature `{}` needs a window", f.name))?;
-                let pane = f.pane.as_deref().with_context(|| format!("feature `{}` needs a pane (e.g. \"1h\")", f.name))?;
-                b.approx_distinct_feature(&f.name, field, parse_duration(window)?, parse_duration(pane)?, f.precision.unwrap_or(10))
-            } else if f.agg == "distinct_count" || f.agg == "count_distinct" {
-                let field = f.field.as_deref().with_context(|| format!("feature `{}` needs a field", f.name))?;
-                let window = f.window.as_deref().with_context(|| format!("feature `{}` needs a window", f.name))?;
-                match Window::parse(window)? {
-                    Window::Sliding(w) => b.distinct_count_feature(&f.name, field, w),
-                    _ => bail!("feature `{}`: distinct counts are over sliding windows", f.name),
-                }
-            } else if f.agg == "time_since_prev" {
-                let ttl = f.ttl.as_deref().map(parse_duration).transpose()?.unwrap_or(Duration::from_secs(86_400));
-                b.time_since_prev_feature(&f.name, ttl)
-            } else {
-                let agg = Agg::parse(&f.agg).with_context(|| format!("feature `{}`: unknown agg `{}`", f.name, f.agg))?;
-                let window = f.window.as_deref().with_context(|| format!("feature `{}` needs a window", f.name))?;
-                let emit = match f.emit.as_deref() {
-                    None | Some("on_update") => Emit::OnUpdate,
-                    Some("on_close") => Emit::OnClose,
-                    Some(e) => bail!("feature `{}`: emit is `on_update` or `on_close`, not `{e}`", f.name),
-                };
-                b.windowed_feature(&f.name, agg, f.field.as_deref(), Window::parse(window).with_context(|| format!("feature `{}`", f.name))?, emit)
-            };
+            b = f.add_to(b)?;
         }
         if let Some(m) = self.model {
-            let kind = match m.kind.as_str() {
-                "logistic" => vigil_operators::learn::ModelKind::Logistic,
-                "mlp" => vigil_operators::learn::ModelKind::Mlp,
-                k => bail!("model kind `{k}` is not supported (`logistic` or `mlp`)"),
-            };
-            if kind == vigil_operators::learn::ModelKind::Mlp && m.online.is_none() {
-                bail!("an `mlp` model is trained online: add [model.online] and labels");
-            }
-            match (m.labels, m.online) {
-                (Some(l), Some(o)) => {
-                    let mut labels = crate::spec::online::LabelSpec::new(&l.topic, &l.id, &l.field, parse_duration(&l.timeout)?, l.default);
-                    labels.time = l.time;
-                    if let Some(d) = l.delay.as_deref() {
-                        labels.delay = parse_duration(d)?;
-                    }
-                    if let Some(d) = l.idle.as_deref() {
-                        labels.idle = parse_duration(d)?;
-                    }
-                    if let Some(d) = l.lateness.as_deref() {
-                        labels.lateness = parse_duration(d)?;
-                    }
-                    b = b.online(o.into_spec(kind, labels)?);
-                }
-                (None, Some(_)) => {
-                    bail!("[model.online] needs `labels = {{ topic, field, timeout }}`")
-                }
-                (Some(_), None) => {
-                    bail!("`labels` are only read by online training: add [model.online]")
-                }
-                (None, None) => {}
-            }
-            b = b.model_name(m.name.as_deref().unwrap_or("logistic"), m.version.as_deref().unwrap_or("1"));
-            let (bias, weights) = match m.weights_file {
-                Some(path) => {
-                    let text = std::fs::read_to_string(&path).with_context(|| format!("reading weights file {path}"))?;
-                    let w: WeightsFile = serde_json::from_str(&text).with_context(|| format!("parsing weights file {path}"))?;
-                    (w.bias, w.weights)
-                }
-                None => (m.bias, m.weights),
-            };
-            b = b.bias(bias);
-            for (name, w) in weights {
-                b = match w {
-                    RawWeight::Plain(w) => b.weight(&name, w),
-                    RawWeight::Transformed { weight, transform } => b.weight_with(&name, weight, transform),
-                };
-            }
+            b = m.add_to(b)?;
         }
         if let Some(s) = self.sinks {
-            b = b.sinks(&s.scores, &s.dlq);
-            if let Some(f) = &s.features {
-                b = b.features_sink(f);
-            }
-            if let Some(f) = &s.shadow {
-                b = b.shadow_sink(f);
-            }
-            if let Some(f) = &s.drift {
-                b = b.drift_sink(f);
-            }
-            if let Some(f) = &s.windows {
-                b = b.windows_sink(f);
-            }
-            if let Some(f) = &s.joins {
-                b = b.joins_sink(f);
-            }
+            b = s.add_to(b);
         }
         if let Some(m) = self.monitor {
             b = b.monitor(m);
         }
         Ok(b)
+    }
+}
+
+impl RawFeature {
+    /// Declares this feature on `b` (checked when the job is built).
+    fn add_to(self, b: JobBuilder) -> Result<JobBuilder> {
+        let f = self;
+        let decayed = match f.agg.as_str() {
+            "decayed_count" => Some(DecayKind::Count),
+            "decayed_sum" => Some(DecayKind::Sum),
+            "decayed_avg" | "decayed_mean" => Some(DecayKind::Avg),
+            _ => None,
+        };
+        let b = if f.agg == "prev_value" {
+            let field = f.field.as_deref().with_context(|| format!("feature `{}` needs a field", f.name))?;
+            let ttl = f.ttl.as_deref().map(parse_duration).transpose()?.unwrap_or(Duration::from_secs(86_400));
+            b.prev_value_feature(&f.name, field, ttl)
+        } else if let Some(kind) = decayed {
+            let half_life = f.half_life.as_deref().with_context(|| format!("feature `{}` needs a half_life", f.name))?;
+            let ttl = f.ttl.as_deref().map(parse_duration).transpose()?;
+            b.decayed_feature(&f.name, kind, f.field.as_deref(), parse_duration(half_life)?, ttl)
+        } else if f.agg == "ratio_to_mean" {
+            let field = f.field.as_deref().with_context(|| format!("feature `{}` needs a field", f.name))?;
+            let window = f.window.as_deref().with_context(|| format!("feature `{}` needs a window", f.name))?;
+            let pane = f.pane.as_deref().with_context(|| format!("feature `{}` needs a pane (e.g. \"1h\")", f.name))?;
+            b.ratio_to_mean_feature(&f.name, field, parse_duration(window)?, parse_duration(pane)?)
+        } else if f.agg == "lookup" {
+            let table = f.join.as_deref().with_context(|| format!("feature `{}`: a lookup needs `join = \"TABLE\"`", f.name))?;
+            let column = f.field.as_deref().with_context(|| format!("feature `{}`: a lookup needs `field` (the column)", f.name))?;
+            b.lookup_feature(&f.name, table, column, f.on.as_deref())
+        } else if f.agg == "approx_distinct" {
+            let field = f.field.as_deref().with_context(|| format!("feature `{}` needs a field", f.name))?;
+            let window = f.window.as_deref().with_context(|| format!("feature `{}` needs a window", f.name))?;
+            let pane = f.pane.as_deref().with_context(|| format!("feature `{}` needs a pane (e.g. \"1h\")", f.name))?;
+            b.approx_distinct_feature(&f.name, field, parse_duration(window)?, parse_duration(pane)?, f.precision.unwrap_or(10))
+        } else if f.agg == "distinct_count" || f.agg == "count_distinct" {
+            let field = f.field.as_deref().with_context(|| format!("feature `{}` needs a field", f.name))?;
+            let window = f.window.as_deref().with_context(|| format!("feature `{}` needs a window", f.name))?;
+            match Window::parse(window)? {
+                Window::Sliding(w) => b.distinct_count_feature(&f.name, field, w),
+                _ => bail!("feature `{}`: distinct counts are over sliding windows", f.name),
+            }
+        } else if f.agg == "time_since_prev" {
+            let ttl = f.ttl.as_deref().map(parse_duration).transpose()?.unwrap_or(Duration::from_secs(86_400));
+            b.time_since_prev_feature(&f.name, ttl)
+        } else {
+            let agg = Agg::parse(&f.agg).with_context(|| format!("feature `{}`: unknown agg `{}`", f.name, f.agg))?;
+            let window = f.window.as_deref().with_context(|| format!("feature `{}` needs a window", f.name))?;
+            let emit = match f.emit.as_deref() {
+                None | Some("on_update") => Emit::OnUpdate,
+                Some("on_close") => Emit::OnClose,
+                Some(e) => bail!("feature `{}`: emit is `on_update` or `on_close`, not `{e}`", f.name),
+            };
+            b.windowed_feature(&f.name, agg, f.field.as_deref(), Window::parse(window).with_context(|| format!("feature `{}`", f.name))?, emit)
+        };
+        Ok(b)
+    }
+}
+
+impl RawModel {
+    /// Declares the model (weights, or online training and its labels) on `b`.
+    fn add_to(self, mut b: JobBuilder) -> Result<JobBuilder> {
+        let m = self;
+        let kind = match m.kind.as_str() {
+            "logistic" => vigil_operators::learn::ModelKind::Logistic,
+            "mlp" => vigil_operators::learn::ModelKind::Mlp,
+            k => bail!("model kind `{k}` is not supported (`logistic` or `mlp`)"),
+        };
+        if kind == vigil_operators::learn::ModelKind::Mlp && m.online.is_none() {
+            bail!("an `mlp` model is trained online: add [model.online] and labels");
+        }
+        match (m.labels, m.online) {
+            (Some(l), Some(o)) => {
+                let mut labels = crate::spec::online::LabelSpec::new(&l.topic, &l.id, &l.field, parse_duration(&l.timeout)?, l.default);
+                labels.time = l.time;
+                if let Some(d) = l.delay.as_deref() {
+                    labels.delay = parse_duration(d)?;
+                }
+                if let Some(d) = l.idle.as_deref() {
+                    labels.idle = parse_duration(d)?;
+                }
+                if let Some(d) = l.lateness.as_deref() {
+                    labels.lateness = parse_duration(d)?;
+                }
+                b = b.online(o.into_spec(kind, labels)?);
+            }
+            (None, Some(_)) => {
+                bail!("[model.online] needs `labels = {{ topic, field, timeout }}`")
+            }
+            (Some(_), None) => {
+                bail!("`labels` are only read by online training: add [model.online]")
+            }
+            (None, None) => {}
+        }
+        b = b.model_name(m.name.as_deref().unwrap_or("logistic"), m.version.as_deref().unwrap_or("1"));
+        let (bias, weights) = match m.weights_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).with_context(|| format!("reading weights file {path}"))?;
+                let w: WeightsFile = serde_json::from_str(&text).with_context(|| format!("parsing weights file {path}"))?;
+                (w.bias, w.weights)
+            }
+            None => (m.bias, m.weights),
+        };
+        b = b.bias(bias);
+        for (name, w) in weights {
+            b = match w {
+                RawWeight::Plain(w) => b.weight(&name, w),
+                RawWeight::Transformed { weight, transform } => b.weight_with(&name, weight, transform),
+            };
+        }
+        Ok(b)
+    }
+}
+
+impl RawSinks {
+    /// Names the job's output topics on `b`.
+    fn add_to(self, mut b: JobBuilder) -> JobBuilder {
+        let s = self;
+        b = b.sinks(&s.scores, &s.dlq);
+        if let Some(f) = &s.features {
+            b = b.features_sink(f);
+        }
+        if let Some(f) = &s.shadow {
+            b = b.shadow_sink(f);
+        }
+        if let Some(f) = &s.drift {
+            b = b.drift_sink(f);
+        }
+        if let Some(f) = &s.windows {
+            b = b.windows_sink(f);
+        }
+        if let Some(f) = &s.joins {
+            b = b.joins_sink(f);
+        }
+        b
     }
 }
