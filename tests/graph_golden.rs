@@ -273,7 +273,70 @@ fn the_engagement_job_through_the_graph_writes_what_the_pipeline_writes() {
 /// the golden tests above compare the values, this test the tombstones.)
 #[test]
 fn an_idle_key_leaves_the_features_topic_with_a_tombstone() {
-    let job = JobSpec::from_toml(
+    let job = expiry_job();
+    let t0 = 1_764_000_000_000i64;
+    let mut events = vec![format!(r#"{{"k":"idle","ts":{t0},"x":1}}"#).into_bytes()];
+    events.extend((1..70_000i64).map(|i| format!(r#"{{"k":"busy{}","ts":{},"x":1}}"#, i % 7, t0 + i * 100).into_bytes()));
+    let out = LocalRun::new(1).topic("events", vec![events]).run(move |g| job_graph(g, &job)).unwrap();
+    let of = |key: &str| out.sink("features").iter().filter(|r| r.key == key).map(|r| r.value.is_some()).collect::<Vec<_>>();
+    assert_eq!(of("idle"), vec![true, false], "a value, then a tombstone");
+    for k in 0..7 {
+        assert!(of(&format!("busy{k}")).iter().all(|v| *v), "busy{k} is never deleted");
+    }
+}
+
+#[test]
+fn the_feature_store_ends_as_the_features_topic_does() {
+    let job = expiry_job();
+    // 400 keys, then past every feature's reach (1 min) 100 of them, for longer than the
+    // state's TTL sweep (every 65,536 events a worker sees): the other 300 leave the state. In time
+    // order per key, so that a key's last `features` record is also its latest in time
+    // (how `LocalRun` orders a sink within an epoch).
+    let t0 = 1_764_000_000_000i64;
+    let event = |k: i64, ts: i64| Some(format!(r#"{{"k":"k{k}","ts":{ts},"x":{}}}"#, k % 5).into_bytes());
+    let mut input: Partitions = vec![Vec::new(); 3];
+    for i in 0..4_000i64 {
+        input[(i % 400 % 3) as usize].push(event(i % 400, t0 + i * 10));
+    }
+    for i in 0..140_000i64 {
+        input[(i % 100 % 3) as usize].push(event(i % 100, t0 + 600_000 + i * 10));
+    }
+    input[1].push(Some(b"not json".to_vec()));
+    for workers in [1, 2] {
+        let store = vigil::store::FeatureStore::new(job.features.iter().map(|f| f.name().to_owned()).collect());
+        let (s, j) = (store.clone(), job.clone());
+        let out = LocalRun::new(workers)
+            .topic_with_gaps("events", input.clone())
+            .run(move |g| {
+                let all = g.source(vigil::graph::Source::from_spec(j.source.clone())).features_all("features", vigil::graph::Features::of_job(&j)?);
+                all.sink_features("features");
+                all.sink_store(&s);
+                Ok(())
+            })
+            .unwrap();
+        // the features topic's last record per key (a key's records are in order)
+        let mut last: BTreeMap<String, Option<String>> = BTreeMap::new();
+        for r in out.sink("features") {
+            last.insert(r.key.clone(), r.value.clone());
+        }
+        let gone = last.values().filter(|v| v.is_none()).count();
+        assert_eq!((last.len(), gone), (400, 300), "{workers} workers: keys, and keys that left");
+        assert_eq!(store.len(), 100, "{workers} workers: live keys");
+        // the same record (numbers as f64: the topic's and the store's encoders differ)
+        let numbers = |v: serde_json::Value| -> (String, i64, Vec<(String, Option<f64>)>) {
+            let features = v["features"].as_object().unwrap().iter().map(|(k, x)| (k.clone(), x.as_f64())).collect();
+            (v["key"].as_str().unwrap().to_owned(), v["event_time"].as_i64().unwrap(), features)
+        };
+        for (key, value) in &last {
+            let expected = value.as_ref().map(|v| numbers(serde_json::from_str(v).unwrap()));
+            assert_eq!(store.record(key).map(numbers), expected, "{workers} workers: key {key}");
+        }
+    }
+}
+
+/// A small job whose keys leave the state a minute after their last event.
+fn expiry_job() -> JobSpec {
+    JobSpec::from_toml(
         r#"
 [job]
 name = "expiry"
@@ -303,14 +366,5 @@ dlq = "dlq"
 features = "features"
 "#,
     )
-    .unwrap_or_else(|e| panic!("{e:#}"));
-    let t0 = 1_764_000_000_000i64;
-    let mut events = vec![format!(r#"{{"k":"idle","ts":{t0},"x":1}}"#).into_bytes()];
-    events.extend((1..70_000i64).map(|i| format!(r#"{{"k":"busy{}","ts":{},"x":1}}"#, i % 7, t0 + i * 100).into_bytes()));
-    let out = LocalRun::new(1).topic("events", vec![events]).run(move |g| job_graph(g, &job)).unwrap();
-    let of = |key: &str| out.sink("features").iter().filter(|r| r.key == key).map(|r| r.value.is_some()).collect::<Vec<_>>();
-    assert_eq!(of("idle"), vec![true, false], "a value, then a tombstone");
-    for k in 0..7 {
-        assert!(of(&format!("busy{k}")).iter().all(|v| *v), "busy{k} is never deleted");
-    }
+    .unwrap_or_else(|e| panic!("{e:#}"))
 }

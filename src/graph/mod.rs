@@ -69,6 +69,7 @@ pub mod score;
 pub mod sink;
 pub mod source;
 pub mod stateful;
+pub mod store_sink;
 pub mod stream;
 pub mod sub_joins;
 pub mod upsert_sink;

@@ -33,6 +33,13 @@ pub(super) struct Context<'a> {
     pub windows_sink: bool,
 }
 
+impl Context<'_> {
+    /// The index of the numeric field `field` that feature `feature` reads.
+    fn numeric_index(&self, feature: &str, field: &str) -> Result<usize> {
+        self.numeric.iter().position(|n| n.name == field).with_context(|| format!("feature `{feature}`: `{field}` is not a numeric field of the schema"))
+    }
+}
+
 impl PendingFeature {
     /// The feature, checked; string fields it reads are added to `kept`.
     pub(super) fn resolve(self, ctx: &Context<'_>, kept: &mut Vec<String>) -> Result<FeatureDef> {
@@ -41,12 +48,7 @@ impl PendingFeature {
                 let field = match (agg.needs_field(), field) {
                     (true, None) => bail!("feature `{name}`: aggregate {agg:?} needs a field"),
                     (_, None) => None,
-                    (_, Some(f)) => Some(
-                        ctx.numeric
-                            .iter()
-                            .position(|n| n.name == f)
-                            .with_context(|| format!("feature `{name}`: `{f}` is not a numeric field of the schema"))?,
-                    ),
+                    (_, Some(f)) => Some(ctx.numeric_index(&name, &f)?),
                 };
                 let (kind, window_ms) = window.resolve().with_context(|| format!("feature `{name}`"))?;
                 if emit == Emit::OnClose && kind == WindowKind::Sliding {
@@ -63,12 +65,7 @@ impl PendingFeature {
                     (DecayKind::Count, None) => None,
                     (DecayKind::Count, Some(_)) => bail!("feature `{name}`: a decayed count takes no field"),
                     (_, None) => bail!("feature `{name}`: a decayed {kind:?} needs a field"),
-                    (_, Some(f)) => Some(
-                        ctx.numeric
-                            .iter()
-                            .position(|n| n.name == f)
-                            .with_context(|| format!("feature `{name}`: `{f}` is not a numeric field of the schema"))?,
-                    ),
+                    (_, Some(f)) => Some(ctx.numeric_index(&name, &f)?),
                 };
                 let half_life_ms = duration_ms(half_life);
                 if half_life_ms <= 0 {
@@ -78,19 +75,11 @@ impl PendingFeature {
                 FeatureDef::Decayed(Decayed { name, kind, field, half_life_ms, ttl_ms })
             }
             PendingFeature::PrevValue { name, field, ttl } => {
-                let index = ctx
-                    .numeric
-                    .iter()
-                    .position(|n| n.name == field)
-                    .with_context(|| format!("feature `{name}`: `{field}` is not a numeric field of the schema"))?;
+                let index = ctx.numeric_index(&name, &field)?;
                 FeatureDef::PrevValue { name, field: index, ttl_ms: duration_ms(ttl) }
             }
             PendingFeature::RatioToMean { name, field, window, pane } => {
-                let index = ctx
-                    .numeric
-                    .iter()
-                    .position(|n| n.name == field)
-                    .with_context(|| format!("feature `{name}`: `{field}` is not a numeric field of the schema"))?;
+                let index = ctx.numeric_index(&name, &field)?;
                 let (window_ms, pane_ms) = (duration_ms(window), duration_ms(pane));
                 if pane_ms <= 0 || window_ms < pane_ms {
                     bail!("feature `{name}`: the pane must be positive and no longer than the window");
