@@ -190,6 +190,62 @@ fn the_fraud_job_through_the_graph_writes_what_the_pipeline_writes() {
     assert!(written.dead.iter().any(|d| d.3 == "bad_timestamp"));
 }
 
+/// The offline log written by the graph (`sink_offline`, what `vigil run
+/// --engine graph --data-dir` does) holds one row per scored event: the event's
+/// key, id, time and source position and exactly the features of its `scores`
+/// record, as the pipeline's log does (`tests/offline_training.rs`).
+#[test]
+fn the_offline_log_holds_each_scored_events_features() {
+    use vigil::graph::job::{job_graph_with, JobSinks};
+    use vigil::offline::export::{log_files, read_log_file};
+    use vigil::offline::log::{OfflineConfig, OfflineLog};
+
+    let job = job("examples/fraud_job.toml");
+    let names: Vec<String> = job.features.iter().map(|f| f.name().to_owned()).collect();
+    let mut generator = Generator::new(GenConfig { seed: 5, cards: 300, merchants: 30, bad_ratio: 0.02, ..GenConfig::default() });
+    let records: Vec<_> = (0..6_000).map(|_| generator.next_transaction()).map(|g| (g.key, g.payload)).collect();
+    let input = spread(records, 3, 2);
+    for workers in [1, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        // small files: several flushes, several files per hour
+        let cfg = OfflineConfig { flush_rows: 1_000, ..OfflineConfig::new(dir.path(), names.clone()) };
+        let log = OfflineLog::start(cfg, None, Metrics::new()).unwrap();
+        let sinks = JobSinks { offline: Some(log.link.clone()), store: None };
+        let j = job.clone();
+        let out = LocalRun::new(workers).epoch_records(997).topic_with_gaps("transactions", input.clone()).run(move |g| job_graph_with(g, &j, &sinks)).unwrap();
+        let summary = log.finish().unwrap();
+        // each score record as the row it should be: (key, event id, time, partition, offset, features)
+        type Row = (String, Option<String>, i64, u32, i64, Vec<Option<f64>>);
+        let mut expected: Vec<Row> = out
+            .values(&job.sinks.scores)
+            .iter()
+            .map(|text| {
+                let v: serde_json::Value = serde_json::from_str(text).unwrap();
+                let features = names.iter().map(|n| v["features"][n].as_f64()).collect();
+                let id = v["event_id"].as_str().map(str::to_owned);
+                (v["key"].as_str().unwrap().to_owned(), id, v["event_time"].as_i64().unwrap(), v["source_partition"].as_u64().unwrap() as u32, v["source_offset"].as_i64().unwrap(), features)
+            })
+            .collect();
+        let mut logged: Vec<Row> = Vec::new();
+        let files = log_files(&dir.path().join("offline")).unwrap();
+        assert_eq!(files.len() as u64, summary.files, "{workers} workers");
+        assert!(files.len() > 3, "{workers} workers: several files ({})", files.len());
+        for file in files {
+            let rows = read_log_file(&file, &names).unwrap();
+            for i in 0..rows.len() {
+                let features = rows.values.iter().map(|c| c[i]).collect();
+                logged.push((rows.keys[i].clone(), rows.event_ids[i].clone(), rows.times_ms[i], rows.partitions[i], rows.offsets[i], features));
+            }
+        }
+        assert!(expected.len() > 5_000, "{workers} workers: the input scores");
+        assert_eq!(summary.rows, expected.len() as u64, "{workers} workers: one row per score");
+        let order = |a: &Row, b: &Row| (a.3, a.4).cmp(&(b.3, b.4));
+        expected.sort_by(order);
+        logged.sort_by(order);
+        assert_eq!(logged, expected, "{workers} workers");
+    }
+}
+
 #[test]
 fn the_online_fraud_job_through_the_graph_scores_and_learns_as_the_pipeline_does() {
     let mut job = job("examples/fraud_online.toml");

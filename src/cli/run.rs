@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use vigil::metrics::Metrics;
+use vigil::offline::log::{OfflineConfig, OfflineLog};
 use vigil::run::{run_job, Cluster, RunOptions};
 use vigil::spec::JobSpec;
 use vigil::types::Control;
@@ -127,7 +128,7 @@ pub fn run(a: RunArgs) -> Result<()> {
 /// `vigil run` of a job that reads several topics (or `--engine graph`): built
 /// as a graph (`graph::job::job_graph`) and run on Kafka by `KafkaRun`.
 fn run_on_graph(job: JobSpec, a: RunArgs) -> Result<()> {
-    let unsupported = [(a.processes > 1, "-n (several processes)"), (a.exactly_once, "--exactly-once"), (a.data_dir.is_some(), "--data-dir")];
+    let unsupported = [(a.processes > 1, "-n (several processes)"), (a.exactly_once, "--exactly-once")];
     let named: Vec<&str> = unsupported.iter().filter(|(on, _)| *on).map(|(_, what)| *what).collect();
     if !named.is_empty() {
         bail!("job `{}` runs on the graph, which does not take {} yet", job.name, named.join(", "));
@@ -144,14 +145,29 @@ fn run_on_graph(job: JobSpec, a: RunArgs) -> Result<()> {
         let every = vigil::spec::parse_duration(&a.checkpoint_interval)?.as_secs().max(1);
         run = run.checkpoints(dir, every);
     }
+    let feature_names: Vec<String> = job.features.iter().map(|f| f.name().to_owned()).collect();
+    let mut sinks = vigil::graph::job::JobSinks::default();
     if let Some(addr) = metrics_addr(&a.metrics_addr)? {
-        let bound = vigil::http::serve(addr, run.metrics(), None)?;
-        tracing::info!("metrics at http://{bound}/metrics");
+        let store = vigil::store::FeatureStore::new(feature_names.clone());
+        let bound = vigil::http::serve(addr, run.metrics(), Some(store.clone()))?;
+        tracing::info!("metrics at http://{bound}/metrics, features at http://{bound}/features/{{key}}");
+        sinks.store = Some(store);
     }
+    let offline = match &a.data_dir {
+        Some(dir) => Some(OfflineLog::start(OfflineConfig::new(dir, feature_names), None, run.metrics())?),
+        None => None,
+    };
+    sinks.offline = offline.as_ref().map(|o| o.link.clone());
     vigil::http::install_signal_handler(run.control())?;
     let name = job.name.clone();
-    let out = run.run(move |g| vigil::graph::job::job_graph(g, &job))?;
+    let out = run.run(move |g| vigil::graph::job::job_graph_with(g, &job, &sinks));
+    // the log's rows are on disk before the run reports (or fails)
+    let logged = offline.map(|o| o.finish()).transpose();
+    let out = out?;
     eprintln!("vigil run: job `{name}` (graph) stopped");
+    if let Some(o) = logged? {
+        eprintln!("  offline log: {} rows in {} files", o.rows, o.files);
+    }
     for (topic, c) in &out.sources {
         eprintln!("  {topic}: read {}, accepted {}, rejected {:?}", c.read, c.accepted, c.rejected);
     }

@@ -6,6 +6,11 @@
 //! other topics (`[[source]]`) -> interval joins between topics (`[[topic_join]]`) -> their sinks
 //! ```
 //!
+//! With [`job_graph_with`], the scored events also go to the offline log
+//! ([`super::Stream::sink_offline`], `vigil run --data-dir`) and each key's
+//! latest features to the online feature store ([`super::Stream::sink_store`],
+//! served at `/features/{key}`).
+//!
 //! The same records come out as from the job's own pipeline, byte for byte
 //! (`tests/graph_golden.rs`): scores, dead letters and closed windows. The
 //! monitor ([`super::Monitor`]) takes events in event-time order, so its
@@ -27,10 +32,14 @@
 //! assert_eq!(out.dead[0].reason, "not_json");
 //! ```
 
+use std::sync::Arc;
+
 use anyhow::{bail, Result};
 
 use super::{FeatureOutput, Features, GraphBuilder, Model, Monitor, OnlineModel, Record, Source, Stream, SubJoins};
+use crate::offline::OfflineLink;
 use crate::spec::JobSpec;
+use crate::store::FeatureStore;
 
 /// The name of the job's feature operator (its checkpointed state).
 pub const FEATURES: &str = "features";
@@ -39,8 +48,23 @@ pub const MONITOR: &str = "monitor";
 /// The name of the job's `[[join]]` operator.
 pub const JOINS: &str = "joins";
 
+/// Where a job's graph writes besides its topics (what `vigil run` gets from
+/// `--data-dir` and `--metrics-addr`).
+#[derive(Clone, Default)]
+pub struct JobSinks {
+    /// The offline log: every scored event's features (`Stream::sink_offline`).
+    pub offline: Option<OfflineLink>,
+    /// The online feature store: each live key's latest features (`Stream::sink_store`).
+    pub store: Option<Arc<FeatureStore>>,
+}
+
 /// Builds `job` on `g`; see the module docs.
 pub fn job_graph(g: &mut GraphBuilder<'_>, job: &JobSpec) -> Result<()> {
+    job_graph_with(g, job, &JobSinks::default())
+}
+
+/// [`job_graph`], also feeding the offline log and the feature store of `sinks`.
+pub fn job_graph_with(g: &mut GraphBuilder<'_>, job: &JobSpec, sinks: &JobSinks) -> Result<()> {
     refuse_unsupported(job)?;
     // the string fields the job reads (monitor, distinct counts); the others are
     // checked, not kept, unless a join between topics writes them
@@ -54,11 +78,11 @@ pub fn job_graph(g: &mut GraphBuilder<'_>, job: &JobSpec) -> Result<()> {
         events.sub_stream_joins(JOINS, SubJoins::of_job(job)).sink_joins(topic);
     }
     let features = Features::of_job(job)?;
-    let scored = match (&job.sinks.features, &job.sinks.windows, &job.model.online) {
+    let scored = match (&job.sinks.features, &job.sinks.windows, &job.model.online, &sinks.store) {
         // the common case in one operator
-        (None, None, None) => events.features_scored(FEATURES, features, Model::of_job(job)?),
-        (features_topic, windows_topic, online) => {
-            let featured = featured(&events, features, features_topic.as_deref(), windows_topic.as_deref());
+        (None, None, None, None) => events.features_scored(FEATURES, features, Model::of_job(job)?),
+        (features_topic, windows_topic, online, store) => {
+            let featured = featured(&events, features, features_topic.as_deref(), windows_topic.as_deref(), store.as_ref());
             match online {
                 Some(_) => featured.score_online(OnlineModel::of_job(job)?),
                 None => featured.score(Model::of_job(job)?),
@@ -66,6 +90,9 @@ pub fn job_graph(g: &mut GraphBuilder<'_>, job: &JobSpec) -> Result<()> {
         }
     };
     scored.sink_scores(&job.sinks.scores);
+    if let Some(log) = &sinks.offline {
+        scored.sink_offline(log);
+    }
     if job.monitor.is_some() {
         let findings = scored.monitor(MONITOR, Monitor::of_job(job)?);
         if let Some(topic) = &job.sinks.drift {
@@ -75,12 +102,22 @@ pub fn job_graph(g: &mut GraphBuilder<'_>, job: &JobSpec) -> Result<()> {
     Ok(())
 }
 
-/// The features of every event, and the `features` and `windows` topics.
-fn featured<'s>(events: &Stream<'s, Record>, features: Features, features_topic: Option<&str>, windows_topic: Option<&str>) -> Stream<'s, Record> {
-    if features_topic.is_none() && windows_topic.is_none() {
+/// The features of every event, the `features` and `windows` topics and the
+/// feature store.
+fn featured<'s>(
+    events: &Stream<'s, Record>,
+    features: Features,
+    features_topic: Option<&str>,
+    windows_topic: Option<&str>,
+    store: Option<&Arc<FeatureStore>>,
+) -> Stream<'s, Record> {
+    if features_topic.is_none() && windows_topic.is_none() && store.is_none() {
         return events.features(FEATURES, features);
     }
     let all = events.features_all(FEATURES, features);
+    if let Some(store) = store {
+        all.sink_store(store);
+    }
     if let Some(topic) = features_topic {
         all.sink_features(topic);
     }

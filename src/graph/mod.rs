@@ -62,6 +62,7 @@ pub mod kafka_source;
 pub mod keyed;
 pub mod map;
 pub mod monitor;
+pub mod offline_sink;
 pub mod online;
 pub mod record;
 pub mod run;

@@ -66,13 +66,18 @@ enum Message {
 pub struct OfflineLink {
     tx: SyncSender<Message>,
     inflight: Option<Arc<InFlight>>,
-    features: usize,
+    features: Arc<[String]>,
 }
 
 impl OfflineLink {
     /// An empty batch for this job's features.
     pub fn rows(&self) -> OfflineRows {
-        OfflineRows::new(self.features)
+        OfflineRows::new(self.features.len())
+    }
+
+    /// The names of the logged features, in column order.
+    pub fn features(&self) -> &[String] {
+        &self.features
     }
 
     /// Hands a batch to the writer; its epoch stays open until the batch is on disk.
@@ -109,7 +114,7 @@ impl OfflineLog {
         let dir = log_dir(&cfg.data_dir);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating the offline log directory {}", dir.display()))?;
         let (tx, rx) = sync_channel(CHANNEL_BATCHES);
-        let link = OfflineLink { tx, inflight: inflight.clone(), features: cfg.features.len() };
+        let link = OfflineLink { tx, inflight: inflight.clone(), features: cfg.features.clone().into() };
         // Names sort in writing order across runs: start time (ms, fixed width), pid.
         let tag = format!("{:012x}-{:x}", crate::types::now_us() / 1000, std::process::id());
         let writer = Writer { schema: schema(&cfg.features), dir, tag, seq: 0, inflight, metrics, summary: OfflineSummary::default() };
