@@ -55,6 +55,28 @@ pub fn run_local_monitored(
     run_local_sources(job, events, labels, workers, sink, metrics, drift)
 }
 
+/// [`run_local`] for a job with lookup features: `tables` are its `[[table]]`s
+/// (e.g. [`crate::table::SharedTable::from_records`]), read as they stand.
+pub fn run_local_with_tables(
+    job: &JobSpec,
+    input: &MemoryTopic,
+    tables: Vec<Arc<crate::table::SharedTable>>,
+    workers: usize,
+    sink: Arc<dyn OutputSink>,
+    metrics: Arc<Metrics>,
+) -> Result<()> {
+    let (topic, input) = (job.source.topic.clone(), input.clone());
+    let events: EventSources = Arc::new(move |index, peers| Box::new(MemorySource::new(&topic, &input, index, peers)) as Box<dyn RecordSource>);
+    let labels: LabelSourceFactory = Box::new(|| Ok(Box::new(MemorySource::new("labels", &Vec::new(), 0, 1)) as Box<dyn RecordSource>));
+    run_local_inner(job, events, labels, workers, sink, metrics, Side { drift: None, tables }).map(|_| ())
+}
+
+/// What a local run reads and writes beside its topics.
+struct Side {
+    drift: Option<Arc<dyn crate::monitor::DriftSink>>,
+    tables: Vec<Arc<crate::table::SharedTable>>,
+}
+
 /// Each worker's event source, from (worker index, peers).
 pub type EventSources = Arc<dyn Fn(usize, usize) -> Box<dyn RecordSource> + Send + Sync>;
 
@@ -69,6 +91,18 @@ pub fn run_local_sources(
     metrics: Arc<Metrics>,
     drift: Option<Arc<dyn crate::monitor::DriftSink>>,
 ) -> Result<(Option<LearnerSummary>, Option<crate::monitor::MonitorSummary>)> {
+    run_local_inner(job, events, labels, workers, sink, metrics, Side { drift, tables: Vec::new() })
+}
+
+fn run_local_inner(
+    job: &JobSpec,
+    events: EventSources,
+    labels: LabelSourceFactory,
+    workers: usize,
+    sink: Arc<dyn OutputSink>,
+    metrics: Arc<Metrics>,
+    Side { drift, tables }: Side,
+) -> Result<(Option<LearnerSummary>, Option<crate::monitor::MonitorSummary>)> {
     if job.several_topics() {
         bail!("job `{}` reads several topics: run it as a graph (`vigil::graph::job::job_graph` on `LocalRun`)", job.name);
     }
@@ -78,6 +112,14 @@ pub fn run_local_sources(
     }
     let job = &job;
     let mut context = WorkerContext::local(Arc::new(job.clone()), sink, metrics.clone(), Control::new());
+    if !job.tables.is_empty() && tables.len() != job.tables.len() {
+        bail!("job `{}` looks up {} tables, {} given", job.name, job.tables.len(), tables.len());
+    }
+    // in the job's order, found by name
+    context.tables = job.tables.iter().filter_map(|spec| tables.iter().find(|t| t.name() == spec.name).cloned()).collect();
+    if context.tables.len() != job.tables.len() {
+        bail!("job `{}`: a table of its `[[table]]`s was not given", job.name);
+    }
     let monitor = job.monitor.as_ref().map(|m| crate::monitor::start(m, drift, metrics.clone(), job.model.online.is_some())).transpose()?;
     let learner = match &job.model.online {
         Some(online) => {

@@ -33,13 +33,57 @@ pub use crate::spec::TableSpec;
 
 /// A table shared between its loader and the workers.
 pub struct SharedTable {
+    name: String,
+    columns: Vec<String>,
     shards: Vec<RwLock<Table>>,
     ready: AtomicBool,
 }
 
+impl std::fmt::Debug for SharedTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedTable").field("name", &self.name).field("columns", &self.columns).field("rows", &self.len()).finish()
+    }
+}
+
 impl SharedTable {
-    fn new() -> Arc<SharedTable> {
-        Arc::new(SharedTable { shards: (0..SHARDS).map(|_| RwLock::new(Table::default())).collect(), ready: AtomicBool::new(false) })
+    fn new(spec: &TableSpec) -> Arc<SharedTable> {
+        Arc::new(SharedTable {
+            name: spec.name.clone(),
+            columns: spec.columns.clone(),
+            shards: (0..SHARDS).map(|_| RwLock::new(Table::default())).collect(),
+            ready: AtomicBool::new(false),
+        })
+    }
+
+    /// A table loaded from records in memory (tests, examples, a snapshot read
+    /// elsewhere): `(key, payload)` as on its compacted topic, `None` a
+    /// tombstone; later records win. Bad records are skipped and counted, as the
+    /// loader does.
+    pub fn from_records(spec: &TableSpec, records: &[(Option<Vec<u8>>, Option<Vec<u8>>)], metrics: &Metrics) -> Arc<SharedTable> {
+        let table = SharedTable::new(spec);
+        let mut changes = Vec::new();
+        for (i, (key, payload)) in records.iter().enumerate() {
+            match decode(key.as_deref(), payload.as_deref(), &spec.columns) {
+                Ok(change) => changes.push(change),
+                Err(reason) => {
+                    metrics.table_records.with_label_values(&[&spec.name, "rejected"]).inc();
+                    tracing::warn!(table = %spec.name, record = i, reason, "table record skipped");
+                }
+            }
+        }
+        table.apply(&mut changes, metrics);
+        table.ready.store(true, Ordering::SeqCst);
+        table
+    }
+
+    /// The table's name (`[[table]] name`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The index of a column, as [`SharedTable::get`] takes it.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c == name)
     }
 
     fn shard(key: &str) -> usize {
@@ -105,7 +149,7 @@ impl Tables {
         let mut tables = Vec::new();
         let mut threads = Vec::new();
         for spec in specs {
-            let table = SharedTable::new();
+            let table = SharedTable::new(spec);
             let consumer = consumer(kafka, &spec.topic)?;
             let (spec, shared, stop, metrics) = (spec.clone(), table.clone(), stop.clone(), metrics.clone());
             threads
@@ -157,10 +201,39 @@ fn consumer(kafka: &KafkaOptions, topic: &str) -> Result<(BaseConsumer, Vec<i64>
     Ok((consumer, ends))
 }
 
+impl SharedTable {
+    /// Applies (and drains) `changes` in order: one write lock per shard touched.
+    fn apply(&self, changes: &mut Vec<Change>, metrics: &Metrics) {
+        let counter = |outcome: &str| metrics.table_records.with_label_values(&[&self.name, outcome]);
+        let (upserts, deletes) = (counter("upsert"), counter("delete"));
+        let mut by_shard: Vec<Vec<Change>> = (0..SHARDS).map(|_| Vec::new()).collect();
+        for c in changes.drain(..) {
+            let key = match &c {
+                Change::Upsert(k, _) | Change::Delete(k) => k,
+            };
+            by_shard[SharedTable::shard(key)].push(c);
+        }
+        for (i, changes) in by_shard.into_iter().enumerate().filter(|(_, c)| !c.is_empty()) {
+            let mut shard = self.shards[i].write().unwrap_or_else(|e| e.into_inner());
+            for c in changes {
+                match c {
+                    Change::Upsert(k, row) => {
+                        shard.upsert(&k, row);
+                        upserts.inc();
+                    }
+                    Change::Delete(k) => {
+                        shard.delete(&k);
+                        deletes.inc();
+                    }
+                }
+            }
+        }
+        metrics.table_rows.with_label_values(&[&self.name]).set(self.len() as i64);
+    }
+}
+
 fn load((consumer, ends): (BaseConsumer, Vec<i64>), spec: &TableSpec, table: &SharedTable, stop: &AtomicBool, metrics: &Metrics) {
-    let counter = |outcome: &str| metrics.table_records.with_label_values(&[&spec.name, outcome]);
-    let (upserts, deletes, rejected) = (counter("upsert"), counter("delete"), counter("rejected"));
-    let rows = metrics.table_rows.with_label_values(&[&spec.name]);
+    let rejected = metrics.table_records.with_label_values(&[&spec.name, "rejected"]);
     // next offset per partition, to know when the bootstrap is done
     let mut next: Vec<i64> = vec![0; ends.len()];
     let mut batch: Vec<Change> = Vec::new();
@@ -188,29 +261,7 @@ fn load((consumer, ends): (BaseConsumer, Vec<i64>), spec: &TableSpec, table: &Sh
             }
         }
         if !batch.is_empty() {
-            let mut by_shard: Vec<Vec<Change>> = (0..SHARDS).map(|_| Vec::new()).collect();
-            for c in batch.drain(..) {
-                let key = match &c {
-                    Change::Upsert(k, _) | Change::Delete(k) => k,
-                };
-                by_shard[SharedTable::shard(key)].push(c);
-            }
-            for (i, changes) in by_shard.into_iter().enumerate().filter(|(_, c)| !c.is_empty()) {
-                let mut shard = table.shards[i].write().unwrap_or_else(|e| e.into_inner());
-                for c in changes {
-                    match c {
-                        Change::Upsert(k, row) => {
-                            shard.upsert(&k, row);
-                            upserts.inc();
-                        }
-                        Change::Delete(k) => {
-                            shard.delete(&k);
-                            deletes.inc();
-                        }
-                    }
-                }
-            }
-            rows.set(table.len() as i64);
+            table.apply(&mut batch, metrics);
         }
         if !table.ready.load(Ordering::SeqCst) && next.iter().zip(&ends).all(|(n, e)| n >= e) {
             table.ready.store(true, Ordering::SeqCst);

@@ -196,7 +196,7 @@ fn the_fraud_job_through_the_graph_writes_what_the_pipeline_writes() {
 /// record, as the pipeline's log does (`tests/offline_training.rs`).
 #[test]
 fn the_offline_log_holds_each_scored_events_features() {
-    use vigil::graph::job::{job_graph_with, JobSinks};
+    use vigil::graph::job::{job_graph_with, JobIo};
     use vigil::offline::export::{log_files, read_log_file};
     use vigil::offline::log::{OfflineConfig, OfflineLog};
 
@@ -210,9 +210,9 @@ fn the_offline_log_holds_each_scored_events_features() {
         // small files: several flushes, several files per hour
         let cfg = OfflineConfig { flush_rows: 1_000, ..OfflineConfig::new(dir.path(), names.clone()) };
         let log = OfflineLog::start(cfg, None, Metrics::new()).unwrap();
-        let sinks = JobSinks { offline: Some(log.link.clone()), store: None };
+        let io = JobIo { offline: Some(log.link.clone()), ..JobIo::default() };
         let j = job.clone();
-        let out = LocalRun::new(workers).epoch_records(997).topic_with_gaps("transactions", input.clone()).run(move |g| job_graph_with(g, &j, &sinks)).unwrap();
+        let out = LocalRun::new(workers).epoch_records(997).topic_with_gaps("transactions", input.clone()).run(move |g| job_graph_with(g, &j, &io)).unwrap();
         let summary = log.finish().unwrap();
         // each score record as the row it should be: (key, event id, time, partition, offset, features)
         type Row = (String, Option<String>, i64, u32, i64, Vec<Option<f64>>);
@@ -244,6 +244,108 @@ fn the_offline_log_holds_each_scored_events_features() {
         logged.sort_by(order);
         assert_eq!(logged, expected, "{workers} workers");
     }
+}
+
+/// Lookup features (`[[table]]`, `agg = "lookup"`) through the graph read the
+/// tables as the pipeline does: the same scores, byte for byte, with tables that
+/// saw overwrites, deletes and bad records (lookups by the event key and by a
+/// string field).
+#[test]
+fn lookups_in_tables_score_as_in_the_pipeline() {
+    use vigil::graph::job::{job_graph_with, JobIo};
+    use vigil::table::SharedTable;
+
+    let extra = r#"
+[[table]]
+name = "cards"
+topic = "card_profiles"
+columns = ["limit", "tier"]
+
+[[table]]
+name = "merchants"
+topic = "merchant_risk"
+columns = ["risk"]
+
+[[feature]]
+name = "card_limit"
+agg = "lookup"
+join = "cards"
+field = "limit"
+
+[[feature]]
+name = "card_tier"
+agg = "lookup"
+join = "cards"
+field = "tier"
+
+[[feature]]
+name = "merchant_risk"
+agg = "lookup"
+join = "merchants"
+field = "risk"
+on = "merchant"
+"#;
+    let mut job = JobSpec::from_toml(&(std::fs::read_to_string("examples/fraud_job.toml").unwrap() + extra)).unwrap();
+    // the lookups feed the model
+    for (name, weight) in [("card_limit", 0.001), ("card_tier", 0.3), ("merchant_risk", 0.2)] {
+        job.model.inputs.push(vigil::spec::ModelInput { name: name.into(), weight, transform: vigil_operators::Transform::Identity });
+    }
+    let bytes = |s: &str| Some(s.as_bytes().to_vec());
+    let mut cards: Vec<(Option<Vec<u8>>, Option<Vec<u8>>)> = Vec::new();
+    for i in 0..300 {
+        let key = bytes(&format!("c-{i:06}"));
+        cards.push((key.clone(), bytes(&format!(r#"{{"limit": {i}, "tier": {}}}"#, i % 3))));
+        match i % 6 {
+            0 => cards.push((key, None)),                                     // deleted
+            1 => cards.push((key, bytes("oops"))),                            // not JSON: skipped
+            2 => cards.push((key, bytes(r#"{"limit": "high"}"#))),            // wrong type: skipped
+            3 => cards.push((key, bytes(&format!(r#"{{"limit": {}}}"#, 1000 + i)))), // overwritten, no tier
+            _ => {}
+        }
+    }
+    cards.push((None, bytes(r#"{"limit": 1}"#))); // no key: skipped
+    let merchants: Vec<_> = (0..30).map(|i| (bytes(&format!("m-{i:05}")), bytes(&format!(r#"{{"risk": {}}}"#, i % 10)))).collect();
+    let metrics = Metrics::new();
+    let tables = vec![SharedTable::from_records(&job.tables[0], &cards, &metrics), SharedTable::from_records(&job.tables[1], &merchants[..20], &metrics)];
+    assert_eq!(metrics.table_records.with_label_values(&["cards", "rejected"]).get(), 101, "50 not JSON, 50 of the wrong type, one without a key");
+
+    let mut generator = Generator::new(GenConfig { seed: 3, cards: 400, merchants: 30, bad_ratio: 0.02, ..GenConfig::default() });
+    let records: Vec<_> = (0..6_000).map(|_| generator.next_transaction()).map(|g| (g.key, g.payload)).collect();
+    let input = spread(records, 3, 4);
+
+    let sink = MemorySink::new();
+    let topic = input.iter().map(|p| Arc::new(p.clone())).collect();
+    vigil::local::run_local_with_tables(&job, &topic, tables.clone(), 1, sink.clone(), Metrics::new()).unwrap();
+    let mut expected: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (topic, key, payload) in sink.take() {
+        if topic == Topic::Scores {
+            expected.entry(String::from_utf8(key).unwrap()).or_default().push(String::from_utf8(payload).unwrap());
+        }
+    }
+    let offset = |s: &String| serde_json::from_str::<serde_json::Value>(s).unwrap()["source_offset"].as_i64().unwrap();
+    expected.values_mut().for_each(|v| v.sort_by_key(offset));
+    // the lookups found rows, and missed where they should (deleted, unknown)
+    let feature = |s: &String, f: &str| serde_json::from_str::<serde_json::Value>(s).unwrap()["features"][f].as_f64();
+    let all: Vec<&String> = expected.values().flatten().collect();
+    for f in ["card_limit", "card_tier", "merchant_risk"] {
+        let found = all.iter().filter(|s| feature(s, f).is_some()).count();
+        assert!(found > all.len() / 4 && found < all.len() * 9 / 10, "{f}: found for {found} of {} events", all.len());
+    }
+    assert!(all.iter().any(|s| feature(s, "card_limit").is_some_and(|v| v >= 1000.0)), "an overwritten row");
+
+    for workers in [1, 2] {
+        let (j, io) = (job.clone(), JobIo { tables: tables.clone(), ..JobIo::default() });
+        let out = LocalRun::new(workers).epoch_records(997).topic_with_gaps("transactions", input.clone()).run(move |g| job_graph_with(g, &j, &io)).unwrap();
+        let mut got: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for r in out.sink(&job.sinks.scores) {
+            got.entry(r.key.clone()).or_default().push(r.value.clone().unwrap());
+        }
+        got.values_mut().for_each(|v| v.sort_by_key(offset));
+        assert_eq!(got, expected, "{workers} workers");
+    }
+    // a job whose tables are not given is refused, naming the table
+    let err = LocalRun::new(1).topic("transactions", vec![]).run(move |g| job_graph_with(g, &job, &JobIo::default())).unwrap_err();
+    assert!(format!("{err:#}").contains("table `cards`"), "{err:#}");
 }
 
 #[test]

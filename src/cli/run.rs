@@ -146,23 +146,27 @@ fn run_on_graph(job: JobSpec, a: RunArgs) -> Result<()> {
         run = run.checkpoints(dir, every);
     }
     let feature_names: Vec<String> = job.features.iter().map(|f| f.name().to_owned()).collect();
-    let mut sinks = vigil::graph::job::JobSinks::default();
+    let mut io = vigil::graph::job::JobIo::default();
     if let Some(addr) = metrics_addr(&a.metrics_addr)? {
         let store = vigil::store::FeatureStore::new(feature_names.clone());
         let bound = vigil::http::serve(addr, run.metrics(), Some(store.clone()))?;
         tracing::info!("metrics at http://{bound}/metrics, features at http://{bound}/features/{{key}}");
-        sinks.store = Some(store);
+        io.store = Some(store);
     }
     let offline = match &a.data_dir {
         Some(dir) => Some(OfflineLog::start(OfflineConfig::new(dir, feature_names), None, run.metrics())?),
         None => None,
     };
-    sinks.offline = offline.as_ref().map(|o| o.link.clone());
+    io.offline = offline.as_ref().map(|o| o.link.clone());
+    // tables are read up to their end before the first event is featured
+    let tables = vigil::table::Tables::start(&job.tables, &a.kafka.options()?, &run.metrics(), std::time::Duration::from_secs(120))?;
+    io.tables = tables.tables.clone();
     vigil::http::install_signal_handler(run.control())?;
     let name = job.name.clone();
-    let out = run.run(move |g| vigil::graph::job::job_graph_with(g, &job, &sinks));
+    let out = run.run(move |g| vigil::graph::job::job_graph_with(g, &job, &io));
     // the log's rows are on disk before the run reports (or fails)
     let logged = offline.map(|o| o.finish()).transpose();
+    tables.finish();
     let out = out?;
     eprintln!("vigil run: job `{name}` (graph) stopped");
     if let Some(o) = logged? {

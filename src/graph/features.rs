@@ -16,6 +16,14 @@
 //! partition's watermark passes the window's end, and all at the end of the input.
 //! Keys idle longer than the longest feature's reach leave the state.
 //!
+//! Lookups ([`Features::lookup`], TOML `[[table]]` and `agg = "lookup"`): a
+//! column of the row a [`SharedTable`] holds for the event's key (or a string
+//! field's value) as the table stands when the event is featured, as in the
+//! pipeline (Flink's lookup join): `vigil run` loads each table from its
+//! compacted topic before the first event and follows it live, so a change
+//! reaches the events featured after it. For an answer that does not depend on
+//! timing, join the table's stream as of event time ([`Stream::join_as_of`]).
+//!
 //! State: every key's history, checkpointed under the operator's name as of the
 //! end of each checkpoint epoch, restored by key into any number of workers.
 //!
@@ -52,6 +60,7 @@ use vigil_operators::distinct::{tag_of, ABSENT};
 use vigil_operators::{Agg, ClosedWindow, FeatureDef, FeatureState, WindowFeature};
 
 use super::gated::{gated, Gated};
+use crate::table::SharedTable;
 use super::keyed::Origin;
 use super::record::{FieldReader, Record, Schema};
 use super::sink::Written;
@@ -70,6 +79,20 @@ pub struct Features {
     fields: Vec<String>,
     /// The string fields distinct counts read (their `tag` indices point here).
     tags: Vec<String>,
+    /// Lookup features: where each writes and what it reads.
+    lookups: Vec<LookupSlot>,
+    /// Misconfigurations found while building, reported when the graph starts.
+    errors: Vec<String>,
+}
+
+/// A lookup feature's slot among the features, its table and column, and the
+/// string field holding the table key (`None`: the event's key).
+#[derive(Clone, Debug)]
+struct LookupSlot {
+    slot: usize,
+    table: Arc<SharedTable>,
+    column: usize,
+    on: Option<String>,
 }
 
 impl Features {
@@ -98,14 +121,72 @@ impl Features {
         self
     }
 
+    /// A column of the row `table` holds for the event's key, or for the value
+    /// of the string field `on` (null for an unknown key or column value); see
+    /// the module docs. An unknown column is an error when the graph starts.
+    ///
+    /// ```
+    /// use vigil::graph::{Features, LocalRun, Source};
+    /// use vigil::metrics::Metrics;
+    /// use vigil::spec::{FieldType, TableSpec};
+    /// use vigil::table::SharedTable;
+    ///
+    /// let spec = TableSpec { name: "merchants".into(), topic: "merchant_risk".into(), columns: vec!["risk".into()] };
+    /// let rows = vec![(Some(b"m1".to_vec()), Some(br#"{"risk":0.9}"#.to_vec())), (Some(b"m2".to_vec()), None)];
+    /// let merchants = SharedTable::from_records(&spec, &rows, &Metrics::new());
+    /// let tx = |m: &str| format!(r#"{{"card":"c1","ts":1700000000000,"merchant":"{m}"}}"#).into_bytes();
+    /// let out = LocalRun::new(1)
+    ///     .topic("tx", vec![vec![tx("m1"), tx("m2")]])
+    ///     .run(move |g| {
+    ///         let features = Features::new().lookup("merchant_risk", &merchants, "risk", Some("merchant"));
+    ///         g.source(Source::json("tx").key("card").field("merchant", FieldType::Str))
+    ///             .features("f", features)
+    ///             .map(|r| r.f64("merchant_risk"))
+    ///             .sink("risk");
+    ///         Ok(())
+    ///     })
+    ///     .unwrap();
+    /// assert_eq!(out.values("risk"), vec!["0.9", "null"]);
+    /// ```
+    pub fn lookup(mut self, name: &str, table: &Arc<SharedTable>, column: &str, on: Option<&str>) -> Self {
+        let slot = self.defs.len();
+        let index = table.column(column).unwrap_or_else(|| {
+            self.errors.push(format!("feature `{name}`: table `{}` has no column `{column}`", table.name()));
+            0
+        });
+        self.defs.push(FeatureDef::Lookup(vigil_operators::Lookup { name: name.to_owned(), table: 0, column: index, on: None }));
+        self.lookups.push(LookupSlot { slot, table: table.clone(), column: index, on: on.map(str::to_owned) });
+        self
+    }
+
     /// Every feature of a job (`[[feature]]` in TOML, or `JobBuilder`), over its
-    /// source's fields. Lookup features are refused: on a graph, a table is a
-    /// stream joined with [`Stream::join_as_of`].
+    /// source's fields. A job with lookup features needs its tables:
+    /// [`Features::of_job_with_tables`].
     pub fn of_job(job: &JobSpec) -> Result<Features> {
-        if let Some(l) = job.features.iter().find(|f| matches!(f, FeatureDef::Lookup(_))) {
-            bail!("feature `{}` looks up a table: on a graph, join the table's stream with `join_as_of`", l.name());
+        Features::of_job_with_tables(job, &[])
+    }
+
+    /// [`Features::of_job`], its lookups reading `tables` (found by name: the
+    /// job's `[[table]]`s, loaded by `vigil run` or [`SharedTable::from_records`]).
+    pub fn of_job_with_tables(job: &JobSpec, tables: &[Arc<SharedTable>]) -> Result<Features> {
+        let mut lookups = Vec::new();
+        for (slot, def) in job.features.iter().enumerate() {
+            let FeatureDef::Lookup(l) = def else { continue };
+            let spec = &job.tables[l.table];
+            let Some(table) = tables.iter().find(|t| t.name() == spec.name) else {
+                bail!("feature `{}` looks up table `{}`, which was not given (topic `{}`)", l.name, spec.name, spec.topic);
+            };
+            let column = &spec.columns[l.column];
+            let Some(column) = table.column(column) else { bail!("feature `{}`: table `{}` has no column `{column}`", l.name, spec.name) };
+            lookups.push(LookupSlot { slot, table: table.clone(), column, on: l.on.map(|k| job.strings[k].clone()) });
         }
-        Ok(Features { defs: job.features.clone(), fields: job.numeric_fields().iter().map(|f| f.name.clone()).collect(), tags: job.strings.clone() })
+        Ok(Features {
+            defs: job.features.clone(),
+            fields: job.numeric_fields().iter().map(|f| f.name.clone()).collect(),
+            tags: job.strings.clone(),
+            lookups,
+            errors: Vec::new(),
+        })
     }
 
     /// The features' names, in the order they are computed.
@@ -193,6 +274,7 @@ impl<'s> Stream<'s, Record> {
 
     fn feature_operator<O: Clone + 'static>(&self, name: &str, features: Features, emit: Emit<O>) -> Stream<'s, O> {
         self.shared.claim(name, STATE_VERSION);
+        self.shared.errors.borrow_mut().extend(features.errors.iter().map(|e| format!("features `{name}`: {e}")));
         let mut op = FeatureOp::new(&features, emit);
         self.shared.restore_each::<FeatureState>(name, "features", |old| {
             let shared = self.shared.clone();
@@ -281,6 +363,13 @@ impl<O> FeatureOp<O> {
         }
         let p = Self::partition(r.origin);
         self.state.observe_tagged(&r.key, p, r.watermark, r.time_ms, &self.values, &self.tags, &mut self.out);
+        for l in &self.features.lookups {
+            let key = match &l.on {
+                Some(field) => r.value.str(field),
+                None => Some(r.key.as_str()),
+            };
+            self.out[l.slot] = key.and_then(|k| l.table.get(k, l.column));
+        }
         let mut values = Vec::with_capacity(self.out.len());
         values.extend(self.out.iter().map(|v| v.unwrap_or(f64::NAN)));
         let Rec { key, time_ms, origin, offset, watermark, value } = r;

@@ -16,7 +16,7 @@
 //! monitor ([`super::Monitor`]) takes events in event-time order, so its
 //! findings do not depend on speed or workers (the pipeline's, for a model with
 //! fixed weights, take them as scored). What the graph does not run yet is
-//! refused with its name, not left out: table lookups, the `shadow` topic and
+//! refused with its name, not left out: the `shadow` topic and
 //! the monitor of a model trained online (concept drift and fairness watch the
 //! learner's outcomes). A model trained online (`[model.online]`) runs as
 //! [`super::Stream::score_online`].
@@ -40,6 +40,7 @@ use super::{FeatureOutput, Features, GraphBuilder, Model, Monitor, OnlineModel, 
 use crate::offline::OfflineLink;
 use crate::spec::JobSpec;
 use crate::store::FeatureStore;
+use crate::table::SharedTable;
 
 /// The name of the job's feature operator (its checkpointed state).
 pub const FEATURES: &str = "features";
@@ -48,10 +49,14 @@ pub const MONITOR: &str = "monitor";
 /// The name of the job's `[[join]]` operator.
 pub const JOINS: &str = "joins";
 
-/// Where a job's graph writes besides its topics (what `vigil run` gets from
-/// `--data-dir` and `--metrics-addr`).
+/// What a job's graph reads and writes besides its topics: its tables, the
+/// offline log (`vigil run --data-dir`) and the feature store (served with
+/// `--metrics-addr`).
 #[derive(Clone, Default)]
-pub struct JobSinks {
+pub struct JobIo {
+    /// The job's `[[table]]`s for its lookup features (`Tables::start` loads
+    /// them from their topics, `SharedTable::from_records` from memory).
+    pub tables: Vec<Arc<SharedTable>>,
     /// The offline log: every scored event's features (`Stream::sink_offline`).
     pub offline: Option<OfflineLink>,
     /// The online feature store: each live key's latest features (`Stream::sink_store`).
@@ -60,11 +65,11 @@ pub struct JobSinks {
 
 /// Builds `job` on `g`; see the module docs.
 pub fn job_graph(g: &mut GraphBuilder<'_>, job: &JobSpec) -> Result<()> {
-    job_graph_with(g, job, &JobSinks::default())
+    job_graph_with(g, job, &JobIo::default())
 }
 
-/// [`job_graph`], also feeding the offline log and the feature store of `sinks`.
-pub fn job_graph_with(g: &mut GraphBuilder<'_>, job: &JobSpec, sinks: &JobSinks) -> Result<()> {
+/// [`job_graph`] with the tables, offline log and feature store of `io`.
+pub fn job_graph_with(g: &mut GraphBuilder<'_>, job: &JobSpec, io: &JobIo) -> Result<()> {
     refuse_unsupported(job)?;
     // the string fields the job reads (monitor, distinct counts); the others are
     // checked, not kept, unless a join between topics writes them
@@ -77,8 +82,8 @@ pub fn job_graph_with(g: &mut GraphBuilder<'_>, job: &JobSpec, sinks: &JobSinks)
     if let (false, Some(topic)) = (job.joins.is_empty(), &job.sinks.joins) {
         events.sub_stream_joins(JOINS, SubJoins::of_job(job)).sink_joins(topic);
     }
-    let features = Features::of_job(job)?;
-    let scored = match (&job.sinks.features, &job.sinks.windows, &job.model.online, &sinks.store) {
+    let features = Features::of_job_with_tables(job, &io.tables)?;
+    let scored = match (&job.sinks.features, &job.sinks.windows, &job.model.online, &io.store) {
         // the common case in one operator
         (None, None, None, None) => events.features_scored(FEATURES, features, Model::of_job(job)?),
         (features_topic, windows_topic, online, store) => {
@@ -90,7 +95,7 @@ pub fn job_graph_with(g: &mut GraphBuilder<'_>, job: &JobSpec, sinks: &JobSinks)
         }
     };
     scored.sink_scores(&job.sinks.scores);
-    if let Some(log) = &sinks.offline {
+    if let Some(log) = &io.offline {
         scored.sink_offline(log);
     }
     if job.monitor.is_some() {
@@ -154,7 +159,7 @@ fn refuse_unsupported(job: &JobSpec) -> Result<()> {
     // the monitor of an online model also watches the learner's outcomes (concept drift, fairness)
     let online_monitor = job.monitor.is_some() && job.model.online.is_some();
     let unsupported =
-        [(online_monitor, "[monitor] of a model trained online"), (!job.tables.is_empty(), "[[table]]"), (job.sinks.shadow.is_some(), "[sinks] shadow")];
+        [(online_monitor, "[monitor] of a model trained online"), (job.sinks.shadow.is_some(), "[sinks] shadow")];
     let missing: Vec<&str> = unsupported.iter().filter(|(on, _)| *on).map(|(_, what)| *what).collect();
     if !missing.is_empty() {
         bail!("job `{}`: the graph does not run {} yet", job.name, missing.join(", "));
