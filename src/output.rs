@@ -144,6 +144,38 @@ impl ScoreEncoder {
 
 /// Writes one closed window into `buf`: `{"key","feature","window","window_start","window_end","value","count"}`
 /// (times in epoch ms; `window_end` exclusive: a session's last event plus the gap).
+/// The shadow topic's record: `{"event_id", "key", "event_time", "model",
+/// "served_version", "challengers": [{"version", "score"}]}`, the scores of
+/// every variant but the served one.
+pub fn encode_shadow<'a>(
+    buf: &mut Vec<u8>,
+    event_id: Option<&str>,
+    key: &str,
+    event_time: i64,
+    model: &str,
+    served_version: &str,
+    challengers: impl Iterator<Item = (&'a str, f32)>,
+) {
+    #[derive(Serialize)]
+    struct Challenger<'a> {
+        version: &'a str,
+        score: f32,
+    }
+    #[derive(Serialize)]
+    struct Shadow<'a> {
+        event_id: Option<&'a str>,
+        key: &'a str,
+        event_time: i64,
+        model: &'a str,
+        served_version: &'a str,
+        challengers: Vec<Challenger<'a>>,
+    }
+    buf.clear();
+    let challengers = challengers.map(|(version, score)| Challenger { version, score }).collect();
+    let record = Shadow { event_id, key, event_time, model, served_version, challengers };
+    let _ = serde_json::to_writer(&mut *buf, &record);
+}
+
 pub fn encode_window(buf: &mut Vec<u8>, key: &str, feature: &str, kind: &str, start: i64, end: i64, value: Option<f64>, count: u64) {
     buf.clear();
     buf.extend_from_slice(b"{\"key\":");

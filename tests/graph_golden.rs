@@ -35,6 +35,8 @@ struct Written {
     features: BTreeMap<String, Vec<String>>,
     /// The `joins` topic, sorted per key.
     joins: BTreeMap<String, Vec<String>>,
+    /// The shadow topic (challengers' scores), sorted per key.
+    shadow: BTreeMap<String, Vec<String>>,
     dead: Vec<(String, u32, i64, String, String, u64)>,
 }
 
@@ -45,6 +47,7 @@ impl Written {
         self.windows.values_mut().for_each(|v| v.sort());
         self.features.values_mut().for_each(|v| v.sort());
         self.joins.values_mut().for_each(|v| v.sort());
+        self.shadow.values_mut().for_each(|v| v.sort());
         self
     }
 }
@@ -67,7 +70,7 @@ fn pipeline(job: &JobSpec, input: &Partitions, labels: &Partitions) -> (Written,
     let topic = input.iter().map(|p| Arc::new(p.clone())).collect();
     let labels = labels.iter().map(|p| Arc::new(p.clone())).collect();
     let learned = run_local_with_labels(job, &topic, &labels, 1, sink.clone(), Metrics::new()).unwrap();
-    let mut w = Written { scores: BTreeMap::new(), windows: BTreeMap::new(), features: BTreeMap::new(), joins: BTreeMap::new(), dead: Vec::new() };
+    let mut w = Written { scores: BTreeMap::new(), windows: BTreeMap::new(), features: BTreeMap::new(), joins: BTreeMap::new(), shadow: BTreeMap::new(), dead: Vec::new() };
     for (topic, key, payload) in sink.take() {
         let key = String::from_utf8(key).unwrap();
         let text = String::from_utf8(payload).unwrap();
@@ -77,13 +80,13 @@ fn pipeline(job: &JobSpec, input: &Partitions, labels: &Partitions) -> (Written,
             Topic::Features => w.features.entry(key).or_default().push(text),
             Topic::Joins => w.joins.entry(key).or_default().push(text),
             Topic::Windows => w.windows.entry(key).or_default().push(text),
+            Topic::Shadow => w.shadow.entry(key).or_default().push(text),
             Topic::Dlq => {
                 let v: serde_json::Value = serde_json::from_str(&text).unwrap();
                 let s = |f: &str| v[f].as_str().unwrap().to_owned();
                 let n = |f: &str| v[f].as_i64().unwrap();
                 w.dead.push((s("source_topic"), n("source_partition") as u32, n("source_offset"), s("reason"), steady(&s("detail")), n("payload_len") as u64));
             }
-            other => panic!("unexpected output {other:?}"),
         }
     }
     w.dead.sort();
@@ -97,7 +100,7 @@ fn graph(job: &JobSpec, input: &Partitions, labels: &Partitions, workers: usize)
         run = run.topic_with_gaps(&online.labels.topic, labels.clone());
     }
     let mut out = run.run(move |g| job_graph(g, &job2)).unwrap();
-    let mut w = Written { scores: BTreeMap::new(), windows: BTreeMap::new(), features: BTreeMap::new(), joins: BTreeMap::new(), dead: Vec::new() };
+    let mut w = Written { scores: BTreeMap::new(), windows: BTreeMap::new(), features: BTreeMap::new(), joins: BTreeMap::new(), shadow: BTreeMap::new(), dead: Vec::new() };
     for r in out.sink(&job.sinks.scores) {
         w.scores.entry(r.key.clone()).or_default().push(r.value.clone().unwrap());
     }
@@ -109,6 +112,11 @@ fn graph(job: &JobSpec, input: &Partitions, labels: &Partitions, workers: usize)
     if let Some(features) = &job.sinks.features {
         for r in out.sink(features) {
             w.features.entry(r.key.clone()).or_default().push(r.value.clone().unwrap_or_else(|| "null".into()));
+        }
+    }
+    if let Some(shadow) = &job.sinks.shadow {
+        for r in out.sink(shadow) {
+            w.shadow.entry(r.key.clone()).or_default().push(r.value.clone().unwrap());
         }
     }
     if let Some(windows) = &job.sinks.windows {
@@ -164,6 +172,7 @@ fn check_learning(job: &JobSpec, input: &Partitions, labels: &Partitions) -> (Wr
         assert_eq!(got.windows, expected.windows, "closed windows, {workers} workers");
         assert_eq!(got.features, expected.features, "the features topic, {workers} workers");
         assert_eq!(got.joins, expected.joins, "the joins topic, {workers} workers");
+        assert_eq!(got.shadow, expected.shadow, "the shadow topic, {workers} workers");
         assert_eq!(got.scores.len(), expected.scores.len(), "keys scored, {workers} workers");
         for (key, scores) in &expected.scores {
             let mine = got.scores.get(key).map(Vec::as_slice).unwrap_or_default();
@@ -351,10 +360,10 @@ on = "merchant"
 #[test]
 fn the_online_fraud_job_through_the_graph_scores_and_learns_as_the_pipeline_does() {
     let mut job = job("examples/fraud_online.toml");
-    // the monitor and the shadow topic are the pipeline's for now
+    // the monitor of an online model (concept drift, fairness) is the pipeline's for now
     job.monitor = None;
     job.sinks.drift = None;
-    job.sinks.shadow = None;
+    assert!(job.sinks.shadow.is_some());
     let online = job.model.online.as_mut().unwrap();
     online.runs_dir = None;
     online.device = DeviceChoice::Cpu;
@@ -377,6 +386,9 @@ fn the_online_fraud_job_through_the_graph_scores_and_learns_as_the_pipeline_does
         .collect();
     assert!(versions.len() > 3, "the model changes as it learns: {versions:?}");
     assert!(counts.joined > 10_000 && counts.trained > 10_000 && counts.selections > 0, "{counts:?}");
+    let shadow: Vec<&String> = written.shadow.values().flatten().collect();
+    assert_eq!(shadow.len(), written.scores.values().map(Vec::len).sum::<usize>(), "a shadow record per score");
+    assert!(shadow.iter().all(|s| s.contains(r#""challengers":[{"version""#)), "challengers in every shadow record");
 }
 
 /// An engagement feed: users viewing, liking and sharing videos, out of order

@@ -16,8 +16,7 @@
 //! monitor ([`super::Monitor`]) takes events in event-time order, so its
 //! findings do not depend on speed or workers (the pipeline's, for a model with
 //! fixed weights, take them as scored). What the graph does not run yet is
-//! refused with its name, not left out: the `shadow` topic and
-//! the monitor of a model trained online (concept drift and fairness watch the
+//! refused with its name, not left out: the monitor of a model trained online (concept drift and fairness watch the
 //! learner's outcomes). A model trained online (`[model.online]`) runs as
 //! [`super::Stream::score_online`].
 //!
@@ -95,6 +94,9 @@ pub fn job_graph_with(g: &mut GraphBuilder<'_>, job: &JobSpec, io: &JobIo) -> Re
         }
     };
     scored.sink_scores(&job.sinks.scores);
+    if let Some(topic) = &job.sinks.shadow {
+        scored.sink_shadow(topic);
+    }
     if let Some(log) = &io.offline {
         scored.sink_offline(log);
     }
@@ -159,7 +161,7 @@ fn refuse_unsupported(job: &JobSpec) -> Result<()> {
     // the monitor of an online model also watches the learner's outcomes (concept drift, fairness)
     let online_monitor = job.monitor.is_some() && job.model.online.is_some();
     let unsupported =
-        [(online_monitor, "[monitor] of a model trained online"), (job.sinks.shadow.is_some(), "[sinks] shadow")];
+        [(online_monitor, "[monitor] of a model trained online")];
     let missing: Vec<&str> = unsupported.iter().filter(|(on, _)| *on).map(|(_, what)| *what).collect();
     if !missing.is_empty() {
         bail!("job `{}`: the graph does not run {} yet", job.name, missing.join(", "));

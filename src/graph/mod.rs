@@ -87,7 +87,7 @@ pub use monitor::Monitor;
 pub use online::OnlineModel;
 pub use record::Record;
 pub use run::{DeadLetter, LocalRun, MemoryTopic, Outputs, SinkRecord, SourceCounts};
-pub use score::{Model, ModelVersion, Scored};
+pub use score::{Challenger, Model, ModelVersion, Scored};
 pub use sink::Written;
 pub use source::Source;
 pub use stream::{Rec, Stream};

@@ -68,7 +68,7 @@ use timely::dataflow::operators::Capability;
 use vigil_operators::Transform;
 
 use super::record::{FieldReader, Record};
-use super::score::{ModelVersion, Scored};
+use super::score::{Challenger, ModelVersion, Scored};
 use super::stream::{Mark, Msg, Rec, Stream};
 use crate::learner::{LabelSpec, LearnerLink, ModelNames, OnlineSpec, Pending};
 use crate::model::gate::Gate;
@@ -302,18 +302,25 @@ impl OnlineScorer {
         if let Some(id) = r.value.event_id() {
             self.pending.push(Pending::served(id, r.time_ms, &self.x, &self.preds, slot, arm, snap.version, epoch, 0));
         }
+        let model = self.version(snap, slot);
+        let challengers = (0..self.preds.len()).filter(|k| *k != slot).map(|k| Challenger { model: self.version(snap, k), score: self.preds[k] }).collect();
+        let score = self.preds[slot] as f64;
+        let Rec { key, time_ms, origin, offset, watermark, value } = r;
+        Rec { key, time_ms, origin, offset, watermark, value: Scored { record: value, score, model, challengers: Some(challengers) } }
+    }
+
+    /// The name and version of variant `slot` of `snap` (shared between events).
+    fn version(&mut self, snap: &ModelSnapshot, slot: usize) -> Arc<ModelVersion> {
         let name = &self.model_name;
         let model = self
             .versions
             .entry((snap.version, slot))
             .or_insert_with(|| Arc::new(ModelVersion { name: name.clone(), version: snap.model_version(slot).to_owned() }))
             .clone();
-        if self.versions.len() > 64 {
+        if self.versions.len() > 256 {
             self.versions.pop_first();
         }
-        let score = self.preds[slot] as f64;
-        let Rec { key, time_ms, origin, offset, watermark, value } = r;
-        Rec { key, time_ms, origin, offset, watermark, value: Scored { record: value, score, model } }
+        model
     }
 
     /// Predictions to the learner (it may be gone at shutdown: they are moot then).

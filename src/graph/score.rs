@@ -83,7 +83,7 @@ impl Model {
         let mut x = Vec::with_capacity(names.len());
         move |record| {
             reader.read(&record, &mut x);
-            Scored { score: logistic.score(&x), record, model: tag.clone() }
+            Scored { score: logistic.score(&x), record, model: tag.clone(), challengers: None }
         }
     }
 
@@ -116,6 +116,18 @@ pub struct Scored {
     pub record: Record,
     pub score: f64,
     pub model: Arc<ModelVersion>,
+    /// For a model trained online, the scores of the variants that did not
+    /// serve the event (challengers), for the shadow topic; `None` for a model
+    /// with fixed weights.
+    #[serde(default)]
+    pub challengers: Option<Vec<Challenger>>,
+}
+
+/// A variant's score of an event it did not serve.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Challenger {
+    pub model: Arc<ModelVersion>,
+    pub score: f32,
 }
 
 impl<'s> Stream<'s, Record> {
@@ -156,6 +168,21 @@ impl<'s> Stream<'s, Scored> {
                 score: s.score,
             };
             encoder.encode(buf, &ctx, &features);
+            Written::Value
+        })
+    }
+
+    /// Writes the shadow topic's record of every event scored by a model trained
+    /// online, as a TOML job's `[sinks] shadow` does: the served version and
+    /// every challenger's score (`{"event_id","key","event_time","model",
+    /// "served_version","challengers":[{"version","score"}]}`). Events scored
+    /// with fixed weights have no challengers and write nothing.
+    pub fn sink_shadow(&self, name: &str) {
+        self.sink_with(name, |r: &Rec<Scored>, buf| {
+            let s = &r.value;
+            let Some(challengers) = &s.challengers else { return Written::Nothing };
+            let scores = challengers.iter().map(|c| (c.model.version.as_str(), c.score));
+            crate::output::encode_shadow(buf, s.record.event_id(), &r.key, r.time_ms, &s.model.name, &s.model.version, scores);
             Written::Value
         })
     }

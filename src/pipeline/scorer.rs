@@ -15,7 +15,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use serde::Serialize;
 use vigil_operators::{FeatureState, JoinState, LogisticModel};
 
 use super::WorkerContext;
@@ -447,33 +446,10 @@ impl Scorer {
     }
 }
 
-/// `{"event_id", "key", "event_time", "model", "served_version", "challengers": [{"version", "score"}]}`:
-/// the scores of every variant but the served one.
+/// The shadow topic's record of an event (`crate::output::encode_shadow`).
 fn encode_shadow(buf: &mut Vec<u8>, e: &Event, model: &str, snap: &ModelSnapshot, served: usize, preds: &[f32]) {
-    #[derive(Serialize)]
-    struct Challenger<'a> {
-        version: &'a str,
-        score: f32,
-    }
-    #[derive(Serialize)]
-    struct Shadow<'a> {
-        event_id: Option<&'a str>,
-        key: &'a str,
-        event_time: i64,
-        model: &'a str,
-        served_version: &'a str,
-        challengers: Vec<Challenger<'a>>,
-    }
-    buf.clear();
-    let record = Shadow {
-        event_id: e.event_id.as_deref(),
-        key: &e.key,
-        event_time: e.time_ms,
-        model,
-        served_version: snap.model_version(served),
-        challengers: preds.iter().enumerate().filter(|(k, _)| *k != served).map(|(k, p)| Challenger { version: snap.model_version(k), score: *p }).collect(),
-    };
-    let _ = serde_json::to_writer(&mut *buf, &record);
+    let challengers = preds.iter().enumerate().filter(|(k, _)| *k != served).map(|(k, p)| (snap.model_version(k), *p));
+    crate::output::encode_shadow(buf, e.event_id.as_deref(), &e.key, e.time_ms, model, snap.model_version(served), challengers);
 }
 
 /// Sends closed windows (features that emit on close) to the `windows` topic.
