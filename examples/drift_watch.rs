@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::Message;
-use vigil::broker::EmbeddedBroker;
-use vigil::generator::GenConfig;
+use vigil::demo::broker::EmbeddedBroker;
+use vigil::demo::generator::GenConfig;
 use vigil::gpu::DeviceChoice;
-use vigil::kafka::publish::{publish, PublishOptions, PublishProgress};
+use vigil::demo::publish::{publish, PublishOptions, PublishProgress};
 use vigil::kafka::KafkaOptions;
 use vigil::metrics::Metrics;
 use vigil::monitor::emit::format_ts;

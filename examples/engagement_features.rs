@@ -27,8 +27,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use vigil::broker::EmbeddedBroker;
-use vigil::feed_generator::{publish_feed, synthetic_feed};
+use vigil::demo::broker::EmbeddedBroker;
+use vigil::demo::feed_generator::{publish_feed, synthetic_feed};
 use vigil::kafka::read::read_topic;
 use vigil::kafka::KafkaOptions;
 use vigil::metrics::Metrics;

@@ -27,10 +27,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use vigil::broker::EmbeddedBroker;
-use vigil::generator::GenConfig;
-use vigil::graph::{Features, GraphBuilder, KafkaRun, KeyContext, KeyedOperator, OnlineModel, Record, Source};
-use vigil::kafka::publish::{never, publish, PublishOptions, PublishProgress};
+use vigil::demo::broker::EmbeddedBroker;
+use vigil::demo::generator::GenConfig;
+use vigil::graph::{Features, GraphBuilder, KeyContext, KeyedOperator, OnlineModel, Record, Source};
+use vigil::kafka::KafkaRun;
+use vigil::demo::publish::{never, publish, PublishOptions, PublishProgress};
 use vigil::kafka::read::read_topic;
 use vigil::kafka::KafkaOptions;
 use vigil::learner::{Consistency, LabelSpec};
@@ -208,7 +209,7 @@ fn main() -> Result<()> {
 mod tests {
     use std::collections::{BTreeMap, HashMap};
 
-    use vigil::generator::Generator;
+    use vigil::demo::generator::Generator;
     use vigil::graph::LocalRun;
     use vigil::types::key_hash;
 
@@ -222,7 +223,7 @@ mod tests {
         let mut g = Generator::new(GenConfig { seed: 9, cards: 2_000, bad_ratio: 0.01, logins: true, label_delay: 500, ..GenConfig::default() });
         let (mut tx, mut logins, mut labels) = (vec![Vec::new(); 4], vec![Vec::new(); 2], vec![Vec::new()]);
         let (mut fraud, mut merchants) = (HashMap::new(), HashMap::new());
-        let mut label = |l: vigil::generator::Generated, fraud: &mut HashMap<String, bool>| {
+        let mut label = |l: vigil::demo::generator::Generated, fraud: &mut HashMap<String, bool>| {
             let v: serde_json::Value = serde_json::from_slice(&l.payload).unwrap();
             fraud.insert(v["event_id"].as_str().unwrap().to_owned(), v["is_fraud"].as_bool().unwrap());
             labels[0].push(l.payload);

@@ -25,8 +25,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use vigil::broker::EmbeddedBroker;
-use vigil::graph::{GraphBuilder, KafkaRun, KeyContext, KeyedOperator, Record, Source};
+use vigil::demo::broker::EmbeddedBroker;
+use vigil::graph::{GraphBuilder, KeyContext, KeyedOperator, Record, Source};
+use vigil::kafka::KafkaRun;
 use vigil::kafka::KafkaOptions;
 use vigil::spec::FieldType;
 

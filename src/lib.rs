@@ -5,14 +5,11 @@
 //! decisions (time domain, watermarks, partition ownership, state).
 
 pub mod accounting;
-pub mod broker;
 pub mod checkpoint;
 pub mod decode;
 pub mod delivery;
 pub mod demo;
 pub mod epoch;
-pub mod feed_generator;
-pub mod generator;
 pub mod gpu;
 pub mod graph;
 pub mod http;

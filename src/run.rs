@@ -13,7 +13,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use rdkafka::consumer::Consumer;
 use timely::{CommunicationConfig, WorkerConfig};
 
-use crate::checkpoint::coordinator::{CommitMode, Coordinator, CoordinatorConfig, CoordinatorSummary};
+use crate::kafka::coordinator::{CommitMode, Coordinator, CoordinatorConfig, CoordinatorSummary};
 use crate::checkpoint::restore::{self, Restored};
 use crate::checkpoint::txlog::TxLog;
 use crate::delivery::InFlight;
@@ -158,7 +158,7 @@ pub fn run_job(mut job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, contr
         None => None,
     };
     // tables are read up to their end before the first event is scored
-    let tables = crate::table::Tables::start(&job.tables, &opts.kafka, &metrics, Duration::from_secs(120))?;
+    let tables = crate::kafka::table::Tables::start(&job.tables, &opts.kafka, &metrics, Duration::from_secs(120))?;
     let epochs = Arc::new(EpochClock::starting_at(start_epoch));
     let (reports, received) = std::sync::mpsc::channel();
     let first_worker = opts.cluster.process * opts.cluster.workers;
@@ -282,7 +282,7 @@ fn start_monitor(job: &JobSpec, opts: &RunOptions, metrics: &Arc<Metrics>) -> Re
     Ok(match &job.monitor {
         Some(m) => {
             let sink = match &job.sinks.drift {
-                Some(topic) => Some(Arc::new(crate::monitor::KafkaDriftSink::new(&opts.kafka, topic)?) as Arc<dyn crate::monitor::DriftSink>),
+                Some(topic) => Some(Arc::new(crate::kafka::drift_sink::KafkaDriftSink::new(&opts.kafka, topic)?) as Arc<dyn crate::monitor::DriftSink>),
                 None => None,
             };
             Some(crate::monitor::start(m, sink, metrics.clone(), job.model.online.is_some())?)

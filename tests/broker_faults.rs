@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use common::KillOnDrop;
 use vigil::demo::fraud_job;
-use vigil::generator::GenConfig;
-use vigil::kafka::publish::{never, publish, PublishOptions, PublishProgress};
+use vigil::demo::generator::GenConfig;
+use vigil::demo::publish::{never, publish, PublishOptions, PublishProgress};
 use vigil::kafka::KafkaOptions;
 use vigil::metrics::Metrics;
 use vigil::run::{run_job, RunOptions};

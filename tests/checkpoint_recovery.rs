@@ -15,9 +15,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::job_file;
-use vigil::broker::EmbeddedBroker;
-use vigil::generator::GenConfig;
-use vigil::kafka::publish::{never, publish, PublishOptions, PublishProgress};
+use vigil::demo::broker::EmbeddedBroker;
+use vigil::demo::generator::GenConfig;
+use vigil::demo::publish::{never, publish, PublishOptions, PublishProgress};
 use vigil::kafka::read::read_topic;
 use vigil::kafka::KafkaOptions;
 

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use common::{job_file, wait_ok};
 
-use vigil::broker::EmbeddedBroker;
-use vigil::generator::GenConfig;
-use vigil::kafka::publish::{never, publish, PublishOptions, PublishProgress};
+use vigil::demo::broker::EmbeddedBroker;
+use vigil::demo::generator::GenConfig;
+use vigil::demo::publish::{never, publish, PublishOptions, PublishProgress};
 use vigil::kafka::read::read_topic;
 use vigil::kafka::KafkaOptions;
 

@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use vigil::demo::{run_demo, DemoOptions, DemoReport};
-use vigil::generator::{GenConfig, Generator};
+use vigil::demo::generator::{GenConfig, Generator};
 use vigil::gpu::DeviceChoice;
 use vigil::monitor::DriftRecord;
 use vigil::types::Control;

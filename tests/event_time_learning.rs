@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vigil::generator::{GenConfig, Generator};
+use vigil::demo::generator::{GenConfig, Generator};
 use vigil::learner::service::LabelSourceFactory;
 use vigil::local::{run_local_sources, EventSources};
 use vigil::metrics::Metrics;

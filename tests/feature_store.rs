@@ -8,10 +8,10 @@ use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use vigil::broker::EmbeddedBroker;
+use vigil::demo::broker::EmbeddedBroker;
 use vigil::demo::fraud_job;
-use vigil::generator::GenConfig;
-use vigil::kafka::publish::{never, publish, PublishOptions, PublishProgress};
+use vigil::demo::generator::GenConfig;
+use vigil::demo::publish::{never, publish, PublishOptions, PublishProgress};
 use vigil::kafka::read::read_topic;
 use vigil::metrics::Metrics;
 use vigil::run::{run_job, RunOptions};

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use vigil::generator::{GenConfig, Generator};
+use vigil::demo::generator::{GenConfig, Generator};
 use vigil::gpu::DeviceChoice;
 use vigil::graph::job::job_graph;
 use vigil::graph::LocalRun;

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use vigil::broker::EmbeddedBroker;
-use vigil::graph::{GraphBuilder, KafkaRun, LocalRun, Source};
+use vigil::demo::broker::EmbeddedBroker;
+use vigil::graph::{GraphBuilder, LocalRun, Source};
+use vigil::kafka::KafkaRun;
 use vigil::kafka::read::read_topic;
 use vigil::spec::FieldType;
 
@@ -223,8 +224,8 @@ fn by_partition(broker: &EmbeddedBroker, topic: &str, partitions: usize) -> Vec<
 /// memory over the topics' records.
 #[test]
 fn vigil_run_runs_a_two_topic_toml_job_on_the_graph() {
-    use vigil::generator::GenConfig;
-    use vigil::kafka::publish::{never, publish, PublishOptions, PublishProgress};
+    use vigil::demo::generator::GenConfig;
+    use vigil::demo::publish::{never, publish, PublishOptions, PublishProgress};
     let broker = EmbeddedBroker::start(1).unwrap();
     for (topic, partitions) in [("transactions", 4), ("logins", 2), ("scores", 2), ("login_purchases", 2), ("dlq", 1)] {
         broker.create_topic(topic, partitions).unwrap();
@@ -262,8 +263,8 @@ fn vigil_run_runs_a_two_topic_toml_job_on_the_graph() {
 /// byte for byte, from the same published input on two brokers.
 #[test]
 fn vigil_run_engine_graph_writes_what_the_pipeline_writes() {
-    use vigil::generator::GenConfig;
-    use vigil::kafka::publish::{never, publish, PublishOptions, PublishProgress};
+    use vigil::demo::generator::GenConfig;
+    use vigil::demo::publish::{never, publish, PublishOptions, PublishProgress};
     let run = |engine: &str| {
         let broker = EmbeddedBroker::start(1).unwrap();
         for (topic, partitions) in [("transactions", 4), ("scores", 2), ("dlq", 1)] {

@@ -7,7 +7,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use vigil::generator::{GenConfig, Generator};
+use vigil::demo::generator::{GenConfig, Generator};
 use vigil::graph::job::job_graph;
 use vigil::graph::monitor::watched_order;
 use vigil::graph::{Features, LocalRun, Model, Monitor, Source};

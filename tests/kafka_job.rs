@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{compare, observed, oracle, OracleFeature, OracleJob};
-use vigil::broker::EmbeddedBroker;
+use vigil::demo::broker::EmbeddedBroker;
 use vigil::demo::fraud_job;
-use vigil::generator::GenConfig;
-use vigil::kafka::publish::{never, publish, PublishOptions, PublishProgress};
+use vigil::demo::generator::GenConfig;
+use vigil::demo::publish::{never, publish, PublishOptions, PublishProgress};
 use vigil::kafka::read::read_topic;
 use vigil::kafka::KafkaOptions;
 use vigil::metrics::Metrics;

@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use vigil::broker::EmbeddedBroker;
+use vigil::demo::broker::EmbeddedBroker;
 use vigil::checkpoint::format::{list_manifests, read_manifest};
 use vigil::demo::fraud_online_job;
-use vigil::generator::{GenConfig, Generator};
+use vigil::demo::generator::{GenConfig, Generator};
 use vigil::gpu::DeviceChoice;
 use vigil::kafka::read::read_topic;
 use vigil::learner::checkpoint::LearnerCheckpoint;
@@ -48,7 +48,7 @@ fn a_restored_learner_continues_without_losing_or_repeating_a_label() {
     }
     labels_all.extend(gen.remaining_labels());
     let producer: BaseProducer = kafka.client_config_with(&[]).create().unwrap();
-    let produce = |topic: &str, records: &[vigil::generator::Generated]| {
+    let produce = |topic: &str, records: &[vigil::demo::generator::Generated]| {
         for r in records {
             while let Err((e, _)) = producer.send(BaseRecord::to(topic).key(r.key.as_bytes()).payload(&r.payload)) {
                 assert!(matches!(e, rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull)), "{e}");

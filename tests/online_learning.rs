@@ -11,11 +11,11 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use vigil::broker::EmbeddedBroker;
+use vigil::demo::broker::EmbeddedBroker;
 use vigil::demo::fraud_online_job;
-use vigil::generator::GenConfig;
+use vigil::demo::generator::GenConfig;
 use vigil::gpu::DeviceChoice;
-use vigil::kafka::publish::{never, publish, PublishOptions, PublishProgress};
+use vigil::demo::publish::{never, publish, PublishOptions, PublishProgress};
 use vigil::kafka::read::read_topic;
 use vigil::kafka::KafkaOptions;
 use vigil::learner::{LabelSpec, OnlineSpec};

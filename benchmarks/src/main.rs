@@ -16,7 +16,7 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Parser;
 use vigil::demo::fraud_job;
-use vigil::generator::{GenConfig, Generator};
+use vigil::demo::generator::{GenConfig, Generator};
 use vigil::local::run_local;
 use vigil::metrics::Metrics;
 use vigil::output::NullSink;

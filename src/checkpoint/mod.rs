@@ -9,7 +9,6 @@
 //! - `restore`: picks the checkpoint that matches Kafka's committed offsets.
 //! - `txlog`: the record of transaction commit decisions.
 
-pub mod coordinator;
 pub mod format;
 pub mod restore;
 pub mod txlog;

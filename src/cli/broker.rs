@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use vigil::broker::EmbeddedBroker;
+use vigil::demo::broker::EmbeddedBroker;
 
 #[derive(Args)]
 pub struct BrokerArgs {

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
 use super::KafkaArgs;
@@ -50,7 +50,9 @@ pub fn run(command: FeaturesCommand) -> Result<()> {
     let labels = match &a.brokers {
         Some(brokers) => {
             let kafka = KafkaArgs { brokers: brokers.clone(), settings: a.settings.clone() }.options()?;
-            LabelInput::Topic { kafka, topic: a.labels.clone() }
+            let records = vigil::kafka::read::read_topic(&kafka, &a.labels, std::time::Duration::from_secs(600))
+                .with_context(|| format!("reading labels from topic `{}`", a.labels))?;
+            LabelInput::Records { source: format!("topic `{}`", a.labels), payloads: records.into_iter().map(|r| r.payload).collect() }
         }
         None => LabelInput::File(PathBuf::from(&a.labels)),
     };

@@ -3,8 +3,8 @@
 
 use anyhow::Result;
 use clap::Args;
-use vigil::generator::GenConfig;
-use vigil::kafka::publish::{publish, PublishOptions, PublishProgress};
+use vigil::demo::generator::GenConfig;
+use vigil::demo::publish::{publish, PublishOptions, PublishProgress};
 use vigil::types::Control;
 
 use super::KafkaArgs;

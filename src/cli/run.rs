@@ -133,7 +133,7 @@ fn run_on_graph(job: JobSpec, a: RunArgs) -> Result<()> {
     if !named.is_empty() {
         bail!("job `{}` runs on the graph, which does not take {} yet", job.name, named.join(", "));
     }
-    let mut run = vigil::graph::KafkaRun::new(a.kafka.options()?)
+    let mut run = vigil::kafka::KafkaRun::new(a.kafka.options()?)
         .workers(a.workers.max(1))
         .group(&a.group_id.unwrap_or_else(|| format!("vigil-{}", job.name)))
         .dlq_topic(&job.sinks.dlq);
@@ -159,7 +159,7 @@ fn run_on_graph(job: JobSpec, a: RunArgs) -> Result<()> {
     };
     io.offline = offline.as_ref().map(|o| o.link.clone());
     // tables are read up to their end before the first event is featured
-    let tables = vigil::table::Tables::start(&job.tables, &a.kafka.options()?, &run.metrics(), std::time::Duration::from_secs(120))?;
+    let tables = vigil::kafka::table::Tables::start(&job.tables, &a.kafka.options()?, &run.metrics(), std::time::Duration::from_secs(120))?;
     io.tables = tables.tables.clone();
     vigil::http::install_signal_handler(run.control())?;
     let name = job.name.clone();

@@ -57,11 +57,11 @@ pub fn record_stream(job: &crate::spec::JobSpec, payloads: Vec<Vec<u8>>, labels:
 
 /// The demo stream: payloads in order and every event's label.
 pub fn demo_stream(events: u64, seed: u64, drift_at: Option<u64>) -> (Vec<Vec<u8>>, std::collections::HashMap<String, bool>) {
-    use crate::generator::{GenConfig, Generator};
+    use crate::demo::generator::{GenConfig, Generator};
     let mut gen = Generator::new(GenConfig { seed, drift_at, bad_ratio: 0.0, ..GenConfig::default() });
     let mut payloads = Vec::with_capacity(events as usize);
     let mut labels = std::collections::HashMap::new();
-    let mut add = |l: crate::generator::Generated| {
+    let mut add = |l: crate::demo::generator::Generated| {
         if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&l.payload) {
             if let (Some(id), Some(y)) = (v["event_id"].as_str(), v["is_fraud"].as_bool()) {
                 labels.insert(id.to_owned(), y);

@@ -12,14 +12,15 @@
 //! A graph is built by a closure that runs on every worker (as with timely):
 //! [`GraphBuilder::source`] gives a [`Stream`] of decoded [`Record`]s, and the
 //! methods of [`Stream`] and [`View`] add operators. [`LocalRun`] runs it on
-//! in-memory topics, with any number of workers or processes; [`KafkaRun`] on
-//! Kafka topics.
+//! in-memory topics, with any number of workers or processes;
+//! [`crate::kafka::KafkaRun`] on Kafka topics (through [`connector`]).
 //!
 //! Files, one operator per file: [`stream`] (the stream, its envelope and
 //! watermarks), [`source`], [`record`], [`map`], [`keyed`] (the user operator
 //! trait and its runtime) with [`stateful`] (it on a stream), [`interval_join`],
 //! [`view`] (differential collections), [`upsert_sink`], [`sink`]; runners:
-//! [`run`] (in memory) and [`kafka_run`] with [`kafka_source`].
+//! [`run`] (in memory) and [`connector`] with [`connector_source`] (what
+//! `crate::kafka::KafkaRun` plugs into).
 //!
 //! ```
 //! use std::time::Duration;
@@ -52,13 +53,13 @@
 
 pub mod as_of_join;
 pub mod checkpoint;
+pub mod connector;
+pub mod connector_source;
 pub mod epochs;
 pub mod features;
 pub(crate) mod gated;
 pub mod interval_join;
 pub mod job;
-pub mod kafka_run;
-pub mod kafka_source;
 pub mod keyed;
 pub mod map;
 pub mod monitor;
@@ -81,7 +82,6 @@ use std::rc::Rc;
 use timely::dataflow::Scope;
 
 pub use features::{ClosedWindowRecord, FeatureOutput, Features};
-pub use kafka_run::KafkaRun;
 pub use keyed::{KeyContext, KeyedOperator, Origin};
 pub use monitor::Monitor;
 pub use online::OnlineModel;
@@ -157,7 +157,7 @@ impl<'s> GraphBuilder<'s> {
                 });
                 source::memory_source(self, index, source, data, *epoch_records, make)
             }
-            run::Inputs::Kafka(io) => kafka_source::kafka_source(self, index, source, io.clone(), make),
+            run::Inputs::Connector(io) => connector_source::connector_source(self, index, source, io.clone(), make),
         }
     }
     /// This worker's index among all workers of all processes.

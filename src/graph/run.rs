@@ -73,8 +73,8 @@ impl SourceCounts {
 pub(crate) enum Inputs {
     /// In-memory topics; epoch `e` holds offsets `[e * n, (e + 1) * n)`.
     Memory { topics: HashMap<String, MemoryTopic>, epoch_records: usize },
-    /// Kafka topics, in epochs of the runner's clock.
-    Kafka(Arc<super::kafka_run::KafkaIo>),
+    /// An external system's topics (Kafka), in epochs of its clock.
+    Connector(Arc<dyn super::connector::Connector>),
 }
 
 /// Where the workers of a run find their inputs and leave their outputs.
@@ -135,7 +135,7 @@ impl Collector {
         let mut spec = model.spec.clone();
         let bounded = match &self.inputs {
             Inputs::Memory { .. } => true,
-            Inputs::Kafka(io) => io.bounded(),
+            Inputs::Connector(io) => io.bounded(),
         };
         spec.resolve_consistency(bounded, false);
         spec.check()?;
@@ -145,7 +145,7 @@ impl Collector {
                 let data = topics.get(&topic).cloned().ok_or_else(|| anyhow!("the runner has no input for the labels topic `{topic}`"))?;
                 Box::new(move || Ok(Box::new(crate::source::MemorySource::new(&topic, &data, 0, 1)) as Box<dyn crate::source::RecordSource>))
             }
-            Inputs::Kafka(io) => io.label_source(&topic)?,
+            Inputs::Connector(io) => io.label_source(&topic)?,
         };
         let metrics = self.metrics();
         let resume = crate::learner::service::Resume { sources: scorers, ..Default::default() };
@@ -157,7 +157,7 @@ impl Collector {
     /// The run's Prometheus metrics (a run in memory: metrics of its own).
     pub(crate) fn metrics(&self) -> Arc<crate::metrics::Metrics> {
         match &self.inputs {
-            Inputs::Kafka(io) => io.metrics.clone(),
+            Inputs::Connector(io) => io.metrics(),
             Inputs::Memory { .. } => self.memory_metrics.get_or_init(crate::metrics::Metrics::new).clone(),
         }
     }
@@ -179,7 +179,7 @@ impl Collector {
     }
     /// Sink records: to the sink's topic (Kafka runs) or kept (in memory).
     pub(crate) fn write(&self, sink: &str, records: &mut Vec<SinkRecord>) {
-        if let Inputs::Kafka(io) = &self.inputs {
+        if let Inputs::Connector(io) = &self.inputs {
             io.produce(sink, records);
             return;
         }
@@ -200,7 +200,7 @@ impl Collector {
         if dead.is_empty() {
             return;
         }
-        if let Inputs::Kafka(io) = &self.inputs {
+        if let Inputs::Connector(io) = &self.inputs {
             io.dead_letters(&dead);
             return;
         }

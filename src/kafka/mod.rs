@@ -1,10 +1,19 @@
-//! Kafka I/O through rdkafka: client settings, the partition-owning source, the
-//! producer sink, offset commits, and whole-topic reads for checks and tools.
+//! The Kafka connector, all of vigil's Kafka I/O through rdkafka in one folder:
+//! client settings, offset commits and partition metadata (this file), the
+//! partition-owning source ([`source`]), the producer sink of the TOML jobs'
+//! pipeline ([`sink`]), graphs run on Kafka ([`graph_run`]: [`KafkaRun`], the
+//! graph's [`crate::graph::connector::Connector`] to Kafka), and whole-topic
+//! reads for checks and tools ([`read`]).
 
-pub mod publish;
+pub mod coordinator;
+pub mod drift_sink;
+pub mod graph_run;
 pub mod read;
 pub mod sink;
 pub mod source;
+pub mod table;
+
+pub use graph_run::{KafkaOutputs, KafkaRun};
 
 use std::collections::HashMap;
 use std::time::Duration;

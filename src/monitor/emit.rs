@@ -7,15 +7,11 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use anyhow::{Context, Result};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use vigil_operators::drift::{Evidence, Streak};
 
-use crate::kafka::KafkaOptions;
 use crate::metrics::Metrics;
 
 /// One finding, as written to the `drift` topic (keyed by `kind/name`).
@@ -76,40 +72,6 @@ impl DriftSink for MemoryDriftSink {
         if let Ok(r) = serde_json::from_slice(payload) {
             self.records.lock().unwrap_or_else(|e| e.into_inner()).push(r);
         }
-    }
-}
-
-/// Writes to a Kafka topic with an idempotent producer.
-pub struct KafkaDriftSink {
-    topic: String,
-    producer: ThreadedProducer<DefaultProducerContext>,
-}
-
-impl KafkaDriftSink {
-    pub fn new(kafka: &KafkaOptions, topic: &str) -> Result<KafkaDriftSink> {
-        let producer = kafka.client_config_with(&[("enable.idempotence", "true"), ("linger.ms", "20")]).create().context("creating the drift producer")?;
-        Ok(KafkaDriftSink { topic: topic.to_owned(), producer })
-    }
-}
-
-impl DriftSink for KafkaDriftSink {
-    fn send(&self, key: &str, payload: &[u8]) {
-        let mut record = BaseRecord::to(&self.topic).key(key).payload(payload);
-        // a full queue is the only local failure: wait for room (records are few)
-        for _ in 0..1000 {
-            match self.producer.send(record) {
-                Ok(()) => return,
-                Err((_, r)) => {
-                    record = r;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            }
-        }
-        tracing::error!(topic = %self.topic, "the drift producer's queue stayed full: a drift record was not written");
-    }
-
-    fn flush(&self) -> Result<()> {
-        self.producer.flush(Duration::from_secs(30)).context("flushing drift records")
     }
 }
 

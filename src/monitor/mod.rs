@@ -29,7 +29,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Result};
 
 pub use distribution::Observations;
-pub use emit::{DriftEmitter, DriftRecord, DriftSink, KafkaDriftSink, MemoryDriftSink};
+pub use emit::{DriftEmitter, DriftRecord, DriftSink, MemoryDriftSink};
 pub use labeled::{LabeledMonitors, Outcome};
 pub use spec::{ConceptAction, MonitorSpec, NumericSource, ResolvedMonitor};
 

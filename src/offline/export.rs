@@ -19,7 +19,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray};
@@ -31,7 +30,6 @@ use parquet::file::properties::WriterProperties;
 
 use super::log::log_dir;
 use super::rows::{OfflineRows, FIXED_COLUMNS};
-use crate::kafka::KafkaOptions;
 use crate::learner::labels::parse_label;
 
 /// Where labels come from.
@@ -39,8 +37,10 @@ use crate::learner::labels::parse_label;
 pub enum LabelInput {
     /// A file of JSON lines, one label record per line.
     File(PathBuf),
-    /// A Kafka topic, read from its beginning to its current end.
-    Topic { kafka: KafkaOptions, topic: String },
+    /// Label records read elsewhere (`vigil features export --brokers` reads a
+    /// topic from its beginning to its current end): `source` names them in
+    /// errors, a `None` payload is a tombstone (skipped).
+    Records { source: String, payloads: Vec<Option<Vec<u8>>> },
 }
 
 /// How label records are read.
@@ -141,9 +141,9 @@ fn read_labels(input: &LabelInput, fields: &LabelFields, summary: &mut ExportSum
                 take(Some(line));
             }
         }
-        LabelInput::Topic { kafka, topic } => {
-            for r in crate::kafka::read::read_topic(kafka, topic, Duration::from_secs(600)).with_context(|| format!("reading labels from topic `{topic}`"))? {
-                take(r.payload.as_deref());
+        LabelInput::Records { payloads, .. } => {
+            for p in payloads {
+                take(p.as_deref());
             }
         }
     }
@@ -264,7 +264,7 @@ mod tests {
             }
             log.link.send(rows);
             log.finish().unwrap();
-            std::thread::sleep(Duration::from_millis(2)); // distinct run tags
+            std::thread::sleep(std::time::Duration::from_millis(2)); // distinct run tags
         }
     }
 

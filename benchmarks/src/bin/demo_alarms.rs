@@ -14,7 +14,7 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Parser;
 use report::{machine, write_section};
-use vigil::generator::{GenConfig, Generator};
+use vigil::demo::generator::{GenConfig, Generator};
 use vigil::local::run_local_monitored;
 use vigil::metrics::Metrics;
 use vigil::monitor::DriftRecord;

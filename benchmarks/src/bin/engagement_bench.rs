@@ -4,7 +4,7 @@
 //! and the view-like interval join; per-video trending features with exact and
 //! HyperLogLog unique viewers) end to end through the embedded Kafka broker.
 //!
-//! The synthetic feed (`vigil::feed_generator`, 400,000 events by default) is
+//! The synthetic feed (`vigil::demo::feed_generator`, 400,000 events by default) is
 //! published to `feed` (by user) and `feed_by_video` (by video), 8 partitions
 //! each. Then, median of 3 runs each, one worker per job: the user job alone, the
 //! video job alone (each reads its topic from the beginning to its end and writes
@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use anyhow::{ensure, Result};
 use clap::Parser;
-use vigil::feed_generator::{publish_feed, synthetic_feed};
+use vigil::demo::feed_generator::{publish_feed, synthetic_feed};
 use vigil::local::run_local;
 use vigil::metrics::Metrics;
 use vigil::output::NullSink;
@@ -148,7 +148,7 @@ fn main() -> Result<()> {
     ];
     let section = format!(
         "{heading} (measured {})\n\nMachine: {}. Command: `cargo run --release -p vigil-benchmarks --bin engagement-bench`.\n\n\
-         {n} feed events (`vigil::feed_generator`: 4,000 users, 400 videos, 8 hours of event time), published to `feed` and `feed_by_video` \
+         {n} feed events (`vigil::demo::feed_generator`: 4,000 users, 400 videos, 8 hours of event time), published to `feed` and `feed_by_video` \
          (8 partitions each, {publish_rate:.0} records/s) on the embedded broker (MockCluster), then each job reads its topic from the beginning \
          to its end offsets (`--until-end`): decode, watermarks, features, scoring, scores + closed windows + join output produced, offsets \
          committed. Median of 3 runs. Both jobs share the 2 cores when run at once.\n\n\

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use clap::Parser;
 use report::{machine, write_section};
-use vigil::generator::{GenConfig, Generator};
+use vigil::demo::generator::{GenConfig, Generator};
 use vigil::learner::service::LabelSourceFactory;
 use vigil::learner::Consistency;
 use vigil::local::{run_local_sources, EventSources};
@@ -56,7 +56,7 @@ fn stream(n: usize) -> (Parts, Parts, std::collections::HashMap<String, bool>, u
     let mut events = vec![Vec::new(); PARTITIONS];
     let (mut labels, mut truth) = (Vec::new(), std::collections::HashMap::new());
     let mut pos = 0;
-    let mut add_labels = |ls: Vec<vigil::generator::Generated>, pos: &mut usize| {
+    let mut add_labels = |ls: Vec<vigil::demo::generator::Generated>, pos: &mut usize| {
         for l in ls {
             if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&l.payload) {
                 if let (Some(id), Some(y)) = (v["event_id"].as_str(), v["is_fraud"].as_bool()) {

@@ -13,7 +13,7 @@ fn main() {
     let seed: u64 = std::env::args().skip_while(|a| a != "--seed").nth(1).and_then(|s| s.parse().ok()).unwrap_or(1);
     let job = vigil::demo::fraud_job();
     let decoder = Decoder::new(&job);
-    let mut gen = vigil::generator::Generator::new(vigil::generator::GenConfig { bad_ratio: 0.2, seed, ..Default::default() });
+    let mut gen = vigil::demo::generator::Generator::new(vigil::demo::generator::GenConfig { bad_ratio: 0.2, seed, ..Default::default() });
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let tokens: [&[u8]; 14] = [b"{", b"}", b"[", b"]", b"\"", b":", b",", b"null", b"1e999", b"-0", b"\\u0000", b"\xff", b"NaN", b"99999999999999999999999"];
     let deadline = Instant::now() + Duration::from_secs(seconds);

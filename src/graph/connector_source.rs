@@ -1,35 +1,35 @@
-//! The source operator of a Kafka run: one consumer per worker for its share of
-//! a topic's partitions, the same decoding and admission as every source
-//! ([`super::source::Admission`]), epochs from the run's clock, and this worker's
-//! watermark (the least of its active partitions') as marks.
+//! The source operator of a connected run (Kafka: [`crate::kafka::KafkaRun`]):
+//! one reader per worker for its share of a topic's partitions, the same
+//! decoding and admission as every source ([`super::source::Admission`]), epochs
+//! from the connector's clock, and this worker's watermark (the least of its
+//! active partitions') as marks.
 //!
-//! The consumer never blocks the worker: zero-timeout polls, and librdkafka wakes
-//! the worker when records arrive after an empty poll.
+//! The reader never blocks the worker: zero-timeout polls, and the reader wakes
+//! the worker when records arrive after an empty poll (librdkafka does).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use timely::dataflow::operators::generic::operator::source as timely_source;
 
 use super::checkpoint::Part;
-use super::kafka_run::KafkaIo;
+use super::connector::Connector;
 use super::source::MakeValue;
 use super::source::{Admission, Source};
 use super::stream::{Mark, Msg, Stream};
 use super::GraphBuilder;
-use crate::kafka::source::KafkaSource;
-use crate::source::{PollStatus, RecordSource};
+use crate::source::PollStatus;
 use crate::types::now_us;
 
 /// Records read per activation.
 const POLL_BATCH: usize = 1024;
 
-pub(super) fn kafka_source<'s, V: Clone + 'static>(
+pub(super) fn connector_source<'s, V: Clone + 'static>(
     g: &mut GraphBuilder<'s>,
     index: u32,
     source: Source,
-    io: Arc<KafkaIo>,
+    io: Arc<dyn Connector>,
     make: MakeValue<V>,
 ) -> Stream<'s, V> {
     let scope = g.scope;
@@ -50,8 +50,7 @@ pub(super) fn kafka_source<'s, V: Clone + 'static>(
                 admission.restore_clock(*p, cut.clock.clone());
             }
         }
-        let end = Arc::new(Mutex::new(range.end.clone()));
-        KafkaSource::new(&io.opts, &io.group, &topic, owned, &start, end, &io.metrics)
+        io.reader(&topic, owned, &start, range.end.clone())
     });
     let mut reader = match reader {
         Ok(r) => Some(r),
@@ -82,7 +81,7 @@ pub(super) fn kafka_source<'s, V: Clone + 'static>(
             let now = Instant::now();
             let now_ms = (now_us() / 1000) as i64;
             // pacing: at most `per_epoch` records of this share per epoch
-            let room = io.per_epoch.map_or(POLL_BATCH, |n| n.saturating_sub(in_epoch).min(POLL_BATCH));
+            let room = io.per_epoch().map_or(POLL_BATCH, |n| n.saturating_sub(in_epoch).min(POLL_BATCH));
             let status = match reader.as_mut() {
                 Some(_) if room == 0 => PollStatus::Idle,
                 Some(r) => r.poll(room, &mut |rec| {
@@ -96,7 +95,7 @@ pub(super) fn kafka_source<'s, V: Clone + 'static>(
             if let PollStatus::Records(n) = status {
                 in_epoch += n;
             }
-            let finished = status == PollStatus::Finished || io.control.shutdown_requested();
+            let finished = status == PollStatus::Finished || io.control().shutdown_requested();
             let owned = reader.as_ref().map(|r| r.partitions()).unwrap_or_default();
             let active = |p: &&u32| now.duration_since(last_record.get(p).copied().unwrap_or(started)) < idle_after;
             let low = if finished { i64::MAX } else { owned.iter().filter(active).map(|p| admission.watermark(*p)).min().unwrap_or(mark) };
@@ -107,7 +106,7 @@ pub(super) fn kafka_source<'s, V: Clone + 'static>(
             output.session(&*c).give_container(&mut batch);
             admission.report(&collector);
             let epoch = *c.time();
-            let target = if finished { epoch + 1 } else { io.clock.target().max(epoch) };
+            let target = if finished { epoch + 1 } else { io.clock().target().max(epoch) };
             if let Some(ck) = &checkpoints {
                 // the positions now are those after every epoch this source leaves
                 let cut = |admission: &Admission<V>| {

@@ -30,10 +30,12 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 
-use super::run::{run_processes, timely_configs, Collector, DeadLetter, Inputs, SinkRecord, SourceCounts};
-use super::GraphBuilder;
+use super::source::KafkaSource;
+use super::KafkaOptions;
 use crate::epoch::EpochClock;
-use crate::kafka::KafkaOptions;
+use crate::graph::connector::{Connector, TopicRange};
+use crate::graph::run::{run_processes, timely_configs, Collector, DeadLetter, Inputs, SinkRecord, SourceCounts};
+use crate::graph::GraphBuilder;
 use crate::metrics::Metrics;
 use crate::output::encode_dlq;
 use crate::types::{Control, Reason, Rejection};
@@ -56,55 +58,63 @@ impl ProducerContext for Delivery {
     }
 }
 
-/// A topic's partitions, where reading starts and (bounded runs) ends.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct TopicRange {
-    pub(crate) partitions: u32,
-    pub(crate) start: Vec<i64>,
-    pub(crate) end: Option<HashMap<u32, i64>>,
-}
-
-/// What the workers of a Kafka run share.
-pub(crate) struct KafkaIo {
-    pub(crate) opts: KafkaOptions,
-    pub(crate) group: String,
+/// What the workers of a Kafka run share: the graph's [`Connector`] to Kafka.
+struct KafkaIo {
+    opts: KafkaOptions,
+    group: String,
     bounded: bool,
     dlq_topic: String,
-    pub(crate) clock: Arc<EpochClock>,
-    pub(crate) control: Arc<Control>,
-    pub(crate) metrics: Arc<Metrics>,
+    clock: Arc<EpochClock>,
+    control: Arc<Control>,
+    metrics: Arc<Metrics>,
     /// Pacing: records per source and worker per epoch, at most.
-    pub(crate) per_epoch: Option<usize>,
+    per_epoch: Option<usize>,
     topics: Mutex<HashMap<String, TopicRange>>,
     producer: ThreadedProducer<Delivery>,
     produced: Mutex<BTreeMap<String, u64>>,
     failed: Arc<AtomicU64>,
 }
 
-impl KafkaIo {
-    /// Whether the run stops at the end offsets it found at the start.
-    pub(crate) fn bounded(&self) -> bool {
+impl Connector for KafkaIo {
+    fn bounded(&self) -> bool {
         self.bounded
     }
     /// A reader of every partition of the labels topic from its start (to its
     /// end offsets in a bounded run), for an online model's learner.
-    pub(crate) fn label_source(&self, topic: &str) -> Result<crate::learner::service::LabelSourceFactory> {
+    fn label_source(&self, topic: &str) -> Result<crate::learner::service::LabelSourceFactory> {
         let range = self.topic(topic)?;
         let (opts, group, topic, metrics) = (self.opts.clone(), self.group.clone(), topic.to_owned(), self.metrics.clone());
-        let end: crate::kafka::source::EndOffsets = Arc::new(Mutex::new(range.end.clone()));
+        let end: super::source::EndOffsets = Arc::new(Mutex::new(range.end.clone()));
         Ok(Box::new(move || {
-            let source = crate::kafka::source::KafkaSource::new(&opts, &group, &topic, (0..range.partitions).collect(), &range.start, end, &metrics)?;
+            let source = KafkaSource::new(&opts, &group, &topic, (0..range.partitions).collect(), &range.start, end, &metrics)?;
             Ok(Box::new(source) as Box<dyn crate::source::RecordSource>)
         }))
     }
+    /// One consumer per worker for its share of the partitions.
+    fn reader(&self, topic: &str, partitions: Vec<u32>, start: &[i64], end: Option<HashMap<u32, i64>>) -> Result<Box<dyn crate::source::RecordSource>> {
+        let source = KafkaSource::new(&self.opts, &self.group, topic, partitions, start, Arc::new(Mutex::new(end)), &self.metrics)?;
+        Ok(Box::new(source))
+    }
+    fn clock(&self) -> &EpochClock {
+        &self.clock
+    }
+    fn control(&self) -> &Control {
+        &self.control
+    }
+    fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+    fn per_epoch(&self) -> Option<usize> {
+        self.per_epoch
+    }
     /// The range of `topic`, the same for every worker (read once, then cached).
-    pub(crate) fn topic(&self, topic: &str) -> Result<TopicRange> {
+    fn topic(&self, topic: &str) -> Result<TopicRange> {
         let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(r) = topics.get(topic) {
             return Ok(r.clone());
         }
         let consumer = self.opts.admin_consumer(&self.group)?;
-        let partitions = crate::kafka::partition_count(&consumer, topic, Duration::from_secs(30))?;
+        let partitions = super::partition_count(&consumer, topic, Duration::from_secs(30))?;
         let mut range = TopicRange { partitions, start: Vec::new(), end: self.bounded.then(HashMap::new) };
         for p in 0..partitions {
             let (low, high) =
@@ -118,7 +128,7 @@ impl KafkaIo {
         Ok(range)
     }
 
-    pub(crate) fn produce(&self, sink: &str, records: &mut Vec<SinkRecord>) {
+    fn produce(&self, sink: &str, records: &mut Vec<SinkRecord>) {
         let n = records.len() as u64;
         for r in records.drain(..) {
             self.send(sink, r.key.as_bytes(), r.value.as_deref().map(str::as_bytes), r.epoch);
@@ -126,7 +136,7 @@ impl KafkaIo {
         *self.produced.lock().unwrap_or_else(|e| e.into_inner()).entry(sink.to_owned()).or_default() += n;
     }
 
-    pub(crate) fn dead_letters(&self, dead: &[DeadLetter]) {
+    fn dead_letters(&self, dead: &[DeadLetter]) {
         for d in dead {
             let reason = Reason::ALL.into_iter().find(|r| r.as_str() == d.reason).unwrap_or(Reason::NotJson);
             let payload = encode_dlq(&d.topic, d.partition, d.offset, d.payload.as_deref(), &Rejection::new(reason, d.detail.clone()));
@@ -137,6 +147,9 @@ impl KafkaIo {
         *self.produced.lock().unwrap_or_else(|e| e.into_inner()).entry(self.dlq_topic.clone()).or_default() += dead.len() as u64;
     }
 
+}
+
+impl KafkaIo {
     /// Enqueues one record; waits for room while librdkafka's queue is full.
     fn send(&self, topic: &str, key: &[u8], payload: Option<&[u8]>, epoch: u64) {
         let epoch = epoch.to_string();
@@ -212,7 +225,7 @@ impl KafkaRun {
         self
     }
     /// Checkpoints under `dir` at the end of every `every`-th epoch; a run
-    /// resumes from the newest one there (see [`super::checkpoint`]).
+    /// resumes from the newest one there (see [`crate::graph::checkpoint`]).
     pub fn checkpoints(mut self, dir: &std::path::Path, every: u64) -> Self {
         self.checkpoints = Some((dir.to_owned(), every));
         self
@@ -259,7 +272,7 @@ impl KafkaRun {
             .client_config_with(&[("linger.ms", "5"), ("enable.idempotence", "true"), ("compression.type", "lz4")])
             .create_with_context(Delivery { failed: failed.clone() })
             .context("creating the producer")?;
-        let (checkpoints, coordinator) = super::checkpoint::configure(&self.checkpoints)?;
+        let (checkpoints, coordinator) = crate::graph::checkpoint::configure(&self.checkpoints)?;
         let start = checkpoints.as_ref().map_or(0, |c| c.start_epoch());
         let io = Arc::new(KafkaIo {
             opts: self.opts.clone(),
@@ -285,11 +298,11 @@ impl KafkaRun {
                 }
             })
         };
-        let result = run_processes(Arc::new(Collector::new(Inputs::Kafka(io.clone()), checkpoints)), timely_configs(self.workers, 1)?, build);
+        let result = run_processes(Arc::new(Collector::new(Inputs::Connector(io.clone()), checkpoints)), timely_configs(self.workers, 1)?, build);
         done.store(true, Ordering::Relaxed);
         let _ = ticker.join();
         io.producer.flush(Duration::from_secs(60)).context("flushing the outputs")?;
-        let written = super::checkpoint::finish(coordinator)?;
+        let written = crate::graph::checkpoint::finish(coordinator)?;
         let outputs = result?;
         let failed = io.failed.load(Ordering::Relaxed);
         if failed > 0 {

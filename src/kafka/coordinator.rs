@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use rdkafka::consumer::{BaseConsumer, ConsumerGroupMetadata};
 
-use super::format::{self, Manifest};
-use super::txlog::{self, TxLog};
-use super::{PartitionCut, Report};
+use crate::checkpoint::format::{self, Manifest};
+use crate::checkpoint::txlog::{self, TxLog};
+use crate::checkpoint::{PartitionCut, Report};
 use crate::delivery::{InFlight, MAX_EPOCHS_AHEAD};
 use crate::epoch::EpochClock;
-use crate::kafka::sink::KafkaSink;
+use super::sink::KafkaSink;
 use crate::metrics::Metrics;
 use crate::types::Control;
 
@@ -270,7 +270,7 @@ impl State {
                 if !self.inflight.delivered_through(first_open, epoch) {
                     return Ok(());
                 }
-                crate::kafka::commit_positions(consumer, &self.cfg.topic, &positions)?;
+                super::commit_positions(consumer, &self.cfg.topic, &positions)?;
             }
             CommitMode::Transactions { sink, group, run, consumer } => {
                 let entry = |state: &str| txlog::Entry { run: run.clone(), first: first_open, through: epoch, state: state.into(), offsets: positions.clone() };
@@ -280,7 +280,7 @@ impl State {
                 crate::crash_point!("txn-before-commit");
                 sink.commit_through(epoch, &self.cfg.topic, &positions, group)?;
                 crate::crash_point!("txn-after-commit");
-                crate::kafka::commit_positions(consumer, &self.cfg.topic, &positions)?;
+                super::commit_positions(consumer, &self.cfg.topic, &positions)?;
                 if let Some(log) = &self.txlog {
                     log.append(&entry("committed"))?;
                 }

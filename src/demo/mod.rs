@@ -1,7 +1,15 @@
-//! `vigil demo`: an embedded broker, the synthetic card-transaction generator and
-//! the fraud job, in one process. Any Kafka client can read the topics while it runs
-//! (and while it lingers); at the end the accounting invariant is checked from the
-//! topics themselves.
+//! Demo tooling, apart from the engine: `vigil demo` (this file: an embedded
+//! broker, the synthetic card-transaction generator and the fraud job, in one
+//! process; any Kafka client can read the topics while it runs and while it
+//! lingers; at the end the accounting invariant is checked from the topics
+//! themselves), and what tests, benchmarks and examples use to make data:
+//!
+//! - [`broker`]: an embedded Kafka-protocol broker (librdkafka's mock cluster);
+//! - [`generator`]: card transactions, logins and delayed labels, seeded, with
+//!   malformed records and concept drift on demand;
+//! - [`feed_generator`]: an engagement feed (views, likes, shares);
+//! - [`publish`]: the generator's records to Kafka, paced or as fast as it goes;
+//! - [`record`]: recorded streams for the learner's deterministic replay.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -11,26 +19,29 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::broker::EmbeddedBroker;
-use crate::generator::GenConfig;
-use crate::kafka::publish::{publish, PublishOptions, PublishProgress};
+use crate::demo::broker::EmbeddedBroker;
+use crate::demo::generator::GenConfig;
+use crate::demo::publish::{publish, PublishOptions, PublishProgress};
 use crate::metrics::Metrics;
 use crate::run::{run_job, RunOptions};
 use crate::spec::JobSpec;
 use crate::types::Control;
 
-/// Recorded streams for the learner's replay (`demo/record.rs`).
+pub mod broker;
+pub mod feed_generator;
+pub mod generator;
+pub mod publish;
 pub mod record;
 
 /// The demo job with fixed weights, parsed from `examples/fraud_job.toml` (built
 /// into the binary).
 pub fn fraud_job() -> JobSpec {
-    JobSpec::from_toml(include_str!("../examples/fraud_job.toml")).expect("the bundled job spec is valid")
+    JobSpec::from_toml(include_str!("../../examples/fraud_job.toml")).expect("the bundled job spec is valid")
 }
 
 /// The demo job trained online, parsed from `examples/fraud_online.toml`.
 pub fn fraud_online_job() -> JobSpec {
-    JobSpec::from_toml(include_str!("../examples/fraud_online.toml")).expect("the bundled job spec is valid")
+    JobSpec::from_toml(include_str!("../../examples/fraud_online.toml")).expect("the bundled job spec is valid")
 }
 
 #[derive(Clone, Debug)]
