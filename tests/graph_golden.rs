@@ -16,7 +16,6 @@ use vigil::gpu::DeviceChoice;
 use vigil::graph::job::job_graph;
 use vigil::graph::LocalRun;
 use vigil::learner::{Consistency, LearnerSummary};
-use vigil::local::run_local_with_labels;
 use vigil::metrics::Metrics;
 use vigil::output::{MemorySink, Topic};
 use vigil::spec::JobSpec;
@@ -37,6 +36,9 @@ struct Written {
     joins: BTreeMap<String, Vec<String>>,
     /// The shadow topic (challengers' scores), sorted per key.
     shadow: BTreeMap<String, Vec<String>>,
+    /// The drift topic's findings on labeled outcomes (concept drift and
+    /// fairness: the learner's), as JSON, sorted.
+    labeled: Vec<String>,
     dead: Vec<(String, u32, i64, String, String, u64)>,
 }
 
@@ -48,6 +50,7 @@ impl Written {
         self.features.values_mut().for_each(|v| v.sort());
         self.joins.values_mut().for_each(|v| v.sort());
         self.shadow.values_mut().for_each(|v| v.sort());
+        self.labeled.sort();
         self
     }
 }
@@ -69,8 +72,10 @@ fn pipeline(job: &JobSpec, input: &Partitions, labels: &Partitions) -> (Written,
     let sink = MemorySink::new();
     let topic = input.iter().map(|p| Arc::new(p.clone())).collect();
     let labels = labels.iter().map(|p| Arc::new(p.clone())).collect();
-    let learned = run_local_with_labels(job, &topic, &labels, 1, sink.clone(), Metrics::new()).unwrap();
-    let mut w = Written { scores: BTreeMap::new(), windows: BTreeMap::new(), features: BTreeMap::new(), joins: BTreeMap::new(), shadow: BTreeMap::new(), dead: Vec::new() };
+    let drift = vigil::monitor::MemoryDriftSink::new();
+    let to = Some(drift.clone() as Arc<dyn vigil::monitor::DriftSink>);
+    let (learned, _) = vigil::local::run_local_monitored(job, &topic, &labels, 1, sink.clone(), Metrics::new(), to).unwrap();
+    let mut w = Written { scores: BTreeMap::new(), windows: BTreeMap::new(), features: BTreeMap::new(), joins: BTreeMap::new(), shadow: BTreeMap::new(), labeled: Vec::new(), dead: Vec::new() };
     for (topic, key, payload) in sink.take() {
         let key = String::from_utf8(key).unwrap();
         let text = String::from_utf8(payload).unwrap();
@@ -90,7 +95,13 @@ fn pipeline(job: &JobSpec, input: &Partitions, labels: &Partitions) -> (Written,
         }
     }
     w.dead.sort();
+    w.labeled = drift.records().iter().filter(|r| is_labeled(r)).map(|r| serde_json::to_string(r).unwrap()).collect();
     (w.sorted(), learned)
+}
+
+/// A finding on labeled outcomes (the learner's monitors).
+fn is_labeled(r: &vigil::monitor::DriftRecord) -> bool {
+    r.kind == "concept" || r.kind == "fairness"
 }
 
 fn graph(job: &JobSpec, input: &Partitions, labels: &Partitions, workers: usize) -> (Written, Option<LearnerSummary>) {
@@ -100,7 +111,7 @@ fn graph(job: &JobSpec, input: &Partitions, labels: &Partitions, workers: usize)
         run = run.topic_with_gaps(&online.labels.topic, labels.clone());
     }
     let mut out = run.run(move |g| job_graph(g, &job2)).unwrap();
-    let mut w = Written { scores: BTreeMap::new(), windows: BTreeMap::new(), features: BTreeMap::new(), joins: BTreeMap::new(), shadow: BTreeMap::new(), dead: Vec::new() };
+    let mut w = Written { scores: BTreeMap::new(), windows: BTreeMap::new(), features: BTreeMap::new(), joins: BTreeMap::new(), shadow: BTreeMap::new(), labeled: Vec::new(), dead: Vec::new() };
     for r in out.sink(&job.sinks.scores) {
         w.scores.entry(r.key.clone()).or_default().push(r.value.clone().unwrap());
     }
@@ -112,6 +123,14 @@ fn graph(job: &JobSpec, input: &Partitions, labels: &Partitions, workers: usize)
     if let Some(features) = &job.sinks.features {
         for r in out.sink(features) {
             w.features.entry(r.key.clone()).or_default().push(r.value.clone().unwrap_or_else(|| "null".into()));
+        }
+    }
+    if let Some(drift) = &job.sinks.drift {
+        let records = out.values(drift).iter().map(|v| serde_json::from_str::<vigil::monitor::DriftRecord>(v).unwrap()).collect::<Vec<_>>();
+        w.labeled = records.iter().filter(|r| is_labeled(r)).map(|r| serde_json::to_string(r).unwrap()).collect();
+        if job.model.online.is_some() {
+            // the stream's monitor re-scores the predictions with the current champion
+            assert!(records.iter().any(|r| r.kind == "prediction"), "prediction drift findings, {workers} workers");
         }
     }
     if let Some(shadow) = &job.sinks.shadow {
@@ -173,6 +192,7 @@ fn check_learning(job: &JobSpec, input: &Partitions, labels: &Partitions) -> (Wr
         assert_eq!(got.features, expected.features, "the features topic, {workers} workers");
         assert_eq!(got.joins, expected.joins, "the joins topic, {workers} workers");
         assert_eq!(got.shadow, expected.shadow, "the shadow topic, {workers} workers");
+        assert_eq!(got.labeled, expected.labeled, "concept drift and fairness findings, {workers} workers");
         assert_eq!(got.scores.len(), expected.scores.len(), "keys scored, {workers} workers");
         for (key, scores) in &expected.scores {
             let mine = got.scores.get(key).map(Vec::as_slice).unwrap_or_default();
@@ -360,10 +380,21 @@ on = "merchant"
 #[test]
 fn the_online_fraud_job_through_the_graph_scores_and_learns_as_the_pipeline_does() {
     let mut job = job("examples/fraud_online.toml");
-    // the monitor of an online model (concept drift, fairness) is the pipeline's for now
-    job.monitor = None;
-    job.sinks.drift = None;
     assert!(job.sinks.shadow.is_some());
+    // concept drift and fairness on this short run (2.5 minutes of event time):
+    // evaluated every 20 s, detectors from the 2,000th label, fairness gaps over
+    // groups with 20 positives
+    let monitor = job.monitor.as_mut().unwrap();
+    monitor.spec.interval = std::time::Duration::from_secs(20);
+    // predictions: the 2,000 scores before each window of 2,000, from the 4,000th on
+    monitor.spec.prediction.reference = Some(vigil_operators::drift::Reference::Trailing { skip: 4_000 });
+    monitor.spec.prediction.window = Some(2_000);
+    monitor.spec.concept.grace = 2_000;
+    monitor.spec.concept.detectors = vec!["adwin".into(), "ddm".into(), "page_hinkley".into()];
+    monitor.spec.concept.adwin.min_window_length = 1_000;
+    let fairness = monitor.spec.fairness.as_mut().unwrap();
+    fairness.window.min_class = 20;
+    fairness.window.min_group = 50;
     let online = job.model.online.as_mut().unwrap();
     online.runs_dir = None;
     online.device = DeviceChoice::Cpu;
@@ -386,6 +417,10 @@ fn the_online_fraud_job_through_the_graph_scores_and_learns_as_the_pipeline_does
         .collect();
     assert!(versions.len() > 3, "the model changes as it learns: {versions:?}");
     assert!(counts.joined > 10_000 && counts.trained > 10_000 && counts.selections > 0, "{counts:?}");
+    let kinds = |kind: &str| written.labeled.iter().filter(|r| r.contains(&format!(r#""kind":"{kind}""#))).count();
+    assert!(kinds("concept") > 10 && kinds("fairness") > 5, "concept and fairness findings: {:?}", written.labeled);
+    // a detection, whose action (a selection round) the learner applied alike
+    assert!(written.labeled.iter().any(|r| r.contains(r#""kind":"concept""#) && r.contains(r#""drift":true"#)), "{:?}", written.labeled);
     let shadow: Vec<&String> = written.shadow.values().flatten().collect();
     assert_eq!(shadow.len(), written.scores.values().map(Vec::len).sum::<usize>(), "a shadow record per score");
     assert!(shadow.iter().all(|s| s.contains(r#""challengers":[{"version""#)), "challengers in every shadow record");

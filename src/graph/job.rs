@@ -15,10 +15,11 @@
 //! (`tests/graph_golden.rs`): scores, dead letters and closed windows. The
 //! monitor ([`super::Monitor`]) takes events in event-time order, so its
 //! findings do not depend on speed or workers (the pipeline's, for a model with
-//! fixed weights, take them as scored). What the graph does not run yet is
-//! refused with its name, not left out: the monitor of a model trained online (concept drift and fairness watch the
-//! learner's outcomes). A model trained online (`[model.online]`) runs as
-//! [`super::Stream::score_online`].
+//! fixed weights, take them as scored). A model trained online
+//! (`[model.online]`) runs as [`super::Stream::score_online`], its shadow topic
+//! as [`super::Stream::sink_shadow`]; with a `[monitor]`, the learner watches
+//! concept drift and fairness on the labeled outcomes
+//! ([`super::OnlineModel::monitored`]: the same findings as the pipeline's).
 //!
 //! ```
 //! use vigil::graph::{job::job_graph, LocalRun};
@@ -33,7 +34,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use super::{FeatureOutput, Features, GraphBuilder, Model, Monitor, OnlineModel, Record, Source, Stream, SubJoins};
 use crate::offline::OfflineLink;
@@ -69,7 +70,6 @@ pub fn job_graph(g: &mut GraphBuilder<'_>, job: &JobSpec) -> Result<()> {
 
 /// [`job_graph`] with the tables, offline log and feature store of `io`.
 pub fn job_graph_with(g: &mut GraphBuilder<'_>, job: &JobSpec, io: &JobIo) -> Result<()> {
-    refuse_unsupported(job)?;
     // the string fields the job reads (monitor, distinct counts); the others are
     // checked, not kept, unless a join between topics writes them
     let mut source = Source::from_spec(job.source.clone());
@@ -88,7 +88,13 @@ pub fn job_graph_with(g: &mut GraphBuilder<'_>, job: &JobSpec, io: &JobIo) -> Re
         (features_topic, windows_topic, online, store) => {
             let featured = featured(&events, features, features_topic.as_deref(), windows_topic.as_deref(), store.as_ref());
             match online {
-                Some(_) => featured.score_online(OnlineModel::of_job(job)?),
+                Some(_) => {
+                    let mut model = OnlineModel::of_job(job)?;
+                    if job.monitor.is_some() {
+                        model = model.monitored(&Monitor::of_job(job)?, job.sinks.drift.as_deref());
+                    }
+                    featured.score_online(model)
+                }
                 None => featured.score(Model::of_job(job)?),
             }
         }
@@ -155,16 +161,4 @@ fn topic_joins<'s>(g: &mut GraphBuilder<'s>, job: &JobSpec, main: &Stream<'s, Re
         let name = j.name.clone();
         left.interval_join(&j.name, &right, j.before, j.after).map(move |(l, r)| serde_json::json!({ "join": name, "left": l, "right": r })).sink(&j.sink);
     }
-}
-
-fn refuse_unsupported(job: &JobSpec) -> Result<()> {
-    // the monitor of an online model also watches the learner's outcomes (concept drift, fairness)
-    let online_monitor = job.monitor.is_some() && job.model.online.is_some();
-    let unsupported =
-        [(online_monitor, "[monitor] of a model trained online")];
-    let missing: Vec<&str> = unsupported.iter().filter(|(on, _)| *on).map(|(_, what)| *what).collect();
-    if !missing.is_empty() {
-        bail!("job `{}`: the graph does not run {} yet", job.name, missing.join(", "));
-    }
-    Ok(())
 }

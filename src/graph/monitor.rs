@@ -12,8 +12,13 @@
 //! count or batching, and equal to feeding the sorted values to the monitor by
 //! hand (`tests/graph_monitor.rs`). A finding's time is its evaluation's.
 //!
+//! A stream scored by a model trained online ([`super::Stream::score_online`],
+//! `Monitor::of_job` of such a job, or [`Monitor::rescored_by`]): the current
+//! champion re-scores the reference's inputs and the current window's at each
+//! evaluation (a model that learns moves its served scores; that is not drift).
 //! Concept drift and fairness gaps need the labeled outcomes the learner sees:
-//! they are the pipeline's for now (a `fairness` section is refused). The
+//! give the monitor to the model too ([`super::OnlineModel::monitored`]); a
+//! `fairness` section on a monitor of fixed-weight scores is refused. The
 //! monitor's windows are not in checkpoints: after a restore they start over
 //! with a new reference, as the pipeline's do.
 //!
@@ -49,7 +54,7 @@
 //! ```
 
 use std::cmp::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -71,6 +76,8 @@ use vigil_operators::drift::Reference;
 #[derive(Clone, Debug)]
 pub struct Monitor {
     resolved: ResolvedMonitor,
+    /// The online model whose champion re-scores the watched inputs.
+    online: Option<String>,
 }
 
 impl Monitor {
@@ -84,7 +91,18 @@ impl Monitor {
         let numeric = numeric.into_iter().enumerate().map(|(i, n)| (n, NumericSource::Field(i))).collect();
         let categorical = spec.categorical.iter().cloned().enumerate().map(|(i, n)| (n, i)).collect();
         let reference = spec.reference.clone().unwrap_or(Reference::First { skip: 0, events: spec.window });
-        Ok(Monitor { resolved: ResolvedMonitor { spec, numeric, categorical, fairness_attribute: None, reference } })
+        Ok(Monitor { resolved: ResolvedMonitor { spec, numeric, categorical, fairness_attribute: None, reference }, online: None })
+    }
+
+    /// Predictions are watched as `model` (trained online, scoring the stream)
+    /// scores them now: see the module docs.
+    pub fn rescored_by(mut self, model: &super::OnlineModel) -> Self {
+        self.online = Some(model.name.clone());
+        self
+    }
+
+    pub(crate) fn resolved(&self) -> &ResolvedMonitor {
+        &self.resolved
     }
 
     /// A job's `[monitor]` (names checked against the job, every feature watched
@@ -92,13 +110,10 @@ impl Monitor {
     pub fn of_job(job: &JobSpec) -> Result<Monitor> {
         let resolved = job.monitor.clone().with_context(|| format!("job `{}` has no [monitor]", job.name))?;
         Self::check(&resolved.spec)?;
-        Ok(Monitor { resolved })
+        Ok(Monitor { resolved, online: job.model.online.as_ref().map(|_| job.model.name.clone()) })
     }
 
     fn check(spec: &MonitorSpec) -> Result<()> {
-        if spec.fairness.is_some() {
-            bail!("[monitor.fairness]: fairness gaps need the learner's labeled outcomes; on a graph the monitor watches distributions only for now");
-        }
         if spec.window < 100 {
             bail!("[monitor] window must be at least 100 values");
         }
@@ -123,6 +138,8 @@ struct Rows {
     numeric: Vec<f64>,
     categorical: Vec<Option<String>>,
     score: Vec<f32>,
+    /// The model's inputs (a model trained online), row-major.
+    inputs: Vec<f32>,
 }
 
 impl<'s> Stream<'s, Scored> {
@@ -139,8 +156,27 @@ impl<'s> Stream<'s, Scored> {
         let sink = MemoryDriftSink::new();
         let metrics = self.shared.collector.metrics();
         let emitter = DriftEmitter::new(Some(sink.clone()), metrics, m.spec.patience);
+        let model = match &monitor.online {
+            Some(online) => {
+                let handle = self.shared.collector.learner_model(online);
+                if handle.is_none() {
+                    self.shared.errors.borrow_mut().push(format!("monitor `{name}`: the online model `{online}` scores nothing before it in this graph"));
+                }
+                let lock = OnceLock::new();
+                if let Some(h) = handle {
+                    let _ = lock.set(h);
+                }
+                Some(Arc::new(lock))
+            }
+            None => {
+                if m.spec.fairness.is_some() {
+                    self.shared.errors.borrow_mut().push(format!("monitor `{name}`: fairness gaps need labeled outcomes: monitor a model trained online"));
+                }
+                None
+            }
+        };
         let mut state = MonitorState {
-            monitors: DistributionMonitors::new(&m, emitter, None),
+            monitors: DistributionMonitors::new(&m, emitter, model),
             waiting: Vec::new(),
             interners: strings.iter().map(|_| Interner::new()).collect(),
             sink,
@@ -205,6 +241,7 @@ impl<'s> Stream<'s, Scored> {
                                 rows.numeric.extend_from_slice(&values);
                                 rows.categorical.extend(strings.iter().map(|s| r.value.record.str(s).map(str::to_owned)));
                                 rows.score.push(r.value.score as f32);
+                                rows.inputs.extend(r.value.inputs.iter().flatten());
                             }
                             Msg::Mark(mark) => {
                                 if !rows.time_ms.is_empty() {
@@ -249,6 +286,7 @@ struct Waiting {
     numeric: Vec<f64>,
     categorical: Vec<Option<String>>,
     score: f32,
+    inputs: Box<[f32]>,
 }
 
 impl Waiting {
@@ -269,7 +307,7 @@ struct MonitorState {
 impl MonitorState {
     fn push(&mut self, rows: Rows) {
         let n = rows.time_ms.len();
-        let (nn, nc) = (rows.numeric.len() / n.max(1), rows.categorical.len() / n.max(1));
+        let (nn, nc, ni) = (rows.numeric.len() / n.max(1), rows.categorical.len() / n.max(1), rows.inputs.len() / n.max(1));
         let mut categorical = rows.categorical.into_iter();
         for i in 0..n {
             self.waiting.push(Waiting {
@@ -277,6 +315,7 @@ impl MonitorState {
                 numeric: rows.numeric[i * nn..(i + 1) * nn].to_vec(),
                 categorical: categorical.by_ref().take(nc).collect(),
                 score: rows.score[i],
+                inputs: rows.inputs[i * ni..(i + 1) * ni].into(),
             });
         }
     }
@@ -288,13 +327,15 @@ impl MonitorState {
         if due.is_empty() {
             return;
         }
-        due.sort_unstable_by(|a, b| watched_order(a.key(), b.key()));
+        let inputs = |a: &Waiting, b: &Waiting| a.inputs.iter().zip(b.inputs.iter()).map(|(x, y)| x.total_cmp(y)).find(|o| o.is_ne()).unwrap_or(Ordering::Equal);
+        due.sort_unstable_by(|a, b| watched_order(a.key(), b.key()).then_with(|| inputs(a, b)));
         let mut batch = Observations::default();
         for row in due {
             batch.time_ms.push(row.time_ms);
             batch.numeric.extend_from_slice(&row.numeric);
             batch.categorical.extend(row.categorical.iter().zip(&self.interners).map(|(v, ids)| ids.id(v.as_deref())));
             batch.score.push(row.score);
+            batch.inputs.extend_from_slice(&row.inputs);
         }
         self.monitors.observe(&batch);
         self.emit(watermark, out);

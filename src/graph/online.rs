@@ -20,10 +20,15 @@
 //!   sees held events on time.
 //! - `latest`: the newest model, at once (scores depend on timing).
 //!
+//! Monitoring ([`OnlineModel::monitored`]): the learner runs concept drift and
+//! fairness on the labeled outcomes, and each scored event carries its inputs
+//! and its challengers' scores, so that [`super::Stream::monitor`] re-scores
+//! them with the current champion and [`super::Stream::sink_shadow`] writes
+//! the shadow topic.
+//!
 //! Not yet on the graph: checkpoints of the learner's state (a graph with an
 //! online model and checkpoints is refused), several processes (each would train
-//! its own model: refused), the monitor's labeled feed, and reading back-pressure
-//! while many events are held.
+//! its own model: refused), and reading back-pressure while many events are held.
 //!
 //! ```
 //! use std::time::Duration;
@@ -71,6 +76,8 @@ use super::record::{FieldReader, Record};
 use super::score::{Challenger, ModelVersion, Scored};
 use super::stream::{Mark, Msg, Rec, Stream};
 use crate::learner::{LabelSpec, LearnerLink, ModelNames, OnlineSpec, Pending};
+use crate::monitor::interner::Interner;
+use crate::monitor::ResolvedMonitor;
 use crate::model::gate::Gate;
 use crate::model::ModelSnapshot;
 use crate::spec::JobSpec;
@@ -84,6 +91,9 @@ pub struct OnlineModel {
     job: String,
     inputs: Vec<(String, Transform)>,
     pub(crate) spec: OnlineSpec,
+    /// Concept drift and fairness of the labeled outcomes, and the sink their
+    /// findings go to (see [`OnlineModel::monitored`]).
+    pub(crate) watch: Option<(ResolvedMonitor, Option<String>)>,
 }
 
 impl OnlineModel {
@@ -91,7 +101,7 @@ impl OnlineModel {
     /// `[model.online]` (8 variants, event-time consistency where labels carry a
     /// time).
     pub fn logistic(name: &str, labels: LabelSpec) -> Self {
-        OnlineModel { name: name.to_owned(), job: "graph".into(), inputs: Vec::new(), spec: OnlineSpec::new(ModelKind::Logistic, labels) }
+        OnlineModel { name: name.to_owned(), job: "graph".into(), inputs: Vec::new(), spec: OnlineSpec::new(ModelKind::Logistic, labels), watch: None }
     }
     /// An input (a field or feature of the record) and its transform.
     pub fn input(mut self, name: &str, transform: Transform) -> Self {
@@ -111,7 +121,20 @@ impl OnlineModel {
             job: job.name.clone(),
             inputs: job.model.inputs.iter().map(|i| (i.name.clone(), i.transform)).collect(),
             spec,
+            watch: None,
         })
+    }
+    /// The learner also runs `monitor`'s label-driven part on every labeled
+    /// prediction, as a TOML job's `[monitor]` does: concept drift on the
+    /// population's errors (`[monitor.concept]`, whose action the learner
+    /// applies) and the fairness gaps of the served decisions across the values
+    /// of the string field `[monitor.fairness] attribute`. Their findings go to
+    /// the sink `sink` in the `drift` contract (none: metrics and logs only), as
+    /// the learner sees the labels; the distributions are
+    /// [`super::Stream::monitor`]'s.
+    pub fn monitored(mut self, monitor: &super::Monitor, sink: Option<&str>) -> Self {
+        self.watch = Some((monitor.resolved().clone(), sink.map(str::to_owned)));
+        self
     }
     pub(crate) fn names(&self) -> ModelNames {
         ModelNames { job: self.job.clone(), model: self.name.clone(), inputs: self.inputs.iter().map(|i| i.0.clone()).collect() }
@@ -123,7 +146,7 @@ impl<'s> Stream<'s, Record> {
     pub fn score_online(&self, model: OnlineModel) -> Stream<'s, Scored> {
         let shared = self.shared.clone();
         let mut scorer = match shared.collector.learner(&model, shared.peers) {
-            Ok(link) => Some(OnlineScorer::new(&model, link, shared.worker)),
+            Ok((link, groups)) => Some(OnlineScorer::new(&model, link, groups, shared.worker)),
             Err(e) => {
                 shared.errors.borrow_mut().push(format!("online model `{}`: {e:#}", model.name));
                 None
@@ -203,6 +226,8 @@ struct OnlineScorer {
     accepted: BTreeMap<i64, u64>,
     pending: Vec<Pending>,
     versions: BTreeMap<(u64, usize), Arc<ModelVersion>>,
+    /// The fairness attribute (a string field) and the ids of its values.
+    groups: Option<(String, Arc<Interner>)>,
     /// The inputs, read by name (resolved once per record layout).
     reader: FieldReader,
     read: Vec<Option<f64>>,
@@ -211,8 +236,9 @@ struct OnlineScorer {
 }
 
 impl OnlineScorer {
-    fn new(model: &OnlineModel, link: LearnerLink, worker: usize) -> Self {
+    fn new(model: &OnlineModel, link: LearnerLink, groups: Option<(String, Arc<Interner>)>, worker: usize) -> Self {
         OnlineScorer {
+            groups,
             gate: link.gate.clone(),
             link,
             worker,
@@ -300,13 +326,15 @@ impl OnlineScorer {
         let arm_b = crate::learner::pending::arm_b(&r.key, self.link.ab_share);
         let (slot, arm) = snap.serve(&mut self.x, &mut self.preds, arm_b);
         if let Some(id) = r.value.event_id() {
-            self.pending.push(Pending::served(id, r.time_ms, &self.x, &self.preds, slot, arm, snap.version, epoch, 0));
+            let group = self.groups.as_ref().map_or(0, |(field, ids)| ids.id(r.value.str(field)));
+            self.pending.push(Pending::served(id, r.time_ms, &self.x, &self.preds, slot, arm, snap.version, epoch, group));
         }
         let model = self.version(snap, slot);
         let challengers = (0..self.preds.len()).filter(|k| *k != slot).map(|k| Challenger { model: self.version(snap, k), score: self.preds[k] }).collect();
         let score = self.preds[slot] as f64;
         let Rec { key, time_ms, origin, offset, watermark, value } = r;
-        Rec { key, time_ms, origin, offset, watermark, value: Scored { record: value, score, model, challengers: Some(challengers) } }
+        let inputs = Some(self.x.as_slice().into());
+        Rec { key, time_ms, origin, offset, watermark, value: Scored { record: value, score, model, challengers: Some(challengers), inputs } }
     }
 
     /// The name and version of variant `slot` of `snap` (shared between events).

@@ -21,6 +21,8 @@ use super::stream::Shared;
 use super::GraphBuilder;
 use crate::learner::service::LabelSourceFactory;
 use crate::learner::{Learner, LearnerLink, LearnerSummary};
+use crate::monitor::interner::Interner;
+use crate::monitor::{DriftEmitter, DriftSink, LabeledMonitors};
 
 /// One in-memory topic: `partitions[p]` holds partition `p`'s payloads in offset
 /// order (`None`: a record without payload).
@@ -77,6 +79,16 @@ pub(crate) enum Inputs {
     Connector(Arc<dyn super::connector::Connector>),
 }
 
+/// An online model's learner, and the ids of its fairness groups (the
+/// scorers' and its monitor's).
+struct RunningLearner {
+    learner: Learner,
+    groups: Option<(String, Arc<Interner>)>,
+}
+
+/// The fairness attribute and its value ids, shared by scorers and learner.
+pub(crate) type Groups = Option<(String, Arc<Interner>)>;
+
 /// Where the workers of a run find their inputs and leave their outputs.
 pub struct Collector {
     pub(crate) inputs: Inputs,
@@ -97,7 +109,7 @@ pub struct Collector {
     pub(crate) processes: usize,
     /// The online learners, one per model name, started by the first worker
     /// that builds the model.
-    learners: Mutex<BTreeMap<String, Learner>>,
+    learners: Mutex<BTreeMap<String, RunningLearner>>,
     /// The metrics of a run in memory.
     memory_metrics: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
 }
@@ -120,11 +132,13 @@ impl Collector {
             memory_metrics: std::sync::OnceLock::new(),
         }
     }
-    /// The learner of `model` (started on first use), for `scorers` workers.
-    pub(crate) fn learner(&self, model: &OnlineModel, scorers: usize) -> Result<LearnerLink> {
+    /// The learner of `model` (started on first use), for `scorers` workers,
+    /// with its labeled monitors (`OnlineModel::monitored`) writing their
+    /// findings to their sink.
+    pub(crate) fn learner(self: &Arc<Self>, model: &OnlineModel, scorers: usize) -> Result<(LearnerLink, Groups)> {
         let mut learners = self.learners.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(l) = learners.get(&model.name) {
-            return Ok(l.link.clone());
+            return Ok((l.learner.link.clone(), l.groups.clone()));
         }
         if self.processes > 1 {
             bail!("an online model learns in one process (its learner owns the model): use more workers, not processes");
@@ -148,11 +162,24 @@ impl Collector {
             Inputs::Connector(io) => io.label_source(&topic)?,
         };
         let metrics = self.metrics();
+        let (labeled, groups) = match &model.watch {
+            Some((monitor, sink)) => {
+                let sink = sink.as_ref().map(|name| Arc::new(SinkOfDrift { collector: Arc::downgrade(self), name: name.clone() }) as Arc<dyn DriftSink>);
+                let emitter = DriftEmitter::new(sink, metrics.clone(), monitor.spec.patience);
+                let groups = monitor.spec.fairness.as_ref().map(|f| (f.attribute.clone(), Interner::new()));
+                (Some(LabeledMonitors::new(monitor, emitter, groups.as_ref().map(|g| g.1.clone()))), groups)
+            }
+            None => (None, None),
+        };
         let resume = crate::learner::service::Resume { sources: scorers, ..Default::default() };
-        let learner = crate::learner::start(spec, model.names(), metrics, labels, resume, None)?;
+        let learner = crate::learner::start(spec, model.names(), metrics, labels, resume, labeled)?;
         let link = learner.link.clone();
-        learners.insert(model.name.clone(), learner);
-        Ok(link)
+        learners.insert(model.name.clone(), RunningLearner { learner, groups: groups.clone() });
+        Ok((link, groups))
+    }
+    /// The model a learner of this run serves (a monitor re-scores with it).
+    pub(crate) fn learner_model(&self, name: &str) -> Option<Arc<crate::model::ModelHandle>> {
+        self.learners.lock().unwrap_or_else(|e| e.into_inner()).get(name).map(|l| l.learner.link.model.clone())
     }
     /// The run's Prometheus metrics (a run in memory: metrics of its own).
     pub(crate) fn metrics(&self) -> Arc<crate::metrics::Metrics> {
@@ -325,6 +352,12 @@ where
     for p in processes {
         p.join().map_err(|_| anyhow!("a process panicked"))??;
     }
+    // the learners first: their monitors' last findings go to the sinks
+    let running = std::mem::take(&mut *collector.learners.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut learners = BTreeMap::new();
+    for (name, l) in running {
+        learners.insert(name.clone(), l.learner.finish().with_context(|| format!("the learner of `{name}`"))?);
+    }
     let c = Arc::try_unwrap(collector).map_err(|_| anyhow!("workers still hold the outputs"))?;
     let mut sinks = c.sinks.into_inner().unwrap_or_else(|e| e.into_inner());
     sinks.values_mut().for_each(|v| v.sort());
@@ -332,12 +365,24 @@ where
     dead.sort_by(|a, b| (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset)));
     let sources = c.counts.into_inner().unwrap_or_else(|e| e.into_inner());
     let warnings = c.warnings.into_inner().unwrap_or_else(|e| e.into_inner());
-    let mut learners = BTreeMap::new();
-    for (name, l) in c.learners.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        learners.insert(name.clone(), l.finish().with_context(|| format!("the learner of `{name}`"))?);
-    }
     let written = c.written.into_inner().unwrap_or_else(|e| e.into_inner());
     Ok(Outputs { sinks, written, dead, sources, warnings, checkpoints: Vec::new(), learners })
+}
+
+/// A sink of the run as the destination of a learner's drift findings (the
+/// `drift` contract: key `kind/name`, the record as JSON).
+struct SinkOfDrift {
+    collector: std::sync::Weak<Collector>,
+    name: String,
+}
+
+impl DriftSink for SinkOfDrift {
+    fn send(&self, key: &str, payload: &[u8]) {
+        if let Some(c) = self.collector.upgrade() {
+            let value = Some(String::from_utf8_lossy(payload).into_owned());
+            c.write(&self.name, &mut vec![SinkRecord { epoch: 0, key: key.to_owned(), time_ms: 0, value }]);
+        }
+    }
 }
 
 /// Timely configs for `processes` processes of `workers` threads on loopback.

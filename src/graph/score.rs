@@ -83,7 +83,7 @@ impl Model {
         let mut x = Vec::with_capacity(names.len());
         move |record| {
             reader.read(&record, &mut x);
-            Scored { score: logistic.score(&x), record, model: tag.clone(), challengers: None }
+            Scored { score: logistic.score(&x), record, model: tag.clone(), challengers: None, inputs: None }
         }
     }
 
@@ -121,6 +121,11 @@ pub struct Scored {
     /// with fixed weights.
     #[serde(default)]
     pub challengers: Option<Vec<Challenger>>,
+    /// For a model trained online, the model's inputs as it scored them
+    /// (transformed, imputed): the monitor re-scores them with the current
+    /// champion (prediction drift). `None` for a model with fixed weights.
+    #[serde(default)]
+    pub inputs: Option<Box<[f32]>>,
 }
 
 /// A variant's score of an event it did not serve.
