@@ -54,6 +54,7 @@
 //! ```
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 use anyhow::{bail, Context, Result};
@@ -87,7 +88,7 @@ impl Monitor {
         let Some(numeric) = spec.numeric.clone() else {
             bail!("monitor: `numeric` must name the values to watch (on a graph there is no job to take its features from)")
         };
-        Self::check(&spec)?;
+        spec.check_sizes()?;
         let numeric = numeric.into_iter().enumerate().map(|(i, n)| (n, NumericSource::Field(i))).collect();
         let categorical = spec.categorical.iter().cloned().enumerate().map(|(i, n)| (n, i)).collect();
         let reference = spec.reference.clone().unwrap_or(Reference::First { skip: 0, events: spec.window });
@@ -109,18 +110,8 @@ impl Monitor {
     /// unless it names some).
     pub fn of_job(job: &JobSpec) -> Result<Monitor> {
         let resolved = job.monitor.clone().with_context(|| format!("job `{}` has no [monitor]", job.name))?;
-        Self::check(&resolved.spec)?;
+        resolved.spec.check_sizes()?;
         Ok(Monitor { resolved, online: job.model.online.as_ref().map(|_| job.model.name.clone()) })
-    }
-
-    fn check(spec: &MonitorSpec) -> Result<()> {
-        if spec.window < 100 {
-            bail!("[monitor] window must be at least 100 values");
-        }
-        if spec.interval.is_zero() {
-            bail!("[monitor] interval must be positive");
-        }
-        Ok(())
     }
 }
 
@@ -177,7 +168,7 @@ impl<'s> Stream<'s, Scored> {
         };
         let mut state = MonitorState {
             monitors: DistributionMonitors::new(&m, emitter, model),
-            waiting: Vec::new(),
+            waiting: BTreeMap::new(),
             interners: strings.iter().map(|_| Interner::new()).collect(),
             sink,
         };
@@ -298,7 +289,8 @@ impl Waiting {
 /// The monitor on worker 0.
 struct MonitorState {
     monitors: DistributionMonitors,
-    waiting: Vec<Waiting>,
+    /// Rows waiting for the watermark, by event time.
+    waiting: BTreeMap<i64, Vec<Waiting>>,
     /// Category ids, assigned in the order values are fed (deterministic).
     interners: Vec<Arc<Interner>>,
     sink: Arc<MemoryDriftSink>,
@@ -310,7 +302,7 @@ impl MonitorState {
         let (nn, nc, ni) = (rows.numeric.len() / n.max(1), rows.categorical.len() / n.max(1), rows.inputs.len() / n.max(1));
         let mut categorical = rows.categorical.into_iter();
         for i in 0..n {
-            self.waiting.push(Waiting {
+            self.waiting.entry(rows.time_ms[i]).or_default().push(Waiting {
                 time_ms: rows.time_ms[i],
                 numeric: rows.numeric[i * nn..(i + 1) * nn].to_vec(),
                 categorical: categorical.by_ref().take(nc).collect(),
@@ -322,8 +314,8 @@ impl MonitorState {
 
     /// Feeds the rows before `watermark` in [`watched_order`].
     fn feed_before(&mut self, watermark: i64, out: &mut Vec<Msg<DriftRecord>>) {
-        let (mut due, rest): (Vec<Waiting>, Vec<Waiting>) = std::mem::take(&mut self.waiting).into_iter().partition(|w| w.time_ms < watermark);
-        self.waiting = rest;
+        let rest = self.waiting.split_off(&watermark);
+        let mut due: Vec<Waiting> = std::mem::replace(&mut self.waiting, rest).into_values().flatten().collect();
         if due.is_empty() {
             return;
         }

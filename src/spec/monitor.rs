@@ -211,14 +211,20 @@ pub struct ResolvedMonitor {
 }
 
 impl MonitorSpec {
-    /// Checks the names against the job and resolves them.
-    pub fn resolve(&self, job: &JobSpec) -> Result<ResolvedMonitor> {
+    /// The checks that need no job: window and interval sizes.
+    pub fn check_sizes(&self) -> Result<()> {
         if self.window < 100 {
             bail!("[monitor] window must be at least 100 values");
         }
         if self.interval.is_zero() {
             bail!("[monitor] interval must be positive");
         }
+        Ok(())
+    }
+
+    /// Checks the names against the job and resolves them.
+    pub fn resolve(&self, job: &JobSpec) -> Result<ResolvedMonitor> {
+        self.check_sizes()?;
         let names: Vec<String> = match &self.numeric {
             Some(n) => n.clone(),
             None => job.features.iter().map(|f| f.name().to_owned()).collect(),
