@@ -94,7 +94,7 @@ pub enum Reason {
     BadTimestamp,
     /// Older than its partition's watermark (max event time minus allowed lateness).
     Late,
-    /// A numeric field's magnitude is above [`MAX_ABS_VALUE`] (sums must stay exact).
+    /// A numeric field's magnitude is above `decode::MAX_ABS_VALUE` (sums must stay exact).
     OutOfRange,
 }
 

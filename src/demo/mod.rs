@@ -8,7 +8,7 @@
 //! - [`generator`]: card transactions, logins and delayed labels, seeded, with
 //!   malformed records and concept drift on demand;
 //! - [`feed_generator`]: an engagement feed (views, likes, shares);
-//! - [`publish`]: the generator's records to Kafka, paced or as fast as it goes;
+//! - [`mod@publish`]: the generator's records to Kafka, paced or as fast as it goes;
 //! - [`record`]: recorded streams for the learner's deterministic replay.
 
 use std::io::IsTerminal;

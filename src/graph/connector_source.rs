@@ -1,6 +1,6 @@
 //! The source operator of a connected run (Kafka: [`crate::kafka::KafkaRun`]):
 //! one reader per worker for its share of a topic's partitions, the same
-//! decoding and admission as every source ([`super::source::Admission`]), epochs
+//! decoding and admission as every source (`source::Admission`), epochs
 //! from the connector's clock, and this worker's watermark (the least of its
 //! active partitions') as marks.
 //!
