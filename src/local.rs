@@ -47,12 +47,18 @@ pub fn run_local_monitored(
     metrics: Arc<Metrics>,
     drift: Option<Arc<dyn crate::monitor::DriftSink>>,
 ) -> Result<(Option<LearnerSummary>, Option<crate::monitor::MonitorSummary>)> {
+    let (events, labels) = memory_sources(job, input, labels);
+    run_local_sources(job, events, labels, workers, sink, metrics, drift)
+}
+
+/// Each worker's share of `input`, and the learner's reader of `labels`.
+fn memory_sources(job: &JobSpec, input: &MemoryTopic, labels: &MemoryTopic) -> (EventSources, LabelSourceFactory) {
     let (topic, input) = (job.source.topic.clone(), input.clone());
     let events: EventSources = Arc::new(move |index, peers| Box::new(MemorySource::new(&topic, &input, index, peers)) as Box<dyn RecordSource>);
     let label_topic = job.model.online.as_ref().map(|o| o.labels.topic.clone()).unwrap_or_default();
     let data = labels.clone();
     let labels: LabelSourceFactory = Box::new(move || Ok(Box::new(MemorySource::new(&label_topic, &data, 0, 1)) as Box<dyn RecordSource>));
-    run_local_sources(job, events, labels, workers, sink, metrics, drift)
+    (events, labels)
 }
 
 /// [`run_local`] for a job with lookup features: `tables` are its `[[table]]`s
@@ -65,9 +71,7 @@ pub fn run_local_with_tables(
     sink: Arc<dyn OutputSink>,
     metrics: Arc<Metrics>,
 ) -> Result<()> {
-    let (topic, input) = (job.source.topic.clone(), input.clone());
-    let events: EventSources = Arc::new(move |index, peers| Box::new(MemorySource::new(&topic, &input, index, peers)) as Box<dyn RecordSource>);
-    let labels: LabelSourceFactory = Box::new(|| Ok(Box::new(MemorySource::new("labels", &Vec::new(), 0, 1)) as Box<dyn RecordSource>));
+    let (events, labels) = memory_sources(job, input, &Vec::new());
     run_local_inner(job, events, labels, workers, sink, metrics, Side { drift: None, tables }).map(|_| ())
 }
 
@@ -112,13 +116,12 @@ fn run_local_inner(
     }
     let job = &job;
     let mut context = WorkerContext::local(Arc::new(job.clone()), sink, metrics.clone(), Control::new());
-    if !job.tables.is_empty() && tables.len() != job.tables.len() {
-        bail!("job `{}` looks up {} tables, {} given", job.name, job.tables.len(), tables.len());
-    }
     // in the job's order, found by name
-    context.tables = job.tables.iter().filter_map(|spec| tables.iter().find(|t| t.name() == spec.name).cloned()).collect();
-    if context.tables.len() != job.tables.len() {
-        bail!("job `{}`: a table of its `[[table]]`s was not given", job.name);
+    for spec in &job.tables {
+        let Some(table) = tables.iter().find(|t| t.name() == spec.name) else {
+            bail!("job `{}` looks up table `{}`, which was not given", job.name, spec.name);
+        };
+        context.tables.push(table.clone());
     }
     let monitor = job.monitor.as_ref().map(|m| crate::monitor::start(m, drift, metrics.clone(), job.model.online.is_some())).transpose()?;
     let learner = match &job.model.online {

@@ -6,6 +6,8 @@
 //! gaps, disorder and late records, over several partitions; the graph runs with
 //! one and two workers.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -284,37 +286,8 @@ fn lookups_in_tables_score_as_in_the_pipeline() {
     use vigil::graph::job::{job_graph_with, JobIo};
     use vigil::table::SharedTable;
 
-    let extra = r#"
-[[table]]
-name = "cards"
-topic = "card_profiles"
-columns = ["limit", "tier"]
 
-[[table]]
-name = "merchants"
-topic = "merchant_risk"
-columns = ["risk"]
-
-[[feature]]
-name = "card_limit"
-agg = "lookup"
-join = "cards"
-field = "limit"
-
-[[feature]]
-name = "card_tier"
-agg = "lookup"
-join = "cards"
-field = "tier"
-
-[[feature]]
-name = "merchant_risk"
-agg = "lookup"
-join = "merchants"
-field = "risk"
-on = "merchant"
-"#;
-    let mut job = JobSpec::from_toml(&(std::fs::read_to_string("examples/fraud_job.toml").unwrap() + extra)).unwrap();
+    let mut job = JobSpec::from_toml(&(std::fs::read_to_string("examples/fraud_job.toml").unwrap() + common::TABLE_LOOKUPS)).unwrap();
     // the lookups feed the model
     for (name, weight) in [("card_limit", 0.001), ("card_tier", 0.3), ("merchant_risk", 0.2)] {
         job.model.inputs.push(vigil::spec::ModelInput { name: name.into(), weight, transform: vigil_operators::Transform::Identity });

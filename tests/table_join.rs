@@ -6,6 +6,8 @@
 //! - live: an update or delete published while the job runs is seen by the events
 //!   scored after it, and never changes a score written before it.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,37 +25,8 @@ use vigil::types::Control;
 
 fn job() -> JobSpec {
     let base = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fraud_job.toml")).unwrap();
-    let extra = r#"
-[[table]]
-name = "cards"
-topic = "card_profiles"
-columns = ["limit", "tier"]
 
-[[table]]
-name = "merchants"
-topic = "merchant_risk"
-columns = ["risk"]
-
-[[feature]]
-name = "card_limit"
-agg = "lookup"
-join = "cards"
-field = "limit"
-
-[[feature]]
-name = "card_tier"
-agg = "lookup"
-join = "cards"
-field = "tier"
-
-[[feature]]
-name = "merchant_risk"
-agg = "lookup"
-join = "merchants"
-field = "risk"
-on = "merchant"
-"#;
-    JobSpec::from_toml(&(base + extra)).unwrap()
+    JobSpec::from_toml(&(base + common::TABLE_LOOKUPS)).unwrap()
 }
 
 /// Key -> payload (None: tombstone), in order.

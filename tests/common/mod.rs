@@ -457,3 +457,37 @@ fn has_duplicate_top_level_key(text: &str) -> bool {
     }
     serde_json::Deserializer::from_str(text).deserialize_any(Dup).unwrap_or(false)
 }
+
+/// Two tables (`cards` by the event key: `limit`, `tier`; `merchants` by the
+/// `merchant` field: `risk`) and three lookup features, to add to
+/// `examples/fraud_job.toml`.
+pub const TABLE_LOOKUPS: &str = r#"
+[[table]]
+name = "cards"
+topic = "card_profiles"
+columns = ["limit", "tier"]
+
+[[table]]
+name = "merchants"
+topic = "merchant_risk"
+columns = ["risk"]
+
+[[feature]]
+name = "card_limit"
+agg = "lookup"
+join = "cards"
+field = "limit"
+
+[[feature]]
+name = "card_tier"
+agg = "lookup"
+join = "cards"
+field = "tier"
+
+[[feature]]
+name = "merchant_risk"
+agg = "lookup"
+join = "merchants"
+field = "risk"
+on = "merchant"
+"#;
