@@ -20,6 +20,7 @@ pub mod local;
 pub mod metrics;
 pub mod model;
 pub mod monitor;
+pub mod nexmark;
 pub mod offline;
 pub mod output;
 pub mod pipeline;

@@ -75,6 +75,7 @@ pub mod store_sink;
 pub mod stream;
 pub mod sub_joins;
 pub mod upsert_sink;
+pub mod values_source;
 pub mod view;
 
 use std::rc::Rc;
@@ -150,7 +151,7 @@ impl<'s> GraphBuilder<'s> {
         }
         self.shared.sources.borrow_mut().push(source.topic().to_owned());
         match &collector.inputs {
-            run::Inputs::Memory { topics, epoch_records } => {
+            run::Inputs::Memory { topics, epoch_records, .. } => {
                 let data = topics.get(source.topic()).cloned().unwrap_or_else(|| {
                     self.shared.errors.borrow_mut().push(format!("source `{}`: the runner has no input for this topic", source.topic()));
                     Vec::new()
@@ -159,6 +160,17 @@ impl<'s> GraphBuilder<'s> {
             }
             run::Inputs::Connector(io) => connector_source::connector_source(self, index, source, io.clone(), make),
         }
+    }
+    /// Reads values of your type that the runner holds in memory (no bytes, no
+    /// decoding); see [`values_source`].
+    pub fn source_values<T: serde::Serialize + Clone + Send + 'static>(&mut self, values: values_source::Values<T>) -> Stream<'s, T> {
+        let index = self.sources;
+        self.sources += 1;
+        let (given, per_epoch) = match &self.shared.collector.inputs {
+            run::Inputs::Memory { values: given, epoch_records, .. } => (given.get(values.name()).cloned(), *epoch_records),
+            run::Inputs::Connector(_) => (None, 1024),
+        };
+        values_source::values_source(self, index, values, given, per_epoch)
     }
     /// This worker's index among all workers of all processes.
     pub fn index(&self) -> usize {

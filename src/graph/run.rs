@@ -74,7 +74,7 @@ impl SourceCounts {
 /// Where a run's sources read.
 pub(crate) enum Inputs {
     /// In-memory topics; epoch `e` holds offsets `[e * n, (e + 1) * n)`.
-    Memory { topics: HashMap<String, MemoryTopic>, epoch_records: usize },
+    Memory { topics: HashMap<String, MemoryTopic>, values: HashMap<String, Arc<dyn std::any::Any + Send + Sync>>, epoch_records: usize },
     /// An external system's topics (Kafka), in epochs of its clock.
     Connector(Arc<dyn super::connector::Connector>),
 }
@@ -249,6 +249,7 @@ pub struct LocalRun {
     workers: usize,
     processes: usize,
     topics: HashMap<String, MemoryTopic>,
+    values: HashMap<String, Arc<dyn std::any::Any + Send + Sync>>,
     epoch_records: usize,
     checkpoints: Option<(PathBuf, u64)>,
     crash_after: Option<u64>,
@@ -258,7 +259,7 @@ pub struct LocalRun {
 impl LocalRun {
     /// `workers` threads in one process.
     pub fn new(workers: usize) -> Self {
-        LocalRun { workers: workers.max(1), processes: 1, topics: HashMap::new(), epoch_records: 1024, checkpoints: None, crash_after: None, keep_sinks: true }
+        LocalRun { workers: workers.max(1), processes: 1, topics: HashMap::new(), values: HashMap::new(), epoch_records: 1024, checkpoints: None, crash_after: None, keep_sinks: true }
     }
     /// `processes` timely processes on loopback, each with the workers of [`LocalRun::new`].
     pub fn processes(mut self, processes: usize) -> Self {
@@ -272,6 +273,13 @@ impl LocalRun {
     /// [`LocalRun::topic`] where a record may have no payload (`None`).
     pub fn topic_with_gaps(mut self, name: &str, partitions: Vec<Vec<Option<Vec<u8>>>>) -> Self {
         self.topics.insert(name.to_owned(), partitions.into_iter().map(Arc::new).collect());
+        self
+    }
+    /// Values of your type for [`super::GraphBuilder::source_values`], in
+    /// partitions; a run moves them into its workers, so each run needs them
+    /// given again (see [`super::values_source`]).
+    pub fn values<T: Send + 'static>(mut self, name: &str, partitions: Vec<Vec<T>>) -> Self {
+        self.values.insert(name.to_owned(), super::values_source::erase(partitions));
         self
     }
     /// The number of worker threads (per process).
@@ -313,7 +321,7 @@ impl LocalRun {
         F: Fn(&mut GraphBuilder<'_>) -> Result<()> + Send + Sync + 'static,
     {
         let (checkpoints, coordinator) = super::checkpoint::configure(&self.checkpoints)?;
-        let mut collector = Collector::new(Inputs::Memory { topics: self.topics.clone(), epoch_records: self.epoch_records }, checkpoints);
+        let mut collector = Collector::new(Inputs::Memory { topics: self.topics.clone(), values: self.values.clone(), epoch_records: self.epoch_records }, checkpoints);
         collector.crash_after = self.crash_after;
         collector.processes = self.processes;
         collector.keep_sinks = self.keep_sinks;
