@@ -54,6 +54,9 @@ where
         let mut end_cap = Some(cap);
         let mut gate = EpochGate::new(start);
         let mut ended_at = None;
+        // the latest epoch handed on: what the end of the input emits goes no
+        // earlier, so that downstream (in epoch order) sees it after every output
+        let mut last_epoch = start;
         let mut marks = Watermarks::exchanged(peers);
         let mut batch: Vec<Msg<G::Out>> = Vec::new();
         move |(input, frontier), output| {
@@ -66,7 +69,8 @@ where
                 f,
                 |e| link.is_checkpoint(e),
                 |step| match step {
-                    Step::Records(_, cap, msgs) => {
+                    Step::Records(epoch, cap, msgs) => {
+                        last_epoch = last_epoch.max(epoch);
                         for m in msgs {
                             match m {
                                 Msg::Event(r) => op.event(r, &mut batch),
@@ -99,7 +103,8 @@ where
                             link.report_last(e, || op.snapshot());
                         }
                         batch.push(Msg::Mark(Mark { watermark: i64::MAX, from: me, to: me }));
-                        output.session(&c).give_container(&mut batch);
+                        let at = (*c.time()).max(last_epoch);
+                        output.session(&c.delayed(&at)).give_container(&mut batch);
                     }
                 }
             }

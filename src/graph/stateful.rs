@@ -42,7 +42,7 @@
 use anyhow::Result;
 
 use super::gated::{gated, Gated};
-use super::keyed::{KeyedOperator, KeyedRuntime};
+use super::keyed::{KeyedOperator, KeyedRuntime, Origin};
 use super::stream::{Msg, Rec, Stream};
 use crate::types::key_hash;
 
@@ -53,6 +53,64 @@ impl<'s, T: timely::ExchangeData + Clone> Stream<'s, T> {
         O: KeyedOperator<In = T>,
         O::Out: Clone + 'static,
     {
+        gated(self, name, Stateful { rt: self.runtime(name, op), out: Vec::new(), stream_time: None })
+    }
+
+    /// [`Stream::stateful`] whose timers fire on the stream's watermark (the
+    /// least over every origin), as Flink's do: for keys whose events come from
+    /// many partitions, such as a window over the whole stream keyed by its
+    /// start, or a stream re-keyed by another field. A timer at `t` fires once
+    /// no event of any partition at or before `t` can still come; the
+    /// outputs' values are the same at any worker count, but where they fall
+    /// between the input's epochs depends on when the marks of every worker
+    /// arrive. In `on_event`, [`super::KeyContext::watermark`] is the stream's.
+    ///
+    /// ```
+    /// use vigil::graph::values_source::Values;
+    /// use vigil::graph::{KeyContext, KeyedOperator, LocalRun};
+    ///
+    /// /// The number of events of each 10 s window, once it is complete.
+    /// #[derive(Default)]
+    /// struct PerWindow;
+    /// impl KeyedOperator for PerWindow {
+    ///     type In = i64;
+    ///     type Out = (i64, u64);
+    ///     type State = u64;
+    ///     fn on_event(&mut self, t: &i64, n: &mut u64, ctx: &mut KeyContext<'_, (i64, u64)>) {
+    ///         *n += 1;
+    ///         ctx.timer_at(t / 10_000 * 10_000 + 9_999); // the window's last millisecond
+    ///     }
+    ///     fn on_timer(&mut self, at: i64, n: &mut u64, ctx: &mut KeyContext<'_, (i64, u64)>) {
+    ///         ctx.emit((at - 9_999, *n));
+    ///         ctx.clear();
+    ///     }
+    /// }
+    ///
+    /// let t0 = 1_700_000_000_000i64;
+    /// // two partitions whose times interleave
+    /// let parts = vec![vec![t0, t0 + 6_000, t0 + 12_000], vec![t0 + 3_000, t0 + 9_000, t0 + 15_000]];
+    /// let out = LocalRun::new(2)
+    ///     .values("times", parts)
+    ///     .run(|g| {
+    ///         g.source_values(Values::new("times", |t: &i64| *t))
+    ///             .key_by(|t| (t / 10_000).to_string())
+    ///             .stateful_global("per_window", PerWindow)
+    ///             .sink("counts");
+    ///         Ok(())
+    ///     })
+    ///     .unwrap();
+    /// assert_eq!(out.values("counts"), vec![format!("[{t0},4]"), format!("[{},2]", t0 + 10_000)]);
+    /// ```
+    pub fn stateful_global<O>(&self, name: &str, op: O) -> Stream<'s, O::Out>
+    where
+        O: KeyedOperator<In = T>,
+        O::Out: Clone + 'static,
+    {
+        gated(self, name, Stateful { rt: self.runtime(name, op), out: Vec::new(), stream_time: Some(i64::MIN) })
+    }
+
+    /// `op`'s runtime under `name` (claimed), with its restored state.
+    fn runtime<O: KeyedOperator<In = T>>(&self, name: &str, op: O) -> KeyedRuntime<O> {
         self.shared.claim(name, O::STATE_VERSION);
         let mut rt = KeyedRuntime::new(name, op).with_stamps();
         for part in self.shared.restored(name) {
@@ -61,14 +119,19 @@ impl<'s, T: timely::ExchangeData + Clone> Stream<'s, T> {
                 self.shared.errors.borrow_mut().push(format!("{e:#}"));
             }
         }
-        gated(self, name, Stateful { rt, out: Vec::new() })
+        rt
     }
 }
+
+/// The one origin of every key of a [`Stream::stateful_global`]: the stream.
+const STREAM: Origin = Origin { source: u32::MAX, partition: u32::MAX };
 
 /// A user operator's runtime as a gated operator.
 struct Stateful<O: KeyedOperator> {
     rt: KeyedRuntime<O>,
     out: Vec<O::Out>,
+    /// For timers on the stream's watermark: that watermark (else `None`).
+    stream_time: Option<i64>,
 }
 
 impl<O> Gated for Stateful<O>
@@ -80,12 +143,21 @@ where
     type In = O::In;
     type Out = O::Out;
     fn event(&mut self, r: Rec<O::In>, batch: &mut Vec<Msg<O::Out>>) {
-        self.rt.on_event(&r.key, r.origin, r.watermark, r.time_ms, &r.value, &mut self.out);
+        match self.stream_time {
+            Some(wm) => self.rt.on_event(&r.key, STREAM, wm, r.time_ms, &r.value, &mut self.out),
+            None => self.rt.on_event(&r.key, r.origin, r.watermark, r.time_ms, &r.value, &mut self.out),
+        }
         stamp(&mut self.rt, &mut self.out, Some(&r), batch);
     }
     /// The stream's watermark fires the timers of every origin, quiet keys' too.
     fn watermark(&mut self, watermark: i64, batch: &mut Vec<Msg<O::Out>>) {
-        self.rt.advance_all(watermark, &mut self.out);
+        match self.stream_time.as_mut() {
+            Some(wm) => {
+                *wm = watermark;
+                self.rt.advance(STREAM, watermark, &mut self.out)
+            }
+            None => self.rt.advance_all(watermark, &mut self.out),
+        }
         stamp::<O, O::In>(&mut self.rt, &mut self.out, None, batch);
     }
     /// The end of the input fires every timer left.

@@ -10,6 +10,7 @@
 pub mod generator;
 pub mod java_random;
 pub mod model;
+pub mod queries;
 
 pub use generator::{Generator, GeneratorConfig};
 pub use model::{Auction, Bid, Event, Person};

@@ -1,0 +1,193 @@
+//! Nexmark q0-q9 (q6 aside) on the graph against brute-force oracles over the
+//! same generated events: 1 and 2 workers, the events spread round-robin over
+//! three partitions (so every window and every join sees all of them), small
+//! epochs (views change many times). Streams are compared as multisets of
+//! records, views by their final contents after replaying every upsert.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use vigil::graph::values_source::Values;
+use vigil::graph::{LocalRun, Outputs};
+use vigil::nexmark::queries::{self, q5, q7, q8};
+use vigil::nexmark::{Auction, Bid, Event, Generator, GeneratorConfig, Person};
+
+const EVENTS: usize = 6_000;
+
+fn events() -> Vec<Event> {
+    Generator::new(GeneratorConfig::default()).take(EVENTS).collect()
+}
+
+fn run(workers: usize) -> Outputs {
+    let mut parts: Vec<Vec<Event>> = vec![Vec::new(); 3];
+    for (i, e) in events().into_iter().enumerate() {
+        parts[i % 3].push(e);
+    }
+    LocalRun::new(workers)
+        .epoch_records(100)
+        .values("nexmark", parts)
+        .run(|g| {
+            let events = g.source_values(Values::new("nexmark", Event::date_time));
+            queries::q0::query(&events).sink("q0");
+            queries::q1::query(&events).sink("q1");
+            queries::q2::query(&events).sink("q2");
+            queries::q3::query(&events).sink_upsert("q3");
+            queries::q4::query(&events).sink_upsert("q4");
+            queries::q5::query(&events).sink("q5");
+            queries::q7::query(&events).sink("q7");
+            queries::q8::query(&events).sink("q8");
+            queries::q9::query(&events).sink_upsert("q9");
+            Ok(())
+        })
+        .unwrap()
+}
+
+fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap()
+}
+
+fn sorted<T: Serialize>(v: impl IntoIterator<Item = T>) -> Vec<String> {
+    let mut v: Vec<String> = v.into_iter().map(|x| json(&x)).collect();
+    v.sort();
+    v
+}
+
+/// A view's contents at the end: the last value written per key.
+fn final_view(out: &Outputs, name: &str) -> BTreeMap<String, String> {
+    let mut view = BTreeMap::new();
+    for r in out.sink(name) {
+        match &r.value {
+            Some(v) => view.insert(r.key.clone(), v.clone()),
+            None => view.remove(&r.key),
+        };
+    }
+    view
+}
+
+fn view_of<K: ToString, V: Serialize>(v: impl IntoIterator<Item = (K, V)>) -> BTreeMap<String, String> {
+    v.into_iter().map(|(k, v)| (k.to_string(), json(&v))).collect()
+}
+
+fn people(ev: &[Event]) -> Vec<&Person> {
+    ev.iter().filter_map(Event::person).collect()
+}
+fn auctions(ev: &[Event]) -> Vec<&Auction> {
+    ev.iter().filter_map(Event::auction).collect()
+}
+fn bids(ev: &[Event]) -> Vec<&Bid> {
+    ev.iter().filter_map(Event::bid).collect()
+}
+
+fn oracle_q3(ev: &[Event]) -> BTreeMap<String, String> {
+    let local: BTreeMap<i64, &Person> = people(ev).into_iter().filter(|p| ["OR", "ID", "CA"].contains(&p.state.as_str())).map(|p| (p.id, p)).collect();
+    view_of(auctions(ev).into_iter().filter(|a| a.category == 10).filter_map(|a| local.get(&a.seller).map(|p| (a.id, (&p.name, &p.city, &p.state)))))
+}
+
+/// Per auction, its valid bids (within its time span).
+fn valid_bids<'a>(ev: &'a [Event]) -> Vec<(&'a Auction, Vec<&'a Bid>)> {
+    let bids = bids(ev);
+    auctions(ev)
+        .into_iter()
+        .map(|a| (a, bids.iter().copied().filter(|b| b.auction == a.id && a.date_time <= b.date_time && b.date_time <= a.expires).collect::<Vec<_>>()))
+        .filter(|(_, b)| !b.is_empty())
+        .collect()
+}
+
+fn oracle_q4(ev: &[Event]) -> BTreeMap<String, String> {
+    let mut per_category: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for (a, bids) in valid_bids(ev) {
+        per_category.entry(a.category).or_default().push(bids.iter().map(|b| b.price).max().unwrap());
+    }
+    view_of(per_category.into_iter().map(|(c, m)| (c, m.iter().sum::<i64>() / m.len() as i64)))
+}
+
+fn oracle_q5(ev: &[Event]) -> Vec<String> {
+    let mut counts: BTreeMap<i64, BTreeMap<i64, u64>> = BTreeMap::new();
+    for b in bids(ev) {
+        for start in (b.date_time - q5::SIZE_MS + 1..=b.date_time).filter(|s| s.rem_euclid(q5::SLIDE_MS) == 0) {
+            *counts.entry(start).or_default().entry(b.auction).or_default() += 1;
+        }
+    }
+    let mut hot = Vec::new();
+    for (start, per_auction) in counts {
+        let max = per_auction.values().max().copied().unwrap();
+        hot.extend(per_auction.into_iter().filter(|(_, n)| *n == max).map(|(auction, bids)| q5::Hot { window_start: start, auction, bids }));
+    }
+    sorted(hot)
+}
+
+fn oracle_q7(ev: &[Event]) -> Vec<String> {
+    let mut windows: BTreeMap<i64, Vec<&Bid>> = BTreeMap::new();
+    for b in bids(ev) {
+        windows.entry(b.date_time.div_euclid(q7::SIZE_MS) * q7::SIZE_MS).or_default().push(b);
+    }
+    let mut out = Vec::new();
+    for (start, bids) in windows {
+        let max = bids.iter().map(|b| b.price).max().unwrap();
+        out.extend(bids.into_iter().filter(|b| b.price == max).map(|b| (start, b.clone())));
+    }
+    sorted(out)
+}
+
+fn oracle_q8(ev: &[Event]) -> Vec<String> {
+    let w = |t: i64| t.div_euclid(q8::SIZE_MS) * q8::SIZE_MS;
+    let sold: BTreeSet<(i64, i64)> = auctions(ev).iter().map(|a| (a.seller, w(a.date_time))).collect();
+    sorted(people(ev).into_iter().filter(|p| sold.contains(&(p.id, w(p.date_time)))).map(|p| (p.id, p.name.clone(), w(p.date_time))))
+}
+
+fn oracle_q9(ev: &[Event]) -> BTreeMap<String, String> {
+    view_of(valid_bids(ev).into_iter().map(|(a, bids)| {
+        let best = bids.into_iter().min_by(|x, y| y.price.cmp(&x.price).then(x.date_time.cmp(&y.date_time)).then(x.cmp(y))).unwrap();
+        (a.id, (a.clone(), best.clone()))
+    }))
+}
+
+#[test]
+fn queries_equal_their_oracles_on_one_and_two_workers() {
+    let ev = events();
+    let bids: Vec<Bid> = bids(&ev).into_iter().cloned().collect();
+    assert!(bids.len() > 5_000);
+    for workers in [1, 2] {
+        let out = run(workers);
+        let what = |q: &str| format!("{q}, {workers} worker(s)");
+        assert_eq!(out.values("q0"), sorted(bids.iter()), "{}", what("q0"));
+        assert_eq!(out.values("q1"), sorted(bids.iter().map(|b| Bid { price: b.price * 908 / 1000, ..b.clone() })), "{}", what("q1"));
+        let q2 = sorted(bids.iter().filter(|b| b.auction % 123 == 0).map(|b| (b.auction, b.price)));
+        assert!(!q2.is_empty());
+        assert_eq!(out.values("q2"), q2, "{}", what("q2"));
+        let q3 = oracle_q3(&ev);
+        assert!(!q3.is_empty());
+        assert_eq!(final_view(&out, "q3"), q3, "{}", what("q3"));
+        let (q4, q5, q7) = (oracle_q4(&ev), oracle_q5(&ev), oracle_q7(&ev));
+        assert_eq!(q4.len(), 5, "five categories");
+        assert!(q5.len() >= 25 && q7.len() >= 6);
+        assert_eq!(final_view(&out, "q4"), q4, "{}", what("q4"));
+        let got = out.values("q5");
+        if got != q5 {
+            let (g, o): (BTreeSet<_>, BTreeSet<_>) = (got.iter().collect(), q5.iter().collect());
+            eprintln!("q5 extra {:?}\nq5 missing {:?}", g.difference(&o).take(5).collect::<Vec<_>>(), o.difference(&g).take(5).collect::<Vec<_>>());
+        }
+        assert_eq!(got, q5, "{}", what("q5"));
+        assert_eq!(out.values("q7"), q7, "{}", what("q7"));
+        let q8 = oracle_q8(&ev);
+        assert!(!q8.is_empty());
+        assert_eq!(out.values("q8"), q8, "{}", what("q8"));
+        let q9 = oracle_q9(&ev);
+        assert!(q9.len() > 100);
+        assert_eq!(final_view(&out, "q9"), q9, "{}", what("q9"));
+        eprintln!("{workers} worker(s): q2 {}, q3 {}, q5 {}, q7 {}, q8 {}, q9 {}", q2.len(), q3.len(), q5.len(), q7.len(), q8.len(), q9.len());
+        assert_eq!(out.sources["nexmark"].accepted, EVENTS as u64, "no event is late or lost");
+    }
+}
+
+#[test]
+fn views_change_as_bids_arrive() {
+    // q9's winners are replaced as better bids come: the upsert sink writes an
+    // auction more than once, and the last write is the winner
+    let out = run(1);
+    let mut writes: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in out.sink("q9") {
+        *writes.entry(r.key.as_str()).or_default() += 1;
+    }
+    assert!(writes.values().any(|n| *n > 1), "some auction's winner changed");
+}
