@@ -1,0 +1,122 @@
+//! Nexmark on vigil's graph API: events/s per query on 1 and 2 workers, next to
+//! Feldera's DBSP reference figures measured on this kind of machine.
+//!
+//! The events come from vigil's port of Beam's generator
+//! (`vigil::nexmark::Generator`, default configuration), pre-generated before the
+//! clock starts (generation is excluded), spread round-robin over 4 partitions,
+//! and moved into the run through the values source (no bytes, no decoding: the
+//! events enter as Rust values, as DBSP's do). A run ends when every output is
+//! final (the end of the input closes every window); outputs are counted, not
+//! kept. Median of `--runs`.
+//!
+//! `cargo run --release -p vigil-benchmarks --bin nexmark-bench -- --events 10000000 --runs 3`
+//! writes its section of `benchmarks/RESULTS.md`.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use clap::Parser;
+use vigil::graph::values_source::Values;
+use vigil::graph::{GraphBuilder, LocalRun, Stream};
+use vigil::nexmark::{queries, Event, Generator, GeneratorConfig};
+
+#[path = "../report.rs"]
+mod report;
+use report::{machine, write_section};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long, default_value_t = 10_000_000)]
+    events: usize,
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Only these queries (e.g. `q0,q5`).
+    #[arg(long)]
+    queries: Option<String>,
+    #[arg(long, default_value = "benchmarks/RESULTS.md")]
+    out: String,
+}
+
+const PARTITIONS: usize = 4;
+
+/// Feldera's DBSP Nexmark, one worker, 10M events, on this kind of machine (K events/s).
+const DBSP: &[(&str, f64)] = &[("q0", 1284.0), ("q1", 929.0), ("q2", 1594.0), ("q3", 1409.0), ("q4", 909.0), ("q5", 1233.0), ("q7", 883.0), ("q8", 1359.0), ("q9", 239.0)];
+
+fn build(q: &str, events: &Stream<'_, Event>) {
+    match q {
+        "q0" => queries::q0::query(events).sink("out"),
+        "q1" => queries::q1::query(events).sink("out"),
+        "q2" => queries::q2::query(events).sink("out"),
+        "q3" => queries::q3::query(events).sink_upsert("out"),
+        "q4" => queries::q4::query(events).sink_upsert("out"),
+        "q5" => queries::q5::query(events).sink("out"),
+        "q7" => queries::q7::query(events).sink("out"),
+        "q8" => queries::q8::query(events).sink("out"),
+        "q9" => queries::q9::query(events).sink_upsert("out"),
+        _ => unreachable!(),
+    }
+}
+
+fn run(q: &'static str, workers: usize, parts: Vec<Vec<Event>>, n: usize) -> Result<(f64, u64)> {
+    let t = Instant::now();
+    let out = LocalRun::new(workers).count_only().values("nexmark", parts).run(move |g: &mut GraphBuilder<'_>| {
+        let events = g.source_values(Values::new("nexmark", Event::date_time));
+        build(q, &events);
+        Ok(())
+    })?;
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    Ok((rate, out.written.get("out").copied().unwrap_or(0)))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let t = Instant::now();
+    let mut parts: Vec<Vec<Event>> = vec![Vec::with_capacity(args.events / PARTITIONS + 1); PARTITIONS];
+    for (i, e) in Generator::new(GeneratorConfig::default()).take(args.events).enumerate() {
+        parts[i % PARTITIONS].push(e);
+    }
+    println!("generated {} events in {:.1} s", args.events, t.elapsed().as_secs_f64());
+    let chosen: Vec<&'static str> = DBSP.iter().map(|(q, _)| *q).filter(|q| args.queries.as_deref().is_none_or(|list| list.split(',').any(|x| x == *q))).collect();
+    let mut rows = Vec::new();
+    for q in chosen {
+        let mut rates = [Vec::new(), Vec::new()];
+        let mut written = 0;
+        for _ in 0..args.runs {
+            for (i, workers) in [1, 2].into_iter().enumerate() {
+                // a fresh copy per run, made before the clock starts: the run moves it in
+                let (rate, w) = run(q, workers, parts.clone(), args.events)?;
+                rates[i].push(rate);
+                written = w;
+            }
+        }
+        let [w1, w2] = [median(rates[0].clone()), median(rates[1].clone())];
+        let dbsp = DBSP.iter().find(|(x, _)| *x == q).map_or(f64::NAN, |(_, r)| *r * 1e3);
+        println!("{q}: 1 worker {:.0}K/s, 2 workers {:.0}K/s, DBSP {:.0}K/s, {written} outputs", w1 / 1e3, w2 / 1e3, dbsp / 1e3);
+        rows.push(format!("| {q} | {:.0} | {:.0} | {:.0} | {:.2}x | {written} |", w1 / 1e3, w2 / 1e3, dbsp / 1e3, w1 / dbsp));
+    }
+    let cmd = std::env::args().collect::<Vec<_>>().join(" ");
+    let section = format!(
+        "## Nexmark (graph API)\n\nMachine: {}. Command: `{cmd}`.\n\n\
+         {} events from vigil's port of Beam's generator (default configuration: 10 ms of event time apart), pre-generated (not timed), \
+         {PARTITIONS} partitions round-robin, moved into the run as Rust values (the values source; no decoding, as DBSP's events). \
+         Median of {} runs; K events/s of the whole run (until every output is final). \
+         DBSP: Feldera's figures measured on this kind of machine (one worker, 10M events, its generator on the other core), quoted, not re-run. \
+         Apache Flink is not measured yet; q6 is not built.\n\n\
+         | query | vigil 1 worker | vigil 2 workers | DBSP 1 worker (reference) | vigil 1 worker / DBSP | outputs |\n|---|---|---|---|---|---|\n{}\n",
+        machine(),
+        args.events,
+        args.runs,
+        rows.join("\n")
+    );
+    write_section(&args.out, "## Nexmark (graph API)", &section)?;
+    println!("wrote {}", args.out);
+    Ok(())
+}
