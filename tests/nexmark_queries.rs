@@ -1,4 +1,4 @@
-//! Nexmark q0-q9 (q6 aside) on the graph against brute-force oracles over the
+//! Nexmark q0-q9 on the graph against brute-force oracles over the
 //! same generated events: 1 and 2 workers, the events spread round-robin over
 //! three partitions (so every window and every join sees all of them), small
 //! epochs (views change many times). Streams are compared as multisets of
@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use vigil::graph::values_source::Values;
 use vigil::graph::{LocalRun, Outputs};
-use vigil::nexmark::queries::{self, q5, q7, q8};
+use vigil::nexmark::queries::{self, q5, q6, q7, q8};
 use vigil::nexmark::{Auction, Bid, Event, Generator, GeneratorConfig, Person};
 
 const EVENTS: usize = 6_000;
@@ -34,6 +34,7 @@ fn run(workers: usize) -> Outputs {
             queries::q3::query(&events).sink_upsert("q3");
             queries::q4::query(&events).sink_upsert("q4");
             queries::q5::query(&events).sink("q5");
+            queries::q6::query(&events).sink("q6");
             queries::q7::query(&events).sink("q7");
             queries::q8::query(&events).sink("q8");
             queries::q9::query(&events).sink_upsert("q9");
@@ -62,6 +63,16 @@ fn final_view(out: &Outputs, name: &str) -> BTreeMap<String, String> {
         };
     }
     view
+}
+
+/// Multisets of records equal; on a difference, a few of what is extra and missing.
+fn same(got: Vec<String>, want: &[String], what: &str) {
+    if got != want {
+        let (g, w): (BTreeSet<_>, BTreeSet<_>) = (got.iter().collect(), want.iter().collect());
+        let extra: Vec<_> = g.difference(&w).take(5).collect();
+        let missing: Vec<_> = w.difference(&g).take(5).collect();
+        panic!("{what}: {} records, {} expected; extra {extra:?}, missing {missing:?}", got.len(), want.len());
+    }
 }
 
 fn view_of<K: ToString, V: Serialize>(v: impl IntoIterator<Item = (K, V)>) -> BTreeMap<String, String> {
@@ -116,6 +127,26 @@ fn oracle_q5(ev: &[Event]) -> Vec<String> {
     sorted(hot)
 }
 
+fn oracle_q6(ev: &[Event]) -> Vec<String> {
+    // per seller, the sold auctions in order of close, then the running average of the last 10
+    let mut sold: BTreeMap<i64, BTreeMap<(i64, i64), i64>> = BTreeMap::new();
+    for (a, bids) in valid_bids(ev) {
+        let best = bids.into_iter().filter(|b| b.price >= a.reserve).min_by(|x, y| y.price.cmp(&x.price).then(x.date_time.cmp(&y.date_time)).then(x.cmp(y)));
+        if let Some(b) = best {
+            sold.entry(a.seller).or_default().insert((a.expires, a.id), b.price);
+        }
+    }
+    let mut out = Vec::new();
+    for (seller, closes) in sold {
+        let prices: Vec<i64> = closes.values().copied().collect();
+        for (i, ((closed, auction), _)) in closes.into_iter().enumerate() {
+            let last = &prices[(i + 1).saturating_sub(q6::LAST)..=i];
+            out.push(q6::SellerAverage { seller, closed, auction, average: last.iter().sum::<i64>() / last.len() as i64 });
+        }
+    }
+    sorted(out)
+}
+
 fn oracle_q7(ev: &[Event]) -> Vec<String> {
     let mut windows: BTreeMap<i64, Vec<&Bid>> = BTreeMap::new();
     for b in bids(ev) {
@@ -154,7 +185,7 @@ fn queries_equal_their_oracles_on_one_and_two_workers() {
         assert_eq!(out.values("q1"), sorted(bids.iter().map(|b| Bid { price: b.price * 908 / 1000, ..b.clone() })), "{}", what("q1"));
         let q2 = sorted(bids.iter().filter(|b| b.auction % 123 == 0).map(|b| (b.auction, b.price)));
         assert!(!q2.is_empty());
-        assert_eq!(out.values("q2"), q2, "{}", what("q2"));
+        same(out.values("q2"), &q2, &what("q2"));
         let q3 = oracle_q3(&ev);
         assert!(!q3.is_empty());
         assert_eq!(final_view(&out, "q3"), q3, "{}", what("q3"));
@@ -162,20 +193,18 @@ fn queries_equal_their_oracles_on_one_and_two_workers() {
         assert_eq!(q4.len(), 5, "five categories");
         assert!(q5.len() >= 25 && q7.len() >= 6);
         assert_eq!(final_view(&out, "q4"), q4, "{}", what("q4"));
-        let got = out.values("q5");
-        if got != q5 {
-            let (g, o): (BTreeSet<_>, BTreeSet<_>) = (got.iter().collect(), q5.iter().collect());
-            eprintln!("q5 extra {:?}\nq5 missing {:?}", g.difference(&o).take(5).collect::<Vec<_>>(), o.difference(&g).take(5).collect::<Vec<_>>());
-        }
-        assert_eq!(got, q5, "{}", what("q5"));
-        assert_eq!(out.values("q7"), q7, "{}", what("q7"));
+        same(out.values("q5"), &q5, &what("q5"));
+        same(out.values("q7"), &q7, &what("q7"));
+        let q6 = oracle_q6(&ev);
+        assert!(q6.len() > 50, "{} sales", q6.len());
+        same(out.values("q6"), &q6, &what("q6"));
         let q8 = oracle_q8(&ev);
         assert!(!q8.is_empty());
-        assert_eq!(out.values("q8"), q8, "{}", what("q8"));
+        same(out.values("q8"), &q8, &what("q8"));
         let q9 = oracle_q9(&ev);
         assert!(q9.len() > 100);
         assert_eq!(final_view(&out, "q9"), q9, "{}", what("q9"));
-        eprintln!("{workers} worker(s): q2 {}, q3 {}, q5 {}, q7 {}, q8 {}, q9 {}", q2.len(), q3.len(), q5.len(), q7.len(), q8.len(), q9.len());
+        eprintln!("{workers} worker(s): q2 {}, q3 {}, q5 {}, q6 {}, q7 {}, q8 {}, q9 {}", q2.len(), q3.len(), q5.len(), q6.len(), q7.len(), q8.len(), q9.len());
         assert_eq!(out.sources["nexmark"].accepted, EVENTS as u64, "no event is late or lost");
     }
 }

@@ -38,12 +38,22 @@ struct Args {
     queries: Option<String>,
     #[arg(long, default_value = "benchmarks/RESULTS.md")]
     out: String,
+    /// Also run the queries in Apache Flink SQL with this Python (a virtual
+    /// environment with `apache-flink`: `benchmarks/flink/setup.sh` makes one),
+    /// over the same events written as JSON lines.
+    #[arg(long)]
+    flink: Option<String>,
+    /// Flink's runs per query (each starts a job on a local cluster).
+    #[arg(long, default_value_t = 1)]
+    flink_runs: usize,
 }
 
 const PARTITIONS: usize = 4;
 
-/// Feldera's DBSP Nexmark, one worker, 10M events, on this kind of machine (K events/s).
-const DBSP: &[(&str, f64)] = &[("q0", 1284.0), ("q1", 929.0), ("q2", 1594.0), ("q3", 1409.0), ("q4", 909.0), ("q5", 1233.0), ("q7", 883.0), ("q8", 1359.0), ("q9", 239.0)];
+/// The queries, with Feldera's DBSP Nexmark on this kind of machine (one
+/// worker, 10M events, K events/s; DBSP has no q6).
+const DBSP: &[(&str, f64)] =
+    &[("q0", 1284.0), ("q1", 929.0), ("q2", 1594.0), ("q3", 1409.0), ("q4", 909.0), ("q5", 1233.0), ("q6", f64::NAN), ("q7", 883.0), ("q8", 1359.0), ("q9", 239.0)];
 
 fn build(q: &str, events: &Stream<'_, Event>) {
     match q {
@@ -53,6 +63,7 @@ fn build(q: &str, events: &Stream<'_, Event>) {
         "q3" => queries::q3::query(events).sink_upsert("out"),
         "q4" => queries::q4::query(events).sink_upsert("out"),
         "q5" => queries::q5::query(events).sink("out"),
+        "q6" => queries::q6::query(events).sink("out"),
         "q7" => queries::q7::query(events).sink("out"),
         "q8" => queries::q8::query(events).sink("out"),
         "q9" => queries::q9::query(events).sink_upsert("out"),
@@ -71,6 +82,50 @@ fn run(q: &'static str, workers: usize, parts: Vec<Vec<Event>>, n: usize) -> Res
     Ok((rate, out.written.get("out").copied().unwrap_or(0)))
 }
 
+/// Flink's events/s per query (its job's net runtime: from running to
+/// finished, without planning and the local cluster's start), and a line
+/// saying what ran.
+fn flink(python: &str, parts: &[Vec<Event>], queries: &[&str], runs: usize) -> Result<(Vec<(String, f64)>, String)> {
+    use std::io::Write;
+    let dir = std::path::Path::new("target/nexmark-flink");
+    std::fs::create_dir_all(dir)?;
+    let events = dir.join("events.jsonl");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&events)?);
+    // the generator's order: partition i holds events i, i + P, ...
+    let longest = parts.iter().map(Vec::len).max().unwrap_or(0);
+    for i in 0..longest {
+        for p in parts {
+            if let Some(e) = p.get(i) {
+                serde_json::to_writer(&mut file, e)?;
+                file.write_all(b"\n")?;
+            }
+        }
+    }
+    file.flush()?;
+    drop(file);
+    let results = dir.join("results.json");
+    let flink_queries: Vec<&str> = queries.iter().copied().filter(|q| *q != "q6").collect();
+    let status = std::process::Command::new(python)
+        .args(["benchmarks/flink/run_flink_nexmark.py", "--events-file"])
+        .arg(&events)
+        .args(["--queries", &flink_queries.join(","), "--repeat", &runs.to_string(), "--baselines", "read", "--log-dir", "target/nexmark-flink/logs", "--out"])
+        .arg(&results)
+        .status()?;
+    anyhow::ensure!(status.success(), "the Flink runner failed ({status})");
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&results)?)?;
+    let _ = std::fs::remove_file(&events);
+    let rates = r["results"].as_object().map(|m| m.iter().filter_map(|(q, v)| Some((q.clone(), v["events_per_s_net"].as_f64()?))).collect()).unwrap_or_default();
+    let about = format!(
+        "Apache Flink {} (PyFlink, Java {}), streaming mode, parallelism 1, one task slot, in-memory state, no checkpoints, each query to a blackhole sink, \
+         the same events as JSON lines from a file (Flink parses them: its `read` job, the file into a blackhole, ran at {:.0}K events/s); \
+         events/s from each job's net runtime (running to finished), median of {runs}, one JVM for all jobs",
+        r["flink_version"].as_str().unwrap_or("?"),
+        r["java_version_line"].as_str().unwrap_or("?").split('"').nth(1).unwrap_or("?"),
+        r["results"]["read"]["events_per_s_net"].as_f64().unwrap_or(f64::NAN) / 1e3,
+    );
+    Ok((rates, about))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -85,6 +140,10 @@ fn main() -> Result<()> {
     }
     println!("generated {} events in {:.1} s", args.events, t.elapsed().as_secs_f64());
     let chosen: Vec<&'static str> = DBSP.iter().map(|(q, _)| *q).filter(|q| args.queries.as_deref().is_none_or(|list| list.split(',').any(|x| x == *q))).collect();
+    let (flink_rates, flink_about) = match &args.flink {
+        Some(python) => flink(python, &parts, &chosen, args.flink_runs)?,
+        None => (Vec::new(), "Apache Flink: not run (`--flink`)".to_owned()),
+    };
     let mut rows = Vec::new();
     for q in chosen {
         let mut rates = [Vec::new(), Vec::new()];
@@ -100,7 +159,12 @@ fn main() -> Result<()> {
         let [w1, w2] = [median(rates[0].clone()), median(rates[1].clone())];
         let dbsp = DBSP.iter().find(|(x, _)| *x == q).map_or(f64::NAN, |(_, r)| *r * 1e3);
         println!("{q}: 1 worker {:.0}K/s, 2 workers {:.0}K/s, DBSP {:.0}K/s, {written} outputs", w1 / 1e3, w2 / 1e3, dbsp / 1e3);
-        rows.push(format!("| {q} | {:.0} | {:.0} | {:.0} | {:.2}x | {written} |", w1 / 1e3, w2 / 1e3, dbsp / 1e3, w1 / dbsp));
+        let (reference, ratio) = if dbsp.is_nan() { ("-".to_owned(), "-".to_owned()) } else { (format!("{:.0}", dbsp / 1e3), format!("{:.2}x", w1 / dbsp)) };
+        let (fl, fl_ratio) = match flink_rates.iter().find(|(x, _)| x == q) {
+            Some((_, r)) => (format!("{:.0}", r / 1e3), format!("{:.1}x", w1 / r)),
+            None => ("-".to_owned(), "-".to_owned()),
+        };
+        rows.push(format!("| {q} | {:.0} | {:.0} | {reference} | {ratio} | {fl} | {fl_ratio} | {written} |", w1 / 1e3, w2 / 1e3));
     }
     let cmd = std::env::args().collect::<Vec<_>>().join(" ");
     let section = format!(
@@ -109,8 +173,8 @@ fn main() -> Result<()> {
          {PARTITIONS} partitions round-robin, moved into the run as Rust values (the values source; no decoding, as DBSP's events). \
          Median of {} runs; K events/s of the whole run (until every output is final). \
          DBSP: Feldera's figures measured on this kind of machine (one worker, 10M events, its generator on the other core), quoted, not re-run. \
-         Apache Flink is not measured yet; q6 is not built.\n\n\
-         | query | vigil 1 worker | vigil 2 workers | DBSP 1 worker (reference) | vigil 1 worker / DBSP | outputs |\n|---|---|---|---|---|---|\n{}\n",
+         {flink_about}. Flink has no q6 (its SQL is not supported there).\n\n\
+         | query | vigil 1 worker | vigil 2 workers | DBSP 1 worker (reference) | vigil 1 worker / DBSP | Flink 1 slot | vigil 1 worker / Flink | outputs |\n|---|---|---|---|---|---|---|---|\n{}\n",
         machine(),
         args.events,
         args.runs,

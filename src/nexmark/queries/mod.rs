@@ -11,11 +11,10 @@
 //! | [`q3`] | local item suggestion: sellers in OR, ID, CA of category-10 auctions | differential join, upsert view |
 //! | [`q4`] | average winning price per category | differential join + two reductions |
 //! | [`q5`] | hot items: the most bid-on auctions of each sliding window | two keyed operators on event-time timers |
+//! | [`q6`] | average selling price of each seller's last 10 auctions | two keyed operators on event-time timers |
 //! | [`q7`] | the highest bids of each tumbling window | a keyed operator on event-time timers |
 //! | [`q8`] | new people who opened an auction in their first window | a keyed operator |
 //! | [`q9`] | the winning bid of each auction | differential join + top-1 reduction |
-//!
-//! q6 (average selling price of a seller's last 10 auctions) is not built yet.
 //!
 //! ```
 //! use vigil::graph::values_source::Values;
@@ -41,6 +40,7 @@ pub mod q2;
 pub mod q3;
 pub mod q4;
 pub mod q5;
+pub mod q6;
 pub mod q7;
 pub mod q8;
 pub mod q9;
