@@ -18,6 +18,8 @@
 //! moves. The average of integer cents is truncated, as Flink's `AVG` of a
 //! `BIGINT` is.
 
+use differential_dataflow::operators::CountTotal;
+
 use crate::graph::{Stream, View};
 use crate::nexmark::Event;
 
@@ -25,14 +27,17 @@ use crate::nexmark::Event;
 pub fn query<'s>(events: &Stream<'s, Event>) -> View<'s, (i64, i64)> {
     let auctions = events.flat_map(|e| e.auction().map(|a| (a.id, (a.category, a.date_time, a.expires)))).view("q4_auctions", |r| r.value);
     let bids = events.flat_map(|e| e.bid().map(|b| (b.auction, (b.price, b.date_time)))).view("q4_bids", |r| r.value);
-    auctions
+    let maxima = auctions
         .join(&bids)
         .filter(|(_, ((_, start, end), (_, t)))| start <= t && t <= end)
         .map(|(id, ((category, _, _), (price, _)))| ((id, category), price))
         .reduce(|_, prices, out| out.push((*prices.iter().map(|(p, _)| *p).max().unwrap_or(&0), 1)))
-        .map(|((_, category), max)| (category, max))
-        .reduce(|_, maxima, out| {
-            let (sum, n) = maxima.iter().fold((0i64, 0i64), |(s, n), (m, c)| (s + **m * *c as i64, n + *c as i64));
-            out.push((if n > 0 { sum / n } else { 0 }, 1))
-        })
+        .map(|((_, category), max)| (category, max));
+    // the average from a running sum and count per category (differential
+    // keeps both as totals: a changed maximum costs O(1), not a pass over the
+    // category's auctions)
+    let sums = maxima.collection().clone().explode(|(category, max)| Some((category, max as isize))).count_total();
+    let counts = maxima.collection().clone().map(|(category, _)| category).count_total();
+    let averages = sums.join(counts).map(|(category, (sum, n))| (category, if n > 0 { (sum / n) as i64 } else { 0 }));
+    maxima.wrap(averages)
 }
