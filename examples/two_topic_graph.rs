@@ -27,8 +27,8 @@ use anyhow::{Context, Result};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use vigil::demo::broker::EmbeddedBroker;
 use vigil::graph::{GraphBuilder, KeyContext, KeyedOperator, Record, Source};
-use vigil::kafka::KafkaRun;
 use vigil::kafka::KafkaOptions;
+use vigil::kafka::KafkaRun;
 use vigil::spec::FieldType;
 
 /// A card's third transaction within a minute.

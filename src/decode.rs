@@ -82,9 +82,8 @@ impl Decoder {
         Decoder { slots, required, fields: s.fields.len(), numeric, kept: kept_names.len(), max_bytes: s.max_message_bytes }
     }
 
-    /// Decodes one payload. `unknown` is called with the name of each top-level field
-    /// that the schema does not declare (names cut to 64 bytes).
-    pub fn decode(&self, payload: Option<&[u8]>, unknown: &mut dyn FnMut(&str)) -> Result<Decoded, Rejection> {
+    /// The payload if it is neither empty nor over the size limit.
+    pub fn check_size<'p>(&self, payload: Option<&'p [u8]>) -> Result<&'p [u8], Rejection> {
         let bytes = match payload {
             None | Some([]) => return Err(Rejection::new(Reason::Empty, "empty payload")),
             Some(b) => b,
@@ -92,6 +91,13 @@ impl Decoder {
         if bytes.len() > self.max_bytes {
             return Err(Rejection::new(Reason::Oversize, format!("{} bytes exceeds the limit of {}", bytes.len(), self.max_bytes)));
         }
+        Ok(bytes)
+    }
+
+    /// Decodes one payload. `unknown` is called with the name of each top-level field
+    /// that the schema does not declare (names cut to 64 bytes).
+    pub fn decode(&self, payload: Option<&[u8]>, unknown: &mut dyn FnMut(&str)) -> Result<Decoded, Rejection> {
+        let bytes = self.check_size(payload)?;
         let text = std::str::from_utf8(bytes).map_err(|e| Rejection::new(Reason::InvalidUtf8, format!("invalid UTF-8: {e}")))?;
         let mut failure = None;
         let mut de = serde_json::Deserializer::from_str(text);

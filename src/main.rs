@@ -1,5 +1,5 @@
 //! The `vigil` command: `demo`, `run`, `gen`, `broker`, `runs`, `model`,
-//! `features`, `replay` (one file each under `cli/`).
+//! `features`, `replay`, `nexmark` (one file each under `cli/`).
 
 mod cli;
 
@@ -41,6 +41,9 @@ enum Command {
     /// labels file (JSON lines): event-time consistency, the scores a live run of
     /// the same records served.
     Replay(cli::replay::ReplayArgs),
+    /// The Nexmark benchmark through Kafka: publish its events, run a query.
+    #[command(subcommand)]
+    Nexmark(cli::nexmark::NexmarkCommand),
 }
 
 fn main() {
@@ -68,5 +71,6 @@ fn real_main(cli: Cli) -> Result<()> {
         Command::Model(c) => cli::model::run(c),
         Command::Features(c) => cli::features::run(c),
         Command::Replay(a) => cli::replay::run(a),
+        Command::Nexmark(c) => cli::nexmark::run(c),
     }
 }

@@ -13,11 +13,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use rdkafka::consumer::Consumer;
 use timely::{CommunicationConfig, WorkerConfig};
 
-use crate::kafka::coordinator::{CommitMode, Coordinator, CoordinatorConfig, CoordinatorSummary};
 use crate::checkpoint::restore::{self, Restored};
 use crate::checkpoint::txlog::TxLog;
 use crate::delivery::InFlight;
 use crate::epoch::EpochClock;
+use crate::kafka::coordinator::{CommitMode, Coordinator, CoordinatorConfig, CoordinatorSummary};
 use crate::kafka::sink::KafkaSink;
 use crate::kafka::source::{EndOffsets, KafkaSource};
 use crate::kafka::{self, KafkaOptions};

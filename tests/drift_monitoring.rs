@@ -11,8 +11,8 @@
 
 use std::time::Duration;
 
-use vigil::demo::{run_demo, DemoOptions, DemoReport};
 use vigil::demo::generator::{GenConfig, Generator};
+use vigil::demo::{run_demo, DemoOptions, DemoReport};
 use vigil::gpu::DeviceChoice;
 use vigil::monitor::DriftRecord;
 use vigil::types::Control;

@@ -77,7 +77,15 @@ fn pipeline(job: &JobSpec, input: &Partitions, labels: &Partitions) -> (Written,
     let drift = vigil::monitor::MemoryDriftSink::new();
     let to = Some(drift.clone() as Arc<dyn vigil::monitor::DriftSink>);
     let (learned, _) = vigil::local::run_local_monitored(job, &topic, &labels, 1, sink.clone(), Metrics::new(), to).unwrap();
-    let mut w = Written { scores: BTreeMap::new(), windows: BTreeMap::new(), features: BTreeMap::new(), joins: BTreeMap::new(), shadow: BTreeMap::new(), labeled: Vec::new(), dead: Vec::new() };
+    let mut w = Written {
+        scores: BTreeMap::new(),
+        windows: BTreeMap::new(),
+        features: BTreeMap::new(),
+        joins: BTreeMap::new(),
+        shadow: BTreeMap::new(),
+        labeled: Vec::new(),
+        dead: Vec::new(),
+    };
     for (topic, key, payload) in sink.take() {
         let key = String::from_utf8(key).unwrap();
         let text = String::from_utf8(payload).unwrap();
@@ -113,7 +121,15 @@ fn graph(job: &JobSpec, input: &Partitions, labels: &Partitions, workers: usize)
         run = run.topic_with_gaps(&online.labels.topic, labels.clone());
     }
     let mut out = run.run(move |g| job_graph(g, &job2)).unwrap();
-    let mut w = Written { scores: BTreeMap::new(), windows: BTreeMap::new(), features: BTreeMap::new(), joins: BTreeMap::new(), shadow: BTreeMap::new(), labeled: Vec::new(), dead: Vec::new() };
+    let mut w = Written {
+        scores: BTreeMap::new(),
+        windows: BTreeMap::new(),
+        features: BTreeMap::new(),
+        joins: BTreeMap::new(),
+        shadow: BTreeMap::new(),
+        labeled: Vec::new(),
+        dead: Vec::new(),
+    };
     for r in out.sink(&job.sinks.scores) {
         w.scores.entry(r.key.clone()).or_default().push(r.value.clone().unwrap());
     }
@@ -254,7 +270,14 @@ fn the_offline_log_holds_each_scored_events_features() {
                 let v: serde_json::Value = serde_json::from_str(text).unwrap();
                 let features = names.iter().map(|n| v["features"][n].as_f64()).collect();
                 let id = v["event_id"].as_str().map(str::to_owned);
-                (v["key"].as_str().unwrap().to_owned(), id, v["event_time"].as_i64().unwrap(), v["source_partition"].as_u64().unwrap() as u32, v["source_offset"].as_i64().unwrap(), features)
+                (
+                    v["key"].as_str().unwrap().to_owned(),
+                    id,
+                    v["event_time"].as_i64().unwrap(),
+                    v["source_partition"].as_u64().unwrap() as u32,
+                    v["source_offset"].as_i64().unwrap(),
+                    features,
+                )
             })
             .collect();
         let mut logged: Vec<Row> = Vec::new();
@@ -286,7 +309,6 @@ fn lookups_in_tables_score_as_in_the_pipeline() {
     use vigil::graph::job::{job_graph_with, JobIo};
     use vigil::table::SharedTable;
 
-
     let mut job = JobSpec::from_toml(&(std::fs::read_to_string("examples/fraud_job.toml").unwrap() + common::TABLE_LOOKUPS)).unwrap();
     // the lookups feed the model
     for (name, weight) in [("card_limit", 0.001), ("card_tier", 0.3), ("merchant_risk", 0.2)] {
@@ -298,9 +320,9 @@ fn lookups_in_tables_score_as_in_the_pipeline() {
         let key = bytes(&format!("c-{i:06}"));
         cards.push((key.clone(), bytes(&format!(r#"{{"limit": {i}, "tier": {}}}"#, i % 3))));
         match i % 6 {
-            0 => cards.push((key, None)),                                     // deleted
-            1 => cards.push((key, bytes("oops"))),                            // not JSON: skipped
-            2 => cards.push((key, bytes(r#"{"limit": "high"}"#))),            // wrong type: skipped
+            0 => cards.push((key, None)),                                            // deleted
+            1 => cards.push((key, bytes("oops"))),                                   // not JSON: skipped
+            2 => cards.push((key, bytes(r#"{"limit": "high"}"#))),                   // wrong type: skipped
             3 => cards.push((key, bytes(&format!(r#"{{"limit": {}}}"#, 1000 + i)))), // overwritten, no tier
             _ => {}
         }

@@ -11,8 +11,8 @@ use anyhow::Result;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use vigil::demo::broker::EmbeddedBroker;
 use vigil::graph::{GraphBuilder, LocalRun, Source};
-use vigil::kafka::KafkaRun;
 use vigil::kafka::read::read_topic;
+use vigil::kafka::KafkaRun;
 use vigil::spec::FieldType;
 
 #[path = "support/graph.rs"]

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use vigil::demo::broker::EmbeddedBroker;
 use vigil::checkpoint::format::{list_manifests, read_manifest};
+use vigil::demo::broker::EmbeddedBroker;
 use vigil::demo::fraud_online_job;
 use vigil::demo::generator::{GenConfig, Generator};
 use vigil::gpu::DeviceChoice;

@@ -73,10 +73,15 @@ pub fn concurrent_end_to_end(kafka: &KafkaOptions, events: u64) -> Result<f64> {
 
 /// A plain loop: consume every record of `input` and produce it to `output`.
 pub fn passthrough(kafka: &KafkaOptions, input: &str, output: &str, events: u64) -> Result<f64> {
+    passthrough_partitions(kafka, input, output, events, PARTITIONS)
+}
+
+/// [`passthrough`] of a topic with `partitions` partitions.
+pub fn passthrough_partitions(kafka: &KafkaOptions, input: &str, output: &str, events: u64, partitions: i32) -> Result<f64> {
     let consumer: BaseConsumer =
         kafka.consumer_config_with(&[]).set("group.id", "passthrough").set("enable.auto.commit", "false").set("fetch.wait.max.ms", "10").create()?;
     let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
+    for p in 0..partitions {
         tpl.add_partition_offset(input, p, Offset::Beginning)?;
     }
     consumer.assign(&tpl)?;

@@ -5,8 +5,8 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use vigil::demo::broker::EmbeddedBroker;
 use vigil::checkpoint::format;
+use vigil::demo::broker::EmbeddedBroker;
 use vigil::demo::generator::GenConfig;
 use vigil::demo::publish::{never, publish, PublishOptions, PublishProgress};
 use vigil::kafka::KafkaOptions;

@@ -1,5 +1,5 @@
 //! The `vigil` command, one file per command: `demo`, `run`, `gen`, `broker`,
-//! `runs`, `model`, `features`, `replay`; what they share (Kafka settings, the
+//! `runs`, `model`, `features`, `replay`, `nexmark`; what they share (Kafka settings, the
 //! metrics address) here.
 
 pub mod broker;
@@ -7,6 +7,7 @@ pub mod demo;
 pub mod features;
 pub mod gen;
 pub mod model;
+pub mod nexmark;
 pub mod replay;
 pub mod run;
 pub mod runs;

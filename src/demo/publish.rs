@@ -9,8 +9,8 @@ use anyhow::{Context, Result};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
-use crate::kafka::KafkaOptions;
 use crate::demo::generator::{GenConfig, Generated, Generator};
+use crate::kafka::KafkaOptions;
 
 /// What to publish and how fast.
 #[derive(Clone, Debug)]

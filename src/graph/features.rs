@@ -60,12 +60,12 @@ use vigil_operators::distinct::{tag_of, ABSENT};
 use vigil_operators::{Agg, ClosedWindow, FeatureDef, FeatureState, WindowFeature};
 
 use super::gated::{gated, Gated};
-use crate::table::SharedTable;
 use super::keyed::Origin;
 use super::record::{FieldReader, Record, Schema};
 use super::sink::Written;
 use super::stream::{Msg, Rec, Stream};
 use crate::spec::JobSpec;
+use crate::table::SharedTable;
 use crate::types::key_hash;
 
 /// The version of the operator's checkpointed state ([`FeatureState`] in bincode).

@@ -90,7 +90,7 @@ pub use record::Record;
 pub use run::{DeadLetter, LocalRun, MemoryTopic, Outputs, SinkRecord, SourceCounts};
 pub use score::{Challenger, Model, ModelVersion, Scored};
 pub use sink::Written;
-pub use source::Source;
+pub use source::{serde_rejection, Decoded, Source};
 pub use stream::{Rec, Stream};
 pub use sub_joins::{JoinPair, SubJoins};
 pub use view::View;
@@ -142,14 +142,61 @@ impl<'s> GraphBuilder<'s> {
         self.source_with(source, source::typed::<T>())
     }
 
+    /// Reads a topic in a format of your own: `decode` turns each payload into
+    /// its key, event time and value, or rejects it (the record goes to `dlq`
+    /// with the reason you give). Everything else is as for
+    /// [`GraphBuilder::source`]: the size limit, the lateness and
+    /// future-timestamp checks, watermarks, per-topic counts and checkpoints.
+    /// The source's field declarations are not used. For payloads of nested
+    /// JSON, of a binary format, or to decode straight into your type.
+    ///
+    /// ```
+    /// use vigil::graph::{Decoded, LocalRun, Source};
+    /// use vigil::types::{Reason, Rejection};
+    ///
+    /// // "card,millis,amount" lines
+    /// let decode = |b: &[u8]| -> Result<Decoded<f64>, Rejection> {
+    ///     let bad = |why: &str| Rejection::new(Reason::WrongType, why.to_string());
+    ///     let text = std::str::from_utf8(b).map_err(|_| bad("not UTF-8"))?;
+    ///     let f: Vec<&str> = text.split(',').collect();
+    ///     let [card, ts, amount] = f[..] else { return Err(bad("three fields")) };
+    ///     Ok(Decoded {
+    ///         key: card.to_string(),
+    ///         time_ms: ts.parse().map_err(|_| bad("time"))?,
+    ///         value: amount.parse().map_err(|_| bad("amount"))?,
+    ///     })
+    /// };
+    /// let out = LocalRun::new(1)
+    ///     .topic("tx", vec![vec![b"c1,1700000000000,12.5".to_vec(), b"c2,soon,1".to_vec()]])
+    ///     .run(|g| {
+    ///         g.source_decoded(Source::json("tx"), decode).map(|a| a * 2.0).sink("doubled");
+    ///         Ok(())
+    ///     })
+    ///     .unwrap();
+    /// assert_eq!(out.values("doubled"), vec!["25.0"]);
+    /// assert_eq!((out.dead[0].reason, out.dead[0].detail.as_str()), ("wrong_type", "time"));
+    /// ```
+    pub fn source_decoded<T, F>(&mut self, source: Source, decode: F) -> Stream<'s, T>
+    where
+        T: Clone + 'static,
+        F: FnMut(&[u8]) -> Result<Decoded<T>, crate::types::Rejection> + 'static,
+    {
+        self.source_with(source, source::MakeValue::Custom(Box::new(decode)))
+    }
+
+    /// Notes that this graph reads `name`; a second reader is an error.
+    fn claim_source(&mut self, name: &str) {
+        if self.shared.sources.borrow().iter().any(|t| t == name) {
+            self.shared.errors.borrow_mut().push(format!("topic `{name}` is read by two sources: read it once and use the stream twice"));
+        }
+        self.shared.sources.borrow_mut().push(name.to_owned());
+    }
+
     fn source_with<V: Clone + 'static>(&mut self, source: Source, make: source::MakeValue<V>) -> Stream<'s, V> {
         let index = self.sources;
         self.sources += 1;
         let collector = self.shared.collector.clone();
-        if self.shared.sources.borrow().iter().any(|t| t == source.topic()) {
-            self.shared.errors.borrow_mut().push(format!("topic `{}` is read by two sources: read it once and use the stream twice", source.topic()));
-        }
-        self.shared.sources.borrow_mut().push(source.topic().to_owned());
+        self.claim_source(source.topic());
         match &collector.inputs {
             run::Inputs::Memory { topics, epoch_records, .. } => {
                 let data = topics.get(source.topic()).cloned().unwrap_or_else(|| {
@@ -166,6 +213,7 @@ impl<'s> GraphBuilder<'s> {
     pub fn source_values<T: serde::Serialize + Clone + Send + 'static>(&mut self, values: values_source::Values<T>) -> Stream<'s, T> {
         let index = self.sources;
         self.sources += 1;
+        self.claim_source(values.name());
         let (given, per_epoch) = match &self.shared.collector.inputs {
             run::Inputs::Memory { values: given, epoch_records, .. } => (given.get(values.name()).cloned(), *epoch_records),
             run::Inputs::Connector(_) => (None, 1024),

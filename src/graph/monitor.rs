@@ -319,7 +319,8 @@ impl MonitorState {
         if due.is_empty() {
             return;
         }
-        let inputs = |a: &Waiting, b: &Waiting| a.inputs.iter().zip(b.inputs.iter()).map(|(x, y)| x.total_cmp(y)).find(|o| o.is_ne()).unwrap_or(Ordering::Equal);
+        let inputs =
+            |a: &Waiting, b: &Waiting| a.inputs.iter().zip(b.inputs.iter()).map(|(x, y)| x.total_cmp(y)).find(|o| o.is_ne()).unwrap_or(Ordering::Equal);
         due.sort_unstable_by(|a, b| watched_order(a.key(), b.key()).then_with(|| inputs(a, b)));
         let mut batch = Observations::default();
         for row in due {

@@ -76,10 +76,10 @@ use super::record::{FieldReader, Record};
 use super::score::{Challenger, ModelVersion, Scored};
 use super::stream::{Mark, Msg, Rec, Stream};
 use crate::learner::{LabelSpec, LearnerLink, ModelNames, OnlineSpec, Pending};
-use crate::monitor::interner::Interner;
-use crate::monitor::ResolvedMonitor;
 use crate::model::gate::Gate;
 use crate::model::ModelSnapshot;
+use crate::monitor::interner::Interner;
+use crate::monitor::ResolvedMonitor;
 use crate::spec::JobSpec;
 use vigil_operators::learn::ModelKind;
 

@@ -259,7 +259,16 @@ pub struct LocalRun {
 impl LocalRun {
     /// `workers` threads in one process.
     pub fn new(workers: usize) -> Self {
-        LocalRun { workers: workers.max(1), processes: 1, topics: HashMap::new(), values: HashMap::new(), epoch_records: 1024, checkpoints: None, crash_after: None, keep_sinks: true }
+        LocalRun {
+            workers: workers.max(1),
+            processes: 1,
+            topics: HashMap::new(),
+            values: HashMap::new(),
+            epoch_records: 1024,
+            checkpoints: None,
+            crash_after: None,
+            keep_sinks: true,
+        }
     }
     /// `processes` timely processes on loopback, each with the workers of [`LocalRun::new`].
     pub fn processes(mut self, processes: usize) -> Self {
@@ -321,7 +330,8 @@ impl LocalRun {
         F: Fn(&mut GraphBuilder<'_>) -> Result<()> + Send + Sync + 'static,
     {
         let (checkpoints, coordinator) = super::checkpoint::configure(&self.checkpoints)?;
-        let mut collector = Collector::new(Inputs::Memory { topics: self.topics.clone(), values: self.values.clone(), epoch_records: self.epoch_records }, checkpoints);
+        let mut collector =
+            Collector::new(Inputs::Memory { topics: self.topics.clone(), values: self.values.clone(), epoch_records: self.epoch_records }, checkpoints);
         collector.crash_after = self.crash_after;
         collector.processes = self.processes;
         collector.keep_sinks = self.keep_sinks;

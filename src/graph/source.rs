@@ -139,13 +139,27 @@ impl Source {
     }
 }
 
-/// What a source makes of an accepted record: its [`Record`], or a value of the
-/// user's type read from the payload (a failure is the record's rejection).
-pub(super) type MakeValue<V> = Box<dyn FnMut(Record, &[u8]) -> Result<V, Rejection>>;
+/// What a source makes of a payload: a [`Record`] decoded against the source's
+/// schema and turned into a `V` (a failure is the record's rejection), or the
+/// user's own decoding ([`GraphBuilder::source_decoded`]).
+pub(super) enum MakeValue<V> {
+    Schema(Box<dyn FnMut(Record, &[u8]) -> Result<V, Rejection>>),
+    Custom(Box<dyn FnMut(&[u8]) -> Result<Decoded<V>, Rejection>>),
+}
+
+/// What a user's decoder makes of one payload
+/// ([`GraphBuilder::source_decoded`]): the record's key, its event time
+/// (epoch milliseconds) and its value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decoded<T> {
+    pub key: String,
+    pub time_ms: i64,
+    pub value: T,
+}
 
 /// A source of [`Record`]s.
 pub(super) fn records() -> MakeValue<Record> {
-    Box::new(|r, _| Ok(r))
+    MakeValue::Schema(Box::new(|r, _| Ok(r)))
 }
 
 /// A source of `T`s: each accepted payload deserialized as a `T` (serde); one
@@ -153,17 +167,21 @@ pub(super) fn records() -> MakeValue<Record> {
 /// `wrong_type`, naming the type).
 pub(super) fn typed<T: DeserializeOwned>() -> MakeValue<T> {
     let name = std::any::type_name::<T>().rsplit("::").next().unwrap_or("?").to_owned();
-    Box::new(move |_, payload| {
-        serde_json::from_slice::<T>(payload).map_err(|e| {
-            let text = e.to_string();
-            let reason = match () {
-                _ if text.starts_with("missing field") => Reason::MissingField,
-                _ if text.starts_with("duplicate field") => Reason::DuplicateField,
-                _ => Reason::WrongType,
-            };
-            Rejection::new(reason, format!("does not read as `{name}`: {text}"))
-        })
-    })
+    MakeValue::Schema(Box::new(move |_, payload| serde_json::from_slice::<T>(payload).map_err(|e| serde_rejection(&name, &e))))
+}
+
+/// The rejection of a payload that serde could not read as the type `name`:
+/// `missing_field`, `duplicate_field`, `not_json` (not JSON at all) or
+/// `wrong_type`, the detail naming the type.
+pub fn serde_rejection(name: &str, e: &serde_json::Error) -> Rejection {
+    let text = e.to_string();
+    let reason = match () {
+        _ if text.starts_with("missing field") => Reason::MissingField,
+        _ if text.starts_with("duplicate field") => Reason::DuplicateField,
+        _ if e.is_syntax() || e.is_eof() => Reason::NotJson,
+        _ => Reason::WrongType,
+    };
+    Rejection::new(reason, format!("does not read as `{name}`: {text}"))
 }
 
 /// Decoding and admission of one worker's share of a source: the same verdicts
@@ -203,12 +221,16 @@ impl<V> Admission<V> {
     pub(super) fn take(&mut self, partition: u32, offset: i64, payload: Option<&[u8]>, now_ms: i64) -> Option<Msg<V>> {
         self.counts.read += 1;
         let clock = self.clocks.entry(partition).or_default();
-        let (schema, make) = (&self.schema, &mut self.make);
-        let admitted = self.decoder.decode(payload, &mut |_| {}).and_then(|d| {
-            let record = Record::new(schema.clone(), d.event_id, d.numeric, d.strings);
-            let value = make(record, payload.unwrap_or_default())?;
-            clock.admit(d.time_ms, now_ms, &self.policy).map(|wm| (d.key, d.time_ms, value, wm))
-        });
+        let (schema, policy) = (&self.schema, &self.policy);
+        let decoded = match &mut self.make {
+            MakeValue::Schema(make) => self.decoder.decode(payload, &mut |_| {}).and_then(|d| {
+                let record = Record::new(schema.clone(), d.event_id, d.numeric, d.strings);
+                let value = make(record, payload.unwrap_or_default())?;
+                Ok(Decoded { key: d.key, time_ms: d.time_ms, value })
+            }),
+            MakeValue::Custom(decode) => self.decoder.check_size(payload).and_then(|bytes| decode(bytes)),
+        };
+        let admitted = decoded.and_then(|d| clock.admit(d.time_ms, now_ms, policy).map(|wm| (d.key, d.time_ms, d.value, wm)));
         match admitted {
             Ok((key, time_ms, value, watermark)) => {
                 self.counts.accepted += 1;

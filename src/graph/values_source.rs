@@ -102,7 +102,9 @@ pub(super) fn values_source<'s, T: Serialize + Clone + Send + 'static>(
             let mut topic = topic.lock().unwrap_or_else(|e| e.into_inner());
             for (p, slot) in topic.iter_mut().enumerate().filter(|(p, _)| (p + index as usize) % peers == worker) {
                 match slot.take() {
-                    Some(data) => parts.push(Partition { number: p as u32, len: data.len(), data: data.into_iter(), next: 0, clock: PartitionClock::default() }),
+                    Some(data) => {
+                        parts.push(Partition { number: p as u32, len: data.len(), data: data.into_iter(), next: 0, clock: PartitionClock::default() })
+                    }
                     None => g.shared.errors.borrow_mut().push(format!("values `{name}`: partition {p} was read by an earlier run; give the values again")),
                 }
             }
@@ -174,7 +176,8 @@ pub(super) fn values_source<'s, T: Serialize + Clone + Send + 'static>(
             output.session(&*c).give_container(&mut batch);
             collector.record_source(&name, std::mem::take(&mut counts), std::mem::take(&mut dead));
             if let Some(ck) = checkpoints.as_ref().filter(|ck| done || ck.is_checkpoint(epoch)) {
-                let partitions = parts.iter().map(|p| crate::checkpoint::PartitionCut { partition: p.number, next_offset: p.next as i64, clock: p.clock.clone() }).collect();
+                let partitions =
+                    parts.iter().map(|p| crate::checkpoint::PartitionCut { partition: p.number, next_offset: p.next as i64, clock: p.clock.clone() }).collect();
                 ck.send(Part::Cut { worker, topic: name.clone(), epoch, partitions, last: done });
             }
             if done {

@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use rdkafka::consumer::{BaseConsumer, ConsumerGroupMetadata};
 
+use super::sink::KafkaSink;
 use crate::checkpoint::format::{self, Manifest};
 use crate::checkpoint::txlog::{self, TxLog};
 use crate::checkpoint::{PartitionCut, Report};
 use crate::delivery::{InFlight, MAX_EPOCHS_AHEAD};
 use crate::epoch::EpochClock;
-use super::sink::KafkaSink;
 use crate::metrics::Metrics;
 use crate::types::Control;
 

@@ -146,7 +146,6 @@ impl Connector for KafkaIo {
         }
         *self.produced.lock().unwrap_or_else(|e| e.into_inner()).entry(self.dlq_topic.clone()).or_default() += dead.len() as u64;
     }
-
 }
 
 impl KafkaIo {

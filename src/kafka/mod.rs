@@ -168,3 +168,27 @@ mod tests {
         assert!(m.starts_with("topic `sea` not found on the cluster after 5 s (metadata request failed: timed out); create it with"), "{m}");
     }
 }
+
+/// Creates `topic` with `partitions` partitions (replication factor
+/// `replication`) unless it exists; returns its partition count. A cluster
+/// that cannot create topics (the embedded broker creates them on first use)
+/// is fine as long as the topic then exists.
+pub fn ensure_topic(opts: &KafkaOptions, topic: &str, partitions: u32, replication: i32) -> Result<u32> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let consumer = opts.admin_consumer("vigil-admin")?;
+    if let Ok(n) = partition_count(&consumer, topic, Duration::ZERO) {
+        return Ok(n);
+    }
+    let admin: AdminClient<DefaultClientContext> = opts.client_config().create().context("creating the admin client")?;
+    let new = NewTopic::new(topic, partitions as i32, TopicReplication::Fixed(replication));
+    let wait = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let created = runtime.block_on(admin.create_topics([&new], &wait));
+    match created.as_ref().map(|r| r.first().cloned()) {
+        Ok(Some(Ok(_))) => {}
+        Ok(Some(Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)))) => {}
+        other => tracing::debug!("creating topic {topic}: {other:?}; checking that it exists"),
+    }
+    partition_count(&consumer, topic, Duration::from_secs(30))
+}

@@ -120,4 +120,3 @@ fn load((consumer, ends): (BaseConsumer, Vec<i64>), spec: &TableSpec, table: &Sh
         }
     }
 }
-

@@ -5,10 +5,10 @@
 //! record, so they are written by their own idempotent producer outside the
 //! epoch transactions (at-least-once: a restart may repeat an evaluation).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use vigil_operators::drift::{Evidence, Streak};
 

@@ -230,7 +230,18 @@ fn auction(number: i64, id: i64, random: &mut JavaRandom, time: i64, config: &Ge
     let reserve = initial_bid + next_price(random);
     let size = 8 + item_name.len() + description.len() + 8 + 8 + 8 + 8 + 8;
     let extra = next_extra(random, size as i32, config.avg_auction_byte_size);
-    Auction { id: last_base0_auction_id(id) + FIRST_AUCTION_ID, item_name, description, initial_bid, reserve, date_time: time, expires, seller, category, extra }
+    Auction {
+        id: last_base0_auction_id(id) + FIRST_AUCTION_ID,
+        item_name,
+        description,
+        initial_bid,
+        reserve,
+        date_time: time,
+        expires,
+        seller,
+        category,
+        extra,
+    }
 }
 
 fn bid(id: i64, random: &mut JavaRandom, time: i64, config: &GeneratorConfig) -> Bid {

@@ -5,10 +5,12 @@
 //! - [`generator`]: Apache Beam's generator, event for event ([`java_random`]
 //!   is the `java.util.Random` it seeds per event);
 //! - [`queries`]: the queries on the graph API, one file each, with the
-//!   reference SQL.
+//!   reference SQL;
+//! - [`kafka`]: the events on a Kafka topic, published and read back.
 
 pub mod generator;
 pub mod java_random;
+pub mod kafka;
 pub mod model;
 pub mod queries;
 

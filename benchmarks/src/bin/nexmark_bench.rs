@@ -22,6 +22,10 @@ use vigil::nexmark::{queries, Event, Generator, GeneratorConfig};
 
 #[path = "../report.rs"]
 mod report;
+
+#[path = "../kafka_bench.rs"]
+#[allow(dead_code)]
+mod kafka_bench;
 use report::{machine, write_section};
 
 #[global_allocator]
@@ -46,14 +50,34 @@ struct Args {
     /// Flink's runs per query (each starts a job on a local cluster).
     #[arg(long, default_value_t = 1)]
     flink_runs: usize,
+    /// Also run q0, q5 and q7 end to end through Kafka: `embedded` (the
+    /// embedded mock broker) or HOST:PORT of a broker (`scripts/kafka.sh start`).
+    #[arg(long)]
+    kafka: Option<String>,
+    /// What the broker is, for the table (e.g. "Apache Kafka 4.4.0, one KRaft node").
+    #[arg(long, default_value = "")]
+    kafka_about: String,
+    /// Events published for the Kafka runs.
+    #[arg(long, default_value_t = 1_000_000)]
+    kafka_events: usize,
 }
 
 const PARTITIONS: usize = 4;
 
 /// The queries, with Feldera's DBSP Nexmark on this kind of machine (one
 /// worker, 10M events, K events/s; DBSP has no q6).
-const DBSP: &[(&str, f64)] =
-    &[("q0", 1284.0), ("q1", 929.0), ("q2", 1594.0), ("q3", 1409.0), ("q4", 909.0), ("q5", 1233.0), ("q6", f64::NAN), ("q7", 883.0), ("q8", 1359.0), ("q9", 239.0)];
+const DBSP: &[(&str, f64)] = &[
+    ("q0", 1284.0),
+    ("q1", 929.0),
+    ("q2", 1594.0),
+    ("q3", 1409.0),
+    ("q4", 909.0),
+    ("q5", 1233.0),
+    ("q6", f64::NAN),
+    ("q7", 883.0),
+    ("q8", 1359.0),
+    ("q9", 239.0),
+];
 
 fn build(q: &str, events: &Stream<'_, Event>) {
     match q {
@@ -114,7 +138,8 @@ fn flink(python: &str, parts: &[Vec<Event>], queries: &[&str], runs: usize) -> R
     anyhow::ensure!(status.success(), "the Flink runner failed ({status})");
     let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&results)?)?;
     let _ = std::fs::remove_file(&events);
-    let rates = r["results"].as_object().map(|m| m.iter().filter_map(|(q, v)| Some((q.clone(), v["events_per_s_net"].as_f64()?))).collect()).unwrap_or_default();
+    let rates =
+        r["results"].as_object().map(|m| m.iter().filter_map(|(q, v)| Some((q.clone(), v["events_per_s_net"].as_f64()?))).collect()).unwrap_or_default();
     let about = format!(
         "Apache Flink {} (PyFlink, Java {}), streaming mode, parallelism 1, one task slot, in-memory state, no checkpoints, each query to a blackhole sink, \
          the same events as JSON lines from a file (Flink parses them: its `read` job, the file into a blackhole, ran at {:.0}K events/s); \
@@ -124,6 +149,85 @@ fn flink(python: &str, parts: &[Vec<Event>], queries: &[&str], runs: usize) -> R
         r["results"]["read"]["events_per_s_net"].as_f64().unwrap_or(f64::NAN) / 1e3,
     );
     Ok((rates, about))
+}
+
+const KAFKA_QUERIES: [&str; 3] = ["q0", "q5", "q7"];
+const KAFKA_PARTITIONS: u32 = 4;
+
+/// q0, q5 and q7 through a broker: the events published to a topic (timed
+/// apart), then each query reading it to its end and writing its results to a
+/// topic, on 1 and 2 workers, next to a plain consume-and-produce loop over the
+/// same topic (the upper limit of any job on this broker). Returns the section.
+fn kafka(args: &Args, brokers: &str) -> Result<String> {
+    use vigil::kafka::KafkaOptions;
+    use vigil::nexmark::kafka as nk;
+    let embedded = (brokers == "embedded").then(|| vigil::demo::broker::EmbeddedBroker::start(1)).transpose()?;
+    let opts = match &embedded {
+        Some(b) => b.kafka_options(),
+        None => KafkaOptions::new(brokers),
+    };
+    // fresh topics per run: a real broker keeps the last run's records
+    let tag = format!("nexmark-bench-{}", std::process::id());
+    let topic = |name: &str| -> Result<String> {
+        let t = format!("{tag}-{name}");
+        match &embedded {
+            Some(b) => b.create_topic(&t, KAFKA_PARTITIONS as i32)?,
+            None => drop(vigil::kafka::ensure_topic(&opts, &t, KAFKA_PARTITIONS, 1)?),
+        }
+        Ok(t)
+    };
+    let (input, dlq) = (topic("events")?, topic("dlq")?);
+    let n = args.kafka_events;
+    let t = Instant::now();
+    nk::publish(&opts, &input, KAFKA_PARTITIONS, Generator::new(GeneratorConfig::default()).take(n))?;
+    let publish_rate = n as f64 / t.elapsed().as_secs_f64();
+    let mut pass = Vec::new();
+    for _ in 0..args.runs {
+        pass.push(kafka_bench::passthrough_partitions(&opts, &input, &topic("pass")?, n as u64, KAFKA_PARTITIONS as i32)?);
+    }
+    let pass = median(pass);
+    println!("kafka: published {n} at {:.0}K/s, passthrough {:.0}K/s", publish_rate / 1e3, pass / 1e3);
+    let mut rows = Vec::new();
+    for q in KAFKA_QUERIES {
+        let mut rates = [Vec::new(), Vec::new()];
+        let mut written = 0;
+        for _ in 0..args.runs {
+            for (i, workers) in [1, 2].into_iter().enumerate() {
+                let out = topic(q)?;
+                let run = vigil::kafka::KafkaRun::new(opts.clone())
+                    .workers(workers)
+                    .until_end()
+                    .dlq_topic(&dlq)
+                    .epoch_interval(std::time::Duration::from_millis(100));
+                let (source, sink) = (input.clone(), out.clone());
+                let t = Instant::now();
+                let summary = run.run(move |g| {
+                    let events = g.source_decoded(nk::source(&source), nk::decode);
+                    queries::sink_query(q, &events, &sink)
+                })?;
+                rates[i].push(n as f64 / t.elapsed().as_secs_f64());
+                let accepted = summary.sources.get(&input).map_or(0, |c| c.accepted);
+                anyhow::ensure!(accepted == n as u64, "{q} on Kafka accepted {accepted} of {n} events");
+                written = summary.produced.get(&out).copied().unwrap_or(0);
+            }
+        }
+        let [w1, w2] = [median(rates[0].clone()), median(rates[1].clone())];
+        println!("kafka {q}: 1 worker {:.0}K/s, 2 workers {:.0}K/s, {written} outputs", w1 / 1e3, w2 / 1e3);
+        rows.push(format!("| {q} | {:.0} | {:.0} | {:.0}% | {written} |", w1 / 1e3, w2 / 1e3, 100.0 * w1 / pass));
+    }
+    let about = if args.kafka_about.is_empty() { brokers.to_owned() } else { args.kafka_about.clone() };
+    let broker = match &embedded {
+        Some(_) => "the embedded broker (librdkafka's mock cluster: it keeps ~5 MB per partition and answers empty fetches only after the full wait; judge by the ratio to the passthrough)".to_owned(),
+        None => format!("{about} on this machine"),
+    };
+    Ok(format!(
+        "### Nexmark through Kafka\n\n         {n} events published to one topic of {KAFKA_PARTITIONS} partitions on {broker} (`vigil nexmark gen`'s format: one JSON event per record; published at {:.0}K events/s, not timed below).          Each query reads the topic to its end with the Nexmark decoder (`source_decoded`), from the first record, and writes its results to a topic of its own (`vigil nexmark run --until-end`);          K events/s from the run's start until its outputs are flushed, median of {}.          Upper limit: a plain loop consuming every record and producing it to another topic ran {:.0}K events/s (median of {}).\n\n         | query | vigil 1 worker | vigil 2 workers | 1 worker / passthrough | outputs |\n|---|---|---|---|---|\n{}\n",
+        publish_rate / 1e3,
+        args.runs,
+        pass / 1e3,
+        args.runs,
+        rows.join("\n")
+    ))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -139,7 +243,8 @@ fn main() -> Result<()> {
         parts[i % PARTITIONS].push(e);
     }
     println!("generated {} events in {:.1} s", args.events, t.elapsed().as_secs_f64());
-    let chosen: Vec<&'static str> = DBSP.iter().map(|(q, _)| *q).filter(|q| args.queries.as_deref().is_none_or(|list| list.split(',').any(|x| x == *q))).collect();
+    let chosen: Vec<&'static str> =
+        DBSP.iter().map(|(q, _)| *q).filter(|q| args.queries.as_deref().is_none_or(|list| list.split(',').any(|x| x == *q))).collect();
     let (flink_rates, flink_about) = match &args.flink {
         Some(python) => flink(python, &parts, &chosen, args.flink_runs)?,
         None => (Vec::new(), "Apache Flink: not run (`--flink`)".to_owned()),
@@ -166,6 +271,10 @@ fn main() -> Result<()> {
         };
         rows.push(format!("| {q} | {:.0} | {:.0} | {reference} | {ratio} | {fl} | {fl_ratio} | {written} |", w1 / 1e3, w2 / 1e3));
     }
+    let kafka_section = match &args.kafka {
+        Some(brokers) => kafka(&args, brokers)?,
+        None => String::new(),
+    };
     let cmd = std::env::args().collect::<Vec<_>>().join(" ");
     let section = format!(
         "## Nexmark (graph API)\n\nMachine: {}. Command: `{cmd}`.\n\n\
@@ -174,7 +283,7 @@ fn main() -> Result<()> {
          Median of {} runs; K events/s of the whole run (until every output is final). \
          DBSP: Feldera's figures measured on this kind of machine (one worker, 10M events, its generator on the other core), quoted, not re-run. \
          {flink_about}. Flink has no q6 (its SQL is not supported there).\n\n\
-         | query | vigil 1 worker | vigil 2 workers | DBSP 1 worker (reference) | vigil 1 worker / DBSP | Flink 1 slot | vigil 1 worker / Flink | outputs |\n|---|---|---|---|---|---|---|---|\n{}\n",
+         | query | vigil 1 worker | vigil 2 workers | DBSP 1 worker (reference) | vigil 1 worker / DBSP | Flink 1 slot | vigil 1 worker / Flink | outputs |\n|---|---|---|---|---|---|---|---|\n{}\n{kafka_section}",
         machine(),
         args.events,
         args.runs,

@@ -46,6 +46,30 @@ pub mod q8;
 pub mod q9;
 
 use super::Event;
+use crate::graph::Stream;
+
+/// The queries' names, in order.
+pub const NAMES: [&str; 10] = ["q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7", "q8", "q9"];
+
+/// Builds the query `name` over `events`, its results to the sink `out`: a
+/// stream's records with `sink`, a view's changes with `sink_upsert` (q3, q4,
+/// q9). An unknown name is an error naming the known ones.
+pub fn sink_query(name: &str, events: &Stream<'_, Event>, out: &str) -> anyhow::Result<()> {
+    match name {
+        "q0" => q0::query(events).sink(out),
+        "q1" => q1::query(events).sink(out),
+        "q2" => q2::query(events).sink(out),
+        "q3" => q3::query(events).sink_upsert(out),
+        "q4" => q4::query(events).sink_upsert(out),
+        "q5" => q5::query(events).sink(out),
+        "q6" => q6::query(events).sink(out),
+        "q7" => q7::query(events).sink(out),
+        "q8" => q8::query(events).sink(out),
+        "q9" => q9::query(events).sink_upsert(out),
+        _ => anyhow::bail!("no Nexmark query `{name}` (there are {})", NAMES.join(", ")),
+    }
+    Ok(())
+}
 
 /// The bids of the stream.
 pub fn bids(e: Event) -> Option<super::Bid> {

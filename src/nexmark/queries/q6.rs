@@ -70,7 +70,8 @@ impl Open {
     fn offer(&mut self, b: &Bid) {
         let Some(a) = &self.auction else { return };
         let valid = a.date_time <= b.date_time && b.date_time <= a.expires && b.price >= a.reserve;
-        let better = self.best.as_ref().is_none_or(|x| (b.price, -b.date_time) > (x.price, -x.date_time) || ((b.price, b.date_time) == (x.price, x.date_time) && b < x));
+        let better =
+            self.best.as_ref().is_none_or(|x| (b.price, -b.date_time) > (x.price, -x.date_time) || ((b.price, b.date_time) == (x.price, x.date_time) && b < x));
         if valid && better {
             self.best = Some(b.clone());
         }

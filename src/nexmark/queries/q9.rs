@@ -28,12 +28,13 @@ pub fn query<'s>(events: &Stream<'s, Event>) -> View<'s, (i64, (Auction, Bid))> 
     // auction joins back onto the winners (far fewer changes than bids)
     let spans = events.flat_map(|e| e.auction().map(|a| (a.id, (a.date_time, a.expires)))).view("q9_spans", |r| r.value);
     let bids = events.flat_map(|e| e.bid().map(|b| (b.auction, b.clone()))).view("q9_bids", |r| r.value.clone());
-    let winners = spans.join(&bids).filter(|(_, ((start, end), b))| *start <= b.date_time && b.date_time <= *end).map(|(id, (_, b))| (id, b)).reduce(|_, bids, out| {
-        let best = bids.iter().map(|(b, _)| *b).min_by(|x, y| y.price.cmp(&x.price).then(x.date_time.cmp(&y.date_time)).then(x.cmp(y)));
-        if let Some(best) = best {
-            out.push((best.clone(), 1));
-        }
-    });
+    let winners =
+        spans.join(&bids).filter(|(_, ((start, end), b))| *start <= b.date_time && b.date_time <= *end).map(|(id, (_, b))| (id, b)).reduce(|_, bids, out| {
+            let best = bids.iter().map(|(b, _)| *b).min_by(|x, y| y.price.cmp(&x.price).then(x.date_time.cmp(&y.date_time)).then(x.cmp(y)));
+            if let Some(best) = best {
+                out.push((best.clone(), 1));
+            }
+        });
     let auctions = events.flat_map(|e| e.auction().map(|a| (a.id, a.clone()))).view("q9_auctions", |r| r.value.clone());
     auctions.join(&winners)
 }
