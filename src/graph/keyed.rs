@@ -61,7 +61,10 @@
 //! assert_eq!(out.last(), Some(&("c".to_string(), 1)));
 //! ```
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+// keyed state is looked up per event: FxHash, as the operators crate's windows
+use rustc_hash::FxHashMap as HashMap;
 
 use anyhow::{bail, Context, Result};
 use serde::de::DeserializeOwned;
@@ -217,9 +220,9 @@ impl<O: KeyedOperator> KeyedRuntime<O> {
         KeyedRuntime {
             name: name.to_owned(),
             op,
-            states: HashMap::new(),
-            origins: HashMap::new(),
-            watermarks: HashMap::new(),
+            states: HashMap::default(),
+            origins: HashMap::default(),
+            watermarks: HashMap::default(),
             timers: KeyTimers::default(),
             stamps: None,
         }

@@ -21,18 +21,26 @@
 //!    AND AuctionBids.num >= MaxBids.maxn;
 //! ```
 //!
-//! Two keyed operators on the stream's watermark: per auction, its bids per
-//! window, emitted once the window is complete; per window, the auctions with
-//! the greatest count (all of them on a tie), emitted once every auction's count
-//! of that window is in. Windows are `[start, start + 10 s)`.
+//! Two keyed operators on the stream's watermark, a two-phase aggregation (as
+//! Flink's planner makes of this query): the auctions are spread over
+//! [`BUCKETS`] keys; per bucket, the bids of each of its auctions per window,
+//! and once a window is complete the bucket's most bid-on auctions of it (all
+//! of them on a tie); per window, the greatest of the buckets' candidates (all
+//! of them on a tie), emitted once every bucket's are in. The second phase sees
+//! at most a few records per bucket and window instead of one per auction and
+//! window. Windows are `[start, start + 10 s)`.
 
 use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 
 use crate::graph::{KeyContext, KeyedOperator, Stream};
 use crate::nexmark::Event;
 
 pub const SIZE_MS: i64 = 10_000;
 pub const SLIDE_MS: i64 = 2_000;
+/// The keys of the first phase: auction ids modulo this.
+pub const BUCKETS: i64 = 64;
 
 /// One hot auction of a window.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
@@ -47,33 +55,41 @@ pub fn query<'s>(events: &Stream<'s, Event>) -> Stream<'s, Hot> {
     events
         .flat_map(super::bids)
         .map(|b| b.auction)
-        .key_by(|a| a.to_string())
+        .key_by(|a| a.rem_euclid(BUCKETS).to_string())
         .stateful_global("q5_bids_per_auction", CountPerWindow)
         .key_by(|h| h.window_start.to_string())
         .stateful_global("q5_hottest", Hottest)
 }
 
-/// Per auction: its bids per window start.
+/// Per bucket of auctions: the bids of each auction per window start.
 struct CountPerWindow;
 
 impl KeyedOperator for CountPerWindow {
     type In = i64;
     type Out = Hot;
-    type State = BTreeMap<i64, u64>;
-    fn on_event(&mut self, _auction: &i64, counts: &mut Self::State, ctx: &mut KeyContext<'_, Hot>) {
+    type State = BTreeMap<i64, FxHashMap<i64, u64>>;
+    fn on_event(&mut self, auction: &i64, counts: &mut Self::State, ctx: &mut KeyContext<'_, Hot>) {
         let t = ctx.time();
         let mut start = super::window_start(t, SLIDE_MS);
         while start > t - SIZE_MS {
-            *counts.entry(start).or_default() += 1;
-            ctx.timer_at(start + SIZE_MS - 1);
+            let window = counts.entry(start).or_insert_with(|| {
+                // the window's first bid in this bucket: its end is due once
+                ctx.timer_at(start + SIZE_MS - 1);
+                FxHashMap::default()
+            });
+            *window.entry(*auction).or_default() += 1;
             start -= SLIDE_MS;
         }
     }
     fn on_timer(&mut self, at: i64, counts: &mut Self::State, ctx: &mut KeyContext<'_, Hot>) {
         let start = at + 1 - SIZE_MS;
-        if let Some(bids) = counts.remove(&start) {
-            let auction = ctx.key().parse().unwrap_or_default();
-            ctx.emit(Hot { window_start: start, auction, bids });
+        if let Some(per_auction) = counts.remove(&start) {
+            let most = per_auction.values().copied().max().unwrap_or(0);
+            let mut best: Vec<i64> = per_auction.into_iter().filter(|(_, n)| *n == most).map(|(a, _)| a).collect();
+            best.sort_unstable();
+            for auction in best {
+                ctx.emit(Hot { window_start: start, auction, bids: most });
+            }
         }
         if counts.is_empty() {
             ctx.clear();
