@@ -288,7 +288,7 @@ fn main() -> Result<()> {
          Median of {} runs; K events/s of the whole run (until every output is final). \
          DBSP: Feldera's figures measured on this kind of machine (one worker, 10M events, its generator on the other core), quoted, not re-run. \
          {flink_about}. Flink has no q6 (its SQL is not supported there).\n\n\
-         | query | vigil 1 worker | vigil 2 workers | DBSP 1 worker (reference) | vigil 1 worker / DBSP | Flink 1 slot | vigil 1 worker / Flink | outputs |\n|---|---|---|---|---|---|---|---|\n{}\n{kafka_section}",
+         | query | vigil 1 worker | vigil 2 workers | DBSP 1 worker (reference) | vigil 1 worker / DBSP | Flink 1 slot | vigil 1 worker / Flink | outputs |\n|---|---|---|---|---|---|---|---|\n{}\n\n{kafka_section}",
         machine(),
         args.events,
         args.runs,
