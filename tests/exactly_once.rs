@@ -9,8 +9,16 @@
 //! - every other record (from transactions that never committed; MockCluster does
 //!   not hide them from read_committed consumers, so the log tells them apart) is
 //!   identical to the uninterrupted run's record for the same input.
+//!
+//! And the same against Apache Kafka (`scripts/kafka.sh`), where Kafka itself
+//! is the judge: a `read_committed` consumer sees exactly one output per input,
+//! equal to the uninterrupted run's, though the topics hold aborted records;
+//! and the job's consumer group has committed the input's end offsets.
 
 mod common;
+
+#[path = "support/real_kafka.rs"]
+mod real_kafka;
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
@@ -18,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use common::{job_file, KillOnDrop};
 use vigil::checkpoint::txlog;
-use vigil::kafka::read::read_topic;
+use vigil::kafka::read::{read_topic, read_topic_committed};
 use vigil::kafka::KafkaOptions;
 
 const EVENTS: u64 = 1_000_000;
@@ -27,14 +35,20 @@ fn vigil() -> Command {
     Command::new(env!("CARGO_BIN_EXE_vigil"))
 }
 
+/// An output record's input (partition, offset) and what it says.
+fn output_value(payload: &[u8], is_dlq: bool) -> ((u64, i64), String) {
+    let v: serde_json::Value = serde_json::from_slice(payload).unwrap();
+    let key = (v["source_partition"].as_u64().unwrap(), v["source_offset"].as_i64().unwrap());
+    let value = if is_dlq { format!("dlq|{}", v["reason"]) } else { format!("scores|{} {}", v["score"], v["features"]) };
+    (key, value)
+}
+
 /// Every output record of a run: (partition, offset) -> [(run, epoch, value)].
 fn outputs(kafka: &KafkaOptions, run: &str) -> HashMap<(u64, i64), Vec<(String, u64, String)>> {
     let mut out: HashMap<(u64, i64), Vec<(String, u64, String)>> = HashMap::new();
     for (topic, is_dlq) in [(format!("scores_{run}"), false), (format!("dlq_{run}"), true)] {
         for r in read_topic(kafka, &topic, Duration::from_secs(300)).unwrap() {
-            let v: serde_json::Value = serde_json::from_slice(r.payload.as_deref().unwrap()).unwrap();
-            let key = (v["source_partition"].as_u64().unwrap(), v["source_offset"].as_i64().unwrap());
-            let value = if is_dlq { format!("dlq|{}", v["reason"]) } else { format!("scores|{} {}", v["score"], v["features"]) };
+            let (key, value) = output_value(r.payload.as_deref().unwrap(), is_dlq);
             let run_id = r.header("vigil-run").expect("every output has a vigil-run header").to_owned();
             let epoch = r.header("vigil-epoch").expect("every output has a vigil-epoch header").parse().unwrap();
             out.entry(key).or_default().push((run_id, epoch, value));
@@ -43,13 +57,14 @@ fn outputs(kafka: &KafkaOptions, run: &str) -> HashMap<(u64, i64), Vec<(String, 
     out
 }
 
+const TOPICS: [&str; 5] = ["transactions:32", "scores_ref:64", "dlq_ref:4", "scores_eo:64", "dlq_eo:4"];
+
 #[test]
 fn crashes_leave_exactly_one_committed_output_per_input() {
     let dir = tempfile::tempdir().unwrap();
     let addr_file = dir.path().join("addr");
-    let topics = ["transactions:32", "scores_ref:64", "dlq_ref:4", "scores_eo:64", "dlq_eo:4"];
     let mut args = vec!["broker".to_string(), "--address-file".into(), addr_file.display().to_string()];
-    for t in topics {
+    for t in TOPICS {
         args.extend(["--topic".into(), t.into()]);
     }
     let _broker = KillOnDrop(vigil().args(&args).stdout(Stdio::null()).spawn().unwrap());
@@ -61,6 +76,42 @@ fn crashes_leave_exactly_one_committed_output_per_input() {
         assert!(Instant::now() < deadline, "the broker did not start");
         std::thread::sleep(Duration::from_millis(50));
     };
+    crash_and_check(&addr, dir.path());
+}
+
+#[test]
+fn on_apache_kafka_read_committed_sees_exactly_one_output_per_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = real_kafka::RealKafka::start("exactly-once");
+    for t in TOPICS {
+        let (name, partitions) = t.split_once(':').unwrap();
+        broker.create_topic(name, partitions.parse().unwrap());
+    }
+    let reference = crash_and_check(&broker.brokers, dir.path());
+    let kafka = KafkaOptions::new(&broker.brokers);
+    let mut committed: HashMap<(u64, i64), Vec<String>> = HashMap::new();
+    for (topic, is_dlq) in [("scores_eo", false), ("dlq_eo", true)] {
+        for r in read_topic_committed(&kafka, topic, Duration::from_secs(120)).unwrap() {
+            let (key, value) = output_value(r.payload.as_deref().unwrap(), is_dlq);
+            committed.entry(key).or_default().push(value);
+        }
+    }
+    assert_eq!(committed.len(), reference.len(), "read_committed: inputs with an output");
+    for (key, want) in &reference {
+        assert_eq!(committed.get(key).map(Vec::as_slice), Some(std::slice::from_ref(&want[0].2)), "read_committed: the outputs of input {key:?}");
+    }
+    // the group's offsets as Kafka stores them: the input's end
+    let consumer = kafka.admin_consumer("eo").unwrap();
+    let stored = vigil::kafka::committed_offsets(&consumer, "transactions", 32).unwrap();
+    let end = vigil::kafka::end_offsets(&consumer, "transactions", 32).unwrap();
+    assert_eq!((0..32).map(|p| stored.get(&p).copied().unwrap_or(-1)).collect::<Vec<_>>(), end);
+}
+
+/// Publishes the input, runs the uninterrupted reference and the crashing
+/// exactly-once job, checks the committed view through the transaction log,
+/// and returns the reference's outputs.
+fn crash_and_check(addr: &str, dir: &std::path::Path) -> HashMap<(u64, i64), Vec<(String, u64, String)>> {
+    let addr = addr.to_owned();
     let kafka = KafkaOptions::new(&addr);
     let gen = vigil()
         .args(["gen", "--brokers", &addr, "--events", &EVENTS.to_string(), "--labels-topic", "none", "--bad-ratio", "0.01", "--seed", "9"])
@@ -69,13 +120,13 @@ fn crashes_leave_exactly_one_committed_output_per_input() {
     assert!(gen.success());
 
     let reference = vigil()
-        .args(["run", &job_file(dir.path(), "ref"), "--brokers", &addr, "--until-end", "--group-id", "ref", "--metrics-addr", "off", "-w", "2"])
+        .args(["run", &job_file(dir, "ref"), "--brokers", &addr, "--until-end", "--group-id", "ref", "--metrics-addr", "off", "-w", "2"])
         .status()
         .unwrap();
     assert!(reference.success());
 
-    let job = job_file(dir.path(), "eo");
-    let checkpoints = dir.path().join("checkpoints");
+    let job = job_file(dir, "eo");
+    let checkpoints = dir.join("checkpoints");
     let run = |workers: &str, failpoint: Option<&str>| -> Child {
         let mut c = vigil();
         c.args(["run", &job, "--brokers", &addr, "--until-end", "--group-id", "eo", "--metrics-addr", "off", "--exactly-once", "-w", workers])
@@ -143,4 +194,5 @@ fn crashes_leave_exactly_one_committed_output_per_input() {
         reference.len(),
         log.iter().filter(|e| e.state == "committed").count()
     );
+    reference
 }
