@@ -1,5 +1,7 @@
-//! Real jobs against a real Kafka-protocol broker (rdkafka's MockCluster): produce
-//! input, run the job, and check everything from the output topics themselves.
+//! Real jobs against a Kafka-protocol broker (rdkafka's MockCluster, and the
+//! job-vs-oracle test also against Apache Kafka from `scripts/kafka.sh`):
+//! produce input, run the job, and check everything from the output topics
+//! themselves.
 
 mod common;
 
@@ -8,6 +10,10 @@ use std::time::Duration;
 
 use common::{compare, observed, oracle, OracleFeature, OracleJob};
 use vigil::demo::broker::EmbeddedBroker;
+
+#[path = "support/real_kafka.rs"]
+mod real_kafka;
+use real_kafka::RealKafka;
 use vigil::demo::fraud_job;
 use vigil::demo::generator::GenConfig;
 use vigil::demo::publish::{never, publish, PublishOptions, PublishProgress};
@@ -67,13 +73,26 @@ fn payloads(kafka: &KafkaOptions, topic: &str) -> Vec<serde_json::Value> {
 
 #[test]
 fn a_job_scores_every_offset_once_with_the_oracles_features_and_commits() {
+    let broker = EmbeddedBroker::start(1).unwrap();
+    scores_every_offset_once(&KafkaOptions::new(&broker.bootstrap_servers()), &|t, p| broker.create_topic(t, p as i32).unwrap());
+}
+
+#[test]
+fn on_apache_kafka_a_job_scores_every_offset_once_with_the_oracles_features_and_commits() {
+    let broker = RealKafka::start("kafka-job");
+    scores_every_offset_once(&KafkaOptions::new(&broker.brokers), &|t, p| broker.create_topic(t, p));
+}
+
+/// Publishes 30,000 transactions (3% malformed), runs the fraud job to the end
+/// on 2 workers, and checks the accounting, every output against the oracle,
+/// the scores against the model, and that a restart of the group reads nothing.
+fn scores_every_offset_once(kafka: &KafkaOptions, create_topic: &dyn Fn(&str, u32)) {
     let job = fraud_job();
     assert!(job.source.fields.iter().filter(|f| f.ty.is_numeric()).count() == 1, "oracle mapping assumes one numeric field");
-    let broker = EmbeddedBroker::start(1).unwrap();
     for (t, p) in [("transactions", 8), ("labels", 8), ("scores", 8), ("dlq", 4)] {
-        broker.create_topic(t, p).unwrap();
+        create_topic(t, p);
     }
-    let kafka = KafkaOptions::new(&broker.bootstrap_servers());
+    let kafka = kafka.clone();
     let gen = GenConfig { bad_ratio: 0.03, seed: 11, ..GenConfig::default() };
     let events = 30_000;
     let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, logins_topic: None, events, rate: None };

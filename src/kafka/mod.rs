@@ -103,13 +103,30 @@ pub fn missing_topic_message(topic: &str, detail: Option<&str>, waited: Duration
     )
 }
 
-/// The group's committed next offset for each partition that has one.
+/// The group's committed next offset for each partition that has one. A
+/// coordinator that is not ready yet (a broker loading or electing the group's
+/// coordinator: `NotCoordinator`, `CoordinatorLoadInProgress`,
+/// `CoordinatorNotAvailable`) is asked again for up to 60 s.
 pub fn committed_offsets(consumer: &BaseConsumer, topic: &str, partitions: u32) -> Result<HashMap<u32, i64>> {
+    use rdkafka::error::KafkaError;
+    use rdkafka::types::RDKafkaErrorCode as Code;
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition(topic, p as i32);
     }
-    let committed = consumer.committed_offsets(tpl, Duration::from_secs(10)).context("reading committed offsets")?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let committed = loop {
+        match consumer.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
+            Err(KafkaError::MetadataFetch(code) | KafkaError::OffsetFetch(code))
+                if matches!(code, Code::NotCoordinator | Code::CoordinatorLoadInProgress | Code::CoordinatorNotAvailable)
+                    && std::time::Instant::now() < deadline =>
+            {
+                tracing::debug!("reading committed offsets of {topic}: {code:?}; asking again");
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            other => break other.context("reading committed offsets")?,
+        }
+    };
     Ok((0..partitions)
         .filter_map(|p| match committed.find_partition(topic, p as i32).map(|e| e.offset()) {
             Some(Offset::Offset(o)) => Some((p, o)),
