@@ -155,7 +155,7 @@ impl<'s> GraphBuilder<'s> {
     /// use vigil::types::{Reason, Rejection};
     ///
     /// // "card,millis,amount" lines
-    /// let decode = |b: &[u8]| -> Result<Decoded<f64>, Rejection> {
+    /// fn decode(b: &[u8]) -> Result<Decoded<f64>, Rejection> {
     ///     let bad = |why: &str| Rejection::new(Reason::WrongType, why.to_string());
     ///     let text = std::str::from_utf8(b).map_err(|_| bad("not UTF-8"))?;
     ///     let f: Vec<&str> = text.split(',').collect();
@@ -165,7 +165,7 @@ impl<'s> GraphBuilder<'s> {
     ///         time_ms: ts.parse().map_err(|_| bad("time"))?,
     ///         value: amount.parse().map_err(|_| bad("amount"))?,
     ///     })
-    /// };
+    /// }
     /// let out = LocalRun::new(1)
     ///     .topic("tx", vec![vec![b"c1,1700000000000,12.5".to_vec(), b"c2,soon,1".to_vec()]])
     ///     .run(|g| {
