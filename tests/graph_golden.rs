@@ -28,7 +28,7 @@ type Partitions = Vec<Vec<Option<Vec<u8>>>>;
 /// What a run wrote: records per key (scores in offset order, windows sorted),
 /// dead letters sorted. (A key's records are written in its partition's offset
 /// order by both; `LocalRun` hands its sinks back sorted by epoch, key and time.)
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Default, PartialEq)]
 struct Written {
     scores: BTreeMap<String, Vec<String>>,
     windows: BTreeMap<String, Vec<String>>,
@@ -77,15 +77,7 @@ fn pipeline(job: &JobSpec, input: &Partitions, labels: &Partitions) -> (Written,
     let drift = vigil::monitor::MemoryDriftSink::new();
     let to = Some(drift.clone() as Arc<dyn vigil::monitor::DriftSink>);
     let (learned, _) = vigil::local::run_local_monitored(job, &topic, &labels, 1, sink.clone(), Metrics::new(), to).unwrap();
-    let mut w = Written {
-        scores: BTreeMap::new(),
-        windows: BTreeMap::new(),
-        features: BTreeMap::new(),
-        joins: BTreeMap::new(),
-        shadow: BTreeMap::new(),
-        labeled: Vec::new(),
-        dead: Vec::new(),
-    };
+    let mut w = Written::default();
     for (topic, key, payload) in sink.take() {
         let key = String::from_utf8(key).unwrap();
         let text = String::from_utf8(payload).unwrap();
@@ -121,15 +113,7 @@ fn graph(job: &JobSpec, input: &Partitions, labels: &Partitions, workers: usize)
         run = run.topic_with_gaps(&online.labels.topic, labels.clone());
     }
     let mut out = run.run(move |g| job_graph(g, &job2)).unwrap();
-    let mut w = Written {
-        scores: BTreeMap::new(),
-        windows: BTreeMap::new(),
-        features: BTreeMap::new(),
-        joins: BTreeMap::new(),
-        shadow: BTreeMap::new(),
-        labeled: Vec::new(),
-        dead: Vec::new(),
-    };
+    let mut w = Written::default();
     for r in out.sink(&job.sinks.scores) {
         w.scores.entry(r.key.clone()).or_default().push(r.value.clone().unwrap());
     }
