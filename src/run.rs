@@ -120,6 +120,12 @@ pub fn run_job(mut job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, contr
     if let Some(o) = job.model.online.as_mut() {
         o.resolve_consistency(opts.until_end, opts.checkpoint_dir.is_some());
     }
+    // Stable across restarts and independent of the number of workers.
+    let transactional_id = format!("vigil-{}-{}-p{}", job.name, opts.group_id, opts.cluster.process);
+    if opts.exactly_once {
+        // before reading the committed offsets: a killed run's open transaction may hold some
+        kafka::sink::fence_earlier(&opts.kafka, &transactional_id)?;
+    }
     let admin = opts.kafka.admin_consumer(&opts.group_id)?;
     let topic = job.source.topic.clone();
     let (partitions, start, restored) = starting_point(&job, opts, &admin, &end)?;
@@ -128,8 +134,6 @@ pub fn run_job(mut job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, contr
     let inflight = Arc::new(InFlight::default());
     let start_epoch = restored.as_ref().map_or(0, |r| r.epoch() + 1);
     let run_id = format!("{:x}-{}", crate::types::now_us() / 1000, std::process::id());
-    // Stable across restarts and independent of the number of workers.
-    let transactional_id = format!("vigil-{}-{}-p{}", job.name, opts.group_id, opts.cluster.process);
     let sink = Arc::new(KafkaSink::new(
         &opts.kafka,
         &job.sinks,

@@ -1,8 +1,8 @@
 //! Exactly-once output across crashes, with the broker in its own process
 //! (`vigil broker`). The job runs with `--exactly-once` and checkpoints, and is
 //! killed with SIGKILL at random moments and at crash points (before and after the
-//! checkpoint rename, before and after the transaction commit), restarting each
-//! time. Then, from the topics and the job's transaction log:
+//! checkpoint rename, before the transaction commit, between the offsets sent to
+//! the transaction and its commit, after the commit), restarting each time. Then, from the topics and the job's transaction log:
 //! - no accepted input is missing: the committed view has every input offset;
 //! - the committed view holds exactly one record per input, with the same values
 //!   as an uninterrupted run;
@@ -131,14 +131,15 @@ fn crash_and_check(addr: &str, dir: &std::path::Path) -> HashMap<(u64, i64), Vec
         let mut c = vigil();
         c.args(["run", &job, "--brokers", &addr, "--until-end", "--group-id", "eo", "--metrics-addr", "off", "--exactly-once", "-w", workers])
             .args(["--checkpoint-dir", checkpoints.to_str().unwrap(), "--checkpoint-interval", "200ms"])
-            .stderr(Stdio::null());
+            .stderr(std::fs::File::create(dir.join("last-run.log")).unwrap())
+            .stdout(Stdio::null());
         if let Some(f) = failpoint {
             c.env("FAILPOINTS", f);
         }
         c.spawn().unwrap()
     };
     // Crash points: each fires on its third hit, aborting the process.
-    for point in ["checkpoint-before-rename", "checkpoint-after-rename", "txn-before-commit", "txn-after-commit"] {
+    for point in ["checkpoint-before-rename", "checkpoint-after-rename", "txn-before-commit", "txn-after-offsets", "txn-after-commit"] {
         let mut child = run("2", Some(&format!("{point}=2*off->return")));
         let status = child.wait().unwrap();
         assert!(!status.success(), "the crash point {point} did not fire");
@@ -157,7 +158,7 @@ fn crash_and_check(addr: &str, dir: &std::path::Path) -> HashMap<(u64, i64), Vec
         child.wait().unwrap();
     }
     let last = run("2", None).wait().unwrap();
-    assert!(last.success());
+    assert!(last.success(), "the last run failed ({last}): {}", std::fs::read_to_string(dir.join("last-run.log")).unwrap_or_default());
 
     let log = txlog::read_entries(&checkpoints.join(txlog::FILE)).unwrap();
     assert!(log.iter().any(|e| e.state == "committed"));

@@ -106,7 +106,8 @@ pub fn missing_topic_message(topic: &str, detail: Option<&str>, waited: Duration
 /// The group's committed next offset for each partition that has one. A
 /// coordinator that is not ready yet (a broker loading or electing the group's
 /// coordinator: `NotCoordinator`, `CoordinatorLoadInProgress`,
-/// `CoordinatorNotAvailable`) is asked again for up to 60 s.
+/// `CoordinatorNotAvailable`), or offsets held by a transaction not yet
+/// settled (`UnstableOffsetCommit`), is asked again for up to 60 s.
 pub fn committed_offsets(consumer: &BaseConsumer, topic: &str, partitions: u32) -> Result<HashMap<u32, i64>> {
     use rdkafka::error::KafkaError;
     use rdkafka::types::RDKafkaErrorCode as Code;
@@ -118,7 +119,7 @@ pub fn committed_offsets(consumer: &BaseConsumer, topic: &str, partitions: u32) 
     let committed = loop {
         match consumer.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
             Err(KafkaError::MetadataFetch(code) | KafkaError::OffsetFetch(code))
-                if matches!(code, Code::NotCoordinator | Code::CoordinatorLoadInProgress | Code::CoordinatorNotAvailable)
+                if matches!(code, Code::NotCoordinator | Code::CoordinatorLoadInProgress | Code::CoordinatorNotAvailable | Code::UnstableOffsetCommit)
                     && std::time::Instant::now() < deadline =>
             {
                 tracing::debug!("reading committed offsets of {topic}: {code:?}; asking again");

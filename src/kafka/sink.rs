@@ -82,6 +82,19 @@ pub struct KafkaSink {
     txn: Option<Transactions>,
 }
 
+/// Fences every earlier producer with `transactional_id` and aborts its open
+/// transaction (a crashed run's, or a zombie's), so that the group's committed
+/// offsets are stable before a restart reads them: a transaction that already
+/// holds offsets would otherwise keep them pending until it times out.
+pub fn fence_earlier(opts: &KafkaOptions, transactional_id: &str) -> Result<()> {
+    let producer: rdkafka::producer::BaseProducer = opts
+        .client_config_with(&[("enable.idempotence", "true")])
+        .set("transactional.id", transactional_id)
+        .create()
+        .context("creating the fencing producer")?;
+    producer.init_transactions(TXN_TIMEOUT).with_context(|| format!("fencing earlier producers of `{transactional_id}`"))
+}
+
 impl KafkaSink {
     /// `transactional_id`: `Some` for exactly-once output (the id must be stable
     /// across restarts of the same job); `start_epoch`: first epoch of this run.
@@ -154,7 +167,11 @@ impl KafkaSink {
         for (p, o) in offsets {
             tpl.add_partition_offset(topic, *p as i32, Offset::Offset(*o))?;
         }
-        let result = self.producer.send_offsets_to_transaction(&tpl, group, TXN_TIMEOUT).and_then(|_| self.producer.commit_transaction(TXN_TIMEOUT));
+        let result = self.producer.send_offsets_to_transaction(&tpl, group, TXN_TIMEOUT).and_then(|_| {
+            // a crash here leaves the offsets pending in an open transaction
+            crate::crash_point!("txn-after-offsets");
+            self.producer.commit_transaction(TXN_TIMEOUT)
+        });
         if let Err(e) = result {
             // Nothing of this transaction is visible to read_committed consumers; a
             // restart resumes from the last committed offsets.
