@@ -170,37 +170,30 @@ fn kafka(args: &Args, brokers: &str) -> Result<String> {
     let t = Instant::now();
     nk::publish(&opts, &input, KAFKA_PARTITIONS, Generator::new(GeneratorConfig::default()).take(n))?;
     let publish_rate = n as f64 / t.elapsed().as_secs_f64();
-    let mut pass = Vec::new();
+    let (mut pass, pass_topic) = (Vec::new(), topic("pass")?);
     for _ in 0..args.runs {
-        pass.push(kafka_bench::passthrough_partitions(&opts, &input, &topic("pass")?, n as u64, KAFKA_PARTITIONS as i32)?);
+        pass.push(kafka_bench::passthrough_partitions(&opts, &input, &pass_topic, n as u64, KAFKA_PARTITIONS as i32)?);
     }
     let pass = median(pass);
     println!("kafka: published {n} at {:.0}K/s, passthrough {:.0}K/s", publish_rate / 1e3, pass / 1e3);
     let mut rows = Vec::new();
     for q in KAFKA_QUERIES {
-        let mut rates = [Vec::new(), Vec::new()];
-        let mut written = 0;
-        for _ in 0..args.runs {
-            for (i, workers) in [1, 2].into_iter().enumerate() {
-                let out = topic(q)?;
-                let run = vigil::kafka::KafkaRun::new(opts.clone())
-                    .workers(workers)
-                    .until_end()
-                    .dlq_topic(&dlq)
-                    .epoch_interval(std::time::Duration::from_millis(100));
-                let (source, sink) = (input.clone(), out.clone());
-                let t = Instant::now();
-                let summary = run.run(move |g| {
-                    let events = g.source_decoded(nk::source(&source), nk::decode);
-                    queries::sink_query(q, &events, &sink)
-                })?;
-                rates[i].push(n as f64 / t.elapsed().as_secs_f64());
-                let accepted = summary.sources.get(&input).map_or(0, |c| c.accepted);
-                anyhow::ensure!(accepted == n as u64, "{q} on Kafka accepted {accepted} of {n} events");
-                written = summary.produced.get(&out).copied().unwrap_or(0);
-            }
-        }
-        let [w1, w2] = [median(rates[0].clone()), median(rates[1].clone())];
+        // one results topic per query: every run appends to it
+        let out = topic(q)?;
+        let (w1, w2, written) = on_1_and_2_workers(args.runs, |workers| {
+            let run =
+                vigil::kafka::KafkaRun::new(opts.clone()).workers(workers).until_end().dlq_topic(&dlq).epoch_interval(std::time::Duration::from_millis(100));
+            let (source, sink) = (input.clone(), out.clone());
+            let t = Instant::now();
+            let summary = run.run(move |g| {
+                let events = g.source_decoded(nk::source(&source), nk::decode);
+                queries::sink_query(q, &events, &sink)
+            })?;
+            let rate = n as f64 / t.elapsed().as_secs_f64();
+            let accepted = summary.sources.get(&input).map_or(0, |c| c.accepted);
+            anyhow::ensure!(accepted == n as u64, "{q} on Kafka accepted {accepted} of {n} events");
+            Ok((rate, summary.produced.get(&out).copied().unwrap_or(0)))
+        })?;
         println!("kafka {q}: 1 worker {:.0}K/s, 2 workers {:.0}K/s, {written} outputs", w1 / 1e3, w2 / 1e3);
         rows.push(format!("| {q} | {:.0} | {:.0} | {:.0}% | {written} |", w1 / 1e3, w2 / 1e3, 100.0 * w1 / pass));
     }
@@ -225,6 +218,21 @@ fn kafka(args: &Args, brokers: &str) -> Result<String> {
         args.runs,
         rows.join("\n")
     ))
+}
+
+/// `measure(workers)` `runs` times on 1 and on 2 workers (alternating):
+/// the median rate of each, and the outputs of the last run.
+fn on_1_and_2_workers(runs: usize, mut measure: impl FnMut(usize) -> Result<(f64, u64)>) -> Result<(f64, f64, u64)> {
+    let mut rates = [Vec::new(), Vec::new()];
+    let mut written = 0;
+    for _ in 0..runs {
+        for (i, workers) in [1, 2].into_iter().enumerate() {
+            let (rate, w) = measure(workers)?;
+            rates[i].push(rate);
+            written = w;
+        }
+    }
+    Ok((median(rates[0].clone()), median(rates[1].clone()), written))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -256,17 +264,8 @@ fn main() -> Result<()> {
     };
     let mut rows = Vec::new();
     for q in chosen {
-        let mut rates = [Vec::new(), Vec::new()];
-        let mut written = 0;
-        for _ in 0..args.runs {
-            for (i, workers) in [1, 2].into_iter().enumerate() {
-                // a fresh copy per run, made before the clock starts: the run moves it in
-                let (rate, w) = run(q, workers, parts.clone(), args.events)?;
-                rates[i].push(rate);
-                written = w;
-            }
-        }
-        let [w1, w2] = [median(rates[0].clone()), median(rates[1].clone())];
+        // a fresh copy per run, made before the clock starts: the run moves it in
+        let (w1, w2, written) = on_1_and_2_workers(args.runs, |workers| run(q, workers, parts.clone(), args.events))?;
         let dbsp = DBSP.iter().find(|(x, _)| *x == q).map_or(f64::NAN, |(_, r)| *r * 1e3);
         println!("{q}: 1 worker {:.0}K/s, 2 workers {:.0}K/s, DBSP {:.0}K/s, {written} outputs", w1 / 1e3, w2 / 1e3, dbsp / 1e3);
         let (reference, ratio) = if dbsp.is_nan() { ("-".to_owned(), "-".to_owned()) } else { (format!("{:.0}", dbsp / 1e3), format!("{:.2}x", w1 / dbsp)) };
