@@ -75,6 +75,38 @@ impl<'s, T: Clone + 'static> Stream<'s, T> {
     /// checkpoints, the collection's contents are kept under `name` and sent
     /// again after a restore (the views built on it start from them).
     pub fn view<D: ViewData>(&self, name: &str, f: impl Fn(&Rec<T>) -> D + 'static) -> View<'s, D> {
+        self.view_changes(name, move |r| (f(r), 1))
+    }
+
+    /// A changelog into a collection: each event applies `f(event)`, an element
+    /// and the change of its count (`+1` inserts it, `-1` retracts it), at the
+    /// event's epoch. This is how a keyed operator that knows when its result
+    /// changes (a new maximum, a closed window) hands that result to differential
+    /// without differential keeping the history behind it: emit the retraction
+    /// of the old value and the new one. The changes of one epoch add up in any
+    /// order; a count that goes below zero at the end of an epoch is the
+    /// changelog's error. Checkpoints as [`Stream::view`].
+    ///
+    /// ```
+    /// use vigil::graph::values_source::Values;
+    /// use vigil::graph::LocalRun;
+    /// // the highest reading so far of each sensor, as a changelog: retract the old maximum, insert the new
+    /// let change = |sensor: &str, max: i64, diff: isize| (sensor.to_owned(), max, diff);
+    /// let changes = vec![change("s1", 5, 1), change("s2", 3, 1), change("s1", 5, -1), change("s1", 9, 1)];
+    /// let out = LocalRun::new(1)
+    ///     .epoch_records(2)
+    ///     .values("maxima", vec![changes])
+    ///     .run(|g| {
+    ///         g.source_values(Values::new("maxima", |_: &(String, i64, isize)| 1_700_000_000_000))
+    ///             .view_changes("max_per_sensor", |r| ((r.value.0.clone(), r.value.1), r.value.2))
+    ///             .sink_upsert("max");
+    ///         Ok(())
+    ///     })
+    ///     .unwrap();
+    /// let writes: Vec<(u64, &str, Option<&str>)> = out.sink("max").iter().map(|r| (r.epoch, r.key.as_str(), r.value.as_deref())).collect();
+    /// assert_eq!(writes, vec![(0, "s1", Some("5")), (0, "s2", Some("3")), (1, "s1", Some("9"))]);
+    /// ```
+    pub fn view_changes<D: ViewData>(&self, name: &str, f: impl Fn(&Rec<T>) -> (D, isize) + 'static) -> View<'s, D> {
         self.shared.claim(name, 1);
         let link = StateLink::new(&self.shared, name);
         let start = self.shared.start_epoch();
@@ -110,11 +142,11 @@ impl<'s, T: Clone + 'static> Stream<'s, T> {
                                     Msg::Mark(_) => None,
                                 });
                                 let mut session = output.session(cap);
-                                for d in added {
+                                for (d, n) in added {
                                     if link.enabled() {
-                                        *contents.entry(d.clone()).or_default() += 1;
+                                        add_to(&mut contents, &d, n);
                                     }
-                                    session.give((d, epoch, 1));
+                                    session.give((d, epoch, n));
                                 }
                             }
                             Step::Snapshot(epoch) => link.report(epoch, || bincode::serialize(&contents.iter().collect::<Vec<_>>()).map_err(Into::into)),
@@ -190,6 +222,15 @@ impl<'s, T: timely::ExchangeData + Clone> Stream<'s, T> {
 }
 
 /// The hash that spreads a view's elements over workers on restore.
+/// Adds `n` to `d`'s count; a count of zero leaves the map.
+fn add_to<D: Hash + Eq + Clone>(contents: &mut HashMap<D, isize>, d: &D, n: isize) {
+    match contents.get_mut(d) {
+        Some(c) if *c + n == 0 => drop(contents.remove(d)),
+        Some(c) => *c += n,
+        None => drop(contents.insert(d.clone(), n)),
+    }
+}
+
 pub(crate) fn hash_of<D: Hash>(d: &D) -> u64 {
     let mut h = rustc_hash::FxHasher::default();
     d.hash(&mut h);

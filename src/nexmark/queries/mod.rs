@@ -9,12 +9,12 @@
 //! | [`q1`] | bids in euros | `map` |
 //! | [`q2`] | bids on every 123rd auction | `filter` |
 //! | [`q3`] | local item suggestion: sellers in OR, ID, CA of category-10 auctions | differential join, upsert view |
-//! | [`q4`] | average winning price per category | differential join + two reductions |
+//! | [`q4`] | average winning price per category | a keyed operator's changelog into a view, running sums |
 //! | [`q5`] | hot items: the most bid-on auctions of each sliding window | two keyed operators on event-time timers |
 //! | [`q6`] | average selling price of each seller's last 10 auctions | two keyed operators on event-time timers |
 //! | [`q7`] | the highest bids of each tumbling window | a keyed operator on event-time timers |
 //! | [`q8`] | new people who opened an auction in their first window | a keyed operator |
-//! | [`q9`] | the winning bid of each auction | differential join + top-1 reduction |
+//! | [`q9`] | the winning bid of each auction | a keyed operator's changelog into a view |
 //!
 //! ```
 //! use vigil::graph::values_source::Values;
@@ -34,6 +34,7 @@
 //! assert_eq!(out.sink("q0").len(), bids);
 //! ```
 
+pub mod open_auction;
 pub mod q0;
 pub mod q1;
 pub mod q2;

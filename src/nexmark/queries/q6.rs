@@ -27,8 +27,9 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use super::open_auction::{auction_key, OpenAuction, Rule};
 use crate::graph::{KeyContext, KeyedOperator, Stream};
-use crate::nexmark::{Auction, Bid, Event};
+use crate::nexmark::Event;
 
 /// Prices averaged per seller.
 pub const LAST: usize = 10;
@@ -47,77 +48,29 @@ pub struct SellerAverage {
 pub fn query<'s>(events: &Stream<'s, Event>) -> Stream<'s, SellerAverage> {
     events
         .filter(|e| e.person().is_none())
-        .key_by(|e| match e {
-            Event::Auction(a) => a.id.to_string(),
-            Event::Bid(b) => b.auction.to_string(),
-            Event::Person(_) => String::new(),
-        })
+        .key_by(auction_key)
         .stateful_global("q6_winning_bids", WinningBid)
         .key_by(|s| s.seller.to_string())
         .stateful_global("q6_seller_average", SellerPrices)
 }
 
-/// One auction's state until it closes.
-#[derive(Default, serde::Serialize, serde::Deserialize)]
-pub struct Open {
-    auction: Option<Auction>,
-    best: Option<Bid>,
-    /// Bids that came before their auction, by time.
-    early: Vec<Bid>,
-}
-
-impl Open {
-    fn offer(&mut self, b: &Bid) {
-        let Some(a) = &self.auction else { return };
-        let valid = a.date_time <= b.date_time && b.date_time <= a.expires && b.price >= a.reserve;
-        let better =
-            self.best.as_ref().is_none_or(|x| (b.price, -b.date_time) > (x.price, -x.date_time) || ((b.price, b.date_time) == (x.price, x.date_time) && b < x));
-        if valid && better {
-            self.best = Some(b.clone());
-        }
-    }
-}
-
-/// Per auction: the winning bid, written when the auction closes.
+/// Per auction: the winning bid (at or above the reserve), written when the
+/// auction closes.
 struct WinningBid;
 
 impl KeyedOperator for WinningBid {
     type In = Event;
     type Out = SellerAverage;
-    type State = Open;
-    fn on_event(&mut self, e: &Event, open: &mut Open, ctx: &mut KeyContext<'_, SellerAverage>) {
-        match e {
-            Event::Auction(a) => {
-                open.auction = Some(a.clone());
-                for b in std::mem::take(&mut open.early) {
-                    open.offer(&b);
-                }
-                ctx.timer_at(a.expires);
-            }
-            Event::Bid(b) if open.auction.is_some() => open.offer(b),
-            Event::Bid(b) => {
-                open.early.push(b.clone());
-                ctx.timer_at(b.date_time);
-            }
-            Event::Person(_) => {}
-        }
+    type State = OpenAuction;
+    fn on_event(&mut self, e: &Event, open: &mut OpenAuction, ctx: &mut KeyContext<'_, SellerAverage>) {
+        open.on_event(e, Rule::InSpanAtReserve, ctx);
     }
-    fn on_timer(&mut self, at: i64, open: &mut Open, ctx: &mut KeyContext<'_, SellerAverage>) {
-        match &open.auction {
-            Some(a) if at >= a.expires => {
-                if let Some(b) = &open.best {
-                    ctx.emit(SellerAverage { seller: a.seller, closed: a.expires, auction: a.id, average: b.price });
-                }
-                ctx.clear();
+    fn on_timer(&mut self, at: i64, open: &mut OpenAuction, ctx: &mut KeyContext<'_, SellerAverage>) {
+        if open.on_timer(at, ctx) {
+            if let (Some(a), Some(b)) = (&open.auction, &open.best) {
+                ctx.emit(SellerAverage { seller: a.seller, closed: a.expires, auction: a.id, average: b.price });
             }
-            Some(_) => {}
-            // no auction by the time of its early bids: they can never win
-            None => {
-                open.early.retain(|b| b.date_time > at);
-                if open.early.is_empty() {
-                    ctx.clear();
-                }
-            }
+            ctx.clear();
         }
     }
 }
