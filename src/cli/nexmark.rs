@@ -84,7 +84,8 @@ fn gen(a: GenArgs) -> Result<()> {
 }
 
 fn query(a: RunArgs) -> Result<()> {
-    anyhow::ensure!(queries::NAMES.contains(&a.query.as_str()), "no Nexmark query `{}` (there are {})", a.query, queries::NAMES.join(", "));
+    let known = queries::NAMES.contains(&a.query.as_str()) || queries::VARIANTS.contains(&a.query.as_str());
+    anyhow::ensure!(known, "no Nexmark query `{}` (there are {}, {})", a.query, queries::NAMES.join(", "), queries::VARIANTS.join(", "));
     let out = a.out.clone().unwrap_or_else(|| format!("nexmark-{}", a.query));
     let opts = a.kafka.options()?;
     // the results' and dead letters' topics, made like the input's when missing

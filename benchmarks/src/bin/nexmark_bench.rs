@@ -85,6 +85,10 @@ const DBSP: &[(&str, f64)] = &[
     ("q9", 239.0),
 ];
 
+/// Every row the table may have, in order: the queries and, after q4 and q9,
+/// their first formulation (the SQL as written: a differential join).
+const ROWS: [&str; 12] = ["q0", "q1", "q2", "q3", "q4", "q4-join", "q5", "q6", "q7", "q8", "q9", "q9-join"];
+
 fn run(q: &'static str, workers: usize, parts: Vec<Vec<Event>>, n: usize) -> Result<(f64, u64)> {
     let t = Instant::now();
     let out = LocalRun::new(workers).count_only().values("nexmark", parts).run(move |g: &mut GraphBuilder<'_>| {
@@ -117,7 +121,7 @@ fn flink(python: &str, parts: &[Vec<Event>], queries: &[&str], runs: usize) -> R
     file.flush()?;
     drop(file);
     let results = dir.join("results.json");
-    let flink_queries: Vec<&str> = queries.iter().copied().filter(|q| *q != "q6").collect();
+    let flink_queries: Vec<&str> = queries.iter().copied().filter(|q| *q != "q6" && !q.contains('-')).collect();
     let status = std::process::Command::new(python)
         .args(["benchmarks/flink/run_flink_nexmark.py", "--events-file"])
         .arg(&events)
@@ -240,6 +244,50 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// What a run of some queries keeps from the section it replaces.
+struct Earlier {
+    /// The rows of the queries not run now.
+    rows: Vec<String>,
+    kept: Vec<String>,
+    /// The earlier run's command.
+    command: String,
+    /// Its "through Kafka" part.
+    kafka: String,
+}
+
+impl Earlier {
+    fn read(path: &str, chosen: &[&str]) -> Earlier {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let section: Vec<&str> = text.lines().skip_while(|l| *l != "## Nexmark (graph API)").skip(1).take_while(|l| !l.starts_with("## ")).collect();
+        let table_end = section.iter().position(|l| l.starts_with("### ")).unwrap_or(section.len());
+        let command = section.iter().find_map(|l| l.split("Command: `").nth(1)).and_then(|c| c.split('`').next()).unwrap_or("").to_owned();
+        let (mut rows, mut kept) = (Vec::new(), Vec::new());
+        for line in &section[..table_end] {
+            let Some(q) = line.strip_prefix("| ").and_then(|l| l.split(' ').next()) else { continue };
+            if ROWS.contains(&q) && !chosen.contains(&q) {
+                rows.push(line.to_string());
+                kept.push(q.to_owned());
+            }
+        }
+        let kafka = match section.iter().position(|l| l.starts_with("### Nexmark through Kafka")) {
+            Some(i) => section[i..].join("\n").trim_end().to_owned() + "\n",
+            None => String::new(),
+        };
+        Earlier { rows, kept, command, kafka }
+    }
+
+    fn note(&self) -> String {
+        if self.kept.is_empty() {
+            return String::new();
+        }
+        format!(
+            " Rows {} (and the Kafka part, unless run now) are from the run this one replaced (`{}`), not re-measured: each row's Flink figure comes from the same run as its vigil figures.",
+            self.kept.join(", "),
+            self.command
+        )
+    }
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     let t = Instant::now();
@@ -249,7 +297,7 @@ fn main() -> Result<()> {
     }
     println!("generated {} events in {:.1} s", args.events, t.elapsed().as_secs_f64());
     if let Some(q) = &args.profile {
-        let q: &'static str = queries::NAMES.iter().find(|n| *n == q).ok_or_else(|| anyhow::anyhow!("no query {q}"))?;
+        let q: &'static str = ROWS.iter().find(|n| *n == q).ok_or_else(|| anyhow::anyhow!("no query {q}"))?;
         for _ in 0..args.runs {
             let (rate, _) = run(q, args.profile_workers, parts.clone(), args.events)?;
             println!("{q}: {:.0}K/s on {} workers", rate / 1e3, args.profile_workers);
@@ -257,27 +305,32 @@ fn main() -> Result<()> {
         return Ok(());
     }
     let chosen: Vec<&'static str> =
-        DBSP.iter().map(|(q, _)| *q).filter(|q| args.queries.as_deref().is_none_or(|list| list.split(',').any(|x| x == *q))).collect();
+        ROWS.iter().copied().filter(|q| args.queries.as_deref().is_none_or(|list| list.split(',').any(|x| x == *q))).collect();
     let (flink_rates, flink_about) = match &args.flink {
         Some(python) => flink(python, &parts, &chosen, args.flink_runs)?,
         None => (Vec::new(), "Apache Flink: not run (`--flink`)".to_owned()),
     };
     let mut rows = Vec::new();
-    for q in chosen {
+    for q in chosen.iter().copied() {
         // a fresh copy per run, made before the clock starts: the run moves it in
         let (w1, w2, written) = on_1_and_2_workers(args.runs, |workers| run(q, workers, parts.clone(), args.events))?;
-        let dbsp = DBSP.iter().find(|(x, _)| *x == q).map_or(f64::NAN, |(_, r)| *r * 1e3);
+        let dbsp = DBSP.iter().find(|(x, _)| q.split('-').next() == Some(*x)).map_or(f64::NAN, |(_, r)| *r * 1e3);
         println!("{q}: 1 worker {:.0}K/s, 2 workers {:.0}K/s, DBSP {:.0}K/s, {written} outputs", w1 / 1e3, w2 / 1e3, dbsp / 1e3);
         let (reference, ratio) = if dbsp.is_nan() { ("-".to_owned(), "-".to_owned()) } else { (format!("{:.0}", dbsp / 1e3), format!("{:.2}x", w1 / dbsp)) };
-        let (fl, fl_ratio) = match flink_rates.iter().find(|(x, _)| x == q) {
+        let (fl, fl_ratio) = match flink_rates.iter().find(|(x, _)| q.split('-').next() == Some(x.as_str())) {
             Some((_, r)) => (format!("{:.0}", r / 1e3), format!("{:.1}x", w1 / r)),
             None => ("-".to_owned(), "-".to_owned()),
         };
         rows.push(format!("| {q} | {:.0} | {:.0} | {reference} | {ratio} | {fl} | {fl_ratio} | {written} |", w1 / 1e3, w2 / 1e3));
     }
+    // a run of some queries (`--queries`) keeps the other rows, and the Kafka
+    // part when it is not run, from the section it replaces, and says so
+    let earlier = Earlier::read(&args.out, &chosen);
+    rows.extend(earlier.rows.iter().cloned());
+    rows.sort_by_key(|r| ROWS.iter().position(|q| r.starts_with(&format!("| {q} |"))));
     let kafka_section = match &args.kafka {
         Some(brokers) => kafka(&args, brokers)?,
-        None => String::new(),
+        None => earlier.kafka.clone(),
     };
     let cmd = std::env::args().collect::<Vec<_>>().join(" ");
     let section = format!(
@@ -286,11 +339,12 @@ fn main() -> Result<()> {
          {PARTITIONS} partitions round-robin, moved into the run as Rust values (the values source; no decoding, as DBSP's events). \
          Median of {} runs; K events/s of the whole run (until every output is final). \
          DBSP: Feldera's figures measured on this kind of machine (one worker, 10M events, its generator on the other core), quoted, not re-run. \
-         {flink_about}. Flink has no q6 (its SQL is not supported there).\n\n\
+         {flink_about}. Flink has no q6 (its SQL is not supported there).{}\n\n\
          | query | vigil 1 worker | vigil 2 workers | DBSP 1 worker (reference) | vigil 1 worker / DBSP | Flink 1 slot | vigil 1 worker / Flink | outputs |\n|---|---|---|---|---|---|---|---|\n{}\n\n{kafka_section}",
         machine(),
         args.events,
         args.runs,
+        earlier.note(),
         rows.join("\n")
     );
     write_section(&args.out, "## Nexmark (graph API)", &section)?;

@@ -6,9 +6,10 @@
 //! Kept by a keyed operator per auction id on the stream's watermark
 //! ([`crate::graph::Stream::stateful_global`]), it needs two timers: the
 //! auction's `expires` (once the watermark passes it no valid bid can still
-//! come, so the best bid is final and the state can go) and an early bid's
-//! time (once the watermark passes it, its auction, which starts no later,
-//! can no longer come: the bid can never be valid). Unlike a differential join
+//! come, so the best bid is final and the state can go) and, before the
+//! auction, the earliest early bid's time (once the watermark passes it, its
+//! auction, which starts no later, can no longer come: the bid can never be
+//! valid). Unlike a differential join
 //! and reduction, which keep every bid for ever, the state is one auction and
 //! one bid per open auction.
 //!
@@ -87,8 +88,12 @@ impl OpenAuction {
             }
             Event::Bid(b) if self.auction.is_some() => self.offer(b, rule, &mut before),
             Event::Bid(b) => {
+                // one timer for the earliest early bid (a bid may name an
+                // auction up to 10 ids ahead of the generator's last: many do)
+                if self.early.iter().all(|x| x.date_time > b.date_time) {
+                    ctx.timer_at(b.date_time);
+                }
                 self.early.push(b.clone());
-                ctx.timer_at(b.date_time);
             }
             Event::Person(_) => {}
         }
@@ -113,8 +118,9 @@ impl OpenAuction {
             Some(a) => at >= a.expires,
             None => {
                 self.early.retain(|b| b.date_time > at);
-                if self.early.is_empty() {
-                    ctx.clear();
+                match self.early.iter().map(|b| b.date_time).min() {
+                    Some(next) => ctx.timer_at(next),
+                    None => ctx.clear(),
                 }
                 false
             }
