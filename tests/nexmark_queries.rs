@@ -266,3 +266,28 @@ fn views_change_as_bids_arrive() {
     }
     assert!(writes.values().any(|n| *n > 1), "some auction's winner changed");
 }
+
+#[test]
+fn q7_keeps_only_each_windows_maximum() {
+    // bids just under the maximum, before and after it, are not ties; two at
+    // the maximum are (q7 once kept any bid within 10.00 of the maximum that
+    // came after it: its output depended on arrival order)
+    let t = 1_700_000_000_000 - 1_700_000_000_000 % q7::SIZE_MS;
+    let bid = |price: i64, dt: i64| Event::Bid(Bid { auction: 1, bidder: 1, price, date_time: t + dt, ..Default::default() });
+    let events = vec![bid(4_999, 0), bid(5_000, 1), bid(4_500, 2), bid(5_000, 3), bid(4_999, 4), bid(100, q7::SIZE_MS)];
+    let out = LocalRun::new(1)
+        .values("nexmark", vec![events])
+        .run(|g| {
+            let events = g.source_values(Values::new("nexmark", Event::date_time));
+            q7::query(&events).sink("q7");
+            Ok(())
+        })
+        .unwrap();
+    let got: Vec<(i64, i64, i64)> = out
+        .values("q7")
+        .iter()
+        .map(|v| serde_json::from_str::<(i64, Bid)>(v).unwrap())
+        .map(|(start, b)| (start - t, b.price, b.date_time - t))
+        .collect();
+    assert_eq!(got, vec![(0, 5_000, 1), (0, 5_000, 3), (q7::SIZE_MS, 100, q7::SIZE_MS)]);
+}

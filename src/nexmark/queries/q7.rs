@@ -37,7 +37,7 @@ impl KeyedOperator for Highest {
     type State = Vec<Bid>;
     fn on_event(&mut self, b: &Bid, best: &mut Vec<Bid>, ctx: &mut KeyContext<'_, (i64, Bid)>) {
         match best.first().map(|x| x.price) {
-            Some(p) if p >= b.price + 1000 => return,
+            Some(p) if p > b.price => return,
             Some(p) if p < b.price => best.clear(),
             _ => {}
         }
