@@ -283,11 +283,7 @@ fn q7_keeps_only_each_windows_maximum() {
             Ok(())
         })
         .unwrap();
-    let got: Vec<(i64, i64, i64)> = out
-        .values("q7")
-        .iter()
-        .map(|v| serde_json::from_str::<(i64, Bid)>(v).unwrap())
-        .map(|(start, b)| (start - t, b.price, b.date_time - t))
-        .collect();
+    let got: Vec<(i64, i64, i64)> =
+        out.values("q7").iter().map(|v| serde_json::from_str::<(i64, Bid)>(v).unwrap()).map(|(start, b)| (start - t, b.price, b.date_time - t)).collect();
     assert_eq!(got, vec![(0, 5_000, 1), (0, 5_000, 3), (q7::SIZE_MS, 100, q7::SIZE_MS)]);
 }

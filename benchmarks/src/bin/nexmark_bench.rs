@@ -276,12 +276,14 @@ impl Earlier {
         Earlier { rows, kept, command, kafka }
     }
 
+    /// Says which rows were kept (a kept Kafka part says its own run, as its
+    /// text was written).
     fn note(&self) -> String {
         if self.kept.is_empty() {
             return String::new();
         }
         format!(
-            " Rows {} (and the Kafka part, unless run now) are from the run this one replaced (`{}`), not re-measured: each row's Flink figure comes from the same run as its vigil figures.",
+            " Rows {} are from the run this one replaced (`{}`), not re-measured: each row's Flink figure comes from the same run as its vigil figures.",
             self.kept.join(", "),
             self.command
         )
@@ -304,8 +306,7 @@ fn main() -> Result<()> {
         }
         return Ok(());
     }
-    let chosen: Vec<&'static str> =
-        ROWS.iter().copied().filter(|q| args.queries.as_deref().is_none_or(|list| list.split(',').any(|x| x == *q))).collect();
+    let chosen: Vec<&'static str> = ROWS.iter().copied().filter(|q| args.queries.as_deref().is_none_or(|list| list.split(',').any(|x| x == *q))).collect();
     let (flink_rates, flink_about) = match &args.flink {
         Some(python) => flink(python, &parts, &chosen, args.flink_runs)?,
         None => (Vec::new(), "Apache Flink: not run (`--flink`)".to_owned()),

@@ -36,11 +36,8 @@ use crate::nexmark::Event;
 
 /// Category -> the average over its auctions of their highest valid bid.
 pub fn query<'s>(events: &Stream<'s, Event>) -> View<'s, (i64, i64)> {
-    let maxima = events
-        .filter(|e| e.person().is_none())
-        .key_by(auction_key)
-        .stateful_global("q4_highest_bids", HighestBid)
-        .view_changes("q4_maxima", |r| r.value);
+    let maxima =
+        events.filter(|e| e.person().is_none()).key_by(auction_key).stateful_global("q4_highest_bids", HighestBid).view_changes("q4_maxima", |r| r.value);
     // the average from a running sum and count per category (differential
     // keeps both as totals: a changed maximum costs O(1), not a pass over the
     // category's auctions)

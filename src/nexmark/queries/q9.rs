@@ -33,11 +33,7 @@ use crate::nexmark::{Auction, Bid, Event};
 
 /// Auction id -> the auction and its winning bid so far.
 pub fn query<'s>(events: &Stream<'s, Event>) -> View<'s, (i64, (Auction, Bid))> {
-    events
-        .filter(|e| e.person().is_none())
-        .key_by(auction_key)
-        .stateful_global("q9_winning_bids", Winner)
-        .view_changes("q9_winners", |r| r.value.clone())
+    events.filter(|e| e.person().is_none()).key_by(auction_key).stateful_global("q9_winning_bids", Winner).view_changes("q9_winners", |r| r.value.clone())
 }
 
 /// The SQL as written, the query's first version: a differential join of every
