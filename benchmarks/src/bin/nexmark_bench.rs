@@ -89,6 +89,11 @@ const DBSP: &[(&str, f64)] = &[
 /// their first formulation (the SQL as written: a differential join).
 const ROWS: [&str; 12] = ["q0", "q1", "q2", "q3", "q4", "q4-join", "q5", "q6", "q7", "q8", "q9", "q9-join"];
 
+/// The query a row measures (`q4` for `q4-join`): its DBSP and Flink figures.
+fn query_of(row: &str) -> &str {
+    row.split('-').next().unwrap_or(row)
+}
+
 fn run(q: &'static str, workers: usize, parts: Vec<Vec<Event>>, n: usize) -> Result<(f64, u64)> {
     let t = Instant::now();
     let out = LocalRun::new(workers).count_only().values("nexmark", parts).run(move |g: &mut GraphBuilder<'_>| {
@@ -121,7 +126,7 @@ fn flink(python: &str, parts: &[Vec<Event>], queries: &[&str], runs: usize) -> R
     file.flush()?;
     drop(file);
     let results = dir.join("results.json");
-    let flink_queries: Vec<&str> = queries.iter().copied().filter(|q| *q != "q6" && !q.contains('-')).collect();
+    let flink_queries: Vec<&str> = queries.iter().copied().filter(|q| *q != "q6" && query_of(q) == *q).collect();
     let status = std::process::Command::new(python)
         .args(["benchmarks/flink/run_flink_nexmark.py", "--events-file"])
         .arg(&events)
@@ -246,9 +251,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// What a run of some queries keeps from the section it replaces.
 struct Earlier {
-    /// The rows of the queries not run now.
-    rows: Vec<String>,
-    kept: Vec<String>,
+    /// The rows of the queries not run now: the row's name and line.
+    rows: Vec<(String, String)>,
     /// The earlier run's command.
     command: String,
     /// Its "through Kafka" part.
@@ -261,30 +265,29 @@ impl Earlier {
         let section: Vec<&str> = text.lines().skip_while(|l| *l != "## Nexmark (graph API)").skip(1).take_while(|l| !l.starts_with("## ")).collect();
         let table_end = section.iter().position(|l| l.starts_with("### ")).unwrap_or(section.len());
         let command = section.iter().find_map(|l| l.split("Command: `").nth(1)).and_then(|c| c.split('`').next()).unwrap_or("").to_owned();
-        let (mut rows, mut kept) = (Vec::new(), Vec::new());
+        let mut rows = Vec::new();
         for line in &section[..table_end] {
             let Some(q) = line.strip_prefix("| ").and_then(|l| l.split(' ').next()) else { continue };
             if ROWS.contains(&q) && !chosen.contains(&q) {
-                rows.push(line.to_string());
-                kept.push(q.to_owned());
+                rows.push((q.to_owned(), line.to_string()));
             }
         }
         let kafka = match section.iter().position(|l| l.starts_with("### Nexmark through Kafka")) {
             Some(i) => section[i..].join("\n").trim_end().to_owned() + "\n",
             None => String::new(),
         };
-        Earlier { rows, kept, command, kafka }
+        Earlier { rows, command, kafka }
     }
 
     /// Says which rows were kept (a kept Kafka part says its own run, as its
     /// text was written).
     fn note(&self) -> String {
-        if self.kept.is_empty() {
+        if self.rows.is_empty() {
             return String::new();
         }
         format!(
             " Rows {} are from the run this one replaced (`{}`), not re-measured: each row's Flink figure comes from the same run as its vigil figures.",
-            self.kept.join(", "),
+            self.rows.iter().map(|(q, _)| q.as_str()).collect::<Vec<_>>().join(", "),
             self.command
         )
     }
@@ -315,10 +318,10 @@ fn main() -> Result<()> {
     for q in chosen.iter().copied() {
         // a fresh copy per run, made before the clock starts: the run moves it in
         let (w1, w2, written) = on_1_and_2_workers(args.runs, |workers| run(q, workers, parts.clone(), args.events))?;
-        let dbsp = DBSP.iter().find(|(x, _)| q.split('-').next() == Some(*x)).map_or(f64::NAN, |(_, r)| *r * 1e3);
+        let dbsp = DBSP.iter().find(|(x, _)| query_of(q) == *x).map_or(f64::NAN, |(_, r)| *r * 1e3);
         println!("{q}: 1 worker {:.0}K/s, 2 workers {:.0}K/s, DBSP {:.0}K/s, {written} outputs", w1 / 1e3, w2 / 1e3, dbsp / 1e3);
         let (reference, ratio) = if dbsp.is_nan() { ("-".to_owned(), "-".to_owned()) } else { (format!("{:.0}", dbsp / 1e3), format!("{:.2}x", w1 / dbsp)) };
-        let (fl, fl_ratio) = match flink_rates.iter().find(|(x, _)| q.split('-').next() == Some(x.as_str())) {
+        let (fl, fl_ratio) = match flink_rates.iter().find(|(x, _)| query_of(q) == x) {
             Some((_, r)) => (format!("{:.0}", r / 1e3), format!("{:.1}x", w1 / r)),
             None => ("-".to_owned(), "-".to_owned()),
         };
@@ -327,7 +330,7 @@ fn main() -> Result<()> {
     // a run of some queries (`--queries`) keeps the other rows, and the Kafka
     // part when it is not run, from the section it replaces, and says so
     let earlier = Earlier::read(&args.out, &chosen);
-    rows.extend(earlier.rows.iter().cloned());
+    rows.extend(earlier.rows.iter().map(|(_, line)| line.clone()));
     rows.sort_by_key(|r| ROWS.iter().position(|q| r.starts_with(&format!("| {q} |"))));
     let kafka_section = match &args.kafka {
         Some(brokers) => kafka(&args, brokers)?,

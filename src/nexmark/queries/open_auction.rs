@@ -31,9 +31,7 @@
 //!         }
 //!     }
 //!     fn on_timer(&mut self, at: i64, open: &mut OpenAuction, ctx: &mut KeyContext<'_, i64>) {
-//!         if open.on_timer(at, ctx) {
-//!             ctx.clear();
-//!         }
+//!         open.on_timer(at, ctx);
 //!     }
 //! }
 //!
@@ -110,12 +108,17 @@ impl OpenAuction {
     }
 
     /// A timer of the key is due at `at`. True when the auction has closed: its
-    /// best bid is final, and the caller emits what it needs and clears the
-    /// key. Early bids whose time has passed without their auction are dropped
-    /// here (and the key cleared when none is left).
+    /// best bid is final, the key is cleared (once the caller's `on_timer`
+    /// returns: the caller may still read the state to emit it). Early bids
+    /// whose time has passed without their auction are dropped here (and the
+    /// key cleared when none is left).
     pub fn on_timer<O>(&mut self, at: i64, ctx: &mut KeyContext<'_, O>) -> bool {
         match &self.auction {
-            Some(a) => at >= a.expires,
+            Some(a) if at >= a.expires => {
+                ctx.clear();
+                true
+            }
+            Some(_) => false,
             None => {
                 self.early.retain(|b| b.date_time > at);
                 match self.early.iter().map(|b| b.date_time).min() {

@@ -89,8 +89,6 @@ impl KeyedOperator for HighestBid {
         }
     }
     fn on_timer(&mut self, at: i64, open: &mut OpenAuction, ctx: &mut KeyContext<'_, Self::Out>) {
-        if open.on_timer(at, ctx) {
-            ctx.clear();
-        }
+        open.on_timer(at, ctx);
     }
 }

@@ -70,7 +70,6 @@ impl KeyedOperator for WinningBid {
             if let (Some(a), Some(b)) = (&open.auction, &open.best) {
                 ctx.emit(SellerAverage { seller: a.seller, closed: a.expires, auction: a.id, average: b.price });
             }
-            ctx.clear();
         }
     }
 }

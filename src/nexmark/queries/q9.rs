@@ -76,8 +76,6 @@ impl KeyedOperator for Winner {
         ctx.emit(((a.id, (a.clone(), new.clone())), 1));
     }
     fn on_timer(&mut self, at: i64, open: &mut OpenAuction, ctx: &mut KeyContext<'_, Change>) {
-        if open.on_timer(at, ctx) {
-            ctx.clear();
-        }
+        open.on_timer(at, ctx);
     }
 }
