@@ -2,8 +2,12 @@
 //!
 //! Every byte here is untrusted: size is checked before anything is parsed, UTF-8
 //! before JSON, and the JSON is read by a schema-driven serde visitor that never
-//! builds a generic value tree. Any failure becomes a [`Rejection`] with a reason from
-//! a closed set; nothing in this module panics on input.
+//! builds a generic value tree. Avro records (the source's `format`) are read by
+//! [`avro`] into the same [`Decoded`] with the same verdicts. Any failure becomes a
+//! [`Rejection`] with a reason from a closed set; nothing in this module panics on
+//! input.
+
+pub mod avro;
 
 use std::fmt;
 
@@ -34,8 +38,8 @@ pub const MAX_KEY_BYTES: usize = 512;
 const MAX_REPORTED_NAME: usize = 64;
 
 /// What a top-level name means for the decoder.
-#[derive(Clone, Copy)]
-enum Slot {
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Slot {
     Key,
     Time,
     EventId,
@@ -50,6 +54,8 @@ pub struct Decoder {
     numeric: usize,
     kept: usize,
     max_bytes: usize,
+    /// Set for an Avro source.
+    avro: Option<avro::AvroDecoder>,
 }
 
 impl Decoder {
@@ -79,7 +85,11 @@ impl Decoder {
                 required.push((index, f.name.clone()));
             }
         }
-        Decoder { slots, required, fields: s.fields.len(), numeric, kept: kept_names.len(), max_bytes: s.max_message_bytes }
+        let mut decoder = Decoder { slots, required, fields: s.fields.len(), numeric, kept: kept_names.len(), max_bytes: s.max_message_bytes, avro: None };
+        if let crate::spec::SourceFormat::Avro(schemas) = &s.format {
+            decoder.avro = Some(avro::AvroDecoder::new(schemas, &decoder, &s.topic));
+        }
+        decoder
     }
 
     /// The payload if it is neither empty nor over the size limit.
@@ -98,6 +108,9 @@ impl Decoder {
     /// that the schema does not declare (names cut to 64 bytes).
     pub fn decode(&self, payload: Option<&[u8]>, unknown: &mut dyn FnMut(&str)) -> Result<Decoded, Rejection> {
         let bytes = self.check_size(payload)?;
+        if let Some(avro) = &self.avro {
+            return avro.decode(bytes, self, unknown);
+        }
         let text = std::str::from_utf8(bytes).map_err(|e| Rejection::new(Reason::InvalidUtf8, format!("invalid UTF-8: {e}")))?;
         let mut failure = None;
         let mut de = serde_json::Deserializer::from_str(text);

@@ -76,6 +76,8 @@ pub struct SourceSpec {
     /// Records larger than this are rejected as `oversize` before parsing.
     pub max_message_bytes: usize,
     pub fields: Vec<FieldSpec>,
+    /// How the record bytes are encoded (JSON unless the job says otherwise).
+    pub format: SourceFormat,
 }
 
 /// One model input: a feature or a numeric event field, by name.
@@ -237,6 +239,7 @@ pub struct JobBuilder {
     max_future: Duration,
     max_message_bytes: usize,
     fields: Vec<FieldSpec>,
+    format: SourceFormat,
     features: Vec<PendingFeature>,
     model_name: String,
     model_version: String,
@@ -273,6 +276,7 @@ impl JobBuilder {
             .max_future(s.max_future)
             .max_message_bytes(s.max_message_bytes);
         b.event_id_field = s.event_id_field;
+        b.format = s.format;
         for f in s.fields {
             b = if f.optional { b.optional_field(&f.name, f.ty) } else { b.field(&f.name, f.ty) };
         }
@@ -290,6 +294,7 @@ impl JobBuilder {
             max_future: Duration::from_secs(3600),
             max_message_bytes: 64 * 1024,
             fields: Vec::new(),
+            format: SourceFormat::Json,
             features: Vec::new(),
             model_name: "logistic".into(),
             model_version: "1".into(),
@@ -334,6 +339,11 @@ impl JobBuilder {
     }
     pub fn max_message_bytes(mut self, n: usize) -> Self {
         self.max_message_bytes = n;
+        self
+    }
+    /// How the main source's records are encoded (JSON by default).
+    pub fn format(mut self, format: SourceFormat) -> Self {
+        self.format = format;
         self
     }
     /// Declares a required field.
@@ -517,6 +527,7 @@ impl JobBuilder {
                 max_future: self.max_future,
                 max_message_bytes: self.max_message_bytes,
                 fields: self.fields,
+                format: self.format,
             },
             features,
             model: ModelSpec { name: self.model_name, version: self.model_version, bias: self.bias, inputs: self.inputs, online: self.online },
@@ -617,6 +628,10 @@ pub use join::IntervalJoinDecl;
 mod time;
 
 pub use time::{parse_duration, parse_signed_ms, Window};
+
+/// A source's wire format: JSON or Avro, and where Avro's schemas come from.
+pub mod format;
+pub use format::{AvroSchemas, RegistrySettings, SourceFormat};
 
 /// The TOML shape of a job (`spec/toml_front.rs`).
 mod toml_front;

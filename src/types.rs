@@ -94,12 +94,24 @@ pub enum Reason {
     BadTimestamp,
     /// Older than its partition's watermark (max event time minus allowed lateness).
     Late,
-    /// A numeric field's magnitude is above `decode::MAX_ABS_VALUE` (sums must stay exact).
+    /// A numeric field's magnitude is above `decode::MAX_ABS_VALUE` (sums must stay exact),
+    /// or it is not a finite number.
     OutOfRange,
+    /// Avro bytes that do not decode under their writer schema (truncated, a bad
+    /// length or union branch, trailing bytes), or no Confluent framing where the
+    /// source expects it.
+    NotAvro,
+    /// The record's writer schema cannot be read as the source's declared fields (a
+    /// declared field of another type, a required one missing): the registry's
+    /// compatibility rules were bypassed or the job's declaration is stale.
+    SchemaMismatch,
+    /// The record names a schema id that the registry does not know, or a schema
+    /// that is not Avro, or the registry stayed unreachable past the source's wait.
+    UnknownSchema,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 12] = [
+    pub const ALL: [Reason; 15] = [
         Reason::Empty,
         Reason::Oversize,
         Reason::InvalidUtf8,
@@ -112,6 +124,9 @@ impl Reason {
         Reason::BadTimestamp,
         Reason::Late,
         Reason::OutOfRange,
+        Reason::NotAvro,
+        Reason::SchemaMismatch,
+        Reason::UnknownSchema,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -127,6 +142,9 @@ impl Reason {
             Reason::BadTimestamp => "bad_timestamp",
             Reason::Late => "late",
             Reason::OutOfRange => "out_of_range",
+            Reason::NotAvro => "not_avro",
+            Reason::SchemaMismatch => "schema_mismatch",
+            Reason::UnknownSchema => "unknown_schema",
         }
     }
 }

@@ -40,7 +40,7 @@ use super::stream::{Mark, Msg, Rec, Stream};
 use super::GraphBuilder;
 use crate::checkpoint::PartitionCut;
 use crate::decode::Decoder;
-use crate::spec::{FieldSpec, FieldType, SourceSpec};
+use crate::spec::{AvroSchemas, FieldSpec, FieldType, SourceFormat, SourceSpec};
 use crate::types::now_us;
 use crate::types::{Reason, Rejection};
 use crate::watermark::{PartitionClock, TimePolicy};
@@ -70,8 +70,17 @@ impl Source {
                 max_future: Duration::from_secs(3600),
                 max_message_bytes: 64 * 1024,
                 fields: Vec::new(),
+                format: SourceFormat::Json,
             },
         }
+    }
+    /// A topic of Avro records, their writer schemas from a registry (Confluent wire
+    /// format) or one schema file (`AvroSchemas`); declare its fields as for JSON:
+    /// the writer's record fields are matched to them by name.
+    pub fn avro(topic: &str, schemas: AvroSchemas) -> Self {
+        let mut s = Source::json(topic);
+        s.spec.format = SourceFormat::Avro(schemas);
+        s
     }
     /// A source declared as a job's `[source]` (TOML or `JobBuilder`).
     pub fn from_spec(spec: SourceSpec) -> Self {

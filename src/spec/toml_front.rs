@@ -86,8 +86,59 @@ struct RawSource {
     idle_timeout: Option<String>,
     max_future: Option<String>,
     max_message_bytes: Option<usize>,
+    /// `json` (default) or `avro`.
+    format: Option<String>,
+    /// `[source.avro]`: where an Avro source's writer schemas come from.
+    avro: Option<RawAvro>,
     #[serde(default)]
     schema: toml::Table,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAvro {
+    /// A Confluent-compatible Schema Registry's base URL (Confluent wire format).
+    registry: Option<String>,
+    /// Or one `.avsc` file: every record is a bare datum of that schema.
+    schema_file: Option<String>,
+    registry_user: Option<String>,
+    /// The environment variable holding the registry password.
+    registry_password_env: Option<String>,
+    registry_timeout: Option<String>,
+    registry_max_wait: Option<String>,
+}
+impl RawAvro {
+    fn into_schemas(self) -> Result<AvroSchemas> {
+        let registry_only = [
+            ("registry_user", self.registry_user.is_some()),
+            ("registry_password_env", self.registry_password_env.is_some()),
+            ("registry_timeout", self.registry_timeout.is_some()),
+            ("registry_max_wait", self.registry_max_wait.is_some()),
+        ];
+        match (self.registry, self.schema_file) {
+            (Some(url), None) => {
+                let mut r = RegistrySettings::new(&url);
+                match (self.registry_user, self.registry_password_env) {
+                    (Some(user), Some(env)) => r = r.basic_auth_from_env(&user, &env)?,
+                    (None, None) => {}
+                    _ => bail!("[source.avro]: give `registry_user` and `registry_password_env` together"),
+                }
+                if let Some(t) = &self.registry_timeout {
+                    r = r.timeout(parse_duration(t).context("[source.avro] registry_timeout")?);
+                }
+                if let Some(t) = &self.registry_max_wait {
+                    r = r.max_wait(parse_duration(t).context("[source.avro] registry_max_wait")?);
+                }
+                Ok(AvroSchemas::Registry(r))
+            }
+            (None, Some(path)) => {
+                if let Some((name, _)) = registry_only.iter().find(|(_, set)| *set) {
+                    bail!("[source.avro]: `{name}` applies to a registry, and this source reads its schema from `schema_file`");
+                }
+                AvroSchemas::from_file(&path)
+            }
+            _ => bail!("[source.avro]: give either `registry` (a Schema Registry URL) or `schema_file` (an .avsc file), one of the two"),
+        }
+    }
 }
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -209,7 +260,15 @@ impl RawSource {
             let ty = FieldType::parse(ty_name).with_context(|| format!("unknown type `{ty}` for `{name}`")).with_context(context)?;
             fields.push(FieldSpec { name: name.clone(), ty, optional });
         }
-        Ok(SourceSpec {
+        let format = match (self.format.as_deref(), self.avro) {
+            (None | Some("json"), None) => SourceFormat::Json,
+            (Some("json"), Some(_)) | (None, Some(_)) => bail!("source `{topic}`: [source.avro] is set but `format` is not \"avro\""),
+            (Some("avro"), Some(avro)) => SourceFormat::Avro(avro.into_schemas().with_context(context)?),
+            (Some("avro"), None) => bail!("source `{topic}`: format = \"avro\" needs [source.avro] with `registry` or `schema_file`"),
+            (Some(other), _) => bail!("source `{topic}`: unknown format `{other}` (json or avro)"),
+        };
+        let spec = SourceSpec {
+            format,
             key_field: self.key,
             event_time_field: self.event_time,
             event_id_field: self.event_id,
@@ -219,8 +278,10 @@ impl RawSource {
             max_future: d(&self.max_future, Duration::from_secs(3600)).with_context(context)?,
             max_message_bytes: self.max_message_bytes.unwrap_or(64 * 1024),
             fields,
-            topic,
-        })
+            topic: topic.clone(),
+        };
+        crate::decode::avro::check_fixed_schema(&spec).with_context(context)?;
+        Ok(spec)
     }
 }
 

@@ -1,0 +1,270 @@
+//! A writer schema compiled against a source's declared fields (Avro schema
+//! resolution, done once per writer schema rather than per record).
+//!
+//! The writer schema becomes an arena of [`Shape`]s (what the bytes of each type
+//! look like, with named types and recursion resolved to indices) and one [`Step`]
+//! per top-level field: read it into a declared slot, or skip its bytes. Whether the
+//! writer schema can be read as the declared fields at all is settled here: a
+//! declared field of another type, or a required one the writer lacks, makes the
+//! whole schema a mismatch, and every record written with it goes to the dead-letter
+//! topic as `schema_mismatch` with this module's message.
+
+use std::collections::HashMap;
+
+use apache_avro::schema::{InnerDecimalSchema, UuidSchema};
+use apache_avro::Schema;
+
+use crate::decode::{Decoder, Slot};
+use crate::spec::FieldType;
+
+/// How the bytes of one writer type are laid out.
+#[derive(Clone, Debug)]
+pub(super) enum Shape {
+    Null,
+    Bool,
+    /// `long` (a zigzag varint), with the unit of a timestamp logical type.
+    Long(Unit),
+    /// `int`: the same varint, within 32 bits.
+    Int(Unit),
+    Float,
+    Double,
+    /// Length-prefixed bytes (`bytes`, decimals).
+    Bytes,
+    /// Length-prefixed UTF-8 (`string`, `uuid`).
+    Str,
+    Fixed(usize),
+    /// An index into the symbols.
+    Enum(Vec<String>),
+    Array(usize),
+    Map(usize),
+    Union(Vec<usize>),
+    Record(Vec<usize>),
+}
+
+/// What one unit of an integer means, for event times.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Unit {
+    Plain,
+    Days,
+    Micros,
+    Nanos,
+}
+
+/// What the decoder does with one top-level writer field.
+#[derive(Debug)]
+pub(super) struct Step {
+    pub shape: usize,
+    /// `None`: not declared by the source (skipped, reported as an unknown field).
+    pub slot: Option<Slot>,
+    pub name: Box<str>,
+}
+
+/// A writer schema ready to decode records.
+#[derive(Debug)]
+pub struct Plan {
+    pub(super) shapes: Vec<Shape>,
+    pub(super) steps: Vec<Step>,
+}
+
+/// What a value of some shape turns into, for the checks against a slot.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Kind {
+    Null,
+    Bool,
+    Int,
+    Float,
+    Str,
+    Other(&'static str),
+}
+
+impl Kind {
+    pub(super) fn describe(self) -> &'static str {
+        match self {
+            Kind::Null => "null",
+            Kind::Bool => "a boolean",
+            Kind::Int => "an integer",
+            Kind::Float => "a floating-point number",
+            Kind::Str => "a string",
+            Kind::Other(k) => k,
+        }
+    }
+}
+
+/// Whether a value of `kind` can fill `slot` (null aside: it means absent). The
+/// same rules as the JSON decoder's: keys and ids are strings or integers, the
+/// event time is epoch milliseconds (integer, float, timestamp logical types) or an
+/// RFC 3339 string, `f64` fields take any number, `i64` fields integers.
+pub(super) fn accepts(slot: Slot, kind: Kind) -> bool {
+    match slot {
+        Slot::Key | Slot::EventId => matches!(kind, Kind::Str | Kind::Int),
+        Slot::Time => matches!(kind, Kind::Int | Kind::Float | Kind::Str),
+        Slot::Field { ty, .. } => matches!(
+            (ty, kind),
+            (FieldType::F64, Kind::Int | Kind::Float) | (FieldType::I64, Kind::Int) | (FieldType::Str, Kind::Str) | (FieldType::Bool, Kind::Bool)
+        ),
+    }
+}
+
+/// What a declared slot expects, in words.
+pub(super) fn expected(slot: Slot) -> String {
+    match slot {
+        Slot::Key | Slot::EventId => "a string or integer".into(),
+        Slot::Time => "epoch millis, a timestamp or an RFC 3339 string".into(),
+        Slot::Field { ty, .. } => format!("{ty:?}"),
+    }
+}
+
+impl Plan {
+    /// Compiles `writer` for `decoder`'s declared fields; `Err` says why records of
+    /// this schema cannot be read as them.
+    pub fn compile(writer: &Schema, decoder: &Decoder) -> Result<Plan, String> {
+        let Schema::Record(record) = writer else {
+            return Err(format!("the writer schema is {}, not a record", describe_schema(writer)));
+        };
+        let mut arena = Arena { shapes: Vec::new(), names: HashMap::new() };
+        let mut steps = Vec::with_capacity(record.fields.len());
+        // the top record's name first: a field may refer to it (a recursive type)
+        let top = arena.reserve(&record.name.fullname(None));
+        for field in &record.fields {
+            let shape = arena.add(&field.schema)?;
+            steps.push(Step { shape, slot: decoder.slots.get(&field.name).copied(), name: field.name.as_str().into() });
+        }
+        arena.shapes[top] = Shape::Record(steps.iter().map(|s| s.shape).collect());
+        let plan = Plan { shapes: arena.shapes, steps };
+        plan.check(decoder)?;
+        Ok(plan)
+    }
+
+    /// The kinds a value of `shape` can take (one per union branch).
+    pub(super) fn kinds(&self, shape: usize) -> Vec<Kind> {
+        match &self.shapes[shape] {
+            Shape::Union(branches) => branches.iter().map(|b| self.kind(*b)).collect(),
+            _ => vec![self.kind(shape)],
+        }
+    }
+
+    fn kind(&self, shape: usize) -> Kind {
+        match &self.shapes[shape] {
+            Shape::Null => Kind::Null,
+            Shape::Bool => Kind::Bool,
+            Shape::Long(_) | Shape::Int(_) => Kind::Int,
+            Shape::Float | Shape::Double => Kind::Float,
+            Shape::Str | Shape::Enum(_) => Kind::Str,
+            Shape::Bytes => Kind::Other("bytes"),
+            Shape::Fixed(_) => Kind::Other("a fixed"),
+            Shape::Array(_) => Kind::Other("an array"),
+            Shape::Map(_) => Kind::Other("a map"),
+            Shape::Record(_) => Kind::Other("a record"),
+            Shape::Union(_) => Kind::Other("a nested union"),
+        }
+    }
+
+    /// Every declared slot is readable from the writer's fields: present (unless
+    /// optional) with at least one branch of an accepted type.
+    fn check(&self, decoder: &Decoder) -> Result<(), String> {
+        for step in &self.steps {
+            let Some(slot) = step.slot else { continue };
+            let kinds = self.kinds(step.shape);
+            let usable = kinds.iter().any(|k| *k != Kind::Null && accepts(slot, *k));
+            let only_null = kinds.iter().all(|k| *k == Kind::Null);
+            if only_null && required(slot, decoder) {
+                return Err(format!("`{}` is always null in the writer schema and the source requires it", step.name));
+            }
+            if !usable && !only_null {
+                let written: Vec<&str> = kinds.iter().filter(|k| **k != Kind::Null).map(|k| k.describe()).collect();
+                return Err(format!("`{}` is {} in the writer schema; the source declares {}", step.name, written.join(" or "), expected(slot)));
+            }
+        }
+        let mut names: Vec<(&String, &Slot)> = decoder.slots.iter().collect();
+        names.sort_by(|a, b| a.0.cmp(b.0)); // the same message whatever the hash order
+        for (name, slot) in names {
+            if required(*slot, decoder) && !self.steps.iter().any(|s| *s.name == **name) {
+                return Err(format!("the writer schema has no field `{name}` and the source requires it"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a record must carry a value for `slot`.
+fn required(slot: Slot, decoder: &Decoder) -> bool {
+    match slot {
+        Slot::Key | Slot::Time => true,
+        Slot::EventId => false,
+        Slot::Field { index, .. } => decoder.required.iter().any(|(i, _)| *i == index),
+    }
+}
+
+/// The writer schema's types as they are laid out, named types by index.
+struct Arena {
+    shapes: Vec<Shape>,
+    names: HashMap<String, usize>,
+}
+
+impl Arena {
+    fn push(&mut self, shape: Shape) -> usize {
+        self.shapes.push(shape);
+        self.shapes.len() - 1
+    }
+    fn reserve(&mut self, name: &str) -> usize {
+        let i = self.push(Shape::Null);
+        self.names.insert(name.to_owned(), i);
+        i
+    }
+
+    fn add(&mut self, schema: &Schema) -> Result<usize, String> {
+        let shape = match schema {
+            Schema::Null => Shape::Null,
+            Schema::Boolean => Shape::Bool,
+            Schema::Int | Schema::TimeMillis => Shape::Int(Unit::Plain),
+            Schema::Long | Schema::TimeMicros => Shape::Long(Unit::Plain),
+            Schema::Date => Shape::Int(Unit::Days),
+            Schema::TimestampMillis | Schema::LocalTimestampMillis => Shape::Long(Unit::Plain),
+            Schema::TimestampMicros | Schema::LocalTimestampMicros => Shape::Long(Unit::Micros),
+            Schema::TimestampNanos | Schema::LocalTimestampNanos => Shape::Long(Unit::Nanos),
+            Schema::Float => Shape::Float,
+            Schema::Double => Shape::Double,
+            Schema::Bytes | Schema::BigDecimal => Shape::Bytes,
+            Schema::String | Schema::Uuid(UuidSchema::String) => Shape::Str,
+            Schema::Uuid(UuidSchema::Bytes) => Shape::Bytes,
+            Schema::Uuid(UuidSchema::Fixed(f)) | Schema::Duration(f) => return Ok(self.named(&f.name.fullname(None), Shape::Fixed(f.size))),
+            Schema::Decimal(d) => match &d.inner {
+                InnerDecimalSchema::Bytes => Shape::Bytes,
+                InnerDecimalSchema::Fixed(f) => return Ok(self.named(&f.name.fullname(None), Shape::Fixed(f.size))),
+            },
+            Schema::Fixed(f) => return Ok(self.named(&f.name.fullname(None), Shape::Fixed(f.size))),
+            Schema::Enum(e) => return Ok(self.named(&e.name.fullname(None), Shape::Enum(e.symbols.clone()))),
+            Schema::Array(a) => Shape::Array(self.add(&a.items)?),
+            Schema::Map(m) => Shape::Map(self.add(&m.types)?),
+            Schema::Union(u) => Shape::Union(u.variants().iter().map(|v| self.add(v)).collect::<Result<_, _>>()?),
+            Schema::Record(r) => {
+                let i = self.reserve(&r.name.fullname(None));
+                let fields = r.fields.iter().map(|f| self.add(&f.schema)).collect::<Result<_, _>>()?;
+                self.shapes[i] = Shape::Record(fields);
+                return Ok(i);
+            }
+            Schema::Ref { name } => {
+                let full = name.fullname(None);
+                return self.names.get(&full).copied().ok_or_else(|| format!("the writer schema refers to `{full}`, which it does not define"));
+            }
+        };
+        Ok(self.push(shape))
+    }
+
+    fn named(&mut self, name: &str, shape: Shape) -> usize {
+        let i = self.push(shape);
+        self.names.insert(name.to_owned(), i);
+        i
+    }
+}
+
+fn describe_schema(s: &Schema) -> &'static str {
+    match s {
+        Schema::Array(_) => "an array",
+        Schema::Map(_) => "a map",
+        Schema::Union(_) => "a union",
+        Schema::Enum(_) => "an enum",
+        Schema::Fixed(_) => "a fixed",
+        _ => "a primitive type",
+    }
+}

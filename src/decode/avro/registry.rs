@@ -1,0 +1,124 @@
+//! A client for a Confluent-compatible Schema Registry's REST API: the writer
+//! schema of an id (`GET /schemas/ids/{id}`) for sources, and registering a schema
+//! under a subject (`POST /subjects/{subject}/versions`) for producers and tests.
+//!
+//! A fetch that fails for a reason that may pass (the registry unreachable, a 5xx,
+//! a timeout) is retried with backoff up to the source's `max_wait`; one that will
+//! not pass (404: no such id; 401/403: credentials) is answered at once. The
+//! password is sent as HTTP basic auth and appears in no message.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde::Deserialize;
+
+use crate::spec::RegistrySettings;
+
+/// Why a schema could not be had.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fetch {
+    /// The registry answered that it has no such schema (or not an Avro one).
+    Unknown(String),
+    /// The registry could not be reached, or kept failing, for the whole wait.
+    Unavailable(String),
+}
+
+#[derive(Deserialize)]
+struct SchemaById {
+    schema: String,
+    #[serde(rename = "schemaType")]
+    schema_type: Option<String>,
+}
+
+/// One registry, as the source's settings name it.
+pub struct Registry {
+    settings: RegistrySettings,
+    agent: ureq::Agent,
+    auth: Option<String>,
+}
+
+impl Registry {
+    pub fn new(settings: &RegistrySettings) -> Registry {
+        let config = ureq::Agent::config_builder().timeout_global(Some(settings.timeout)).http_status_as_error(false).build();
+        let auth = settings.user.as_ref().map(|user| {
+            let pair = format!("{user}:{}", settings.password.as_deref().unwrap_or(""));
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
+        });
+        Registry { settings: settings.clone(), agent: config.into(), auth }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.settings.url
+    }
+
+    /// The Avro schema (its JSON text) registered under `id`.
+    pub fn schema(&self, id: u32) -> Result<String, Fetch> {
+        let url = format!("{}/schemas/ids/{id}", self.settings.url);
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(100);
+        let mut last_warned: Option<Instant> = None;
+        loop {
+            let failure = match self.get(&url) {
+                Ok((200, body)) => {
+                    let parsed: SchemaById =
+                        serde_json::from_str(&body).map_err(|e| Fetch::Unknown(format!("the registry's answer for schema id {id} does not read: {e}")))?;
+                    return match parsed.schema_type.as_deref() {
+                        None | Some("AVRO") => Ok(parsed.schema),
+                        Some(other) => Err(Fetch::Unknown(format!("schema id {id} is a {other} schema, and this source reads Avro"))),
+                    };
+                }
+                Ok((404, _)) => return Err(Fetch::Unknown(format!("the registry at {} has no schema id {id}", self.settings.url))),
+                Ok((code @ (401 | 403), _)) => {
+                    tracing::error!(registry = %self.settings.url, code, "the schema registry refuses the source's credentials");
+                    return Err(Fetch::Unknown(format!("the registry refused the credentials (HTTP {code}) for schema id {id}")));
+                }
+                Ok((code, body)) if code < 500 => return Err(Fetch::Unknown(format!("the registry answered HTTP {code} for schema id {id}: {:.200}", body))),
+                Ok((code, _)) => format!("HTTP {code}"),
+                Err(e) => e,
+            };
+            let waited = started.elapsed();
+            if waited >= self.settings.max_wait {
+                return Err(Fetch::Unavailable(format!("the registry at {} failed for {:.0?} ({failure}) fetching schema id {id}", self.settings.url, waited)));
+            }
+            if last_warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                tracing::warn!(registry = %self.settings.url, id, error = %failure, waited = ?waited, "schema registry unavailable; the source waits and retries");
+                last_warned = Some(Instant::now());
+            }
+            std::thread::sleep(pause.min(self.settings.max_wait.saturating_sub(waited)));
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// Registers `schema` (Avro JSON) under `subject`; the id the registry gives it
+    /// (the same id again for a schema it already holds). Producers and tests.
+    pub fn register(&self, subject: &str, schema: &str) -> anyhow::Result<u32> {
+        #[derive(Deserialize)]
+        struct Id {
+            id: u32,
+        }
+        let url = format!("{}/subjects/{subject}/versions", self.settings.url);
+        let body = serde_json::json!({ "schema": schema }).to_string();
+        let mut req = self.agent.post(&url).header("Content-Type", "application/vnd.schemaregistry.v1+json");
+        if let Some(auth) = &self.auth {
+            req = req.header("Authorization", auth);
+        }
+        let mut resp = req.send(body.as_bytes()).map_err(|e| anyhow::anyhow!("registering under `{subject}` at {}: {e}", self.settings.url))?;
+        let code = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        if code != 200 {
+            anyhow::bail!("registering under `{subject}`: HTTP {code}: {text:.300}");
+        }
+        Ok(serde_json::from_str::<Id>(&text)?.id)
+    }
+
+    fn get(&self, url: &str) -> Result<(u16, String), String> {
+        let mut req = self.agent.get(url).header("Accept", "application/vnd.schemaregistry.v1+json, application/json");
+        if let Some(auth) = &self.auth {
+            req = req.header("Authorization", auth);
+        }
+        let mut resp = req.call().map_err(|e| e.to_string())?;
+        let code = resp.status().as_u16();
+        let body = resp.body_mut().with_config().limit(4 << 20).read_to_string().map_err(|e| e.to_string())?;
+        Ok((code, body))
+    }
+}

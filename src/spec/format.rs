@@ -1,0 +1,94 @@
+//! How a source's record bytes are encoded: JSON objects (the default) or Avro,
+//! with writer schemas from a Confluent-compatible Schema Registry (the Confluent
+//! wire format: a zero byte, a 4-byte schema id, the Avro datum) or from one schema
+//! file (bare Avro datums). Pure settings: reading them is `decode`'s job.
+
+use std::fmt;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+/// The encoding of a source's records.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum SourceFormat {
+    /// One JSON object per record.
+    #[default]
+    Json,
+    /// Avro binary datums; their record fields are matched to the declared fields
+    /// by name (Avro schema resolution).
+    Avro(AvroSchemas),
+}
+
+/// Where an Avro source's writer schemas come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AvroSchemas {
+    /// Confluent wire format; each record names its writer schema by id.
+    Registry(RegistrySettings),
+    /// Bare datums, all written with this one schema (its JSON text).
+    Fixed { schema: String },
+}
+
+impl AvroSchemas {
+    /// Bare datums written with the schema in the `.avsc` file at `path`.
+    pub fn from_file(path: &str) -> Result<Self> {
+        let schema = std::fs::read_to_string(path).with_context(|| format!("reading the Avro schema file `{path}`"))?;
+        Ok(AvroSchemas::Fixed { schema })
+    }
+}
+
+/// A Confluent-compatible Schema Registry (Confluent's, Apicurio's `ccompat` API,
+/// Redpanda's, Karapace).
+#[derive(Clone, PartialEq)]
+pub struct RegistrySettings {
+    /// Base URL, e.g. `http://registry:8081` or `http://host/apis/ccompat/v7`.
+    pub url: String,
+    /// HTTP basic auth user (Confluent Cloud: the API key).
+    pub user: Option<String>,
+    /// The basic auth password itself, read from the environment variable that the
+    /// job names (never from the job file, never logged).
+    pub password: Option<String>,
+    /// One request's timeout.
+    pub timeout: Duration,
+    /// How long a record whose schema cannot be fetched (registry unreachable,
+    /// 5xx) waits, retrying, before it is dead-lettered as `unknown_schema`.
+    pub max_wait: Duration,
+}
+
+impl RegistrySettings {
+    pub fn new(url: &str) -> Self {
+        RegistrySettings {
+            url: url.trim_end_matches('/').to_owned(),
+            user: None,
+            password: None,
+            timeout: Duration::from_secs(5),
+            max_wait: Duration::from_secs(300),
+        }
+    }
+    /// Basic auth with the password taken from the environment variable `env`.
+    pub fn basic_auth_from_env(mut self, user: &str, env: &str) -> Result<Self> {
+        let password = std::env::var(env).with_context(|| format!("the registry password variable `{env}` is not set"))?;
+        self.user = Some(user.to_owned());
+        self.password = Some(password);
+        Ok(self)
+    }
+    pub fn max_wait(mut self, d: Duration) -> Self {
+        self.max_wait = d;
+        self
+    }
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = d;
+        self
+    }
+}
+
+impl fmt::Debug for RegistrySettings {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.debug_struct("RegistrySettings")
+            .field("url", &self.url)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<from the environment>"))
+            .field("timeout", &self.timeout)
+            .field("max_wait", &self.max_wait)
+            .finish()
+    }
+}

@@ -1,0 +1,225 @@
+//! Avro sources against a real Confluent-compatible Schema Registry (Apicurio
+//! Registry, started by `scripts/registry.sh`): schema evolution while a job
+//! runs, an incompatible writer, an unknown id, the registry down at start and
+//! during a run. Nothing is lost: every record read is an event or a dead letter
+//! with its reason.
+#![allow(deprecated)] // apache-avro's one-call datum writer, plain enough for tests
+
+#[path = "support/registry.rs"]
+mod registry;
+
+use std::time::{Duration, Instant};
+
+use apache_avro::types::Value;
+use apache_avro::{to_avro_datum, Schema};
+use registry::{Cut, RealRegistry};
+use vigil::decode::avro::{frame, Registry};
+use vigil::decode::Decoder;
+use vigil::graph::{LocalRun, Source};
+use vigil::spec::{AvroSchemas, FieldType, RegistrySettings};
+
+const T0: i64 = 1_700_000_000_000;
+
+/// v1: what the job was written against.
+const V1: &str = r#"{"type": "record", "name": "Tx", "namespace": "shop", "fields": [
+  {"name": "id", "type": "string"}, {"name": "card", "type": "string"}, {"name": "ts", "type": "long"},
+  {"name": "amount", "type": "double"}, {"name": "merchant", "type": "string"}]}"#;
+/// v2 (backward compatible): adds an optional `count` (an `int`, read into the
+/// job's `i64`) and a `channel` the job does not know.
+const V2: &str = r#"{"type": "record", "name": "Tx", "namespace": "shop", "fields": [
+  {"name": "id", "type": "string"}, {"name": "card", "type": "string"}, {"name": "ts", "type": "long"},
+  {"name": "channel", "type": "string", "default": "web"},
+  {"name": "amount", "type": "double"}, {"name": "merchant", "type": "string"},
+  {"name": "count", "type": ["null", "int"], "default": null}]}"#;
+/// v3 (backward compatible): drops `count` again.
+const V3: &str = r#"{"type": "record", "name": "Tx", "namespace": "shop", "fields": [
+  {"name": "id", "type": "string"}, {"name": "card", "type": "string"}, {"name": "ts", "type": "long"},
+  {"name": "channel", "type": "string", "default": "web"},
+  {"name": "amount", "type": "double"}, {"name": "merchant", "type": "string"}]}"#;
+/// Incompatible: `amount` becomes a string. The registry refuses it under the
+/// subject's BACKWARD rule; a producer writing to another subject gets it in.
+const ROGUE: &str = r#"{"type": "record", "name": "Tx", "namespace": "shop", "fields": [
+  {"name": "id", "type": "string"}, {"name": "card", "type": "string"}, {"name": "ts", "type": "long"},
+  {"name": "amount", "type": "string"}, {"name": "merchant", "type": "string"}]}"#;
+
+fn source(url: &str, max_wait: Duration) -> Source {
+    Source::avro("tx", AvroSchemas::Registry(RegistrySettings::new(url).max_wait(max_wait)))
+        .key("card")
+        .event_time("ts")
+        .event_id("id")
+        .lateness(Duration::from_secs(3600))
+        .field("amount", FieldType::F64)
+        .optional("count", FieldType::I64)
+        .field("merchant", FieldType::Str)
+}
+
+/// A record of `schema`: event `i` (count set where the schema has it).
+fn record(schema: &str, id: u32, i: i64) -> Vec<u8> {
+    let s = Schema::parse_str(schema).unwrap();
+    let Schema::Record(r) = &s else { unreachable!() };
+    let fields = r
+        .fields
+        .iter()
+        .map(|f| {
+            let v = match f.name.as_str() {
+                "id" => Value::String(format!("e{i}")),
+                "card" => Value::String(format!("c{}", i % 5)),
+                "ts" => Value::Long(T0 + i * 1000),
+                "channel" => Value::String("app".into()),
+                "amount" if schema == ROGUE => Value::String(format!("{i}.50")),
+                "amount" => Value::Double(i as f64 + 0.5),
+                "merchant" => Value::String(format!("m{}", i % 3)),
+                "count" => Value::Union(1, Box::new(Value::Int(i as i32))),
+                other => panic!("{other}"),
+            };
+            (f.name.clone(), v)
+        })
+        .collect();
+    frame(id, &to_avro_datum(&s, Value::Record(fields)).unwrap())
+}
+
+/// What the job writes for event `i` of a schema that has `count` or not.
+fn expected(i: i64, has_count: bool) -> String {
+    let count = if has_count { format!("{i}") } else { "-".into() };
+    format!("e{i} {} {count} m{}", i as f64 + 0.5, i % 3)
+}
+
+fn describe(r: &vigil::graph::Record) -> String {
+    let count = r.f64("count").map_or("-".into(), |c| format!("{c}"));
+    format!("{} {} {count} {}", r.event_id().unwrap(), r.f64("amount").unwrap(), r.str("merchant").unwrap())
+}
+
+struct Ids {
+    v1: u32,
+    v2: u32,
+    v3: u32,
+    rogue: u32,
+}
+
+/// Registers the schemas as producers would: v1, v2, v3 under `tx-value` with
+/// BACKWARD compatibility (the rogue schema is refused there), the rogue one
+/// under another subject.
+fn register(reg: &RealRegistry) -> Ids {
+    let client = Registry::new(&RegistrySettings::new(&reg.url));
+    let v1 = client.register("tx-value", V1).unwrap();
+    reg.compatibility("tx-value", "BACKWARD");
+    let v2 = client.register("tx-value", V2).unwrap();
+    let v3 = client.register("tx-value", V3).unwrap();
+    let refused = client.register("tx-value", ROGUE).unwrap_err();
+    assert!(format!("{refused:#}").contains("HTTP 409"), "the registry enforces BACKWARD: {refused:#}");
+    let rogue = client.register("tx-rogue-value", ROGUE).unwrap();
+    let ids = Ids { v1, v2, v3, rogue };
+    assert_eq!([ids.v1, ids.v2, ids.v3, ids.rogue].iter().collect::<std::collections::BTreeSet<_>>().len(), 4);
+    ids
+}
+
+/// 3 partitions: v1 events, then v2, then v3 on each, rogue records and an
+/// unknown id among them, and a record without the wire format's header.
+fn input(ids: &Ids) -> (Vec<Vec<Vec<u8>>>, Vec<String>) {
+    let mut parts = vec![Vec::new(); 3];
+    let mut want = Vec::new();
+    for i in 0..300i64 {
+        let p = (i % 3) as usize;
+        let (schema, id, has_count) = match i {
+            0..100 => (V1, ids.v1, false),
+            100..200 => (V2, ids.v2, true),
+            _ => (V3, ids.v3, false),
+        };
+        parts[p].push(record(schema, id, i));
+        want.push(expected(i, has_count));
+        if i % 50 == 7 {
+            parts[p].push(record(ROGUE, ids.rogue, 1000 + i));
+        }
+    }
+    parts[0].push(record(V1, 9999, 5000)); // an id no one registered
+    parts[1].push(b"{\"card\": \"c1\"}".to_vec()); // JSON on an Avro topic
+    want.sort();
+    (parts, want)
+}
+
+#[test]
+fn a_job_reads_evolving_writer_schemas_and_dead_letters_incompatible_ones() {
+    let reg = RealRegistry::start("evolution");
+    let ids = register(&reg);
+    let (parts, want) = input(&ids);
+    let url = reg.url.clone();
+    let out = LocalRun::new(2)
+        .topic("tx", parts)
+        .run(move |g| {
+            g.source(source(&url, Duration::from_secs(30))).map(|r| describe(&r)).sink("read");
+            Ok(())
+        })
+        .unwrap();
+    let mut got: Vec<String> = out.sink("read").iter().map(|r| serde_json::from_str::<String>(r.value.as_ref().unwrap()).unwrap()).collect();
+    got.sort();
+    assert_eq!(got, want, "every event of v1, v2 and v3, with v2's count");
+    let reasons: Vec<(&str, String)> = out.dead.iter().map(|d| (d.reason, d.detail.clone())).collect();
+    let count = |reason: &str| reasons.iter().filter(|(r, _)| *r == reason).count();
+    assert_eq!((count("schema_mismatch"), count("unknown_schema"), count("not_avro"), out.dead.len()), (6, 1, 1, 8), "{reasons:#?}");
+    let mismatch = &reasons.iter().find(|(r, _)| *r == "schema_mismatch").unwrap().1;
+    assert!(mismatch.contains(&format!("schema id {}", ids.rogue)) && mismatch.contains("`amount` is a string"), "{mismatch}");
+    assert!(reasons.iter().any(|(r, d)| *r == "unknown_schema" && d.contains("no schema id 9999")), "{reasons:#?}");
+    // nothing lost
+    let counts = &out.sources["tx"];
+    assert_eq!((counts.read, counts.accepted, counts.rejected_total()), (308, 300, 8));
+    // the dead letters keep their bytes for a replay
+    assert!(out.dead.iter().all(|d| d.payload.as_ref().is_some_and(|p| !p.is_empty())));
+}
+
+#[test]
+fn a_registry_down_at_start_holds_the_job_back_without_losing_a_record() {
+    let reg = RealRegistry::start("down-at-start");
+    let ids = register(&reg);
+    let (parts, want) = input(&ids);
+    let cut = Cut::new(&reg);
+    cut.set_down(true);
+    let url = cut.url.clone();
+    let job = std::thread::spawn(move || {
+        let started = Instant::now();
+        let out = LocalRun::new(1)
+            .topic("tx", parts)
+            .run(move |g| {
+                g.source(source(&url, Duration::from_secs(120))).map(|r| describe(&r)).sink("read");
+                Ok(())
+            })
+            .unwrap();
+        (out, started.elapsed())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!job.is_finished(), "the job waits for the registry");
+    cut.set_down(false);
+    let (out, took) = job.join().unwrap();
+    let mut got: Vec<String> = out.sink("read").iter().map(|r| serde_json::from_str::<String>(r.value.as_ref().unwrap()).unwrap()).collect();
+    got.sort();
+    assert_eq!(got, want, "after waiting {took:?}");
+    assert_eq!(out.dead.len(), 8, "the same dead letters as with the registry up");
+}
+
+#[test]
+fn a_registry_down_during_a_run_delays_only_new_schemas_and_its_wait_is_bounded() {
+    let reg = RealRegistry::start("down-during");
+    let ids = register(&reg);
+    let cut = Cut::new(&reg);
+    let decoder = Decoder::for_source(source(&cut.url, Duration::from_secs(120)).spec(), &["merchant".to_owned()]);
+    let decode = |d: &Decoder, bytes: &[u8]| d.decode(Some(bytes), &mut |_| {});
+    assert_eq!(decode(&decoder, &record(V1, ids.v1, 1)).unwrap().event_id.as_deref(), Some("e1"));
+    cut.set_down(true);
+    // known schemas go on from memory
+    let t = Instant::now();
+    assert_eq!(decode(&decoder, &record(V1, ids.v1, 2)).unwrap().event_id.as_deref(), Some("e2"));
+    assert!(t.elapsed() < Duration::from_secs(1));
+    // a new schema waits for the registry and is then read
+    let v2 = record(V2, ids.v2, 3);
+    let waiting = std::thread::spawn(move || decoder.decode(Some(&v2), &mut |_| {}).map(|d| d.numeric));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!waiting.is_finished());
+    cut.set_down(false);
+    assert_eq!(waiting.join().unwrap().unwrap(), vec![3.5, 3.0]);
+    // with the registry gone for longer than the source's wait: `unknown_schema`
+    cut.set_down(true);
+    let short = Decoder::for_source(source(&cut.url, Duration::from_secs(2)).spec(), &[]);
+    let t = Instant::now();
+    let r = decode(&short, &record(V1, ids.v1, 4)).unwrap_err();
+    assert_eq!(r.reason, vigil::types::Reason::UnknownSchema);
+    assert!(r.detail.contains("failed for") && t.elapsed() >= Duration::from_secs(2) && t.elapsed() < Duration::from_secs(20), "{r:?} after {:?}", t.elapsed());
+}
