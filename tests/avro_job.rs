@@ -1,7 +1,7 @@
 //! The fraud job reading Avro scores exactly what it scores reading JSON.
 //!
 //! The demo's transactions (with its malformed, late and out-of-range records)
-//! are re-encoded as Avro datums of one writer schema, record for record at the
+//! are re-encoded as Avro datums of one writer schema (`vigil::demo::avro`), record for record at the
 //! same offsets: each record the JSON decoder accepts becomes a datum (its time,
 //! an integer, a float or an RFC 3339 string, in a union of the three), each it
 //! rejects keeps its bytes. The job (`examples/fraud_job.toml`, pipeline and
@@ -13,8 +13,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use apache_avro::types::Value;
-use apache_avro::Schema;
 use vigil::decode::Decoder;
 use vigil::demo::generator::{GenConfig, Generator};
 use vigil::graph::job::job_graph;
@@ -24,15 +22,7 @@ use vigil::output::{MemorySink, Topic};
 use vigil::spec::{AvroSchemas, JobSpec, SourceFormat};
 use vigil::types::key_hash;
 
-const WRITER: &str = r#"{"type": "record", "name": "Transaction", "namespace": "demo", "fields": [
-  {"name": "event_id", "type": ["null", "string"]},
-  {"name": "card_id", "type": "string"},
-  {"name": "ts", "type": ["long", "double", "string"]},
-  {"name": "amount", "type": "double"},
-  {"name": "merchant", "type": "string"},
-  {"name": "country", "type": "string"},
-  {"name": "device", "type": ["null", "string"], "default": null},
-  {"name": "age_band", "type": ["null", "string"], "default": null}]}"#;
+use vigil::demo::avro::{transaction_datum, transaction_schema, TRANSACTION_SCHEMA as WRITER};
 
 type Partitions = Vec<Vec<Option<Vec<u8>>>>;
 
@@ -48,33 +38,6 @@ fn json_input() -> Partitions {
         parts[p].push(Some(g.payload));
     }
     parts
-}
-
-/// A JSON payload the JSON decoder accepts, as an Avro datum of [`WRITER`].
-fn to_avro(schema: &Schema, payload: &[u8]) -> Vec<u8> {
-    let v: serde_json::Value = serde_json::from_slice(payload).unwrap();
-    let text = |name: &str| v.get(name).and_then(|x| x.as_str()).map(str::to_owned);
-    let optional = |name: &str| match text(name) {
-        Some(s) => Value::Union(1, Box::new(Value::String(s))),
-        None => Value::Union(0, Box::new(Value::Null)),
-    };
-    let ts = match &v["ts"] {
-        serde_json::Value::String(s) => Value::Union(2, Box::new(Value::String(s.clone()))),
-        n if n.is_i64() => Value::Union(0, Box::new(Value::Long(n.as_i64().unwrap()))),
-        n => Value::Union(1, Box::new(Value::Double(n.as_f64().unwrap()))),
-    };
-    let record = Value::Record(vec![
-        ("event_id".into(), optional("event_id")),
-        ("card_id".into(), Value::String(text("card_id").unwrap())),
-        ("ts".into(), ts),
-        ("amount".into(), Value::Double(v["amount"].as_f64().unwrap())),
-        ("merchant".into(), Value::String(text("merchant").unwrap())),
-        ("country".into(), Value::String(text("country").unwrap())),
-        ("device".into(), optional("device")),
-        ("age_band".into(), optional("age_band")),
-    ]);
-    #[allow(deprecated)]
-    apache_avro::to_avro_datum(schema, record).unwrap()
 }
 
 /// Scores per key in offset order, and dead letters by (partition, offset).
@@ -123,7 +86,7 @@ fn the_fraud_job_scores_avro_as_it_scores_json() {
     avro_job.source.format = SourceFormat::Avro(AvroSchemas::Fixed { schema: WRITER.into() });
     vigil::decode::avro::check_fixed_schema(&avro_job.source).unwrap();
 
-    let schema = Schema::parse_str(WRITER).unwrap();
+    let schema = transaction_schema();
     let json = json_input();
     let decoder = Decoder::new(&json_job);
     let mut undecodable = Vec::new();
@@ -136,7 +99,7 @@ fn the_fraud_job_scores_avro_as_it_scores_json() {
                 .map(|(offset, payload)| {
                     let bytes = payload.as_ref()?;
                     Some(match decoder.decode(Some(bytes), &mut |_| {}) {
-                        Ok(_) => to_avro(&schema, bytes),
+                        Ok(_) => transaction_datum(&schema, bytes).expect("a decodable transaction fits the schema"),
                         Err(_) => {
                             undecodable.push((p as u32, offset as i64));
                             bytes.clone()
@@ -162,5 +125,54 @@ fn the_fraud_job_scores_avro_as_it_scores_json() {
         let late = from_avro.dead.values().filter(|r| *r == "late").count();
         let time = from_avro.dead.values().filter(|r| *r == "bad_timestamp").count();
         assert!(late > 0 && time > 0, "late and bad timestamps reach the Avro job's clock: {late}, {time}");
+    }
+}
+
+/// `format = "avro"` in a job file, and its mistakes, each named.
+#[test]
+fn avro_sources_in_toml() {
+    let dir = tempfile::tempdir().unwrap();
+    let avsc = dir.path().join("tx.avsc");
+    std::fs::write(&avsc, WRITER).unwrap();
+    let toml = |source_extra: &str| {
+        let base = std::fs::read_to_string("examples/fraud_job.toml").unwrap();
+        base.replacen("max_message_bytes = 65536\n", &format!("max_message_bytes = 65536\n{source_extra}\n"), 1)
+    };
+    let with_file = format!("format = \"avro\"\navro = {{ schema_file = \"{}\" }}", avsc.display());
+    let job = JobSpec::from_toml(&toml(&with_file)).unwrap();
+    assert_eq!(job.source.format, SourceFormat::Avro(AvroSchemas::Fixed { schema: WRITER.into() }));
+    let job = JobSpec::from_toml(&toml("format = \"avro\"\navro = { registry = \"http://127.0.0.1:1/\", registry_max_wait = \"3s\" }")).unwrap();
+    let SourceFormat::Avro(AvroSchemas::Registry(r)) = &job.source.format else { panic!("{:?}", job.source.format) };
+    assert_eq!((r.url.as_str(), r.max_wait), ("http://127.0.0.1:1", std::time::Duration::from_secs(3)));
+    std::env::set_var("VIGIL_TEST_REGISTRY_SECRET", "s3cret");
+    let job = JobSpec::from_toml(&toml(
+        "format = \"avro\"\navro = { registry = \"http://r\", registry_user = \"key\", registry_password_env = \"VIGIL_TEST_REGISTRY_SECRET\" }",
+    ))
+    .unwrap();
+    let SourceFormat::Avro(AvroSchemas::Registry(r)) = &job.source.format else { unreachable!() };
+    assert_eq!(r.password.as_deref(), Some("s3cret"));
+    assert!(!format!("{r:?}").contains("s3cret"), "the password is never printed");
+
+    let incompatible = dir.path().join("bad.avsc");
+    std::fs::write(&incompatible, WRITER.replace(r#"{"name": "amount", "type": "double"}"#, r#"{"name": "amount", "type": "string"}"#)).unwrap();
+    for (extra, says) in [
+        ("format = \"avro\"".to_owned(), "needs [source.avro]"),
+        ("avro = { registry = \"http://r\" }".to_owned(), "`format` is not \"avro\""),
+        ("format = \"protobuf\"".to_owned(), "unknown format `protobuf`"),
+        ("format = \"avro\"\navro = { registry = \"http://r\", schema_file = \"x.avsc\" }".to_owned(), "either `registry`"),
+        ("format = \"avro\"\navro = { registry = \"http://r\", registry_user = \"key\" }".to_owned(), "together"),
+        (
+            "format = \"avro\"\navro = { registry = \"http://r\", registry_user = \"k\", registry_password_env = \"VIGIL_TEST_UNSET_VAR\" }".to_owned(),
+            "`VIGIL_TEST_UNSET_VAR` is not set",
+        ),
+        (
+            format!("format = \"avro\"\navro = {{ schema_file = \"{}\", registry_max_wait = \"1s\" }}", avsc.display()),
+            "`registry_max_wait` applies to a registry",
+        ),
+        (format!("format = \"avro\"\navro = {{ schema_file = \"{}\" }}", incompatible.display()), "`amount` is a string in the writer schema"),
+        ("format = \"avro\"\navro = { schema_file = \"/nonexistent.avsc\" }".to_owned(), "reading the Avro schema file"),
+    ] {
+        let e = JobSpec::from_toml(&toml(&extra)).unwrap_err();
+        assert!(format!("{e:#}").contains(says), "{extra}: {e:#}");
     }
 }

@@ -27,6 +27,8 @@ use crate::run::{run_job, RunOptions};
 use crate::spec::JobSpec;
 use crate::types::Control;
 
+/// The demo's transactions as Avro (`demo/avro.rs`).
+pub mod avro;
 pub mod broker;
 pub mod feed_generator;
 pub mod generator;

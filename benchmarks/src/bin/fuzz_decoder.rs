@@ -1,26 +1,52 @@
 //! A bounded fuzz run of the decoder (the toolchain is stable Rust, so no `cargo
 //! fuzz`): for `--seconds`, decode random bytes and mutations of valid records
 //! (bit flips, truncations, splices, inserted JSON tokens, huge numbers, deep
-//! nesting). Any panic fails the run. `.ci/test` runs it for 20 seconds.
+//! nesting), as JSON and, every other round, as Avro (the demo's transactions as
+//! datums, mutated the same way, and random bytes for a writer schema of nested
+//! arrays, maps, unions and a recursive record). Any panic fails the run.
+//! `.ci/test` runs it for 20 seconds.
 
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use vigil::decode::Decoder;
+use vigil::spec::{AvroSchemas, SourceFormat};
+
+/// A writer schema the fraud job can read, with nested types to skip.
+const NESTED: &str = r#"{"type": "record", "name": "Node", "fields": [
+  {"name": "card_id", "type": "string"}, {"name": "ts", "type": ["null", "long", "string"]},
+  {"name": "tags", "type": {"type": "array", "items": {"type": "map", "values": ["null", "double", "bytes"]}}},
+  {"name": "amount", "type": ["double", "float", "int"]},
+  {"name": "merchant", "type": {"type": "enum", "name": "M", "symbols": ["a", "b", "c"]}},
+  {"name": "next", "type": ["null", "Node"]},
+  {"name": "country", "type": "string"}, {"name": "id", "type": {"type": "fixed", "name": "Id", "size": 4}}]}"#;
 
 fn main() {
     let seconds: u64 = std::env::args().skip_while(|a| a != "--seconds").nth(1).and_then(|s| s.parse().ok()).unwrap_or(10);
     let seed: u64 = std::env::args().skip_while(|a| a != "--seed").nth(1).and_then(|s| s.parse().ok()).unwrap_or(1);
     let job = vigil::demo::fraud_job();
     let decoder = Decoder::new(&job);
+    let mut avro_job = job.clone();
+    avro_job.source.format = SourceFormat::Avro(AvroSchemas::Fixed { schema: vigil::demo::avro::TRANSACTION_SCHEMA.into() });
+    let avro_decoder = Decoder::new(&avro_job);
+    let schema = vigil::demo::avro::transaction_schema();
+    avro_job.source.format = SourceFormat::Avro(AvroSchemas::Fixed { schema: NESTED.into() });
+    vigil::decode::avro::check_fixed_schema(&avro_job.source).expect("the fraud job reads the nested schema");
+    let nested_decoder = Decoder::new(&avro_job);
     let mut gen = vigil::demo::generator::Generator::new(vigil::demo::generator::GenConfig { bad_ratio: 0.2, seed, ..Default::default() });
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let tokens: [&[u8]; 14] = [b"{", b"}", b"[", b"]", b"\"", b":", b",", b"null", b"1e999", b"-0", b"\\u0000", b"\xff", b"NaN", b"99999999999999999999999"];
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let (mut cases, mut accepted) = (0u64, 0u64);
+    let mut round = 0u64;
     while Instant::now() < deadline {
+        round += 1;
+        let avro = round % 2 == 0;
         for _ in 0..1000 {
             let mut bytes = gen.next_transaction().payload;
+            if avro {
+                bytes = vigil::demo::avro::transaction_datum(&schema, &bytes).unwrap_or(bytes);
+            }
             match rng.gen_range(0..6) {
                 0 => bytes = (0..rng.gen_range(0..300)).map(|_| rng.gen()).collect(),
                 1 => {
@@ -50,7 +76,12 @@ fn main() {
                     bytes.extend_from_slice(&other[cut..]);
                 }
             }
-            accepted += decoder.decode(Some(&bytes), &mut |_| {}).is_ok() as u64;
+            let d = match (avro, rng.gen_range(0..4)) {
+                (false, _) => &decoder,
+                (true, 0) => &nested_decoder,
+                (true, _) => &avro_decoder,
+            };
+            accepted += d.decode(Some(&bytes), &mut |_| {}).is_ok() as u64;
             cases += 1;
         }
     }
