@@ -223,3 +223,69 @@ fn a_registry_down_during_a_run_delays_only_new_schemas_and_its_wait_is_bounded(
     assert_eq!(r.reason, vigil::types::Reason::UnknownSchema);
     assert!(r.detail.contains("failed for") && t.elapsed() >= Duration::from_secs(2) && t.elapsed() < Duration::from_secs(20), "{r:?} after {:?}", t.elapsed());
 }
+
+/// The fraud job on a Kafka topic of Confluent-framed Avro (the demo's
+/// transactions re-encoded at the same partitions and offsets, their schema in the
+/// real registry): the same scores as the JSON job on the JSON topic, every offset
+/// accounted for from the topics.
+#[test]
+fn the_fraud_job_on_kafka_reads_confluent_avro_as_it_reads_json() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use std::sync::{Arc, Mutex};
+    use vigil::demo::avro::{transaction_datum, transaction_schema, TRANSACTION_SCHEMA};
+    use vigil::demo::publish::{never, publish, PublishOptions, PublishProgress};
+    use vigil::kafka::read::read_topic;
+    use vigil::run::{run_job, RunOptions};
+
+    let reg = RealRegistry::start("kafka-job");
+    let id = Registry::new(&RegistrySettings::new(&reg.url)).register("transactions_avro-value", TRANSACTION_SCHEMA).unwrap();
+    let broker = vigil::demo::broker::EmbeddedBroker::start(1).unwrap();
+    for (t, p) in [("transactions", 4), ("scores", 4), ("dlq", 1), ("transactions_avro", 4), ("scores_avro", 4), ("dlq_avro", 1)] {
+        broker.create_topic(t, p).unwrap();
+    }
+    let kafka = broker.kafka_options();
+    let gen = vigil::demo::generator::GenConfig { bad_ratio: 0.03, seed: 5, ..Default::default() };
+    let events = 20_000u64;
+    let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, logins_topic: None, events, rate: None };
+    publish(&kafka, gen, &opts, &PublishProgress::default(), &never()).unwrap();
+
+    // the same records as Avro, partition for partition, offset for offset
+    let json_job = vigil::demo::fraud_job();
+    let decoder = Decoder::new(&json_job);
+    let schema = transaction_schema();
+    let producer: BaseProducer = kafka.client_config().set("queue.buffering.max.messages", "1000000").create().unwrap();
+    let mut input = read_topic(&kafka, "transactions", Duration::from_secs(60)).unwrap();
+    input.sort_by_key(|r| (r.partition, r.offset));
+    for r in &input {
+        let payload = r.payload.as_deref().unwrap_or_default();
+        let avro = match decoder.decode(Some(payload), &mut |_| {}) {
+            Ok(_) => frame(id, &transaction_datum(&schema, payload).unwrap()),
+            Err(_) => payload.to_vec(),
+        };
+        let key = r.key.clone().unwrap_or_default();
+        producer.send(BaseRecord::to("transactions_avro").partition(r.partition as i32).key(&key).payload(&avro)).map_err(|(e, _)| e).unwrap();
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+
+    let mut avro_job = json_job.clone();
+    avro_job.source.topic = "transactions_avro".into();
+    avro_job.source.format = vigil::spec::SourceFormat::Avro(AvroSchemas::Registry(RegistrySettings::new(&reg.url)));
+    avro_job.sinks.scores = "scores_avro".into();
+    avro_job.sinks.dlq = "dlq_avro".into();
+    for (job, group) in [(&json_job, "json"), (&avro_job, "avro")] {
+        let run = RunOptions { until_end: true, ..RunOptions::new(kafka.clone(), group, 2) };
+        run_job(job.clone(), &run, vigil::metrics::Metrics::new(), vigil::types::Control::new(), Arc::new(Mutex::new(None))).unwrap();
+    }
+    let report = vigil::accounting::check(&kafka, "transactions_avro", "scores_avro", "dlq_avro", None).unwrap();
+    assert!(report.holds() && report.inputs == events && report.scored > 18_000, "{report:?}");
+    let scores = |topic: &str| {
+        let mut v: Vec<String> =
+            read_topic(&kafka, topic, Duration::from_secs(60)).unwrap().into_iter().map(|r| String::from_utf8(r.payload.unwrap()).unwrap()).collect();
+        v.sort();
+        v
+    };
+    let (json_scores, avro_scores) = (scores("scores"), scores("scores_avro"));
+    assert_eq!(avro_scores.len(), json_scores.len());
+    assert!(avro_scores == json_scores, "the same score records");
+}
