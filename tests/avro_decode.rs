@@ -51,7 +51,22 @@ fn writer_fields(rng: &mut StdRng) -> Vec<WriterField> {
     let mut fields: Vec<WriterField> = vec![
         ("card".into(), pick(rng, &[r#""string""#, r#""long""#, r#""int""#, r#"["null", "string"]"#])),
         ("ts".into(), pick(rng, &[r#""long""#, r#"{"type": "long", "logicalType": "timestamp-millis"}"#, r#""double""#, r#""string""#, r#"["null", "long"]"#])),
-        ("amount".into(), pick(rng, &[r#""double""#, r#""float""#, r#""int""#, r#""long""#, r#"["null", "double"]"#, r#"["null", "double", "string"]"#])),
+        (
+            "amount".into(),
+            pick(
+                rng,
+                &[
+                    r#""double""#,
+                    r#""float""#,
+                    r#""int""#,
+                    r#""long""#,
+                    r#"["null", "double"]"#,
+                    r#"["null", "double", "string"]"#,
+                    r#"{"type": "bytes", "logicalType": "decimal", "precision": 18, "scale": 2}"#,
+                    r#"{"type": "fixed", "name": "Cents", "size": 8, "logicalType": "decimal", "precision": 18, "scale": 2}"#,
+                ],
+            ),
+        ),
         (
             "merchant".into(),
             pick(rng, &[r#""string""#, r#"{"type": "enum", "name": "Merchant", "symbols": ["m0", "m1", "m2", "m3"]}"#, r#"["null", "string"]"#]),
@@ -126,6 +141,8 @@ fn value(rng: &mut StdRng, schema: &Schema, name: &str) -> Value {
             (_, 1) => "é".repeat(300),
             _ => format!("s{}", rng.gen_range(0..50)),
         }),
+        // scale 2 in these tests; 8 bytes of two's complement
+        Schema::Decimal(_) => Value::Decimal(rng.gen_range(-(1i64 << 50)..(1 << 50)).to_be_bytes().into()),
         Schema::Bytes => Value::Bytes((0..rng.gen_range(0..6)).map(|_| rng.gen()).collect()),
         Schema::Fixed(f) => Value::Fixed(f.size, (0..f.size).map(|_| rng.gen()).collect()),
         Schema::Enum(e) => {
@@ -157,6 +174,13 @@ fn json(v: &Value) -> String {
         Value::String(s) | Value::Enum(_, s) => serde_json::to_string(s).unwrap(),
         Value::Bytes(b) | Value::Fixed(_, b) => serde_json::to_string(b).unwrap(),
         Value::Union(_, inner) => json(inner),
+        // the unscaled integer as decimal text with 2 places, for JSON to parse
+        Value::Decimal(d) => {
+            let bytes: Vec<u8> = d.try_into().unwrap();
+            let unscaled = i64::from_be_bytes(bytes.try_into().unwrap());
+            let sign = if unscaled < 0 { "-" } else { "" };
+            format!("{sign}{}.{:02}", unscaled.unsigned_abs() / 100, unscaled.unsigned_abs() % 100)
+        }
         Value::Array(items) => format!("[{}]", items.iter().map(json).collect::<Vec<_>>().join(",")),
         Value::Map(m) => format!("{{{}}}", m.iter().map(|(k, v)| format!("{}:{}", serde_json::to_string(k).unwrap(), json(v))).collect::<Vec<_>>().join(",")),
         Value::Record(fields) => {

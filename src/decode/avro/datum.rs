@@ -102,6 +102,18 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// A decimal's unscaled big-endian two's-complement bytes as a float
+/// (`None` beyond 128 bits).
+fn decimal(bytes: &[u8], scale: u32) -> Option<f64> {
+    if bytes.len() > 16 {
+        return None;
+    }
+    let negative = bytes.first().is_some_and(|b| b & 0x80 != 0);
+    let mut buf = if negative { [0xff; 16] } else { [0; 16] };
+    buf[16 - bytes.len()..].copy_from_slice(bytes);
+    Some(i128::from_be_bytes(buf) as f64 / 10f64.powi(scale as i32))
+}
+
 impl Plan {
     /// Skips one value of `shape`.
     fn skip(&self, shape: usize, c: &mut Cursor, depth: usize) -> Result<(), Bad> {
@@ -134,8 +146,12 @@ impl Plan {
             Shape::Str => {
                 c.str()?;
             }
-            Shape::Fixed(n) => {
+            Shape::Fixed(n) | Shape::Decimal { fixed: Some(n), .. } => {
                 c.take(*n)?;
+            }
+            Shape::Decimal { fixed: None, .. } => {
+                let n = c.len()?;
+                c.take(n)?;
             }
             Shape::Enum(symbols) => {
                 c.branch(symbols.len())?;
@@ -206,6 +222,14 @@ impl Plan {
             Shape::Float => Val::Float(f64::from(f32::from_le_bytes(c.take(4)?.try_into().unwrap()))),
             Shape::Double => Val::Float(f64::from_le_bytes(c.take(8)?.try_into().unwrap())),
             Shape::Str => Val::Str(c.str()?),
+            Shape::Decimal { fixed, scale } => {
+                let at = c.pos;
+                let n = match fixed {
+                    Some(n) => *n,
+                    None => c.len()?,
+                };
+                Val::Float(decimal(c.take(n)?, *scale).ok_or_else(|| format!("decimal of {n} bytes at byte {at}: more than 16"))?)
+            }
             Shape::Enum(symbols) => Val::Str(&symbols[c.branch(symbols.len())?]),
             Shape::Union(branches) if !in_union => {
                 let b = c.branch(branches.len())?;

@@ -33,6 +33,12 @@ pub(super) enum Shape {
     /// Length-prefixed UTF-8 (`string`, `uuid`).
     Str,
     Fixed(usize),
+    /// A `decimal`: a big-endian two's-complement unscaled integer (length-prefixed
+    /// bytes, or a fixed of this many bytes), read as `unscaled / 10^scale`.
+    Decimal {
+        fixed: Option<usize>,
+        scale: u32,
+    },
     /// An index into the symbols.
     Enum(Vec<String>),
     Array(usize),
@@ -148,7 +154,7 @@ impl Plan {
             Shape::Null => Kind::Null,
             Shape::Bool => Kind::Bool,
             Shape::Long(_) | Shape::Int(_) => Kind::Int,
-            Shape::Float | Shape::Double => Kind::Float,
+            Shape::Float | Shape::Double | Shape::Decimal { .. } => Kind::Float,
             Shape::Str | Shape::Enum(_) => Kind::Str,
             Shape::Bytes => Kind::Other("bytes"),
             Shape::Fixed(_) => Kind::Other("a fixed"),
@@ -228,10 +234,13 @@ impl Arena {
             Schema::String | Schema::Uuid(UuidSchema::String) => Shape::Str,
             Schema::Uuid(UuidSchema::Bytes) => Shape::Bytes,
             Schema::Uuid(UuidSchema::Fixed(f)) | Schema::Duration(f) => return Ok(self.named(&f.name.fullname(None), Shape::Fixed(f.size))),
-            Schema::Decimal(d) => match &d.inner {
-                InnerDecimalSchema::Bytes => Shape::Bytes,
-                InnerDecimalSchema::Fixed(f) => return Ok(self.named(&f.name.fullname(None), Shape::Fixed(f.size))),
-            },
+            Schema::Decimal(d) => {
+                let scale = u32::try_from(d.scale).map_err(|_| format!("decimal scale {} is too large", d.scale))?;
+                match &d.inner {
+                    InnerDecimalSchema::Bytes => Shape::Decimal { fixed: None, scale },
+                    InnerDecimalSchema::Fixed(f) => return Ok(self.named(&f.name.fullname(None), Shape::Decimal { fixed: Some(f.size), scale })),
+                }
+            }
             Schema::Fixed(f) => return Ok(self.named(&f.name.fullname(None), Shape::Fixed(f.size))),
             Schema::Enum(e) => return Ok(self.named(&e.name.fullname(None), Shape::Enum(e.symbols.clone()))),
             Schema::Array(a) => Shape::Array(self.add(&a.items)?),
