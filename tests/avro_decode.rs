@@ -324,3 +324,75 @@ fn recursive_and_named_types_resolve() {
     assert_eq!((r.key.as_str(), r.numeric[0], r.strings[0].as_deref()), ("c", 2.5, Some("a")));
     assert_eq!(unknown, ["kind", "next"]);
 }
+
+/// What apache-avro's writer never produces: blocks with negative counts (and their
+/// byte size), arrays of items with no bytes; and Avro's promotions and units.
+#[test]
+fn hand_built_datums_blocks_units_and_promotions() {
+    use vigil::decode::avro::put_long;
+    let spec = fixed(
+        r#"{"name": "card", "type": "string"}, {"name": "ts", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+           {"name": "amount", "type": "double"}, {"name": "merchant", "type": "bytes"},
+           {"name": "count", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+           {"name": "x", "type": {"type": "array", "items": "long"}}, {"name": "z", "type": {"type": "array", "items": "null"}}"#,
+    );
+    vigil::decode::avro::check_fixed_schema(&spec).unwrap();
+    let d = Decoder::for_source(&spec, &kept());
+    let datum = |merchant: &[u8], x: &[u8], z: &[u8]| {
+        let mut b = vec![2, b'c'];
+        put_long(&mut b, 1_700_000_000_000_123); // micros
+        b.extend(1.5f64.to_le_bytes());
+        put_long(&mut b, merchant.len() as i64);
+        b.extend(merchant);
+        put_long(&mut b, 5_000_001);
+        b.extend(x);
+        b.extend(z);
+        b
+    };
+    // x: a block of -2 items announcing its 2 bytes (longs 1 and 2), then the end;
+    // z: a billion nulls in one block of no bytes
+    let mut z = Vec::new();
+    put_long(&mut z, 1_000_000_000);
+    z.push(0);
+    let ok = d.decode(Some(&datum(b"m1", &[3, 4, 2, 4, 0], &z)), &mut |_| {}).unwrap();
+    assert_eq!(ok.time_ms, 1_700_000_000_000, "the event time's micros become millis");
+    assert_eq!(ok.numeric, vec![1.5, 5_000_001.0], "a declared i64 keeps its raw value whatever its logical type");
+    assert_eq!(ok.strings[0].as_deref(), Some("m1"), "bytes read as a string");
+    let reason = |x: &[u8], z: &[u8], merchant: &[u8]| d.decode(Some(&datum(merchant, x, z)), &mut |_| {}).unwrap_err().reason;
+    assert_eq!(reason(&[3, 6, 2, 4, 0], &z, b"m1"), Reason::NotAvro, "a block size that its items do not fill");
+    assert_eq!(reason(&[4, 2, 0], &z, b"m1"), Reason::NotAvro, "a block announcing more items than its bytes hold");
+    let mut z_sized = Vec::new();
+    put_long(&mut z_sized, -5);
+    put_long(&mut z_sized, 3);
+    assert_eq!(reason(&[0], &z_sized, b"m1"), Reason::NotAvro, "items of no bytes announcing bytes");
+    assert_eq!(reason(&[0], &z, &[0xff, 0xfe]), Reason::SchemaMismatch, "bytes that are not UTF-8 for a string");
+}
+
+#[test]
+fn decimals_beyond_128_bits_and_named_types_defined_twice() {
+    let spec = fixed(
+        r#"{"name": "card", "type": "string"}, {"name": "ts", "type": "long"}, {"name": "merchant", "type": "string"},
+           {"name": "amount", "type": {"type": "bytes", "logicalType": "decimal", "precision": 60, "scale": 2}}"#,
+    );
+    let d = Decoder::for_source(&spec, &kept());
+    let datum = |unscaled: &[u8]| {
+        let mut b = vec![2, b'c'];
+        vigil::decode::avro::put_long(&mut b, 1_700_000_000_000);
+        b.extend([4, b'm', b'1']);
+        vigil::decode::avro::put_long(&mut b, unscaled.len() as i64);
+        b.extend(unscaled);
+        b
+    };
+    // -12.34 with 20 bytes of sign extension, then a value beyond 128 bits
+    let mut padded = vec![0xff; 20];
+    padded.extend((-1234i16).to_be_bytes());
+    assert_eq!(d.decode(Some(&datum(&padded)), &mut |_| {}).unwrap().numeric[0], -12.34);
+    let mut huge = vec![0x7f];
+    huge.extend([0xff; 19]);
+    assert_eq!(d.decode(Some(&datum(&huge)), &mut |_| {}).unwrap_err().reason, Reason::OutOfRange);
+    let twice = fixed(
+        r#"{"name": "card", "type": "string"}, {"name": "ts", "type": "long"}, {"name": "merchant", "type": "string"}, {"name": "amount", "type": "double"},
+           {"name": "a", "type": {"type": "fixed", "name": "F", "size": 4}}, {"name": "b", "type": {"type": "fixed", "name": "F", "size": 8}}"#,
+    );
+    assert!(vigil::decode::avro::check_fixed_schema(&twice).is_err(), "an ambiguous name is refused");
+}

@@ -289,3 +289,11 @@ fn the_fraud_job_on_kafka_reads_confluent_avro_as_it_reads_json() {
     assert_eq!(avro_scores.len(), json_scores.len());
     assert!(avro_scores == json_scores, "the same score records");
 }
+
+#[test]
+fn credentials_in_the_registry_url_never_reach_a_message() {
+    let r = Registry::new(&RegistrySettings::new("http://key:s3cret@127.0.0.1:1/api").timeout(Duration::from_millis(200)).max_wait(Duration::from_millis(300)));
+    assert_eq!(r.url(), "http://***@127.0.0.1:1/api");
+    let e = r.schema(1).unwrap_err();
+    assert!(!format!("{e:?}").contains("s3cret"), "{e:?}");
+}

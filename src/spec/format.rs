@@ -50,7 +50,9 @@ pub struct RegistrySettings {
     /// One request's timeout.
     pub timeout: Duration,
     /// How long a record whose schema cannot be fetched (registry unreachable,
-    /// 5xx) waits, retrying, before it is dead-lettered as `unknown_schema`.
+    /// 5xx, 408, 429) waits, retrying, before it is dead-lettered as
+    /// `unknown_schema`; the worker reading it waits with it. Then, for 10 s, records
+    /// of ids not seen yet go to the dead-letter topic at once.
     pub max_wait: Duration,
 }
 
@@ -61,7 +63,7 @@ impl RegistrySettings {
             user: None,
             password: None,
             timeout: Duration::from_secs(5),
-            max_wait: Duration::from_secs(300),
+            max_wait: Duration::from_secs(60),
         }
     }
     /// Basic auth with the password taken from the environment variable `env`.

@@ -9,7 +9,7 @@ use crate::spec::FieldType;
 use crate::types::{Reason, Rejection};
 
 /// Deepest nesting of arrays, maps and records a datum may have.
-const MAX_DEPTH: usize = 32;
+const MAX_DEPTH: usize = 64;
 
 /// One value read for a slot.
 enum Val<'a> {
@@ -18,6 +18,7 @@ enum Val<'a> {
     Int(i64),
     Float(f64),
     Str(&'a str),
+    Bytes(&'a [u8]),
     Other(&'static str),
 }
 
@@ -29,6 +30,7 @@ impl Val<'_> {
             Val::Int(_) => Kind::Int,
             Val::Float(_) => Kind::Float,
             Val::Str(_) => Kind::Str,
+            Val::Bytes(_) => Kind::Bytes,
             Val::Other(k) => Kind::Other(k),
         }
     }
@@ -104,14 +106,19 @@ impl<'a> Cursor<'a> {
 
 /// A decimal's unscaled big-endian two's-complement bytes as a float
 /// (`None` beyond 128 bits).
-fn decimal(bytes: &[u8], scale: u32) -> Option<f64> {
+fn decimal(mut bytes: &[u8], scale: u32) -> Option<f64> {
+    let negative = bytes.first().is_some_and(|b| b & 0x80 != 0);
+    let fill = if negative { 0xff } else { 0 };
+    // leading sign-extension bytes carry nothing
+    while bytes.len() > 16 && bytes[0] == fill && (bytes[1] & 0x80 != 0) == negative {
+        bytes = &bytes[1..];
+    }
     if bytes.len() > 16 {
         return None;
     }
-    let negative = bytes.first().is_some_and(|b| b & 0x80 != 0);
-    let mut buf = if negative { [0xff; 16] } else { [0; 16] };
+    let mut buf = [fill; 16];
     buf[16 - bytes.len()..].copy_from_slice(bytes);
-    Some(i128::from_be_bytes(buf) as f64 / 10f64.powi(scale as i32))
+    Some(i128::from_be_bytes(buf) as f64 / 10f64.powi(scale.min(300) as i32))
 }
 
 impl Plan {
@@ -160,7 +167,7 @@ impl Plan {
             Shape::Map(value) => self.skip_blocks(c, depth, &[usize::MAX, *value])?,
             Shape::Union(branches) => {
                 let b = c.branch(branches.len())?;
-                self.skip(branches[b], c, depth + 1)?;
+                self.skip(branches[b], c, depth)?; // a union adds no nesting of its own
             }
             Shape::Record(fields) => {
                 for f in fields {
@@ -173,6 +180,9 @@ impl Plan {
 
     /// Array or map blocks; `usize::MAX` in `parts` stands for a map's string key.
     fn skip_blocks(&self, c: &mut Cursor, depth: usize, parts: &[usize]) -> Result<(), Bad> {
+        // the fewest bytes one item takes: a block may announce no more items than
+        // its bytes allow (and items of no bytes are not iterated at all)
+        let width: usize = parts.iter().map(|&p| if p == usize::MAX { 1 } else { self.min_width[p] }).sum();
         loop {
             let at = c.pos;
             let count = c.long()?;
@@ -183,10 +193,16 @@ impl Plan {
             // are still read (their bytes are untrusted), and must fill it exactly
             let size = if count < 0 { Some(c.len()?) } else { None };
             let count = count.unsigned_abs();
-            if count > c.left().max(4096) as u64 {
+            let start = c.pos;
+            if width == 0 {
+                if size.is_some_and(|s| s > 0) {
+                    return Err(format!("block at byte {at} of items with no bytes announces {} bytes", size.unwrap_or(0)));
+                }
+                continue;
+            }
+            if count > (c.left() / width) as u64 {
                 return Err(format!("block of {count} items at byte {at} with {} bytes left", c.left()));
             }
-            let start = c.pos;
             for _ in 0..count {
                 for &p in parts {
                     if p == usize::MAX {
@@ -202,8 +218,9 @@ impl Plan {
         }
     }
 
-    /// Reads one value of `shape` for a slot.
-    fn read<'a>(&'a self, shape: usize, c: &mut Cursor<'a>, in_union: bool) -> Result<Val<'a>, Bad> {
+    /// Reads one value of `shape` for a slot; `time`: for the event time (only
+    /// there do timestamp and date units become milliseconds).
+    fn read<'a>(&'a self, shape: usize, c: &mut Cursor<'a>, in_union: bool, time: bool) -> Result<Val<'a>, Bad> {
         Ok(match &self.shapes[shape] {
             Shape::Null => Val::Null,
             Shape::Bool => match c.take(1)?[0] {
@@ -213,6 +230,7 @@ impl Plan {
             Shape::Long(unit) | Shape::Int(unit) => {
                 let v = if matches!(self.shapes[shape], Shape::Int(_)) { c.int()? } else { c.long()? };
                 Val::Int(match unit {
+                    _ if !time => v,
                     Unit::Plain => v,
                     Unit::Days => v.saturating_mul(86_400_000),
                     Unit::Micros => v.div_euclid(1_000),
@@ -223,17 +241,21 @@ impl Plan {
             Shape::Double => Val::Float(f64::from_le_bytes(c.take(8)?.try_into().unwrap())),
             Shape::Str => Val::Str(c.str()?),
             Shape::Decimal { fixed, scale } => {
-                let at = c.pos;
                 let n = match fixed {
                     Some(n) => *n,
                     None => c.len()?,
                 };
-                Val::Float(decimal(c.take(n)?, *scale).ok_or_else(|| format!("decimal of {n} bytes at byte {at}: more than 16"))?)
+                // beyond 128 bits: infinite, which the range check refuses
+                Val::Float(decimal(c.take(n)?, *scale).unwrap_or(f64::INFINITY))
+            }
+            Shape::Bytes => {
+                let n = c.len()?;
+                Val::Bytes(c.take(n)?)
             }
             Shape::Enum(symbols) => Val::Str(&symbols[c.branch(symbols.len())?]),
             Shape::Union(branches) if !in_union => {
                 let b = c.branch(branches.len())?;
-                self.read(branches[b], c, true)?
+                self.read(branches[b], c, true, time)?
             }
             _ => {
                 let kind = self.kinds(shape)[0];
@@ -255,7 +277,7 @@ impl Plan {
                     self.skip(step.shape, &mut c, 1).map_err(not_avro)?;
                 }
                 Some(slot) => {
-                    let value = self.read(step.shape, &mut c, false).map_err(not_avro)?;
+                    let value = self.read(step.shape, &mut c, false, matches!(slot, Slot::Time)).map_err(not_avro)?;
                     out.set(slot, &step.name, value)?;
                 }
             }
@@ -296,6 +318,14 @@ impl Fill {
                 format!("`{name}` holds {} (a branch of its union); the source declares {}", kind.describe(), expected(slot)),
             ));
         }
+        // bytes read as a string (Avro's promotion) must be UTF-8
+        let value =
+            match value {
+                Val::Bytes(b) => Val::Str(std::str::from_utf8(b).map_err(|_| {
+                    Rejection::new(Reason::SchemaMismatch, format!("`{name}` holds bytes that are not UTF-8 where the source declares a string"))
+                })?),
+                v => v,
+            };
         match slot {
             Slot::Key | Slot::EventId => {
                 let text = match value {

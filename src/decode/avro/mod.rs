@@ -64,9 +64,22 @@ pub(crate) enum AvroDecoder {
     Fixed(Result<Plan, String>),
     Registry {
         registry: Registry,
-        plans: Mutex<HashMap<u32, Entry>>,
+        cache: Mutex<Cache>,
     },
 }
+
+/// What a registry source knows of schema ids, and whether the registry is down.
+#[derive(Default)]
+pub(crate) struct Cache {
+    plans: HashMap<u32, Entry>,
+    /// Set when a fetch failed for the whole wait: until then, a new id is not
+    /// fetched (each would wait as long again) and its record is dead-lettered.
+    down_until: Option<Instant>,
+}
+
+/// Most ids the registry did not know that are remembered (garbage bytes can
+/// name any id).
+const MAX_UNKNOWN: usize = 10_000;
 
 /// What is known of one schema id.
 pub(crate) enum Entry {
@@ -87,7 +100,7 @@ impl AvroDecoder {
                 }
                 AvroDecoder::Fixed(plan)
             }
-            AvroSchemas::Registry(settings) => AvroDecoder::Registry { registry: Registry::new(settings), plans: Mutex::new(HashMap::new()) },
+            AvroSchemas::Registry(settings) => AvroDecoder::Registry { registry: Registry::new(settings), cache: Mutex::new(Cache::default()) },
         }
     }
 
@@ -95,18 +108,37 @@ impl AvroDecoder {
         match self {
             AvroDecoder::Fixed(Ok(plan)) => plan.decode(bytes, decoder, unknown),
             AvroDecoder::Fixed(Err(e)) => Err(Rejection::new(Reason::SchemaMismatch, e.clone())),
-            AvroDecoder::Registry { registry, plans } => {
+            AvroDecoder::Registry { registry, cache } => {
                 let (id, datum) = split_frame(bytes)?;
-                let mut plans = plans.lock().unwrap_or_else(|p| p.into_inner());
-                let stale = match plans.get(&id) {
+                let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+                let now = Instant::now();
+                let stale = match cache.plans.get(&id) {
                     None => true,
-                    Some(Entry::Unknown { until, .. }) => Instant::now() >= *until,
+                    Some(Entry::Unknown { until, .. }) => now >= *until,
                     Some(_) => false,
                 };
                 if stale {
-                    plans.insert(id, fetch(registry, id, decoder));
+                    if let Some(until) = cache.down_until.filter(|u| now < *u) {
+                        return Err(Rejection::new(
+                            Reason::UnknownSchema,
+                            format!("schema id {id}: the registry at {} is unreachable (tried again in {:.0?})", registry.url(), until - now),
+                        ));
+                    }
+                    match fetch(registry, id, decoder) {
+                        Ok(entry) => {
+                            if cache.plans.len() >= MAX_UNKNOWN {
+                                cache.plans.retain(|_, e| !matches!(e, Entry::Unknown { .. }));
+                            }
+                            cache.down_until = None;
+                            cache.plans.insert(id, entry);
+                        }
+                        Err(detail) => {
+                            cache.down_until = Some(Instant::now() + RETRY_UNKNOWN);
+                            return Err(Rejection::new(Reason::UnknownSchema, detail));
+                        }
+                    }
                 }
-                match &plans[&id] {
+                match &cache.plans[&id] {
                     Entry::Ready(plan) => plan.decode(datum, decoder, unknown),
                     Entry::Mismatch(detail) => Err(Rejection::new(Reason::SchemaMismatch, format!("schema id {id}: {detail}"))),
                     Entry::Unknown { detail, .. } => Err(Rejection::new(Reason::UnknownSchema, detail.clone())),
@@ -116,21 +148,22 @@ impl AvroDecoder {
     }
 }
 
-/// Fetches and compiles schema `id`.
-fn fetch(registry: &Registry, id: u32, decoder: &Decoder) -> Entry {
+/// Fetches and compiles schema `id`; `Err` when the registry stayed unreachable.
+fn fetch(registry: &Registry, id: u32, decoder: &Decoder) -> Result<Entry, String> {
     let text = match registry.schema(id) {
         Ok(text) => text,
-        Err(Fetch::Unknown(detail) | Fetch::Unavailable(detail)) => return Entry::Unknown { detail, until: Instant::now() + RETRY_UNKNOWN },
+        Err(Fetch::Unknown(detail)) => return Ok(Entry::Unknown { detail, until: Instant::now() + RETRY_UNKNOWN }),
+        Err(Fetch::Unavailable(detail)) => return Err(detail),
     };
     let plan = Schema::parse_str(&text).map_err(|e| format!("the registry's schema does not parse: {e}")).and_then(|s| Plan::compile(&s, decoder));
     match plan {
         Ok(plan) => {
             tracing::info!(registry = registry.url(), id, "new writer schema resolved against the source's fields");
-            Entry::Ready(Arc::new(plan))
+            Ok(Entry::Ready(Arc::new(plan)))
         }
         Err(detail) => {
             tracing::error!(registry = registry.url(), id, error = %detail, "a writer schema cannot be read as the source's fields: its records go to the dead-letter topic");
-            Entry::Mismatch(detail)
+            Ok(Entry::Mismatch(detail))
         }
     }
 }

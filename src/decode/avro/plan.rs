@@ -70,6 +70,9 @@ pub(super) struct Step {
 pub struct Plan {
     pub(super) shapes: Vec<Shape>,
     pub(super) steps: Vec<Step>,
+    /// The fewest bytes a value of each shape takes (0 for `null`, an empty
+    /// record): an array block may announce no more items than its bytes allow.
+    pub(super) min_width: Vec<usize>,
 }
 
 /// What a value of some shape turns into, for the checks against a slot.
@@ -80,6 +83,9 @@ pub(super) enum Kind {
     Int,
     Float,
     Str,
+    /// `bytes`: read as a string where one is declared (Avro promotes bytes to
+    /// string), if UTF-8.
+    Bytes,
     Other(&'static str),
 }
 
@@ -91,6 +97,7 @@ impl Kind {
             Kind::Int => "an integer",
             Kind::Float => "a floating-point number",
             Kind::Str => "a string",
+            Kind::Bytes => "bytes",
             Kind::Other(k) => k,
         }
     }
@@ -102,11 +109,11 @@ impl Kind {
 /// RFC 3339 string, `f64` fields take any number, `i64` fields integers.
 pub(super) fn accepts(slot: Slot, kind: Kind) -> bool {
     match slot {
-        Slot::Key | Slot::EventId => matches!(kind, Kind::Str | Kind::Int),
+        Slot::Key | Slot::EventId => matches!(kind, Kind::Str | Kind::Bytes | Kind::Int),
         Slot::Time => matches!(kind, Kind::Int | Kind::Float | Kind::Str),
         Slot::Field { ty, .. } => matches!(
             (ty, kind),
-            (FieldType::F64, Kind::Int | Kind::Float) | (FieldType::I64, Kind::Int) | (FieldType::Str, Kind::Str) | (FieldType::Bool, Kind::Bool)
+            (FieldType::F64, Kind::Int | Kind::Float) | (FieldType::I64, Kind::Int) | (FieldType::Str, Kind::Str | Kind::Bytes) | (FieldType::Bool, Kind::Bool)
         ),
     }
 }
@@ -127,6 +134,8 @@ impl Plan {
         let Schema::Record(record) = writer else {
             return Err(format!("the writer schema is {}, not a record", describe_schema(writer)));
         };
+        // a name defined twice (which the parser lets through) is ambiguous
+        apache_avro::schema::ResolvedSchema::try_from(writer).map_err(|e| format!("the writer schema's names do not resolve: {e}"))?;
         let mut arena = Arena { shapes: Vec::new(), names: HashMap::new() };
         let mut steps = Vec::with_capacity(record.fields.len());
         // the top record's name first: a field may refer to it (a recursive type)
@@ -136,7 +145,8 @@ impl Plan {
             steps.push(Step { shape, slot: decoder.slots.get(&field.name).copied(), name: field.name.as_str().into() });
         }
         arena.shapes[top] = Shape::Record(steps.iter().map(|s| s.shape).collect());
-        let plan = Plan { shapes: arena.shapes, steps };
+        let min_width = min_widths(&arena.shapes);
+        let plan = Plan { shapes: arena.shapes, steps, min_width };
         plan.check(decoder)?;
         Ok(plan)
     }
@@ -156,7 +166,7 @@ impl Plan {
             Shape::Long(_) | Shape::Int(_) => Kind::Int,
             Shape::Float | Shape::Double | Shape::Decimal { .. } => Kind::Float,
             Shape::Str | Shape::Enum(_) => Kind::Str,
-            Shape::Bytes => Kind::Other("bytes"),
+            Shape::Bytes => Kind::Bytes,
             Shape::Fixed(_) => Kind::Other("a fixed"),
             Shape::Array(_) => Kind::Other("an array"),
             Shape::Map(_) => Kind::Other("a map"),
@@ -190,6 +200,39 @@ impl Plan {
         }
         Ok(())
     }
+}
+
+/// The fewest bytes each shape's values take, by iteration to a fixed point (a
+/// recursive type refers to itself through a union or an array, whose index or
+/// count byte bounds it; a type that contains itself outright has no finite value
+/// and stops growing at a cap).
+fn min_widths(shapes: &[Shape]) -> Vec<usize> {
+    const CAP: usize = 1 << 20;
+    let mut w = vec![0usize; shapes.len()];
+    for _ in 0..=shapes.len() {
+        let mut changed = false;
+        for i in 0..shapes.len() {
+            let v = match &shapes[i] {
+                Shape::Null => 0,
+                Shape::Bool | Shape::Long(_) | Shape::Int(_) | Shape::Bytes | Shape::Str | Shape::Enum(_) | Shape::Array(_) | Shape::Map(_) => 1,
+                Shape::Float => 4,
+                Shape::Double => 8,
+                Shape::Fixed(n) | Shape::Decimal { fixed: Some(n), .. } => *n,
+                Shape::Decimal { fixed: None, .. } => 1,
+                Shape::Union(b) => 1 + b.iter().map(|b| w[*b]).min().unwrap_or(0),
+                Shape::Record(f) => f.iter().map(|f| w[*f]).fold(0usize, usize::saturating_add),
+            }
+            .min(CAP);
+            if v != w[i] {
+                w[i] = v;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    w
 }
 
 /// Whether a record must carry a value for `slot`.
@@ -235,7 +278,7 @@ impl Arena {
             Schema::Uuid(UuidSchema::Bytes) => Shape::Bytes,
             Schema::Uuid(UuidSchema::Fixed(f)) | Schema::Duration(f) => return Ok(self.named(&f.name.fullname(None), Shape::Fixed(f.size))),
             Schema::Decimal(d) => {
-                let scale = u32::try_from(d.scale).map_err(|_| format!("decimal scale {} is too large", d.scale))?;
+                let scale = u32::try_from(d.scale).ok().filter(|s| *s <= 300).ok_or_else(|| format!("decimal scale {} is beyond 300", d.scale))?;
                 match &d.inner {
                     InnerDecimalSchema::Bytes => Shape::Decimal { fixed: None, scale },
                     InnerDecimalSchema::Fixed(f) => return Ok(self.named(&f.name.fullname(None), Shape::Decimal { fixed: Some(f.size), scale })),

@@ -5,7 +5,8 @@
 //! A fetch that fails for a reason that may pass (the registry unreachable, a 5xx,
 //! a timeout) is retried with backoff up to the source's `max_wait`; one that will
 //! not pass (404: no such id; 401/403: credentials) is answered at once. The
-//! password is sent as HTTP basic auth and appears in no message.
+//! password is sent as HTTP basic auth and appears in no message (nor does any
+//! `user:password@` in the URL).
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,8 @@ struct SchemaById {
     schema: String,
     #[serde(rename = "schemaType")]
     schema_type: Option<String>,
+    #[serde(default)]
+    references: Vec<serde_json::Value>,
 }
 
 /// One registry, as the source's settings name it.
@@ -35,6 +38,16 @@ pub struct Registry {
     settings: RegistrySettings,
     agent: ureq::Agent,
     auth: Option<String>,
+    /// The URL as messages show it (any `user:password@` hidden).
+    shown: String,
+}
+
+/// `url` with its user info, if any, hidden.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme && !url[scheme + 3..at].contains('/') => format!("{}***{}", &url[..scheme + 3], &url[at..]),
+        _ => url.to_owned(),
+    }
 }
 
 impl Registry {
@@ -44,11 +57,12 @@ impl Registry {
             let pair = format!("{user}:{}", settings.password.as_deref().unwrap_or(""));
             format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
         });
-        Registry { settings: settings.clone(), agent: config.into(), auth }
+        Registry { shown: redact(&settings.url), settings: settings.clone(), agent: config.into(), auth }
     }
 
+    /// The registry's URL, user info hidden.
     pub fn url(&self) -> &str {
-        &self.settings.url
+        &self.shown
     }
 
     /// The Avro schema (its JSON text) registered under `id`.
@@ -63,25 +77,30 @@ impl Registry {
                     let parsed: SchemaById =
                         serde_json::from_str(&body).map_err(|e| Fetch::Unknown(format!("the registry's answer for schema id {id} does not read: {e}")))?;
                     return match parsed.schema_type.as_deref() {
+                        _ if !parsed.references.is_empty() => {
+                            Err(Fetch::Unknown(format!("schema id {id} refers to other schemas (references), which vigil does not resolve yet")))
+                        }
                         None | Some("AVRO") => Ok(parsed.schema),
                         Some(other) => Err(Fetch::Unknown(format!("schema id {id} is a {other} schema, and this source reads Avro"))),
                     };
                 }
-                Ok((404, _)) => return Err(Fetch::Unknown(format!("the registry at {} has no schema id {id}", self.settings.url))),
+                Ok((404, _)) => return Err(Fetch::Unknown(format!("the registry at {} has no schema id {id}", self.shown))),
                 Ok((code @ (401 | 403), _)) => {
-                    tracing::error!(registry = %self.settings.url, code, "the schema registry refuses the source's credentials");
+                    tracing::error!(registry = %self.shown, code, "the schema registry refuses the source's credentials");
                     return Err(Fetch::Unknown(format!("the registry refused the credentials (HTTP {code}) for schema id {id}")));
                 }
+                // timeouts and rate limits pass, as 5xx do
+                Ok((code @ (408 | 429), _)) => format!("HTTP {code}"),
                 Ok((code, body)) if code < 500 => return Err(Fetch::Unknown(format!("the registry answered HTTP {code} for schema id {id}: {:.200}", body))),
                 Ok((code, _)) => format!("HTTP {code}"),
                 Err(e) => e,
             };
             let waited = started.elapsed();
             if waited >= self.settings.max_wait {
-                return Err(Fetch::Unavailable(format!("the registry at {} failed for {:.0?} ({failure}) fetching schema id {id}", self.settings.url, waited)));
+                return Err(Fetch::Unavailable(format!("the registry at {} failed for {:.0?} ({failure}) fetching schema id {id}", self.shown, waited)));
             }
             if last_warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
-                tracing::warn!(registry = %self.settings.url, id, error = %failure, waited = ?waited, "schema registry unavailable; the source waits and retries");
+                tracing::warn!(registry = %self.shown, id, error = %failure, waited = ?waited, "schema registry unavailable; the source waits and retries");
                 last_warned = Some(Instant::now());
             }
             std::thread::sleep(pause.min(self.settings.max_wait.saturating_sub(waited)));
@@ -102,7 +121,7 @@ impl Registry {
         if let Some(auth) = &self.auth {
             req = req.header("Authorization", auth);
         }
-        let mut resp = req.send(body.as_bytes()).map_err(|e| anyhow::anyhow!("registering under `{subject}` at {}: {e}", self.settings.url))?;
+        let mut resp = req.send(body.as_bytes()).map_err(|e| anyhow::anyhow!("registering under `{subject}` at {}: {e}", self.shown))?;
         let code = resp.status().as_u16();
         let text = resp.body_mut().read_to_string().unwrap_or_default();
         if code != 200 {
