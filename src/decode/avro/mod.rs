@@ -3,8 +3,8 @@
 //! from a Schema Registry, or bare datums of one schema file.
 //!
 //! Each writer schema is resolved once against the source's declared fields
-//! ([`plan`]), then its records are read straight into the engine's record
-//! ([`datum`]), with no intermediate value tree. Schema evolution follows Avro's
+//! (`plan.rs`, [`Plan`]), then its records are read straight into the engine's record
+//! (`datum.rs`), with no intermediate value tree. Schema evolution follows Avro's
 //! resolution rules: a writer that adds a field (skipped, counted as an unknown
 //! field) or drops an optional one (absent) is read without a restart; one whose
 //! declared field changed type, or that lost a required field, sends its records to
