@@ -5,7 +5,9 @@
 //! - `GET /api/metrics`: every metric as JSON (`Metrics::to_json`);
 //! - `GET /metrics`: Prometheus text;
 //! - `GET /features/{key}`: the key's latest features (`{"key","event_time","features"}`), 404 if unknown;
-//! - `POST /features` with `{"keys": [..]}` (at most 10,000): `{"features": [record or null, ..]}`.
+//! - `POST /features` with `{"keys": [..]}` (at most 10,000): `{"features": [record or null, ..]}`;
+//! - `GET /healthz`, `GET /readyz` (with [`Probes`]): 200 or 503 with each check
+//!   as JSON, for an orchestrator's liveness and readiness probes ([`crate::health`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,8 +34,50 @@ struct BatchRequest {
     keys: Vec<String>,
 }
 
-fn routes(metrics: Arc<Metrics>, store: Option<Arc<FeatureStore>>) -> Router {
+/// What `/healthz` and `/readyz` judge: the job's control and the limits.
+#[derive(Clone)]
+pub struct Probes {
+    pub control: Arc<Control>,
+    /// `/healthz` fails once a worker has not finished a turn for this long.
+    pub stall: std::time::Duration,
+    /// `/readyz` fails while the consumer lag (summed) is above this.
+    pub max_lag: i64,
+}
+
+impl Probes {
+    pub fn new(control: Arc<Control>) -> Self {
+        Probes { control, stall: crate::health::DEFAULT_STALL, max_lag: crate::health::DEFAULT_READY_MAX_LAG }
+    }
+}
+
+fn probe_routes(probes: Probes, metrics: Arc<Metrics>) -> Router {
+    let live = probes.clone();
+    Router::new()
+        .route(
+            "/healthz",
+            get(move || {
+                let p = live.clone();
+                async move {
+                    let l = p.control.health().liveness(p.stall);
+                    (if l.live { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(l))
+                }
+            }),
+        )
+        .route(
+            "/readyz",
+            get(move || {
+                let (p, m) = (probes.clone(), metrics.clone());
+                async move {
+                    let r = p.control.health().readiness(m.measured_lag(), p.max_lag, p.control.shutdown_requested());
+                    (if r.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(r))
+                }
+            }),
+        )
+}
+
+fn routes(metrics: Arc<Metrics>, store: Option<Arc<FeatureStore>>, probes: Option<Probes>) -> Router {
     let text = metrics.clone();
+    let probed = probes.map(|p| probe_routes(p, metrics.clone()));
     let app = Router::new()
         .route(
             "/metrics",
@@ -50,6 +94,10 @@ fn routes(metrics: Arc<Metrics>, store: Option<Arc<FeatureStore>>) -> Router {
             }),
         )
         .route("/", get(|| async { ([("content-type", "text/html; charset=utf-8")], DASHBOARD) }));
+    let app = match probed {
+        Some(p) => app.merge(p),
+        None => app,
+    };
     let Some(store) = store else { return app };
     let features = Router::new()
         .route(
@@ -77,6 +125,11 @@ fn routes(metrics: Arc<Metrics>, store: Option<Arc<FeatureStore>>) -> Router {
 
 /// Serves `/metrics` and, with a store, `/features`; returns the bound address.
 pub fn serve(addr: SocketAddr, metrics: Arc<Metrics>, store: Option<Arc<FeatureStore>>) -> Result<SocketAddr> {
+    serve_probed(addr, metrics, store, None)
+}
+
+/// [`serve`], and with `probes` `/healthz` and `/readyz`.
+pub fn serve_probed(addr: SocketAddr, metrics: Arc<Metrics>, store: Option<Arc<FeatureStore>>, probes: Option<Probes>) -> Result<SocketAddr> {
     let listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding the metrics address {addr}"))?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
@@ -86,7 +139,7 @@ pub fn serve(addr: SocketAddr, metrics: Arc<Metrics>, store: Option<Arc<FeatureS
             Err(e) => return tracing::error!(error = %e, "cannot start the HTTP runtime"),
         };
         rt.block_on(async move {
-            let app = routes(metrics, store);
+            let app = routes(metrics, store, probes);
             match tokio::net::TcpListener::from_std(listener) {
                 Ok(l) => {
                     if let Err(e) = axum::serve(l, app).await {

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod epoch;
 pub mod gpu;
 pub mod graph;
+pub mod health;
 pub mod http;
 pub mod join_output;
 pub mod kafka;

@@ -59,7 +59,11 @@ impl Metrics {
             .unwrap(),
             unknown_admitted: Mutex::new(HashSet::new()),
             scores_out: IntCounter::new("vigil_scores_out_total", "Score records written").unwrap(),
-            consumer_lag: IntGaugeVec::new(Opts::new("vigil_consumer_lag", "High watermark minus position, per input partition"), &["partition"]).unwrap(),
+            consumer_lag: IntGaugeVec::new(
+                Opts::new("vigil_consumer_lag", "High watermark minus position, per input topic and partition"),
+                &["topic", "partition"],
+            )
+            .unwrap(),
             watermark: GaugeVec::new(Opts::new("vigil_watermark_seconds", "Event-time watermark per input partition (Unix seconds)"), &["partition"]).unwrap(),
             source_progress: Gauge::new("vigil_source_progress_seconds", "Source progress: minimum watermark over active partitions (Unix seconds)").unwrap(),
             latency: Histogram::with_opts(
@@ -171,6 +175,16 @@ impl Metrics {
     pub fn total_lag(&self) -> i64 {
         use prometheus::core::Collector;
         self.consumer_lag.collect().iter().flat_map(|family| family.get_metric().iter().map(|m| m.get_gauge().get_value() as i64)).sum()
+    }
+
+    /// Consumer lag summed over this process's partitions; `None` before any
+    /// partition's lag was measured (readiness waits for it).
+    pub fn measured_lag(&self) -> Option<i64> {
+        use prometheus::core::Collector;
+        let families = self.consumer_lag.collect();
+        let mut gauges = families.iter().flat_map(|family| family.get_metric().iter()).peekable();
+        gauges.peek()?;
+        Some(gauges.map(|m| m.get_gauge().get_value() as i64).sum())
     }
 
     /// Sum of a counter family over all labels (for summaries and progress lines).

@@ -73,6 +73,13 @@ pub struct RunOptions {
     pub store: Option<Arc<FeatureStore>>,
     /// The job's data directory: the offline log (Parquet) goes under it.
     pub data_dir: Option<PathBuf>,
+    /// Start each partition at its first record stamped at or after this time
+    /// (epoch ms; Kafka's offsets-for-times) instead of the group's committed
+    /// offset. A checkpoint restored wins over it (as Flink's savepoints do).
+    pub start_at: Option<i64>,
+    /// Stop each partition at its first record stamped at or after this time
+    /// (epoch ms): the run reads `[start, until)`, then ends.
+    pub until: Option<i64>,
 }
 
 impl RunOptions {
@@ -88,6 +95,8 @@ impl RunOptions {
             exactly_once: false,
             store: None,
             data_dir: None,
+            start_at: None,
+            until: None,
         }
     }
 }
@@ -200,6 +209,7 @@ pub fn run_job(mut job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, contr
         store: opts.store.clone(),
     });
     metrics.workers.set(opts.cluster.workers as i64);
+    control.health().expect_workers(opts.cluster.workers);
     let kafka_opts = opts.kafka.clone();
     let group = opts.group_id.clone();
     let guards = timely::execute(opts.cluster.timely_config(), move |worker| -> Result<()> {
@@ -268,14 +278,34 @@ fn starting_point(
         None => None,
     };
     let mut start = kafka::start_offsets(admin, topic, partitions, &committed)?;
-    if let Some(r) = &restored {
-        for (p, o) in r.offsets() {
-            start[p as usize] = o;
+    match (&restored, opts.start_at) {
+        (Some(r), at) => {
+            for (p, o) in r.offsets() {
+                start[p as usize] = o;
+            }
+            tracing::info!(epoch = r.epoch(), "restoring checkpoint");
+            if at.is_some() {
+                tracing::warn!(epoch = r.epoch(), "--start-at is ignored: a checkpoint is restored, and it says where each partition resumes");
+            }
         }
-        tracing::info!(epoch = r.epoch(), "restoring checkpoint");
+        (None, Some(at)) => {
+            start = kafka::offsets_for_time(admin, topic, partitions, at)?;
+            tracing::info!(at_ms = at, ?start, "starting at a time: each partition at its first record stamped at or after it");
+        }
+        (None, None) => {}
     }
+    let mut ends: Option<Vec<i64>> = None;
     if opts.until_end {
-        let ends = kafka::end_offsets(admin, topic, partitions)?;
+        ends = Some(kafka::end_offsets(admin, topic, partitions)?);
+    }
+    if let Some(until) = opts.until {
+        let at = kafka::offsets_for_time(admin, topic, partitions, until)?;
+        ends = Some(match ends {
+            Some(e) => e.into_iter().zip(at).map(|(a, b)| a.min(b)).collect(),
+            None => at,
+        });
+    }
+    if let Some(ends) = ends {
         *end.lock().unwrap_or_else(|e| e.into_inner()) = Some(ends.into_iter().enumerate().map(|(p, o)| (p as u32, o)).collect());
     }
     Ok((partitions, start, restored))

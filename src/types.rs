@@ -1,5 +1,5 @@
 //! The types every stage shares, in a leaf module (it imports nothing from the
-//! crate): the event as it moves between workers, why a record was rejected,
+//! crate but the leaf `health`): the event as it moves between workers, why a record was rejected,
 //! the process's shutdown control, the key hash that routes keys to workers and
 //! the wall clock.
 //!
@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 pub struct Control {
     shutdown: AtomicBool,
     positions: Mutex<Vec<(u32, i64)>>,
+    health: crate::health::Health,
 }
 
 impl Control {
@@ -30,6 +31,10 @@ impl Control {
     /// Asks every source to stop reading; the dataflow then drains and ends.
     pub fn request_shutdown(&self) {
         self.shutdown.store(true, Ordering::SeqCst);
+    }
+    /// What the workers say about their progress (`/healthz`, `/readyz`).
+    pub fn health(&self) -> &crate::health::Health {
+        &self.health
     }
     pub fn shutdown_requested(&self) -> bool {
         self.shutdown.load(Ordering::SeqCst)

@@ -64,6 +64,23 @@ pub struct RunArgs {
     /// Parquet under DIR/offline, partitioned by hour (`vigil features export`).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Start each partition at its first record stamped at or after this time
+    /// (RFC 3339, e.g. 2026-11-30T00:00:00Z) instead of the group's committed
+    /// offset, then run on to live. A restored checkpoint wins over it.
+    #[arg(long, value_name = "RFC3339")]
+    pub start_at: Option<String>,
+    /// Stop each partition at its first record stamped at or after this time
+    /// (RFC 3339), or at its end as of the start if no record is that late yet.
+    #[arg(long, value_name = "RFC3339")]
+    pub until: Option<String>,
+    /// `/readyz` answers 503 while the consumer lag, summed over this
+    /// process's partitions, is above this many records.
+    #[arg(long, default_value_t = vigil::health::DEFAULT_READY_MAX_LAG)]
+    pub ready_max_lag: i64,
+    /// `/healthz` answers 503 once a worker has not finished a turn of its
+    /// loop for this long (a stuck operator), e.g. 60s.
+    #[arg(long, default_value = "60s")]
+    pub health_stall: String,
     /// What runs the job: `pipeline` (every feature of a single-topic job) or
     /// `graph` (the dataflow API; always for jobs with several topics).
     #[arg(long, value_enum, default_value = "pipeline")]
@@ -103,11 +120,11 @@ pub fn run(a: RunArgs) -> Result<()> {
     };
     let metrics = Metrics::new();
     let store = vigil::store::FeatureStore::new(job.features.iter().map(|f| f.name().to_owned()).collect());
-    if let Some(addr) = metrics_addr(&a.metrics_addr)? {
-        let bound = vigil::http::serve(addr, metrics.clone(), Some(store.clone()))?;
-        tracing::info!("metrics at http://{bound}/metrics, features at http://{bound}/features/{{key}}");
-    }
     let control = Control::new();
+    if let Some(addr) = metrics_addr(&a.metrics_addr)? {
+        let bound = vigil::http::serve_probed(addr, metrics.clone(), Some(store.clone()), Some(probes(&a, control.clone())?))?;
+        tracing::info!("metrics at http://{bound}/metrics, features at http://{bound}/features/{{key}}, probes at /healthz and /readyz");
+    }
     vigil::http::install_signal_handler(control.clone())?;
     let opts = RunOptions {
         kafka: a.kafka.options()?,
@@ -119,10 +136,33 @@ pub fn run(a: RunArgs) -> Result<()> {
         exactly_once: a.exactly_once,
         store: Some(store),
         data_dir: a.data_dir,
+        start_at: time_arg("--start-at", &a.start_at)?,
+        until: time_arg("--until", &a.until)?,
     };
     let summary = run_job(job.clone(), &opts, metrics.clone(), control, Arc::new(std::sync::Mutex::new(None)))?;
     eprint!("{}", vigil::summary::run_summary(&summary, &metrics, &job));
     Ok(())
+}
+
+/// An RFC 3339 time of the command line in epoch milliseconds.
+pub fn time_arg(flag: &str, value: &Option<String>) -> Result<Option<i64>> {
+    value
+        .as_deref()
+        .map(|v| {
+            chrono::DateTime::parse_from_rfc3339(v)
+                .map(|t| t.timestamp_millis())
+                .with_context(|| format!("{flag} `{v}` is not an RFC 3339 time (e.g. 2026-11-30T08:00:00Z)"))
+        })
+        .transpose()
+}
+
+/// The limits of `/healthz` and `/readyz` from the command line.
+fn probes(a: &RunArgs, control: Arc<Control>) -> Result<vigil::http::Probes> {
+    let stall = vigil::spec::parse_duration(&a.health_stall).context("--health-stall")?;
+    if a.ready_max_lag < 0 {
+        bail!("--ready-max-lag must be 0 or more, got {}", a.ready_max_lag);
+    }
+    Ok(vigil::http::Probes { control, stall, max_lag: a.ready_max_lag })
 }
 
 /// `vigil run` of a job that reads several topics (or `--engine graph`): built
@@ -135,10 +175,16 @@ fn run_on_graph(job: JobSpec, a: RunArgs) -> Result<()> {
     }
     let mut run = vigil::kafka::KafkaRun::new(a.kafka.options()?)
         .workers(a.workers.max(1))
-        .group(&a.group_id.unwrap_or_else(|| format!("vigil-{}", job.name)))
+        .group(&a.group_id.clone().unwrap_or_else(|| format!("vigil-{}", job.name)))
         .dlq_topic(&job.sinks.dlq);
     if a.until_end {
         run = run.until_end();
+    }
+    if let Some(t) = time_arg("--start-at", &a.start_at)? {
+        run = run.start_at(t);
+    }
+    if let Some(t) = time_arg("--until", &a.until)? {
+        run = run.until(t);
     }
     if let Some(dir) = &a.checkpoint_dir {
         // epochs are 1 s apart: a checkpoint every N epochs is one every N seconds
@@ -149,8 +195,8 @@ fn run_on_graph(job: JobSpec, a: RunArgs) -> Result<()> {
     let mut io = vigil::graph::job::JobIo::default();
     if let Some(addr) = metrics_addr(&a.metrics_addr)? {
         let store = vigil::store::FeatureStore::new(feature_names.clone());
-        let bound = vigil::http::serve(addr, run.metrics(), Some(store.clone()))?;
-        tracing::info!("metrics at http://{bound}/metrics, features at http://{bound}/features/{{key}}");
+        let bound = vigil::http::serve_probed(addr, run.metrics(), Some(store.clone()), Some(probes(&a, run.control())?))?;
+        tracing::info!("metrics at http://{bound}/metrics, features at http://{bound}/features/{{key}}, probes at /healthz and /readyz");
         io.store = Some(store);
     }
     let offline = match &a.data_dir {

@@ -53,7 +53,10 @@ pub(super) fn connector_source<'s, V: Clone + 'static>(
         io.reader(&topic, owned, &start, range.end.clone())
     });
     let mut reader = match reader {
-        Ok(r) => Some(r),
+        Ok(r) => {
+            io.control().health().worker(worker).assign(r.partitions().len());
+            Some(r)
+        }
         Err(e) => {
             g.shared.errors.borrow_mut().push(format!("source `{topic}`: {e:#}"));
             None
@@ -74,6 +77,8 @@ pub(super) fn connector_source<'s, V: Clone + 'static>(
         let mut last_record: HashMap<u32, Instant> = HashMap::new();
         let mut mark = i64::MIN;
         let mut in_epoch = 0usize;
+        let metrics = io.metrics();
+        let mut last_lag = started;
         // a poll's records leave as one batch
         let mut batch: Vec<Msg<V>> = Vec::new();
         move |output| {
@@ -105,6 +110,12 @@ pub(super) fn connector_source<'s, V: Clone + 'static>(
             }
             output.session(&*c).give_container(&mut batch);
             admission.report(&collector);
+            if now.duration_since(last_lag) >= Duration::from_secs(1) {
+                last_lag = now;
+                if let Some(r) = reader.as_mut() {
+                    r.report(&metrics);
+                }
+            }
             let epoch = *c.time();
             let target = if finished { epoch + 1 } else { io.clock().target().max(epoch) };
             if let Some(ck) = &checkpoints {

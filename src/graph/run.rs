@@ -23,6 +23,7 @@ use crate::learner::service::LabelSourceFactory;
 use crate::learner::{Learner, LearnerLink, LearnerSummary};
 use crate::monitor::interner::Interner;
 use crate::monitor::{DriftEmitter, DriftSink, LabeledMonitors};
+use crate::types::Control;
 
 /// One in-memory topic: `partitions[p]` holds partition `p`'s payloads in offset
 /// order (`None`: a record without payload).
@@ -186,6 +187,13 @@ impl Collector {
         match &self.inputs {
             Inputs::Connector(io) => io.metrics(),
             Inputs::Memory { .. } => self.memory_metrics.get_or_init(crate::metrics::Metrics::new).clone(),
+        }
+    }
+    /// The run's control, for a run on an external system (health, shutdown).
+    pub(crate) fn control(&self) -> Option<&Control> {
+        match &self.inputs {
+            Inputs::Connector(io) => Some(io.control()),
+            Inputs::Memory { .. } => None,
         }
     }
     /// Whether a source should crash (the run stop dead) instead of reading `epoch`.
@@ -459,6 +467,10 @@ where
         let sources = shared.sources.borrow().clone();
         c.send(Part::Built { peers: worker.peers(), operators, sources });
     }
+    let health = collector.control().map(|c| c.health().worker(worker.index()));
+    if let Some(h) = &health {
+        h.ready();
+    }
     let mut crash_deadline = None;
     while worker.has_dataflows() {
         if collector.crashed.load(Ordering::SeqCst) {
@@ -472,6 +484,12 @@ where
             }
         }
         worker.step_or_park(Some(std::time::Duration::from_millis(20)));
+        if let Some(h) = &health {
+            h.beat();
+        }
+    }
+    if let Some(h) = &health {
+        h.ended();
     }
     Ok(())
 }

@@ -69,6 +69,9 @@ struct KafkaIo {
     metrics: Arc<Metrics>,
     /// Pacing: records per source and worker per epoch, at most.
     per_epoch: Option<usize>,
+    /// Where topics start and end by time (epoch ms), see [`KafkaRun::start_at`].
+    start_at: Option<i64>,
+    until: Option<i64>,
     topics: Mutex<HashMap<String, TopicRange>>,
     producer: ThreadedProducer<Delivery>,
     produced: Mutex<BTreeMap<String, u64>>,
@@ -116,12 +119,14 @@ impl Connector for KafkaIo {
         let consumer = self.opts.admin_consumer(&self.group)?;
         let partitions = super::partition_count(&consumer, topic, Duration::from_secs(30))?;
         let mut range = TopicRange { partitions, start: Vec::new(), end: self.bounded.then(HashMap::new) };
+        let at = self.start_at.map(|t| super::offsets_for_time(&consumer, topic, partitions, t)).transpose()?;
+        let until = self.until.map(|t| super::offsets_for_time(&consumer, topic, partitions, t)).transpose()?;
         for p in 0..partitions {
             let (low, high) =
                 consumer.fetch_watermarks(topic, p as i32, Duration::from_secs(30)).with_context(|| format!("reading the offsets of {topic}/{p}"))?;
-            range.start.push(low);
+            range.start.push(at.as_ref().map_or(low, |at| at[p as usize]));
             if let Some(end) = range.end.as_mut() {
-                end.insert(p, high);
+                end.insert(p, until.as_ref().map_or(high, |u| u[p as usize].min(high)));
             }
         }
         topics.insert(topic.to_owned(), range.clone());
@@ -186,6 +191,8 @@ pub struct KafkaRun {
     metrics: Arc<Metrics>,
     checkpoints: Option<(std::path::PathBuf, u64)>,
     per_epoch: Option<usize>,
+    start_at: Option<i64>,
+    until: Option<i64>,
 }
 
 /// What a Kafka run did.
@@ -215,7 +222,23 @@ impl KafkaRun {
             metrics: Metrics::new(),
             checkpoints: None,
             per_epoch: None,
+            start_at: None,
+            until: None,
         }
+    }
+    /// Starts each partition of every source at its first record stamped at or
+    /// after `time_ms` (Kafka's offsets-for-times) instead of its beginning; a
+    /// restored checkpoint's positions win over it.
+    pub fn start_at(mut self, time_ms: i64) -> Self {
+        self.start_at = Some(time_ms);
+        self
+    }
+    /// Stops each partition at its first record stamped at or after `time_ms`
+    /// (or its end as of the start, if earlier), then ends the run.
+    pub fn until(mut self, time_ms: i64) -> Self {
+        self.until = Some(time_ms);
+        self.bounded = true;
+        self
     }
     /// Paces reading: each worker reads at most `n` records of each source per
     /// epoch (a backfill that should not outrun its outputs; tests).
@@ -265,6 +288,7 @@ impl KafkaRun {
     where
         F: Fn(&mut GraphBuilder<'_>) -> Result<()> + Send + Sync + 'static,
     {
+        self.control.health().expect_workers(self.workers);
         let failed = Arc::new(AtomicU64::new(0));
         let producer: ThreadedProducer<Delivery> = self
             .opts
@@ -282,6 +306,8 @@ impl KafkaRun {
             control: self.control.clone(),
             metrics: self.metrics.clone(),
             per_epoch: self.per_epoch,
+            start_at: self.start_at,
+            until: self.until,
             topics: Mutex::default(),
             producer,
             produced: Mutex::default(),

@@ -146,6 +146,29 @@ pub fn start_offsets(consumer: &BaseConsumer, topic: &str, partitions: u32, comm
         .collect()
 }
 
+/// Per partition, the first offset whose record timestamp is at or after
+/// `time_ms` (Kafka's offsets-for-times, as Flink's `timestamp` initializer);
+/// a partition with no such record yet gets its high watermark. Records after
+/// that offset stamped earlier are not skipped: Kafka timestamps are ordered
+/// only as far as the producers ordered them.
+pub fn offsets_for_time(consumer: &BaseConsumer, topic: &str, partitions: u32, time_ms: i64) -> Result<Vec<i64>> {
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p as i32, Offset::Offset(time_ms)).context("building the offsets-for-times request")?;
+    }
+    let found = consumer.offsets_for_times(tpl, Duration::from_secs(30)).with_context(|| format!("looking up the offsets of {topic} at {time_ms} ms"))?;
+    let mut out = end_offsets(consumer, topic, partitions)?;
+    for e in found.elements() {
+        if let Err(err) = e.error() {
+            bail!("looking up the offset of {topic}/{} at {time_ms} ms: {err}", e.partition());
+        }
+        if let (Offset::Offset(o), Some(slot)) = (e.offset(), out.get_mut(e.partition() as usize)) {
+            *slot = o;
+        }
+    }
+    Ok(out)
+}
+
 /// High watermarks (next offset to be written) of every partition.
 pub fn end_offsets(consumer: &BaseConsumer, topic: &str, partitions: u32) -> Result<Vec<i64>> {
     (0..partitions)

@@ -26,6 +26,8 @@ pub struct KafkaSource {
     owned: Vec<u32>,
     next: Vec<i64>,
     end: EndOffsets,
+    /// `end` once set.
+    ends: Option<HashMap<u32, i64>>,
     last_error: Option<std::time::Instant>,
 }
 
@@ -53,7 +55,16 @@ impl KafkaSource {
         }
         consumer.assign(&tpl).context("assigning partitions")?;
         let next = owned.iter().map(|p| start[*p as usize]).collect();
-        Ok(KafkaSource { consumer, errors: metrics.kafka_errors.with_label_values(&["consumer"]), topic: topic.to_owned(), owned, next, end, last_error: None })
+        Ok(KafkaSource {
+            consumer,
+            errors: metrics.kafka_errors.with_label_values(&["consumer"]),
+            topic: topic.to_owned(),
+            owned,
+            next,
+            end,
+            ends: None,
+            last_error: None,
+        })
     }
 
     fn reached_end(&self) -> bool {
@@ -61,6 +72,15 @@ impl KafkaSource {
         match end.as_ref() {
             None => false,
             Some(end) => self.owned.iter().zip(&self.next).all(|(p, n)| *n >= end.get(p).copied().unwrap_or(0)),
+        }
+    }
+
+    /// Stops fetching `partition` (it reached its end).
+    fn pause(&self, partition: u32) {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&self.topic, partition as i32);
+        if let Err(e) = self.consumer.pause(&tpl) {
+            tracing::debug!(topic = %self.topic, partition, error = %e, "pausing a partition at its end");
         }
     }
 
@@ -88,12 +108,26 @@ impl RecordSource for KafkaSource {
         if self.owned.is_empty() || self.reached_end() {
             return PollStatus::Finished;
         }
+        // a bounded run stops each partition at its own end (`--until` leaves
+        // records after it): nothing at or past it is read
+        if self.ends.is_none() {
+            // set once, before or during the run
+            self.ends = self.end.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        }
+        let end = self.ends.take();
         let mut read = 0;
         while read < max {
             match self.consumer.poll(Duration::ZERO) {
                 None => break,
                 Some(Ok(msg)) => {
                     let partition = msg.partition() as u32;
+                    if let Some(stop) = end.as_ref().and_then(|e| e.get(&partition)).filter(|stop| msg.offset() >= **stop) {
+                        if let Some(slot) = self.owned.iter().position(|p| *p == partition) {
+                            self.next[slot] = self.next[slot].max(*stop);
+                        }
+                        self.pause(partition);
+                        continue;
+                    }
                     if let Some(slot) = self.owned.iter().position(|p| *p == partition) {
                         self.next[slot] = msg.offset() + 1;
                     }
@@ -113,6 +147,7 @@ impl RecordSource for KafkaSource {
                 }
             }
         }
+        self.ends = end;
         if read > 0 {
             PollStatus::Records(read)
         } else {
@@ -129,7 +164,7 @@ impl RecordSource for KafkaSource {
     fn report(&mut self, metrics: &Metrics) {
         for (p, next) in self.owned.iter().zip(&self.next) {
             if let Some(high) = self.cached_high_watermark(*p) {
-                metrics.consumer_lag.with_label_values(&[&p.to_string()]).set((high - next).max(0));
+                metrics.consumer_lag.with_label_values(&[&self.topic, &p.to_string()]).set((high - next).max(0));
             }
         }
     }

@@ -102,6 +102,8 @@ impl WorkerContext {
 /// Builds the job's dataflow on `worker` and runs it until the source ends (bounded
 /// input) or shutdown is requested and everything in flight is scored.
 pub fn run_worker(worker: &mut Worker, ctx: &Arc<WorkerContext>, source: Box<dyn RecordSource>) -> anyhow::Result<()> {
+    let health = ctx.control.health().worker(worker.index());
+    health.assign(source.partitions().len());
     let built = worker.dataflow::<u64, _, _>(|scope| {
         let events = ingest::ingest(scope, ctx, source);
         score::score(events, ctx)
@@ -112,8 +114,14 @@ pub fn run_worker(worker: &mut Worker, ctx: &Arc<WorkerContext>, source: Box<dyn
         ctx.control.request_shutdown();
         tracing::error!(error = %e, "worker cannot restore its state");
     }
-    while worker.has_dataflows() {
-        worker.step_or_park(None);
+    if built.is_ok() {
+        health.ready();
     }
+    while worker.has_dataflows() {
+        // wakes at least once a second, so that /healthz sees the worker turn
+        worker.step_or_park(Some(std::time::Duration::from_secs(1)));
+        health.beat();
+    }
+    health.ended();
     built
 }
