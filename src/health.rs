@@ -5,7 +5,10 @@
 //!   loop within the stall limit. Workers wake at least once a second even with
 //!   no input, so a worker that has not come back for `stall` is stuck in one
 //!   step (a runaway operator, a deadlock); restarting the process is the cure.
-//!   A worker that ended (bounded input, shutdown) no longer counts.
+//!   A worker counts once its dataflow is built (restoring a large state is not
+//!   a stall) and until it ends (bounded input, shutdown). While a worker waits
+//!   for room in the producer's queue (the output brokers are slow or down), a
+//!   stall is reported but the process stays live: a restart would not help.
 //! - **Ready** (`/readyz`): every worker this process expects has built its
 //!   dataflow (its state restored from the checkpoint) and been assigned its
 //!   partitions, the consumer lag has been measured and is at most the limit,
@@ -27,7 +30,7 @@
 //! w.ready(); // dataflow built, state restored
 //! assert!(health.readiness(Some(10), 100, false).ready);
 //! assert!(!health.readiness(Some(500), 100, false).ready); // behind
-//! assert!(health.liveness(Duration::from_secs(30)).live);
+//! assert!(health.liveness(Duration::from_secs(30), false).live);
 //! ```
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -89,6 +92,9 @@ impl WorkerHealth {
 #[derive(Clone, Debug, Serialize)]
 pub struct Liveness {
     pub live: bool,
+    /// Some thread waits for room in a producer's queue: stalls are not held
+    /// against the process.
+    pub waiting_on_output: bool,
     /// Workers that have not finished a turn within the stall limit, with the
     /// seconds since their last turn.
     pub stalled: Vec<(usize, f64)>,
@@ -140,19 +146,20 @@ impl Health {
         w
     }
 
-    /// Live unless a running worker has not finished a turn within `stall`.
-    pub fn liveness(&self, stall: Duration) -> Liveness {
+    /// Live unless a running worker has not finished a turn within `stall`
+    /// while no output is blocked.
+    pub fn liveness(&self, stall: Duration, output_blocked: bool) -> Liveness {
         let now = self.epoch.elapsed().as_millis() as u64;
         let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
         let stalled: Vec<(usize, f64)> = workers
             .iter()
-            .filter(|w| !w.ended.load(Ordering::Acquire))
+            .filter(|w| w.ready.load(Ordering::Acquire) && !w.ended.load(Ordering::Acquire))
             .filter_map(|w| {
                 let since = now.saturating_sub(w.beat_ms.load(Ordering::Relaxed));
                 (since > stall.as_millis() as u64).then_some((w.index, since as f64 / 1000.0))
             })
             .collect();
-        Liveness { live: stalled.is_empty(), stalled, workers: workers.len() }
+        Liveness { live: stalled.is_empty() || output_blocked, waiting_on_output: output_blocked, stalled, workers: workers.len() }
     }
 
     /// Ready when every expected worker is, the lag (summed over the
@@ -185,15 +192,23 @@ mod tests {
     #[test]
     fn a_worker_that_does_not_come_back_is_stalled_and_an_ended_one_does_not_count() {
         let h = Health::default();
-        h.expect_workers(2);
-        let (a, b) = (h.worker(0), h.worker(1));
-        std::thread::sleep(Duration::from_millis(30));
+        h.expect_workers(3);
+        let (a, b, restoring) = (h.worker(0), h.worker(1), h.worker(2));
+        a.ready();
+        b.ready();
+        // a turn 2 s ago is a stall for a limit of 1 s; a turn now is not
+        let past = |w: &WorkerHealth| w.beat_ms.store(h.epoch.elapsed().as_millis().saturating_sub(2000) as u64, Ordering::Relaxed);
+        let stall = Duration::from_secs(1);
+        std::thread::sleep(Duration::from_secs(2).saturating_sub(h.epoch.elapsed()));
+        past(&b);
+        past(&restoring);
         a.beat();
-        let l = h.liveness(Duration::from_millis(20));
+        let l = h.liveness(stall, false);
         assert!(!l.live);
-        assert_eq!(l.stalled.iter().map(|s| s.0).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(l.stalled.iter().map(|s| s.0).collect::<Vec<_>>(), vec![1], "a worker still restoring does not count");
+        assert!(h.liveness(stall, true).live, "waiting on the output brokers is not a stall");
         b.ended();
-        assert!(h.liveness(Duration::from_millis(20)).live);
+        assert!(h.liveness(stall, false).live);
     }
 
     #[test]

@@ -51,14 +51,14 @@ impl Probes {
 }
 
 fn probe_routes(probes: Probes, metrics: Arc<Metrics>) -> Router {
-    let live = probes.clone();
+    let (live, live_metrics) = (probes.clone(), metrics.clone());
     Router::new()
         .route(
             "/healthz",
             get(move || {
-                let p = live.clone();
+                let (p, m) = (live.clone(), live_metrics.clone());
                 async move {
-                    let l = p.control.health().liveness(p.stall);
+                    let l = p.control.health().liveness(p.stall, m.output_blocked.get() > 0);
                     (if l.live { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(l))
                 }
             }),

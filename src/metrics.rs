@@ -34,6 +34,9 @@ pub struct Metrics {
     pub checkpoints: IntCounter,
     pub kafka_errors: IntCounterVec,
     pub committed_epoch: IntGauge,
+    /// Threads waiting for room in a producer's queue (output backpressure);
+    /// `/healthz` does not call a worker stuck while this is above 0.
+    pub output_blocked: IntGauge,
     pub offline_rows: IntCounter,
     pub offline_files: IntCounter,
     pub offline_errors: IntCounter,
@@ -81,6 +84,7 @@ impl Metrics {
             )
             .unwrap(),
             committed_epoch: IntGauge::new("vigil_committed_epoch", "Newest epoch whose input offsets are committed").unwrap(),
+            output_blocked: IntGauge::new("vigil_output_blocked", "Threads waiting for room in the producer's queue (output backpressure)").unwrap(),
             offline_rows: IntCounter::new("vigil_offline_rows_total", "Scored events' feature rows written to the offline log (Parquet)").unwrap(),
             offline_files: IntCounter::new("vigil_offline_files_total", "Parquet files written to the offline log").unwrap(),
             offline_errors: IntCounter::new("vigil_offline_write_errors_total", "Failed writes of the offline log (the job stops committing)").unwrap(),
@@ -122,6 +126,7 @@ impl Metrics {
         r.register(Box::new(m.checkpoints.clone())).unwrap();
         r.register(Box::new(m.kafka_errors.clone())).unwrap();
         r.register(Box::new(m.committed_epoch.clone())).unwrap();
+        r.register(Box::new(m.output_blocked.clone())).unwrap();
         m.model.register(r);
         m.drift.register(r);
         Arc::new(m)
@@ -177,6 +182,13 @@ impl Metrics {
         self.consumer_lag.collect().iter().flat_map(|family| family.get_metric().iter().map(|m| m.get_gauge().get_value() as i64)).sum()
     }
 
+    /// Counts the caller in `vigil_output_blocked` until the guard drops: a
+    /// thread waiting for room in a producer's queue.
+    pub fn output_wait(&self) -> OutputWait<'_> {
+        self.output_blocked.inc();
+        OutputWait(&self.output_blocked)
+    }
+
     /// Consumer lag summed over this process's partitions; `None` before any
     /// partition's lag was measured (readiness waits for it).
     pub fn measured_lag(&self) -> Option<i64> {
@@ -207,5 +219,14 @@ mod tests {
         let series = text.lines().filter(|l| l.starts_with("vigil_unknown_fields_total{")).count();
         assert_eq!(series, MAX_UNKNOWN_FIELD_NAMES + 1);
         assert!(text.contains("vigil_unknown_fields_total{field=\"_other\"} 50"));
+    }
+}
+
+/// A thread waiting for room in a producer's queue ([`Metrics::output_wait`]).
+pub struct OutputWait<'a>(&'a IntGauge);
+
+impl Drop for OutputWait<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }

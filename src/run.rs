@@ -127,7 +127,7 @@ pub fn run_job(mut job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, contr
         );
     }
     if let Some(o) = job.model.online.as_mut() {
-        o.resolve_consistency(opts.until_end, opts.checkpoint_dir.is_some());
+        o.resolve_consistency(opts.until_end || opts.until.is_some(), opts.checkpoint_dir.is_some());
     }
     // Stable across restarts and independent of the number of workers.
     let transactional_id = format!("vigil-{}-{}-p{}", job.name, opts.group_id, opts.cluster.process);

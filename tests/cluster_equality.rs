@@ -87,11 +87,18 @@ fn one_worker_two_workers_and_two_processes_give_the_same_scores() {
 
     let p2 = job_file(dir.path(), "p2");
     let hosts = dir.path().join("hosts");
-    std::fs::write(&hosts, format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port())).unwrap();
+    // the hostfile names the processes, as a StatefulSet's does; process 0 (the
+    // one the others connect to) listens on every interface instead of its line
+    // (--cluster-listen, as in a pod)
+    let ports = [free_port(), free_port()];
+    std::fs::write(&hosts, format!("localhost:{}\nlocalhost:{}\n", ports[0], ports[1])).unwrap();
     let procs: Vec<Child> = (0..2)
         .map(|i| {
             let mut args = common(&p2, "g-p2");
             args.extend(["-n".into(), "2".into(), "-p".into(), i.to_string(), "--hostfile".into(), hosts.display().to_string()]);
+            if i == 0 {
+                args.extend(["--cluster-listen".into(), format!("0.0.0.0:{}", ports[0])]);
+            }
             vigil(&args)
         })
         .collect();

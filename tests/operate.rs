@@ -73,7 +73,7 @@ fn the_probes_follow_a_job_through_start_a_stuck_operator_and_shutdown() {
 
     let run = KafkaRun::new(kafka.clone()).workers(2).epoch_interval(Duration::from_millis(50));
     let control = run.control();
-    let probes = Probes { control: control.clone(), stall: Duration::from_secs(1), max_lag: 1_000 };
+    let probes = Probes { control: control.clone(), stall: Duration::from_secs(2), max_lag: 1_000 };
     let addr = vigil::http::serve_probed("127.0.0.1:0".parse().unwrap(), run.metrics(), None, Some(probes)).unwrap().to_string();
 
     // before the job starts: alive (nothing to be stuck), not ready
@@ -82,7 +82,7 @@ fn the_probes_follow_a_job_through_start_a_stuck_operator_and_shutdown() {
     assert_eq!(body["workers_ready"], 0);
     assert_eq!(get(&addr, "/healthz").0, 200);
 
-    // record 300 makes its worker sleep 4 s inside the operator, once asked
+    // record 300 makes its worker sleep 10 s inside the operator, once asked
     let stick = Arc::new(AtomicBool::new(false));
     let job = {
         let stick = stick.clone();
@@ -93,7 +93,7 @@ fn the_probes_follow_a_job_through_start_a_stuck_operator_and_shutdown() {
                     .map(move |r| {
                         let n = r.f64("n").unwrap_or(0.0);
                         if n == 300.0 && stick.swap(false, Ordering::SeqCst) {
-                            std::thread::sleep(Duration::from_secs(4));
+                            std::thread::sleep(Duration::from_secs(10));
                         }
                         format!("{n}")
                     })
@@ -106,14 +106,14 @@ fn the_probes_follow_a_job_through_start_a_stuck_operator_and_shutdown() {
     let (_, ready) = until(&addr, "/readyz", "turned ready", |c, _| c == 200);
     assert_eq!((ready["workers_ready"].as_u64(), ready["workers_expected"].as_u64(), ready["partitions"].as_u64()), (Some(2), Some(2), Some(2)), "{ready}");
     assert!(ready["lag"].as_i64().is_some_and(|l| l <= 1_000), "{ready}");
-    assert_eq!(get(&addr, "/healthz").0, 200);
+    until(&addr, "/healthz", "answered live", |c, _| c == 200);
 
     // a stuck operator: /healthz names the worker, then recovers
     stick.store(true, Ordering::SeqCst);
     produce(&kafka, "in", 300, 1);
     let (_, sick) = until(&addr, "/healthz", "failed", |c, _| c == 503);
     assert_eq!(sick["live"], false);
-    assert_eq!(sick["stalled"].as_array().map(Vec::len), Some(1), "{sick}");
+    assert!(sick["stalled"].as_array().is_some_and(|s| !s.is_empty()), "{sick}");
     until(&addr, "/healthz", "recovered", |c, _| c == 200);
 
     // shutdown: not ready while draining, and alive once the workers ended

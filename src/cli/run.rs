@@ -32,6 +32,11 @@ pub struct RunArgs {
     /// File with one host:port per process (timely cluster mode); default localhost:2101+i.
     #[arg(long)]
     pub hostfile: Option<PathBuf>,
+    /// Where this process listens for the others (timely cluster mode) instead
+    /// of its own hostfile line, e.g. 0.0.0.0:2101 in a container whose hostfile
+    /// names the pods by DNS.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub cluster_listen: Option<String>,
     /// Consumer group for offset commits (default: vigil-<job name>).
     #[arg(long)]
     pub group_id: Option<String>,
@@ -107,7 +112,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     if a.process >= a.processes {
         bail!("--process {} is out of range for {} processes", a.process, a.processes);
     }
-    let addresses = match (&a.hostfile, a.processes) {
+    let mut addresses = match (&a.hostfile, a.processes) {
         (_, 1) => Vec::new(),
         (Some(f), n) => {
             let hosts: Vec<String> = std::fs::read_to_string(f)?.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
@@ -118,6 +123,10 @@ pub fn run(a: RunArgs) -> Result<()> {
         }
         (None, n) => (0..n).map(|i| format!("localhost:{}", 2101 + i)).collect(),
     };
+    if let (Some(listen), Some(own)) = (&a.cluster_listen, addresses.get_mut(a.process)) {
+        // the others connect to the hostfile's name; this process binds here
+        *own = listen.clone();
+    }
     let metrics = Metrics::new();
     let store = vigil::store::FeatureStore::new(job.features.iter().map(|f| f.name().to_owned()).collect());
     let control = Control::new();
@@ -139,6 +148,11 @@ pub fn run(a: RunArgs) -> Result<()> {
         start_at: time_arg("--start-at", &a.start_at)?,
         until: time_arg("--until", &a.until)?,
     };
+    if let (Some(s), Some(u)) = (opts.start_at, opts.until) {
+        if s >= u {
+            bail!("--start-at must be before --until: nothing lies in [{}, {})", a.start_at.as_deref().unwrap_or(""), a.until.as_deref().unwrap_or(""));
+        }
+    }
     let summary = run_job(job.clone(), &opts, metrics.clone(), control, Arc::new(std::sync::Mutex::new(None)))?;
     eprint!("{}", vigil::summary::run_summary(&summary, &metrics, &job));
     Ok(())

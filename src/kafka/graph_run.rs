@@ -162,11 +162,13 @@ impl KafkaIo {
         if let Some(p) = payload {
             record = record.payload(p);
         }
+        let mut waiting = None;
         loop {
             match self.producer.send(record) {
                 Ok(()) => return,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                     record = r;
+                    waiting.get_or_insert_with(|| self.metrics.output_wait());
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 Err((e, _)) => {

@@ -156,8 +156,9 @@ pub fn offsets_for_time(consumer: &BaseConsumer, topic: &str, partitions: u32, t
     for p in 0..partitions {
         tpl.add_partition_offset(topic, p as i32, Offset::Offset(time_ms)).context("building the offsets-for-times request")?;
     }
-    let found = consumer.offsets_for_times(tpl, Duration::from_secs(30)).with_context(|| format!("looking up the offsets of {topic} at {time_ms} ms"))?;
+    // the ends first: a record written between the two lookups is after both
     let mut out = end_offsets(consumer, topic, partitions)?;
+    let found = consumer.offsets_for_times(tpl, Duration::from_secs(30)).with_context(|| format!("looking up the offsets of {topic} at {time_ms} ms"))?;
     for e in found.elements() {
         if let Err(err) = e.error() {
             bail!("looking up the offset of {topic}/{} at {time_ms} ms: {err}", e.partition());

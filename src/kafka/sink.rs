@@ -216,11 +216,13 @@ impl KafkaSink {
         if !payload.is_empty() {
             record = record.payload(payload); // an empty one is a tombstone: a null value
         }
+        let mut waiting = None;
         loop {
             match self.producer.send(record) {
                 Ok(()) => return,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                     record = r;
+                    waiting.get_or_insert_with(|| self.producer.context().metrics.output_wait());
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 Err((e, _)) => {
