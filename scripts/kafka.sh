@@ -16,6 +16,12 @@
 #       DIR/kafka.pid and DIR/kafka.log, waits until the broker is ready and
 #       prints the bootstrap address as the last line of stdout.
 #       Topics are NOT auto-created (auto.create.topics.enable=false).
+#       --sasl-ssl-port S adds a SASL_SSL listener on 127.0.0.1:S: TLS with a
+#       test CA made for this DIR (DIR/tls/ca.pem, the broker's certificate
+#       for 127.0.0.1 and localhost) and SCRAM-SHA-512 for user `vigil`, whose
+#       password is read from VIGIL_KAFKA_SCRAM_PASSWORD (at the first start:
+#       the credential is written when DIR is formatted). PLAINTEXT stays on
+#       PORT. The SASL_SSL address is printed on the line before the last.
 #   scripts/kafka.sh stop [--dir DIR] [--clean]
 #       SIGTERM, bounded wait, then SIGKILL. --clean also removes DIR.
 #   scripts/kafka.sh status [--dir DIR]
@@ -241,7 +247,7 @@ running_pid() {
 
 # write_props DIR NODE_ID BROKER_PORT CONTROLLER_PORT VOTERS REPLICATION
 write_props() {
-    local dir="$1" id="$2" port="$3" cport="$4" voters="$5" rf="$6"
+    local dir="$1" id="$2" port="$3" cport="$4" voters="$5" rf="$6" sport="${7:-}"
     local min_isr=$((rf > 1 ? 2 : 1))
     local internal_partitions=$((rf > 1 ? 3 : 1))
     cat >"$dir/server.properties" <<EOF
@@ -276,6 +282,23 @@ num.network.threads=2
 num.io.threads=4
 num.recovery.threads.per.data.dir=1
 EOF
+    if [[ -n "$sport" ]]; then
+        local pass
+        pass="$(<"$dir/tls/store.pass")"
+        sed -i "s|^listeners=PLAINTEXT://127.0.0.1:$port,|listeners=PLAINTEXT://127.0.0.1:$port,SASL_SSL://127.0.0.1:$sport,|;
+s|^advertised.listeners=PLAINTEXT://127.0.0.1:$port\$|advertised.listeners=PLAINTEXT://127.0.0.1:$port,SASL_SSL://127.0.0.1:$sport|;
+s|^listener.security.protocol.map=PLAINTEXT:PLAINTEXT,|listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,|" "$dir/server.properties"
+        cat >>"$dir/server.properties" <<EOF
+
+# SASL_SSL: SCRAM-SHA-512 over TLS (test CA in $dir/tls)
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.ssl.keystore.type=PKCS12
+listener.name.sasl_ssl.ssl.keystore.location=$dir/tls/broker.p12
+listener.name.sasl_ssl.ssl.keystore.password=$pass
+listener.name.sasl_ssl.ssl.key.password=$pass
+EOF
+    fi
     if [[ -n "${VIGIL_KAFKA_EXTRA_PROPS:-}" ]]; then
         printf '\n# VIGIL_KAFKA_EXTRA_PROPS\n%s\n' "$VIGIL_KAFKA_EXTRA_PROPS" >>"$dir/server.properties"
     fi
@@ -286,12 +309,38 @@ is_formatted() {
     [[ -f "$1/data/meta.properties" ]]
 }
 
-# format_storage DIR CLUSTER_ID: format DIR/data for DIR/server.properties
+# make_tls DIR: a test CA and a broker certificate for 127.0.0.1/localhost in
+# DIR/tls (ca.pem for clients, broker.p12 for the broker), once per DIR
+make_tls() {
+    local t="$1/tls"
+    [[ -f "$t/broker.p12" ]] && return 0
+    command -v openssl >/dev/null 2>&1 || die "openssl is needed for --sasl-ssl-port"
+    mkdir -p "$t"
+    openssl rand -hex 16 >"$t/store.pass"
+    (
+        cd "$t"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=vigil test CA" \
+            -keyout ca.key -out ca.pem
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout broker.key -out broker.csr
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >san.ext
+        openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
+            -extfile san.ext -out broker.pem
+        openssl pkcs12 -export -in broker.pem -inkey broker.key -certfile ca.pem -name broker \
+            -passout "file:store.pass" -out broker.p12
+    ) >"$t/openssl.log" 2>&1 || { cat "$t/openssl.log" >&2; die "making the test certificates failed"; }
+}
+
+# format_storage DIR CLUSTER_ID [SCRAM]: format DIR/data for DIR/server.properties
+# (with SCRAM: add the SCRAM-SHA-512 credential of user vigil)
 format_storage() {
-    local dir="$1" cluster_id="$2"
+    local dir="$1" cluster_id="$2" scram="${3:-}" extra=()
     log "formatting $dir/data (cluster id $cluster_id)"
+    if [[ -n "$scram" ]]; then
+        [[ -n "${VIGIL_KAFKA_SCRAM_PASSWORD:-}" ]] || die "--sasl-ssl-port needs VIGIL_KAFKA_SCRAM_PASSWORD (the password of user vigil)"
+        extra=(--add-scram "SCRAM-SHA-512=[name=vigil,password=$VIGIL_KAFKA_SCRAM_PASSWORD]")
+    fi
     java_tool kafka.tools.StorageTool format --ignore-formatted \
-        -t "$cluster_id" -c "$dir/server.properties" >"$dir/format.log" 2>&1 ||
+        -t "$cluster_id" -c "$dir/server.properties" ${extra[@]+"${extra[@]}"} >"$dir/format.log" 2>&1 ||
         { cat "$dir/format.log" >&2; die "kafka-storage format failed for $dir"; }
 }
 
@@ -364,11 +413,12 @@ stop_node() {
 # ------------------------------------------------------------------- commands
 
 cmd_start() {
-    local dir="${VIGIL_KAFKA_DIR:-$TMP_ROOT/vigil-kafka}" port=9092 cport=""
+    local dir="${VIGIL_KAFKA_DIR:-$TMP_ROOT/vigil-kafka}" port=9092 cport="" sport=""
     while (($#)); do
         case "$1" in
         --dir) dir="${2:?--dir needs a value}"; shift 2 ;;
         --port) port="${2:?--port needs a value}"; shift 2 ;;
+        --sasl-ssl-port) sport="${2:?--sasl-ssl-port needs a value}"; shift 2 ;;
         --controller-port) cport="${2:?--controller-port needs a value}"; shift 2 ;;
         *) die "start: unknown argument '$1'" ;;
         esac
@@ -381,14 +431,20 @@ cmd_start() {
     if running_pid "$dir" >/dev/null; then die "a broker is already running from $dir; stop it first"; fi
     port_open "$port" && die "port $port is already in use"
     port_open "$cport" && die "controller port $cport is already in use"
-    write_props "$dir" 1 "$port" "$cport" "1@127.0.0.1:$cport" 1
-    if ! is_formatted "$dir"; then format_storage "$dir" "$(random_cluster_id)"; fi
+    if [[ -n "$sport" ]]; then
+        [[ "$sport" =~ ^[0-9]+$ ]] || die "bad --sasl-ssl-port '$sport'"
+        port_open "$sport" && die "port $sport is already in use"
+        make_tls "$dir"
+    fi
+    write_props "$dir" 1 "$port" "$cport" "1@127.0.0.1:$cport" 1 "$sport"
+    if ! is_formatted "$dir"; then format_storage "$dir" "$(random_cluster_id)" "$sport"; fi
     launch "$dir"
     if ! wait_ready "$dir" "$port"; then
         stop_node "$dir" KILL
         die "broker failed to start (log: $dir/kafka.log)"
     fi
     log "broker ready in ${SECONDS}s (pid $(<"$dir/kafka.pid"), dir $dir)"
+    if [[ -n "$sport" ]]; then echo "127.0.0.1:$sport"; fi
     echo "127.0.0.1:$port"
 }
 
