@@ -8,6 +8,7 @@
 //! input.
 
 pub mod avro;
+mod expect;
 
 use std::fmt;
 
@@ -56,6 +57,8 @@ pub struct Decoder {
     max_bytes: usize,
     /// Set for an Avro source.
     avro: Option<avro::AvroDecoder>,
+    /// The source's data-quality expectations, if it has any.
+    pub(crate) expect: Option<expect::Expectations>,
 }
 
 impl Decoder {
@@ -85,11 +88,28 @@ impl Decoder {
                 required.push((index, f.name.clone()));
             }
         }
-        let mut decoder = Decoder { slots, required, fields: s.fields.len(), numeric, kept: kept_names.len(), max_bytes: s.max_message_bytes, avro: None };
+        let mut decoder = Decoder {
+            slots,
+            required,
+            fields: s.fields.len(),
+            numeric,
+            kept: kept_names.len(),
+            max_bytes: s.max_message_bytes,
+            avro: None,
+            expect: expect::Expectations::new(s),
+        };
         if let crate::spec::SourceFormat::Avro(schemas) = &s.format {
             decoder.avro = Some(avro::AvroDecoder::new(schemas, &decoder, &s.topic));
         }
         decoder
+    }
+
+    /// Counts the source's expectation failures in `metrics`
+    /// (`vigil_expectation_failures_total`).
+    pub fn count_expectations(&self, metrics: &crate::metrics::Metrics) {
+        if let Some(e) = &self.expect {
+            e.count_with(metrics);
+        }
     }
 
     /// The payload if it is neither empty nor over the size limit.
@@ -156,6 +176,7 @@ impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
         let (mut seen_key, mut seen_time, mut seen_id) = (false, false, false);
         let mut numeric = vec![f64::NAN; dec.numeric];
         let mut strings: Vec<Option<String>> = vec![None; dec.kept];
+        let mut judged = expect::Judged::default();
 
         while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             let Some(slot) = dec.slots.get(name.as_ref()).copied() else {
@@ -227,7 +248,13 @@ impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
                         if v.abs() > MAX_ABS_VALUE {
                             return Err(fail(self.failure, Reason::OutOfRange, format!("`{name}` is {v:e}, beyond ±{MAX_ABS_VALUE:e}")));
                         }
+                        if let (Some(e), false) = (&dec.expect, v.is_nan()) {
+                            e.number(index, v, &mut judged);
+                        }
                         numeric[n] = v;
+                    }
+                    if let (Some(e), Scalar::Str(text)) = (&dec.expect, &value) {
+                        e.text(index, text, &mut judged);
                     }
                     if let (Some(k), Scalar::Str(text)) = (kept, value) {
                         strings[k] = Some(text.into_owned());
@@ -243,6 +270,13 @@ impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
         };
         if let Some((_, name)) = dec.required.iter().find(|(i, _)| !seen[*i]) {
             return Err(fail(self.failure, Reason::MissingField, format!("required field `{name}` is missing")));
+        }
+        if let Some(e) = &dec.expect {
+            if let Err(r) = e.settle(judged) {
+                let detail = r.detail.clone();
+                *self.failure = Some(r);
+                return Err(de::Error::custom(detail));
+            }
         }
         Ok(Decoded { key, event_id, time_ms: time, numeric, strings })
     }

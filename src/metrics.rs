@@ -34,6 +34,8 @@ pub struct Metrics {
     pub checkpoints: IntCounter,
     pub kafka_errors: IntCounterVec,
     pub committed_epoch: IntGauge,
+    /// Records failing a data-quality expectation, by expectation and mode.
+    pub expectation_failures: IntCounterVec,
     /// Threads waiting for room in a producer's queue (output backpressure);
     /// `/healthz` does not call a worker stuck while this is above 0.
     pub output_blocked: IntGauge,
@@ -84,6 +86,11 @@ impl Metrics {
             )
             .unwrap(),
             committed_epoch: IntGauge::new("vigil_committed_epoch", "Newest epoch whose input offsets are committed").unwrap(),
+            expectation_failures: IntCounterVec::new(
+                Opts::new("vigil_expectation_failures_total", "Records failing a data-quality expectation (mode dlq: dead-lettered; warn: counted)"),
+                &["expectation", "mode"],
+            )
+            .unwrap(),
             output_blocked: IntGauge::new("vigil_output_blocked", "Threads waiting for room in the producer's queue (output backpressure)").unwrap(),
             offline_rows: IntCounter::new("vigil_offline_rows_total", "Scored events' feature rows written to the offline log (Parquet)").unwrap(),
             offline_files: IntCounter::new("vigil_offline_files_total", "Parquet files written to the offline log").unwrap(),
@@ -126,6 +133,7 @@ impl Metrics {
         r.register(Box::new(m.checkpoints.clone())).unwrap();
         r.register(Box::new(m.kafka_errors.clone())).unwrap();
         r.register(Box::new(m.committed_epoch.clone())).unwrap();
+        r.register(Box::new(m.expectation_failures.clone())).unwrap();
         r.register(Box::new(m.output_blocked.clone())).unwrap();
         m.model.register(r);
         m.drift.register(r);

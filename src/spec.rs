@@ -78,6 +78,8 @@ pub struct SourceSpec {
     pub fields: Vec<FieldSpec>,
     /// How the record bytes are encoded (JSON unless the job says otherwise).
     pub format: SourceFormat,
+    /// Record-level data-quality expectations on declared fields.
+    pub expectations: Vec<Expectation>,
 }
 
 /// One model input: a feature or a numeric event field, by name.
@@ -240,6 +242,7 @@ pub struct JobBuilder {
     max_message_bytes: usize,
     fields: Vec<FieldSpec>,
     format: SourceFormat,
+    expectations: Vec<Expectation>,
     features: Vec<PendingFeature>,
     model_name: String,
     model_version: String,
@@ -277,6 +280,7 @@ impl JobBuilder {
             .max_message_bytes(s.max_message_bytes);
         b.event_id_field = s.event_id_field;
         b.format = s.format;
+        b.expectations = s.expectations;
         for f in s.fields {
             b = if f.optional { b.optional_field(&f.name, f.ty) } else { b.field(&f.name, f.ty) };
         }
@@ -295,6 +299,7 @@ impl JobBuilder {
             max_message_bytes: 64 * 1024,
             fields: Vec::new(),
             format: SourceFormat::Json,
+            expectations: Vec::new(),
             features: Vec::new(),
             model_name: "logistic".into(),
             model_version: "1".into(),
@@ -344,6 +349,12 @@ impl JobBuilder {
     /// How the main source's records are encoded (JSON by default).
     pub fn format(mut self, format: SourceFormat) -> Self {
         self.format = format;
+        self
+    }
+    /// A data-quality expectation on a declared field of the main source
+    /// (see [`Expectation`]).
+    pub fn expect(mut self, e: Expectation) -> Self {
+        self.expectations.push(e);
         self
     }
     /// Declares a required field.
@@ -528,6 +539,7 @@ impl JobBuilder {
                 max_message_bytes: self.max_message_bytes,
                 fields: self.fields,
                 format: self.format,
+                expectations: self.expectations,
             },
             features,
             model: ModelSpec { name: self.model_name, version: self.model_version, bias: self.bias, inputs: self.inputs, online: self.online },
@@ -540,6 +552,9 @@ impl JobBuilder {
             topic_joins: self.topic_joins,
         };
         check_topics(&job)?;
+        for s in std::iter::once(&job.source).chain(&job.sources) {
+            check_expectations(s)?;
+        }
         if let Some(m) = self.monitor {
             job.monitor = Some(m.resolve(&job)?);
         }
@@ -632,6 +647,9 @@ pub use time::{parse_duration, parse_signed_ms, Window};
 /// A source's wire format: JSON or Avro, and where Avro's schemas come from.
 pub mod format;
 pub use format::{AvroSchemas, RegistrySettings, SourceFormat};
+/// Record-level data-quality expectations (`spec/expect.rs`).
+pub mod expect;
+pub use expect::{check_expectations, Check, ExpectMode, Expectation};
 
 /// The TOML shape of a job (`spec/toml_front.rs`).
 mod toml_front;

@@ -113,10 +113,13 @@ pub enum Reason {
     /// The record names a schema id that the registry does not know, or a schema
     /// that is not Avro, or the registry stayed unreachable past the source's wait.
     UnknownSchema,
+    /// A declared field's value fails one of the source's data-quality
+    /// expectations in `dlq` mode (the detail names the expectation).
+    Expectation,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 15] = [
+    pub const ALL: [Reason; 16] = [
         Reason::Empty,
         Reason::Oversize,
         Reason::InvalidUtf8,
@@ -132,6 +135,7 @@ impl Reason {
         Reason::NotAvro,
         Reason::SchemaMismatch,
         Reason::UnknownSchema,
+        Reason::Expectation,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -150,6 +154,7 @@ impl Reason {
             Reason::NotAvro => "not_avro",
             Reason::SchemaMismatch => "schema_mismatch",
             Reason::UnknownSchema => "unknown_schema",
+            Reason::Expectation => "expectation",
         }
     }
 }

@@ -38,6 +38,7 @@ pub(super) fn connector_source<'s, V: Clone + 'static>(
     let topic = source.topic().to_owned();
     let idle_after = source.spec().idle_timeout;
     let mut admission = Admission::new(index, &source, make);
+    admission.count_expectations(&io.metrics());
     let checkpoints = g.shared.checkpoints().cloned();
     let restored = checkpoints.as_ref().and_then(|c| c.restored.clone());
     let start_epoch = g.shared.start_epoch();

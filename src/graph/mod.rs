@@ -197,6 +197,9 @@ impl<'s> GraphBuilder<'s> {
         self.sources += 1;
         let collector = self.shared.collector.clone();
         self.claim_source(source.topic());
+        if let Err(e) = crate::spec::check_expectations(source.spec()) {
+            self.shared.errors.borrow_mut().push(format!("{e:#}"));
+        }
         match &collector.inputs {
             run::Inputs::Memory { topics, epoch_records, .. } => {
                 let data = topics.get(source.topic()).cloned().unwrap_or_else(|| {

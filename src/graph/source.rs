@@ -71,6 +71,7 @@ impl Source {
                 max_message_bytes: 64 * 1024,
                 fields: Vec::new(),
                 format: SourceFormat::Json,
+                expectations: Vec::new(),
             },
         }
     }
@@ -129,6 +130,12 @@ impl Source {
     /// A field that may be absent or null.
     pub fn optional(mut self, name: &str, ty: FieldType) -> Self {
         self.spec.fields.push(FieldSpec { name: name.to_owned(), ty, optional: true });
+        self
+    }
+    /// A data-quality expectation on a declared field (see
+    /// [`crate::spec::Expectation`]); checked when the graph is built.
+    pub fn expect(mut self, e: crate::spec::Expectation) -> Self {
+        self.spec.expectations.push(e);
         self
     }
 
@@ -208,6 +215,11 @@ pub(super) struct Admission<V> {
 }
 
 impl<V> Admission<V> {
+    /// Counts the source's expectation failures in `metrics`.
+    pub(super) fn count_expectations(&self, metrics: &crate::metrics::Metrics) {
+        self.decoder.count_expectations(metrics);
+    }
+
     pub(super) fn new(index: u32, source: &Source, make: MakeValue<V>) -> Self {
         let schema = Arc::new(source.schema());
         Admission {
@@ -307,6 +319,7 @@ pub(super) fn memory_source<'s, V: Clone + 'static>(
     let collector = g.shared.collector.clone();
     let topic = source.topic().to_owned();
     let mut admission = Admission::new(index, &source, make);
+    admission.count_expectations(&collector.metrics());
     let restored = g.shared.checkpoints().and_then(|c| c.restored.clone());
     let mut parts: Vec<Partition> = Vec::new();
     for (p, data) in data.into_iter().enumerate().filter(|(p, _)| (p + index as usize) % peers == worker) {

@@ -117,10 +117,12 @@ impl Reader {
         let metrics = &ctx.metrics;
         let topic = source.topic().to_owned();
         let partitions = source.partitions().to_vec();
+        let decoder = Decoder::new(job);
+        decoder.count_expectations(metrics);
         Reader {
             ctx: ctx.clone(),
             worker,
-            decoder: Decoder::new(job),
+            decoder,
             policy: TimePolicy { allowed_lateness_ms: job.source.allowed_lateness.as_millis() as i64, max_future_ms: job.source.max_future.as_millis() as i64 },
             slot_of: partitions.iter().enumerate().map(|(i, p)| (*p, i)).collect(),
             clocks: match &ctx.restored {

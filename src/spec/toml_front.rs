@@ -36,11 +36,21 @@ impl Default for RawJobMeta {
         RawJobMeta { name: "vigil-job".into() }
     }
 }
-#[derive(Deserialize)]
-#[serde(untagged)]
 enum RawSources {
     One(RawSource),
     Many(Vec<RawSource>),
+}
+
+/// `[source]` or `[[source]]`, with the error of the form used (an untagged
+/// enum would hide which field is wrong).
+impl<'de> Deserialize<'de> for RawSources {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let v = toml::Value::deserialize(d)?;
+        match v {
+            toml::Value::Array(_) => Vec::<RawSource>::deserialize(v).map(RawSources::Many).map_err(|e| serde::de::Error::custom(format!("[[source]]: {e}"))),
+            other => RawSource::deserialize(other).map(RawSources::One).map_err(|e| serde::de::Error::custom(format!("[source]: {e}"))),
+        }
+    }
 }
 /// `[[topic_join]]`: an interval join between two of the job's topics.
 #[derive(Deserialize)]
@@ -92,6 +102,52 @@ struct RawSource {
     avro: Option<RawAvro>,
     #[serde(default)]
     schema: toml::Table,
+    /// `[[source.expect]]`: data-quality expectations.
+    #[serde(default)]
+    expect: Vec<RawExpect>,
+}
+
+/// `[[source.expect]]`: one expectation, exactly one of its checks.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExpect {
+    name: String,
+    field: String,
+    range: Option<[f64; 2]>,
+    one_of: Option<Vec<String>>,
+    regex: Option<String>,
+    max_length: Option<usize>,
+    /// `dlq` (default) or `warn`.
+    mode: Option<String>,
+}
+
+impl RawExpect {
+    fn into_expectation(self, topic: &str) -> Result<crate::spec::Expectation> {
+        use crate::spec::{Check, ExpectMode};
+        let at = format!("[[source.expect]] `{}` of source `{topic}`", self.name);
+        let mut checks = Vec::new();
+        if let Some([min, max]) = self.range {
+            checks.push(Check::Range { min, max });
+        }
+        if let Some(v) = self.one_of {
+            checks.push(Check::OneOf(v));
+        }
+        if let Some(r) = self.regex {
+            checks.push(Check::Regex(r));
+        }
+        if let Some(n) = self.max_length {
+            checks.push(Check::MaxLength(n));
+        }
+        if checks.len() != 1 {
+            bail!("{at}: set exactly one of `range`, `one_of`, `regex`, `max_length` ({} set)", checks.len());
+        }
+        let mode = match self.mode.as_deref() {
+            None | Some("dlq") => ExpectMode::Dlq,
+            Some("warn") => ExpectMode::Warn,
+            Some(other) => bail!("{at}: `mode` is `{other}`; it must be \"dlq\" or \"warn\""),
+        };
+        Ok(crate::spec::Expectation { name: self.name, field: self.field, check: checks.remove(0), mode })
+    }
 }
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -278,6 +334,7 @@ impl RawSource {
             max_future: d(&self.max_future, Duration::from_secs(3600)).with_context(context)?,
             max_message_bytes: self.max_message_bytes.unwrap_or(64 * 1024),
             fields,
+            expectations: self.expect.into_iter().map(|e| e.into_expectation(&topic)).collect::<Result<_>>()?,
             topic: topic.clone(),
         };
         crate::decode::avro::check_fixed_schema(&spec).with_context(context)?;

@@ -278,7 +278,7 @@ impl Plan {
                 }
                 Some(slot) => {
                     let value = self.read(step.shape, &mut c, false, matches!(slot, Slot::Time)).map_err(not_avro)?;
-                    out.set(slot, &step.name, value)?;
+                    out.set(slot, &step.name, value, dec)?;
                 }
             }
         }
@@ -297,14 +297,24 @@ struct Fill {
     seen: Vec<bool>,
     numeric: Vec<f64>,
     strings: Vec<Option<String>>,
+    /// What the source's expectations made of the values so far.
+    judged: crate::decode::expect::Judged,
 }
 
 impl Fill {
     fn new(dec: &Decoder) -> Fill {
-        Fill { key: None, time: None, event_id: None, seen: vec![false; dec.fields], numeric: vec![f64::NAN; dec.numeric], strings: vec![None; dec.kept] }
+        Fill {
+            key: None,
+            time: None,
+            event_id: None,
+            seen: vec![false; dec.fields],
+            numeric: vec![f64::NAN; dec.numeric],
+            strings: vec![None; dec.kept],
+            judged: Default::default(),
+        }
     }
 
-    fn set(&mut self, slot: Slot, name: &str, value: Val) -> Result<(), Rejection> {
+    fn set(&mut self, slot: Slot, name: &str, value: Val, dec: &Decoder) -> Result<(), Rejection> {
         let kind = value.kind();
         if kind == Kind::Null {
             return match slot {
@@ -362,7 +372,13 @@ impl Fill {
                     if !v.is_finite() || v.abs() > MAX_ABS_VALUE {
                         return Err(Rejection::new(Reason::OutOfRange, format!("`{name}` is {v:e}, beyond ±{MAX_ABS_VALUE:e}")));
                     }
+                    if let Some(e) = &dec.expect {
+                        e.number(index, v, &mut self.judged);
+                    }
                     self.numeric[n] = v;
+                }
+                if let (Some(e), Val::Str(text)) = (&dec.expect, &value) {
+                    e.text(index, text, &mut self.judged);
                 }
                 if let (Some(k), Val::Str(text), FieldType::Str) = (kept, value, ty) {
                     self.strings[k] = Some(text.to_owned());
@@ -381,6 +397,9 @@ impl Fill {
         };
         if let Some((_, name)) = dec.required.iter().find(|(i, _)| !self.seen[*i]) {
             return Err(Rejection::new(Reason::MissingField, format!("required field `{name}` is missing")));
+        }
+        if let Some(e) = &dec.expect {
+            e.settle(self.judged)?;
         }
         Ok(Decoded { key, event_id: self.event_id, time_ms, numeric: self.numeric, strings: self.strings })
     }
