@@ -285,6 +285,7 @@ EOF
     if [[ -n "$sport" ]]; then
         local pass
         pass="$(<"$dir/tls/store.pass")"
+        chmod 600 "$dir/server.properties" # it will hold the keystore's password
         sed -i "s|^listeners=PLAINTEXT://127.0.0.1:$port,|listeners=PLAINTEXT://127.0.0.1:$port,SASL_SSL://127.0.0.1:$sport,|;
 s|^advertised.listeners=PLAINTEXT://127.0.0.1:$port\$|advertised.listeners=PLAINTEXT://127.0.0.1:$port,SASL_SSL://127.0.0.1:$sport|;
 s|^listener.security.protocol.map=PLAINTEXT:PLAINTEXT,|listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,|" "$dir/server.properties"
@@ -316,8 +317,10 @@ make_tls() {
     [[ -f "$t/broker.p12" ]] && return 0
     command -v openssl >/dev/null 2>&1 || die "openssl is needed for --sasl-ssl-port"
     mkdir -p "$t"
-    openssl rand -hex 16 >"$t/store.pass"
+    chmod 700 "$t"
+    (umask 077 && openssl rand -hex 16 >"$t/store.pass")
     (
+        umask 077
         cd "$t"
         openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=vigil test CA" \
             -keyout ca.key -out ca.pem
@@ -337,7 +340,10 @@ format_storage() {
     log "formatting $dir/data (cluster id $cluster_id)"
     if [[ -n "$scram" ]]; then
         [[ -n "${VIGIL_KAFKA_SCRAM_PASSWORD:-}" ]] || die "--sasl-ssl-port needs VIGIL_KAFKA_SCRAM_PASSWORD (the password of user vigil)"
+        [[ "$VIGIL_KAFKA_SCRAM_PASSWORD" =~ ^[A-Za-z0-9._~-]+$ ]] ||
+            die "VIGIL_KAFKA_SCRAM_PASSWORD may hold letters, digits and . _ ~ - only (kafka-storage parses it)"
         extra=(--add-scram "SCRAM-SHA-512=[name=vigil,password=$VIGIL_KAFKA_SCRAM_PASSWORD]")
+        touch "$dir/scram.formatted"
     fi
     java_tool kafka.tools.StorageTool format --ignore-formatted \
         -t "$cluster_id" -c "$dir/server.properties" ${extra[@]+"${extra[@]}"} >"$dir/format.log" 2>&1 ||
@@ -433,7 +439,11 @@ cmd_start() {
     port_open "$cport" && die "controller port $cport is already in use"
     if [[ -n "$sport" ]]; then
         [[ "$sport" =~ ^[0-9]+$ ]] || die "bad --sasl-ssl-port '$sport'"
+        [[ "$sport" != "$port" && "$sport" != "$cport" ]] || die "--sasl-ssl-port must differ from --port and --controller-port"
         port_open "$sport" && die "port $sport is already in use"
+        if is_formatted "$dir" && [[ ! -f "$dir/scram.formatted" ]]; then
+            die "$dir was formatted without --sasl-ssl-port: it has no SCRAM user (use a new --dir)"
+        fi
         make_tls "$dir"
     fi
     write_props "$dir" 1 "$port" "$cport" "1@127.0.0.1:$cport" 1 "$sport"

@@ -137,7 +137,11 @@ impl Decoder {
         let seed = RecordSeed { decoder: self, failure: &mut failure, unknown };
         let record = seed.deserialize(&mut de).and_then(|r| de.end().map(|_| r));
         match record {
-            Ok(record) => Ok(record),
+            // the expectations decide once the whole text is known to be valid
+            Ok((record, judged)) => match &self.expect {
+                Some(e) => e.settle(judged).map(|_| record),
+                None => Ok(record),
+            },
             Err(e) => Err(failure.unwrap_or_else(|| Rejection::new(Reason::NotJson, e.to_string()))),
         }
     }
@@ -150,20 +154,20 @@ struct RecordSeed<'a, 'u> {
 }
 
 impl<'de> DeserializeSeed<'de> for RecordSeed<'_, '_> {
-    type Value = Decoded;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Decoded, D::Error> {
+    type Value = (Decoded, expect::Judged);
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
-    type Value = Decoded;
+    type Value = (Decoded, expect::Judged);
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Decoded, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let dec = self.decoder;
         let fail = |failure: &mut Option<Rejection>, reason, detail: String| {
             *failure = Some(Rejection::new(reason, detail.clone()));
@@ -271,35 +275,28 @@ impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
         if let Some((_, name)) = dec.required.iter().find(|(i, _)| !seen[*i]) {
             return Err(fail(self.failure, Reason::MissingField, format!("required field `{name}` is missing")));
         }
-        if let Some(e) = &dec.expect {
-            if let Err(r) = e.settle(judged) {
-                let detail = r.detail.clone();
-                *self.failure = Some(r);
-                return Err(de::Error::custom(detail));
-            }
-        }
-        Ok(Decoded { key, event_id, time_ms: time, numeric, strings })
+        Ok((Decoded { key, event_id, time_ms: time, numeric, strings }, judged))
     }
 
-    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Decoded, A::Error> {
+    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
         Err(not_object(self.failure, "an array"))
     }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Decoded, E> {
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
         Err(not_object(self.failure, "a string"))
     }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Decoded, E> {
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
         Err(not_object(self.failure, "a number"))
     }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Decoded, E> {
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
         Err(not_object(self.failure, "a number"))
     }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Decoded, E> {
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
         Err(not_object(self.failure, "a number"))
     }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Decoded, E> {
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
         Err(not_object(self.failure, "a boolean"))
     }
-    fn visit_unit<E: de::Error>(self) -> Result<Decoded, E> {
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
         Err(not_object(self.failure, "null"))
     }
 }

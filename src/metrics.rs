@@ -88,7 +88,7 @@ impl Metrics {
             committed_epoch: IntGauge::new("vigil_committed_epoch", "Newest epoch whose input offsets are committed").unwrap(),
             expectation_failures: IntCounterVec::new(
                 Opts::new("vigil_expectation_failures_total", "Records failing a data-quality expectation (mode dlq: dead-lettered; warn: counted)"),
-                &["expectation", "mode"],
+                &["topic", "expectation", "mode"],
             )
             .unwrap(),
             output_blocked: IntGauge::new("vigil_output_blocked", "Threads waiting for room in the producer's queue (output backpressure)").unwrap(),

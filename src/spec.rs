@@ -280,7 +280,7 @@ impl JobBuilder {
             .max_message_bytes(s.max_message_bytes);
         b.event_id_field = s.event_id_field;
         b.format = s.format;
-        b.expectations = s.expectations;
+        b.expectations.extend(s.expectations);
         for f in s.fields {
             b = if f.optional { b.optional_field(&f.name, f.ty) } else { b.field(&f.name, f.ty) };
         }

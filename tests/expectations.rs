@@ -99,7 +99,7 @@ fn naive(v: &serde_json::Value) -> (Vec<&'static str>, Vec<&'static str>) {
 }
 
 fn counter(metrics: &Metrics, name: &str, mode: &str) -> u64 {
-    metrics.expectation_failures.with_label_values(&[name, mode]).get()
+    metrics.expectation_failures.with_label_values(&["tx", name, mode]).get()
 }
 
 #[test]

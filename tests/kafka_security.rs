@@ -32,13 +32,24 @@ fn run(broker: &RealKafka, password: &str, group: &str) -> Output {
         .env("RUST_LOG", "debug");
     let child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     let pid = child.id();
-    // a stuck job fails the test instead of hanging it
-    let watchdog = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(240));
-        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-    });
+    // a stuck job fails the test instead of hanging it (and only that job: the
+    // watchdog stands down once it ended)
+    let ended = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog = {
+        let ended = ended.clone();
+        std::thread::spawn(move || {
+            for _ in 0..2400 {
+                std::thread::sleep(Duration::from_millis(100));
+                if ended.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+            }
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        })
+    };
     let out = child.wait_with_output().unwrap();
-    drop(watchdog);
+    ended.store(true, std::sync::atomic::Ordering::SeqCst);
+    watchdog.join().unwrap();
     out
 }
 

@@ -4,9 +4,11 @@
 //! is otherwise valid. A record with a malformed field keeps that reason; a
 //! valid one failing a `dlq` expectation becomes `expectation` (the first
 //! failing one, in the record's field order, named in the detail, and only it
-//! counted); `warn` failures of an accepted record are counted. Every failure counts in
-//! `vigil_expectation_failures_total{expectation,mode}` once the decoder is
-//! given the metrics.
+//! counted); `warn` failures of a decoded record are counted. The verdict is
+//! part of decoding: a record later found late (its time against the
+//! watermark) keeps its `warn` counts. The counts go to
+//! `vigil_expectation_failures_total{topic,expectation,mode}` once the decoder
+//! is given the metrics.
 //!
 //! ```
 //! use vigil::decode::Decoder;
@@ -53,6 +55,7 @@ pub(crate) struct Expectations {
     by_field: Vec<Vec<usize>>,
     /// Per expectation: its failure counter.
     counters: OnceLock<Vec<IntCounter>>,
+    topic: String,
 }
 
 /// What one record's values did to the expectations so far.
@@ -93,12 +96,12 @@ impl Expectations {
             by_field[field].push(all.len());
             all.push(One { name: e.name.clone(), field: e.field.clone(), check, mode: e.mode });
         }
-        Some(Expectations { all, by_field, counters: OnceLock::new() })
+        Some(Expectations { all, by_field, counters: OnceLock::new(), topic: s.topic.clone() })
     }
 
     /// Counts failures in `metrics` from now on.
     pub(crate) fn count_with(&self, metrics: &Metrics) {
-        let _ = self.counters.set(self.all.iter().map(|e| metrics.expectation_failures.with_label_values(&[&e.name, e.mode.as_str()])).collect());
+        let _ = self.counters.set(self.all.iter().map(|e| metrics.expectation_failures.with_label_values(&[&self.topic, &e.name, e.mode.as_str()])).collect());
     }
 
     /// Judges the numeric value `v` of declared field `field`.

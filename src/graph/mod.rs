@@ -200,6 +200,12 @@ impl<'s> GraphBuilder<'s> {
         if let Err(e) = crate::spec::check_expectations(source.spec()) {
             self.shared.errors.borrow_mut().push(format!("{e:#}"));
         }
+        if matches!(make, source::MakeValue::Custom(_)) && !source.spec().expectations.is_empty() {
+            self.shared.errors.borrow_mut().push(format!(
+                "source `{}`: expectations are judged by vigil's decoder; a source with its own decoder (`source_decoded`) cannot have them",
+                source.topic()
+            ));
+        }
         match &collector.inputs {
             run::Inputs::Memory { topics, epoch_records, .. } => {
                 let data = topics.get(source.topic()).cloned().unwrap_or_else(|| {

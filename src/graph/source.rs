@@ -212,12 +212,16 @@ pub(super) struct Admission<V> {
     clocks: std::collections::HashMap<u32, PartitionClock>,
     pub(super) counts: SourceCounts,
     pub(super) dead: Vec<DeadLetter>,
+    /// `vigil_events_in_total` of the topic, once given the metrics.
+    events_in: Option<prometheus::IntCounter>,
 }
 
 impl<V> Admission<V> {
-    /// Counts the source's expectation failures in `metrics`.
-    pub(super) fn count_expectations(&self, metrics: &crate::metrics::Metrics) {
+    /// Counts the records read (`vigil_events_in_total`) and the expectation
+    /// failures in `metrics`.
+    pub(super) fn count_expectations(&mut self, metrics: &crate::metrics::Metrics) {
         self.decoder.count_expectations(metrics);
+        self.events_in = Some(metrics.events_in.with_label_values(&[&self.topic]));
     }
 
     pub(super) fn new(index: u32, source: &Source, make: MakeValue<V>) -> Self {
@@ -235,12 +239,16 @@ impl<V> Admission<V> {
             clocks: Default::default(),
             counts: SourceCounts::default(),
             dead: Vec::new(),
+            events_in: None,
         }
     }
 
     /// One record read at (partition, offset): an event, or a dead letter.
     pub(super) fn take(&mut self, partition: u32, offset: i64, payload: Option<&[u8]>, now_ms: i64) -> Option<Msg<V>> {
         self.counts.read += 1;
+        if let Some(c) = &self.events_in {
+            c.inc();
+        }
         let clock = self.clocks.entry(partition).or_default();
         let (schema, policy) = (&self.schema, &self.policy);
         let decoded = match &mut self.make {
