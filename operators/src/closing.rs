@@ -83,6 +83,13 @@ impl OpenWindows {
         }
     }
 
+    /// The same windows over a new layout of fields (see [`Span::remap_fields`]).
+    pub fn remap_fields(&mut self, map: &[Option<usize>]) {
+        for o in &mut self.open {
+            o.span.remap_fields(map);
+        }
+    }
+
     /// When the next window closes (a watermark at or past it closes it).
     pub fn next_close(&self, kind: WindowKind) -> Option<i64> {
         self.open.iter().map(|o| close_at(kind, o)).min()

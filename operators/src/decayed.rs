@@ -81,6 +81,22 @@ impl DecayRun {
         DecayRun { at: time, base_at: time, ..DecayRun::default() }
     }
 
+    /// The run of a key whose retained events are `times`/`values`, as if it had
+    /// seen exactly those (a state migration adds the feature to a key that
+    /// already has history; its evicted events are gone and count for nothing).
+    pub(crate) fn rebuilt(d: &Decayed, times: &VecDeque<i64>, values: &VecDeque<f64>, fields: usize, last_time: Option<i64>) -> Self {
+        let Some(&first) = times.front() else { return DecayRun::starting_at(last_time.unwrap_or(0)) };
+        let mut run = DecayRun::starting_at(first);
+        for (e, &t) in times.iter().enumerate() {
+            let (x, w) = d.contribution_of(d.field.map(|f| values[e * fields + f]));
+            let f = decay(t - run.at, d.half_life_ms);
+            run.sum = run.sum * f + x;
+            run.weight = run.weight * f + w;
+            run.at = t;
+        }
+        run
+    }
+
     /// The value as of the event just inserted at retained index `pos` (its
     /// fields `event`), from the key's retained `times` and `values`; updates the
     /// running sums (kept as of the key's latest time).

@@ -120,6 +120,23 @@ impl DistinctRun {
         }
     }
 
+    /// The run of a key whose retained events are `r`, as of its latest time:
+    /// what the run would hold had it seen them all (a state migration adds
+    /// the feature to a key that already has history).
+    pub fn rebuilt(d: &Distinct, r: &Tagged<'_>) -> Self {
+        let mut run = DistinctRun::default();
+        for e in 0..r.times.len() {
+            let tag = r.tags.get(e * r.stride + d.tag).copied().unwrap_or(ABSENT);
+            if tag != ABSENT {
+                *run.counts.entry(tag).or_default() += 1;
+            }
+        }
+        if let Some(&latest) = r.times.back() {
+            run.advance(latest.saturating_sub(d.window_ms), d, r);
+        }
+        run
+    }
+
     /// The key dropped its first `n` retained events (all at or before `lo`).
     pub fn removed_front(&mut self, n: usize) {
         self.start -= n.min(self.start);

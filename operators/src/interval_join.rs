@@ -316,6 +316,21 @@ impl JoinState {
         JoinState { defs, joins, watermarks: HashMap::default() }
     }
 
+    /// Moves the state into `new` (an empty state of a changed job's joins):
+    /// new join `j` keeps old join `plan[j]`'s buffered events (same name, same
+    /// definition, same event layout), or starts empty (`None`); the others are
+    /// dropped.
+    pub fn migrate(self, mut new: JoinState, plan: &[Option<usize>]) -> JoinState {
+        let mut old: Vec<Option<OneJoin>> = self.joins.into_iter().map(Some).collect();
+        for (j, mine) in new.joins.iter_mut().enumerate() {
+            if let Some(kept) = plan.get(j).copied().flatten().and_then(|o| old.get_mut(o)).and_then(Option::take) {
+                *mine = kept;
+            }
+        }
+        new.watermarks = self.watermarks;
+        new
+    }
+
     /// Events buffered by every join (those that can still match).
     pub fn buffered(&self) -> usize {
         self.joins.iter().map(|j| j.buffered).sum()

@@ -120,6 +120,13 @@ impl Span {
         }
     }
 
+    /// The same span over a new layout of fields: field `i` is the old field
+    /// `map[i]` (`None`: empty).
+    pub fn remap_fields(&mut self, map: &[Option<usize>]) {
+        let old = std::mem::take(&mut self.fields);
+        self.fields = map.iter().map(|m| m.and_then(|o| old.get(o).copied()).unwrap_or_default()).collect();
+    }
+
     pub fn clear(&mut self) {
         self.count = 0;
         self.fields.iter_mut().for_each(|s| *s = FieldSummary::default());
@@ -236,6 +243,15 @@ impl KindRun {
                 i64::MIN // the start is among the evicted events
             }
             _ => r.times[j],
+        }
+    }
+
+    /// The same run over a new layout of fields: field `i` of the result is the
+    /// old field `map[i]` (`None`: a field the run never saw, empty).
+    pub fn remap_fields(&mut self, map: &[Option<usize>]) {
+        self.span.remap_fields(map);
+        if let Some((_, base)) = &mut self.base {
+            base.remap_fields(map);
         }
     }
 

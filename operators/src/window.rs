@@ -53,6 +53,9 @@ use crate::lookup::Lookup;
 use crate::panes::{Panes, RatioToMean};
 use crate::tail::{TailWindow, Tracked};
 
+mod migrate;
+pub use migrate::FeatureMigration;
+
 /// An aggregate over an event-time window: sliding (ending at each event),
 /// tumbling, hopping or session (see [`crate::kinds`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
