@@ -44,6 +44,9 @@ enum Command {
     /// The Nexmark benchmark through Kafka: publish its events, run a query.
     #[command(subcommand)]
     Nexmark(cli::nexmark::NexmarkCommand),
+    /// Copy a job's newest checkpoint out of its checkpoint directory and keep
+    /// it: a changed job starts from it with `vigil run --from-savepoint`.
+    Savepoint(cli::savepoint::SavepointArgs),
 }
 
 fn main() {
@@ -72,5 +75,6 @@ fn real_main(cli: Cli) -> Result<()> {
         Command::Features(c) => cli::features::run(c),
         Command::Replay(a) => cli::replay::run(a),
         Command::Nexmark(c) => cli::nexmark::run(c),
+        Command::Savepoint(a) => cli::savepoint::run(a),
     }
 }

@@ -80,6 +80,16 @@ pub struct RunOptions {
     /// Stop each partition at its first record stamped at or after this time
     /// (epoch ms): the run reads `[start, until)`, then ends.
     pub until: Option<i64>,
+    /// Start from this savepoint (a savepoint folder or a directory of them),
+    /// its state carried into this job by name (`checkpoint::upgrade`), unless
+    /// the checkpoint directory already has a checkpoint to resume from (a
+    /// restart after the upgrade).
+    pub from_savepoint: Option<PathBuf>,
+    /// Names of features, joins or the model whose changed state may start over.
+    pub allow_state_reset: Vec<String>,
+    /// Once the run stops (its final checkpoint committed), copy that
+    /// checkpoint into a savepoint under this directory.
+    pub savepoint_on_stop: Option<PathBuf>,
 }
 
 impl RunOptions {
@@ -97,6 +107,9 @@ impl RunOptions {
             data_dir: None,
             start_at: None,
             until: None,
+            from_savepoint: None,
+            allow_state_reset: Vec::new(),
+            savepoint_on_stop: None,
         }
     }
 }
@@ -115,6 +128,8 @@ pub struct RunSummary {
     pub monitor: Option<crate::monitor::MonitorSummary>,
     /// What the offline log wrote (runs with a data directory).
     pub offline: Option<crate::offline::log::OfflineSummary>,
+    /// The savepoint written at the stop (`RunOptions::savepoint_on_stop`).
+    pub savepoint: Option<PathBuf>,
 }
 
 /// Runs `job` until the input ends (`until_end`, or end offsets set on `end`) or
@@ -125,6 +140,14 @@ pub fn run_job(mut job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, contr
             "job `{}` reads several topics ([[source]], [[topic_join]]): it runs on the graph (`vigil run` does so by itself), not on this pipeline",
             job.name
         );
+    }
+    if opts.checkpoint_dir.is_none() {
+        if opts.savepoint_on_stop.is_some() {
+            bail!("--savepoint-on-stop needs --checkpoint-dir: a savepoint is the final checkpoint, kept");
+        }
+        if opts.from_savepoint.is_some() {
+            bail!("--from-savepoint needs --checkpoint-dir: the job goes on checkpointing its upgraded state there");
+        }
     }
     if let Some(o) = job.model.online.as_mut() {
         o.resolve_consistency(opts.until_end || opts.until.is_some(), opts.checkpoint_dir.is_some());
@@ -182,6 +205,7 @@ pub fn run_job(mut job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, contr
             workers: (first_worker..first_worker + opts.cluster.workers).collect(),
             job: job.name.clone(),
             fingerprint: job.state_fingerprint(),
+            shape: crate::checkpoint::upgrade::StateShape::of(&job),
             topic: topic.clone(),
             start_epoch,
             learner: learner.as_ref().and_then(|l| l.checkpoints.clone()),
@@ -250,7 +274,20 @@ pub fn run_job(mut job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, contr
     if opts.exactly_once {
         sink.close()?;
     }
-    Ok(RunSummary { partitions, committed, restored_epoch: restored.map(|r| r.epoch()), checkpoints, learner: learned?, monitor: monitored, offline })
+    let savepoint = match (&opts.savepoint_on_stop, &opts.checkpoint_dir) {
+        (Some(to), Some(from)) => Some(crate::checkpoint::savepoint::write(from, to)?),
+        _ => None,
+    };
+    Ok(RunSummary {
+        partitions,
+        committed,
+        restored_epoch: restored.map(|r| r.epoch()),
+        checkpoints,
+        learner: learned?,
+        monitor: monitored,
+        offline,
+        savepoint,
+    })
 }
 
 /// Where the run starts: the topic's partitions, the offset of each (the
@@ -274,8 +311,27 @@ fn starting_point(
         Some(_) if opts.cluster.addresses.len() > 1 => {
             bail!("checkpoints need a single process for now (use -w for more workers)")
         }
-        Some(dir) => restore::choose(dir, &committed, partitions, &job.state_fingerprint())?.map(Arc::new),
+        Some(dir) => {
+            if opts.from_savepoint.is_some() {
+                own_history(dir, &job.state_fingerprint())?;
+            }
+            restore::choose(dir, &committed, partitions, &job.state_fingerprint())?.map(Arc::new)
+        }
         None => None,
+    };
+    let restored = match (restored, &opts.from_savepoint) {
+        (Some(r), Some(path)) => {
+            tracing::info!(epoch = r.epoch(), savepoint = %path.display(), "--from-savepoint is not used: the job's own checkpoint is newer, and resumes it");
+            Some(r)
+        }
+        (None, Some(path)) => {
+            let r = restore::from_savepoint(path, job, &opts.allow_state_reset)?;
+            if let Some(p) = r.manifest.partitions.iter().find(|c| c.partition >= partitions) {
+                bail!("the savepoint has partition {} of `{topic}`, which now has {partitions}", p.partition);
+            }
+            Some(Arc::new(r))
+        }
+        (r, None) => r,
     };
     let mut start = kafka::start_offsets(admin, topic, partitions, &committed)?;
     match (&restored, opts.start_at) {
@@ -309,6 +365,22 @@ fn starting_point(
         *end.lock().unwrap_or_else(|e| e.into_inner()) = Some(ends.into_iter().enumerate().map(|(p, o)| (p as u32, o)).collect());
     }
     Ok((partitions, start, restored))
+}
+
+/// A job started from a savepoint writes checkpoints of its own shape: the
+/// checkpoint directory must not hold another job's.
+fn own_history(dir: &std::path::Path, fingerprint: &str) -> Result<()> {
+    if let Some((_, path)) = crate::checkpoint::format::list_manifests(dir)?.first() {
+        let m = crate::checkpoint::format::read_manifest(path)?;
+        if m.fingerprint != fingerprint {
+            bail!(
+                "--checkpoint-dir {} holds checkpoints of another job definition (the one before the upgrade?); \
+                 a job started from a savepoint needs a checkpoint directory of its own: give it an empty one",
+                dir.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The drift monitor of a job with `[monitor]`, writing to its `drift` topic.

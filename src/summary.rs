@@ -32,6 +32,9 @@ pub fn run_summary(summary: &RunSummary, metrics: &Metrics, job: &JobSpec) -> St
     if let Some(o) = &summary.offline {
         let _ = writeln!(out, "  offline log: {} feature rows in {} Parquet files", o.rows, o.files);
     }
+    if let Some(s) = &summary.savepoint {
+        let _ = writeln!(out, "  savepoint: {}", s.display());
+    }
     out
 }
 

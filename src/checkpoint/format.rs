@@ -35,6 +35,10 @@ pub struct Manifest {
     /// The online learner's state file (`learner::checkpoint`), for jobs that train.
     #[serde(default)]
     pub learner: Option<String>,
+    /// What shapes the state, by name: a savepoint of it can start a changed
+    /// job ([`super::upgrade`]). Absent in checkpoints of older builds.
+    #[serde(default)]
+    pub shape: Option<super::upgrade::StateShape>,
 }
 
 pub fn manifest_name(epoch: u64) -> String {
@@ -140,8 +144,17 @@ mod tests {
     #[test]
     fn unknown_versions_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let m =
-            Manifest { format: 99, job: "j".into(), fingerprint: "f".into(), epoch: 3, partitions: vec![], states: vec![], created_unix_ms: 0, learner: None };
+        let m = Manifest {
+            format: 99,
+            job: "j".into(),
+            fingerprint: "f".into(),
+            epoch: 3,
+            partitions: vec![],
+            states: vec![],
+            created_unix_ms: 0,
+            learner: None,
+            shape: None,
+        };
         let path = write_manifest(dir.path(), &m).unwrap();
         let err = read_manifest(&path).unwrap_err().to_string();
         assert!(err.contains("format 99"), "{err}");

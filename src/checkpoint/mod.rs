@@ -8,10 +8,14 @@
 //!   reports, waits for the outputs to be delivered, commits offsets, cleans up.
 //! - `restore`: picks the checkpoint that matches Kafka's committed offsets.
 //! - `txlog`: the record of transaction commit decisions.
+//! - `savepoint`: checkpoints copied out and kept, to start a changed job from.
+//! - `upgrade`: which state of a savepoint a changed job keeps, by name.
 
 pub mod format;
 pub mod restore;
+pub mod savepoint;
 pub mod txlog;
+pub mod upgrade;
 
 use serde::{Deserialize, Serialize};
 

@@ -17,6 +17,8 @@ use crate::watermark::PartitionClock;
 pub struct Restored {
     pub dir: PathBuf,
     pub manifest: Manifest,
+    /// A savepoint of a changed job: how its state becomes this job's.
+    pub upgrade: Option<std::sync::Arc<super::upgrade::Upgrade>>,
 }
 
 impl Restored {
@@ -32,6 +34,9 @@ impl Restored {
     }
     /// The online learner's state, when the checkpoint has one.
     pub fn learner(&self) -> Result<Option<crate::learner::checkpoint::LearnerCheckpoint>> {
+        if self.upgrade.as_ref().is_some_and(|u| !u.carry_model) {
+            return Ok(None);
+        }
         match &self.manifest.learner {
             Some(name) => {
                 let path = self.dir.join(name);
@@ -48,12 +53,28 @@ impl Restored {
     pub fn worker_state(&self, empty: (FeatureState, JoinState), keep: impl Fn(&str) -> bool) -> Result<(FeatureState, JoinState)> {
         let (mut state, mut joins) = empty;
         for name in &self.manifest.states {
-            let (part, part_joins) = format::read_state(&self.dir.join(name))?;
+            let (mut part, mut part_joins) = format::read_state(&self.dir.join(name))?;
+            if let Some(u) = &self.upgrade {
+                (part, part_joins) = u.migrate(part, part_joins);
+            }
             state.absorb(part, &keep).map_err(|e| anyhow::anyhow!("{}: {e}", name))?;
             joins.absorb(part_joins, &keep).map_err(|e| anyhow::anyhow!("{}: {e}", name))?;
         }
         Ok((state, joins))
     }
+}
+
+/// The savepoint at `path` (see [`super::savepoint::find`]) planned into `job`
+/// (see [`super::upgrade::plan`]): what a run restores; the plan's lines are
+/// logged.
+pub fn from_savepoint(path: &Path, job: &crate::spec::JobSpec, reset: &[String]) -> Result<Restored> {
+    let (dir, manifest) = super::savepoint::find(path)?;
+    let Some(shape) = &manifest.shape else { bail!("{} predates savepoints: it records no state shape", dir.display()) };
+    let upgrade = super::upgrade::plan(shape, job, reset).map_err(|e| anyhow::anyhow!("{}: {e:#}", dir.display()))?;
+    for line in &upgrade.report {
+        tracing::info!(savepoint = %dir.display(), "{line}");
+    }
+    Ok(Restored { dir, manifest, upgrade: Some(std::sync::Arc::new(upgrade)) })
 }
 
 /// Finds the checkpoint in `dir` that matches `committed` (partition -> next offset
@@ -79,7 +100,7 @@ pub fn choose(dir: &Path, committed: &HashMap<u32, i64>, partitions: u32, finger
         let offsets: HashMap<u32, i64> = m.partitions.iter().map(|c| (c.partition, c.next_offset)).collect();
         let matches = (0..partitions).all(|p| offsets.get(&p).copied().unwrap_or(-1) == committed.get(&p).copied().unwrap_or(-1));
         if matches {
-            return Ok(Some(Restored { dir: dir.to_owned(), manifest: m }));
+            return Ok(Some(Restored { dir: dir.to_owned(), manifest: m, upgrade: None }));
         }
     }
     bail!(

@@ -1,5 +1,5 @@
 //! The `vigil` command, one file per command: `demo`, `run`, `gen`, `broker`,
-//! `runs`, `model`, `features`, `replay`, `nexmark`; what they share (Kafka settings, the
+//! `runs`, `model`, `features`, `replay`, `nexmark`, `savepoint`; what they share (Kafka settings, the
 //! metrics address) here.
 
 pub mod broker;
@@ -11,6 +11,7 @@ pub mod nexmark;
 pub mod replay;
 pub mod run;
 pub mod runs;
+pub mod savepoint;
 
 use std::net::SocketAddr;
 

@@ -90,6 +90,21 @@ pub struct RunArgs {
     /// `graph` (the dataflow API; always for jobs with several topics).
     #[arg(long, value_enum, default_value = "pipeline")]
     pub engine: Engine,
+    /// Start from a savepoint (a `savepoint-<epoch>` folder, or a directory of
+    /// them: the newest): unchanged features, joins and the model keep their
+    /// state by name, added ones start empty, removed ones are dropped, changed
+    /// ones are refused (see "Upgrading a job" in the README). A checkpoint in
+    /// --checkpoint-dir wins over it (a restart after the upgrade).
+    #[arg(long, value_name = "PATH")]
+    pub from_savepoint: Option<PathBuf>,
+    /// A changed feature, join or model whose state may start over instead of
+    /// refusing the savepoint; repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub allow_state_reset: Vec<String>,
+    /// When the job stops (SIGTERM, --until, --until-end), keep its final
+    /// checkpoint as a savepoint under DIR (needs --checkpoint-dir).
+    #[arg(long, value_name = "DIR")]
+    pub savepoint_on_stop: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -147,6 +162,9 @@ pub fn run(a: RunArgs) -> Result<()> {
         data_dir: a.data_dir,
         start_at: time_arg("--start-at", &a.start_at)?,
         until: time_arg("--until", &a.until)?,
+        from_savepoint: a.from_savepoint,
+        allow_state_reset: a.allow_state_reset,
+        savepoint_on_stop: a.savepoint_on_stop,
     };
     if let (Some(s), Some(u)) = (opts.start_at, opts.until) {
         if s >= u {
@@ -182,7 +200,12 @@ fn probes(a: &RunArgs, control: Arc<Control>) -> Result<vigil::http::Probes> {
 /// `vigil run` of a job that reads several topics (or `--engine graph`): built
 /// as a graph (`graph::job::job_graph`) and run on Kafka by `KafkaRun`.
 fn run_on_graph(job: JobSpec, a: RunArgs) -> Result<()> {
-    let unsupported = [(a.processes > 1, "-n (several processes)"), (a.exactly_once, "--exactly-once")];
+    let unsupported = [
+        (a.processes > 1, "-n (several processes)"),
+        (a.exactly_once, "--exactly-once"),
+        (a.from_savepoint.is_some(), "--from-savepoint"),
+        (a.savepoint_on_stop.is_some(), "--savepoint-on-stop"),
+    ];
     let named: Vec<&str> = unsupported.iter().filter(|(on, _)| *on).map(|(_, what)| *what).collect();
     if !named.is_empty() {
         bail!("job `{}` runs on the graph, which does not take {} yet", job.name, named.join(", "));

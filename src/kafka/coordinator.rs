@@ -37,6 +37,8 @@ pub struct CoordinatorConfig {
     pub workers: Vec<usize>,
     pub job: String,
     pub fingerprint: String,
+    /// The state's shape, recorded in every manifest (for savepoints).
+    pub shape: crate::checkpoint::upgrade::StateShape,
     pub topic: String,
     /// First epoch of this run (one past the restored checkpoint).
     pub start_epoch: u64,
@@ -243,6 +245,7 @@ impl State {
                 partitions,
                 states,
                 created_unix_ms: crate::types::now_us() / 1000,
+                shape: Some(self.cfg.shape.clone()),
             };
             format::write_manifest(dir, &manifest)?;
             self.summary.checkpoints_written += 1;

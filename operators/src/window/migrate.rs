@@ -170,10 +170,17 @@ fn migrate_extras(
     } else {
         plan.fields.iter().map(|m| m.and_then(|o| x.last_values.get(o).copied()).unwrap_or(f64::NAN)).collect()
     };
-    let decayed = carry(&x.decayed, old_defs, defs, &plan.features, |d| matches!(d, FeatureDef::Decayed(_)), |j| match &defs[j] {
-        FeatureDef::Decayed(d) => DecayRun::rebuilt(d, times, values, fields, last_time),
-        _ => unreachable!("picked decayed defs"),
-    });
+    let decayed = carry(
+        &x.decayed,
+        old_defs,
+        defs,
+        &plan.features,
+        |d| matches!(d, FeatureDef::Decayed(_)),
+        |j| match &defs[j] {
+            FeatureDef::Decayed(d) => DecayRun::rebuilt(d, times, values, fields, last_time),
+            _ => unreachable!("picked decayed defs"),
+        },
+    );
     let panes = carry(&x.panes, old_defs, defs, &plan.features, |d| matches!(d, FeatureDef::RatioToMean(_)), |_| Default::default());
     let hll = carry(&x.hll, old_defs, defs, &plan.features, |d| matches!(d, FeatureDef::ApproxDistinct(_)), |_| Default::default());
     let tagged = Tagged { times, tags: &tags, stride: new.tags };
