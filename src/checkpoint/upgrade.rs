@@ -17,7 +17,7 @@
 //!   else the run is refused, naming what differs, unless
 //!   `--allow-state-reset <model name>` starts it from its initial weights.
 //!
-//! State files are migrated as they are read ([`Upgrade::features`]), so the
+//! State files are migrated as they are read ([`Upgrade::migrate`]), so the
 //! worker count may change at the same time.
 
 use anyhow::{bail, Result};
