@@ -197,3 +197,82 @@ fn crash_and_check(addr: &str, dir: &std::path::Path) -> HashMap<(u64, i64), Vec
     );
     reference
 }
+
+/// A zombie, on Apache Kafka: a second instance of the job with the same
+/// transactional id (same job, group and process index: a pod rescheduled
+/// while the old one still runs) fences the first. The first stops by itself,
+/// with an error naming the fencing, and commits nothing more; the second goes
+/// on, takes the input that arrives after it started, and stops cleanly on
+/// SIGTERM. A `read_committed` consumer sees exactly one output per input, and
+/// the group has committed the input's end.
+#[test]
+fn on_apache_kafka_a_zombie_instance_is_fenced_and_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = real_kafka::RealKafka::start("zombie");
+    for (t, p) in [("transactions", 8), ("scores_z", 8), ("dlq_z", 2)] {
+        broker.create_topic(t, p);
+    }
+    let addr = broker.brokers.clone();
+    let publish = |seed: &str| {
+        let gen =
+            vigil().args(["gen", "--brokers", &addr, "--events", "50000", "--labels-topic", "none", "--bad-ratio", "0.01", "--seed", seed]).status().unwrap();
+        assert!(gen.success());
+    };
+    publish("4");
+    let job = job_file(dir.path(), "z");
+    let run = |name: &str| {
+        let log = std::fs::File::create(dir.path().join(format!("{name}.log"))).unwrap();
+        let mut c = vigil();
+        c.args(["run", &job, "--brokers", &addr, "--exactly-once", "--group-id", "zg", "--checkpoint-interval", "200ms", "--metrics-addr", "off"])
+            .arg("--checkpoint-dir")
+            .arg(dir.path().join(name))
+            .stdout(Stdio::null())
+            .stderr(log);
+        KillOnDrop(c.spawn().unwrap())
+    };
+    let kafka = KafkaOptions::new(&addr);
+    let consumer = kafka.admin_consumer("zg").unwrap();
+    let committed = || vigil::kafka::committed_offsets(&consumer, "transactions", 8).unwrap();
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let mut first = run("first");
+    wait_for("the first instance committed", &|| committed().values().sum::<i64>() > 0);
+    let mut second = run("second");
+    // the first stops by itself once fenced
+    let status = {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(s) = first.0.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "the fenced instance did not stop");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let log = std::fs::read_to_string(dir.path().join("first.log")).unwrap();
+    assert!(!status.success() && log.to_lowercase().contains("fenced"), "{status:?}\n{log}");
+    // more input: the second takes it, alone
+    publish("5");
+    let end = vigil::kafka::end_offsets(&consumer, "transactions", 8).unwrap();
+    wait_for("the second instance committed the end", &|| (0..8).all(|p| committed().get(&p) == Some(&end[p as usize])));
+    let term = Command::new("kill").args(["-TERM", &second.0.id().to_string()]).status().unwrap();
+    assert!(term.success());
+    let status = second.0.wait().unwrap();
+    assert!(status.success(), "{status:?}\n{}", std::fs::read_to_string(dir.path().join("second.log")).unwrap());
+
+    let mut seen: HashMap<(u64, i64), usize> = HashMap::new();
+    for (topic, is_dlq) in [("scores_z", false), ("dlq_z", true)] {
+        for r in read_topic_committed(&kafka, topic, Duration::from_secs(120)).unwrap() {
+            *seen.entry(output_value(r.payload.as_deref().unwrap(), is_dlq).0).or_default() += 1;
+        }
+    }
+    assert_eq!(seen.len() as i64, end.iter().sum::<i64>(), "every input has a committed output");
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "inputs with more than one committed output: {:?}", &twice[..twice.len().min(5)]);
+    assert_eq!((0..8).map(|p| committed().get(&p).copied().unwrap_or(-1)).collect::<Vec<_>>(), end);
+}

@@ -498,6 +498,39 @@ mod tests {
         out.iter().map(|j| (j.left.offset, j.right.as_ref().map(|r| r.offset))).collect()
     }
 
+    /// A job upgraded from `[a, b]` to `[b, c]`: `b` goes on as if nothing
+    /// happened, `c` starts empty, `a` is gone.
+    #[test]
+    fn a_migrated_join_keeps_its_buffers_and_an_added_one_starts_empty() {
+        let named = |name: &str, upper: i64| IntervalJoin { name: name.into(), ..join(0, upper, None) };
+        let (a, b, c) = (named("a", 10), named("b", 50), named("c", 30));
+        let first: Vec<(&str, i64, i64, &str, Option<&str>)> = vec![("k", 100, 0, "L", None), ("m", 101, 0, "L", None), ("k", 105, 0, "R", None)];
+        let second: Vec<(&str, i64, i64, &str, Option<&str>)> =
+            vec![("k", 130, 100, "R", None), ("m", 140, 100, "R", None), ("m", 141, 100, "L", None), ("m", 160, 100, "R", None), ("k", 400, 300, "X", None)];
+        let run = |state: &mut JoinState, events: &[(&str, i64, i64, &str, Option<&str>)], from: usize| {
+            let mut out = Vec::new();
+            for (i, (key, time, wm, side, on)) in events.iter().enumerate() {
+                let strings = vec![Some(side.to_string()), on.map(str::to_owned)];
+                let input = JoinInput { time: *time, partition: 0, offset: (from + i) as i64, event_id: None, values: &[], strings: &strings };
+                state.observe(key, 0, *wm, &input, &mut out);
+                state.expire_due(&mut out);
+            }
+            out.into_iter().map(|j| (j.join, j.left.offset, j.right.map(|r| r.offset))).collect::<Vec<_>>()
+        };
+        let mut unchanged = JoinState::new(vec![a.clone(), b.clone()]);
+        let mut old = JoinState::new(vec![a, b.clone()]);
+        run(&mut unchanged, &first, 0);
+        run(&mut old, &first, 0);
+        let mut migrated = old.migrate(JoinState::new(vec![b, c.clone()]), &[Some(1), None]);
+        let want_b: Vec<_> = run(&mut unchanged, &second, 3).into_iter().filter(|j| j.0 == 1).map(|j| (0, j.1, j.2)).collect();
+        let mut only_c = JoinState::new(vec![c]);
+        let want_c: Vec<_> = run(&mut only_c, &second, 3).into_iter().map(|j| (1, j.1, j.2)).collect();
+        let got = run(&mut migrated, &second, 3);
+        assert!(want_b.iter().any(|j| j.1 < 3), "b pairs events from before the upgrade: {want_b:?}");
+        assert_eq!(got.iter().filter(|j| j.0 == 0).copied().collect::<Vec<_>>(), want_b);
+        assert_eq!(got.iter().filter(|j| j.0 == 1).copied().collect::<Vec<_>>(), want_c);
+    }
+
     #[test]
     fn bounds_are_inclusive_and_unmatched_lefts_wait_for_the_watermark() {
         let mut s = JoinState::new(vec![join(0, 10, None)]);
