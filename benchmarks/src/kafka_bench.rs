@@ -195,3 +195,38 @@ pub fn idle_cpu(vigil_bin: &str, kafka: &KafkaOptions, job_toml: &str, seconds: 
     let _ = child.wait();
     Ok((after - before) as f64 / 100.0 / secs) // USER_HZ = 100
 }
+
+/// An Apache Kafka broker started by `scripts/kafka.sh` (single combined
+/// broker/controller on loopback), stopped and removed on drop.
+pub struct ApacheKafka {
+    dir: std::path::PathBuf,
+    pub kafka: KafkaOptions,
+}
+
+impl ApacheKafka {
+    pub fn start(topics: &[&str]) -> Result<ApacheKafka> {
+        let dir = std::env::temp_dir().join(format!("vigil-bench-kafka-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let port = || std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port().to_string());
+        let out = std::process::Command::new("scripts/kafka.sh")
+            .args(["start", "--dir"])
+            .arg(&dir)
+            .args(["--port", &port()?, "--controller-port", &port()?])
+            .output()
+            .context("running scripts/kafka.sh (from the repository root)")?;
+        anyhow::ensure!(out.status.success(), "scripts/kafka.sh start failed: {}", String::from_utf8_lossy(&out.stderr));
+        let brokers = String::from_utf8_lossy(&out.stdout).lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or_default().to_owned();
+        let broker = ApacheKafka { dir, kafka: KafkaOptions::new(&brokers) };
+        for t in topics {
+            let out = std::process::Command::new("scripts/kafka.sh").args(["topic", "--brokers", &brokers, "create", t, &PARTITIONS.to_string()]).output()?;
+            anyhow::ensure!(out.status.success(), "creating {t}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(broker)
+    }
+}
+
+impl Drop for ApacheKafka {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("scripts/kafka.sh").args(["stop", "--clean", "--dir"]).arg(&self.dir).output();
+    }
+}

@@ -45,6 +45,11 @@ struct Args {
     /// Run only the reliability benchmarks (RSS under a slow sink, restore time).
     #[arg(long)]
     reliability: bool,
+    /// Run only the measurements through Apache Kafka (`scripts/kafka.sh`,
+    /// fetched beforehand with `scripts/kafka.sh fetch`): the job against a
+    /// passthrough, and latency at a paced rate.
+    #[arg(long)]
+    apache_kafka: bool,
     /// Only run the fraud job as a graph or as its pipeline (`graph` or
     /// `pipeline`), `--runs` times, writing nothing: for a profiler.
     #[arg(long)]
@@ -66,6 +71,79 @@ fn kept_subsection(path: &str, heading: &str, sub: &str) -> Option<String> {
     Some(rest[..end].trim_end().to_owned() + "\n")
 }
 
+/// The fraud job through Apache Kafka: each measurement on a fresh broker, the
+/// median of `--runs`.
+fn apache_kafka_report(args: &Args, cmd: &str) -> Result<()> {
+    let n = args.kafka_events;
+    let (mut produce, mut job, mut pass, mut p50, mut p99, mut max, mut rate) = (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut low_p50, mut low_p99, mut low_max, mut low_rate, mut own) = (vec![], vec![], vec![], vec![], vec![]);
+    let version = std::fs::read_to_string("scripts/kafka.sh")?
+        .lines()
+        .find_map(|l| l.strip_prefix("KAFKA_VERSION=")?.split(":-").nth(1)?.split('}').next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into());
+    for run in 0..args.runs {
+        let broker = kafka_bench::ApacheKafka::start(&["transactions", "scores", "dlq", "passthrough"])?;
+        produce.push(kafka_bench::prefill(&broker.kafka, "transactions", n)?);
+        // which of the two goes first alternates run by run
+        if run % 2 == 0 {
+            job.push(kafka_bench::job_over_prefilled(&broker.kafka, n, 1)?);
+            pass.push(kafka_bench::passthrough(&broker.kafka, "transactions", "passthrough", n)?);
+        } else {
+            pass.push(kafka_bench::passthrough(&broker.kafka, "transactions", "passthrough", n)?);
+            job.push(kafka_bench::job_over_prefilled(&broker.kafka, n, 1)?);
+        }
+        drop(broker);
+        let broker = kafka_bench::ApacheKafka::start(&["transactions", "scores", "dlq"])?;
+        let lat = kafka_bench::latency_at_rate(&broker.kafka, 50_000.0, 10.0)?;
+        drop(broker);
+        let broker = kafka_bench::ApacheKafka::start(&["transactions", "scores", "dlq"])?;
+        let low = kafka_bench::latency_at_rate(&broker.kafka, 10_000.0, 10.0)?;
+        println!(
+            "run {run}: produce {:.0}/s, job {:.0}/s, passthrough {:.0}/s, p50/p99 {:.1}/{:.1} ms at {:.0}/s, {:.1}/{:.1} ms at {:.0}/s",
+            produce[run], job[run], pass[run], lat.p50_ms, lat.p99_ms, lat.rate, low.p50_ms, low.p99_ms, low.rate
+        );
+        (low_p50.push(low.p50_ms), low_p99.push(low.p99_ms), low_max.push(low.max_ms), low_rate.push(low.rate));
+        own.push(low.histogram_mean_ms);
+        (p50.push(lat.p50_ms), p99.push(lat.p99_ms), max.push(lat.max_ms), rate.push(lat.rate));
+    }
+    let ratios: Vec<f64> = job.iter().zip(&pass).map(|(j, p)| j / p).collect();
+    let (job_m, pass_m, p99_m) = (median(job.clone()), median(pass.clone()), median(p99.clone()));
+    let section = format!(
+        "## Through Apache Kafka (measured {})\n\nMachine: {}. Command: `{cmd}` (from the repository root, release build). \
+         Apache Kafka {version} from Maven Central, one combined broker/controller on loopback started by `scripts/kafka.sh` \
+         (JVM defaults, on the same 2 cores as the job), a fresh broker for each measurement; {n} events in 8 partitions; median of {} runs.\n\n\
+         | what | events/s | ratio |\n|---|---:|---:|\n\
+         | generator publishing alone | {:.0} | |\n\
+         | fraud job, 1 worker, over a prefilled topic (consume + job + produce scores, offsets committed) | {job_m:.0} | {:.0}% of the passthrough (median of the runs' ratios) |\n\
+         | plain consume-and-produce passthrough (upper limit of the Kafka path) | {pass_m:.0} | 100% |\n\n\
+         Runs (job / passthrough, events/s): {}.\n\n\
+         Latency at a paced {:.0} events/s for 10 s, from each input record's Kafka create time to its score record's create time \
+         (the broker round trip and the producer's 5 ms linger included): p50 {:.1} ms, p99 {p99_m:.1} ms, max {:.1} ms \
+         (runs' p99: {}). Target p99 under 50 ms: {}. At a paced {:.0} events/s: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; \
+         the job's own consume-to-score time (its histogram's mean) {:.2} ms: the rest is the broker and the clients' batching. \
+         Each measurement starts a fresh broker, so its JVM is not warmed up during the 10 s. \
+         The broker's JVM, the generator and the job share the 2 cores: where the job falls behind the paced rate, a backlog grows \
+         over the 10 s and the latency with it. The same measurement on the embedded MockCluster (no JVM) is in the foundation section.\n",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        machine(),
+        args.runs,
+        median(produce),
+        100.0 * median(ratios),
+        job.iter().zip(&pass).map(|(j, p)| format!("{j:.0} / {p:.0}")).collect::<Vec<_>>().join(", "),
+        median(rate),
+        median(p50),
+        median(max),
+        p99.iter().map(|p| format!("{p:.1} ms")).collect::<Vec<_>>().join(", "),
+        if p99_m < 50.0 { "met" } else { "not met" },
+        median(low_rate),
+        median(low_p50),
+        median(low_p99),
+        median(low_max),
+        median(own),
+    );
+    report::write_section(&args.out, "## Through Apache Kafka", &section)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -77,6 +155,9 @@ fn main() -> Result<()> {
     let cmd = std::env::args().collect::<Vec<_>>().join(" ");
     if args.reliability {
         return reliability_report(&args, &cmd);
+    }
+    if args.apache_kafka {
+        return apache_kafka_report(&args, &cmd);
     }
 
     // In memory: the same generated transactions, split over 8 partitions by key.
