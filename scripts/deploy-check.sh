@@ -91,6 +91,12 @@ check() {
     die "the chart rendered checkpoints for 3 processes; it must refuse them"
   fi
   echo "deploy-check: checkpoints with several processes are refused"
+  render_yaml --set processes=1 --set checkpoints.enabled=true --set checkpoints.subdir=checkpoints-v2 --set savepoints.onStop=true \
+    --set savepoints.from=/var/lib/vigil/savepoints --set 'savepoints.allowStateReset[0]=tx_count_1m' | validate "1 process, upgraded from a savepoint"
+  if render_yaml --set processes=1 --set savepoints.onStop=true >/dev/null 2>&1; then
+    die "the chart rendered savepoints without checkpoints; it must refuse them"
+  fi
+  echo "deploy-check: savepoints without checkpoints are refused"
   if command -v systemd-analyze >/dev/null 2>&1; then
     # the unit names /usr/local/bin/vigil: verify it against a copy of the binary there if present
     local out
