@@ -315,7 +315,16 @@ fn starting_point(
             if opts.from_savepoint.is_some() {
                 own_history(dir, &job.state_fingerprint())?;
             }
-            restore::choose(dir, &committed, partitions, &job.state_fingerprint())?.map(Arc::new)
+            match restore::choose(dir, &committed, partitions, &job.state_fingerprint()) {
+                Ok(r) => r.map(Arc::new),
+                // the upgraded job stopped after writing a checkpoint and before
+                // committing its offsets: the group still has the old job's
+                Err(e) if opts.from_savepoint.is_some() => {
+                    tracing::warn!("{e:#}: starting from the savepoint again");
+                    None
+                }
+                Err(e) => return Err(e),
+            }
         }
         None => None,
     };

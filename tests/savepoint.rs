@@ -186,6 +186,11 @@ fn a_job_upgraded_from_a_savepoint_keeps_the_state_of_what_did_not_change() {
     let err = run(&changed, &upgraded(&base, &saved, &["tx_count_1m", "no_such"], &tmp.path().join("ck-typo"))).unwrap_err();
     assert!(format!("{err:#}").contains("no feature, join or model named `no_such`"), "{err:#}");
 
+    // another key: refused (its per-key state is of other entities)
+    let rekeyed = job(|t| t.replace("key = \"card_id\"", "key = \"account_id\""), "scores_reset");
+    let err = run(&rekeyed, &upgraded(&base, &saved, &[], &tmp.path().join("ck-rekeyed"))).unwrap_err();
+    assert!(format!("{err:#}").contains("keyed by `card_id`, this job's by `account_id`"), "{err:#}");
+
     // the model's inputs changed: refused naming the model, unless reset
     let fewer = job(|t| t.replace("amount_max_1m = { weight = 0.0, transform = \"log1p\" }\n", ""), "scores_model");
     let err = run(&fewer, &upgraded(&base, &saved, &[], &tmp.path().join("ck-model"))).unwrap_err();

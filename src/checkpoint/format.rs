@@ -41,6 +41,15 @@ pub struct Manifest {
     pub shape: Option<super::upgrade::StateShape>,
 }
 
+/// The file holding the epoch of the newest checkpoint whose offsets are
+/// committed (written after each commit; what a savepoint may copy).
+pub const COMMITTED_MARKER: &str = "committed-epoch";
+
+/// The epoch in `dir`'s committed marker, if any.
+pub fn committed_epoch(dir: &Path) -> Option<u64> {
+    std::fs::read_to_string(dir.join(COMMITTED_MARKER)).ok()?.trim().parse().ok()
+}
+
 pub fn manifest_name(epoch: u64) -> String {
     format!("manifest-{epoch:020}.json")
 }

@@ -5,6 +5,10 @@
 //! its offsets are committed). A changed job starts from one with
 //! `vigil run --from-savepoint PATH` (see [`super::upgrade`]).
 //!
+//! What is copied: the newest checkpoint whose offsets the job has committed
+//! (the coordinator records it after each commit), never a newer one whose
+//! outputs may not have been delivered.
+//!
 //! Layout: `DIR/savepoint-<epoch>/` holds the manifest and every file it names.
 //! The files are copied into `DIR/.tmp-savepoint-<epoch>-<pid>/`, each fsynced,
 //! the manifest last, then the folder is renamed into place and `DIR` fsynced:
@@ -23,8 +27,12 @@ use super::format::{self, Manifest};
 pub fn write(checkpoints: &Path, savepoints: &Path) -> Result<PathBuf> {
     let mut last_error = None;
     for _ in 0..3 {
-        let Some((_, manifest_path)) = format::list_manifests(checkpoints)?.into_iter().next() else {
-            bail!("{} holds no checkpoint to save", checkpoints.display());
+        // the newest checkpoint whose offsets are committed: a newer one may
+        // have outputs that were never delivered
+        let committed = format::committed_epoch(checkpoints);
+        let newest = format::list_manifests(checkpoints)?.into_iter().find(|(e, _)| committed.is_none_or(|c| *e <= c));
+        let Some((_, manifest_path)) = newest else {
+            bail!("{} holds no committed checkpoint to save", checkpoints.display());
         };
         match copy(&manifest_path, checkpoints, savepoints) {
             Ok(dir) => return Ok(dir),
@@ -42,8 +50,16 @@ fn copy(manifest_path: &Path, checkpoints: &Path, savepoints: &Path) -> Result<P
     }
     std::fs::create_dir_all(savepoints).with_context(|| format!("creating {}", savepoints.display()))?;
     let target = savepoints.join(format!("savepoint-{:020}", manifest.epoch));
-    if target.join(format::manifest_name(manifest.epoch)).exists() {
-        return Ok(target);
+    if target.exists() {
+        let same = std::fs::read(target.join(format::manifest_name(manifest.epoch))).ok() == Some(std::fs::read(manifest_path)?);
+        if same {
+            return Ok(target);
+        }
+        bail!(
+            "{} exists and holds another checkpoint of epoch {} (another job's, or an older version's?): keep each job's savepoints in a directory of their own",
+            target.display(),
+            manifest.epoch
+        );
     }
     remove_partial(savepoints)?;
     let tmp = savepoints.join(format!(".tmp-savepoint-{}-{}", manifest.epoch, std::process::id()));
@@ -62,11 +78,14 @@ fn copy(manifest_path: &Path, checkpoints: &Path, savepoints: &Path) -> Result<P
     Ok(target)
 }
 
-/// Removes what interrupted writes left.
+/// Removes what interrupted writes left (folders of writers no longer running).
 fn remove_partial(savepoints: &Path) -> Result<()> {
     for entry in std::fs::read_dir(savepoints)? {
         let path = entry?.path();
-        if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(".tmp-savepoint-")) {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+        let writer = name.strip_prefix(".tmp-savepoint-").and_then(|r| r.rsplit('-').next()).and_then(|p| p.parse::<u32>().ok());
+        let running = writer.is_some_and(|pid| pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists());
+        if name.starts_with(".tmp-savepoint-") && !running {
             std::fs::remove_dir_all(&path).with_context(|| format!("removing the partial savepoint {}", path.display()))?;
         }
     }

@@ -31,6 +31,9 @@ use crate::spec::JobSpec;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StateShape {
     pub topic: String,
+    /// The field keying the state, and the event-time field.
+    pub key: String,
+    pub event_time: String,
     /// Numeric fields in order (the features' field indices point here).
     pub fields: Vec<String>,
     /// Kept string fields in order (tags and join fields point here).
@@ -55,6 +58,8 @@ impl StateShape {
     pub fn of(job: &JobSpec) -> StateShape {
         StateShape {
             topic: job.source.topic.clone(),
+            key: job.source.key_field.clone(),
+            event_time: job.source.event_time_field.clone(),
             fields: job.numeric_fields().iter().map(|f| f.name.clone()).collect(),
             strings: job.kept_strings(),
             features: job.features.clone(),
@@ -101,6 +106,20 @@ pub fn plan(old: &StateShape, job: &JobSpec, reset: &[String]) -> Result<Upgrade
     if old.topic != new.topic {
         bail!("the savepoint read topic `{}`, this job reads `{}`: its offsets mean nothing here", old.topic, new.topic);
     }
+    if old.key != new.key {
+        bail!(
+            "the savepoint's state is keyed by `{}`, this job's by `{}`: its per-key state is of other entities (start without the savepoint)",
+            old.key,
+            new.key
+        );
+    }
+    if old.event_time != new.event_time {
+        bail!(
+            "the savepoint's event time is `{}`, this job's `{}`: its windows and watermarks are of another clock (start without the savepoint)",
+            old.event_time,
+            new.event_time
+        );
+    }
     let index = |names: &[String], of: &str| names.iter().position(|n| n == of);
     let field_map: Vec<Option<usize>> = new.fields.iter().map(|n| index(&old.fields, n)).collect();
     let tag_map: Vec<Option<usize>> = new.strings.iter().map(|n| index(&old.strings, n)).collect();
@@ -115,9 +134,13 @@ pub fn plan(old: &StateShape, job: &JobSpec, reset: &[String]) -> Result<Upgrade
             features.push(None);
             continue;
         };
+        if matches!(d, FeatureDef::Lookup(_)) {
+            v.report.push(format!("feature `{}`: a table lookup, without state", d.name()));
+            features.push(None);
+            continue;
+        }
         let then = old.features[o].remap_inputs(old_to_new_field, old_to_new_tag);
-        let same = then.as_ref() == Some(d) || matches!(d, FeatureDef::Lookup(_)) && matches!(old.features[o], FeatureDef::Lookup(_));
-        let kept = v.decide("feature", d.name(), same, describe_change(&old.features[o], d));
+        let kept = v.decide("feature", d.name(), then.as_ref() == Some(d), describe_change(&old.features[o], d, &old.fields, &new.fields));
         features.push(kept.then_some(o));
     }
     for d in old.features.iter().filter(|d| !new.features.iter().any(|n| n.name() == d.name())) {
@@ -213,12 +236,24 @@ fn model_fits(a: &ModelShape, b: &ModelShape) -> Option<String> {
     (!why.is_empty()).then(|| why.join(", "))
 }
 
-/// What changed in a feature's definition, in words.
-fn describe_change(old: &FeatureDef, new: &FeatureDef) -> String {
+/// What changed in a feature's definition, in words (fields by name).
+fn describe_change(old: &FeatureDef, new: &FeatureDef, old_fields: &[String], new_fields: &[String]) -> String {
+    let field_of = |d: &FeatureDef, names: &[String]| -> Option<String> {
+        let i = match d {
+            FeatureDef::Window(w) => w.field?,
+            FeatureDef::Decayed(x) => x.field?,
+            FeatureDef::PrevValue { field, .. } => *field,
+            FeatureDef::RatioToMean(r) => r.field,
+            _ => return None,
+        };
+        names.get(i).cloned()
+    };
+    let (a, b) = (field_of(old, old_fields), field_of(new, new_fields));
     match (old, new) {
         (FeatureDef::Window(a), FeatureDef::Window(b)) if a.kind != b.kind => format!("window kind {} -> {}", a.kind.name(), b.kind.name()),
         (FeatureDef::Window(a), FeatureDef::Window(b)) if a.window_ms != b.window_ms => format!("window length {} ms -> {} ms", a.window_ms, b.window_ms),
-        (FeatureDef::Window(a), FeatureDef::Window(b)) if a.agg != b.agg => format!("aggregate {:?} -> {:?}", a.agg, b.agg),
+        (FeatureDef::Window(x), FeatureDef::Window(y)) if x.agg != y.agg => format!("aggregate {:?} -> {:?}", x.agg, y.agg),
+        _ if a != b => format!("field {} -> {}", a.as_deref().unwrap_or("none"), b.as_deref().unwrap_or("none")),
         _ => format!("was {old:?}, now {new:?}"),
     }
 }

@@ -290,6 +290,10 @@ impl State {
             }
         }
         self.committed = Some(epoch);
+        if let Some(dir) = &self.cfg.dir {
+            // what `vigil savepoint` may copy: a checkpoint whose offsets are committed
+            format::write_atomic(&dir.join(format::COMMITTED_MARKER), epoch.to_string().as_bytes())?;
+        }
         self.summary.last_committed = Some(epoch);
         self.metrics.committed_epoch.set(epoch as i64);
         // Forget what is no longer needed, in memory and on disk.

@@ -102,6 +102,8 @@ impl FeatureState {
     /// Moves every key of `self` into `new` (an empty state of the changed
     /// definitions) as `plan` says; see the module docs.
     pub fn migrate(self, mut new: FeatureState, plan: &FeatureMigration) -> FeatureState {
+        debug_assert_eq!(plan.fields.len(), new.fields, "a plan field per new field");
+        debug_assert_eq!(plan.features.len(), new.defs.len(), "a plan entry per new feature");
         let (old_fields, old_tags) = (self.fields, self.tags);
         let old_plans: Vec<(i64, WindowKind)> = self.plans.iter().map(|p| (p.len_ms, p.kind)).collect();
         for (key, h) in self.keys {
@@ -163,7 +165,9 @@ fn migrate_extras(
     let (defs, fields, n) = (&new.defs, new.fields, times.len());
     let mut tags = VecDeque::with_capacity(n * new.tags);
     for e in 0..n {
-        tags.extend((0..new.tags).map(|t| plan.tags.get(t).copied().flatten().and_then(|o| x.tags.get(e * old_tags + o).copied()).unwrap_or(ABSENT)));
+        // a kept string the old state did not hash (past its stride) is absent
+        let old_tag = |o: usize| (o < old_tags).then(|| x.tags.get(e * old_tags + o).copied()).flatten();
+        tags.extend((0..new.tags).map(|t| plan.tags.get(t).copied().flatten().and_then(old_tag).unwrap_or(ABSENT)));
     }
     let last_values = if x.last_values.is_empty() {
         Vec::new()
@@ -368,6 +372,24 @@ mod tests {
             m_closed.sort();
             prop_assert_eq!(m_closed, r_closed);
         }
+    }
+
+    /// A kept string the old state never hashed (past its tag stride) is absent
+    /// in the events before the upgrade, never another column's tag.
+    #[test]
+    fn a_newly_hashed_string_is_absent_before_the_upgrade() {
+        let d = |name: &str, tag| FeatureDef::Distinct(Distinct { name: name.into(), tag, window_ms: 1_000 });
+        let mut old = FeatureState::new(vec![d("merchants", 0)], 0);
+        let mut out = Vec::new();
+        for (t, m) in [(1, "a"), (2, "b")] {
+            old.observe_tagged("k", 0, 0, t, &[], &[crate::distinct::tag_of(m)], &mut out);
+        }
+        // the old job kept [merchant, side] but hashed merchant only (stride 1)
+        let new = FeatureState::new(vec![d("merchants", 0), d("sides", 1)], 0);
+        let plan = FeatureMigration { fields: vec![], tags: vec![Some(0), Some(1)], features: vec![Some(0), None] };
+        let mut state = old.migrate(new, &plan);
+        state.observe_tagged("k", 0, 0, 3, &[], &[crate::distinct::tag_of("c"), crate::distinct::tag_of("left")], &mut out);
+        assert_eq!(out, vec![Some(3.0), Some(1.0)], "the sides before the upgrade are unknown, not merchants");
     }
 
     #[test]
