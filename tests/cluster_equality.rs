@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::process::{Child, Command};
 use std::time::Duration;
 
@@ -25,9 +24,9 @@ fn vigil(args: &[String]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_vigil")).args(args).spawn().unwrap()
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+#[path = "support/ports.rs"]
+mod ports;
+use ports::quiet_port as free_port;
 
 /// (partition, offset) -> (score, features) as written to `topic`, plus the DLQ positions.
 fn outputs(kafka: &KafkaOptions, run: &str) -> (BTreeMap<(u32, i64), String>, Vec<(u64, i64, String)>) {

@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("bound").port()
-}
+#[path = "support/ports.rs"]
+mod ports;
+use ports::quiet_port as free_port;
 
 /// A plain HTTP/1.0 GET; the body.
 fn get(addr: &str, path: &str) -> String {

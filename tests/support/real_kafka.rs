@@ -14,9 +14,9 @@ pub struct RealKafka {
     pub sasl_ssl: Option<String>,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+#[path = "ports.rs"]
+mod ports;
+use ports::quiet_port as free_port;
 
 fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka.sh")

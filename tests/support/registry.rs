@@ -7,6 +7,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+#[path = "ports.rs"]
+mod ports;
+
 pub struct RealRegistry {
     dir: PathBuf,
     port: u16,
@@ -22,7 +25,7 @@ impl RealRegistry {
     pub fn start(name: &str) -> RealRegistry {
         let dir = std::env::temp_dir().join(format!("vigil-test-registry-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = ports::quiet_port();
         let mut r = RealRegistry { dir, port, url: String::new() };
         r.up();
         r
@@ -69,6 +72,8 @@ pub struct Cut {
     down: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Open connections, closed when the cut goes down (kept-alive ones too).
     open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    /// Connections clients opened to the proxy, dropped ones included.
+    attempts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// The registry's API through the proxy.
     pub url: String,
 }
@@ -83,9 +88,12 @@ impl Cut {
         let flag = down.clone();
         let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let conns = open.clone();
+        let attempts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = attempts.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(client) = conn else { continue };
+                counted.fetch_add(1, Ordering::SeqCst);
                 if flag.load(Ordering::SeqCst) {
                     continue; // dropped: the client sees its connection reset
                 }
@@ -104,7 +112,11 @@ impl Cut {
             }
         });
         let url = registry.url.replace(&format!(":{}/", registry.port), &format!(":{port}/"));
-        Cut { down, open, url }
+        Cut { down, open, attempts, url }
+    }
+    /// How many connections clients have opened to the registry through the proxy.
+    pub fn attempts(&self) -> usize {
+        self.attempts.load(std::sync::atomic::Ordering::SeqCst)
     }
     pub fn set_down(&self, down: bool) {
         self.down.store(down, std::sync::atomic::Ordering::SeqCst);
