@@ -5,26 +5,22 @@
 //! tests in `deploy/prometheus` pass `promtool`. The test command installs
 //! chromium and prometheus: these tests fail, not skip, without them.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "support/http_get.rs"]
+mod http_get;
 #[path = "support/ports.rs"]
 mod ports;
 use ports::quiet_port as free_port;
 
 /// A plain HTTP/1.0 GET; the body.
 fn get(addr: &str, path: &str) -> String {
-    let mut s = TcpStream::connect(addr).expect("connect to the job");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("request");
-    let mut response = String::new();
-    s.read_to_string(&mut response).expect("response");
-    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-    assert!(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"), "GET {path}: {head}");
-    body.to_owned()
+    let (code, body) = http_get::get(addr, path);
+    assert_eq!(code, 200, "GET {path}: {body}");
+    body
 }
 
 struct Demo(Child);

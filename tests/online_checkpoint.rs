@@ -8,17 +8,18 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use vigil::checkpoint::format::{list_manifests, read_manifest};
 use vigil::demo::broker::EmbeddedBroker;
 use vigil::demo::fraud_online_job;
-use vigil::demo::generator::{GenConfig, Generator};
 use vigil::gpu::DeviceChoice;
 use vigil::kafka::read::read_topic;
 use vigil::learner::checkpoint::LearnerCheckpoint;
 use vigil::metrics::Metrics;
 use vigil::run::{run_job, RunOptions};
 use vigil::types::Control;
+
+#[path = "support/demo_topics.rs"]
+mod demo_topics;
 
 #[test]
 fn a_restored_learner_continues_without_losing_or_repeating_a_label() {
@@ -40,23 +41,9 @@ fn a_restored_learner_continues_without_losing_or_repeating_a_label() {
     let events = 100_000;
     // all transactions now; the labels of the first 10,000 now, the rest later (after
     // the first run stopped: they must join predictions restored from the checkpoint)
-    let mut gen = Generator::new(GenConfig { bad_ratio: 0.01, seed: 21, label_delay: 1, ..GenConfig::default() });
-    let (mut transactions, mut labels_all) = (Vec::new(), Vec::new());
-    for _ in 0..events {
-        transactions.push(gen.next_transaction());
-        labels_all.extend(gen.due_labels());
-    }
-    labels_all.extend(gen.remaining_labels());
-    let producer: BaseProducer = kafka.client_config_with(&[]).create().unwrap();
-    let produce = |topic: &str, records: &[vigil::demo::generator::Generated]| {
-        for r in records {
-            while let Err((e, _)) = producer.send(BaseRecord::to(topic).key(r.key.as_bytes()).payload(&r.payload)) {
-                assert!(matches!(e, rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull)), "{e}");
-                producer.poll(Duration::from_millis(10));
-            }
-        }
-        producer.flush(Duration::from_secs(30)).unwrap();
-    };
+    let (transactions, labels_all) = demo_topics::transactions_and_labels(21, events);
+    let producer = demo_topics::producer(&kafka);
+    let produce = |topic: &str, records: &[vigil::demo::generator::Generated]| demo_topics::produce(&producer, topic, records);
     produce("transactions", &transactions);
     produce("labels", &labels_all[..10_000]);
     let dir = tempfile::tempdir().unwrap();

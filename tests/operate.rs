@@ -5,8 +5,6 @@
 //! the records stamped in `[start, until)`, on the pipeline and on the graph.
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,20 +22,16 @@ use vigil::metrics::Metrics;
 use vigil::run::{run_job, RunOptions};
 use vigil::types::Control;
 
+#[path = "support/http_get.rs"]
+mod http_get;
 #[path = "support/real_kafka.rs"]
 mod real_kafka;
 use real_kafka::RealKafka;
 
 /// A plain HTTP/1.0 GET: the status code and the body.
 fn get(addr: &str, path: &str) -> (u16, serde_json::Value) {
-    let mut s = TcpStream::connect(addr).expect("connect to the job");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("request");
-    let mut response = String::new();
-    s.read_to_string(&mut response).expect("response");
-    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("a status code");
-    (code, serde_json::from_str(body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}")))
+    let (code, body) = http_get::get(addr, path);
+    (code, serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}")))
 }
 
 /// Polls `path` until `want` holds of the answer; the answer.

@@ -17,9 +17,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use vigil::demo::broker::EmbeddedBroker;
-use vigil::demo::generator::{GenConfig, Generator};
 use vigil::gpu::DeviceChoice;
 use vigil::kafka::read::read_topic;
 use vigil::kafka::KafkaOptions;
@@ -27,6 +25,9 @@ use vigil::metrics::Metrics;
 use vigil::run::{run_job, RunOptions, RunSummary};
 use vigil::spec::JobSpec;
 use vigil::types::Control;
+
+#[path = "support/demo_topics.rs"]
+mod demo_topics;
 
 const EVENTS: usize = 30_000;
 
@@ -91,23 +92,9 @@ fn a_job_upgraded_from_a_savepoint_keeps_the_state_of_what_did_not_change() {
         broker.create_topic(t, 8).unwrap();
     }
     let kafka = KafkaOptions::new(&broker.bootstrap_servers());
-    let mut gen = Generator::new(GenConfig { bad_ratio: 0.01, seed: 5, label_delay: 1, ..GenConfig::default() });
-    let (mut transactions, mut labels) = (Vec::new(), Vec::new());
-    for _ in 0..EVENTS {
-        transactions.push(gen.next_transaction());
-        labels.extend(gen.due_labels());
-    }
-    labels.extend(gen.remaining_labels());
-    let producer: BaseProducer = kafka.client_config_with(&[]).create().unwrap();
-    let produce = |topic: &str, records: &[vigil::demo::generator::Generated]| {
-        for r in records {
-            while let Err((e, _)) = producer.send(BaseRecord::to(topic).key(r.key.as_bytes()).payload(&r.payload)) {
-                assert!(matches!(e, rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull)), "{e}");
-                producer.poll(Duration::from_millis(10));
-            }
-        }
-        producer.flush(Duration::from_secs(30)).unwrap();
-    };
+    let (transactions, labels) = demo_topics::transactions_and_labels(5, EVENTS);
+    let producer = demo_topics::producer(&kafka);
+    let produce = |topic: &str, records: &[vigil::demo::generator::Generated]| demo_topics::produce(&producer, topic, records);
     let tmp = tempfile::tempdir().unwrap();
     let (ck, saved) = (tmp.path().join("ck-a"), tmp.path().join("savepoints"));
     let base = RunOptions { checkpoint_interval: Duration::from_millis(50), ..RunOptions::new(kafka.clone(), "sp", 2) };
