@@ -2,13 +2,15 @@
 //!
 //! Every byte here is untrusted: size is checked before anything is parsed, UTF-8
 //! before JSON, and the JSON is read by a schema-driven serde visitor that never
-//! builds a generic value tree. Avro records (the source's `format`) are read by
-//! [`avro`] into the same [`Decoded`] with the same verdicts. Any failure becomes a
+//! builds a generic value tree. Avro and Protobuf records (the source's `format`) are
+//! read by [`avro`] and [`protobuf`] into the same [`Decoded`] with the same verdicts. Any failure becomes a
 //! [`Rejection`] with a reason from a closed set; nothing in this module panics on
 //! input.
 
 pub mod avro;
 mod expect;
+mod fill;
+pub mod protobuf;
 
 use std::fmt;
 
@@ -57,6 +59,8 @@ pub struct Decoder {
     max_bytes: usize,
     /// Set for an Avro source.
     avro: Option<avro::AvroDecoder>,
+    /// Set for a Protobuf source.
+    protobuf: Option<protobuf::ProtobufDecoder>,
     /// The source's data-quality expectations, if it has any.
     pub(crate) expect: Option<expect::Expectations>,
 }
@@ -96,10 +100,14 @@ impl Decoder {
             kept: kept_names.len(),
             max_bytes: s.max_message_bytes,
             avro: None,
+            protobuf: None,
             expect: expect::Expectations::new(s),
         };
         if let crate::spec::SourceFormat::Avro(schemas) = &s.format {
             decoder.avro = Some(avro::AvroDecoder::new(schemas, &decoder, &s.topic));
+        }
+        if let crate::spec::SourceFormat::Protobuf(schema) = &s.format {
+            decoder.protobuf = Some(protobuf::ProtobufDecoder::new(schema, &decoder, &s.topic));
         }
         decoder
     }
@@ -130,6 +138,9 @@ impl Decoder {
         let bytes = self.check_size(payload)?;
         if let Some(avro) = &self.avro {
             return avro.decode(bytes, self, unknown);
+        }
+        if let Some(protobuf) = &self.protobuf {
+            return protobuf.decode(bytes, self, unknown);
         }
         let text = std::str::from_utf8(bytes).map_err(|e| Rejection::new(Reason::InvalidUtf8, format!("invalid UTF-8: {e}")))?;
         let mut failure = None;

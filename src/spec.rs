@@ -646,7 +646,7 @@ pub use time::{parse_duration, parse_signed_ms, Window};
 
 /// A source's wire format: JSON or Avro, and where Avro's schemas come from.
 pub mod format;
-pub use format::{AvroSchemas, RegistrySettings, SourceFormat};
+pub use format::{AvroSchemas, ProtoDefinition, ProtobufSchema, RegistrySettings, SourceFormat};
 /// Record-level data-quality expectations (`spec/expect.rs`).
 pub mod expect;
 pub use expect::{check_expectations, Check, ExpectMode, Expectation};

@@ -106,6 +106,10 @@ pub enum Reason {
     /// length or union branch, trailing bytes), or no Confluent framing where the
     /// source expects it.
     NotAvro,
+    /// Bytes that are not a message of the source's Protobuf type (a truncated
+    /// varint or length, a reserved wire type, a declared field on the wire with
+    /// another wire type, a string that is not UTF-8).
+    NotProtobuf,
     /// The record's writer schema cannot be read as the source's declared fields (a
     /// declared field of another type, a required one missing): the registry's
     /// compatibility rules were bypassed or the job's declaration is stale.
@@ -119,7 +123,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 16] = [
+    pub const ALL: [Reason; 17] = [
         Reason::Empty,
         Reason::Oversize,
         Reason::InvalidUtf8,
@@ -133,6 +137,7 @@ impl Reason {
         Reason::Late,
         Reason::OutOfRange,
         Reason::NotAvro,
+        Reason::NotProtobuf,
         Reason::SchemaMismatch,
         Reason::UnknownSchema,
         Reason::Expectation,
@@ -152,6 +157,7 @@ impl Reason {
             Reason::Late => "late",
             Reason::OutOfRange => "out_of_range",
             Reason::NotAvro => "not_avro",
+            Reason::NotProtobuf => "not_protobuf",
             Reason::SchemaMismatch => "schema_mismatch",
             Reason::UnknownSchema => "unknown_schema",
             Reason::Expectation => "expectation",

@@ -158,7 +158,9 @@ fn avro_sources_in_toml() {
     for (extra, says) in [
         ("format = \"avro\"".to_owned(), "needs [source.avro]"),
         ("avro = { registry = \"http://r\" }".to_owned(), "`format` is not \"avro\""),
-        ("format = \"protobuf\"".to_owned(), "unknown format `protobuf`"),
+        ("format = \"protobuf\"".to_owned(), "needs [source.protobuf]"),
+        ("format = \"xml\"".to_owned(), "unknown format `xml`"),
+        ("format = \"avro\"\nprotobuf = { schema_file = \"x.proto\" }".to_owned(), "[source.protobuf] is set but `format` is not \"protobuf\""),
         ("format = \"avro\"\navro = { registry = \"http://r\", schema_file = \"x.avsc\" }".to_owned(), "either `registry`"),
         ("format = \"avro\"\navro = { registry = \"http://r\", registry_user = \"key\" }".to_owned(), "together"),
         (

@@ -32,6 +32,7 @@ pub mod avro;
 pub mod broker;
 pub mod feed_generator;
 pub mod generator;
+pub mod protobuf;
 pub mod publish;
 pub mod record;
 

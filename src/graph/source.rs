@@ -40,7 +40,7 @@ use super::stream::{Mark, Msg, Rec, Stream};
 use super::GraphBuilder;
 use crate::checkpoint::PartitionCut;
 use crate::decode::Decoder;
-use crate::spec::{AvroSchemas, FieldSpec, FieldType, SourceFormat, SourceSpec};
+use crate::spec::{AvroSchemas, FieldSpec, FieldType, ProtobufSchema, SourceFormat, SourceSpec};
 use crate::types::now_us;
 use crate::types::{Reason, Rejection};
 use crate::watermark::{PartitionClock, TimePolicy};
@@ -81,6 +81,12 @@ impl Source {
     pub fn avro(topic: &str, schemas: AvroSchemas) -> Self {
         let mut s = Source::json(topic);
         s.spec.format = SourceFormat::Avro(schemas);
+        s
+    }
+    /// A source of Protobuf messages of one type (bare, one message per record).
+    pub fn protobuf(topic: &str, schema: ProtobufSchema) -> Self {
+        let mut s = Source::json(topic);
+        s.spec.format = SourceFormat::Protobuf(schema);
         s
     }
     /// A source declared as a job's `[source]` (TOML or `JobBuilder`).

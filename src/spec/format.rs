@@ -1,4 +1,5 @@
-//! How a source's record bytes are encoded: JSON objects (the default) or Avro,
+//! How a source's record bytes are encoded: JSON objects (the default), Protobuf
+//! messages of one type (a `.proto` file or a descriptor set), or Avro,
 //! with writer schemas from a Confluent-compatible Schema Registry (the Confluent
 //! wire format: a zero byte, a 4-byte schema id, the Avro datum) or from one schema
 //! file (bare Avro datums). Pure settings: reading them is `decode`'s job.
@@ -17,6 +18,48 @@ pub enum SourceFormat {
     /// Avro binary datums; their record fields are matched to the declared fields
     /// by name (Avro schema resolution).
     Avro(AvroSchemas),
+    /// Protobuf messages of one type (bare, no framing); their fields are matched
+    /// to the declared fields by name.
+    Protobuf(ProtobufSchema),
+}
+
+/// The message type of a Protobuf source: where its definition comes from, and
+/// which message of it the records are.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProtobufSchema {
+    pub definition: ProtoDefinition,
+    /// The message's full name (`shop.Transaction`); `None`: the definition's only
+    /// top-level message.
+    pub message: Option<String>,
+}
+
+/// Where a Protobuf message type is defined.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ProtoDefinition {
+    /// A `.proto` file, compiled when the job loads (by protox; its imports are
+    /// looked up beside it, Google's well-known types are built in).
+    File(std::path::PathBuf),
+    /// A `.proto` file's text (imports: the well-known types only).
+    Text { name: String, text: String },
+    /// A compiled `FileDescriptorSet` (`protoc --include_imports
+    /// --descriptor_set_out`, `buf build -o`), its bytes.
+    DescriptorSet(Vec<u8>),
+}
+
+impl ProtobufSchema {
+    /// Messages `message` (or the file's only one) of the `.proto` file at `path`.
+    pub fn from_file(path: impl Into<std::path::PathBuf>, message: Option<&str>) -> Self {
+        ProtobufSchema { definition: ProtoDefinition::File(path.into()), message: message.map(str::to_owned) }
+    }
+    /// Messages `message` (or the only one) defined by the `.proto` text `text`.
+    pub fn from_text(text: &str, message: Option<&str>) -> Self {
+        ProtobufSchema { definition: ProtoDefinition::Text { name: "inline.proto".into(), text: text.to_owned() }, message: message.map(str::to_owned) }
+    }
+    /// Messages `message` of a compiled descriptor set file.
+    pub fn from_descriptor_set_file(path: &str, message: Option<&str>) -> Result<Self> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading the descriptor set `{path}`"))?;
+        Ok(ProtobufSchema { definition: ProtoDefinition::DescriptorSet(bytes), message: message.map(str::to_owned) })
+    }
 }
 
 /// Where an Avro source's writer schemas come from.

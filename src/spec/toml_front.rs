@@ -96,10 +96,12 @@ struct RawSource {
     idle_timeout: Option<String>,
     max_future: Option<String>,
     max_message_bytes: Option<usize>,
-    /// `json` (default) or `avro`.
+    /// `json` (default), `avro` or `protobuf`.
     format: Option<String>,
     /// `[source.avro]`: where an Avro source's writer schemas come from.
     avro: Option<RawAvro>,
+    /// `[source.protobuf]`: a Protobuf source's message type.
+    protobuf: Option<RawProtobuf>,
     #[serde(default)]
     schema: toml::Table,
     /// `[[source.expect]]`: data-quality expectations.
@@ -147,6 +149,25 @@ impl RawExpect {
             Some(other) => bail!("{at}: `mode` is `{other}`; it must be \"dlq\" or \"warn\""),
         };
         Ok(crate::spec::Expectation { name: self.name, field: self.field, check: checks.remove(0), mode })
+    }
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProtobuf {
+    /// A `.proto` file (imports looked up beside it).
+    schema_file: Option<String>,
+    /// Or a compiled `FileDescriptorSet` (`protoc --include_imports --descriptor_set_out`).
+    descriptor_set: Option<String>,
+    /// The message's full name; may be left out when the file defines one message.
+    message: Option<String>,
+}
+impl RawProtobuf {
+    fn into_schema(self) -> Result<ProtobufSchema> {
+        match (self.schema_file, self.descriptor_set) {
+            (Some(path), None) => Ok(ProtobufSchema::from_file(path, self.message.as_deref())),
+            (None, Some(path)) => ProtobufSchema::from_descriptor_set_file(&path, self.message.as_deref()),
+            _ => bail!("[source.protobuf]: give either `schema_file` (a .proto file) or `descriptor_set` (a compiled FileDescriptorSet), one of the two"),
+        }
     }
 }
 #[derive(Deserialize)]
@@ -316,12 +337,17 @@ impl RawSource {
             let ty = FieldType::parse(ty_name).with_context(|| format!("unknown type `{ty}` for `{name}`")).with_context(context)?;
             fields.push(FieldSpec { name: name.clone(), ty, optional });
         }
-        let format = match (self.format.as_deref(), self.avro) {
-            (None | Some("json"), None) => SourceFormat::Json,
-            (Some("json"), Some(_)) | (None, Some(_)) => bail!("source `{topic}`: [source.avro] is set but `format` is not \"avro\""),
-            (Some("avro"), Some(avro)) => SourceFormat::Avro(avro.into_schemas().with_context(context)?),
-            (Some("avro"), None) => bail!("source `{topic}`: format = \"avro\" needs [source.avro] with `registry` or `schema_file`"),
-            (Some(other), _) => bail!("source `{topic}`: unknown format `{other}` (json or avro)"),
+        let format = match (self.format.as_deref(), self.avro, self.protobuf) {
+            (None | Some("json"), None, None) => SourceFormat::Json,
+            (Some("avro"), Some(avro), None) => SourceFormat::Avro(avro.into_schemas().with_context(context)?),
+            (Some("avro"), None, None) => bail!("source `{topic}`: format = \"avro\" needs [source.avro] with `registry` or `schema_file`"),
+            (Some("protobuf"), None, Some(p)) => SourceFormat::Protobuf(p.into_schema().with_context(context)?),
+            (Some("protobuf"), None, None) => bail!("source `{topic}`: format = \"protobuf\" needs [source.protobuf] with `schema_file` or `descriptor_set`"),
+            (Some("json" | "avro" | "protobuf") | None, avro, _) => {
+                let table = if avro.is_some() { "avro" } else { "protobuf" };
+                bail!("source `{topic}`: [source.{table}] is set but `format` is not \"{table}\"")
+            }
+            (Some(other), _, _) => bail!("source `{topic}`: unknown format `{other}` (json, avro or protobuf)"),
         };
         let spec = SourceSpec {
             format,
@@ -338,6 +364,7 @@ impl RawSource {
             topic: topic.clone(),
         };
         crate::decode::avro::check_fixed_schema(&spec).with_context(context)?;
+        crate::decode::protobuf::check_schema(&spec).with_context(context)?;
         Ok(spec)
     }
 }

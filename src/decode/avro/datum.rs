@@ -3,38 +3,13 @@
 //! intermediate value tree is built. Every length, count and union index is checked
 //! against the bytes left; nothing here panics on input.
 
-use super::plan::{accepts, expected, Kind, Plan, Shape, Unit};
-use crate::decode::{floor_char_boundary, Decoded, Decoder, Slot, MAX_ABS_VALUE, MAX_KEY_BYTES, MAX_REPORTED_NAME};
-use crate::spec::FieldType;
+use super::plan::{Plan, Shape, Unit};
+use crate::decode::fill::{Fill, Val};
+use crate::decode::{floor_char_boundary, Decoded, Decoder, Slot, MAX_REPORTED_NAME};
 use crate::types::{Reason, Rejection};
 
 /// Deepest nesting of arrays, maps and records a datum may have.
 const MAX_DEPTH: usize = 64;
-
-/// One value read for a slot.
-enum Val<'a> {
-    Null,
-    Bool,
-    Int(i64),
-    Float(f64),
-    Str(&'a str),
-    Bytes(&'a [u8]),
-    Other(&'static str),
-}
-
-impl Val<'_> {
-    fn kind(&self) -> Kind {
-        match self {
-            Val::Null => Kind::Null,
-            Val::Bool => Kind::Bool,
-            Val::Int(_) => Kind::Int,
-            Val::Float(_) => Kind::Float,
-            Val::Str(_) => Kind::Str,
-            Val::Bytes(_) => Kind::Bytes,
-            Val::Other(k) => Kind::Other(k),
-        }
-    }
-}
 
 /// The bytes of one datum and how far they have been read.
 struct Cursor<'a> {
@@ -286,121 +261,5 @@ impl Plan {
             return Err(not_avro(format!("{} bytes after the end of the record", c.left())));
         }
         out.finish(dec)
-    }
-}
-
-/// A record's slots as they are filled, with the JSON decoder's verdicts.
-struct Fill {
-    key: Option<String>,
-    time: Option<Result<i64, String>>,
-    event_id: Option<String>,
-    seen: Vec<bool>,
-    numeric: Vec<f64>,
-    strings: Vec<Option<String>>,
-    /// What the source's expectations made of the values so far.
-    judged: crate::decode::expect::Judged,
-}
-
-impl Fill {
-    fn new(dec: &Decoder) -> Fill {
-        Fill {
-            key: None,
-            time: None,
-            event_id: None,
-            seen: vec![false; dec.fields],
-            numeric: vec![f64::NAN; dec.numeric],
-            strings: vec![None; dec.kept],
-            judged: Default::default(),
-        }
-    }
-
-    fn set(&mut self, slot: Slot, name: &str, value: Val, dec: &Decoder) -> Result<(), Rejection> {
-        let kind = value.kind();
-        if kind == Kind::Null {
-            return match slot {
-                Slot::Key | Slot::Time => Err(Rejection::new(Reason::MissingField, format!("`{name}` is null"))),
-                _ => Ok(()), // absent; a required field is reported by `finish`
-            };
-        }
-        if !accepts(slot, kind) {
-            return Err(Rejection::new(
-                Reason::SchemaMismatch,
-                format!("`{name}` holds {} (a branch of its union); the source declares {}", kind.describe(), expected(slot)),
-            ));
-        }
-        // bytes read as a string (Avro's promotion) must be UTF-8
-        let value =
-            match value {
-                Val::Bytes(b) => Val::Str(std::str::from_utf8(b).map_err(|_| {
-                    Rejection::new(Reason::SchemaMismatch, format!("`{name}` holds bytes that are not UTF-8 where the source declares a string"))
-                })?),
-                v => v,
-            };
-        match slot {
-            Slot::Key | Slot::EventId => {
-                let text = match value {
-                    Val::Str(s) => s.to_owned(),
-                    Val::Int(i) => i.to_string(),
-                    _ => unreachable!("accepts() admits strings and integers"),
-                };
-                if text.is_empty() || text.len() > MAX_KEY_BYTES {
-                    return Err(Rejection::new(Reason::BadKey, format!("`{name}` has {} bytes (1..={MAX_KEY_BYTES} allowed)", text.len())));
-                }
-                if matches!(slot, Slot::Key) {
-                    self.key = Some(text);
-                } else {
-                    self.event_id = Some(text);
-                }
-            }
-            Slot::Time => {
-                self.time = Some(match value {
-                    Val::Int(ms) => Ok(ms),
-                    Val::Float(ms) if ms.is_finite() && ms.abs() < 9.0e15 => Ok(ms.floor() as i64),
-                    Val::Float(ms) => Err(format!("epoch millis {ms} out of range")),
-                    Val::Str(s) => chrono::DateTime::parse_from_rfc3339(s).map(|t| t.timestamp_millis()).map_err(|e| format!("`{s:.40}` is not RFC 3339: {e}")),
-                    _ => unreachable!("accepts() admits numbers and strings"),
-                });
-            }
-            Slot::Field { index, ty, numeric, kept } => {
-                self.seen[index] = true;
-                if let Some(n) = numeric {
-                    let v = match value {
-                        Val::Int(i) => i as f64,
-                        Val::Float(f) => f,
-                        _ => f64::NAN,
-                    };
-                    if !v.is_finite() || v.abs() > MAX_ABS_VALUE {
-                        return Err(Rejection::new(Reason::OutOfRange, format!("`{name}` is {v:e}, beyond ±{MAX_ABS_VALUE:e}")));
-                    }
-                    if let Some(e) = &dec.expect {
-                        e.number(index, v, &mut self.judged);
-                    }
-                    self.numeric[n] = v;
-                }
-                if let (Some(e), Val::Str(text)) = (&dec.expect, &value) {
-                    e.text(index, text, &mut self.judged);
-                }
-                if let (Some(k), Val::Str(text), FieldType::Str) = (kept, value, ty) {
-                    self.strings[k] = Some(text.to_owned());
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn finish(self, dec: &Decoder) -> Result<Decoded, Rejection> {
-        let key = self.key.ok_or_else(|| Rejection::new(Reason::MissingField, "the key field is missing"))?;
-        let time_ms = match self.time {
-            None => return Err(Rejection::new(Reason::MissingField, "the event time field is missing")),
-            Some(Err(detail)) => return Err(Rejection::new(Reason::BadTimestamp, detail)),
-            Some(Ok(t)) => t,
-        };
-        if let Some((_, name)) = dec.required.iter().find(|(i, _)| !self.seen[*i]) {
-            return Err(Rejection::new(Reason::MissingField, format!("required field `{name}` is missing")));
-        }
-        if let Some(e) = &dec.expect {
-            e.settle(self.judged)?;
-        }
-        Ok(Decoded { key, event_id: self.event_id, time_ms, numeric: self.numeric, strings: self.strings })
     }
 }

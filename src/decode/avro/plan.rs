@@ -14,8 +14,8 @@ use std::collections::HashMap;
 use apache_avro::schema::{InnerDecimalSchema, UuidSchema};
 use apache_avro::Schema;
 
+use crate::decode::fill::{accepts, expected, Kind};
 use crate::decode::{Decoder, Slot};
-use crate::spec::FieldType;
 
 /// How the bytes of one writer type are laid out.
 #[derive(Clone, Debug)]
@@ -73,58 +73,6 @@ pub struct Plan {
     /// The fewest bytes a value of each shape takes (0 for `null`, an empty
     /// record): an array block may announce no more items than its bytes allow.
     pub(super) min_width: Vec<usize>,
-}
-
-/// What a value of some shape turns into, for the checks against a slot.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(super) enum Kind {
-    Null,
-    Bool,
-    Int,
-    Float,
-    Str,
-    /// `bytes`: read as a string where one is declared (Avro promotes bytes to
-    /// string), if UTF-8.
-    Bytes,
-    Other(&'static str),
-}
-
-impl Kind {
-    pub(super) fn describe(self) -> &'static str {
-        match self {
-            Kind::Null => "null",
-            Kind::Bool => "a boolean",
-            Kind::Int => "an integer",
-            Kind::Float => "a floating-point number",
-            Kind::Str => "a string",
-            Kind::Bytes => "bytes",
-            Kind::Other(k) => k,
-        }
-    }
-}
-
-/// Whether a value of `kind` can fill `slot` (null aside: it means absent). The
-/// same rules as the JSON decoder's: keys and ids are strings or integers, the
-/// event time is epoch milliseconds (integer, float, timestamp logical types) or an
-/// RFC 3339 string, `f64` fields take any number, `i64` fields integers.
-pub(super) fn accepts(slot: Slot, kind: Kind) -> bool {
-    match slot {
-        Slot::Key | Slot::EventId => matches!(kind, Kind::Str | Kind::Bytes | Kind::Int),
-        Slot::Time => matches!(kind, Kind::Int | Kind::Float | Kind::Str),
-        Slot::Field { ty, .. } => matches!(
-            (ty, kind),
-            (FieldType::F64, Kind::Int | Kind::Float) | (FieldType::I64, Kind::Int) | (FieldType::Str, Kind::Str | Kind::Bytes) | (FieldType::Bool, Kind::Bool)
-        ),
-    }
-}
-
-/// What a declared slot expects, in words.
-pub(super) fn expected(slot: Slot) -> String {
-    match slot {
-        Slot::Key | Slot::EventId => "a string or integer".into(),
-        Slot::Time => "epoch millis, a timestamp or an RFC 3339 string".into(),
-        Slot::Field { ty, .. } => format!("{ty:?}"),
-    }
 }
 
 impl Plan {
