@@ -8,7 +8,7 @@
 //! let desc = transaction_descriptor();
 //! let json = br#"{"event_id":"e1","card_id":"c1","ts":1700000000000,"amount":12.5,"merchant":"m-00001","country":"DE"}"#;
 //! let message = transaction_message(&desc, json).unwrap();
-//! assert_eq!(message.len(), 41);
+//! assert_eq!(message.len(), 38);
 //! assert!(transaction_message(&desc, br#"{"card_id": 7}"#).is_none()); // does not fit the message
 //! ```
 

@@ -1,9 +1,10 @@
 //! A bounded fuzz run of the decoder (the toolchain is stable Rust, so no `cargo
 //! fuzz`): for `--seconds`, decode random bytes and mutations of valid records
 //! (bit flips, truncations, splices, inserted JSON tokens, huge numbers, deep
-//! nesting), as JSON and, every other round, as Avro (the demo's transactions as
-//! datums, mutated the same way, and random bytes for a writer schema of nested
-//! arrays, maps, unions and a recursive record). Any panic fails the run.
+//! nesting), in turn as JSON, as Avro (the demo's transactions as datums, mutated
+//! the same way, and random bytes for a writer schema of nested arrays, maps,
+//! unions and a recursive record) and as Protobuf (the demo's transactions as
+//! `demo.Transaction` messages, mutated the same way). Any panic fails the run.
 //! `.ci/test` runs it for 20 seconds.
 
 use std::time::{Duration, Instant};
@@ -33,6 +34,10 @@ fn main() {
     avro_job.source.format = SourceFormat::Avro(AvroSchemas::Fixed { schema: NESTED.into() });
     vigil::decode::avro::check_fixed_schema(&avro_job.source).expect("the fraud job reads the nested schema");
     let nested_decoder = Decoder::new(&avro_job);
+    let mut pb_job = job.clone();
+    pb_job.source.format = SourceFormat::Protobuf(vigil::demo::protobuf::transaction_schema());
+    let pb_decoder = Decoder::new(&pb_job);
+    let desc = vigil::demo::protobuf::transaction_descriptor();
     let mut gen = vigil::demo::generator::Generator::new(vigil::demo::generator::GenConfig { bad_ratio: 0.2, seed, ..Default::default() });
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let tokens: [&[u8]; 14] = [b"{", b"}", b"[", b"]", b"\"", b":", b",", b"null", b"1e999", b"-0", b"\\u0000", b"\xff", b"NaN", b"99999999999999999999999"];
@@ -41,11 +46,13 @@ fn main() {
     let mut round = 0u64;
     while Instant::now() < deadline {
         round += 1;
-        let avro = round % 2 == 0;
+        let format = round % 3; // JSON, Avro, Protobuf
         for _ in 0..1000 {
             let mut bytes = gen.next_transaction().payload;
-            if avro {
+            if format == 1 {
                 bytes = vigil::demo::avro::transaction_datum(&schema, &bytes).unwrap_or(bytes);
+            } else if format == 2 {
+                bytes = vigil::demo::protobuf::transaction_message(&desc, &bytes).unwrap_or(bytes);
             }
             match rng.gen_range(0..6) {
                 0 => bytes = (0..rng.gen_range(0..300)).map(|_| rng.gen()).collect(),
@@ -76,10 +83,11 @@ fn main() {
                     bytes.extend_from_slice(&other[cut..]);
                 }
             }
-            let d = match (avro, rng.gen_range(0..4)) {
-                (false, _) => &decoder,
-                (true, 0) => &nested_decoder,
-                (true, _) => &avro_decoder,
+            let d = match (format, rng.gen_range(0..4)) {
+                (0, _) => &decoder,
+                (1, 0) => &nested_decoder,
+                (1, _) => &avro_decoder,
+                _ => &pb_decoder,
             };
             accepted += d.decode(Some(&bytes), &mut |_| {}).is_ok() as u64;
             cases += 1;
