@@ -10,74 +10,14 @@
 //! was decodable, and the Avro job rejects every record the JSON job could not
 //! decode.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
 use vigil::decode::Decoder;
-use vigil::demo::generator::{GenConfig, Generator};
-use vigil::graph::job::job_graph;
-use vigil::graph::LocalRun;
-use vigil::metrics::Metrics;
-use vigil::output::{MemorySink, Topic};
 use vigil::spec::{AvroSchemas, JobSpec, SourceFormat};
-use vigil::types::key_hash;
 
 use vigil::demo::avro::{transaction_datum, transaction_schema, TRANSACTION_SCHEMA as WRITER};
 
-type Partitions = Vec<Vec<Option<Vec<u8>>>>;
-
-fn json_input() -> Partitions {
-    let mut generator = Generator::new(GenConfig { seed: 23, cards: 300, merchants: 30, bad_ratio: 0.03, ..GenConfig::default() });
-    let mut parts: Partitions = vec![Vec::new(); 3];
-    for i in 0..9_000 {
-        let g = generator.next_transaction();
-        let p = (key_hash(&g.key) % 3) as usize;
-        if i % 997 == 0 {
-            parts[p].push(None);
-        }
-        parts[p].push(Some(g.payload));
-    }
-    parts
-}
-
-/// Scores per key in offset order, and dead letters by (partition, offset).
-#[derive(Debug, PartialEq)]
-struct Written {
-    scores: BTreeMap<String, Vec<String>>,
-    dead: BTreeMap<(u32, i64), String>,
-}
-
-fn pipeline(job: &JobSpec, input: &Partitions) -> Written {
-    let sink = MemorySink::new();
-    let topic = input.iter().map(|p| Arc::new(p.clone())).collect();
-    vigil::local::run_local(job, &topic, 1, sink.clone(), Metrics::new()).unwrap();
-    let mut w = Written { scores: BTreeMap::new(), dead: BTreeMap::new() };
-    for (topic, key, payload) in sink.take() {
-        let text = String::from_utf8(payload).unwrap();
-        match topic {
-            Topic::Scores => w.scores.entry(String::from_utf8(key).unwrap()).or_default().push(text),
-            Topic::Dlq => {
-                let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-                w.dead.insert((v["source_partition"].as_u64().unwrap() as u32, v["source_offset"].as_i64().unwrap()), v["reason"].as_str().unwrap().to_owned());
-            }
-            _ => {}
-        }
-    }
-    w
-}
-
-fn graph(job: &JobSpec, input: &Partitions) -> Written {
-    let job2 = job.clone();
-    let out = LocalRun::new(2).epoch_records(500).topic_with_gaps(&job.source.topic, input.clone()).run(move |g| job_graph(g, &job2)).unwrap();
-    let mut w = Written { scores: BTreeMap::new(), dead: BTreeMap::new() };
-    for r in out.sink(&job.sinks.scores) {
-        w.scores.entry(r.key.clone()).or_default().push(r.value.clone().unwrap());
-    }
-    for d in &out.dead {
-        w.dead.insert((d.partition, d.offset), d.reason.to_owned());
-    }
-    w
-}
+#[path = "support/format_jobs.rs"]
+mod format_jobs;
+use format_jobs::{graph, json_input, pipeline, Partitions};
 
 #[test]
 fn the_fraud_job_scores_avro_as_it_scores_json() {
@@ -87,7 +27,7 @@ fn the_fraud_job_scores_avro_as_it_scores_json() {
     vigil::decode::avro::check_fixed_schema(&avro_job.source).unwrap();
 
     let schema = transaction_schema();
-    let json = json_input();
+    let json = json_input(23);
     let decoder = Decoder::new(&json_job);
     let mut undecodable = Vec::new();
     let avro: Partitions = json
