@@ -166,10 +166,11 @@ fn timestamp(bytes: &[u8]) -> Result<Val<'static>, Bad> {
             (n, w) => c.skip(n, w, 0)?,
         }
     }
-    if !(0..1_000_000_000).contains(&nanos) || seconds.checked_mul(1_000).is_none() {
-        return Err(format!("timestamp {seconds} s {nanos} ns out of range"));
+    let ms = seconds.checked_mul(1_000).and_then(|ms| ms.checked_add(nanos / 1_000_000));
+    match ms {
+        Some(ms) if (0..1_000_000_000).contains(&nanos) => Ok(Val::Int(ms)),
+        _ => Err(format!("timestamp {seconds} s {nanos} ns out of range")),
     }
-    Ok(Val::Int(seconds * 1_000 + nanos / 1_000_000))
 }
 
 impl Plan {
@@ -205,5 +206,39 @@ impl Plan {
             out.set(slot, &step.name, value, dec)?;
         }
         out.finish(dec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `google.protobuf.Timestamp` of `seconds` and `nanos`, encoded.
+    fn ts(seconds: i64, nanos: i32) -> Vec<u8> {
+        let mut b = Vec::new();
+        let varint = |mut v: u64, b: &mut Vec<u8>| loop {
+            if v < 0x80 {
+                b.push(v as u8);
+                break;
+            }
+            b.push((v as u8 & 0x7f) | 0x80);
+            v >>= 7;
+        };
+        b.push(0x08);
+        varint(seconds as u64, &mut b);
+        b.push(0x10);
+        varint(nanos as i64 as u64, &mut b);
+        b
+    }
+
+    #[test]
+    fn timestamps_in_range_read_as_milliseconds_and_the_rest_is_refused() {
+        assert!(matches!(timestamp(&ts(1_700_000_000, 250_000_000)), Ok(Val::Int(1_700_000_000_250))));
+        assert!(matches!(timestamp(&ts(-1, 500_000_000)), Ok(Val::Int(-500))));
+        // seconds * 1000 fits, adding the milliseconds does not
+        assert!(timestamp(&ts(i64::MAX / 1000, 999_000_000)).is_err());
+        assert!(timestamp(&ts(i64::MAX, 0)).is_err());
+        assert!(timestamp(&ts(1, -1)).is_err());
+        assert!(timestamp(&ts(1, 1_000_000_000)).is_err());
     }
 }
