@@ -107,8 +107,8 @@ fn run_local_inner(
     metrics: Arc<Metrics>,
     Side { drift, tables }: Side,
 ) -> Result<(Option<LearnerSummary>, Option<crate::monitor::MonitorSummary>)> {
-    if job.several_topics() {
-        bail!("job `{}` reads several topics: run it as a graph (`vigil::graph::job::job_graph` on `LocalRun`)", job.name);
+    if let Some(why) = job.graph_only() {
+        bail!("job `{}` {why}: run it as a graph (`vigil::graph::job::job_graph` on `LocalRun`)", job.name);
     }
     let mut job = job.clone();
     if let Some(o) = job.model.online.as_mut() {

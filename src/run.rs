@@ -135,11 +135,8 @@ pub struct RunSummary {
 /// Runs `job` until the input ends (`until_end`, or end offsets set on `end`) or
 /// shutdown is requested on `control`.
 pub fn run_job(mut job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, control: Arc<Control>, end: EndOffsets) -> Result<RunSummary> {
-    if job.several_topics() {
-        bail!(
-            "job `{}` reads several topics ([[source]], [[topic_join]]): it runs on the graph (`vigil run` does so by itself), not on this pipeline",
-            job.name
-        );
+    if let Some(why) = job.graph_only() {
+        bail!("job `{}` {why}: it runs on the graph (`vigil run` does so by itself), not on this pipeline", job.name);
     }
     if opts.checkpoint_dir.is_none() {
         if opts.savepoint_on_stop.is_some() {

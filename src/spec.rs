@@ -165,6 +165,15 @@ impl JobSpec {
     pub fn several_topics(&self) -> bool {
         !self.sources.is_empty() || !self.topic_joins.is_empty()
     }
+    /// Why the job runs on the graph only, if it does: it reads several topics,
+    /// or a source has window-level expectations (judged on the graph's stream).
+    pub fn graph_only(&self) -> Option<&'static str> {
+        if self.several_topics() {
+            return Some("reads several topics ([[source]], [[topic_join]])");
+        }
+        let windowed = std::iter::once(&self.source).chain(&self.sources).any(|s| s.expectations.iter().any(|e| e.check.is_window()));
+        windowed.then_some("has window-level expectations (not_null_rate, unique, freshness, volume)")
+    }
 }
 
 /// Where a model input's value comes from.
@@ -649,7 +658,7 @@ pub mod format;
 pub use format::{AvroSchemas, ProtoDefinition, ProtobufSchema, RegistrySettings, SourceFormat};
 /// Record-level data-quality expectations (`spec/expect.rs`).
 pub mod expect;
-pub use expect::{check_expectations, Check, ExpectMode, Expectation};
+pub use expect::{check_expectations, Check, ExpectMode, Expectation, DEFAULT_WINDOW};
 
 /// The TOML shape of a job (`spec/toml_front.rs`).
 mod toml_front;

@@ -204,5 +204,5 @@ fn every_alert_links_to_its_runbook_in_the_readme() {
         }
         alerts += 1;
     }
-    assert_eq!(alerts, 17);
+    assert_eq!(alerts, 18);
 }

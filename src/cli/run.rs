@@ -121,7 +121,11 @@ pub fn run(a: RunArgs) -> Result<()> {
         online.device = a.device.unwrap_or(online.device);
         online.init = a.model_init.clone().or(online.init.take());
     }
-    if job.several_topics() || a.engine == Engine::Graph {
+    if let Some(why) = job.graph_only() {
+        tracing::info!(job = %job.name, "the job {why}: it runs on the graph");
+        return run_on_graph(job, a);
+    }
+    if a.engine == Engine::Graph {
         return run_on_graph(job, a);
     }
     if a.process >= a.processes {

@@ -70,12 +70,13 @@ pub(crate) struct Judged {
 impl Expectations {
     /// `None` for a source without expectations (the readers then judge nothing).
     pub(crate) fn new(s: &SourceSpec) -> Option<Expectations> {
-        if s.expectations.is_empty() {
+        // window-level ones are judged on the stream (`graph::quality`)
+        if s.expectations.iter().all(|e| e.check.is_window()) {
             return None;
         }
         let mut by_field = vec![Vec::new(); s.fields.len()];
         let mut all = Vec::new();
-        for e in &s.expectations {
+        for e in s.expectations.iter().filter(|e| !e.check.is_window()) {
             let Some(field) = s.fields.iter().position(|f| f.name == e.field) else {
                 // `check_expectations` refuses these when the job or graph is built
                 tracing::error!(expectation = %e.name, field = %e.field, "an expectation names an undeclared field; it is not checked");
@@ -92,6 +93,7 @@ impl Expectations {
                         continue;
                     }
                 },
+                _ => continue,
             };
             by_field[field].push(all.len());
             all.push(One { name: e.name.clone(), field: e.field.clone(), check, mode: e.mode });

@@ -78,6 +78,7 @@ pub fn job_graph_with(g: &mut GraphBuilder<'_>, job: &JobSpec, io: &JobIo) -> Re
     }
     let events = g.source(source);
     topic_joins(g, job, &events);
+    quality_findings(g, job);
     if let (false, Some(topic)) = (job.joins.is_empty(), &job.sinks.joins) {
         events.sub_stream_joins(JOINS, SubJoins::of_job(job)).sink_joins(topic);
     }
@@ -113,6 +114,20 @@ pub fn job_graph_with(g: &mut GraphBuilder<'_>, job: &JobSpec, io: &JobIo) -> Re
         }
     }
     Ok(())
+}
+
+/// The sources' window-level expectations: their findings to the drift topic.
+fn quality_findings(g: &GraphBuilder<'_>, job: &JobSpec) {
+    for s in std::iter::once(&job.source).chain(&job.sources) {
+        let Some(findings) = g.quality(&s.topic) else { continue };
+        match &job.sinks.drift {
+            Some(topic) => findings.sink_drift(topic),
+            None => tracing::warn!(
+                source = %s.topic,
+                "[sinks] drift is not set: the findings of the source's window-level expectations go to Prometheus only"
+            ),
+        }
+    }
 }
 
 /// The features of every event, the `features` and `windows` topics and the

@@ -65,6 +65,7 @@ pub mod map;
 pub mod monitor;
 pub mod offline_sink;
 pub mod online;
+pub mod quality;
 pub mod record;
 pub mod run;
 pub mod score;
@@ -102,13 +103,31 @@ pub struct GraphBuilder<'s> {
     pub(crate) scope: Scope<'s, u64>,
     pub(crate) shared: Rc<Shared>,
     pub(crate) sources: u32,
+    /// The findings of each source's window-level expectations, by topic.
+    pub(crate) quality: Vec<(String, Stream<'s, crate::monitor::DriftRecord>)>,
 }
 
 impl<'s> GraphBuilder<'s> {
     /// Reads a topic: its records decoded and checked against `source`'s schema
     /// (failures to `dlq`), keyed and timed by its key and event-time fields.
+    /// A source with window-level expectations (not-null rate, duplicates,
+    /// freshness, volume) is judged per window; [`GraphBuilder::quality`] gives
+    /// the findings.
     pub fn source(&mut self, source: Source) -> Stream<'s, Record> {
-        self.source_with(source, source::records())
+        let spec = source.spec().clone();
+        let stream = self.source_with(source, source::records());
+        if spec.expectations.iter().any(|e| e.check.is_window()) {
+            let findings = stream.quality(&format!("quality-{}", spec.topic), &spec);
+            self.quality.push((spec.topic.clone(), findings));
+        }
+        stream
+    }
+
+    /// The findings of the window-level expectations of the source of `topic`
+    /// (`kind = "quality"` drift records, see [`quality`]), or `None` when it
+    /// declares none. Write them with `sink_drift`.
+    pub fn quality(&self, topic: &str) -> Option<Stream<'s, crate::monitor::DriftRecord>> {
+        self.quality.iter().find(|(t, _)| t == topic).map(|(_, s)| s.clone())
     }
 
     /// Reads a topic as values of your type: each record is checked as by
@@ -199,6 +218,12 @@ impl<'s> GraphBuilder<'s> {
         self.claim_source(source.topic());
         if let Err(e) = crate::spec::check_expectations(source.spec()) {
             self.shared.errors.borrow_mut().push(format!("{e:#}"));
+        }
+        if std::any::TypeId::of::<V>() != std::any::TypeId::of::<Record>() && source.spec().expectations.iter().any(|e| e.check.is_window()) {
+            self.shared.errors.borrow_mut().push(format!(
+                "source `{}`: window-level expectations (not_null_rate, unique, freshness, volume) need a source of records (`GraphBuilder::source`)",
+                source.topic()
+            ));
         }
         if matches!(make, source::MakeValue::Custom(_)) && !source.spec().expectations.is_empty() {
             self.shared.errors.borrow_mut().push(format!(

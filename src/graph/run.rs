@@ -442,7 +442,7 @@ where
         peers: worker.peers(),
     });
     let built = worker.dataflow::<u64, _, _>(|scope| {
-        let mut g = GraphBuilder { scope, shared: shared.clone(), sources: 0 };
+        let mut g = GraphBuilder { scope, shared: shared.clone(), sources: 0, quality: Vec::new() };
         build(&mut g)
     });
     let mut errors = shared.errors.borrow().clone();

@@ -155,7 +155,9 @@ impl Source {
     /// The names a [`Record`] of this source answers to.
     fn schema(&self) -> Schema {
         let fields = |numeric: bool| self.spec.fields.iter().filter(move |f| f.ty.is_numeric() == numeric && f.ty != FieldType::Bool);
-        let kept = |name: &String| self.kept.as_ref().is_none_or(|k| k.contains(name));
+        // window-level expectations read their fields on the stream
+        let judged = |name: &String| self.spec.expectations.iter().any(|e| e.check.is_window() && &e.field == name);
+        let kept = |name: &String| self.kept.as_ref().is_none_or(|k| k.contains(name)) || judged(name);
         let strings = fields(false).map(|f| &f.name).filter(|n| kept(n)).cloned().collect();
         Schema { topic: self.spec.topic.clone(), numeric: fields(true).map(|f| f.name.clone()).collect(), strings }
     }

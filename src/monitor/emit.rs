@@ -19,7 +19,7 @@ use crate::metrics::Metrics;
 pub struct DriftRecord {
     /// Event time of the evaluation, epoch milliseconds.
     pub ts: i64,
-    /// `feature`, `prediction`, `concept` or `fairness`.
+    /// `feature`, `prediction`, `concept`, `fairness` or `quality` (window-level expectations).
     pub kind: String,
     pub name: String,
     pub method: String,

@@ -16,6 +16,7 @@ pub mod distribution;
 pub mod emit;
 pub mod interner;
 pub mod labeled;
+pub mod quality;
 pub use crate::metrics::drift as metrics;
 pub mod reorder;
 pub use crate::spec::monitor as spec;

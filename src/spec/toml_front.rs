@@ -114,19 +114,34 @@ struct RawSource {
 #[serde(deny_unknown_fields)]
 struct RawExpect {
     name: String,
+    /// The field judged (not for `freshness` and `volume`).
+    #[serde(default)]
     field: String,
     range: Option<[f64; 2]>,
     one_of: Option<Vec<String>>,
     regex: Option<String>,
     max_length: Option<usize>,
-    /// `dlq` (default) or `warn`.
+    /// `dlq` (default) or `warn`: record-level checks.
     mode: Option<String>,
+    /// Window-level: the least fraction of records carrying `field`.
+    not_null_rate: Option<f64>,
+    /// Window-level: `field`'s values are unique within a window.
+    unique: Option<bool>,
+    /// Window-level: a record later than this after its event time is stale.
+    freshness: Option<String>,
+    /// Window-level: `[min, max]` records per window.
+    volume: Option<[u64; 2]>,
+    /// `unique`, `freshness`: the largest fraction of duplicates or stale records (default 0).
+    max_rate: Option<f64>,
+    /// Window-level: the tumbling event-time window ("1m" unless set).
+    window: Option<String>,
 }
 
 impl RawExpect {
     fn into_expectation(self, topic: &str) -> Result<crate::spec::Expectation> {
         use crate::spec::{Check, ExpectMode};
         let at = format!("[[source.expect]] `{}` of source `{topic}`", self.name);
+        let max_rate = self.max_rate.unwrap_or(0.0);
         let mut checks = Vec::new();
         if let Some([min, max]) = self.range {
             checks.push(Check::Range { min, max });
@@ -140,15 +155,45 @@ impl RawExpect {
         if let Some(n) = self.max_length {
             checks.push(Check::MaxLength(n));
         }
-        if checks.len() != 1 {
-            bail!("{at}: set exactly one of `range`, `one_of`, `regex`, `max_length` ({} set)", checks.len());
+        if let Some(min) = self.not_null_rate {
+            checks.push(Check::NotNullRate { min });
         }
+        match self.unique {
+            Some(true) => checks.push(Check::Unique { max_rate }),
+            Some(false) => bail!("{at}: `unique = false` checks nothing; leave it out"),
+            None => {}
+        }
+        if let Some(lag) = &self.freshness {
+            let max_lag = super::parse_duration(lag).with_context(|| format!("{at}: `freshness`"))?;
+            checks.push(Check::Freshness { max_lag, max_rate });
+        }
+        if let Some([min, max]) = self.volume {
+            checks.push(Check::Volume { min, max });
+        }
+        if checks.len() != 1 {
+            bail!("{at}: set exactly one of `range`, `one_of`, `regex`, `max_length`, `not_null_rate`, `unique`, `freshness`, `volume` ({} set)", checks.len());
+        }
+        let check = checks.remove(0);
+        if self.max_rate.is_some() && !matches!(check, Check::Unique { .. } | Check::Freshness { .. }) {
+            bail!("{at}: `max_rate` applies to `unique` and `freshness` only");
+        }
+        if !check.is_window() && self.field.is_empty() {
+            bail!("{at}: `field` is missing");
+        }
+        if check.is_window() && self.mode.is_some() {
+            bail!("{at}: `mode` applies to record-level checks; `{}` is judged per window and writes `quality` records", check.method());
+        }
+        let window = match (&self.window, check.is_window()) {
+            (Some(w), true) => super::parse_duration(w).with_context(|| format!("{at}: `window`"))?,
+            (Some(_), false) => bail!("{at}: `window` applies to window-level checks (not_null_rate, unique, freshness, volume)"),
+            (None, _) => crate::spec::DEFAULT_WINDOW,
+        };
         let mode = match self.mode.as_deref() {
             None | Some("dlq") => ExpectMode::Dlq,
             Some("warn") => ExpectMode::Warn,
             Some(other) => bail!("{at}: `mode` is `{other}`; it must be \"dlq\" or \"warn\""),
         };
-        Ok(crate::spec::Expectation { name: self.name, field: self.field, check: checks.remove(0), mode })
+        Ok(crate::spec::Expectation { name: self.name, field: self.field, check, mode, window })
     }
 }
 #[derive(Deserialize)]
