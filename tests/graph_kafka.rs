@@ -297,3 +297,54 @@ fn vigil_run_engine_graph_writes_what_the_pipeline_writes() {
     dlq.1.sort();
     assert_eq!(dlq.0, dlq.1, "dead letters");
 }
+
+/// `vigil run` of a single-topic TOML job with window-level expectations runs
+/// it on the graph by itself, and the `quality` records on its drift topic are
+/// those of the same job in memory over the topic's records.
+#[test]
+fn vigil_run_writes_the_quality_records_of_window_level_expectations() {
+    use vigil::demo::generator::GenConfig;
+    use vigil::demo::publish::{never, publish, PublishOptions, PublishProgress};
+    let expect = r#"
+[[source.expect]]
+name = "device_present"
+field = "device"
+not_null_rate = 0.99
+[[source.expect]]
+name = "unique_events"
+field = "event_id"
+unique = true
+window = "5m"
+[[source.expect]]
+name = "per_minute"
+volume = [100, 100000]
+"#;
+    let text = std::fs::read_to_string("examples/fraud_job.toml").unwrap().replace("[sinks]\n", "[sinks]\ndrift = \"drift\"\n") + expect;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("job.toml");
+    std::fs::write(&path, &text).unwrap();
+    let broker = EmbeddedBroker::start(1).unwrap();
+    for (topic, partitions) in [("transactions", 4), ("scores", 2), ("dlq", 1), ("drift", 1)] {
+        broker.create_topic(topic, partitions).unwrap();
+    }
+    let kafka = broker.kafka_options();
+    let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, logins_topic: None, events: 20_000, rate: None };
+    publish(&kafka, GenConfig { bad_ratio: 0.01, cards: 1_000, ..GenConfig::default() }, &opts, &PublishProgress::default(), &never()).unwrap();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["run", path.to_str().unwrap(), "--brokers", &kafka.brokers, "--until-end", "--metrics-addr", "off", "-w", "2"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.contains("(graph) stopped"), "{stderr}");
+
+    let job = vigil::spec::JobSpec::from_toml(&text).unwrap();
+    let memory =
+        LocalRun::new(1).topic_with_gaps("transactions", by_partition(&broker, "transactions", 4)).run(move |g| vigil::graph::job::job_graph(g, &job)).unwrap();
+    let expected = memory.values("drift");
+    assert!(expected.iter().all(|r| r.contains(r#""kind":"quality""#)));
+    for name in ["device_present", "unique_events", "per_minute"] {
+        assert!(expected.iter().any(|r| r.contains(&format!(r#""name":"{name}""#))), "{name}: {expected:?}");
+    }
+    assert_eq!(payloads(&broker, "drift"), expected);
+}

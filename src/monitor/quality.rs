@@ -165,6 +165,7 @@ impl WindowJudge {
         let first_open = self.open.range((e, i64::MIN)..=(e, i64::MAX)).next().map(|((_, s), _)| *s);
         let first_of_run = self.judged_to[e].is_none();
         let Some(mut start) = self.judged_to[e].or(first_open) else { return };
+        let initial = start;
         let volume = matches!(self.expectations[e].check, Check::Volume { .. });
         let mut empty_run = 0i64;
         while start.checked_add(len).is_some_and(|end| end <= to) {
@@ -198,7 +199,11 @@ impl WindowJudge {
             }
             start += len;
         }
-        self.judged_to[e] = Some(start);
+        // only once a window is judged: before, records of an earlier window
+        // (from another worker) may still come, and the first window is not known
+        if start > initial {
+            self.judged_to[e] = Some(start);
+        }
     }
 
     /// The verdict on one window of expectation `e` (`partial`: only partly seen).
@@ -272,6 +277,19 @@ mod tests {
         // the end of the input: the last window is partial (not held to min)
         let f = j.finish();
         assert_eq!(f.iter().map(|f| (f.ts, f.value, f.failed)).collect::<Vec<_>>(), vec![(5000, 0.0, true), (6000, 1.0, false)]);
+    }
+
+    #[test]
+    fn the_first_window_is_the_earliest_even_when_a_later_one_came_first() {
+        let mut j = WindowJudge::new(vec![Expectation::volume("v", 5, 10).per(Duration::from_secs(1))]);
+        // one worker's counts of [2 s, 3 s) come before another's of [1 s, 2 s)
+        j.add(0, 2000, &Counts { records: 6, ..Counts::default() });
+        assert!(j.close_before(1500).is_empty());
+        j.add(0, 1000, &Counts { records: 2, ..Counts::default() });
+        let f = j.close_before(3000);
+        // [1 s, 2 s) is the run's first window: partial, not held to min; nothing dropped
+        assert_eq!(f.iter().map(|f| (f.ts, f.value, f.failed)).collect::<Vec<_>>(), vec![(2000, 2.0, false), (3000, 6.0, false)]);
+        assert_eq!(j.dropped, 0);
     }
 
     #[test]
