@@ -179,6 +179,10 @@ impl Plan {
         let mut c = Cursor { buf: bytes, pos: 0 };
         let not_protobuf = |detail: Bad| Rejection::new(Reason::NotProtobuf, format!("not a `{}`: {detail}", self.message));
         let mut held: Vec<Option<Val>> = vec![None; self.slotted.len()];
+        // undeclared fields reported once per record, as JSON and Avro do (a
+        // repeated one, or one written twice, appears several times); this
+        // allocates only for a record that has some
+        let mut reported: Vec<u32> = Vec::new();
         while c.left() > 0 {
             let (number, wire) = c.key().map_err(not_protobuf)?;
             match self.step(number) {
@@ -187,13 +191,17 @@ impl Plan {
                     held[step.held.unwrap_or_default()] = Some(value);
                 }
                 Some(step) => {
-                    if step.slot.is_none() {
+                    if step.slot.is_none() && !reported.contains(&number) {
+                        reported.push(number);
                         unknown(&step.name[..floor_char_boundary(&step.name, MAX_REPORTED_NAME)]);
                     }
                     c.skip(number, wire, 0).map_err(not_protobuf)?;
                 }
                 None => {
-                    unknown(&format!("#{number}"));
+                    if !reported.contains(&number) {
+                        reported.push(number);
+                        unknown(&format!("#{number}"));
+                    }
                     c.skip(number, wire, 0).map_err(not_protobuf)?;
                 }
             }
