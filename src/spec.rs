@@ -561,8 +561,19 @@ impl JobBuilder {
             topic_joins: self.topic_joins,
         };
         check_topics(&job)?;
+        let mut windowed = std::collections::HashMap::new();
         for s in std::iter::once(&job.source).chain(&job.sources) {
             check_expectations(s)?;
+            // their quality records and series are keyed by name alone
+            for e in s.expectations.iter().filter(|e| e.check.is_window()) {
+                if let Some(other) = windowed.insert(e.name.as_str(), s.topic.as_str()) {
+                    bail!(
+                        "expectation `{}` is declared by sources `{other}` and `{}`: window-level expectations need names unique in the job",
+                        e.name,
+                        s.topic
+                    );
+                }
+            }
         }
         if let Some(m) = self.monitor {
             job.monitor = Some(m.resolve(&job)?);

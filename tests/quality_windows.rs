@@ -296,6 +296,27 @@ fn a_toml_job_writes_quality_records_to_its_drift_topic_and_the_pipeline_refuses
     assert!(refused.is_err_and(|e| e.to_string().contains("window-level expectations")));
 }
 
+/// The windows are not checkpointed, and do not hold checkpoints back: a run
+/// with checkpoints writes them as without the expectations.
+#[test]
+fn a_graph_with_window_level_expectations_checkpoints() {
+    let t0 = 1_700_000_000_000i64;
+    let tx: Vec<Vec<u8>> = (0..400).map(|i| format!(r#"{{"card":"c{}","ts":{},"id":"t{i}","amount":1}}"#, i % 5, t0 + i * 500).into_bytes()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let out = LocalRun::new(2)
+        .epoch_records(50)
+        .checkpoints(dir.path(), 1)
+        .topic("tx", vec![tx])
+        .run(|g| {
+            g.source(source());
+            g.quality("tx").unwrap().sink_drift("drift");
+            Ok(())
+        })
+        .unwrap();
+    assert!(out.checkpoints.len() >= 4, "checkpoints: {:?}", out.checkpoints);
+    assert!(!out.values("drift").is_empty());
+}
+
 #[test]
 fn bad_declarations_are_refused_naming_the_expectation() {
     let with = |expect: &str| JOB.replace("[[feature]]", &format!("[[source.expect]]\nname = \"bad\"\n{expect}\n[[feature]]"));
@@ -319,6 +340,13 @@ fn bad_declarations_are_refused_naming_the_expectation() {
         assert!(err.contains(message), "{expect:?}: {err}");
         assert!(err.contains("`bad`"), "{expect:?} does not name the expectation: {err}");
     }
+    // names are unique across the job's sources (records and series are keyed by name)
+    let two = JOB.replacen("[source]\n", "[[source]]\n", 1).replace(
+        "[[feature]]",
+        "[[source]]\ntopic = \"logins\"\nkey = \"card\"\nevent_time = \"ts\"\n[[source.expect]]\nname = \"per_minute\"\nvolume = [1, 2]\n[[feature]]",
+    );
+    let err = format!("{:#}", JobSpec::from_toml(&two).err().expect("refused"));
+    assert!(err.contains("expectation `per_minute` is declared by sources `tx` and `logins`"), "{err}");
     // a typed source cannot read fields by name
     let err = LocalRun::new(1)
         .topic("tx", vec![vec![]])

@@ -103,8 +103,9 @@ pub struct GraphBuilder<'s> {
     pub(crate) scope: Scope<'s, u64>,
     pub(crate) shared: Rc<Shared>,
     pub(crate) sources: u32,
-    /// The findings of each source's window-level expectations, by topic.
-    pub(crate) quality: Vec<(String, Stream<'s, crate::monitor::DriftRecord>)>,
+    /// The findings of each source's window-level expectations, by topic (and
+    /// the expectations' names).
+    pub(crate) quality: Vec<(String, Vec<String>, Stream<'s, crate::monitor::DriftRecord>)>,
 }
 
 impl<'s> GraphBuilder<'s> {
@@ -117,8 +118,19 @@ impl<'s> GraphBuilder<'s> {
         let spec = source.spec().clone();
         let stream = self.source_with(source, source::records());
         if spec.expectations.iter().any(|e| e.check.is_window()) {
+            // their quality records and series are keyed by name alone
+            for e in spec.expectations.iter().filter(|e| e.check.is_window()) {
+                let other = self.quality.iter().find(|(_, names, _)| names.contains(&e.name));
+                if let Some((topic, _, _)) = other {
+                    self.shared.errors.borrow_mut().push(format!(
+                        "expectation `{}` is declared by sources `{topic}` and `{}`: window-level expectations need names unique in the graph",
+                        e.name, spec.topic
+                    ));
+                }
+            }
+            let names = spec.expectations.iter().filter(|e| e.check.is_window()).map(|e| e.name.clone()).collect();
             let findings = stream.quality(&format!("quality-{}", spec.topic), &spec);
-            self.quality.push((spec.topic.clone(), findings));
+            self.quality.push((spec.topic.clone(), names, findings));
         }
         stream
     }
@@ -127,7 +139,7 @@ impl<'s> GraphBuilder<'s> {
     /// (`kind = "quality"` drift records, see [`quality`]), or `None` when it
     /// declares none. Write them with `sink_drift`.
     pub fn quality(&self, topic: &str) -> Option<Stream<'s, crate::monitor::DriftRecord>> {
-        self.quality.iter().find(|(t, _)| t == topic).map(|(_, s)| s.clone())
+        self.quality.iter().find(|(t, _, _)| t == topic).map(|(_, _, s)| s.clone())
     }
 
     /// Reads a topic as values of your type: each record is checked as by

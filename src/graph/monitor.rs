@@ -137,7 +137,7 @@ impl<'s> Stream<'s, Scored> {
     /// The findings of `monitor` over this stream; see the module docs.
     pub fn monitor(&self, name: &str, monitor: Monitor) -> Stream<'s, DriftRecord> {
         // the name is claimed (unique) though the state is not checkpointed
-        self.shared.claim(name, 1);
+        self.shared.claim_unsaved(name);
         let m = monitor.resolved;
         let numeric: Vec<String> = m.numeric.iter().map(|(n, _)| n.clone()).collect();
         let strings: Vec<String> = m.categorical.iter().map(|(n, _)| n.clone()).collect();

@@ -115,7 +115,7 @@ impl<'s> Stream<'s, Record> {
     /// The findings of `source`'s window-level expectations over this stream
     /// (the source's own); see the module docs.
     pub(crate) fn quality(&self, name: &str, source: &SourceSpec) -> Stream<'s, DriftRecord> {
-        self.shared.claim(name, 1);
+        self.shared.claim_unsaved(name);
         let expectations: Vec<Expectation> = source.expectations.iter().filter(|e| e.check.is_window()).cloned().collect();
         let me = self.scope().index() as u32;
         let peers = self.scope().peers();
@@ -131,6 +131,7 @@ impl<'s> Stream<'s, Record> {
                 let mut cap = Some(cap);
                 let mut marks = Watermarks::exchanged(peers);
                 let mut out: Vec<Msg<DriftRecord>> = Vec::new();
+                let mut dropped = 0;
                 move |(input, frontier), output| {
                     let mut moved = None;
                     input.for_each(|_, data| {
@@ -141,6 +142,11 @@ impl<'s> Stream<'s, Record> {
                             }
                         }
                     });
+                    if judge.dropped > dropped {
+                        // a partition idle past its timeout came back with records of judged windows
+                        tracing::warn!(operator = %name, records = judge.dropped - dropped, "records of windows already judged are not counted");
+                        dropped = judge.dropped;
+                    }
                     let Some(c) = cap.as_mut() else { return };
                     let report = |found: Vec<crate::monitor::quality::Finding>, wm: i64, out: &mut Vec<Msg<DriftRecord>>| {
                         found.iter().for_each(|f| emitter.finding(&f.record()));
@@ -162,9 +168,6 @@ impl<'s> Stream<'s, Record> {
                         }
                         None => {
                             report(judge.finish(), i64::MAX, &mut out);
-                            if judge.dropped > 0 {
-                                tracing::warn!(operator = %name, records = judge.dropped, "records of windows already judged were not counted");
-                            }
                             output.session(&*c).give_container(&mut out);
                             cap = None;
                         }
@@ -194,7 +197,7 @@ impl<'s> Stream<'s, Record> {
                                     c.records += 1;
                                     match check {
                                         Check::NotNullRate { .. } => c.hits += fields[i].present(&r) as u64,
-                                        Check::Freshness { max_lag, .. } => c.hits += (now_ms - r.time_ms > max_lag.as_millis() as i64) as u64,
+                                        Check::Freshness { max_lag, .. } => c.hits += (now_ms.saturating_sub(r.time_ms) > lag_ms(max_lag)) as u64,
                                         Check::Unique { .. } => c.ids.extend(fields[i].hash(&r)),
                                         _ => {}
                                     }
@@ -215,6 +218,11 @@ impl<'s> Stream<'s, Record> {
             }
         })
     }
+}
+
+/// A lag in milliseconds, saturating (a lag past i64's range never passes).
+fn lag_ms(d: &std::time::Duration) -> i64 {
+    d.as_millis().min(i64::MAX as u128) as i64
 }
 
 /// SplitMix64's finalizer: a number's bits spread over the hash.

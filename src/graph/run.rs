@@ -436,6 +436,7 @@ where
     let shared = Rc::new(Shared {
         collector: collector.clone(),
         names: Default::default(),
+        unsaved: Default::default(),
         errors: Default::default(),
         sources: Default::default(),
         worker: worker.index(),

@@ -71,6 +71,8 @@ pub(crate) struct Shared {
     pub(crate) collector: Arc<Collector>,
     /// Stateful operators: name and state version.
     pub(crate) names: RefCell<Vec<(String, u32)>>,
+    /// Operators whose state is not checkpointed: their names.
+    pub(crate) unsaved: RefCell<Vec<String>>,
     pub(crate) errors: RefCell<Vec<String>>,
     /// The sources' topics, in the order built.
     pub(crate) sources: RefCell<Vec<String>>,
@@ -80,15 +82,32 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Registers a stateful operator's name; a second use is a graph error.
+    /// Each one sends its state at every checkpoint (a checkpoint is complete
+    /// once every registered operator's is in).
     pub(crate) fn claim(&self, name: &str, version: u32) {
-        let mut names = self.names.borrow_mut();
-        if names.iter().any(|(n, _)| n == name) {
+        if self.name_free(name) {
+            self.names.borrow_mut().push((name.to_owned(), version));
+        }
+    }
+    /// Registers the name of an operator whose state is not checkpointed (a
+    /// monitor, data-quality windows): unique like the others, and no part of
+    /// any checkpoint.
+    pub(crate) fn claim_unsaved(&self, name: &str) {
+        if self.name_free(name) {
+            self.unsaved.borrow_mut().push(name.to_owned());
+        }
+    }
+    /// Whether `name` is a valid operator name no operator has yet (else a graph error).
+    fn name_free(&self, name: &str) -> bool {
+        let taken = self.names.borrow().iter().any(|(n, _)| n == name) || self.unsaved.borrow().iter().any(|n| n == name);
+        if taken {
             self.errors.borrow_mut().push(format!("two operators are named `{name}`: names key their checkpointed state and must be unique"));
         } else if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') || name.starts_with("source-") {
             self.errors.borrow_mut().push(format!("operator name `{name}`: names become file names (no `/`, no leading `.`, not `source-...`)"));
         } else {
-            names.push((name.to_owned(), version));
+            return true;
         }
+        false
     }
     /// Checkpoints, where the run takes them.
     pub(crate) fn checkpoints(&self) -> Option<&Arc<super::checkpoint::Checkpoints>> {
