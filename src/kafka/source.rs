@@ -29,6 +29,9 @@ pub struct KafkaSource {
     /// `end` once set.
     ends: Option<HashMap<u32, i64>>,
     last_error: Option<std::time::Instant>,
+    /// Records delivered again below a partition's next offset, skipped.
+    redelivered: u64,
+    last_redelivery: Option<std::time::Instant>,
 }
 
 impl KafkaSource {
@@ -64,6 +67,8 @@ impl KafkaSource {
             end,
             ends: None,
             last_error: None,
+            redelivered: 0,
+            last_redelivery: None,
         })
     }
 
@@ -93,6 +98,18 @@ impl KafkaSource {
             rdkafka::bindings::rd_kafka_get_watermark_offsets(self.consumer.client().native_ptr(), topic.as_ptr(), partition as i32, &mut low, &mut high)
         };
         (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
+    }
+}
+
+impl KafkaSource {
+    /// Counts a record delivered again, and says so at most every 10 s.
+    fn skip_redelivered(&mut self, partition: u32, offset: i64, next: i64) {
+        self.redelivered += 1;
+        let now = std::time::Instant::now();
+        if self.last_redelivery.is_none_or(|t| now.duration_since(t) > Duration::from_secs(10)) {
+            tracing::warn!(topic = %self.topic, partition, offset, next, skipped = self.redelivered, "the consumer delivers records read already (its position was reset); they are skipped");
+            self.last_redelivery = Some(now);
+        }
     }
 }
 
@@ -129,6 +146,14 @@ impl RecordSource for KafkaSource {
                         continue;
                     }
                     if let Some(slot) = self.owned.iter().position(|p| *p == partition) {
+                        // an offset below the next one was read in this run already:
+                        // librdkafka delivers a partition again from an earlier offset
+                        // when its fetch position is reset (`auto.offset.reset`, after a
+                        // broker outage); reading it twice would score it twice
+                        if msg.offset() < self.next[slot] {
+                            self.skip_redelivered(partition, msg.offset(), self.next[slot]);
+                            continue;
+                        }
                         self.next[slot] = msg.offset() + 1;
                     }
                     each(RecordRef { partition, offset: msg.offset(), payload: msg.payload() });
@@ -175,5 +200,47 @@ impl RecordSource for KafkaSource {
 
     fn commit(&mut self) -> anyhow::Result<()> {
         crate::kafka::commit_positions(&self.consumer, &self.topic, &self.positions())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::broker::EmbeddedBroker;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    /// Reads what `source` delivers until `n` records or 20 s.
+    fn read(source: &mut KafkaSource, n: usize) -> Vec<i64> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let mut offsets = Vec::new();
+        while offsets.len() < n && std::time::Instant::now() < deadline {
+            source.poll(100, &mut |r| offsets.push(r.offset));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        offsets
+    }
+
+    #[test]
+    fn records_delivered_again_after_a_position_reset_are_skipped() {
+        let broker = EmbeddedBroker::start(1).unwrap();
+        broker.create_topic("t", 1).unwrap();
+        let opts = broker.kafka_options();
+        let producer: BaseProducer = opts.client_config().create().unwrap();
+        let produce = |from: usize, to: usize| {
+            for i in from..to {
+                producer.send(BaseRecord::<[u8], [u8]>::to("t").partition(0).payload(format!("{i}").as_bytes())).unwrap();
+            }
+            producer.flush(Duration::from_secs(10)).unwrap();
+        };
+        produce(0, 10);
+        let end: EndOffsets = Arc::new(Mutex::new(None));
+        let mut source = KafkaSource::new(&opts, "g", "t", vec![0], &[0], end, &Metrics::new()).unwrap();
+        assert_eq!(read(&mut source, 10), (0..10).collect::<Vec<_>>());
+        // the client goes back to the beginning, as a reset to `earliest` does
+        source.consumer.seek("t", 0, Offset::Beginning, Duration::from_secs(10)).unwrap();
+        produce(10, 15);
+        assert_eq!(read(&mut source, 5), (10..15).collect::<Vec<_>>(), "each offset once");
+        assert_eq!(source.redelivered, 10);
+        assert_eq!(source.positions(), vec![(0, 15)]);
     }
 }
