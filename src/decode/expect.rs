@@ -71,7 +71,7 @@ impl Expectations {
     /// `None` for a source without expectations (the readers then judge nothing).
     pub(crate) fn new(s: &SourceSpec) -> Option<Expectations> {
         // window-level ones are judged on the stream (`graph::quality`)
-        if s.expectations.iter().all(|e| e.check.is_window()) {
+        if s.expectations.len() == s.window_expectations().count() {
             return None;
         }
         let mut by_field = vec![Vec::new(); s.fields.len()];

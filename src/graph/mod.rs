@@ -103,9 +103,8 @@ pub struct GraphBuilder<'s> {
     pub(crate) scope: Scope<'s, u64>,
     pub(crate) shared: Rc<Shared>,
     pub(crate) sources: u32,
-    /// The findings of each source's window-level expectations, by topic (and
-    /// the expectations' names).
-    pub(crate) quality: Vec<(String, Vec<String>, Stream<'s, crate::monitor::DriftRecord>)>,
+    /// Each source with window-level expectations, and their findings.
+    pub(crate) quality: Vec<(crate::spec::SourceSpec, Stream<'s, crate::monitor::DriftRecord>)>,
 }
 
 impl<'s> GraphBuilder<'s> {
@@ -117,20 +116,13 @@ impl<'s> GraphBuilder<'s> {
     pub fn source(&mut self, source: Source) -> Stream<'s, Record> {
         let spec = source.spec().clone();
         let stream = self.source_with(source, source::records());
-        if spec.expectations.iter().any(|e| e.check.is_window()) {
-            // their quality records and series are keyed by name alone
-            for e in spec.expectations.iter().filter(|e| e.check.is_window()) {
-                let other = self.quality.iter().find(|(_, names, _)| names.contains(&e.name));
-                if let Some((topic, _, _)) = other {
-                    self.shared.errors.borrow_mut().push(format!(
-                        "expectation `{}` is declared by sources `{topic}` and `{}`: window-level expectations need names unique in the graph",
-                        e.name, spec.topic
-                    ));
-                }
+        if spec.window_expectations().next().is_some() {
+            let earlier = self.quality.iter().map(|(s, _)| s);
+            if let Err(e) = crate::spec::expect::check_window_names(earlier.chain([&spec])) {
+                self.shared.errors.borrow_mut().push(format!("{e:#}"));
             }
-            let names = spec.expectations.iter().filter(|e| e.check.is_window()).map(|e| e.name.clone()).collect();
             let findings = stream.quality(&format!("quality-{}", spec.topic), &spec);
-            self.quality.push((spec.topic.clone(), names, findings));
+            self.quality.push((spec, findings));
         }
         stream
     }
@@ -139,7 +131,7 @@ impl<'s> GraphBuilder<'s> {
     /// (`kind = "quality"` drift records, see [`quality`]), or `None` when it
     /// declares none. Write them with `sink_drift`.
     pub fn quality(&self, topic: &str) -> Option<Stream<'s, crate::monitor::DriftRecord>> {
-        self.quality.iter().find(|(t, _, _)| t == topic).map(|(_, _, s)| s.clone())
+        self.quality.iter().find(|(s, _)| s.topic == topic).map(|(_, findings)| findings.clone())
     }
 
     /// Reads a topic as values of your type: each record is checked as by
@@ -231,7 +223,7 @@ impl<'s> GraphBuilder<'s> {
         if let Err(e) = crate::spec::check_expectations(source.spec()) {
             self.shared.errors.borrow_mut().push(format!("{e:#}"));
         }
-        if std::any::TypeId::of::<V>() != std::any::TypeId::of::<Record>() && source.spec().expectations.iter().any(|e| e.check.is_window()) {
+        if std::any::TypeId::of::<V>() != std::any::TypeId::of::<Record>() && source.spec().window_expectations().next().is_some() {
             self.shared.errors.borrow_mut().push(format!(
                 "source `{}`: window-level expectations (not_null_rate, unique, freshness, volume) need a source of records (`GraphBuilder::source`)",
                 source.topic()

@@ -116,7 +116,7 @@ impl<'s> Stream<'s, Record> {
     /// (the source's own); see the module docs.
     pub(crate) fn quality(&self, name: &str, source: &SourceSpec) -> Stream<'s, DriftRecord> {
         self.shared.claim_unsaved(name);
-        let expectations: Vec<Expectation> = source.expectations.iter().filter(|e| e.check.is_window()).cloned().collect();
+        let expectations: Vec<Expectation> = source.window_expectations().cloned().collect();
         let me = self.scope().index() as u32;
         let peers = self.scope().peers();
         let counted = self.counted(&format!("Count({name})"), &expectations, source, me);

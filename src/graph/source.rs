@@ -156,7 +156,7 @@ impl Source {
     fn schema(&self) -> Schema {
         let fields = |numeric: bool| self.spec.fields.iter().filter(move |f| f.ty.is_numeric() == numeric && f.ty != FieldType::Bool);
         // window-level expectations read their fields on the stream
-        let judged = |name: &String| self.spec.expectations.iter().any(|e| e.check.is_window() && &e.field == name);
+        let judged = |name: &String| self.spec.window_expectations().any(|e| &e.field == name);
         let kept = |name: &String| self.kept.as_ref().is_none_or(|k| k.contains(name)) || judged(name);
         let strings = fields(false).map(|f| &f.name).filter(|n| kept(n)).cloned().collect();
         Schema { topic: self.spec.topic.clone(), numeric: fields(true).map(|f| f.name.clone()).collect(), strings }

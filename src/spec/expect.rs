@@ -240,6 +240,27 @@ pub fn check_expectations(source: &SourceSpec) -> Result<()> {
     Ok(())
 }
 
+/// Window-level expectations need names unique across the sources of a job or
+/// graph: their `quality` records and series are keyed by name alone.
+pub fn check_window_names<'a>(sources: impl IntoIterator<Item = &'a SourceSpec>) -> Result<()> {
+    let mut seen = std::collections::HashMap::new();
+    for s in sources {
+        for e in s.window_expectations() {
+            if let Some(other) = seen.insert(e.name.as_str(), s.topic.as_str()) {
+                bail!("expectation `{}` is declared by sources `{other}` and `{}`: window-level expectations need names unique in the job", e.name, s.topic);
+            }
+        }
+    }
+    Ok(())
+}
+
+impl SourceSpec {
+    /// The source's window-level expectations (not_null_rate, unique, freshness, volume).
+    pub fn window_expectations(&self) -> impl Iterator<Item = &Expectation> {
+        self.expectations.iter().filter(|e| e.check.is_window())
+    }
+}
+
 /// A window-level expectation: its window, field and bounds.
 fn check_window(source: &SourceSpec, e: &Expectation, at: &str) -> Result<()> {
     if e.window < Duration::from_millis(1) || e.window > Duration::from_secs(7 * 86_400) {
