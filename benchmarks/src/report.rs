@@ -48,3 +48,10 @@ pub fn write_section(path: &str, heading: &str, section: &str) -> Result<()> {
     std::fs::write(path, out)?;
     Ok(())
 }
+
+/// The median of `v` (the upper one of an even count).
+#[allow(dead_code)] // not every benchmark program takes medians
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}

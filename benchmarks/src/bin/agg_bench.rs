@@ -12,6 +12,7 @@
 
 #[path = "../report.rs"]
 mod report;
+use report::median;
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
@@ -267,11 +268,6 @@ fn plain(events: &[Event], name: &str) -> f64 {
     }
     std::hint::black_box(check);
     events.len() as f64 / start.elapsed().as_secs_f64()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn main() -> Result<()> {

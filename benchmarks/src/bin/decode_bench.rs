@@ -31,6 +31,7 @@ use vigil::spec::{AvroSchemas, SourceFormat};
 
 #[path = "../report.rs"]
 mod report;
+use report::median;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -44,11 +45,6 @@ struct Args {
     /// Profile one decoder (`json` or `avro`): decode alone, print the rate, write nothing.
     #[arg(long)]
     profile: Option<String>,
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
 }
 
 /// Records per second of `f` over every payload, median of `runs`.

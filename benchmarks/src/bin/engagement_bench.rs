@@ -17,6 +17,7 @@
 
 #[path = "../report.rs"]
 mod report;
+use report::median;
 
 #[path = "../kafka_bench.rs"]
 #[allow(dead_code)]
@@ -97,11 +98,6 @@ fn in_memory(job: &JobSpec, feed: &[serde_json::Value], key: &str) -> Result<f64
     let t = Instant::now();
     run_local(job, &topic, 1, Arc::new(NullSink), Metrics::new())?;
     Ok(feed.len() as f64 / t.elapsed().as_secs_f64())
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn main() -> Result<()> {

@@ -27,6 +27,7 @@ use vigil::spec::JobSpec;
 
 #[path = "../report.rs"]
 mod report;
+use report::median;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -173,11 +174,6 @@ fn run(events: &Parts, labels: &Parts, truth: &std::collections::HashMap<String,
         p50_ms: quantile(&metrics.latency, 0.5) * 1e3,
         p99_ms: quantile(&metrics.latency, 0.99) * 1e3,
     })
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn main() -> Result<()> {

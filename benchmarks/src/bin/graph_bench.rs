@@ -22,6 +22,7 @@ use vigil_operators::stream_join::StreamJoin;
 
 #[path = "../report.rs"]
 mod report;
+use report::median;
 use report::{machine, write_section};
 
 #[global_allocator]
@@ -146,11 +147,6 @@ fn plain_join(tx: &[Vec<Vec<u8>>], logins: &[Vec<Vec<u8>>]) -> (f64, u64) {
         join.right_watermark(low(&lclocks));
     }
     (start.elapsed().as_secs_f64(), pairs)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 fn main() -> Result<()> {

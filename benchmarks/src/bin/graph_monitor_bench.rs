@@ -26,6 +26,7 @@ use vigil::spec::JobSpec;
 
 #[path = "../report.rs"]
 mod report;
+use report::median;
 use report::{machine, write_section};
 
 #[global_allocator]
@@ -57,11 +58,6 @@ categorical = ["country"]
     let mut job = JobSpec::from_toml(&(base + monitor))?;
     job.sinks.drift = Some("drift".into());
     Ok(job)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// Events/s of the pipeline, with the monitor or not.

@@ -22,6 +22,7 @@ use vigil::nexmark::{queries, Event, Generator, GeneratorConfig};
 
 #[path = "../report.rs"]
 mod report;
+use report::median;
 
 #[path = "../kafka_bench.rs"]
 #[allow(dead_code)]
@@ -242,11 +243,6 @@ fn on_1_and_2_workers(runs: usize, mut measure: impl FnMut(usize) -> Result<(f64
         }
     }
     Ok((median(rates[0].clone()), median(rates[1].clone()), written))
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// What a run of some queries keeps from the section it replaces.

@@ -22,6 +22,7 @@ use vigil::spec::{Check, Expectation, JobSpec};
 
 #[path = "../report.rs"]
 mod report;
+use report::median;
 use report::{machine, write_section};
 
 #[global_allocator]
@@ -45,11 +46,6 @@ fn expectations() -> Vec<Expectation> {
         Expectation::freshness("fresh", Duration::from_secs(3600), 0.5),
         Expectation::volume("per_minute", 100, 1_000_000),
     ]
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// Events/s of the job on the graph, and the quality records written.
