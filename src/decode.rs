@@ -11,6 +11,8 @@ pub mod avro;
 mod expect;
 mod fill;
 pub mod protobuf;
+pub mod registry;
+pub mod schema_cache;
 
 use std::fmt;
 

@@ -326,7 +326,7 @@ fn a_mismatched_declaration_is_refused_at_load_and_toml_reads_files() {
         (format!("format = \"protobuf\"\nprotobuf = {{ schema_file = \"{}\", message = \"demo.Tx\" }}", proto.display()), "no message `demo.Tx`"),
         (format!("format = \"protobuf\"\nprotobuf = {{ schema_file = \"{}\", message = \"A\" }}", two.display()), "message `A` has no field `amount`"),
         ("format = \"protobuf\"\nprotobuf = { schema_file = \"/nonexistent/x.proto\" }".to_owned(), "does not compile"),
-        ("format = \"protobuf\"\nprotobuf = { schema_file = \"a.proto\", descriptor_set = \"b.binpb\" }".to_owned(), "one of the two"),
+        ("format = \"protobuf\"\nprotobuf = { schema_file = \"a.proto\", descriptor_set = \"b.binpb\" }".to_owned(), "give one of `schema_file`"),
         ("format = \"protobuf\"\nprotobuf = { descriptor_set = \"/nonexistent.binpb\" }".to_owned(), "reading the descriptor set"),
     ] {
         let e = JobSpec::from_toml(&toml(&extra)).unwrap_err();

@@ -1,8 +1,8 @@
 //! How a source's record bytes are encoded: JSON objects (the default), Protobuf
-//! messages of one type (a `.proto` file or a descriptor set), or Avro,
-//! with writer schemas from a Confluent-compatible Schema Registry (the Confluent
-//! wire format: a zero byte, a 4-byte schema id, the Avro datum) or from one schema
-//! file (bare Avro datums). Pure settings: reading them is `decode`'s job.
+//! or Avro. Avro and Protobuf writer schemas come from a Confluent-compatible
+//! Schema Registry (the Confluent wire format: a zero byte, a 4-byte schema id,
+//! for Protobuf the message indexes, then the datum or message) or from one schema
+//! file (bare datums or messages). Pure settings: reading them is `decode`'s job.
 
 use std::fmt;
 use std::time::Duration;
@@ -18,8 +18,9 @@ pub enum SourceFormat {
     /// Avro binary datums; their record fields are matched to the declared fields
     /// by name (Avro schema resolution).
     Avro(AvroSchemas),
-    /// Protobuf messages of one type (bare, no framing); their fields are matched
-    /// to the declared fields by name.
+    /// Protobuf messages of one type (bare, or Confluent-framed with their writer
+    /// schema in a registry); their fields are matched to the declared fields by
+    /// name.
     Protobuf(ProtobufSchema),
 }
 
@@ -29,7 +30,9 @@ pub enum SourceFormat {
 pub struct ProtobufSchema {
     pub definition: ProtoDefinition,
     /// The message's full name (`shop.Transaction`); `None`: the definition's only
-    /// top-level message.
+    /// top-level message. With a registry, each record names its message (by
+    /// index); then this, if set, is the name it must have (another message is a
+    /// `schema_mismatch`).
     pub message: Option<String>,
 }
 
@@ -44,6 +47,9 @@ pub enum ProtoDefinition {
     /// A compiled `FileDescriptorSet` (`protoc --include_imports
     /// --descriptor_set_out`, `buf build -o`), its bytes.
     DescriptorSet(Vec<u8>),
+    /// Confluent wire format: each record names its writer's `.proto` (a schema id
+    /// in this registry) and the message in it (message indexes).
+    Registry(RegistrySettings),
 }
 
 impl ProtobufSchema {
@@ -54,6 +60,12 @@ impl ProtobufSchema {
     /// Messages `message` (or the only one) defined by the `.proto` text `text`.
     pub fn from_text(text: &str, message: Option<&str>) -> Self {
         ProtobufSchema { definition: ProtoDefinition::Text { name: "inline.proto".into(), text: text.to_owned() }, message: message.map(str::to_owned) }
+    }
+    /// Confluent-framed messages whose writer schemas are in the registry
+    /// `settings` names; `message`, if given, is the full name every record's
+    /// message must have.
+    pub fn from_registry(settings: RegistrySettings, message: Option<&str>) -> Self {
+        ProtobufSchema { definition: ProtoDefinition::Registry(settings), message: message.map(str::to_owned) }
     }
     /// Messages `message` of a compiled descriptor set file.
     pub fn from_descriptor_set_file(path: &str, message: Option<&str>) -> Result<Self> {

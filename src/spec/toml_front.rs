@@ -203,15 +203,30 @@ struct RawProtobuf {
     schema_file: Option<String>,
     /// Or a compiled `FileDescriptorSet` (`protoc --include_imports --descriptor_set_out`).
     descriptor_set: Option<String>,
+    /// Or a Confluent-compatible Schema Registry's base URL (Confluent wire format).
+    registry: Option<String>,
     /// The message's full name; may be left out when the file defines one message.
     message: Option<String>,
+    registry_user: Option<String>,
+    registry_password_env: Option<String>,
+    registry_timeout: Option<String>,
+    registry_max_wait: Option<String>,
 }
 impl RawProtobuf {
     fn into_schema(self) -> Result<ProtobufSchema> {
-        match (self.schema_file, self.descriptor_set) {
-            (Some(path), None) => Ok(ProtobufSchema::from_file(path, self.message.as_deref())),
-            (None, Some(path)) => ProtobufSchema::from_descriptor_set_file(&path, self.message.as_deref()),
-            _ => bail!("[source.protobuf]: give either `schema_file` (a .proto file) or `descriptor_set` (a compiled FileDescriptorSet), one of the two"),
+        let message = self.message.as_deref();
+        let registry = RawRegistry {
+            table: "[source.protobuf]",
+            user: self.registry_user,
+            password_env: self.registry_password_env,
+            timeout: self.registry_timeout,
+            max_wait: self.registry_max_wait,
+        };
+        match (self.registry, self.schema_file, self.descriptor_set) {
+            (Some(url), None, None) => Ok(ProtobufSchema::from_registry(registry.settings(&url)?, message)),
+            (None, Some(path), None) => registry.none_for("schema_file").map(|()| ProtobufSchema::from_file(path, message)),
+            (None, None, Some(path)) => registry.none_for("descriptor_set").and_then(|()| ProtobufSchema::from_descriptor_set_file(&path, message)),
+            _ => bail!("[source.protobuf]: give one of `schema_file` (a .proto file), `descriptor_set` (a compiled FileDescriptorSet) or `registry` (a Schema Registry URL)"),
         }
     }
 }
@@ -230,35 +245,57 @@ struct RawAvro {
 }
 impl RawAvro {
     fn into_schemas(self) -> Result<AvroSchemas> {
-        let registry_only = [
-            ("registry_user", self.registry_user.is_some()),
-            ("registry_password_env", self.registry_password_env.is_some()),
-            ("registry_timeout", self.registry_timeout.is_some()),
-            ("registry_max_wait", self.registry_max_wait.is_some()),
-        ];
+        let registry = RawRegistry {
+            table: "[source.avro]",
+            user: self.registry_user,
+            password_env: self.registry_password_env,
+            timeout: self.registry_timeout,
+            max_wait: self.registry_max_wait,
+        };
         match (self.registry, self.schema_file) {
-            (Some(url), None) => {
-                let mut r = RegistrySettings::new(&url);
-                match (self.registry_user, self.registry_password_env) {
-                    (Some(user), Some(env)) => r = r.basic_auth_from_env(&user, &env)?,
-                    (None, None) => {}
-                    _ => bail!("[source.avro]: give `registry_user` and `registry_password_env` together"),
-                }
-                if let Some(t) = &self.registry_timeout {
-                    r = r.timeout(parse_duration(t).context("[source.avro] registry_timeout")?);
-                }
-                if let Some(t) = &self.registry_max_wait {
-                    r = r.max_wait(parse_duration(t).context("[source.avro] registry_max_wait")?);
-                }
-                Ok(AvroSchemas::Registry(r))
-            }
-            (None, Some(path)) => {
-                if let Some((name, _)) = registry_only.iter().find(|(_, set)| *set) {
-                    bail!("[source.avro]: `{name}` applies to a registry, and this source reads its schema from `schema_file`");
-                }
-                AvroSchemas::from_file(&path)
-            }
+            (Some(url), None) => Ok(AvroSchemas::Registry(registry.settings(&url)?)),
+            (None, Some(path)) => registry.none_for("schema_file").and_then(|()| AvroSchemas::from_file(&path)),
             _ => bail!("[source.avro]: give either `registry` (a Schema Registry URL) or `schema_file` (an .avsc file), one of the two"),
+        }
+    }
+}
+/// The `registry_*` keys of a format's table.
+struct RawRegistry {
+    table: &'static str,
+    user: Option<String>,
+    /// The environment variable holding the registry password.
+    password_env: Option<String>,
+    timeout: Option<String>,
+    max_wait: Option<String>,
+}
+impl RawRegistry {
+    fn settings(self, url: &str) -> Result<RegistrySettings> {
+        let table = self.table;
+        let mut r = RegistrySettings::new(url);
+        match (self.user, self.password_env) {
+            (Some(user), Some(env)) => r = r.basic_auth_from_env(&user, &env)?,
+            (None, None) => {}
+            _ => bail!("{table}: give `registry_user` and `registry_password_env` together"),
+        }
+        if let Some(t) = &self.timeout {
+            r = r.timeout(parse_duration(t).with_context(|| format!("{table} registry_timeout"))?);
+        }
+        if let Some(t) = &self.max_wait {
+            r = r.max_wait(parse_duration(t).with_context(|| format!("{table} registry_max_wait"))?);
+        }
+        Ok(r)
+    }
+    /// Refuses `registry_*` keys on a source that reads its schema from `key`.
+    fn none_for(&self, key: &str) -> Result<()> {
+        let set = [
+            ("registry_user", self.user.is_some()),
+            ("registry_password_env", self.password_env.is_some()),
+            ("registry_timeout", self.timeout.is_some()),
+            ("registry_max_wait", self.max_wait.is_some()),
+        ];
+        match set.iter().find(|(_, set)| *set) {
+            Some((name, _)) => bail!("{}: `{name}` applies to a registry, and this source reads its schema from `{key}`", self.table),
+            None => Ok(()),
         }
     }
 }
@@ -387,7 +424,9 @@ impl RawSource {
             (Some("avro"), Some(avro), None) => SourceFormat::Avro(avro.into_schemas().with_context(context)?),
             (Some("avro"), None, None) => bail!("source `{topic}`: format = \"avro\" needs [source.avro] with `registry` or `schema_file`"),
             (Some("protobuf"), None, Some(p)) => SourceFormat::Protobuf(p.into_schema().with_context(context)?),
-            (Some("protobuf"), None, None) => bail!("source `{topic}`: format = \"protobuf\" needs [source.protobuf] with `schema_file` or `descriptor_set`"),
+            (Some("protobuf"), None, None) => {
+                bail!("source `{topic}`: format = \"protobuf\" needs [source.protobuf] with `schema_file`, `descriptor_set` or `registry`")
+            }
             (Some("json" | "avro" | "protobuf") | None, avro, _) => {
                 let table = if avro.is_some() { "avro" } else { "protobuf" };
                 bail!("source `{topic}`: [source.{table}] is set but `format` is not \"{table}\"")

@@ -36,24 +36,17 @@
 
 mod datum;
 mod plan;
-pub mod registry;
-
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use apache_avro::Schema;
 
+/// The registry client, shared with Protobuf sources (`vigil::decode::registry`).
+pub use crate::decode::registry::{self, Fetch, Registry};
 pub use plan::Plan;
-pub use registry::{Fetch, Registry};
 
+use crate::decode::schema_cache::SchemaCache;
 use crate::decode::{Decoded, Decoder};
 use crate::spec::{AvroSchemas, SourceSpec};
 use crate::types::{Reason, Rejection};
-
-/// How long an id the registry did not have (or could not serve) is answered from
-/// memory before it is asked again.
-const RETRY_UNKNOWN: Duration = Duration::from_secs(10);
 
 /// The Confluent wire format's first byte.
 pub const MAGIC: u8 = 0;
@@ -64,28 +57,8 @@ pub(crate) enum AvroDecoder {
     Fixed(Result<Plan, String>),
     Registry {
         registry: Registry,
-        cache: Mutex<Cache>,
+        cache: SchemaCache<Plan>,
     },
-}
-
-/// What a registry source knows of schema ids, and whether the registry is down.
-#[derive(Default)]
-pub(crate) struct Cache {
-    plans: HashMap<u32, Entry>,
-    /// Set when a fetch failed for the whole wait: until then, a new id is not
-    /// fetched (each would wait as long again) and its record is dead-lettered.
-    down_until: Option<Instant>,
-}
-
-/// Most ids the registry did not know that are remembered (garbage bytes can
-/// name any id).
-const MAX_UNKNOWN: usize = 10_000;
-
-/// What is known of one schema id.
-pub(crate) enum Entry {
-    Ready(Arc<Plan>),
-    Mismatch(String),
-    Unknown { detail: String, until: Instant },
 }
 
 impl AvroDecoder {
@@ -94,13 +67,13 @@ impl AvroDecoder {
     pub(crate) fn new(schemas: &AvroSchemas, decoder: &Decoder, topic: &str) -> AvroDecoder {
         match schemas {
             AvroSchemas::Fixed { schema } => {
-                let plan = Schema::parse_str(schema).map_err(|e| format!("the schema file does not parse: {e}")).and_then(|s| Plan::compile(&s, decoder));
+                let plan = compile(schema, decoder);
                 if let Err(e) = &plan {
                     tracing::error!(topic, error = %e, "the Avro source's schema cannot be read as its declared fields: every record goes to the dead-letter topic");
                 }
                 AvroDecoder::Fixed(plan)
             }
-            AvroSchemas::Registry(settings) => AvroDecoder::Registry { registry: Registry::new(settings), cache: Mutex::new(Cache::default()) },
+            AvroSchemas::Registry(settings) => AvroDecoder::Registry { registry: Registry::new(settings), cache: SchemaCache::default() },
         }
     }
 
@@ -110,62 +83,16 @@ impl AvroDecoder {
             AvroDecoder::Fixed(Err(e)) => Err(Rejection::new(Reason::SchemaMismatch, e.clone())),
             AvroDecoder::Registry { registry, cache } => {
                 let (id, datum) = split_frame(bytes)?;
-                let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
-                let now = Instant::now();
-                let stale = match cache.plans.get(&id) {
-                    None => true,
-                    Some(Entry::Unknown { until, .. }) => now >= *until,
-                    Some(_) => false,
-                };
-                if stale {
-                    if let Some(until) = cache.down_until.filter(|u| now < *u) {
-                        return Err(Rejection::new(
-                            Reason::UnknownSchema,
-                            format!("schema id {id}: the registry at {} is unreachable (tried again in {:.0?})", registry.url(), until - now),
-                        ));
-                    }
-                    match fetch(registry, id, decoder) {
-                        Ok(entry) => {
-                            if cache.plans.len() >= MAX_UNKNOWN {
-                                cache.plans.retain(|_, e| !matches!(e, Entry::Unknown { .. }));
-                            }
-                            cache.down_until = None;
-                            cache.plans.insert(id, entry);
-                        }
-                        Err(detail) => {
-                            cache.down_until = Some(Instant::now() + RETRY_UNKNOWN);
-                            return Err(Rejection::new(Reason::UnknownSchema, detail));
-                        }
-                    }
-                }
-                match &cache.plans[&id] {
-                    Entry::Ready(plan) => plan.decode(datum, decoder, unknown),
-                    Entry::Mismatch(detail) => Err(Rejection::new(Reason::SchemaMismatch, format!("schema id {id}: {detail}"))),
-                    Entry::Unknown { detail, .. } => Err(Rejection::new(Reason::UnknownSchema, detail.clone())),
-                }
+                let plan = cache.get(id, registry.url(), |id| registry.schema(id).map(|text| compile(&text, decoder)))?;
+                plan.decode(datum, decoder, unknown)
             }
         }
     }
 }
 
-/// Fetches and compiles schema `id`; `Err` when the registry stayed unreachable.
-fn fetch(registry: &Registry, id: u32, decoder: &Decoder) -> Result<Entry, String> {
-    let text = match registry.schema(id) {
-        Ok(text) => text,
-        Err(Fetch::Unknown(detail)) => return Ok(Entry::Unknown { detail, until: Instant::now() + RETRY_UNKNOWN }),
-        Err(Fetch::Unavailable(detail)) => return Err(detail),
-    };
-    let plan = Schema::parse_str(&text).map_err(|e| format!("the registry's schema does not parse: {e}")).and_then(|s| Plan::compile(&s, decoder));
-    match plan {
-        Ok(plan) => {
-            tracing::info!(registry = registry.url(), id, "new writer schema resolved against the source's fields");
-            Ok(Entry::Ready(Arc::new(plan)))
-        }
-        Err(detail) => {
-            tracing::error!(registry = registry.url(), id, error = %detail, "a writer schema cannot be read as the source's fields: its records go to the dead-letter topic");
-            Ok(Entry::Mismatch(detail))
-        }
-    }
+/// A writer schema's text compiled against the source's fields.
+fn compile(text: &str, decoder: &Decoder) -> Result<Plan, String> {
+    Schema::parse_str(text).map_err(|e| format!("the schema does not parse: {e}")).and_then(|s| Plan::compile(&s, decoder))
 }
 
 /// The schema id and the datum of a Confluent wire-format record.

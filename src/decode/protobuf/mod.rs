@@ -1,6 +1,8 @@
 //! Protobuf sources: every record is one message of a type named by the source,
 //! defined in a `.proto` file (compiled at load by protox: no `protoc` needed) or a
-//! compiled descriptor set.
+//! compiled descriptor set; or Confluent-framed messages whose writer's `.proto` is
+//! in a Schema Registry (`writers.rs`: a zero byte, the schema id, the message
+//! indexes naming the message in that file, the message).
 //!
 //! The message type is resolved once against the source's declared fields
 //! (`plan.rs`, [`Plan`]), by field name; then each record's bytes are read straight
@@ -43,6 +45,7 @@
 
 mod plan;
 mod wire;
+mod writers;
 
 use std::path::Path;
 
@@ -50,30 +53,41 @@ use prost_reflect::{DescriptorPool, MessageDescriptor};
 use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver, IncludeFileResolver};
 
 pub use plan::Plan;
+pub use wire::Indexes;
+pub use writers::{frame, split_frame};
 
 use crate::decode::{Decoded, Decoder};
 use crate::spec::{ProtoDefinition, ProtobufSchema, SourceSpec};
 use crate::types::{Reason, Rejection};
 
-/// A Protobuf source's compiled plan, or why its records cannot be read.
-pub(crate) struct ProtobufDecoder(Result<Plan, String>);
+/// Where a Protobuf source's decoder gets its plans.
+pub(crate) enum ProtobufDecoder {
+    /// One message type for every record (or why it cannot be read).
+    Fixed(Result<Plan, String>),
+    /// Writer schemas from a registry, by id.
+    Registry(writers::Writers),
+}
 
 impl ProtobufDecoder {
     /// Settings into a decoder; a definition that does not compile or does not fit
     /// the declared fields is logged loudly (each record then goes to the
     /// dead-letter topic with the reason).
     pub(crate) fn new(schema: &ProtobufSchema, decoder: &Decoder, topic: &str) -> ProtobufDecoder {
+        if let ProtoDefinition::Registry(settings) = &schema.definition {
+            return ProtobufDecoder::Registry(writers::Writers::new(settings, schema.message.clone()));
+        }
         let plan = message(schema).and_then(|m| Plan::compile(&m, decoder));
         if let Err(e) = &plan {
             tracing::error!(topic, error = %e, "the Protobuf source's message type cannot be read as its declared fields: every record goes to the dead-letter topic");
         }
-        ProtobufDecoder(plan)
+        ProtobufDecoder::Fixed(plan)
     }
 
     pub(crate) fn decode(&self, bytes: &[u8], decoder: &Decoder, unknown: &mut dyn FnMut(&str)) -> Result<Decoded, Rejection> {
-        match &self.0 {
-            Ok(plan) => plan.decode(bytes, decoder, unknown),
-            Err(e) => Err(Rejection::new(Reason::SchemaMismatch, e.clone())),
+        match self {
+            ProtobufDecoder::Fixed(Ok(plan)) => plan.decode(bytes, decoder, unknown),
+            ProtobufDecoder::Fixed(Err(e)) => Err(Rejection::new(Reason::SchemaMismatch, e.clone())),
+            ProtobufDecoder::Registry(writers) => writers.decode(bytes, decoder, unknown),
         }
     }
 }
@@ -117,7 +131,13 @@ fn pool(definition: &ProtoDefinition) -> Result<DescriptorPool, String> {
             compile(chain, name)
         }
         ProtoDefinition::DescriptorSet(bytes) => DescriptorPool::decode(bytes.as_slice()).map_err(|e| format!("the descriptor set does not decode: {e}")),
+        ProtoDefinition::Registry(_) => Err("the message types come from the registry, record by record".into()),
     }
+}
+
+/// `.proto` text (`name` in messages) compiled; its imports: the well-known types.
+fn compile_text(name: &str, text: &str) -> Result<DescriptorPool, String> {
+    pool(&ProtoDefinition::Text { name: name.to_owned(), text: text.to_owned() })
 }
 
 /// The message type `schema` names (or its definition's only top-level message).
@@ -137,6 +157,7 @@ pub fn message(schema: &ProtobufSchema) -> Result<MessageDescriptor, String> {
                     ProtoDefinition::DescriptorSet(_) => true,
                     ProtoDefinition::File(p) => p.file_name().is_some_and(|f| f.to_string_lossy() == m.parent_file().name()),
                     ProtoDefinition::Text { name, .. } => m.parent_file().name() == name,
+                    ProtoDefinition::Registry(_) => false,
                 })
                 .collect();
             match own.as_slice() {
@@ -156,6 +177,9 @@ pub fn message(schema: &ProtobufSchema) -> Result<MessageDescriptor, String> {
 /// read as its declared fields (the error names the field).
 pub fn check_schema(spec: &SourceSpec) -> anyhow::Result<()> {
     if let crate::spec::SourceFormat::Protobuf(schema) = &spec.format {
+        if matches!(schema.definition, ProtoDefinition::Registry(_)) {
+            return Ok(()); // each writer schema is checked as it arrives
+        }
         let decoder = Decoder::for_source(&SourceSpec { format: crate::spec::SourceFormat::Json, ..spec.clone() }, &[]);
         let message = message(schema).map_err(|e| anyhow::anyhow!("the Protobuf schema: {e}"))?;
         Plan::compile(&message, &decoder).map_err(|e| anyhow::anyhow!("the Protobuf message cannot be read as the declared fields: {e}"))?;

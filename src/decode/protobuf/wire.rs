@@ -173,6 +173,70 @@ fn timestamp(bytes: &[u8]) -> Result<Val<'static>, Bad> {
     }
 }
 
+/// Deepest message path a Confluent header may name (a message nested this deep
+/// in its file).
+pub(super) const MAX_INDEXES: usize = 16;
+
+/// The message indexes of a Confluent header: which message of the writer's file
+/// a record is (the first index among the file's top-level messages, each next one
+/// among the previous message's nested messages).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Indexes {
+    len: usize,
+    path: [u32; MAX_INDEXES],
+}
+
+impl Indexes {
+    /// The path `path` (at most 16 deep).
+    pub fn new(path: &[u32]) -> Option<Indexes> {
+        let mut out = Indexes { len: path.len(), path: [0; MAX_INDEXES] };
+        out.path.get_mut(..path.len())?.copy_from_slice(path);
+        Some(out)
+    }
+    pub fn as_slice(&self) -> &[u32] {
+        &self.path[..self.len]
+    }
+}
+
+/// Splits what follows a Confluent header's schema id into the message indexes
+/// and the message: a zigzag varint count, then that many zigzag varint indexes;
+/// a count of 0 (one zero byte, the common case) means the first message, `[0]`.
+pub(super) fn message_indexes(bytes: &[u8]) -> Result<(Indexes, &[u8]), Bad> {
+    let mut c = Cursor { buf: bytes, pos: 0 };
+    let count = zigzag(c.varint().map_err(|e| format!("message indexes: {e}"))?);
+    let mut path = Indexes { len: 0, path: [0; MAX_INDEXES] };
+    if count == 0 {
+        path.len = 1;
+    } else if !(1..=MAX_INDEXES as i64).contains(&count) {
+        return Err(format!("message indexes: a count of {count} (1 to {MAX_INDEXES} expected)"));
+    }
+    for _ in 0..count {
+        let index = zigzag(c.varint().map_err(|e| format!("message indexes: {e}"))?);
+        path.path[path.len] = u32::try_from(index).map_err(|_| format!("message indexes: index {index}"))?;
+        path.len += 1;
+    }
+    Ok((path, &bytes[c.pos..]))
+}
+
+/// Appends the Confluent encoding of message indexes `path` (see
+/// [`message_indexes`]; `[0]` as one zero byte).
+pub(super) fn put_indexes(out: &mut Vec<u8>, path: &[u32]) {
+    let mut put = |v: i64| {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        while z >= 0x80 {
+            out.push((z as u8) | 0x80);
+            z >>= 7;
+        }
+        out.push(z as u8);
+    };
+    if path == [0] {
+        put(0);
+    } else {
+        put(path.len() as i64);
+        path.iter().for_each(|&i| put(i64::from(i)));
+    }
+}
+
 impl Plan {
     /// Decodes one message (the whole of `bytes`).
     pub(crate) fn decode(&self, bytes: &[u8], dec: &Decoder, unknown: &mut dyn FnMut(&str)) -> Result<Decoded, Rejection> {
@@ -248,5 +312,38 @@ mod tests {
         assert!(timestamp(&ts(i64::MAX, 0)).is_err());
         assert!(timestamp(&ts(1, -1)).is_err());
         assert!(timestamp(&ts(1, 1_000_000_000)).is_err());
+    }
+
+    #[test]
+    fn message_indexes_read_what_confluent_writes_and_refuse_the_rest() {
+        for path in [&[0u32][..], &[1], &[0, 0], &[3, 1, 2], &[70, 200]] {
+            let mut bytes = Vec::new();
+            put_indexes(&mut bytes, path);
+            bytes.extend([8, 1]);
+            let (got, rest) = message_indexes(&bytes).unwrap();
+            assert_eq!((got.as_slice(), rest), (path, &[8u8, 1][..]));
+        }
+        // Confluent's bytes: [0] is one zero byte; [1] is count 1 (2), index 1 (2)
+        assert_eq!(message_indexes(&[0]).unwrap().0.as_slice(), [0]);
+        assert_eq!(message_indexes(&[2, 2]).unwrap().0.as_slice(), [1]);
+        for bad in [&[][..], &[1][..], &[2][..], &[2, 1], &[40], &[0x80]] {
+            assert!(message_indexes(bad).is_err(), "{bad:?}");
+        }
+        assert!(Indexes::new(&[0; 17]).is_none());
+        // random bytes: an answer, never a panic, and a path no deeper than allowed
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for len in 0..20_000usize {
+            let bytes: Vec<u8> = (0..len % 24)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            if let Ok((path, rest)) = message_indexes(&bytes) {
+                assert!((1..=MAX_INDEXES).contains(&path.as_slice().len()) && rest.len() < bytes.len());
+            }
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! A client for a Confluent-compatible Schema Registry's REST API: the writer
-//! schema of an id (`GET /schemas/ids/{id}`) for sources, and registering a schema
-//! under a subject (`POST /subjects/{subject}/versions`) for producers and tests.
+//! schema of an id (`GET /schemas/ids/{id}`) for sources (Avro and Protobuf), and
+//! registering a schema under a subject (`POST /subjects/{subject}/versions`) for
+//! producers and tests.
 //!
 //! A fetch that fails for a reason that may pass (the registry unreachable, a 5xx,
 //! a timeout) is retried with backoff up to the source's `max_wait`; one that will
@@ -14,6 +15,30 @@ use base64::Engine;
 use serde::Deserialize;
 
 use crate::spec::RegistrySettings;
+
+/// The kinds of schema a registry holds that vigil reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchemaType {
+    /// Avro (a JSON schema); the registry's default type.
+    Avro,
+    /// Protobuf (a `.proto` file's text).
+    Protobuf,
+}
+
+impl SchemaType {
+    /// The name the registry's API gives it (`schemaType`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SchemaType::Avro => "AVRO",
+            SchemaType::Protobuf => "PROTOBUF",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Reference {
+    name: String,
+}
 
 /// Why a schema could not be had.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,7 +55,7 @@ struct SchemaById {
     #[serde(rename = "schemaType")]
     schema_type: Option<String>,
     #[serde(default)]
-    references: Vec<serde_json::Value>,
+    references: Vec<Reference>,
 }
 
 /// One registry, as the source's settings name it.
@@ -67,6 +92,14 @@ impl Registry {
 
     /// The Avro schema (its JSON text) registered under `id`.
     pub fn schema(&self, id: u32) -> Result<String, Fetch> {
+        self.schema_of(id, SchemaType::Avro)
+    }
+
+    /// The schema of type `want` registered under `id`: Avro's JSON text or a
+    /// `.proto` file's text. A schema of another type, or one that refers to other
+    /// subjects' schemas, is `Unknown` (Protobuf's imports of Google's well-known
+    /// types excepted: those are built in).
+    pub fn schema_of(&self, id: u32, want: SchemaType) -> Result<String, Fetch> {
         let url = format!("{}/schemas/ids/{id}", self.settings.url);
         let started = Instant::now();
         let mut pause = Duration::from_millis(100);
@@ -76,12 +109,15 @@ impl Registry {
                 Ok((200, body)) => {
                     let parsed: SchemaById =
                         serde_json::from_str(&body).map_err(|e| Fetch::Unknown(format!("the registry's answer for schema id {id} does not read: {e}")))?;
-                    return match parsed.schema_type.as_deref() {
-                        _ if !parsed.references.is_empty() => {
-                            Err(Fetch::Unknown(format!("schema id {id} refers to other schemas (references), which vigil does not resolve yet")))
-                        }
-                        None | Some("AVRO") => Ok(parsed.schema),
-                        Some(other) => Err(Fetch::Unknown(format!("schema id {id} is a {other} schema, and this source reads Avro"))),
+                    let built_in = |r: &Reference| want == SchemaType::Protobuf && r.name.starts_with("google/protobuf/");
+                    let found = parsed.schema_type.as_deref().unwrap_or("AVRO");
+                    return match parsed.references.iter().find(|r| !built_in(r)) {
+                        Some(r) => Err(Fetch::Unknown(format!(
+                            "schema id {id} refers to another schema (`{}`), and vigil does not resolve schema references yet",
+                            r.name
+                        ))),
+                        None if found == want.name() => Ok(parsed.schema),
+                        None => Err(Fetch::Unknown(format!("schema id {id} is a {found} schema, and this source reads {}", want.name()))),
                     };
                 }
                 Ok((404, _)) => return Err(Fetch::Unknown(format!("the registry at {} has no schema id {id}", self.shown))),
@@ -111,12 +147,21 @@ impl Registry {
     /// Registers `schema` (Avro JSON) under `subject`; the id the registry gives it
     /// (the same id again for a schema it already holds). Producers and tests.
     pub fn register(&self, subject: &str, schema: &str) -> anyhow::Result<u32> {
+        self.register_as(subject, schema, SchemaType::Avro)
+    }
+
+    /// Registers `schema` of type `ty` under `subject` (see [`Registry::register`]).
+    pub fn register_as(&self, subject: &str, schema: &str, ty: SchemaType) -> anyhow::Result<u32> {
         #[derive(Deserialize)]
         struct Id {
             id: u32,
         }
         let url = format!("{}/subjects/{subject}/versions", self.settings.url);
-        let body = serde_json::json!({ "schema": schema }).to_string();
+        let body = match ty {
+            SchemaType::Avro => serde_json::json!({ "schema": schema }),
+            SchemaType::Protobuf => serde_json::json!({ "schema": schema, "schemaType": ty.name() }),
+        }
+        .to_string();
         let mut req = self.agent.post(&url).header("Content-Type", "application/vnd.schemaregistry.v1+json");
         if let Some(auth) = &self.auth {
             req = req.header("Authorization", auth);
