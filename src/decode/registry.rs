@@ -43,7 +43,7 @@ struct Reference {
 /// Why a schema could not be had.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fetch {
-    /// The registry answered that it has no such schema (or not an Avro one).
+    /// The registry answered that it has no such schema (or not one of the type wanted).
     Unknown(String),
     /// The registry could not be reached, or kept failing, for the whole wait.
     Unavailable(String),
@@ -117,7 +117,7 @@ impl Registry {
                             r.name
                         ))),
                         None if found == want.name() => Ok(parsed.schema),
-                        None => Err(Fetch::Unknown(format!("schema id {id} is a {found} schema, and this source reads {}", want.name()))),
+                        None => Err(Fetch::Unknown(format!("schema id {id} is a schema of type {found}, and this source reads {}", want.name()))),
                     };
                 }
                 Ok((404, _)) => return Err(Fetch::Unknown(format!("the registry at {} has no schema id {id}", self.shown))),

@@ -87,7 +87,7 @@ impl<T> SchemaCache<T> {
             }
             let entry = match fetch(id) {
                 Ok(Ok(compiled)) => {
-                    tracing::info!(registry = url, id, "new writer schema resolved against the source's fields");
+                    tracing::info!(registry = url, id, "new writer schema fetched from the registry");
                     Entry::Ready(Arc::new(compiled))
                 }
                 Ok(Err(detail)) => {

@@ -51,7 +51,15 @@ pub fn split_frame(bytes: &[u8]) -> Result<(u32, Indexes, &[u8]), Rejection> {
 
 /// `message` framed in the Confluent wire format: schema `id`, message `path`
 /// (`[0]`: the file's first message). Producers and tests.
+///
+/// # Panics
+/// On a path that Confluent's readers (and [`split_frame`]) cannot read back:
+/// empty, deeper than 16, or an index above `i32::MAX`.
 pub fn frame(id: u32, path: &[u32], message: &[u8]) -> Vec<u8> {
+    assert!(
+        !path.is_empty() && path.len() <= super::wire::MAX_INDEXES && path.iter().all(|&i| i <= i32::MAX as u32),
+        "message indexes {path:?}: 1 to 16 indexes of at most 2^31 - 1"
+    );
     let mut out = Vec::with_capacity(6 + message.len());
     out.push(MAGIC);
     out.extend(id.to_be_bytes());
@@ -68,12 +76,16 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// The message at `path` in the file, if there is one.
+    /// The message at `path` in the file, if there is one. Nested messages are
+    /// counted as Confluent's Java serializer counts them, in the `.proto` text:
+    /// the entry types a compiler makes for `map` fields and the types of
+    /// (proto2) groups are not messages the text declares, so they are skipped.
     fn message(&self, path: &[u32]) -> Option<MessageDescriptor> {
         let (first, nested) = path.split_first()?;
         let mut m = self.file.messages().nth(*first as usize)?;
         for &i in nested {
-            let child = m.child_messages().nth(i as usize)?;
+            let groups: Vec<MessageDescriptor> = m.fields().filter(|f| f.is_group()).filter_map(|f| f.kind().as_message().cloned()).collect();
+            let child = m.child_messages().filter(|c| !c.is_map_entry() && !groups.contains(c)).nth(i as usize)?;
             m = child;
         }
         Some(m)
