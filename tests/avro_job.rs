@@ -10,14 +10,13 @@
 //! was decodable, and the Avro job rejects every record the JSON job could not
 //! decode.
 
-use vigil::decode::Decoder;
 use vigil::spec::{AvroSchemas, JobSpec, SourceFormat};
 
 use vigil::demo::avro::{transaction_datum, transaction_schema, TRANSACTION_SCHEMA as WRITER};
 
 #[path = "support/format_jobs.rs"]
 mod format_jobs;
-use format_jobs::{graph, json_input, pipeline, Partitions};
+use format_jobs::{graph, json_input, pipeline, reencode};
 
 #[test]
 fn the_fraud_job_scores_avro_as_it_scores_json() {
@@ -28,28 +27,7 @@ fn the_fraud_job_scores_avro_as_it_scores_json() {
 
     let schema = transaction_schema();
     let json = json_input(23);
-    let decoder = Decoder::new(&json_job);
-    let mut undecodable = Vec::new();
-    let avro: Partitions = json
-        .iter()
-        .enumerate()
-        .map(|(p, part)| {
-            part.iter()
-                .enumerate()
-                .map(|(offset, payload)| {
-                    let bytes = payload.as_ref()?;
-                    Some(match decoder.decode(Some(bytes), &mut |_| {}) {
-                        Ok(_) => transaction_datum(&schema, bytes).expect("a decodable transaction fits the schema"),
-                        Err(_) => {
-                            undecodable.push((p as u32, offset as i64));
-                            bytes.clone()
-                        }
-                    })
-                })
-                .collect()
-        })
-        .collect();
-    assert!(undecodable.len() > 50, "{} malformed records", undecodable.len());
+    let (avro, undecodable) = reencode(&json_job, &json, |bytes| transaction_datum(&schema, bytes).expect("a decodable transaction fits the schema"));
 
     for run in [pipeline, graph] {
         let from_json = run(&json_job, &json);

@@ -22,7 +22,7 @@ use vigil::types::Reason;
 
 #[path = "support/format_jobs.rs"]
 mod format_jobs;
-use format_jobs::{graph, json_input, pipeline, Partitions};
+use format_jobs::{graph, json_input, pipeline, reencode};
 
 #[test]
 fn the_fraud_job_scores_protobuf_as_it_scores_json() {
@@ -33,28 +33,7 @@ fn the_fraud_job_scores_protobuf_as_it_scores_json() {
 
     let desc = transaction_descriptor();
     let json = json_input(29);
-    let decoder = Decoder::new(&json_job);
-    let mut undecodable = Vec::new();
-    let messages: Partitions = json
-        .iter()
-        .enumerate()
-        .map(|(p, part)| {
-            part.iter()
-                .enumerate()
-                .map(|(offset, payload)| {
-                    let bytes = payload.as_ref()?;
-                    Some(match decoder.decode(Some(bytes), &mut |_| {}) {
-                        Ok(_) => transaction_message(&desc, bytes).expect("a decodable transaction fits the message"),
-                        Err(_) => {
-                            undecodable.push((p as u32, offset as i64));
-                            bytes.clone()
-                        }
-                    })
-                })
-                .collect()
-        })
-        .collect();
-    assert!(undecodable.len() > 50, "{} malformed records", undecodable.len());
+    let (messages, undecodable) = reencode(&json_job, &json, |bytes| transaction_message(&desc, bytes).expect("a decodable transaction fits the message"));
 
     for run in [pipeline, graph] {
         let from_json = run(&json_job, &json);

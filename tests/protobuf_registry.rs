@@ -249,7 +249,7 @@ fn a_registry_down_at_start_holds_a_protobuf_source_back_without_losing_a_record
 /// scores exactly what it scores on JSON, on the pipeline and on the graph.
 #[test]
 fn the_fraud_job_scores_confluent_framed_protobuf_as_it_scores_json() {
-    use format_jobs::{graph, json_input, pipeline, Partitions};
+    use format_jobs::{graph, json_input, pipeline, reencode};
     use vigil::demo::protobuf::{transaction_descriptor, transaction_message, TRANSACTION_PROTO};
 
     let reg = RealRegistry::start("protobuf-fraud");
@@ -261,28 +261,8 @@ fn the_fraud_job_scores_confluent_framed_protobuf_as_it_scores_json() {
 
     let desc = transaction_descriptor();
     let json = json_input(31);
-    let decoder = Decoder::new(&json_job);
-    let mut undecodable = Vec::new();
-    let framed: Partitions = json
-        .iter()
-        .enumerate()
-        .map(|(p, part)| {
-            part.iter()
-                .enumerate()
-                .map(|(offset, payload)| {
-                    let bytes = payload.as_ref()?;
-                    Some(match decoder.decode(Some(bytes), &mut |_| {}) {
-                        Ok(_) => frame(id, &[0], &transaction_message(&desc, bytes).expect("a decodable transaction fits the message")),
-                        Err(_) => {
-                            undecodable.push((p as u32, offset as i64));
-                            bytes.clone()
-                        }
-                    })
-                })
-                .collect()
-        })
-        .collect();
-    assert!(undecodable.len() > 50, "{} malformed records", undecodable.len());
+    let (framed, undecodable) =
+        reencode(&json_job, &json, |bytes| frame(id, &[0], &transaction_message(&desc, bytes).expect("a decodable transaction fits the message")));
     for run in [pipeline, graph] {
         let from_json = run(&json_job, &json);
         let from_pb = run(&pb_job, &framed);

@@ -16,6 +16,35 @@ use vigil::types::key_hash;
 
 pub type Partitions = Vec<Vec<Option<Vec<u8>>>>;
 
+/// `input` in another format, record for record at the same offsets: each record
+/// `job`'s JSON decoder accepts is re-encoded by `encode`; each it rejects keeps
+/// its bytes and is listed as (partition, offset), with at least 50 such.
+pub fn reencode(job: &JobSpec, input: &Partitions, encode: impl Fn(&[u8]) -> Vec<u8>) -> (Partitions, Vec<(u32, i64)>) {
+    let decoder = vigil::decode::Decoder::new(job);
+    let mut undecodable = Vec::new();
+    let out = input
+        .iter()
+        .enumerate()
+        .map(|(p, part)| {
+            part.iter()
+                .enumerate()
+                .map(|(offset, payload)| {
+                    let bytes = payload.as_ref()?;
+                    Some(match decoder.decode(Some(bytes), &mut |_| {}) {
+                        Ok(_) => encode(bytes),
+                        Err(_) => {
+                            undecodable.push((p as u32, offset as i64));
+                            bytes.clone()
+                        }
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    assert!(undecodable.len() > 50, "{} malformed records", undecodable.len());
+    (out, undecodable)
+}
+
 /// 9,000 generated transactions of `seed` (3 % malformed) over 3 partitions by
 /// key, with a record without payload every 997.
 pub fn json_input(seed: u64) -> Partitions {

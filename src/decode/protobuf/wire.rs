@@ -221,19 +221,13 @@ pub(super) fn message_indexes(bytes: &[u8]) -> Result<(Indexes, &[u8]), Bad> {
 /// Appends the Confluent encoding of message indexes `path` (see
 /// [`message_indexes`]; `[0]` as one zero byte).
 pub(super) fn put_indexes(out: &mut Vec<u8>, path: &[u32]) {
-    let mut put = |v: i64| {
-        let mut z = ((v << 1) ^ (v >> 63)) as u64;
-        while z >= 0x80 {
-            out.push((z as u8) | 0x80);
-            z >>= 7;
-        }
-        out.push(z as u8);
-    };
+    // Avro's `long` is the same zigzag varint
+    use crate::decode::avro::put_long;
     if path == [0] {
-        put(0);
+        put_long(out, 0);
     } else {
-        put(path.len() as i64);
-        path.iter().for_each(|&i| put(i64::from(i)));
+        put_long(out, path.len() as i64);
+        path.iter().for_each(|&i| put_long(out, i64::from(i)));
     }
 }
 

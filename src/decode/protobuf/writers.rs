@@ -114,21 +114,22 @@ impl Writers {
 
     /// The plan of message `path` of schema `id`, compiled on first use.
     fn plan(&self, id: u32, writer: &Writer, path: &[u32], decoder: &Decoder) -> Result<Arc<Plan>, Rejection> {
+        let mismatch = |detail: &String| Rejection::new(Reason::SchemaMismatch, format!("schema id {id}: {detail}"));
         let mut plans = writer.plans.lock().unwrap_or_else(|p| p.into_inner());
-        if !plans.contains_key(path) {
-            let Some(message) = writer.message(path) else {
-                return Err(Rejection::new(Reason::NotProtobuf, format!("message indexes {path:?} name no message of schema id {id}")));
-            };
-            let plan = match &self.expected {
-                Some(want) if message.full_name() != want => Err(format!("the record is a `{}`, and this source reads `{want}`", message.full_name())),
-                _ => Plan::compile(&message, decoder).map(Arc::new),
-            };
-            if let Err(detail) = &plan {
-                tracing::error!(registry = self.registry.url(), id, message = message.full_name(), error = %detail, "a writer's message cannot be read as the source's fields: its records go to the dead-letter topic");
-            }
-            plans.insert(path.to_vec(), plan);
+        if let Some(known) = plans.get(path) {
+            return known.as_ref().map(Arc::clone).map_err(mismatch);
         }
-        plans[path].clone().map_err(|detail| Rejection::new(Reason::SchemaMismatch, format!("schema id {id}: {detail}")))
+        let Some(message) = writer.message(path) else {
+            return Err(Rejection::new(Reason::NotProtobuf, format!("message indexes {path:?} name no message of schema id {id}")));
+        };
+        let plan = match &self.expected {
+            Some(want) if message.full_name() != want => Err(format!("the record is a `{}`, and this source reads `{want}`", message.full_name())),
+            _ => Plan::compile(&message, decoder).map(Arc::new),
+        };
+        if let Err(detail) = &plan {
+            tracing::error!(registry = self.registry.url(), id, message = message.full_name(), error = %detail, "a writer's message cannot be read as the source's fields: its records go to the dead-letter topic");
+        }
+        plans.entry(path.to_vec()).or_insert(plan).as_ref().map(Arc::clone).map_err(mismatch)
     }
 }
 
