@@ -2,8 +2,10 @@
 //! reason, source position, original bytes (truncated past a limit) and hash, and
 //! the good records around it are scored.
 
+#[path = "support/dlq_cases.rs"]
+mod dlq_cases;
+
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine;
 use sha2::Digest;
@@ -11,79 +13,11 @@ use vigil::local::run_local;
 use vigil::metrics::Metrics;
 use vigil::output::{MemorySink, Topic};
 use vigil::spec::{FieldType, JobBuilder};
-use vigil_operators::Agg;
-
-const T: i64 = 1_767_225_600_000;
-
-fn good(t: i64) -> Vec<u8> {
-    serde_json::json!({"card": "c1", "ts": t, "amount": 5.0, "country": "DE"}).to_string().into_bytes()
-}
 
 #[test]
 fn every_kind_of_bad_record_is_dead_lettered_with_its_reason() {
-    let job = JobBuilder::new("dlq")
-        .source_topic("tx")
-        .key_field("card")
-        .event_time_field("ts")
-        .allowed_lateness(Duration::from_secs(5))
-        .max_message_bytes(1_200)
-        .optional_field("device", FieldType::Str)
-        .field("amount", FieldType::F64)
-        .field("country", FieldType::Str)
-        .window_feature("n", Agg::Count, None, Duration::from_secs(60))
-        .build()
-        .unwrap();
-    let huge = format!("{{\"card\":\"c1\",\"ts\":{T},\"amount\":1,\"country\":\"{}\"}}", "x".repeat(5_000));
-    let deep = format!("{}1{}", "[".repeat(300), "]".repeat(300));
-    let mut flood = format!("{{\"card\":\"c3\",\"ts\":{},\"amount\":1,\"country\":\"DE\"", T + 61_000);
-    for i in 0..40 {
-        flood.push_str(&format!(",\"f{i}\":{i}"));
-    }
-    flood.push('}');
-    let deep_field = format!("{{\"card\":\"c1\",\"ts\":{T},\"amount\":1,\"country\":\"DE\",\"x\":{}0{}}}", "[".repeat(200), "]".repeat(200));
-    let cases: Vec<(&str, Option<Vec<u8>>)> = vec![
-        ("ok", Some(good(T))),
-        ("not_json", Some(b"hello".to_vec())),
-        ("not_json", Some(br#"{"card":"c1","ts":1767225600000,"amount":5"#.to_vec())), // truncated
-        ("not_object", Some(deep.into_bytes())),                                       // deep, but an array
-        ("ok", Some(deep_field.into_bytes())),                                         // deep nesting in an unknown field is skipped without recursion
-        ("not_json", Some(format!(r#"{{"card":"c1","ts":{T},"amount":1e999,"country":"DE"}}"#).into_bytes())),
-        ("not_json", Some(format!(r#"{{"card":"c1","ts":{T},"amount":NaN,"country":"DE"}}"#).into_bytes())),
-        ("empty", Some(Vec::new())),
-        ("empty", None),
-        ("invalid_utf8", Some(vec![b'{', 0xc3, 0x28, b'}'])),
-        ("oversize", Some(huge.clone().into_bytes())),
-        ("not_object", Some(b"[1,2,3]".to_vec())),
-        ("not_object", Some(b"\"just a string\"".to_vec())),
-        ("wrong_type", Some(format!(r#"{{"card":"c1","ts":{T},"amount":"5","country":"DE"}}"#).into_bytes())),
-        ("wrong_type", Some(format!(r#"{{"card":{{"id":1}},"ts":{T},"amount":5,"country":"DE"}}"#).into_bytes())),
-        ("wrong_type", Some(format!(r#"{{"card":"c1","ts":{T},"amount":5,"country":7}}"#).into_bytes())),
-        ("missing_field", Some(format!(r#"{{"ts":{T},"amount":5,"country":"DE"}}"#).into_bytes())),
-        ("missing_field", Some(format!(r#"{{"card":null,"ts":{T},"amount":5,"country":"DE"}}"#).into_bytes())),
-        ("missing_field", Some(format!(r#"{{"card":"c1","ts":{T},"country":"DE"}}"#).into_bytes())),
-        ("missing_field", Some(br#"{"card":"c1","amount":5,"country":"DE"}"#.to_vec())),
-        ("duplicate_field", Some(format!(r#"{{"card":"c1","ts":{T},"amount":5,"amount":6,"country":"DE"}}"#).into_bytes())),
-        ("bad_key", Some(format!(r#"{{"card":"","ts":{T},"amount":5,"country":"DE"}}"#).into_bytes())),
-        ("bad_timestamp", Some(br#"{"card":"c1","ts":5,"amount":5,"country":"DE"}"#.to_vec())),
-        ("bad_timestamp", Some(br#"{"card":"c1","ts":4102444800000,"amount":5,"country":"DE"}"#.to_vec())),
-        ("bad_timestamp", Some(br#"{"card":"c1","ts":"yesterday","amount":5,"country":"DE"}"#.to_vec())),
-        ("bad_timestamp", Some(br#"{"card":"c1","ts":true,"amount":5,"country":"DE"}"#.to_vec())),
-        ("ok", Some(good(T + 60_000))),
-        ("late", Some(good(T + 60_000 - 5_001))),
-        ("ok", Some(format!(r#"{{"card":"c1","ts":"2026-01-01T00:01:00.500Z","amount":5,"country":"DE","extra":[1,{{"a":2}}]}}"#).into_bytes())),
-        ("ok", Some(format!(r#"{{"card":42,"ts":{},"amount":5,"country":"DE"}}"#, T + 61_000).into_bytes())), // integer key
-        ("not_json", Some(format!(r#"{{"card":"c1","ts":{T},"amount":Infinity,"country":"DE"}}"#).into_bytes())),
-        ("not_json", Some(format!(r#"{{"card":"c1","ts":{T},"amount":-Infinity,"country":"DE"}}"#).into_bytes())),
-        ("out_of_range", Some(format!(r#"{{"card":"c1","ts":{},"amount":1e300,"country":"DE"}}"#, T + 61_000).into_bytes())),
-        ("out_of_range", Some(format!(r#"{{"card":"c1","ts":{},"amount":-123456789012345678,"country":"DE"}}"#, T + 61_000).into_bytes())),
-        ("bad_timestamp", Some(br#"{"card":"c1","ts":99999999999999999999,"amount":5,"country":"DE"}"#.to_vec())),
-        // a field that changes type mid-stream: the same field, now a string
-        ("wrong_type", Some(format!(r#"{{"card":"c1","ts":{},"amount":{{"value":5}},"country":"DE"}}"#, T + 61_000).into_bytes())),
-        // the schema gains fields (unknown, counted) and loses optional ones: accepted
-        ("ok", Some(format!(r#"{{"card":"c2","ts":{},"amount":5,"country":"DE","device":"d1","promo":"x"}}"#, T + 61_000).into_bytes())),
-        // a flood of distinct unknown field names: accepted, metrics stay capped
-        ("ok", Some(flood.into_bytes())),
-    ];
+    let job = dlq_cases::job();
+    let cases = dlq_cases::cases();
     let kinds: std::collections::BTreeSet<_> = cases.iter().map(|c| c.0).filter(|k| *k != "ok").collect();
     assert!(kinds.len() >= 8, "covers {} reasons", kinds.len());
     assert!(cases.len() >= 30, "{} hostile and edge records", cases.len());
