@@ -160,4 +160,3 @@ fn floor_char_boundary(s: &str, max: usize) -> usize {
     }
     (0..=max).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0)
 }
-

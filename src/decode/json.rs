@@ -1,10 +1,12 @@
 //! JSON records: one schema-driven serde visitor, fed by two parsers.
 //!
-//! The visitor reads a record's top-level fields straight into a [`Decoded`]
-//! (borrowed strings, no generic value tree, unknown fields skipped). It runs first
-//! on [sonic-rs](https://docs.rs/sonic-rs) (SIMD string and whitespace scanning);
-//! a record sonic-rs accepts is decoded. A record it rejects, for any reason, is read
-//! again by `serde_json`, whose verdict and message decide: the reasons and details
+//! A record's top-level fields are read in order into a [`Decoded`] by one set of
+//! rules (`fields.rs`: types, limits, expectations). The text is read first by
+//! [sonic-rs](https://docs.rs/sonic-rs)'s document parser (SIMD string and
+//! whitespace scanning; `dom.rs`); a record it accepts is decoded. A record it
+//! rejects, for any reason, is read again by `serde_json` through a schema-driven
+//! visitor (borrowed strings, no value tree, nested values skipped iteratively),
+//! whose verdict and message decide: the reasons and details
 //! in the DLQ are exactly those of the serde_json decoder this replaced, and bad
 //! records pay for a second parse, good ones do not. The differential tests
 //! (`tests/json_differential.rs`) hold sonic-rs to the rest of the contract: where it
@@ -14,9 +16,8 @@
 //! serde_json and +0 for sonic-rs; a record with a zero in a field and a minus sign
 //! anywhere is left to serde_json.
 //!
-//! Nested values are skipped by a visitor of their own ([`Skip`]) under sonic-rs's
-//! depth limit (255 levels: sonic-rs's own skipping recurses without one), so deep
-//! nesting costs a rejection by sonic-rs and serde_json's iterative skip decides.
+//! sonic-rs's document parser recurses once per nesting level without a limit: a
+//! text with more than [`MAX_OPENERS`] `[` and `{` goes to serde_json alone.
 //!
 //! ```
 //! use vigil::decode::Decoder;
@@ -30,20 +31,26 @@
 //! assert_eq!(bad.reason.as_str(), "not_json");
 //! ```
 
+mod dom;
+mod fields;
+
+use std::borrow::Cow;
 use std::fmt;
-use std::marker::PhantomData;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use super::{expect, floor_char_boundary, Decoded, Decoder, Slot, MAX_ABS_VALUE, MAX_KEY_BYTES, MAX_REPORTED_NAME};
-use crate::spec::FieldType;
+pub use dom::MAX_OPENERS;
+use fields::{Fields, Scalar};
+
+use super::{expect, floor_char_boundary, Decoded, Decoder, MAX_REPORTED_NAME};
 use crate::types::{Reason, Rejection};
 
 /// The JSON parser under the visitor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Parser {
-    /// sonic-rs; nested values skipped by [`Skip`] under its depth limit.
+    /// sonic-rs's document parser, for texts of at most [`MAX_OPENERS`] arrays
+    /// and objects (rejecting the others).
     Sonic,
     /// serde_json (`float_roundtrip`); nested values skipped by its iterative
     /// `IgnoredAny`. The reference: its verdicts are the decoder's.
@@ -107,84 +114,36 @@ fn utf8(bytes: &[u8]) -> Result<&str, Rejection> {
     }
 }
 
-/// Runs the visitor over `text` with one parser; trailing characters reject. The
-/// flag tells whether a top-level field held a number equal to zero.
+/// Runs one parser over `text`; trailing characters reject. The flag tells
+/// whether a top-level field held a number equal to zero.
 fn pass(dec: &Decoder, parser: Parser, text: &str, unknown: &mut dyn FnMut(&str)) -> Result<(Decoded, expect::Judged, bool), Rejection> {
-    let mut failure = None;
-    let result = match parser {
-        Parser::Sonic => {
-            let mut de = sonic_rs::Deserializer::from_str(text);
-            let seed = RecordSeed::<Skip> { decoder: dec, failure: &mut failure, unknown, skip: PhantomData };
-            seed.deserialize(&mut de).and_then(|r| de.end().map(|_| r)).map_err(|e| e.to_string())
-        }
+    match parser {
+        Parser::Sonic => dom::pass(dec, text, unknown),
         Parser::SerdeJson => {
+            let mut failure = None;
             let mut de = serde_json::Deserializer::from_str(text);
-            let seed = RecordSeed::<IgnoredAny> { decoder: dec, failure: &mut failure, unknown, skip: PhantomData };
-            seed.deserialize(&mut de).and_then(|r| de.end().map(|_| r)).map_err(|e| e.to_string())
+            let seed = RecordSeed { decoder: dec, failure: &mut failure, unknown };
+            let result = seed.deserialize(&mut de).and_then(|r| de.end().map(|_| r));
+            result.map_err(|e| failure.unwrap_or_else(|| Rejection::new(Reason::NotJson, e.to_string())))
         }
-    };
-    result.map_err(|e| failure.unwrap_or_else(|| Rejection::new(Reason::NotJson, e)))
-}
-
-/// A nested value skipped by recursing through the parser's `deserialize_any`, so
-/// the parser's depth limit bounds the recursion.
-pub struct Skip;
-
-impl<'de> Deserialize<'de> for Skip {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Skip, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Skip;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON value")
-            }
-            fn visit_unit<E>(self) -> Result<Skip, E> {
-                Ok(Skip)
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Skip, E> {
-                Ok(Skip)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Skip, E> {
-                Ok(Skip)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Skip, E> {
-                Ok(Skip)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Skip, E> {
-                Ok(Skip)
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Skip, E> {
-                Ok(Skip)
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
-                while seq.next_element::<Skip>()?.is_some() {}
-                Ok(Skip)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
-                while map.next_entry::<Skip, Skip>()?.is_some() {}
-                Ok(Skip)
-            }
-        }
-        d.deserialize_any(V)
     }
 }
 
-/// The record visitor; `K` skips nested values ([`Skip`] or serde's `IgnoredAny`).
-struct RecordSeed<'a, 'u, K> {
+/// The record visitor for serde_json.
+struct RecordSeed<'a, 'u> {
     decoder: &'a Decoder,
     failure: &'a mut Option<Rejection>,
     unknown: &'u mut dyn FnMut(&str),
-    skip: PhantomData<K>,
 }
 
-impl<'de, K: Deserialize<'de>> DeserializeSeed<'de> for RecordSeed<'_, '_, K> {
+impl<'de> DeserializeSeed<'de> for RecordSeed<'_, '_> {
     type Value = (Decoded, expect::Judged, bool);
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de, K: Deserialize<'de>> Visitor<'de> for RecordSeed<'_, '_, K> {
+impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
     type Value = (Decoded, expect::Judged, bool);
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -192,116 +151,24 @@ impl<'de, K: Deserialize<'de>> Visitor<'de> for RecordSeed<'_, '_, K> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let dec = self.decoder;
-        let fail = |failure: &mut Option<Rejection>, reason, detail: String| {
-            *failure = Some(Rejection::new(reason, detail.clone()));
-            de::Error::custom(detail)
+        let failure = self.failure;
+        let mut fail = |r: Rejection| {
+            let e = de::Error::custom(&r.detail);
+            *failure = Some(r);
+            e
         };
-        let mut key: Option<String> = None;
-        let mut time: Option<Result<i64, String>> = None;
-        let mut event_id: Option<String> = None;
-        let mut seen = vec![false; dec.fields];
-        let (mut seen_key, mut seen_time, mut seen_id) = (false, false, false);
-        let mut numeric = vec![f64::NAN; dec.numeric];
-        let mut strings: Vec<Option<String>> = vec![None; dec.kept];
-        let mut judged = expect::Judged::default();
-        let mut zero = false;
-
+        let mut fields = Fields::new(self.decoder);
         while let Some(Name(name)) = map.next_key::<Name<'de>>()? {
-            let Some(slot) = dec.slots.get(name.as_ref()).copied() else {
-                let cut = floor_char_boundary(&name, MAX_REPORTED_NAME);
-                (self.unknown)(&name[..cut]);
-                map.next_value::<K>()?;
+            let Some(slot) = fields.slot(&name) else {
+                (self.unknown)(&name[..floor_char_boundary(&name, MAX_REPORTED_NAME)]);
+                map.next_value::<IgnoredAny>()?;
                 continue;
             };
-            let once = match slot {
-                Slot::Key => std::mem::replace(&mut seen_key, true),
-                Slot::Time => std::mem::replace(&mut seen_time, true),
-                Slot::EventId => std::mem::replace(&mut seen_id, true),
-                Slot::Field { index, .. } => std::mem::replace(&mut seen[index], true),
-            };
-            if once {
-                return Err(fail(self.failure, Reason::DuplicateField, format!("field `{name}` appears twice")));
-            }
-            let value = map.next_value_seed(ScalarSeed::<K>(PhantomData))?;
-            zero |= matches!(value, Scalar::Int(0)) || matches!(value, Scalar::Float(f) if f == 0.0);
-            match slot {
-                Slot::Key | Slot::EventId => {
-                    let text = match value {
-                        Scalar::Str(s) => s.into_owned(),
-                        Scalar::Int(i) => i.to_string(),
-                        Scalar::Null if matches!(slot, Slot::EventId) => continue,
-                        Scalar::Null => return Err(fail(self.failure, Reason::MissingField, format!("`{name}` is null"))),
-                        other => return Err(fail(self.failure, Reason::WrongType, format!("`{name}` is {}, expected a string or integer", other.kind()))),
-                    };
-                    if text.is_empty() || text.len() > MAX_KEY_BYTES {
-                        return Err(fail(self.failure, Reason::BadKey, format!("`{name}` has {} bytes (1..={MAX_KEY_BYTES} allowed)", text.len())));
-                    }
-                    if matches!(slot, Slot::Key) {
-                        key = Some(text)
-                    } else {
-                        event_id = Some(text)
-                    }
-                }
-                Slot::Time => {
-                    time = Some(match value {
-                        Scalar::Int(ms) => Ok(ms),
-                        Scalar::Float(ms) if ms.is_finite() && ms.abs() < 9.0e15 => Ok(ms.floor() as i64),
-                        Scalar::Float(ms) => Err(format!("epoch millis {ms} out of range")),
-                        Scalar::Str(s) => {
-                            chrono::DateTime::parse_from_rfc3339(&s).map(|t| t.timestamp_millis()).map_err(|e| format!("`{s:.40}` is not RFC 3339: {e}"))
-                        }
-                        Scalar::Null => return Err(fail(self.failure, Reason::MissingField, format!("`{name}` is null"))),
-                        other => Err(format!("event time is {}, expected epoch millis or RFC 3339", other.kind())),
-                    });
-                }
-                Slot::Field { index, ty, numeric: slot_numeric, kept } => {
-                    let ok = match (ty, &value) {
-                        (_, Scalar::Null) => {
-                            seen[index] = false; // null counts as absent
-                            true
-                        }
-                        (FieldType::F64, Scalar::Int(_) | Scalar::Float(_)) => true,
-                        (FieldType::I64, Scalar::Int(_)) => true,
-                        (FieldType::Str, Scalar::Str(_)) | (FieldType::Bool, Scalar::Bool) => true,
-                        _ => false,
-                    };
-                    if !ok {
-                        return Err(fail(self.failure, Reason::WrongType, format!("`{name}` is {}, expected {ty:?}", value.kind())));
-                    }
-                    if let Some(n) = slot_numeric {
-                        let v = match value {
-                            Scalar::Int(i) => i as f64,
-                            Scalar::Float(f) => f,
-                            _ => f64::NAN,
-                        };
-                        if v.abs() > MAX_ABS_VALUE {
-                            return Err(fail(self.failure, Reason::OutOfRange, format!("`{name}` is {v:e}, beyond ±{MAX_ABS_VALUE:e}")));
-                        }
-                        if let (Some(e), false) = (&dec.expect, v.is_nan()) {
-                            e.number(index, v, &mut judged);
-                        }
-                        numeric[n] = v;
-                    }
-                    if let (Some(e), Scalar::Str(text)) = (&dec.expect, &value) {
-                        e.text(index, text, &mut judged);
-                    }
-                    if let (Some(k), Scalar::Str(text)) = (kept, value) {
-                        strings[k] = Some(text.into_owned());
-                    }
-                }
-            }
+            fields.once(slot, &name).map_err(&mut fail)?;
+            let value = map.next_value::<ScalarOf<'de>>()?;
+            fields.value(&name, slot, value.0).map_err(&mut fail)?;
         }
-        let key = key.ok_or_else(|| fail(self.failure, Reason::MissingField, "the key field is missing".into()))?;
-        let time = match time {
-            None => return Err(fail(self.failure, Reason::MissingField, "the event time field is missing".into())),
-            Some(Err(detail)) => return Err(fail(self.failure, Reason::BadTimestamp, detail)),
-            Some(Ok(t)) => t,
-        };
-        if let Some((_, name)) = dec.required.iter().find(|(i, _)| !seen[*i]) {
-            return Err(fail(self.failure, Reason::MissingField, format!("required field `{name}` is missing")));
-        }
-        Ok((Decoded { key, event_id, time_ms: time, numeric, strings }, judged, zero))
+        fields.finish().map_err(fail)
     }
 
     fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
@@ -333,80 +200,57 @@ fn not_object<E: de::Error>(failure: &mut Option<Rejection>, what: &str) -> E {
     E::custom(detail)
 }
 
+/// One top-level value read by serde_json; nested values skipped by its iterative
+/// `IgnoredAny`.
+struct ScalarOf<'de>(Scalar<'de>);
 
-/// One JSON value of a top-level field; nested values are only classified.
-enum Scalar<'de> {
-    Null,
-    Bool,
-    Int(i64),
-    Float(f64),
-    Str(std::borrow::Cow<'de, str>),
-    Nested(&'static str),
-}
-
-impl Scalar<'_> {
-    fn kind(&self) -> &'static str {
-        match self {
-            Scalar::Null => "null",
-            Scalar::Bool => "a boolean",
-            Scalar::Int(_) | Scalar::Float(_) => "a number",
-            Scalar::Str(_) => "a string",
-            Scalar::Nested(k) => k,
-        }
-    }
-}
-
-/// Reads one [`Scalar`], skipping nested values with `K`.
-struct ScalarSeed<K>(PhantomData<K>);
-
-impl<'de, K: Deserialize<'de>> DeserializeSeed<'de> for ScalarSeed<K> {
-    type Value = Scalar<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Scalar<'de>, D::Error> {
-        struct V<K>(PhantomData<K>);
-        impl<'de, K: Deserialize<'de>> Visitor<'de> for V<K> {
-            type Value = Scalar<'de>;
+impl<'de> Deserialize<'de> for ScalarOf<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ScalarOf<'de>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ScalarOf<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a JSON value")
             }
-            fn visit_unit<E>(self) -> Result<Scalar<'de>, E> {
-                Ok(Scalar::Null)
+            fn visit_unit<E>(self) -> Result<ScalarOf<'de>, E> {
+                Ok(ScalarOf(Scalar::Null))
             }
-            fn visit_bool<E>(self, _: bool) -> Result<Scalar<'de>, E> {
-                Ok(Scalar::Bool)
+            fn visit_bool<E>(self, _: bool) -> Result<ScalarOf<'de>, E> {
+                Ok(ScalarOf(Scalar::Bool))
             }
-            fn visit_i64<E>(self, i: i64) -> Result<Scalar<'de>, E> {
-                Ok(Scalar::Int(i))
+            fn visit_i64<E>(self, i: i64) -> Result<ScalarOf<'de>, E> {
+                Ok(ScalarOf(Scalar::Int(i)))
             }
-            fn visit_u64<E>(self, u: u64) -> Result<Scalar<'de>, E> {
-                Ok(i64::try_from(u).map(Scalar::Int).unwrap_or(Scalar::Float(u as f64)))
+            fn visit_u64<E>(self, u: u64) -> Result<ScalarOf<'de>, E> {
+                Ok(ScalarOf(Scalar::unsigned(u)))
             }
-            fn visit_f64<E>(self, f: f64) -> Result<Scalar<'de>, E> {
-                Ok(Scalar::Float(f))
+            fn visit_f64<E>(self, f: f64) -> Result<ScalarOf<'de>, E> {
+                Ok(ScalarOf(Scalar::Float(f)))
             }
-            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Scalar<'de>, E> {
-                Ok(Scalar::Str(std::borrow::Cow::Borrowed(s)))
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<ScalarOf<'de>, E> {
+                Ok(ScalarOf(Scalar::Str(Cow::Borrowed(s))))
             }
-            fn visit_str<E>(self, s: &str) -> Result<Scalar<'de>, E> {
-                Ok(Scalar::Str(std::borrow::Cow::Owned(s.to_owned())))
+            fn visit_str<E>(self, s: &str) -> Result<ScalarOf<'de>, E> {
+                Ok(ScalarOf(Scalar::Str(Cow::Owned(s.to_owned()))))
             }
-            fn visit_string<E>(self, s: String) -> Result<Scalar<'de>, E> {
-                Ok(Scalar::Str(std::borrow::Cow::Owned(s)))
+            fn visit_string<E>(self, s: String) -> Result<ScalarOf<'de>, E> {
+                Ok(ScalarOf(Scalar::Str(Cow::Owned(s))))
             }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar<'de>, A::Error> {
-                while seq.next_element::<K>()?.is_some() {}
-                Ok(Scalar::Nested("an array"))
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<ScalarOf<'de>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(ScalarOf(Scalar::Nested("an array")))
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar<'de>, A::Error> {
-                while map.next_entry::<K, K>()?.is_some() {}
-                Ok(Scalar::Nested("an object"))
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ScalarOf<'de>, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(ScalarOf(Scalar::Nested("an object")))
             }
         }
-        d.deserialize_any(V::<K>(PhantomData))
+        d.deserialize_any(V)
     }
 }
 
 /// A field name, borrowed from the text unless it holds escapes.
-struct Name<'de>(std::borrow::Cow<'de, str>);
+struct Name<'de>(Cow<'de, str>);
 
 impl<'de> Deserialize<'de> for Name<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Name<'de>, D::Error> {
@@ -417,13 +261,13 @@ impl<'de> Deserialize<'de> for Name<'de> {
                 f.write_str("a field name")
             }
             fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Name<'de>, E> {
-                Ok(Name(std::borrow::Cow::Borrowed(s)))
+                Ok(Name(Cow::Borrowed(s)))
             }
             fn visit_str<E>(self, s: &str) -> Result<Name<'de>, E> {
-                Ok(Name(std::borrow::Cow::Owned(s.to_owned())))
+                Ok(Name(Cow::Owned(s.to_owned())))
             }
             fn visit_string<E>(self, s: String) -> Result<Name<'de>, E> {
-                Ok(Name(std::borrow::Cow::Owned(s)))
+                Ok(Name(Cow::Owned(s)))
             }
         }
         d.deserialize_str(V)

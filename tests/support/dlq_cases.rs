@@ -85,9 +85,9 @@ pub fn cases() -> Vec<(&'static str, Option<Vec<u8>>)> {
         // JSON's own edges, where two parsers could disagree
         ("not_json", Some(format!(r#"{{"card":"c\ud800","ts":{},"amount":5,"country":"DE"}}"#, T + 61_000).into_bytes())), // lone surrogate
         ("not_json", Some(format!("{{\"card\":\"c\u{1}\",\"ts\":{},\"amount\":5,\"country\":\"DE\"}}", T + 61_000).into_bytes())), // raw control character
-        ("not_json", Some(format!(r#"{{"card":"c1","ts":{},"amount":05,"country":"DE"}}"#, T + 61_000).into_bytes())), // leading zero
-        ("not_json", Some(format!(r#"{{"card":"c1","ts":{},"amount":5,"country":"DE"}} x"#, T + 61_000).into_bytes())), // trailing characters
-        ("not_json", Some(format!(r#"{{"card":"c1","ts":{},"amount":5,"country":"DE",}}"#, T + 61_000).into_bytes())), // trailing comma
+        ("not_json", Some(format!(r#"{{"card":"c1","ts":{},"amount":05,"country":"DE"}}"#, T + 61_000).into_bytes())),     // leading zero
+        ("not_json", Some(format!(r#"{{"card":"c1","ts":{},"amount":5,"country":"DE"}} x"#, T + 61_000).into_bytes())),    // trailing characters
+        ("not_json", Some(format!(r#"{{"card":"c1","ts":{},"amount":5,"country":"DE",}}"#, T + 61_000).into_bytes())),     // trailing comma
         ("ok", Some(format!(r#"{{"c\u0061rd":"c\ud83d\ude00\n","ts":{},"amount":-0,"country":"D\u00c9"}}"#, T + 61_000).into_bytes())), // escapes in names and values
         ("ok", Some(format!(" \n\t{{ \"card\" : \"c5\" ,\r\n\"ts\":{} , \"amount\" : 1.5e2 , \"country\":\"DE\" }}\n ", T + 61_000).into_bytes())), // whitespace everywhere
     ]
