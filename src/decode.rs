@@ -1,9 +1,8 @@
 //! Decoding and validating one record's bytes against the job's schema.
 //!
 //! Every byte here is untrusted: size is checked before anything is parsed, UTF-8
-//! before JSON, and the JSON is read by [`json`]'s schema-driven serde visitor (on
-//! sonic-rs, with serde_json's verdict for every record it rejects) that never
-//! builds a generic value tree. Avro and Protobuf records (the source's `format`) are
+//! before JSON, and the JSON is read by `json`'s schema-driven serde visitor that
+//! never builds a generic value tree. Avro and Protobuf records (the source's `format`) are
 //! read by [`avro`] and [`protobuf`] into the same [`Decoded`] with the same verdicts. Any failure becomes a
 //! [`Rejection`] with a reason from a closed set; nothing in this module panics on
 //! input.
@@ -11,7 +10,7 @@
 pub mod avro;
 mod expect;
 mod fill;
-pub mod json;
+mod json;
 pub mod protobuf;
 pub mod registry;
 pub mod schema_cache;
@@ -142,15 +141,6 @@ impl Decoder {
             return protobuf.decode(bytes, self, unknown);
         }
         json::decode(self, bytes, unknown)
-    }
-
-    /// Decodes one JSON payload with the given parser alone (no size check, no
-    /// second opinion): what the differential tests compare. [`Decoder::decode`] is
-    /// [`json::Parser::Sonic`] with [`json::Parser::SerdeJson`] deciding every record
-    /// the first rejects.
-    #[doc(hidden)]
-    pub fn decode_json_with(&self, parser: json::Parser, bytes: &[u8], unknown: &mut dyn FnMut(&str)) -> Result<Decoded, Rejection> {
-        json::decode_with(self, parser, bytes, unknown)
     }
 }
 

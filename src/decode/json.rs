@@ -1,23 +1,17 @@
-//! JSON records: one schema-driven serde visitor, fed by two parsers.
+//! JSON records: a schema-driven serde visitor over serde_json.
 //!
-//! A record's top-level fields are read in order into a [`Decoded`] by one set of
-//! rules (`fields.rs`: types, limits, expectations). The text is read first by
-//! [sonic-rs](https://docs.rs/sonic-rs)'s document parser (SIMD string and
-//! whitespace scanning; `dom.rs`); a record it accepts is decoded. A record it
-//! rejects, for any reason, is read again by `serde_json` through a schema-driven
-//! visitor (borrowed strings, no value tree, nested values skipped iteratively),
-//! whose verdict and message decide: the reasons and details
-//! in the DLQ are exactly those of the serde_json decoder this replaced, and bad
-//! records pay for a second parse, good ones do not. The differential tests
-//! (`tests/json_differential.rs`) hold sonic-rs to the rest of the contract: where it
-//! accepts, serde_json accepts the same record, bit for bit.
+//! A record's top-level fields are read in order, straight into a [`Decoded`], by
+//! one set of rules (`fields.rs`: types, limits, expectations): field names and
+//! string values borrowed from the text unless they hold escapes, no generic value
+//! tree, nested values skipped by serde_json's iterative `IgnoredAny` (no recursion,
+//! however deep). UTF-8 is checked first, with SIMD (simdutf8).
 //!
-//! One value is read apart: a negative zero (`-0`, `-0.0`, `-1e-400`), -0.0 for
-//! serde_json and +0 for sonic-rs; a record with a zero in a field and a minus sign
-//! anywhere is left to serde_json.
-//!
-//! sonic-rs's document parser recurses once per nesting level without a limit: a
-//! text with more than [`MAX_OPENERS`] `[` and `{` goes to serde_json alone.
+//! Why not a SIMD parser: sonic-rs's document parser reads the demo's records at
+//! 3.8M/s alone, but parsing into its document and walking the fields ran at 1.25M
+//! records/s against 1.65M for this visitor (and sonic-rs's serde deserializer at
+//! 0.90x of serde_json's): on 150-byte records the time goes to the schema's work
+//! (name lookup, the record's allocations), not to scanning bytes
+//! (benchmarks/RESULTS.md, "Formats").
 //!
 //! ```
 //! use vigil::decode::Decoder;
@@ -31,7 +25,6 @@
 //! assert_eq!(bad.reason.as_str(), "not_json");
 //! ```
 
-mod dom;
 mod fields;
 
 use std::borrow::Cow;
@@ -40,62 +33,20 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-pub use dom::MAX_OPENERS;
 use fields::{Fields, Scalar};
 
 use super::{expect, floor_char_boundary, Decoded, Decoder, MAX_REPORTED_NAME};
 use crate::types::{Reason, Rejection};
 
-/// The JSON parser under the visitor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Parser {
-    /// sonic-rs's document parser, for texts of at most [`MAX_OPENERS`] arrays
-    /// and objects (rejecting the others).
-    Sonic,
-    /// serde_json (`float_roundtrip`); nested values skipped by its iterative
-    /// `IgnoredAny`. The reference: its verdicts are the decoder's.
-    SerdeJson,
-}
-
-/// Decodes one JSON payload (already size-checked): sonic-rs, and serde_json for
-/// every record sonic-rs rejects. Unknown names are reported once each.
+/// Decodes one JSON payload (already size-checked).
 pub(super) fn decode(dec: &Decoder, bytes: &[u8], unknown: &mut dyn FnMut(&str)) -> Result<Decoded, Rejection> {
     let text = utf8(bytes)?;
-    let mut reported = 0usize;
-    let fast = {
-        let mut counted = |name: &str| {
-            reported += 1;
-            unknown(name)
-        };
-        pass(dec, Parser::Sonic, text, &mut counted)
-    };
-    let (record, judged) = match fast {
-        // sonic-rs reads a negative zero (`-0`, `-0.0`, `-1e-400`) as +0: a record
-        // with a zero and a minus sign is serde_json's to read
-        Ok((record, judged, zero)) if !(zero && memchr::memchr(b'-', bytes).is_some()) => (record, judged),
-        _ => {
-            // serde_json meets the same names in the same order: report only those
-            // sonic-rs did not reach
-            let mut skip = reported;
-            let mut rest = |name: &str| match skip {
-                0 => unknown(name),
-                _ => skip -= 1,
-            };
-            let (record, judged, _) = pass(dec, Parser::SerdeJson, text, &mut rest)?;
-            (record, judged)
-        }
-    };
-    settle(dec, record, judged)
-}
-
-/// One parser alone, for the differential tests and benchmarks.
-pub(super) fn decode_with(dec: &Decoder, parser: Parser, bytes: &[u8], unknown: &mut dyn FnMut(&str)) -> Result<Decoded, Rejection> {
-    let (record, judged, _) = pass(dec, parser, utf8(bytes)?, unknown)?;
-    settle(dec, record, judged)
-}
-
-/// The expectations decide once the whole text is known to be valid.
-fn settle(dec: &Decoder, record: Decoded, judged: expect::Judged) -> Result<Decoded, Rejection> {
+    let mut failure = None;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let seed = RecordSeed { decoder: dec, failure: &mut failure, unknown };
+    let result = seed.deserialize(&mut de).and_then(|r| de.end().map(|_| r));
+    let (record, judged) = result.map_err(|e| failure.unwrap_or_else(|| Rejection::new(Reason::NotJson, e.to_string())))?;
+    // the expectations decide once the whole text is known to be valid
     match &dec.expect {
         Some(e) => e.settle(judged).map(|_| record),
         None => Ok(record),
@@ -114,21 +65,6 @@ fn utf8(bytes: &[u8]) -> Result<&str, Rejection> {
     }
 }
 
-/// Runs one parser over `text`; trailing characters reject. The flag tells
-/// whether a top-level field held a number equal to zero.
-fn pass(dec: &Decoder, parser: Parser, text: &str, unknown: &mut dyn FnMut(&str)) -> Result<(Decoded, expect::Judged, bool), Rejection> {
-    match parser {
-        Parser::Sonic => dom::pass(dec, text, unknown),
-        Parser::SerdeJson => {
-            let mut failure = None;
-            let mut de = serde_json::Deserializer::from_str(text);
-            let seed = RecordSeed { decoder: dec, failure: &mut failure, unknown };
-            let result = seed.deserialize(&mut de).and_then(|r| de.end().map(|_| r));
-            result.map_err(|e| failure.unwrap_or_else(|| Rejection::new(Reason::NotJson, e.to_string())))
-        }
-    }
-}
-
 /// The record visitor for serde_json.
 struct RecordSeed<'a, 'u> {
     decoder: &'a Decoder,
@@ -137,14 +73,14 @@ struct RecordSeed<'a, 'u> {
 }
 
 impl<'de> DeserializeSeed<'de> for RecordSeed<'_, '_> {
-    type Value = (Decoded, expect::Judged, bool);
+    type Value = (Decoded, expect::Judged);
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
-    type Value = (Decoded, expect::Judged, bool);
+    type Value = (Decoded, expect::Judged);
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")

@@ -1,6 +1,6 @@
 //! The record being read, field by field: what a top-level JSON field means for
 //! the job (key, event time, event id, a declared field), its type checks, limits
-//! and expectations, shared by both parsers so their verdicts cannot drift apart.
+//! and expectations, apart from the parsing so either can be read on its own.
 
 use std::borrow::Cow;
 
@@ -48,8 +48,6 @@ pub(super) struct Fields<'d> {
     numeric: Vec<f64>,
     strings: Vec<Option<String>>,
     judged: expect::Judged,
-    /// Whether a field held a number equal to zero.
-    pub(super) zero: bool,
 }
 
 impl<'d> Fields<'d> {
@@ -66,7 +64,6 @@ impl<'d> Fields<'d> {
             numeric: vec![f64::NAN; dec.numeric],
             strings: vec![None; dec.kept],
             judged: expect::Judged::default(),
-            zero: false,
         }
     }
 
@@ -92,7 +89,6 @@ impl<'d> Fields<'d> {
 
     /// Takes the value of a known field.
     pub(super) fn value(&mut self, name: &str, slot: Slot, value: Scalar<'_>) -> Result<(), Rejection> {
-        self.zero |= matches!(value, Scalar::Int(0)) || matches!(value, Scalar::Float(f) if f == 0.0);
         match slot {
             Slot::Key | Slot::EventId => self.identifier(name, slot, value),
             Slot::Time => {
@@ -170,7 +166,7 @@ impl<'d> Fields<'d> {
     }
 
     /// The record, once every field is read: key, time and required fields present.
-    pub(super) fn finish(self) -> Result<(Decoded, expect::Judged, bool), Rejection> {
+    pub(super) fn finish(self) -> Result<(Decoded, expect::Judged), Rejection> {
         let key = self.key.ok_or_else(|| Rejection::new(Reason::MissingField, "the key field is missing"))?;
         let time = match self.time {
             None => return Err(Rejection::new(Reason::MissingField, "the event time field is missing")),
@@ -180,6 +176,6 @@ impl<'d> Fields<'d> {
         if let Some((_, name)) = self.dec.required.iter().find(|(i, _)| !self.seen[*i]) {
             return Err(Rejection::new(Reason::MissingField, format!("required field `{name}` is missing")));
         }
-        Ok((Decoded { key, event_id: self.event_id, time_ms: time, numeric: self.numeric, strings: self.strings }, self.judged, self.zero))
+        Ok((Decoded { key, event_id: self.event_id, time_ms: time, numeric: self.numeric, strings: self.strings }, self.judged))
     }
 }
