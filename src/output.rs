@@ -12,6 +12,8 @@ use sha2::{Digest, Sha256};
 
 use crate::types::Rejection;
 
+pub mod avro;
+
 /// Which output topic a record belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Topic {

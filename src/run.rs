@@ -163,6 +163,8 @@ pub fn run_job(mut job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, contr
     let inflight = Arc::new(InFlight::default());
     let start_epoch = restored.as_ref().map_or(0, |r| r.epoch() + 1);
     let run_id = format!("{:x}-{}", crate::types::now_us() / 1000, std::process::id());
+    let feature_names: Vec<String> = job.features.iter().map(|f| f.name().to_owned()).collect();
+    let avro = crate::output::avro::AvroOutputs::register(&job.sinks, &feature_names)?.map(Arc::new);
     let sink = Arc::new(KafkaSink::new(
         &opts.kafka,
         &job.sinks,
@@ -171,6 +173,7 @@ pub fn run_job(mut job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, contr
         &run_id,
         opts.exactly_once.then_some(transactional_id.as_str()),
         start_epoch,
+        avro.clone(),
     )?);
     let commit = if opts.exactly_once {
         let group = admin.group_metadata().context("the consumer group has no metadata")?;
@@ -178,7 +181,7 @@ pub fn run_job(mut job: JobSpec, opts: &RunOptions, metrics: Arc<Metrics>, contr
     } else {
         CommitMode::Offsets(opts.kafka.admin_consumer(&opts.group_id)?)
     };
-    let monitor = start_monitor(&job, opts, &metrics)?;
+    let monitor = start_monitor(&job, opts, &metrics, avro)?;
     let learner = start_learner(&job, opts, &admin, restored.as_deref(), monitor.as_ref(), &metrics)?;
     if let (Some(m), Some(l)) = (&monitor, &learner) {
         m.watch_model(l.link.model.clone());
@@ -390,11 +393,16 @@ fn own_history(dir: &std::path::Path, fingerprint: &str) -> Result<()> {
 }
 
 /// The drift monitor of a job with `[monitor]`, writing to its `drift` topic.
-fn start_monitor(job: &JobSpec, opts: &RunOptions, metrics: &Arc<Metrics>) -> Result<Option<crate::monitor::Monitor>> {
+fn start_monitor(
+    job: &JobSpec,
+    opts: &RunOptions,
+    metrics: &Arc<Metrics>,
+    avro: Option<Arc<crate::output::avro::AvroOutputs>>,
+) -> Result<Option<crate::monitor::Monitor>> {
     Ok(match &job.monitor {
         Some(m) => {
             let sink = match &job.sinks.drift {
-                Some(topic) => Some(Arc::new(crate::kafka::drift_sink::KafkaDriftSink::new(&opts.kafka, topic)?) as Arc<dyn crate::monitor::DriftSink>),
+                Some(topic) => Some(Arc::new(crate::kafka::drift_sink::KafkaDriftSink::new(&opts.kafka, topic, avro)?) as Arc<dyn crate::monitor::DriftSink>),
                 None => None,
             };
             Some(crate::monitor::start(m, sink, metrics.clone(), job.model.online.is_some())?)

@@ -118,6 +118,8 @@ pub struct SinkSpec {
     pub windows: Option<String>,
     /// Optional `joins` topic: the output of the interval joins.
     pub joins: Option<String>,
+    /// How `scores`, `features` and `drift` are written (JSON by default).
+    pub format: format::OutputFormat,
 }
 
 /// A validated job.
@@ -269,7 +271,7 @@ pub use time::{parse_duration, parse_signed_ms, Window};
 
 /// A source's wire format: JSON or Avro, and where Avro's schemas come from.
 pub mod format;
-pub use format::{AvroSchemas, ProtoDefinition, ProtobufSchema, RegistrySettings, SourceFormat};
+pub use format::{AvroSchemas, OutputFormat, ProtoDefinition, ProtobufSchema, RegistrySettings, SourceFormat};
 /// Record-level data-quality expectations (`spec/expect.rs`).
 pub mod expect;
 pub use expect::{check_expectations, Check, ExpectMode, Expectation, DEFAULT_WINDOW};

@@ -96,3 +96,33 @@ fn avro_sources_in_toml() {
         assert!(format!("{e:#}").contains(says), "{extra}: {e:#}");
     }
 }
+
+/// `[sinks] format = "avro"` with `[sinks.avro]` in a TOML job: the registry's
+/// settings read as the source's are; every misconfiguration is refused by name.
+#[test]
+fn avro_outputs_are_configured_in_toml_and_misconfiguration_is_named() {
+    use vigil::spec::OutputFormat;
+    let toml = |sinks_extra: &str| {
+        let base = std::fs::read_to_string("examples/fraud_job.toml").unwrap();
+        base.replacen("dlq = \"dlq\"\n", &format!("dlq = \"dlq\"\n{sinks_extra}\n"), 1)
+    };
+    assert_eq!(JobSpec::from_toml(&toml("")).unwrap().sinks.format, OutputFormat::Json);
+    assert_eq!(JobSpec::from_toml(&toml("format = \"json\"")).unwrap().sinks.format, OutputFormat::Json);
+    let job = JobSpec::from_toml(&toml("format = \"avro\"\navro = { registry = \"http://127.0.0.1:1/\", registry_max_wait = \"3s\" }")).unwrap();
+    let OutputFormat::Avro(r) = &job.sinks.format else { panic!("{:?}", job.sinks.format) };
+    assert_eq!((r.url.as_str(), r.max_wait), ("http://127.0.0.1:1", std::time::Duration::from_secs(3)));
+    for (extra, says) in [
+        ("format = \"avro\"", "needs [sinks.avro]"),
+        ("avro = { registry = \"http://r\" }", "[sinks.avro] is set but `format` is not \"avro\""),
+        ("format = \"protobuf\"", "unknown format `protobuf`"),
+        ("format = \"avro\"\navro = { registry = \"http://r\", registry_user = \"key\" }", "together"),
+        ("format = \"avro\"\navro = { registry = \"http://r\", schema_file = \"x.avsc\" }", "unknown field `schema_file`"),
+        (
+            "format = \"avro\"\navro = { registry = \"http://r\", registry_user = \"k\", registry_password_env = \"VIGIL_TEST_UNSET_VAR\" }",
+            "`VIGIL_TEST_UNSET_VAR` is not set",
+        ),
+    ] {
+        let e = JobSpec::from_toml(&toml(extra)).unwrap_err();
+        assert!(format!("{e:#}").contains(says), "{extra}: {e:#}");
+    }
+}

@@ -297,3 +297,148 @@ fn credentials_in_the_registry_url_never_reach_a_message() {
     let e = r.schema(1).unwrap_err();
     assert!(!format!("{e:?}").contains("s3cret"), "{e:?}");
 }
+
+/// The demo's job writing `scores`, `features` and `drift` (a monitor on
+/// amounts, counts and countries, its reference taken after the 1-minute
+/// features warm up, as in tests/graph_monitor.rs), its outputs on topics prefixed `prefix`; Avro
+/// outputs registered in `registry` when given.
+fn job_with_outputs(prefix: &str, registry: Option<&str>) -> vigil::spec::JobSpec {
+    let mut text = include_str!("../examples/fraud_job.toml").replace("scores = \"scores\"\ndlq = \"dlq\"", "");
+    text.push_str(&format!("scores = \"{prefix}scores\"\ndlq = \"{prefix}dlq\"\nfeatures = \"{prefix}features\"\ndrift = \"{prefix}drift\"\n"));
+    if let Some(url) = registry {
+        text.push_str(&format!("format = \"avro\"\n[sinks.avro]\nregistry = \"{url}\"\n"));
+    }
+    text.push_str(
+        "[monitor]\ninterval = \"10s\"\nwindow = 2000\nreference = { kind = \"first\", skip = 12000, events = 2000 }\n\
+         numeric = [\"amount\", \"tx_count_1m\", \"amount_sum_1m\"]\ncategorical = [\"country\"]\n",
+    );
+    vigil::spec::JobSpec::from_toml(&text).unwrap()
+}
+
+/// An Avro value as the JSON contract writes it (records as objects, unions as
+/// their branch, a non-finite double as `null`).
+fn as_json(v: apache_avro::types::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        Value::Null => J::Null,
+        Value::Boolean(b) => J::Bool(b),
+        Value::Int(i) => J::from(i),
+        Value::Long(i) | Value::TimestampMillis(i) => J::from(i),
+        Value::Double(d) => serde_json::Number::from_f64(d).map_or(J::Null, J::Number),
+        Value::String(s) => J::String(s),
+        Value::Union(_, v) => as_json(*v),
+        Value::Record(fields) => J::Object(fields.into_iter().map(|(k, v)| (k, as_json(v))).collect()),
+        other => panic!("not in vigil's output schemas: {other:?}"),
+    }
+}
+
+/// Every record of `topic`, keyed, as sorted `key value` lines: JSON values as
+/// they are; Confluent-framed Avro values decoded with the schema their id names
+/// in `registry` (fetched from it: what a consumer does), checked to be the
+/// subject `<topic>-value`'s latest.
+fn topic_lines(kafka: &vigil::kafka::KafkaOptions, topic: &str, registry: Option<&RealRegistry>) -> Vec<String> {
+    let records = vigil::kafka::read::read_topic(kafka, topic, Duration::from_secs(60)).unwrap();
+    let mut schemas = std::collections::HashMap::new();
+    let mut lines: Vec<String> = records
+        .into_iter()
+        .map(|r| {
+            let key = String::from_utf8(r.key.unwrap_or_default()).unwrap();
+            let payload = r.payload.unwrap_or_default();
+            if payload.is_empty() {
+                return format!("{key} tombstone"); // a key's deletion stays one
+            }
+            let value: serde_json::Value = match registry {
+                None => serde_json::from_slice(&payload).unwrap(),
+                Some(reg) => {
+                    assert_eq!(payload[0], 0, "the magic byte");
+                    let id = u32::from_be_bytes(payload[1..5].try_into().unwrap());
+                    let schema = schemas.entry(id).or_insert_with(|| {
+                        let text = Registry::new(&RegistrySettings::new(&reg.url)).schema(id).unwrap();
+                        Schema::parse_str(&text).unwrap()
+                    });
+                    let mut rest = &payload[5..];
+                    let v = apache_avro::from_avro_datum(schema, &mut rest, None).unwrap();
+                    assert!(rest.is_empty(), "one datum per record");
+                    as_json(v)
+                }
+            };
+            format!("{key} {value}")
+        })
+        .collect();
+    if let Some(reg) = registry {
+        let text = ureq::get(&format!("{}/subjects/{topic}-value/versions/latest", reg.url)).call().unwrap().body_mut().read_to_string().unwrap();
+        let latest: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(schemas.keys().copied().collect::<Vec<u32>>(), vec![latest["id"].as_u64().unwrap() as u32], "{topic}: one schema, the subject's");
+    }
+    lines.sort();
+    lines
+}
+
+/// `scores`, `features` and `drift` written as Confluent-framed Avro with the
+/// schemas vigil registers (`[sinks] format = "avro"`), read back as a consumer
+/// would (the schema fetched by the id in each record, decoded by apache-avro):
+/// the same records as the JSON job's, on the pipeline and on the graph.
+#[test]
+fn the_fraud_job_writes_scores_features_and_drift_as_registered_avro() {
+    use std::sync::{Arc, Mutex};
+    use vigil::demo::publish::{never, publish, PublishOptions, PublishProgress};
+    use vigil::run::{run_job, RunOptions};
+
+    let reg = RealRegistry::start("outputs");
+    let broker = vigil::demo::broker::EmbeddedBroker::start(1).unwrap();
+    broker.create_topic("transactions", 4).unwrap();
+    for prefix in ["", "avro_", "g_", "g_avro_"] {
+        for (t, p) in [("scores", 4), ("dlq", 1), ("features", 4), ("drift", 1)] {
+            broker.create_topic(&format!("{prefix}{t}"), p).unwrap();
+        }
+    }
+    let kafka = broker.kafka_options();
+    let gen = vigil::demo::generator::GenConfig { bad_ratio: 0.02, seed: 11, drift_at: Some(25_000), ..Default::default() };
+    let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, logins_topic: None, events: 40_000, rate: None };
+    publish(&kafka, gen, &opts, &PublishProgress::default(), &never()).unwrap();
+
+    // the pipeline
+    for (prefix, registry) in [("", None), ("avro_", Some(reg.url.as_str()))] {
+        let run = RunOptions { until_end: true, ..RunOptions::new(kafka.clone(), &format!("p{prefix}"), 2) };
+        run_job(job_with_outputs(prefix, registry), &run, vigil::metrics::Metrics::new(), vigil::types::Control::new(), Arc::new(Mutex::new(None))).unwrap();
+    }
+    for t in ["scores", "features"] {
+        let (json, avro) = (topic_lines(&kafka, t, None), topic_lines(&kafka, &format!("avro_{t}"), Some(&reg)));
+        assert!(json.len() > 39_000, "{t}: {}", json.len());
+        assert!(avro == json, "{t}: the same records");
+    }
+    // the pipeline's monitor takes events as two workers score them, so when it
+    // evaluates depends on their interleaving: its findings are checked to be the
+    // drift contract's records, their values on the graph (below)
+    let fields = ["drift", "kind", "method", "name", "threshold", "ts", "value"];
+    for topic in ["drift", "avro_drift"] {
+        let lines = topic_lines(&kafka, topic, (topic == "avro_drift").then_some(&reg));
+        assert!(!lines.is_empty(), "{topic}");
+        for line in lines {
+            let (key, value) = line.split_once(' ').unwrap();
+            let record: serde_json::Map<String, serde_json::Value> = serde_json::from_str(value).unwrap();
+            assert_eq!(record.keys().map(String::as_str).collect::<Vec<_>>(), fields, "{topic}: {line}");
+            assert_eq!(key, format!("{}/{}", record["kind"].as_str().unwrap(), record["name"].as_str().unwrap()));
+        }
+    }
+
+    // the graph: its monitor takes events in event-time order, so drift too is equal
+    for (prefix, registry) in [("g_", None), ("g_avro_", Some(reg.url.as_str()))] {
+        let job = job_with_outputs(prefix, registry);
+        let names: Vec<String> = job.features.iter().map(|f| f.name().to_owned()).collect();
+        let mut run = vigil::kafka::KafkaRun::new(kafka.clone()).workers(2).group(&format!("g{prefix}")).dlq_topic(&job.sinks.dlq).until_end();
+        if let Some(avro) = vigil::output::avro::AvroOutputs::register(&job.sinks, &names).unwrap() {
+            run = run.avro_outputs(Arc::new(avro));
+        }
+        run.run(move |g| vigil::graph::job::job_graph(g, &job)).unwrap();
+    }
+    for t in ["scores", "features", "drift"] {
+        let (json, avro) = (topic_lines(&kafka, &format!("g_{t}"), None), topic_lines(&kafka, &format!("g_avro_{t}"), Some(&reg)));
+        assert!(!json.is_empty());
+        assert!(avro == json, "{t} (graph): the same records");
+        if t == "drift" {
+            assert!(avro.len() >= 20 && avro.iter().any(|l| l.starts_with("feature/amount ") && l.contains("\"drift\":true")), "{avro:?}");
+        }
+    }
+    assert_eq!(topic_lines(&kafka, "g_scores", None), topic_lines(&kafka, "scores", None), "the graph's scores are the pipeline's");
+}

@@ -233,6 +233,9 @@ fn run_on_graph(job: JobSpec, a: RunArgs) -> Result<()> {
         run = run.checkpoints(dir, every);
     }
     let feature_names: Vec<String> = job.features.iter().map(|f| f.name().to_owned()).collect();
+    if let Some(avro) = vigil::output::avro::AvroOutputs::register(&job.sinks, &feature_names)? {
+        run = run.avro_outputs(std::sync::Arc::new(avro));
+    }
     let mut io = vigil::graph::job::JobIo::default();
     if let Some(addr) = metrics_addr(&a.metrics_addr)? {
         let store = vigil::store::FeatureStore::new(feature_names.clone());

@@ -151,6 +151,9 @@ impl Registry {
     }
 
     /// Registers `schema` of type `ty` under `subject` (see [`Registry::register`]).
+    /// A failure that may pass (unreachable, 5xx, 408, 429) is retried with
+    /// backoff up to `max_wait`; a refusal (an incompatible schema, bad
+    /// credentials) is answered at once, with the registry's message.
     pub fn register_as(&self, subject: &str, schema: &str, ty: SchemaType) -> anyhow::Result<u32> {
         #[derive(Deserialize)]
         struct Id {
@@ -162,17 +165,39 @@ impl Registry {
             SchemaType::Protobuf => serde_json::json!({ "schema": schema, "schemaType": ty.name() }),
         }
         .to_string();
-        let mut req = self.agent.post(&url).header("Content-Type", "application/vnd.schemaregistry.v1+json");
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let failure = match self.post(&url, &body) {
+                Ok((200, text)) => {
+                    let id = serde_json::from_str::<Id>(&text)
+                        .map_err(|e| anyhow::anyhow!("the registry's answer registering under `{subject}` does not read: {e}"))?;
+                    return Ok(id.id);
+                }
+                Ok((code @ (408 | 429), _)) => format!("HTTP {code}"),
+                Ok((code, text)) if code < 500 => anyhow::bail!("registering under `{subject}` at {}: HTTP {code}: {text:.300}", self.shown),
+                Ok((code, _)) => format!("HTTP {code}"),
+                Err(e) => e,
+            };
+            let waited = started.elapsed();
+            if waited >= self.settings.max_wait {
+                anyhow::bail!("registering under `{subject}`: the registry at {} failed for {waited:.0?} ({failure})", self.shown);
+            }
+            tracing::warn!(registry = %self.shown, subject, error = %failure, "schema registry unavailable; registering again");
+            std::thread::sleep(pause.min(self.settings.max_wait.saturating_sub(waited)));
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    fn post(&self, url: &str, body: &str) -> Result<(u16, String), String> {
+        let mut req = self.agent.post(url).header("Content-Type", "application/vnd.schemaregistry.v1+json");
         if let Some(auth) = &self.auth {
             req = req.header("Authorization", auth);
         }
-        let mut resp = req.send(body.as_bytes()).map_err(|e| anyhow::anyhow!("registering under `{subject}` at {}: {e}", self.shown))?;
+        let mut resp = req.send(body.as_bytes()).map_err(|e| e.to_string())?;
         let code = resp.status().as_u16();
-        let text = resp.body_mut().read_to_string().unwrap_or_default();
-        if code != 200 {
-            anyhow::bail!("registering under `{subject}`: HTTP {code}: {text:.300}");
-        }
-        Ok(serde_json::from_str::<Id>(&text)?.id)
+        let text = resp.body_mut().with_config().limit(1 << 20).read_to_string().map_err(|e| e.to_string())?;
+        Ok((code, text))
     }
 
     fn get(&self, url: &str) -> Result<(u16, String), String> {

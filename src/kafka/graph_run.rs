@@ -37,6 +37,7 @@ use crate::graph::connector::{Connector, TopicRange};
 use crate::graph::run::{run_processes, timely_configs, Collector, DeadLetter, Inputs, SinkRecord, SourceCounts};
 use crate::graph::GraphBuilder;
 use crate::metrics::Metrics;
+use crate::output::avro::AvroOutputs;
 use crate::output::encode_dlq;
 use crate::types::{Control, Reason, Rejection};
 
@@ -76,6 +77,8 @@ struct KafkaIo {
     producer: ThreadedProducer<Delivery>,
     produced: Mutex<BTreeMap<String, u64>>,
     failed: Arc<AtomicU64>,
+    /// Topics re-encoded as Avro (a job's `[sinks] format = "avro"`).
+    avro: Option<Arc<AvroOutputs>>,
 }
 
 impl Connector for KafkaIo {
@@ -156,6 +159,19 @@ impl Connector for KafkaIo {
 impl KafkaIo {
     /// Enqueues one record; waits for room while librdkafka's queue is full.
     fn send(&self, topic: &str, key: &[u8], payload: Option<&[u8]>, epoch: u64) {
+        let avro = match (&self.avro, payload) {
+            (Some(a), Some(p)) => match a.encode(topic, p) {
+                Ok(avro) => avro,
+                Err(e) => {
+                    // the engine's own record: a bug, counted as a failed output
+                    self.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %format!("{e:#}"), topic, "an output record could not be written as Avro");
+                    return;
+                }
+            },
+            _ => None,
+        };
+        let payload = avro.as_deref().or(payload);
         let epoch = epoch.to_string();
         let headers = OwnedHeaders::new().insert(Header { key: "vigil-epoch", value: Some(epoch.as_bytes()) });
         let mut record = BaseRecord::<[u8], [u8], ()>::to(topic).key(key).headers(headers);
@@ -195,6 +211,7 @@ pub struct KafkaRun {
     per_epoch: Option<usize>,
     start_at: Option<i64>,
     until: Option<i64>,
+    avro: Option<Arc<AvroOutputs>>,
 }
 
 /// What a Kafka run did.
@@ -226,7 +243,15 @@ impl KafkaRun {
             per_epoch: None,
             start_at: None,
             until: None,
+            avro: None,
         }
+    }
+    /// Writes the topics `avro` names as Confluent-framed Avro: each record the
+    /// graph writes there as JSON (a job's `scores`, `features`, `drift`
+    /// contracts) is re-encoded with the topic's registered schema.
+    pub fn avro_outputs(mut self, avro: Arc<AvroOutputs>) -> Self {
+        self.avro = Some(avro);
+        self
     }
     /// Starts each partition of every source at its first record stamped at or
     /// after `time_ms` (Kafka's offsets-for-times) instead of its beginning; a
@@ -314,6 +339,7 @@ impl KafkaRun {
             producer,
             produced: Mutex::default(),
             failed,
+            avro: self.avro.clone(),
         });
         let done = Arc::new(AtomicBool::new(false));
         let ticker = {

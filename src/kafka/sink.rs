@@ -26,6 +26,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use super::KafkaOptions;
 use crate::delivery::InFlight;
 use crate::metrics::Metrics;
+use crate::output::avro::AvroOutputs;
 use crate::output::{OutputSink, Topic};
 
 /// How long a blocking transactional call may take before the job gives up.
@@ -80,6 +81,8 @@ pub struct KafkaSink {
     run: String,
     inflight: Arc<InFlight>,
     txn: Option<Transactions>,
+    /// Topics re-encoded as Avro (`[sinks] format = "avro"`).
+    avro: Option<Arc<AvroOutputs>>,
 }
 
 /// Fences every earlier producer with `transactional_id` and aborts its open
@@ -107,6 +110,7 @@ impl KafkaSink {
         run: &str,
         transactional_id: Option<&str>,
         start_epoch: u64,
+        avro: Option<Arc<AvroOutputs>>,
     ) -> Result<Self> {
         let mut config = opts.client_config_with(&[
             ("linger.ms", "5"),
@@ -142,6 +146,7 @@ impl KafkaSink {
             run: run.to_owned(),
             inflight,
             txn,
+            avro,
         })
     }
 
@@ -208,6 +213,18 @@ impl KafkaSink {
             Topic::Joins => &self.joins,
         };
         self.inflight.sent(epoch);
+        let avro = match self.avro.as_ref().map(|a| a.encode(name, payload)) {
+            None | Some(Ok(None)) => None,
+            Some(Ok(Some(avro))) => Some(avro),
+            Some(Err(e)) => {
+                // the engine's own record: a bug, so the job must not commit past it
+                self.producer.context().metrics.producer_errors.inc();
+                tracing::error!(error = %format!("{e:#}"), topic = %name, "an output record could not be written as Avro");
+                self.inflight.settled(epoch, false);
+                return;
+            }
+        };
+        let payload = avro.as_deref().unwrap_or(payload);
         let epoch_text = epoch.to_string();
         let headers = OwnedHeaders::new_with_capacity(2)
             .insert(Header { key: "vigil-run", value: Some(self.run.as_str()) })

@@ -81,7 +81,16 @@ impl JobBuilder {
             bias: 0.0,
             inputs: Vec::new(),
             online: None,
-            sinks: SinkSpec { scores: "scores".into(), dlq: "dlq".into(), features: None, shadow: None, drift: None, windows: None, joins: None },
+            sinks: SinkSpec {
+                scores: "scores".into(),
+                dlq: "dlq".into(),
+                features: None,
+                shadow: None,
+                drift: None,
+                windows: None,
+                joins: None,
+                format: Default::default(),
+            },
             monitor: None,
             tables: Vec::new(),
             joins: Vec::new(),
@@ -252,6 +261,13 @@ impl JobBuilder {
     /// a compacted topic: the latest record per key is the key's current vector).
     pub fn features_sink(mut self, topic: &str) -> Self {
         self.sinks.features = Some(topic.to_owned());
+        self
+    }
+    /// Writes `scores`, `features` and `drift` as Confluent-framed Avro, their
+    /// schemas registered in this registry when the job starts
+    /// ([`crate::output::avro`]); the other topics stay JSON.
+    pub fn avro_outputs(mut self, registry: RegistrySettings) -> Self {
+        self.sinks.format = OutputFormat::Avro(registry);
         self
     }
     /// Where closed windows go (features with `Emit::OnClose`).

@@ -91,6 +91,17 @@ impl AvroSchemas {
     }
 }
 
+/// How the `scores`, `features` and `drift` topics are written.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum OutputFormat {
+    /// JSON, the engine's contract (DESIGN.md).
+    #[default]
+    Json,
+    /// Confluent-framed Avro, the schemas registered under `<topic>-value` in
+    /// this registry when the job starts (`crate::output::avro`).
+    Avro(RegistrySettings),
+}
+
 /// A Confluent-compatible Schema Registry (Confluent's, Apicurio's `ccompat` API,
 /// Redpanda's, Karapace).
 #[derive(Clone, PartialEq)]

@@ -403,6 +403,19 @@ struct RawSinks {
     drift: Option<String>,
     windows: Option<String>,
     joins: Option<String>,
+    /// `json` (default) or `avro`: how `scores`, `features` and `drift` are written.
+    format: Option<String>,
+    avro: Option<RawSinkAvro>,
+}
+/// `[sinks.avro]`: the registry the output schemas are registered in.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSinkAvro {
+    registry: String,
+    registry_user: Option<String>,
+    registry_password_env: Option<String>,
+    registry_timeout: Option<String>,
+    registry_max_wait: Option<String>,
 }
 impl RawSource {
     fn into_spec(self) -> Result<SourceSpec> {
@@ -573,7 +586,7 @@ impl RawJob {
             b = m.add_to(b)?;
         }
         if let Some(s) = self.sinks {
-            b = s.add_to(b);
+            b = s.add_to(b)?;
         }
         if let Some(m) = self.monitor {
             b = b.monitor(m);
@@ -694,10 +707,28 @@ impl RawModel {
 }
 
 impl RawSinks {
-    /// Names the job's output topics on `b`.
-    fn add_to(self, mut b: JobBuilder) -> JobBuilder {
+    /// Names the job's output topics on `b`, and how they are written.
+    fn add_to(self, mut b: JobBuilder) -> Result<JobBuilder> {
         let s = self;
         b = b.sinks(&s.scores, &s.dlq);
+        match (s.format.as_deref(), s.avro) {
+            (None | Some("json"), None) => {}
+            (Some("avro"), Some(a)) => {
+                let registry = RawRegistry {
+                    table: "[sinks.avro]",
+                    user: a.registry_user,
+                    password_env: a.registry_password_env,
+                    timeout: a.registry_timeout,
+                    max_wait: a.registry_max_wait,
+                };
+                b = b.avro_outputs(registry.settings(&a.registry)?);
+            }
+            (Some("avro"), None) => {
+                bail!("[sinks]: format = \"avro\" needs [sinks.avro] with `registry` (a Schema Registry URL: the output schemas are registered there)")
+            }
+            (None | Some("json"), Some(_)) => bail!("[sinks]: [sinks.avro] is set but `format` is not \"avro\""),
+            (Some(other), _) => bail!("[sinks]: unknown format `{other}` (json or avro)"),
+        }
         if let Some(f) = &s.features {
             b = b.features_sink(f);
         }
@@ -713,6 +744,6 @@ impl RawSinks {
         if let Some(f) = &s.joins {
             b = b.joins_sink(f);
         }
-        b
+        Ok(b)
     }
 }
