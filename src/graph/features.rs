@@ -291,7 +291,8 @@ impl<'s> Stream<'s, FeatureOutput> {
     /// `{"key","event_time","features":{..}}` (upsert by key), and a tombstone
     /// when a key leaves the state.
     pub fn sink_features(&self, name: &str) {
-        let mut encoders: Option<(Vec<String>, crate::output::ScoreEncoder)> = None;
+        // the encoder of the latest layout (schema objects: the added names)
+        let mut encoders: Option<(Record, crate::output::ScoreEncoder)> = None;
         let mut values = Vec::new();
         self.sink_with(name, move |r, buf| {
             let record = match &r.value {
@@ -300,8 +301,8 @@ impl<'s> Stream<'s, FeatureOutput> {
                 FeatureOutput::Window(_) => return Written::Nothing,
             };
             let (names, added) = record.added().unwrap_or((&[], &[]));
-            if encoders.as_ref().is_none_or(|(n, _)| n.as_slice() != names) {
-                encoders = Some((names.to_vec(), crate::output::ScoreEncoder::new("", "", "", names)));
+            if encoders.as_ref().is_none_or(|(layout, _)| !layout.same_layout(record)) {
+                encoders = Some((record.clone(), crate::output::ScoreEncoder::new("", "", "", names)));
             }
             values.clear();
             values.extend(added.iter().map(|v| Some(*v).filter(|v| !v.is_nan())));

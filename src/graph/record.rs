@@ -64,6 +64,20 @@ impl Record {
         self.0.base.as_ref().map(|_| (self.0.schema.numeric.as_slice(), self.0.numeric.as_slice()))
     }
 
+    /// Whether `other` has this record's layout: the same schema objects, layer
+    /// by layer (so the same topic, field names and added names). A pointer
+    /// comparison per layer, for operators that cache what a layout implies.
+    pub fn same_layout(&self, other: &Record) -> bool {
+        let (mut a, mut b) = (Some(self), Some(other));
+        while let (Some(x), Some(y)) = (a, b) {
+            if !Arc::ptr_eq(&x.0.schema, &y.0.schema) {
+                return false;
+            }
+            (a, b) = (x.0.base.as_ref(), y.0.base.as_ref());
+        }
+        a.is_none() && b.is_none()
+    }
+
     /// A record built by hand (tests, examples).
     pub fn from_fields<'a>(
         topic: &str,
@@ -140,49 +154,60 @@ pub struct FieldReader {
     /// The schemas of the layout resolved, newest layer first (held, so that
     /// an address is never reused for another schema while cached).
     layout: Vec<Arc<Schema>>,
-    /// Per name: (layer, index) of its value.
-    slots: Vec<Option<(usize, usize)>>,
+    /// Per name: (layer, index) of its value (an index past the layer's
+    /// values where the field is absent).
+    plan: Vec<(u32, u32)>,
 }
 
 impl FieldReader {
     pub fn new<S: AsRef<str>>(names: &[S]) -> Self {
-        FieldReader { names: names.iter().map(|n| n.as_ref().to_owned()).collect(), layout: Vec::new(), slots: Vec::new() }
+        FieldReader { names: names.iter().map(|n| n.as_ref().to_owned()).collect(), layout: Vec::new(), plan: Vec::new() }
     }
 
     /// The fields' values (`None`: absent or not a numeric field), in order.
     pub fn read(&mut self, r: &Record, out: &mut Vec<Option<f64>>) {
-        if !self.resolved_for(r) {
-            self.resolve(r);
-        }
+        let layers = self.layers(r);
         out.clear();
-        for slot in &self.slots {
-            out.push(slot.and_then(|(layer, i)| r.layer(layer).0.numeric.get(i).copied()).filter(|v| !v.is_nan()));
-        }
+        out.extend(self.plan.iter().map(|&(depth, i)| layers.value(depth, i, r)).map(|v| Some(v).filter(|v| !v.is_nan())));
     }
 
     /// [`FieldReader::read`] with NaN for an absent value (the operators'
     /// convention), without the options.
     pub fn read_nan(&mut self, r: &Record, out: &mut Vec<f64>) {
-        if !self.resolved_for(r) {
-            self.resolve(r);
-        }
+        let layers = self.layers(r);
         out.clear();
-        for slot in &self.slots {
-            out.push(slot.and_then(|(layer, i)| r.layer(layer).0.numeric.get(i).copied()).unwrap_or(f64::NAN));
-        }
+        out.extend(self.plan.iter().map(|&(depth, i)| layers.value(depth, i, r)));
     }
 
-    fn resolved_for(&self, r: &Record) -> bool {
-        let mut layer = Some(r);
-        for id in &self.layout {
-            match layer {
-                Some(l) if Arc::ptr_eq(&l.0.schema, id) => layer = l.0.base.as_ref(),
-                _ => return false,
+    /// The values of `r`'s layers, the layout resolved for `r` first where it
+    /// is not (one walk over the layers when it is).
+    #[inline]
+    fn layers<'r>(&mut self, r: &'r Record) -> Layers<'r> {
+        match self.layers_as_resolved(r) {
+            Some(layers) => layers,
+            None => {
+                self.resolve(r);
+                self.layers_as_resolved(r).expect("a layout resolved for the record")
             }
         }
-        layer.is_none() && !self.layout.is_empty()
     }
 
+    #[inline]
+    fn layers_as_resolved<'r>(&self, r: &'r Record) -> Option<Layers<'r>> {
+        let mut layers = Layers { numeric: [&[]; LAYERS] };
+        let (mut layer, mut depth) = (Some(r), 0);
+        for id in &self.layout {
+            let l = layer.filter(|l| Arc::ptr_eq(&l.0.schema, id))?;
+            if depth < LAYERS {
+                layers.numeric[depth] = &l.0.numeric;
+            }
+            (layer, depth) = (l.0.base.as_ref(), depth + 1);
+        }
+        (layer.is_none() && depth > 0).then_some(layers)
+    }
+
+    #[cold]
+    #[inline(never)]
     fn resolve(&mut self, r: &Record) {
         let mut layers = Vec::new();
         let mut layer = Some(r);
@@ -191,8 +216,36 @@ impl FieldReader {
             layer = l.0.base.as_ref();
         }
         self.layout = layers.iter().map(|l| l.0.schema.clone()).collect();
-        self.slots =
-            self.names.iter().map(|n| layers.iter().enumerate().find_map(|(d, l)| l.0.schema.numeric.iter().position(|x| x == n).map(|i| (d, i)))).collect();
+        // an absent field: past any layer's values (read as NaN)
+        let absent = (0, u32::MAX);
+        self.plan = self
+            .names
+            .iter()
+            .map(|n| {
+                let mut found = layers.iter().enumerate().filter_map(|(d, l)| l.0.schema.numeric.iter().position(|x| x == n).map(|i| (d as u32, i as u32)));
+                found.next().unwrap_or(absent)
+            })
+            .collect();
+    }
+}
+
+/// How many layers [`FieldReader`] keeps at hand (deeper ones are walked to).
+const LAYERS: usize = 4;
+
+/// The numeric values of a record's first [`LAYERS`] layers.
+struct Layers<'r> {
+    numeric: [&'r [f64]; LAYERS],
+}
+
+impl<'r> Layers<'r> {
+    /// The `i`-th value of layer `depth` of `r` (NaN past its values).
+    #[inline]
+    fn value(&self, depth: u32, i: u32, r: &'r Record) -> f64 {
+        let values = match self.numeric.get(depth as usize) {
+            Some(values) => values,
+            None => &r.layer(depth as usize).0.numeric[..],
+        };
+        values.get(i as usize).copied().unwrap_or(f64::NAN)
     }
 }
 
@@ -295,5 +348,51 @@ mod tests {
         let back: Record = bincode::deserialize(&bincode::serialize(&x).unwrap()).unwrap();
         assert_eq!((back.f64("n_1m"), back.f64("amount"), back.str("city")), (Some(2.0), None, Some("Lyon")));
         assert_eq!(serde_json::to_string(&back).unwrap(), r#"{"amount":null,"city":"Lyon","n_1m":2.0}"#);
+    }
+
+    /// A record extended `depth` times, layer `d` adding `f{d}` = d (and
+    /// shadowing `base`'s `x` at depth 3).
+    fn layered(depth: usize, base: &Record) -> Record {
+        let mut r = base.clone();
+        for d in 1..=depth {
+            let mut names = vec![format!("f{d}")];
+            let mut values = vec![d as f64];
+            if d == 3 {
+                names.push("x".into());
+                values.push(-1.0);
+            }
+            r = r.extend(Arc::new(Schema { topic: "t".into(), numeric: names, strings: vec![] }), values);
+        }
+        r
+    }
+
+    #[test]
+    fn a_field_reader_follows_layouts_of_any_depth_and_their_changes() {
+        let base = Record::from_fields("t", [("x", 7.0)], []);
+        let mut reader = FieldReader::new(&["x", "f1", "f6", "nope", "f5"]);
+        let (mut out, mut nan) = (Vec::new(), Vec::new());
+        // deeper than the layers kept at hand, then shallower, then deeper again
+        for depth in [6, 6, 1, 0, 6, 2] {
+            let r = layered(depth, &base);
+            reader.read(&r, &mut out);
+            let expect: Vec<Option<f64>> = ["x", "f1", "f6", "nope", "f5"].iter().map(|n| r.f64(n)).collect();
+            assert_eq!(out, expect, "depth {depth}");
+            reader.read_nan(&r, &mut nan);
+            assert_eq!(nan.iter().map(|v| Some(*v).filter(|v| !v.is_nan())).collect::<Vec<_>>(), expect, "depth {depth}");
+        }
+        assert_eq!(out, vec![Some(7.0), Some(1.0), None, None, None]);
+    }
+
+    #[test]
+    fn records_share_a_layout_only_through_the_same_schema_objects() {
+        let schema = Arc::new(Schema { topic: "t".into(), numeric: vec!["a".into()], strings: vec![] });
+        let added = Arc::new(Schema { topic: String::new(), numeric: vec!["n".into()], strings: vec![] });
+        let r = |v: f64| Record::new(schema.clone(), None, vec![v], vec![]);
+        assert!(r(1.0).same_layout(&r(2.0)));
+        assert!(r(1.0).extend(added.clone(), vec![1.0]).same_layout(&r(2.0).extend(added.clone(), vec![3.0])));
+        assert!(!r(1.0).same_layout(&r(1.0).extend(added.clone(), vec![1.0])));
+        // equal names, another schema object: not the same layout (callers then compare names)
+        let twin = Arc::new((*added).clone());
+        assert!(!r(1.0).extend(added, vec![1.0]).same_layout(&r(1.0).extend(twin, vec![1.0])));
     }
 }

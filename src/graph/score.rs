@@ -150,18 +150,19 @@ impl<'s> Stream<'s, Scored> {
     /// Writes the `scores` contract's record of every event to `name`; see the
     /// module docs.
     pub fn sink_scores(&self, name: &str) {
-        // the encoder of the latest (topic, model, feature names): they seldom change
-        let mut current: Option<(String, Arc<ModelVersion>, Vec<String>, ScoreEncoder)> = None;
+        // the encoder of the latest (topic, model, feature names): they seldom
+        // change, and a record of the same layout (schema objects) has the same
+        let mut current: Option<(Record, Arc<ModelVersion>, ScoreEncoder)> = None;
         let mut features: Vec<Option<f64>> = Vec::new();
         self.sink_with(name, move |r: &Rec<Scored>, buf| {
             let s = &r.value;
             let (names, values) = s.record.added().unwrap_or((&[], &[]));
-            let fits = current.as_ref().is_some_and(|(t, m, n, _)| t == s.record.topic() && Arc::ptr_eq(m, &s.model) && n.as_slice() == names);
+            let fits = current.as_ref().is_some_and(|(layout, m, _)| Arc::ptr_eq(m, &s.model) && layout.same_layout(&s.record));
             if !fits {
                 let encoder = ScoreEncoder::new(s.record.topic(), &s.model.name, &s.model.version, names);
-                current = Some((s.record.topic().to_owned(), s.model.clone(), names.to_vec(), encoder));
+                current = Some((s.record.clone(), s.model.clone(), encoder));
             }
-            let Some((_, _, _, encoder)) = &current else { return Written::Nothing };
+            let Some((_, _, encoder)) = &current else { return Written::Nothing };
             features.clear();
             features.extend(values.iter().map(|v| Some(*v).filter(|v| !v.is_nan())));
             let ctx = ScoreContext {
