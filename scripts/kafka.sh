@@ -53,6 +53,10 @@
 #   VIGIL_KAFKA_TIMEOUT  seconds to wait for readiness (default 60)
 #   VIGIL_KAFKA_LOG_LEVEL broker log level: trace|debug|info|warn (default warn)
 #   VIGIL_KAFKA_EXTRA_PROPS extra server.properties lines (newline separated)
+#   VIGIL_KAFKA_CLUSTER_BROKER_PORTS, VIGIL_KAFKA_CLUSTER_CONTROLLER_PORTS
+#                        the three nodes' ports for `cluster` (space separated;
+#                        default "9192 9193 9194" and "9292 9293 9294"); every
+#                        `cluster` command on a DIR needs the same ones
 #
 # Requires java 17+ and mvn (only for `fetch`; the other commands call fetch
 # implicitly when the cache is empty).
@@ -74,8 +78,10 @@ TMP_ROOT="${TMPDIR:-/tmp}"
 # JVM flags for short-lived admin tools: small heap, C1 only -> faster start.
 QUICK_TOOL_OPTS="-Xmx128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1"
 
-CLUSTER_BROKER_PORTS=(9192 9193 9194)
-CLUSTER_CONTROLLER_PORTS=(9292 9293 9294)
+read -r -a CLUSTER_BROKER_PORTS <<<"${VIGIL_KAFKA_CLUSTER_BROKER_PORTS:-9192 9193 9194}"
+read -r -a CLUSTER_CONTROLLER_PORTS <<<"${VIGIL_KAFKA_CLUSTER_CONTROLLER_PORTS:-9292 9293 9294}"
+((${#CLUSTER_BROKER_PORTS[@]} == 3 && ${#CLUSTER_CONTROLLER_PORTS[@]} == 3)) ||
+    { echo "kafka.sh: VIGIL_KAFKA_CLUSTER_BROKER_PORTS and VIGIL_KAFKA_CLUSTER_CONTROLLER_PORTS need three ports each" >&2; exit 2; }
 
 log() { printf 'kafka.sh: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }

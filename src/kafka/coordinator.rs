@@ -283,7 +283,7 @@ impl State {
                 crate::crash_point!("txn-before-commit");
                 sink.commit_through(epoch, &self.cfg.topic, &positions, group)?;
                 crate::crash_point!("txn-after-commit");
-                super::commit_positions(consumer, &self.cfg.topic, &positions)?;
+                sink.watched("commit (consumer offsets)", || super::commit_positions(consumer, &self.cfg.topic, &positions))?;
                 if let Some(log) = &self.txlog {
                     log.append(&entry("committed"))?;
                 }

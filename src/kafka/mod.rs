@@ -12,6 +12,7 @@ pub mod read;
 pub mod sink;
 pub mod source;
 pub mod table;
+pub mod txn_watch;
 
 pub use graph_run::{KafkaOutputs, KafkaRun};
 

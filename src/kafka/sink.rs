@@ -23,6 +23,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use super::txn_watch::TxnWatch;
 use super::KafkaOptions;
 use crate::delivery::InFlight;
 use crate::metrics::Metrics;
@@ -68,7 +69,13 @@ struct Transactions {
     /// Highest epoch whose records go into the open transaction.
     open_through: AtomicU64,
     waiting: Mutex<Vec<Pending>>,
+    /// Ends the process when a blocking call outlives its timeout.
+    watch: TxnWatch,
 }
+
+/// How long past its start a blocking transactional call may run before the
+/// process gives up on it (the call's own timeout, and a margin).
+const TXN_STALL: Duration = Duration::from_secs(TXN_TIMEOUT.as_secs() + 30);
 
 pub struct KafkaSink {
     producer: ThreadedProducer<DeliveryCounter>,
@@ -130,7 +137,7 @@ impl KafkaSink {
                 // Fences any earlier producer with this id and aborts its open transaction.
                 producer.init_transactions(TXN_TIMEOUT).with_context(|| format!("initializing transactions for `{id}`"))?;
                 producer.begin_transaction().context("beginning a transaction")?;
-                Some(Transactions { open_through: AtomicU64::new(start_epoch), waiting: Mutex::new(Vec::new()) })
+                Some(Transactions { open_through: AtomicU64::new(start_epoch), waiting: Mutex::new(Vec::new()), watch: TxnWatch::start(TXN_STALL) })
             }
             None => None,
         };
@@ -172,18 +179,19 @@ impl KafkaSink {
         for (p, o) in offsets {
             tpl.add_partition_offset(topic, *p as i32, Offset::Offset(*o))?;
         }
-        let result = self.producer.send_offsets_to_transaction(&tpl, group, TXN_TIMEOUT).and_then(|_| {
+        let watch = &txn.watch;
+        let result = watch.call("send_offsets_to_transaction", || self.producer.send_offsets_to_transaction(&tpl, group, TXN_TIMEOUT)).and_then(|_| {
             // a crash here leaves the offsets pending in an open transaction
             crate::crash_point!("txn-after-offsets");
-            self.producer.commit_transaction(TXN_TIMEOUT)
+            watch.call("commit_transaction", || self.producer.commit_transaction(TXN_TIMEOUT))
         });
         if let Err(e) = result {
             // Nothing of this transaction is visible to read_committed consumers; a
             // restart resumes from the last committed offsets.
-            let _ = self.producer.abort_transaction(TXN_TIMEOUT);
+            let _ = watch.call("abort_transaction", || self.producer.abort_transaction(TXN_TIMEOUT));
             return Err(e).context("committing the output transaction");
         }
-        self.producer.begin_transaction().context("beginning the next transaction")?;
+        watch.call("begin_transaction", || self.producer.begin_transaction()).context("beginning the next transaction")?;
         let mut waiting = txn.waiting.lock().unwrap_or_else(|e| e.into_inner());
         let (now, later): (Vec<Pending>, Vec<Pending>) = waiting.drain(..).partition(|p| p.epoch <= through + 1);
         *waiting = later;
@@ -192,6 +200,15 @@ impl KafkaSink {
         }
         txn.open_through.store(through + 1, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Runs `f`, a blocking Kafka call named `what`, under the transactional
+    /// watchdog (see [`super::txn_watch`]); without transactions, as it is.
+    pub fn watched<T>(&self, what: &'static str, f: impl FnOnce() -> T) -> T {
+        match &self.txn {
+            Some(txn) => txn.watch.call(what, f),
+            None => f(),
+        }
     }
 
     /// At a clean shutdown, after the final commit: aborts the (empty) transaction
