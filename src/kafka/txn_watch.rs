@@ -85,3 +85,27 @@ impl TxnWatch {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// In a child process (the same test binary, this test alone): a call that
+    /// outlives the limit ends the process with `EXIT_STALLED`.
+    #[test]
+    fn a_call_that_outlives_its_limit_ends_the_process_with_tempfail() {
+        if std::env::var_os("VIGIL_TXN_WATCH_CHILD").is_some() {
+            let watch = TxnWatch::start(Duration::from_millis(300));
+            assert_eq!(watch.call("quick", || 1), 1);
+            watch.call("stuck", || std::thread::sleep(Duration::from_secs(30)));
+            unreachable!("the watchdog ends the process first");
+        }
+        let exe = std::env::current_exe().unwrap();
+        let out = std::process::Command::new(exe)
+            .args(["--exact", "kafka::txn_watch::tests::a_call_that_outlives_its_limit_ends_the_process_with_tempfail", "--nocapture"])
+            .env("VIGIL_TXN_WATCH_CHILD", "1")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(EXIT_STALLED), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
