@@ -10,6 +10,9 @@
 //!                                                                          └─ view "risky_merchants" (count) ─> merchant_risk (upsert)
 //! ```
 //!
+//! Options: `--workers N` (2), and `--hosts H0:P,H1:P,..` with `--process I` to
+//! run as process I of a timely cluster (every process with the same options).
+//!
 //! - A user closure keeps purchases (authorisation checks of no amount are not).
 //! - A user-defined stateful operator with event-time timers flags card testing:
 //!   a card's third purchase under 5.00 within two minutes.
@@ -184,7 +187,14 @@ fn main() -> Result<()> {
             opts
         }
     };
-    let out = KafkaRun::new(opts.clone()).workers(2).until_end().run(graph)?;
+    let workers = arg(&args, "--workers").map(|w| w.parse()).transpose().context("--workers N")?.unwrap_or(2);
+    let mut run = KafkaRun::new(opts.clone()).workers(workers).until_end();
+    if let Some(hosts) = arg(&args, "--hosts") {
+        // one process of a timely cluster: each process runs a replica of the learner
+        let process = arg(&args, "--process").map(|p| p.parse()).transpose().context("--process I")?.unwrap_or(0);
+        run = run.cluster(process, hosts.split(',').map(str::to_owned).collect());
+    }
+    let out = run.run(graph)?;
     for (topic, c) in &out.sources {
         println!("{topic}: read {}, accepted {}, rejected {:?}", c.read, c.accepted, c.rejected);
     }
@@ -192,7 +202,10 @@ fn main() -> Result<()> {
         println!("wrote {n} records to {topic}");
     }
     for (model, l) in &out.learners {
-        println!("{model}: {} labels joined, {} trained, {} selection rounds ({})", l.counts.joined, l.counts.trained, l.counts.selections, l.device);
+        println!(
+            "{model}: {} labels joined, {} trained, {} selection rounds ({}), champion {} (AUC {:?})",
+            l.counts.joined, l.counts.trained, l.counts.selections, l.device, l.champion, l.champion_quality.roc_auc
+        );
     }
     let mut risk: Vec<(String, i64)> = read_topic(&opts, "merchant_risk", Duration::from_secs(10))?
         .into_iter()

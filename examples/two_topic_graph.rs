@@ -16,7 +16,8 @@
 //! cargo run --release --example two_topic_graph -- --brokers HOST:9092 --generate 100000   # only write input
 //! ```
 //!
-//! Options: `--workers N` (2), `--checkpoints DIR` with `--every K` epochs (5),
+//! Options: `--workers N` (2), `--hosts H0:P,H1:P,..` with `--process I` (this
+//! process of a timely cluster), `--checkpoints DIR` with `--every K` epochs (5),
 //! `--epoch-ms MS` (200), `--pace N` (at most N records per source and worker
 //! per epoch), `--until-end` (stop at the end of the topics as of the
 //! start; always so on the embedded broker).
@@ -146,6 +147,10 @@ fn main() -> Result<()> {
         .epoch_interval(Duration::from_millis(arg(&args, "--epoch-ms").map(|e| e.parse()).transpose()?.unwrap_or(200)));
     if arg(&args, "--brokers").is_none() || args.iter().any(|a| a == "--until-end") {
         run = run.until_end();
+    }
+    if let Some(hosts) = arg(&args, "--hosts") {
+        let process = arg(&args, "--process").map(|p| p.parse()).transpose().context("--process I")?.unwrap_or(0);
+        run = run.cluster(process, hosts.split(',').map(str::to_owned).collect());
     }
     if let Some(n) = arg(&args, "--pace") {
         run = run.max_records_per_epoch(n.parse().context("--pace N")?);

@@ -42,7 +42,11 @@ impl Cluster {
     pub fn threads(workers: usize) -> Self {
         Cluster { workers, process: 0, addresses: Vec::new() }
     }
-    fn timely_config(&self) -> timely::Config {
+    /// The number of processes.
+    pub fn processes(&self) -> usize {
+        self.addresses.len().max(1)
+    }
+    pub(crate) fn timely_config(&self) -> timely::Config {
         let communication = if self.addresses.len() > 1 {
             CommunicationConfig::Cluster { threads: self.workers, process: self.process, addresses: self.addresses.clone(), report: false, zerocopy: false }
         } else if self.workers > 1 {

@@ -207,6 +207,129 @@ fn a_killed_graph_job_resumes_from_its_checkpoint_with_fewer_workers() {
     assert!(expected["tx_after_login"].len() > 100 && expected["bursts"].len() > 100);
 }
 
+/// The newest checkpoint's epoch in `dir` (by its manifest), if any.
+fn newest_checkpoint(dir: &std::path::Path) -> Option<u64> {
+    std::fs::read_dir(dir).ok()?.filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("epoch-")?.strip_suffix(".json")?.parse().ok()).max()
+}
+
+/// `n` processes of the example graph as one timely cluster on loopback (one
+/// worker each, `args` besides), the way a supervisor starts them.
+fn start_cluster(brokers: &str, n: usize, args: &[&str]) -> Vec<std::process::Child> {
+    let listeners: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    let hosts: Vec<String> = listeners.iter().map(|l| l.local_addr().unwrap().to_string()).collect();
+    drop(listeners);
+    (0..n)
+        .map(|i| {
+            std::process::Command::new(example_binary())
+                .args(["--brokers", brokers, "--workers", "1", "--hosts", &hosts.join(","), "--process", &i.to_string()])
+                .args(args)
+                .env("RUST_LOG", "warn")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Runs a cluster until a checkpoint newer than `after` is written, SIGKILLs
+/// process `victim` mid-stream, then the others (a supervisor restarting the
+/// whole job); returns the newest checkpoint then.
+fn kill_after_checkpoint(brokers: &str, dir: &std::path::Path, n: usize, victim: usize, after: Option<u64>, args: &[&str]) -> u64 {
+    let mut procs = start_cluster(brokers, n, args);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let newest = loop {
+        match newest_checkpoint(dir) {
+            Some(e) if Some(e) > after => break e,
+            _ => {}
+        }
+        for (i, p) in procs.iter_mut().enumerate() {
+            if let Some(status) = p.try_wait().unwrap() {
+                let out = p.wait_with_output_ref();
+                panic!("process {i} ended ({status}) before its cluster's checkpoint after {after:?}:\n{out}");
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "no checkpoint after {after:?} within 120 s");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(procs[victim].try_wait().unwrap().is_none(), "process {victim} must still be running when it is killed");
+    procs[victim].kill().unwrap(); // SIGKILL
+    procs[victim].wait().unwrap();
+    // the others lose their peer; the supervisor restarts them all
+    std::thread::sleep(Duration::from_millis(200));
+    for p in procs.iter_mut() {
+        let _ = p.kill();
+        p.wait().unwrap();
+    }
+    newest
+}
+
+trait OutputOf {
+    fn wait_with_output_ref(&mut self) -> String;
+}
+
+impl OutputOf for std::process::Child {
+    /// What an ended child printed.
+    fn wait_with_output_ref(&mut self) -> String {
+        use std::io::Read;
+        let mut out = String::new();
+        if let Some(o) = self.stdout.as_mut() {
+            let _ = o.read_to_string(&mut out);
+        }
+        if let Some(e) = self.stderr.as_mut() {
+            let _ = e.read_to_string(&mut out);
+        }
+        out
+    }
+}
+
+/// Three processes of one graph job (a timely cluster on loopback, one shared
+/// checkpoint directory): process 1 is SIGKILLed mid-stream after a checkpoint
+/// and the cluster restarted from it, as a supervisor would; then process 2 of
+/// the restarted cluster is killed after a newer checkpoint, and that
+/// three-process checkpoint resumes in two processes. The upsert topic (the
+/// differential view) ends exactly as an uninterrupted single-process run's;
+/// every other output of that run is written, at least once, and nothing else.
+#[test]
+fn a_three_process_graph_job_survives_a_sigkill_and_resumes_in_two_processes() {
+    const EVENTS: usize = 12_000;
+    let reference = broker_with_input(EVENTS);
+    example(&reference.bootstrap_servers(), &["--workers", "1", "--until-end", "--epoch-ms", "20"], None);
+    let (expected, expected_view) = outputs(&reference);
+
+    let broker = broker_with_input(EVENTS);
+    let brokers = broker.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().to_str().unwrap();
+    // paced: 3 processes x 100 transactions per 50 ms epoch, a checkpoint every 2 epochs
+    let args = ["--until-end", "--epoch-ms", "50", "--pace", "100", "--checkpoints", ck, "--every", "2"];
+    let first = kill_after_checkpoint(&brokers, dir.path(), 3, 1, None, &args);
+    let second = kill_after_checkpoint(&brokers, dir.path(), 3, 2, Some(first), &args);
+    assert!(second > first);
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join(format!("epoch-{second}.json"))).unwrap()).unwrap();
+    assert_eq!(manifest["workers"], 3, "the checkpoint restored next was taken by 3 processes");
+
+    let mut procs = start_cluster(&brokers, 2, &args);
+    let mut read = 0u64;
+    for (i, p) in procs.iter_mut().enumerate() {
+        let status = p.wait().unwrap();
+        let out = p.wait_with_output_ref();
+        assert!(status.success(), "process {i} of the resumed cluster failed:\n{out}");
+        read += out.lines().find_map(|l| l.strip_prefix("transactions: read ")?.split(',').next()?.parse::<u64>().ok()).unwrap();
+    }
+    assert!(read > 0 && read < EVENTS as u64, "the two processes read on from the checkpoint: {read} of {EVENTS}+ transactions");
+
+    let (got, got_view) = outputs(&broker);
+    assert_eq!(got_view, expected_view, "the upsert topic's final state");
+    assert!(!expected_view.is_empty());
+    for (topic, want) in &expected {
+        let (got_set, want_set): (BTreeSet<&String>, BTreeSet<&String>) = (got[topic].iter().collect(), want.iter().collect());
+        assert_eq!(got_set, want_set, "{topic}: the same records");
+        assert!(got[topic].len() >= want.len(), "{topic}: at least once");
+    }
+    assert!(expected["tx_after_login"].len() > 100 && expected["bursts"].len() > 100);
+}
+
 /// Every record of `topic`, by partition, in offset order (empty payloads kept).
 fn by_partition(broker: &EmbeddedBroker, topic: &str, partitions: usize) -> Vec<Vec<Option<Vec<u8>>>> {
     let mut out = vec![Vec::new(); partitions];
@@ -221,9 +344,24 @@ fn by_partition(broker: &EmbeddedBroker, topic: &str, partitions: usize) -> Vec<
 /// `vigil run` of a TOML job with two sources and a join between the topics
 /// (`examples/fraud_two_topics.toml`) runs it on the graph, on Kafka: what it
 /// writes (scores, join pairs, dead letters) is what the same job writes in
-/// memory over the topics' records.
+/// memory over the topics' records; so does the job as a cluster of two
+/// processes (`-n 2 -p I --hostfile F`).
 #[test]
 fn vigil_run_runs_a_two_topic_toml_job_on_the_graph() {
+    // one process of 2 workers, then two processes of 1 worker
+    two_topic_toml_job(&[vec!["-w", "2"]]);
+    let listeners: Vec<_> = (0..2).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    let hosts: Vec<String> = listeners.iter().map(|l| l.local_addr().unwrap().to_string()).collect();
+    drop(listeners);
+    let hostfile = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(hostfile.path(), hosts.join("\n")).unwrap();
+    let f = hostfile.path().to_str().unwrap();
+    two_topic_toml_job(&[vec!["-n", "2", "-p", "0", "--hostfile", f], vec!["-n", "2", "-p", "1", "--hostfile", f]]);
+}
+
+/// Runs the two-topic TOML job as one process per argument list, on a broker
+/// of its own, and checks its outputs against the in-memory run.
+fn two_topic_toml_job(processes: &[Vec<&str>]) {
     use vigil::demo::generator::GenConfig;
     use vigil::demo::publish::{never, publish, PublishOptions, PublishProgress};
     let broker = EmbeddedBroker::start(1).unwrap();
@@ -233,13 +371,24 @@ fn vigil_run_runs_a_two_topic_toml_job_on_the_graph() {
     let kafka = broker.kafka_options();
     let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, logins_topic: Some("logins".into()), events: 15_000, rate: None };
     publish(&kafka, GenConfig { bad_ratio: 0.01, cards: 1_500, ..GenConfig::default() }, &opts, &PublishProgress::default(), &never()).unwrap();
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["run", "examples/fraud_two_topics.toml", "--brokers", &kafka.brokers, "--until-end", "--metrics-addr", "off", "-w", "2"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "{stderr}");
-    assert!(stderr.contains("(graph) stopped"), "{stderr}");
+    let children: Vec<_> = processes
+        .iter()
+        .map(|args| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+                .args(["run", "examples/fraud_two_topics.toml", "--brokers", &kafka.brokers, "--until-end", "--metrics-addr", "off"])
+                .args(args)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for run in children {
+        let run = run.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(run.status.success(), "{stderr}");
+        assert!(stderr.contains("(graph) stopped"), "{stderr}");
+    }
 
     let job = vigil::spec::JobSpec::from_toml(&std::fs::read_to_string("examples/fraud_two_topics.toml").unwrap()).unwrap();
     let memory = LocalRun::new(1)
@@ -251,7 +400,7 @@ fn vigil_run_runs_a_two_topic_toml_job_on_the_graph() {
         let mut expected = memory.values(sink);
         expected.sort();
         assert!(expected.len() > 100, "{sink}: {}", expected.len());
-        assert_eq!(payloads(&broker, sink), expected, "{sink}");
+        assert_eq!(payloads(&broker, sink), expected, "{sink} ({processes:?})");
     }
     let rejected: u64 = memory.sources.values().map(|c| c.rejected_total()).sum();
     assert!(rejected > 100);

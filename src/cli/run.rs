@@ -128,24 +128,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     if a.engine == Engine::Graph {
         return run_on_graph(job, a);
     }
-    if a.process >= a.processes {
-        bail!("--process {} is out of range for {} processes", a.process, a.processes);
-    }
-    let mut addresses = match (&a.hostfile, a.processes) {
-        (_, 1) => Vec::new(),
-        (Some(f), n) => {
-            let hosts: Vec<String> = std::fs::read_to_string(f)?.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
-            if hosts.len() < n {
-                bail!("{} lists {} hosts for {n} processes", f.display(), hosts.len());
-            }
-            hosts[..n].to_vec()
-        }
-        (None, n) => (0..n).map(|i| format!("localhost:{}", 2101 + i)).collect(),
-    };
-    if let (Some(listen), Some(own)) = (&a.cluster_listen, addresses.get_mut(a.process)) {
-        // the others connect to the hostfile's name; this process binds here
-        *own = listen.clone();
-    }
+    let addresses = cluster_addresses(&a)?;
     let metrics = Metrics::new();
     let store = vigil::store::FeatureStore::new(job.features.iter().map(|f| f.name().to_owned()).collect());
     let control = Control::new();
@@ -180,6 +163,30 @@ pub fn run(a: RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// Every process's `host:port` from `-n`, `-p`, `--hostfile` and
+/// `--cluster-listen` (empty: one process).
+fn cluster_addresses(a: &RunArgs) -> Result<Vec<String>> {
+    if a.process >= a.processes {
+        bail!("--process {} is out of range for {} processes", a.process, a.processes);
+    }
+    let mut addresses = match (&a.hostfile, a.processes) {
+        (_, 1) => Vec::new(),
+        (Some(f), n) => {
+            let hosts: Vec<String> = std::fs::read_to_string(f)?.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+            if hosts.len() < n {
+                bail!("{} lists {} hosts for {n} processes", f.display(), hosts.len());
+            }
+            hosts[..n].to_vec()
+        }
+        (None, n) => (0..n).map(|i| format!("localhost:{}", 2101 + i)).collect(),
+    };
+    if let (Some(listen), Some(own)) = (&a.cluster_listen, addresses.get_mut(a.process)) {
+        // the others connect to the hostfile's name; this process binds here
+        *own = listen.clone();
+    }
+    Ok(addresses)
+}
+
 /// An RFC 3339 time of the command line in epoch milliseconds.
 pub fn time_arg(flag: &str, value: &Option<String>) -> Result<Option<i64>> {
     value
@@ -204,18 +211,15 @@ fn probes(a: &RunArgs, control: Arc<Control>) -> Result<vigil::http::Probes> {
 /// `vigil run` of a job that reads several topics (or `--engine graph`): built
 /// as a graph (`graph::job::job_graph`) and run on Kafka by `KafkaRun`.
 fn run_on_graph(job: JobSpec, a: RunArgs) -> Result<()> {
-    let unsupported = [
-        (a.processes > 1, "-n (several processes)"),
-        (a.exactly_once, "--exactly-once"),
-        (a.from_savepoint.is_some(), "--from-savepoint"),
-        (a.savepoint_on_stop.is_some(), "--savepoint-on-stop"),
-    ];
+    let unsupported =
+        [(a.exactly_once, "--exactly-once"), (a.from_savepoint.is_some(), "--from-savepoint"), (a.savepoint_on_stop.is_some(), "--savepoint-on-stop")];
     let named: Vec<&str> = unsupported.iter().filter(|(on, _)| *on).map(|(_, what)| *what).collect();
     if !named.is_empty() {
         bail!("job `{}` runs on the graph, which does not take {} yet", job.name, named.join(", "));
     }
     let mut run = vigil::kafka::KafkaRun::new(a.kafka.options()?)
         .workers(a.workers.max(1))
+        .cluster(a.process, cluster_addresses(&a)?)
         .group(&a.group_id.clone().unwrap_or_else(|| format!("vigil-{}", job.name)))
         .dlq_topic(&job.sinks.dlq);
     if a.until_end {

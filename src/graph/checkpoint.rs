@@ -6,11 +6,13 @@
 //!   ([`super::epochs::EpochGate`]); once its input frontier passes a checkpoint
 //!   epoch, and before it touches a record of a later one, it reports its state.
 //!   Sources report their positions at the same boundaries.
-//! - A coordinator thread writes each part as it arrives
-//!   (`epoch-E/NAME.wW`, `epoch-E/source-TOPIC.wW`) and, once every worker's
-//!   parts of every operator and source are in, the manifest (`epoch-E.json`,
-//!   atomically, last): a checkpoint exists only with its manifest. The two
-//!   newest are kept.
+//! - A coordinator thread per process ([`super::coordinator`]) writes each part
+//!   as it arrives (`epoch-E/NAME.wW`, `epoch-E/source-TOPIC.wW`) and, once
+//!   every worker's parts of every operator and source are in and the outputs
+//!   of every epoch up to E are delivered, the manifest (`epoch-E.json`,
+//!   atomically, last): a checkpoint exists only with its manifest. The
+//!   processes of a cluster write into one shared directory. The two newest
+//!   are kept.
 //! - On restore the latest manifest wins. Its operator names and versions must
 //!   match the graph's (a clear refusal names what differs); each worker takes
 //!   from every old worker's part the keys it now owns, so the worker count may
@@ -23,22 +25,25 @@
 //! Outputs are at-least-once across a restore: what was written after the
 //! checkpoint's epoch is written again.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::format::write_atomic;
+use super::coordinator::Participation;
 use crate::checkpoint::PartitionCut;
 
 /// What workers tell the coordinator.
 pub(crate) enum Part {
     /// A worker built its graph: its operators' names (with state versions) and its sources' topics.
-    Built { peers: usize, operators: Vec<(String, u32)>, sources: Vec<String> },
+    Built { worker: usize, peers: usize, operators: Vec<(String, u32)>, sources: Vec<String> },
+    /// The least input frontier of a worker's sinks: they have handed the runner
+    /// every output of the epochs before it.
+    Drained { worker: usize, frontier: u64 },
     /// A source's positions after every record of epochs up to `epoch`; `last`:
     /// the source has ended, so these are its positions at every later epoch too.
     Cut { worker: usize, topic: String, epoch: u64, partitions: Vec<PartitionCut>, last: bool },
@@ -159,10 +164,12 @@ pub(crate) type Coordinator = std::thread::JoinHandle<Result<Vec<u64>>>;
 
 /// Checkpoints as a runner configures them (`(dir, every)`): the newest
 /// checkpoint there to resume from, and the coordinator started.
-pub(crate) fn configure(config: &Option<(std::path::PathBuf, u64)>) -> Result<(Option<Arc<Checkpoints>>, Option<Coordinator>)> {
+pub(crate) fn configure(config: &Option<(std::path::PathBuf, u64)>, me: Participation) -> Result<(Option<Arc<Checkpoints>>, Option<Coordinator>)> {
     let Some((dir, every)) = config else { return Ok((None, None)) };
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    super::coordinator::clear_unfinished(dir).with_context(|| format!("clearing an unfinished checkpoint in {}", dir.display()))?;
     let restored = latest(dir)?.map(Arc::new);
-    let (c, h) = start(dir, *every, restored)?;
+    let (c, h) = start(dir, *every, restored, me)?;
     Ok((Some(c), Some(h)))
 }
 
@@ -176,102 +183,12 @@ pub(crate) fn finish(coordinator: Option<Coordinator>) -> Result<Vec<u64>> {
 
 /// Starts the coordinator writing under `dir`; returns the handle for workers and
 /// the thread (which ends when every sender is gone).
-fn start(dir: &Path, every: u64, restored: Option<Arc<Restored>>) -> Result<(Arc<Checkpoints>, Coordinator)> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+fn start(dir: &Path, every: u64, restored: Option<Arc<Restored>>, me: Participation) -> Result<(Arc<Checkpoints>, Coordinator)> {
     let (tx, rx) = std::sync::mpsc::channel();
     let dir = dir.to_owned();
     let newest = Arc::new(AtomicU64::new(u64::MAX));
     let written = newest.clone();
-    let handle = std::thread::Builder::new().name("graph-checkpoints".into()).spawn(move || coordinate(&dir, every.max(1), rx, &written))?;
+    let handle =
+        std::thread::Builder::new().name("graph-checkpoints".into()).spawn(move || super::coordinator::coordinate(&dir, every.max(1), me, rx, &written))?;
     Ok((Arc::new(Checkpoints { every: every.max(1), restored, parts: Mutex::new(tx), newest }), handle))
-}
-
-/// Writes parts as they come and a manifest once an epoch is whole; returns the
-/// epochs checkpointed.
-fn coordinate(dir: &Path, every: u64, rx: Receiver<Part>, newest: &AtomicU64) -> Result<Vec<u64>> {
-    let mut layout: Option<(usize, BTreeMap<String, u32>, BTreeSet<String>)> = None;
-    // per checkpoint epoch: the files written
-    let mut have: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
-    // the last cuts of ended sources, from their epoch on
-    let mut ended: Vec<(u64, String, Arc<Vec<u8>>)> = Vec::new();
-    let mut done = Vec::new();
-    for part in rx {
-        let own = match part {
-            Part::Built { peers, operators, sources } => {
-                layout = Some((peers, operators.into_iter().collect(), sources.into_iter().collect()));
-                continue;
-            }
-            Part::Cut { worker, topic, epoch, partitions, last } => {
-                let (file, bytes) = (format!("source-{topic}.w{worker}"), Arc::new(bincode::serialize(&partitions)?));
-                settle(dir, every, &mut have, &mut ended, epoch, file, bytes, last)?
-            }
-            Part::State { worker, name, epoch, bytes, last } => settle(dir, every, &mut have, &mut ended, epoch, format!("{name}.w{worker}"), bytes, last)?,
-        };
-        let Some((peers, operators, sources)) = &layout else { bail!("a checkpoint part arrived before the graph was built") };
-        if let Some((epoch, file, bytes)) = own {
-            let parts = dir.join(format!("epoch-{epoch}"));
-            if !have.contains_key(&epoch) {
-                std::fs::create_dir_all(&parts)?;
-                let files = have.entry(epoch).or_default();
-                for (_, f, b) in ended.iter().filter(|(e, _, _)| *e < epoch) {
-                    files.insert(f.clone());
-                    write_atomic(&parts.join(f), b)?;
-                }
-            }
-            write_atomic(&parts.join(&file), &bytes)?;
-            have.entry(epoch).or_default().insert(file);
-        }
-        let complete: Vec<u64> = have.iter().filter(|(_, f)| f.len() == peers * (operators.len() + sources.len())).map(|(e, _)| *e).collect();
-        for e in complete {
-            let manifest = Manifest { epoch: e, workers: *peers, operators: operators.clone(), sources: sources.iter().cloned().collect() };
-            write_atomic(&dir.join(format!("epoch-{e}.json")), &serde_json::to_vec_pretty(&manifest)?)?;
-            crate::crash_point!("graph-checkpoint-written");
-            have.remove(&e);
-            done.push(e);
-            newest.store(e, Ordering::SeqCst);
-            prune(dir, e)?;
-        }
-    }
-    Ok(done)
-}
-
-/// A part that may be the last of its kind (an ended source or operator): it
-/// stands for itself in every later epoch, those under way and those to come.
-/// Returns the part to write for `epoch` itself, if that epoch is a checkpoint.
-#[allow(clippy::too_many_arguments)]
-fn settle(
-    dir: &Path,
-    every: u64,
-    have: &mut BTreeMap<u64, BTreeSet<String>>,
-    ended: &mut Vec<(u64, String, Arc<Vec<u8>>)>,
-    epoch: u64,
-    file: String,
-    bytes: Arc<Vec<u8>>,
-    last: bool,
-) -> Result<Option<(u64, String, Arc<Vec<u8>>)>> {
-    if last {
-        ended.push((epoch, file.clone(), bytes.clone()));
-        for (e, files) in have.iter_mut().filter(|(e, _)| **e > epoch) {
-            if files.insert(file.clone()) {
-                write_atomic(&dir.join(format!("epoch-{e}")).join(&file), &bytes)?;
-            }
-        }
-    }
-    Ok((epoch % every == every - 1).then_some((epoch, file, bytes)))
-}
-
-/// Keeps the two newest checkpoints (and parts of epochs after the newest).
-fn prune(dir: &Path, newest: u64) -> Result<()> {
-    let names: Vec<String> = std::fs::read_dir(dir)?.filter_map(|e| e.ok()).filter_map(|e| e.file_name().to_str().map(str::to_owned)).collect();
-    let mut complete: Vec<u64> = names.iter().filter_map(|n| n.strip_prefix("epoch-")?.strip_suffix(".json")?.parse().ok()).filter(|e| *e <= newest).collect();
-    complete.sort();
-    let keep_from = complete.iter().rev().nth(1).copied().unwrap_or(newest);
-    for n in &names {
-        let epoch: Option<u64> = n.strip_prefix("epoch-").and_then(|r| r.strip_suffix(".json").unwrap_or(r).parse().ok());
-        if epoch.is_some_and(|e| e < keep_from) {
-            let path = dir.join(n);
-            let _ = if n.ends_with(".json") { std::fs::remove_file(&path) } else { std::fs::remove_dir_all(&path) };
-        }
-    }
-    Ok(())
 }

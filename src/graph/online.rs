@@ -26,9 +26,12 @@
 //! them with the current champion and [`super::Stream::sink_shadow`] writes
 //! the shadow topic.
 //!
+//! In a cluster of processes each process runs a replica of the learner that
+//! gets every scorer's predictions and reports ([`super::learn_route`]).
+//!
 //! Not yet on the graph: checkpoints of the learner's state (a graph with an
-//! online model and checkpoints is refused), several processes (each would train
-//! its own model: refused), and reading back-pressure while many events are held.
+//! online model and checkpoints is refused), and reading back-pressure while many
+//! events are held.
 //!
 //! ```
 //! use std::time::Duration;
@@ -72,6 +75,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use vigil_operators::Transform;
 
+use super::learn_route::{LearnMsg, Outbox};
 use super::record::{FieldReader, Record};
 use super::score::{Challenger, ModelVersion, Scored};
 use super::stream::{Mark, Msg, Rec, Stream};
@@ -145,14 +149,19 @@ impl<'s> Stream<'s, Record> {
     /// Each event scored by the model trained online; see the module docs.
     pub fn score_online(&self, model: OnlineModel) -> Stream<'s, Scored> {
         let shared = self.shared.clone();
+        let scope = self.scope();
+        let replicas = shared.collector.replicas;
         let mut scorer = match shared.collector.learner(&model, shared.peers) {
-            Ok((link, groups)) => Some(OnlineScorer::new(&model, link, groups, shared.worker)),
+            Ok((link, groups)) => {
+                // in a cluster, predictions and reports go to every process's learner
+                let outbox = (replicas > 1).then(|| super::learn_route::route(scope, &model.name, replicas, shared.peers, link.clone()));
+                Some(OnlineScorer::new(&model, link, groups, shared.worker, outbox))
+            }
             Err(e) => {
                 shared.errors.borrow_mut().push(format!("online model `{}`: {e:#}", model.name));
                 None
             }
         };
-        let scope = self.scope();
         let inner = self.inner.clone().unary_frontier::<timely::container::CapacityContainerBuilder<Vec<Msg<Scored>>>, _, _, _>(
             Pipeline,
             &format!("ScoreOnline({})", model.name),
@@ -233,11 +242,17 @@ struct OnlineScorer {
     read: Vec<Option<f64>>,
     x: Vec<f32>,
     preds: Vec<f32>,
+    /// In a cluster: where predictions and reports go (see [`super::learn_route`]),
+    /// and the watermark last reported there.
+    outbox: Option<std::rc::Rc<Outbox>>,
+    reported_low: i64,
 }
 
 impl OnlineScorer {
-    fn new(model: &OnlineModel, link: LearnerLink, groups: Option<(String, Arc<Interner>)>, worker: usize) -> Self {
+    fn new(model: &OnlineModel, link: LearnerLink, groups: Option<(String, Arc<Interner>)>, worker: usize, outbox: Option<std::rc::Rc<Outbox>>) -> Self {
         OnlineScorer {
+            outbox,
+            reported_low: i64::MIN,
             groups,
             gate: link.gate.clone(),
             link,
@@ -353,8 +368,13 @@ impl OnlineScorer {
 
     /// Predictions to the learner (it may be gone at shutdown: they are moot then).
     fn send(&mut self) {
-        if !self.pending.is_empty() {
-            let _ = self.link.tx.send(std::mem::take(&mut self.pending));
+        if self.pending.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending);
+        match &self.outbox {
+            Some(o) => o.push(LearnMsg::Predictions(pending)),
+            None => drop(self.link.tx.send(pending)),
         }
     }
 
@@ -362,9 +382,21 @@ impl OnlineScorer {
     /// predictions of what it scored, so the learner never waits for nothing.
     fn report(&mut self, ended: bool) {
         self.send();
-        if let Some(g) = &self.gate {
-            let low = if ended { i64::MAX } else { self.low };
-            g.report_source(self.worker, low, &mut self.accepted);
+        let low = if ended { i64::MAX } else { self.low };
+        match (&self.gate, &self.outbox) {
+            (Some(g), None) => g.report_source(self.worker, low, &mut self.accepted),
+            (Some(_), Some(o)) if low != self.reported_low || !self.accepted.is_empty() => {
+                self.reported_low = low;
+                let accepted = std::mem::take(&mut self.accepted).into_iter().collect();
+                o.push(LearnMsg::Report { worker: self.worker, low, accepted });
+            }
+            _ => {}
+        }
+        // held events still send their predictions once released
+        if ended && self.held.is_empty() {
+            if let Some(o) = &self.outbox {
+                o.end();
+            }
         }
     }
 

@@ -106,8 +106,12 @@ pub struct Collector {
     /// dead once it is processed (and checkpointed, if it ends a checkpoint).
     crash_after: Option<u64>,
     crashed: AtomicBool,
-    /// Processes of the run (an online model learns in one).
+    /// Processes of the run, and this one's index.
     pub(crate) processes: usize,
+    pub(crate) process: usize,
+    /// Processes with a collector of their own, each running a replica of
+    /// every online model's learner (1: every worker shares this collector).
+    pub(crate) replicas: usize,
     /// The online learners, one per model name, started by the first worker
     /// that builds the model.
     learners: Mutex<BTreeMap<String, RunningLearner>>,
@@ -129,6 +133,8 @@ impl Collector {
             crash_after: None,
             crashed: AtomicBool::new(false),
             processes: 1,
+            process: 0,
+            replicas: 1,
             learners: Mutex::default(),
             memory_metrics: std::sync::OnceLock::new(),
         }
@@ -140,9 +146,6 @@ impl Collector {
         let mut learners = self.learners.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(l) = learners.get(&model.name) {
             return Ok((l.learner.link.clone(), l.groups.clone()));
-        }
-        if self.processes > 1 {
-            bail!("an online model learns in one process (its learner owns the model): use more workers, not processes");
         }
         if self.checkpoints.is_some() {
             bail!("the learner's state is not in the graph's checkpoints yet: run an online model without checkpoints");
@@ -165,7 +168,11 @@ impl Collector {
         let metrics = self.metrics();
         let (labeled, groups) = match &model.watch {
             Some((monitor, sink)) => {
-                let sink = sink.as_ref().map(|name| Arc::new(SinkOfDrift { collector: Arc::downgrade(self), name: name.clone() }) as Arc<dyn DriftSink>);
+                // in a cluster, process 0's replica writes the findings
+                let sink = sink
+                    .as_ref()
+                    .filter(|_| self.process == 0)
+                    .map(|name| Arc::new(SinkOfDrift { collector: Arc::downgrade(self), name: name.clone() }) as Arc<dyn DriftSink>);
                 let emitter = DriftEmitter::new(sink, metrics.clone(), monitor.spec.patience);
                 let groups = monitor.spec.fairness.as_ref().map(|f| (f.attribute.clone(), Interner::new()));
                 (Some(LabeledMonitors::new(monitor, emitter, groups.as_ref().map(|g| g.1.clone()))), groups)
@@ -337,7 +344,7 @@ impl LocalRun {
     where
         F: Fn(&mut GraphBuilder<'_>) -> Result<()> + Send + Sync + 'static,
     {
-        let (checkpoints, coordinator) = super::checkpoint::configure(&self.checkpoints)?;
+        let (checkpoints, coordinator) = super::checkpoint::configure(&self.checkpoints, Default::default())?;
         let mut collector =
             Collector::new(Inputs::Memory { topics: self.topics.clone(), values: self.values.clone(), epoch_records: self.epoch_records }, checkpoints);
         collector.crash_after = self.crash_after;
@@ -441,6 +448,7 @@ where
         sources: Default::default(),
         worker: worker.index(),
         peers: worker.peers(),
+        sink_frontiers: Default::default(),
     });
     let built = worker.dataflow::<u64, _, _>(|scope| {
         let mut g = GraphBuilder { scope, shared: shared.clone(), sources: 0, quality: Vec::new() };
@@ -466,8 +474,18 @@ where
     }
     if let Some(c) = &collector.checkpoints {
         let sources = shared.sources.borrow().clone();
-        c.send(Part::Built { peers: worker.peers(), operators, sources });
+        c.send(Part::Built { worker: worker.index(), peers: worker.peers(), operators, sources });
     }
+    // how far the sinks have written, for the checkpoints (see `super::coordinator`)
+    let mut drained = None;
+    let mut report_drained = |shared: &Shared| {
+        let frontier = shared.sinks_frontier();
+        if let Some(c) = collector.checkpoints.as_ref().filter(|_| drained != Some(frontier)) {
+            drained = Some(frontier);
+            c.send(Part::Drained { worker: shared.worker, frontier });
+        }
+    };
+    report_drained(&shared);
     let health = collector.control().map(|c| c.health().worker(worker.index()));
     if let Some(h) = &health {
         h.ready();
@@ -481,14 +499,21 @@ where
             let waiting = collector.checkpoints.as_ref().zip(collector.crash_after).is_some_and(|(c, after)| !c.written_through(after));
             if !waiting || std::time::Instant::now() > deadline {
                 drop_all(worker);
-                break;
+                if let Some(h) = &health {
+                    h.ended();
+                }
+                return Ok(());
             }
         }
         worker.step_or_park(Some(std::time::Duration::from_millis(20)));
+        report_drained(&shared);
         if let Some(h) = &health {
             h.beat();
         }
     }
+    // every dataflow ran to its end: the sinks wrote everything
+    shared.sink_frontiers.borrow().iter().for_each(|c| c.set(u64::MAX));
+    report_drained(&shared);
     if let Some(h) = &health {
         h.ended();
     }

@@ -62,7 +62,8 @@ impl<'s, T: Clone + 'static> Stream<'s, T> {
         // a benchmark's run: records are encoded, counted and dropped
         let count_only = collector.count_only();
         let mut counted = 0;
-        self.inner.clone().sink(Pipeline, &format!("Sink({name})"), move |(input, _frontier)| {
+        let progress = self.shared.sink_progress();
+        self.inner.clone().sink(Pipeline, &format!("Sink({name})"), move |(input, frontier)| {
             input.for_each(|time, data| {
                 for m in data.drain(..) {
                     if let Msg::Event(r) = m {
@@ -86,6 +87,7 @@ impl<'s, T: Clone + 'static> Stream<'s, T> {
             if counted > 0 {
                 collector.count(&name, std::mem::take(&mut counted));
             }
+            progress.passed(frontier.frontier().as_option().copied());
         });
     }
 }

@@ -78,9 +78,23 @@ pub(crate) struct Shared {
     pub(crate) sources: RefCell<Vec<String>>,
     pub(crate) worker: usize,
     pub(crate) peers: usize,
+    /// Each sink's input frontier after its last activation (`u64::MAX`: its
+    /// input ended): a checkpoint waits until every sink has passed its epoch.
+    pub(crate) sink_frontiers: RefCell<Vec<Rc<std::cell::Cell<u64>>>>,
 }
 
 impl Shared {
+    /// A new sink's progress cell, which it sets after each activation: the
+    /// outputs of every epoch before its value have been handed to the runner.
+    pub(crate) fn sink_progress(&self) -> SinkProgress {
+        let cell = Rc::new(std::cell::Cell::new(self.start_epoch()));
+        self.sink_frontiers.borrow_mut().push(cell.clone());
+        SinkProgress(cell)
+    }
+    /// The least frontier over this worker's sinks (`u64::MAX` without sinks).
+    pub(crate) fn sinks_frontier(&self) -> u64 {
+        self.sink_frontiers.borrow().iter().map(|c| c.get()).min().unwrap_or(u64::MAX)
+    }
     /// Registers a stateful operator's name; a second use is a graph error.
     /// Each one sends its state at every checkpoint (a checkpoint is complete
     /// once every registered operator's is in).
@@ -134,6 +148,16 @@ impl Shared {
     /// Whether this worker owns `hash` (keys are spread by hash over workers).
     pub(crate) fn owns(&self, hash: u64) -> bool {
         hash % self.peers as u64 == self.worker as u64
+    }
+}
+
+/// Where a sink says how far it has written (see [`Shared::sink_progress`]).
+pub(crate) struct SinkProgress(Rc<std::cell::Cell<u64>>);
+
+impl SinkProgress {
+    /// Records the sink's input frontier, after it wrote what it had.
+    pub(crate) fn passed(&self, frontier: Option<u64>) {
+        self.0.set(frontier.unwrap_or(u64::MAX));
     }
 }
 

@@ -50,6 +50,7 @@ impl<'s, K: ViewData + Serialize, V: ViewData + Serialize> View<'s, (K, V)> {
         self.shared.restore_each(name, "upsert sink", |rows: Vec<(K, V)>| written.extend(rows.into_iter().filter(|(k, _)| shared.owns(hash_of(k)))));
         let mut gate = EpochGate::complete_epochs(start);
         let mut current: HashMap<K, BTreeMap<V, isize>> = HashMap::new();
+        let progress = self.shared.sink_progress();
         self.inner.inner.clone().sink(pact, &format!("UpsertSink({name})"), move |(input, frontier)| {
             input.for_each(|_cap, data| {
                 // an update's own time may be later than its message's
@@ -70,6 +71,7 @@ impl<'s, K: ViewData + Serialize, V: ViewData + Serialize> View<'s, (K, V)> {
             if !out.is_empty() {
                 collector.write(&sink, &mut out);
             }
+            progress.passed(frontier.frontier().as_option().copied());
         });
     }
 }

@@ -11,10 +11,13 @@
 //!   late or not by its own watermark, as always.
 //! - `until_end()`: read every topic up to its end as of the start, then stop
 //!   (backfills, tests); otherwise run until [`KafkaRun::control`] asks to stop.
-//! - Not yet: checkpoints of the graph's state and committed offsets. A graph job
-//!   reads its topics from the beginning at every start and rebuilds its state by
-//!   replay, so its outputs are at-least-once (an output written before a stop is
-//!   written again after it). Checkpoints of the named operator state come next.
+//! - Checkpoints ([`KafkaRun::checkpoints`]): a checkpoint of epoch E is
+//!   written once every output of epochs up to E is acknowledged by the
+//!   brokers, so a restore from it loses no output; outputs after it are written
+//!   again (at-least-once). Offsets are not committed to the group: the
+//!   checkpoint holds the positions.
+//! - A cluster ([`KafkaRun::cluster`]): several processes, each with its
+//!   producer, its coordinator and the same checkpoint directory (shared).
 //!
 //! Every record written carries the header `vigil-epoch`.
 
@@ -34,28 +37,75 @@ use super::source::KafkaSource;
 use super::KafkaOptions;
 use crate::epoch::EpochClock;
 use crate::graph::connector::{Connector, TopicRange};
-use crate::graph::run::{run_processes, timely_configs, Collector, DeadLetter, Inputs, SinkRecord, SourceCounts};
+use crate::graph::coordinator::Participation;
+use crate::graph::run::{run_processes, Collector, DeadLetter, Inputs, SinkRecord, SourceCounts};
 use crate::graph::GraphBuilder;
 use crate::metrics::Metrics;
 use crate::output::avro::AvroOutputs;
 use crate::output::encode_dlq;
 use crate::types::{Control, Reason, Rejection};
 
-/// Counts records the brokers did not take.
+/// The outputs in flight per epoch, and the first epoch with an output the
+/// brokers did not take: a checkpoint of epoch E is written only once every
+/// output of epochs up to E is delivered (see [`crate::graph::coordinator`]).
+#[derive(Default)]
+struct Outstanding {
+    pending: Mutex<BTreeMap<u64, u64>>,
+    failed: AtomicU64,
+    /// The least epoch of a failed output (`u64::MAX`: none).
+    failed_from: AtomicU64,
+}
+
+impl Outstanding {
+    fn new() -> Arc<Self> {
+        Arc::new(Outstanding { failed_from: AtomicU64::new(u64::MAX), ..Default::default() })
+    }
+    fn sent(&self, epoch: u64) {
+        *self.pending.lock().unwrap_or_else(|e| e.into_inner()).entry(epoch).or_default() += 1;
+    }
+    /// A record left the producer's hands: delivered (`ok`) or not.
+    fn settled(&self, epoch: u64, ok: bool) {
+        {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = pending.get_mut(&epoch) {
+                *n -= 1;
+                if *n == 0 {
+                    pending.remove(&epoch);
+                }
+            }
+        }
+        if !ok {
+            self.fail(epoch);
+        }
+    }
+    /// An output that will never be delivered: no checkpoint from its epoch on.
+    fn fail(&self, epoch: u64) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        self.failed_from.fetch_min(epoch, Ordering::SeqCst);
+    }
+    /// Whether every output of epochs up to `epoch` is delivered.
+    fn delivered_through(&self, epoch: u64) -> bool {
+        self.failed_from.load(Ordering::SeqCst) > epoch && self.pending.lock().unwrap_or_else(|e| e.into_inner()).range(..=epoch).next().is_none()
+    }
+}
+
+/// Settles each output record's delivery.
 struct Delivery {
-    failed: Arc<AtomicU64>,
+    outstanding: Arc<Outstanding>,
 }
 
 impl ClientContext for Delivery {}
 
 impl ProducerContext for Delivery {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+    /// The record's epoch.
+    type DeliveryOpaque = usize;
+    fn delivery(&self, result: &DeliveryResult<'_>, epoch: usize) {
         if let Err((e, _)) = result {
-            if self.failed.fetch_add(1, Ordering::Relaxed) == 0 {
-                tracing::error!(error = %e, "an output record could not be delivered");
+            if self.outstanding.failed.load(Ordering::Relaxed) == 0 {
+                tracing::error!(error = %e, epoch, "an output record could not be delivered; no checkpoint from its epoch on");
             }
         }
+        self.outstanding.settled(epoch as u64, result.is_ok());
     }
 }
 
@@ -76,7 +126,7 @@ struct KafkaIo {
     topics: Mutex<HashMap<String, TopicRange>>,
     producer: ThreadedProducer<Delivery>,
     produced: Mutex<BTreeMap<String, u64>>,
-    failed: Arc<AtomicU64>,
+    outstanding: Arc<Outstanding>,
     /// Topics re-encoded as Avro (a job's `[sinks] format = "avro"`).
     avro: Option<Arc<AvroOutputs>>,
 }
@@ -164,7 +214,7 @@ impl KafkaIo {
                 Ok(avro) => avro,
                 Err(e) => {
                     // the engine's own record: a bug, counted as a failed output
-                    self.failed.fetch_add(1, Ordering::Relaxed);
+                    self.outstanding.fail(epoch);
                     tracing::error!(error = %format!("{e:#}"), topic, "an output record could not be written as Avro");
                     return;
                 }
@@ -172,13 +222,14 @@ impl KafkaIo {
             _ => None,
         };
         let payload = avro.as_deref().or(payload);
-        let epoch = epoch.to_string();
-        let headers = OwnedHeaders::new().insert(Header { key: "vigil-epoch", value: Some(epoch.as_bytes()) });
-        let mut record = BaseRecord::<[u8], [u8], ()>::to(topic).key(key).headers(headers);
+        let stamp = epoch.to_string();
+        let headers = OwnedHeaders::new().insert(Header { key: "vigil-epoch", value: Some(stamp.as_bytes()) });
+        let mut record = BaseRecord::<[u8], [u8], usize>::with_opaque_to(topic, epoch as usize).key(key).headers(headers);
         if let Some(p) = payload {
             record = record.payload(p);
         }
         let mut waiting = None;
+        self.outstanding.sent(epoch);
         loop {
             match self.producer.send(record) {
                 Ok(()) => return,
@@ -188,7 +239,7 @@ impl KafkaIo {
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 Err((e, _)) => {
-                    self.failed.fetch_add(1, Ordering::Relaxed);
+                    self.outstanding.settled(epoch, false);
                     tracing::error!(error = %e, topic, "enqueueing an output record failed");
                     return;
                 }
@@ -208,6 +259,8 @@ pub struct KafkaRun {
     control: Arc<Control>,
     metrics: Arc<Metrics>,
     checkpoints: Option<(std::path::PathBuf, u64)>,
+    /// This process's place in a timely cluster (one process by default).
+    cluster: Option<(usize, Vec<String>)>,
     per_epoch: Option<usize>,
     start_at: Option<i64>,
     until: Option<i64>,
@@ -240,6 +293,7 @@ impl KafkaRun {
             control: Control::new(),
             metrics: Metrics::new(),
             checkpoints: None,
+            cluster: None,
             per_epoch: None,
             start_at: None,
             until: None,
@@ -279,8 +333,19 @@ impl KafkaRun {
         self.checkpoints = Some((dir.to_owned(), every));
         self
     }
+    /// Worker threads in this process.
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = n.max(1);
+        self
+    }
+    /// Runs as process `process` of a timely cluster whose processes listen at
+    /// `addresses` (`host:port`, one per process, in order), each with the same
+    /// [`KafkaRun::workers`]: sources' partitions and keys are spread over every
+    /// worker of every process. With checkpoints, every process must be given
+    /// the same directory on a volume they all share (see
+    /// [`crate::graph::coordinator`]).
+    pub fn cluster(mut self, process: usize, addresses: Vec<String>) -> Self {
+        self.cluster = (addresses.len() > 1).then_some((process, addresses));
         self
     }
     /// The consumer group id (used for metadata; offsets are not committed yet).
@@ -316,13 +381,22 @@ impl KafkaRun {
         F: Fn(&mut GraphBuilder<'_>) -> Result<()> + Send + Sync + 'static,
     {
         self.control.health().expect_workers(self.workers);
-        let failed = Arc::new(AtomicU64::new(0));
+        let outstanding = Outstanding::new();
         let producer: ThreadedProducer<Delivery> = self
             .opts
             .client_config_with(&[("linger.ms", "5"), ("enable.idempotence", "true"), ("compression.type", "lz4")])
-            .create_with_context(Delivery { failed: failed.clone() })
+            .create_with_context(Delivery { outstanding: outstanding.clone() })
             .context("creating the producer")?;
-        let (checkpoints, coordinator) = crate::graph::checkpoint::configure(&self.checkpoints)?;
+        let cluster = match &self.cluster {
+            Some((process, addresses)) => crate::run::Cluster { workers: self.workers, process: *process, addresses: addresses.clone() },
+            None => crate::run::Cluster::threads(self.workers),
+        };
+        let delivered = {
+            let o = outstanding.clone();
+            Arc::new(move |e: u64| o.delivered_through(e))
+        };
+        let me = Participation { process: cluster.process, processes: cluster.processes(), delivered };
+        let (checkpoints, coordinator) = crate::graph::checkpoint::configure(&self.checkpoints, me)?;
         let start = checkpoints.as_ref().map_or(0, |c| c.start_epoch());
         let io = Arc::new(KafkaIo {
             opts: self.opts.clone(),
@@ -338,7 +412,7 @@ impl KafkaRun {
             topics: Mutex::default(),
             producer,
             produced: Mutex::default(),
-            failed,
+            outstanding,
             avro: self.avro.clone(),
         });
         let done = Arc::new(AtomicBool::new(false));
@@ -351,13 +425,17 @@ impl KafkaRun {
                 }
             })
         };
-        let result = run_processes(Arc::new(Collector::new(Inputs::Connector(io.clone()), checkpoints)), timely_configs(self.workers, 1)?, build);
+        let mut collector = Collector::new(Inputs::Connector(io.clone()), checkpoints);
+        collector.processes = cluster.processes();
+        collector.process = cluster.process;
+        collector.replicas = cluster.processes();
+        let result = run_processes(Arc::new(collector), vec![cluster.timely_config()], build);
         done.store(true, Ordering::Relaxed);
         let _ = ticker.join();
         io.producer.flush(Duration::from_secs(60)).context("flushing the outputs")?;
         let written = crate::graph::checkpoint::finish(coordinator)?;
         let outputs = result?;
-        let failed = io.failed.load(Ordering::Relaxed);
+        let failed = io.outstanding.failed.load(Ordering::Relaxed);
         if failed > 0 {
             bail!("{failed} output records could not be delivered");
         }

@@ -1,0 +1,305 @@
+//! The checkpoint coordinator of a graph run: a thread per process that writes
+//! the parts its workers send and publishes a checkpoint once it is whole.
+//!
+//! A checkpoint of epoch E is published (its manifest `epoch-E.json` written,
+//! atomically, last) only when all of these hold:
+//! 1. every worker's parts of E are written: each named operator's state and
+//!    each source's positions (`epoch-E/NAME.wW`, `epoch-E/source-TOPIC.wW`);
+//! 2. every sink of every worker has passed E: each has handed the runner all
+//!    of its outputs of epochs up to E;
+//! 3. the runner has delivered those outputs (a Kafka run's producer has them
+//!    acknowledged by the brokers), so that a restore from E loses none;
+//! 4. in a cluster of several processes, every process has done 1-3 for its own
+//!    workers and said so with a marker `epoch-E/process-P.done`; process 0
+//!    then writes the manifest. The processes must share the directory (one
+//!    volume): process 0 warns, naming the silent processes, when markers do not
+//!    come.
+//!
+//! Process 0 (or the only one) keeps the two newest checkpoints and removes
+//! older ones. At the start of a run, parts of epochs after the newest manifest
+//! (a checkpoint the previous run did not finish) are removed before any worker
+//! starts, so that no marker or part of the old run counts for the new one;
+//! every process of a cluster must therefore have stopped before any restarts
+//! (a supervisor restarts the whole job, as timely has no membership changes).
+//!
+//! ```
+//! use vigil::graph::{LocalRun, Source};
+//! let dir = tempfile::tempdir().unwrap();
+//! let line = |i: i64| format!(r#"{{"key":"k{}","ts":{}}}"#, i % 3, 1_700_000_000_000 + i).into_bytes();
+//! let out = LocalRun::new(2)
+//!     .topic("clicks", vec![(0..40).map(line).collect()])
+//!     .epoch_records(10)
+//!     .checkpoints(dir.path(), 2)
+//!     .run(|g| {
+//!         g.source(Source::json("clicks")).view("per_key", |r| r.key.clone()).count().sink_upsert("counts");
+//!         Ok(())
+//!     })
+//!     .unwrap();
+//! assert!(!out.checkpoints.is_empty());
+//! assert!(dir.path().join(format!("epoch-{}.json", out.checkpoints.last().unwrap())).exists());
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+
+use super::checkpoint::{Manifest, Part};
+use crate::checkpoint::format::write_atomic;
+
+/// Whether the outputs of every epoch up to the given one are delivered.
+pub type Delivered = Arc<dyn Fn(u64) -> bool + Send + Sync>;
+
+/// How a process takes part in its run's checkpoints.
+#[derive(Clone)]
+pub struct Participation {
+    /// This process's index, and the number of processes whose coordinators
+    /// share the directory (1: this coordinator gets every worker's parts).
+    pub process: usize,
+    pub processes: usize,
+    pub delivered: Delivered,
+}
+
+impl Default for Participation {
+    /// One coordinator for every worker; outputs count as delivered once
+    /// handed over (memory).
+    fn default() -> Self {
+        Participation { process: 0, processes: 1, delivered: Arc::new(|_| true) }
+    }
+}
+
+/// How long process 0 waits for the other processes' markers before it warns.
+const MARKER_PATIENCE: Duration = Duration::from_secs(60);
+/// How long the coordinator goes on publishing after the workers ended.
+const FINAL_PATIENCE: Duration = Duration::from_secs(60);
+
+/// What the graph is made of, from the workers' `Built` parts.
+struct Layout {
+    peers: usize,
+    operators: BTreeMap<String, u32>,
+    sources: BTreeSet<String>,
+}
+
+/// The coordinator's state; see the module docs.
+struct Coordinator<'a> {
+    dir: &'a Path,
+    every: u64,
+    me: Participation,
+    layout: Option<Layout>,
+    /// Per checkpoint epoch: the files of this process's workers written.
+    have: BTreeMap<u64, BTreeSet<String>>,
+    /// The last parts of ended sources and operators, from their epoch on.
+    ended: Vec<(u64, String, Arc<Vec<u8>>)>,
+    /// Epochs whose local parts are whole, not yet published (or marked).
+    whole: BTreeSet<u64>,
+    /// Epochs this process marked, waiting for the others' markers (process 0):
+    /// since when.
+    marked: BTreeMap<u64, Instant>,
+    /// Each local worker's least sink frontier.
+    drained: HashMap<usize, u64>,
+    done: Vec<u64>,
+    newest: &'a AtomicU64,
+    warned: BTreeSet<u64>,
+}
+
+/// Runs the coordinator until the workers are gone (and a little after, to
+/// publish what they finished); returns the epochs whose manifests it wrote
+/// (process 0) or marked (the others).
+pub(crate) fn coordinate(dir: &Path, every: u64, me: Participation, rx: Receiver<Part>, newest: &AtomicU64) -> Result<Vec<u64>> {
+    let mut c = Coordinator {
+        dir,
+        every,
+        me,
+        layout: None,
+        have: BTreeMap::new(),
+        ended: Vec::new(),
+        whole: BTreeSet::new(),
+        marked: BTreeMap::new(),
+        drained: HashMap::new(),
+        done: Vec::new(),
+        newest,
+        warned: BTreeSet::new(),
+    };
+    loop {
+        match rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(part) => c.take(part)?,
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        c.publish()?;
+    }
+    // the workers ended; what they finished is published once delivered
+    let until = Instant::now() + FINAL_PATIENCE;
+    while (!c.whole.is_empty() || !c.marked.is_empty()) && Instant::now() < until {
+        c.publish()?;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if let Some(e) = c.whole.iter().chain(c.marked.keys()).next() {
+        tracing::warn!(dir = %dir.display(), epoch = e, "the run ended before its checkpoint of epoch {e} was whole; it is not used");
+    }
+    Ok(c.done)
+}
+
+impl Coordinator<'_> {
+    fn take(&mut self, part: Part) -> Result<()> {
+        let own = match part {
+            Part::Built { worker, peers, operators, sources } => {
+                self.drained.entry(worker).or_insert(0);
+                self.layout = Some(Layout { peers, operators: operators.into_iter().collect(), sources: sources.into_iter().collect() });
+                return Ok(());
+            }
+            Part::Drained { worker, frontier } => {
+                self.drained.insert(worker, frontier);
+                return Ok(());
+            }
+            Part::Cut { worker, topic, epoch, partitions, last } => {
+                let bytes = Arc::new(bincode::serialize(&partitions)?);
+                self.settle(epoch, format!("source-{topic}.w{worker}"), bytes, last)?
+            }
+            Part::State { worker, name, epoch, bytes, last } => self.settle(epoch, format!("{name}.w{worker}"), bytes, last)?,
+        };
+        let Some(layout) = &self.layout else { bail!("a checkpoint part arrived before the graph was built") };
+        if let Some((epoch, file, bytes)) = own {
+            let parts = self.dir.join(format!("epoch-{epoch}"));
+            if !self.have.contains_key(&epoch) {
+                std::fs::create_dir_all(&parts)?;
+                let files = self.have.entry(epoch).or_default();
+                for (_, f, b) in self.ended.iter().filter(|(e, _, _)| *e < epoch) {
+                    files.insert(f.clone());
+                    write_atomic(&parts.join(f), b)?;
+                }
+            }
+            write_atomic(&parts.join(&file), &bytes)?;
+            self.have.entry(epoch).or_default().insert(file);
+        }
+        let local_workers = layout.peers / self.me.processes.max(1);
+        let per_epoch = local_workers * (layout.operators.len() + layout.sources.len());
+        let whole: Vec<u64> = self.have.iter().filter(|(_, f)| f.len() == per_epoch).map(|(e, _)| *e).collect();
+        for e in whole {
+            self.have.remove(&e);
+            self.whole.insert(e);
+        }
+        Ok(())
+    }
+
+    /// A part that may be the last of its kind (an ended source or operator): it
+    /// stands for itself in every later epoch, those under way and those to come.
+    /// Returns the part to write for `epoch` itself, if that epoch is a checkpoint.
+    fn settle(&mut self, epoch: u64, file: String, bytes: Arc<Vec<u8>>, last: bool) -> Result<Option<(u64, String, Arc<Vec<u8>>)>> {
+        if last {
+            self.ended.push((epoch, file.clone(), bytes.clone()));
+            for (e, files) in self.have.iter_mut().filter(|(e, _)| **e > epoch) {
+                if files.insert(file.clone()) {
+                    write_atomic(&self.dir.join(format!("epoch-{e}")).join(&file), &bytes)?;
+                }
+            }
+        }
+        Ok((epoch % self.every == self.every - 1).then_some((epoch, file, bytes)))
+    }
+
+    /// Publishes (or marks) every whole epoch whose outputs are out, and, on
+    /// process 0, every marked epoch all processes have marked.
+    fn publish(&mut self) -> Result<()> {
+        let Some(peers) = self.layout.as_ref().map(|l| l.peers) else { return Ok(()) };
+        let local_workers = peers / self.me.processes.max(1);
+        let passed = if self.drained.len() < local_workers { 0 } else { self.drained.values().copied().min().unwrap_or(0) };
+        while let Some(&e) = self.whole.first() {
+            if passed <= e || !(self.me.delivered)(e) {
+                break;
+            }
+            self.whole.remove(&e);
+            if self.me.processes <= 1 {
+                self.manifest(e)?;
+                continue;
+            }
+            write_atomic(&self.marker(e, self.me.process), b"")?;
+            if self.me.process == 0 {
+                self.marked.insert(e, Instant::now());
+            } else {
+                self.done.push(e);
+                self.newest.store(e, Ordering::SeqCst);
+            }
+        }
+        let mut published = Vec::new();
+        for (&e, since) in &self.marked {
+            let missing: Vec<usize> = (0..self.me.processes).filter(|p| !self.marker(e, *p).exists()).collect();
+            if missing.is_empty() {
+                published.push(e);
+            } else if since.elapsed() > MARKER_PATIENCE && self.warned.insert(e) {
+                tracing::warn!(
+                    dir = %self.dir.display(), epoch = e, ?missing,
+                    "the checkpoint of epoch {e} waits for processes {missing:?}: their parts are not in the checkpoint directory \
+                     (with several processes it must be one volume that every process shares)"
+                );
+            }
+        }
+        for e in published {
+            self.marked.remove(&e);
+            self.manifest(e)?;
+        }
+        Ok(())
+    }
+
+    fn marker(&self, epoch: u64, process: usize) -> PathBuf {
+        self.dir.join(format!("epoch-{epoch}")).join(format!("process-{process}.done"))
+    }
+
+    /// Writes the manifest of `epoch` and prunes older checkpoints.
+    fn manifest(&mut self, epoch: u64) -> Result<()> {
+        let Some(layout) = &self.layout else { return Ok(()) };
+        let manifest = Manifest { epoch, workers: layout.peers, operators: layout.operators.clone(), sources: layout.sources.iter().cloned().collect() };
+        write_atomic(&self.dir.join(format!("epoch-{epoch}.json")), &serde_json::to_vec_pretty(&manifest)?)?;
+        crate::crash_point!("graph-checkpoint-written");
+        self.done.push(epoch);
+        self.newest.store(epoch, Ordering::SeqCst);
+        prune(self.dir, epoch)
+    }
+}
+
+/// The newest complete checkpoint's epoch under `dir`.
+pub(crate) fn newest_manifest(dir: &Path) -> Option<u64> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    entries.filter_map(|e| e.ok()).filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_prefix("epoch-")?.strip_suffix(".json")?.parse().ok())).max()
+}
+
+/// Removes the parts of epochs after the newest manifest: a checkpoint an
+/// earlier run did not finish (see the module docs).
+pub(crate) fn clear_unfinished(dir: &Path) -> Result<()> {
+    let newest = newest_manifest(dir);
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    for e in entries.filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(epoch) = name.strip_prefix("epoch-").and_then(|r| r.parse::<u64>().ok()) else { continue };
+        if newest.is_none_or(|n| epoch > n) {
+            // the other processes of a cluster clear the same parts at their start:
+            // one of them moves the folder aside (atomically), then removes it
+            let trash = dir.join(format!(".unfinished-{name}-{}", std::process::id()));
+            match std::fs::rename(e.path(), &trash) {
+                Ok(()) => std::fs::remove_dir_all(&trash)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Keeps the two newest checkpoints (and parts of epochs after the newest).
+fn prune(dir: &Path, newest: u64) -> Result<()> {
+    let names: Vec<String> = std::fs::read_dir(dir)?.filter_map(|e| e.ok()).filter_map(|e| e.file_name().to_str().map(str::to_owned)).collect();
+    let mut complete: Vec<u64> = names.iter().filter_map(|n| n.strip_prefix("epoch-")?.strip_suffix(".json")?.parse().ok()).filter(|e| *e <= newest).collect();
+    complete.sort();
+    let keep_from = complete.iter().rev().nth(1).copied().unwrap_or(newest);
+    for n in &names {
+        let epoch: Option<u64> = n.strip_prefix("epoch-").and_then(|r| r.strip_suffix(".json").unwrap_or(r).parse().ok());
+        if epoch.is_some_and(|e| e < keep_from) {
+            let path = dir.join(n);
+            let _ = if n.ends_with(".json") { std::fs::remove_file(&path) } else { std::fs::remove_dir_all(&path) };
+        }
+    }
+    Ok(())
+}
