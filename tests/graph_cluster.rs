@@ -135,3 +135,70 @@ fn three_processes_learn_and_score_as_one_process_does() {
     assert!(want["scores"].len() > EVENTS / 2 && !want["takeover_alerts"].is_empty());
     assert_eq!(got_view, want_view, "the upsert topic");
 }
+
+/// `vigil run` of the demo's online, monitored TOML job on the graph
+/// (`examples/fraud_online.toml`: features, a model trained online with
+/// event-time consistency, feature, prediction and concept drift, fairness) as
+/// three processes (`-n 3`) against one: the same scores, shadow scores and
+/// drift records, record for record, over a stream that drifts.
+#[test]
+fn the_monitored_online_job_in_three_processes_writes_what_one_process_writes() {
+    const EVENTS: u64 = 90_000;
+    let run = |n: usize| {
+        let broker = EmbeddedBroker::start(1).unwrap();
+        // the embedded broker keeps about 5 MB per partition: room for every output
+        for (topic, partitions) in [("transactions", 4), ("labels", 2), ("scores", 16), ("scores_shadow", 16), ("dlq", 1), ("drift", 1)] {
+            broker.create_topic(topic, partitions).unwrap();
+        }
+        let opts = PublishOptions { topic: "transactions".into(), labels_topic: Some("labels".into()), logins_topic: None, events: EVENTS, rate: None };
+        let config = GenConfig { bad_ratio: 0.01, cards: 5_000, seed: 23, drift_at: Some(55_000), ..GenConfig::default() };
+        publish(&broker.kafka_options(), config, &opts, &PublishProgress::default(), &never()).unwrap();
+        let listeners: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+        let hosts: Vec<String> = listeners.iter().map(|l| l.local_addr().unwrap().to_string()).collect();
+        drop(listeners);
+        let dir = tempfile::tempdir().unwrap();
+        let hostfile = dir.path().join("hosts.txt");
+        std::fs::write(&hostfile, hosts.join("\n")).unwrap();
+        let job = std::fs::canonicalize("examples/fraud_online.toml").unwrap();
+        let children: Vec<_> = (0..n)
+            .map(|i| {
+                // each process in a folder of its own (its experiment log)
+                let cwd = dir.path().join(format!("p{i}"));
+                std::fs::create_dir_all(&cwd).unwrap();
+                let mut c = Command::new(env!("CARGO_BIN_EXE_vigil"));
+                c.args(["run", job.to_str().unwrap(), "--engine", "graph", "--brokers", &broker.bootstrap_servers(), "--until-end"])
+                    .args(["--metrics-addr", "off", "-w", "1"])
+                    .current_dir(&cwd);
+                if n > 1 {
+                    c.args(["-n", &n.to_string(), "-p", &i.to_string(), "--hostfile", hostfile.to_str().unwrap()]);
+                }
+                c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+            })
+            .collect();
+        for (i, c) in children.into_iter().enumerate() {
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success(), "process {i} of {n}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let mut topics = BTreeMap::new();
+        for topic in ["scores", "scores_shadow", "drift"] {
+            let mut v: Vec<String> = read_topic(&broker.kafka_options(), topic, Duration::from_secs(5))
+                .unwrap()
+                .into_iter()
+                .map(|r| String::from_utf8(r.payload.unwrap_or_default()).unwrap())
+                .collect();
+            v.sort();
+            topics.insert(topic, v);
+        }
+        topics
+    };
+    let alone = run(1);
+    let cluster = run(3);
+    assert!(alone["scores"].len() as u64 > EVENTS * 9 / 10);
+    let drifted = alone["drift"].iter().filter(|r| r.contains(r#""drift":true"#)).count();
+    assert!(drifted > 0, "the stream drifts: {:#?}", &alone["drift"][..alone["drift"].len().min(5)]);
+    for (topic, want) in &alone {
+        let (a, b): (BTreeSet<&String>, BTreeSet<&String>) = (want.iter().collect(), cluster[topic].iter().collect());
+        let only: Vec<_> = a.symmetric_difference(&b).take(4).collect();
+        assert!(cluster[topic] == *want, "{topic}: {} against {} records; some of either run only: {only:#?}", cluster[topic].len(), want.len());
+    }
+}

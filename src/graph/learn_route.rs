@@ -30,8 +30,9 @@
 //! ```
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
@@ -40,12 +41,14 @@ use timely::dataflow::operators::generic::Operator;
 use timely::scheduling::Activator;
 
 use crate::learner::{LearnerLink, Pending};
+use crate::monitor::interner::{Interner, OTHER};
 
 /// What a scorer tells the learner replicas.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum LearnMsg {
-    /// Predictions waiting for their labels.
-    Predictions(Vec<Pending>),
+    /// Predictions waiting for their labels, with the names of their fairness
+    /// groups (ids are per process: the receiver maps each name to its own id).
+    Predictions { pending: Vec<Pending>, groups: Vec<(u32, String)> },
     /// Scorer `worker`'s watermark, and the events with an id it accepted per
     /// step of event time since its last report (for the event-time gate).
     Report { worker: usize, low: i64, accepted: Vec<(i64, u64)> },
@@ -79,7 +82,14 @@ impl Outbox {
 /// Builds, in `scope`, the route from this worker's scorer to the learner
 /// replica of every process (`replicas` processes of `peers` workers in all),
 /// and hands what arrives here (on the first worker of a process) to `link`.
-pub(crate) fn route(scope: timely::dataflow::Scope<'_, u64>, name: &str, replicas: usize, peers: usize, link: LearnerLink) -> Rc<Outbox> {
+pub(crate) fn route(
+    scope: timely::dataflow::Scope<'_, u64>,
+    name: &str,
+    replicas: usize,
+    peers: usize,
+    link: LearnerLink,
+    groups: Option<Arc<Interner>>,
+) -> Rc<Outbox> {
     let outbox = Rc::new(Outbox::default());
     let per_process = (peers / replicas.max(1)).max(1) as u64;
     let out = outbox.clone();
@@ -108,7 +118,14 @@ pub(crate) fn route(scope: timely::dataflow::Scope<'_, u64>, name: &str, replica
             for (_, m) in data.drain(..) {
                 match m {
                     // the learner may be gone at shutdown: the predictions are moot then
-                    LearnMsg::Predictions(p) => drop(link.tx.send(p)),
+                    LearnMsg::Predictions { mut pending, groups: names } => {
+                        if let Some(ids) = &groups {
+                            let local: HashMap<u32, u32> =
+                                names.into_iter().map(|(id, name)| (id, if id == OTHER { OTHER } else { ids.id(Some(&name)) })).collect();
+                            pending.iter_mut().for_each(|p| p.group = local.get(&p.group).copied().unwrap_or(p.group));
+                        }
+                        drop(link.tx.send(pending))
+                    }
                     LearnMsg::Report { worker, low, accepted: steps } => {
                         if let Some(g) = &link.gate {
                             accepted.extend(steps);

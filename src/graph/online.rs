@@ -154,7 +154,8 @@ impl<'s> Stream<'s, Record> {
         let mut scorer = match shared.collector.learner(&model, shared.peers) {
             Ok((link, groups)) => {
                 // in a cluster, predictions and reports go to every process's learner
-                let outbox = (replicas > 1).then(|| super::learn_route::route(scope, &model.name, replicas, shared.peers, link.clone()));
+                let interner = groups.as_ref().map(|g| g.1.clone());
+                let outbox = (replicas > 1).then(|| super::learn_route::route(scope, &model.name, replicas, shared.peers, link.clone(), interner));
                 Some(OnlineScorer::new(&model, link, groups, shared.worker, outbox))
             }
             Err(e) => {
@@ -373,7 +374,15 @@ impl OnlineScorer {
         }
         let pending = std::mem::take(&mut self.pending);
         match &self.outbox {
-            Some(o) => o.push(LearnMsg::Predictions(pending)),
+            Some(o) => {
+                let mut names = BTreeMap::new();
+                if let Some((_, ids)) = &self.groups {
+                    for p in &pending {
+                        names.entry(p.group).or_insert_with(|| ids.name(p.group));
+                    }
+                }
+                o.push(LearnMsg::Predictions { pending, groups: names.into_iter().collect() })
+            }
             None => drop(self.link.tx.send(pending)),
         }
     }
