@@ -12,11 +12,14 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use vigil::demo::broker::EmbeddedBroker;
 use vigil::graph::{GraphBuilder, LocalRun, Source};
 use vigil::kafka::read::read_topic;
-use vigil::kafka::KafkaRun;
+use vigil::kafka::{KafkaOptions, KafkaRun};
 use vigil::spec::FieldType;
 
+#[path = "support/real_kafka.rs"]
+mod real_kafka;
 #[path = "support/graph.rs"]
 mod support;
+use real_kafka::RealKafka;
 use support::{card_topics, Sessions, Topics};
 
 fn topics() -> (Vec<Vec<Vec<u8>>>, Vec<Vec<Vec<u8>>>) {
@@ -53,11 +56,12 @@ fn produce(broker: &EmbeddedBroker, topic: &str, partitions: &[Vec<Vec<u8>>]) ->
 }
 
 fn payloads(broker: &EmbeddedBroker, topic: &str) -> Vec<String> {
-    let mut v: Vec<String> = read_topic(&broker.kafka_options(), topic, Duration::from_secs(30))
-        .unwrap()
-        .into_iter()
-        .map(|r| String::from_utf8(r.payload.unwrap_or_default()).unwrap())
-        .collect();
+    payloads_of(&broker.kafka_options(), topic)
+}
+
+fn payloads_of(kafka: &KafkaOptions, topic: &str) -> Vec<String> {
+    let mut v: Vec<String> =
+        read_topic(kafka, topic, Duration::from_secs(30)).unwrap().into_iter().map(|r| String::from_utf8(r.payload.unwrap_or_default()).unwrap()).collect();
     v.sort();
     v
 }
@@ -147,12 +151,16 @@ fn example(brokers: &str, args: &[&str], failpoint: Option<&str>) -> (std::proce
 /// Every output topic's records: payloads per topic, and the upsert topic's
 /// last value per key.
 fn outputs(broker: &EmbeddedBroker) -> (BTreeMap<&'static str, Vec<String>>, BTreeMap<String, Option<String>>) {
+    outputs_of(&broker.kafka_options())
+}
+
+fn outputs_of(kafka: &KafkaOptions) -> (BTreeMap<&'static str, Vec<String>>, BTreeMap<String, Option<String>>) {
     let mut streams = BTreeMap::new();
     for topic in ["bursts", "tx_after_login", "dlq"] {
-        streams.insert(topic, payloads(broker, topic));
+        streams.insert(topic, payloads_of(kafka, topic));
     }
     let mut last = BTreeMap::new();
-    for r in read_topic(&broker.kafka_options(), "merchant_risk", Duration::from_secs(30)).unwrap() {
+    for r in read_topic(kafka, "merchant_risk", Duration::from_secs(30)).unwrap() {
         last.insert(String::from_utf8(r.key.unwrap_or_default()).unwrap(), r.payload.map(|p| String::from_utf8(p).unwrap()));
     }
     last.retain(|_, v| v.is_some());
@@ -292,24 +300,39 @@ impl OutputOf for std::process::Child {
 /// every other output of that run is written, at least once, and nothing else.
 #[test]
 fn a_three_process_graph_job_survives_a_sigkill_and_resumes_in_two_processes() {
+    let broker = EmbeddedBroker::start(1).unwrap();
+    three_processes_survive_a_sigkill(&broker.bootstrap_servers(), &|t, p| broker.create_topic(t, p as i32).unwrap());
+}
+
+/// The same on Apache Kafka (`scripts/kafka.sh`, one KRaft node).
+#[test]
+fn on_apache_kafka_a_three_process_graph_job_survives_a_sigkill_and_resumes_in_two_processes() {
+    let broker = RealKafka::start("graph-cluster");
+    three_processes_survive_a_sigkill(&broker.brokers, &|t, p| broker.create_topic(t, p));
+}
+
+fn three_processes_survive_a_sigkill(brokers: &str, create_topic: &dyn Fn(&str, u32)) {
     const EVENTS: usize = 12_000;
+    // the uninterrupted single-process run, on an embedded broker of its own
     let reference = broker_with_input(EVENTS);
     example(&reference.bootstrap_servers(), &["--workers", "1", "--until-end", "--epoch-ms", "20"], None);
     let (expected, expected_view) = outputs(&reference);
 
-    let broker = broker_with_input(EVENTS);
-    let brokers = broker.bootstrap_servers();
+    for (topic, partitions) in [("transactions", 3), ("logins", 2), ("bursts", 2), ("tx_after_login", 2), ("merchant_risk", 2), ("dlq", 1)] {
+        create_topic(topic, partitions);
+    }
+    example(brokers, &["--generate", &EVENTS.to_string()], None);
     let dir = tempfile::tempdir().unwrap();
     let ck = dir.path().to_str().unwrap();
     // paced: 3 processes x 100 transactions per 50 ms epoch, a checkpoint every 2 epochs
     let args = ["--until-end", "--epoch-ms", "50", "--pace", "100", "--checkpoints", ck, "--every", "2"];
-    let first = kill_after_checkpoint(&brokers, dir.path(), 3, 1, None, &args);
-    let second = kill_after_checkpoint(&brokers, dir.path(), 3, 2, Some(first), &args);
+    let first = kill_after_checkpoint(brokers, dir.path(), 3, 1, None, &args);
+    let second = kill_after_checkpoint(brokers, dir.path(), 3, 2, Some(first), &args);
     assert!(second > first);
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join(format!("epoch-{second}.json"))).unwrap()).unwrap();
     assert_eq!(manifest["workers"], 3, "the checkpoint restored next was taken by 3 processes");
 
-    let mut procs = start_cluster(&brokers, 2, &args);
+    let mut procs = start_cluster(brokers, 2, &args);
     let mut read = 0u64;
     for (i, p) in procs.iter_mut().enumerate() {
         let status = p.wait().unwrap();
@@ -319,7 +342,7 @@ fn a_three_process_graph_job_survives_a_sigkill_and_resumes_in_two_processes() {
     }
     assert!(read > 0 && read < EVENTS as u64, "the two processes read on from the checkpoint: {read} of {EVENTS}+ transactions");
 
-    let (got, got_view) = outputs(&broker);
+    let (got, got_view) = outputs_of(&KafkaOptions::new(brokers));
     assert_eq!(got_view, expected_view, "the upsert topic's final state");
     assert!(!expected_view.is_empty());
     for (topic, want) in &expected {
