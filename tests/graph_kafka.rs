@@ -242,7 +242,9 @@ fn start_cluster(brokers: &str, n: usize, args: &[&str]) -> Vec<std::process::Ch
 
 /// Runs a cluster until a checkpoint newer than `after` is written, SIGKILLs
 /// process `victim` mid-stream, then the others (a supervisor restarting the
-/// whole job); returns the newest checkpoint then.
+/// whole job); returns the newest checkpoint once all are dead (process 0 may
+/// publish a newer one than it saw before the kill, with markers the victim
+/// wrote ahead of it, and prune older ones): the one the restart restores.
 fn kill_after_checkpoint(brokers: &str, dir: &std::path::Path, n: usize, victim: usize, after: Option<u64>, args: &[&str]) -> u64 {
     let mut procs = start_cluster(brokers, n, args);
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
@@ -269,7 +271,9 @@ fn kill_after_checkpoint(brokers: &str, dir: &std::path::Path, n: usize, victim:
         let _ = p.kill();
         p.wait().unwrap();
     }
-    newest
+    let restored = newest_checkpoint(dir).unwrap();
+    assert!(restored >= newest);
+    restored
 }
 
 trait OutputOf {
