@@ -49,7 +49,6 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 
 use super::checkpoint::{Manifest, Part};
-use crate::checkpoint::format::write_atomic;
 
 /// Whether the outputs of every epoch up to the given one are delivered.
 pub type Delivered = Arc<dyn Fn(u64) -> bool + Send + Sync>;
@@ -301,5 +300,23 @@ fn prune(dir: &Path, newest: u64) -> Result<()> {
             let _ = if n.ends_with(".json") { std::fs::remove_file(&path) } else { std::fs::remove_dir_all(&path) };
         }
     }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` atomically (temporary file, fsync, rename, fsync of
+/// the directory); the temporary name is unique per file and process, as the
+/// processes of a cluster write into one shared directory.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path.parent().ok_or_else(|| anyhow::anyhow!("{} has no directory", path.display()))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()?;
     Ok(())
 }
