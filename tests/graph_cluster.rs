@@ -17,6 +17,9 @@ use vigil::demo::generator::GenConfig;
 use vigil::demo::publish::{never, publish, PublishOptions, PublishProgress};
 use vigil::kafka::read::read_topic;
 
+#[path = "support/ports.rs"]
+mod ports;
+
 /// The example's binary, built by `cargo test` beside this test.
 fn example_binary() -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -47,9 +50,7 @@ fn broker_with_input(events: usize) -> EmbeddedBroker {
 /// Runs the example as `n` processes (one worker each; `n` = 1: alone) to the
 /// end of its topics; returns each process's learner line.
 fn run(broker: &EmbeddedBroker, n: usize) -> Vec<String> {
-    let listeners: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    let hosts: Vec<String> = listeners.iter().map(|l| l.local_addr().unwrap().to_string()).collect();
-    drop(listeners);
+    let hosts = ports::loopback_hosts(n);
     let children: Vec<_> = (0..n)
         .map(|i| {
             let mut c = Command::new(example_binary());
@@ -153,9 +154,7 @@ fn the_monitored_online_job_in_three_processes_writes_what_one_process_writes() 
         let opts = PublishOptions { topic: "transactions".into(), labels_topic: Some("labels".into()), logins_topic: None, events: EVENTS, rate: None };
         let config = GenConfig { bad_ratio: 0.01, cards: 5_000, seed: 23, drift_at: Some(55_000), ..GenConfig::default() };
         publish(&broker.kafka_options(), config, &opts, &PublishProgress::default(), &never()).unwrap();
-        let listeners: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-        let hosts: Vec<String> = listeners.iter().map(|l| l.local_addr().unwrap().to_string()).collect();
-        drop(listeners);
+        let hosts = ports::loopback_hosts(n);
         let dir = tempfile::tempdir().unwrap();
         let hostfile = dir.path().join("hosts.txt");
         std::fs::write(&hostfile, hosts.join("\n")).unwrap();

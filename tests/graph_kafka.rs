@@ -15,6 +15,8 @@ use vigil::kafka::read::read_topic;
 use vigil::kafka::{KafkaOptions, KafkaRun};
 use vigil::spec::FieldType;
 
+#[path = "support/ports.rs"]
+mod ports;
 #[path = "support/real_kafka.rs"]
 mod real_kafka;
 #[path = "support/graph.rs"]
@@ -167,6 +169,24 @@ fn outputs_of(kafka: &KafkaOptions) -> (BTreeMap<&'static str, Vec<String>>, BTr
     (streams, last)
 }
 
+/// A resumed run's outputs against an uninterrupted run's: the upsert topic
+/// ends the same, every stream topic holds the same records, each at least once.
+fn assert_at_least_once(
+    expected: &BTreeMap<&str, Vec<String>>,
+    expected_view: &BTreeMap<String, Option<String>>,
+    got: &BTreeMap<&str, Vec<String>>,
+    got_view: &BTreeMap<String, Option<String>>,
+) {
+    assert_eq!(got_view, expected_view, "the upsert topic's final state");
+    assert!(!expected_view.is_empty());
+    for (topic, want) in expected {
+        let (got_set, want_set): (BTreeSet<&String>, BTreeSet<&String>) = (got[topic].iter().collect(), want.iter().collect());
+        assert_eq!(got_set, want_set, "{topic}: the same records");
+        assert!(got[topic].len() >= want.len(), "{topic}: at least once");
+    }
+    assert!(expected["tx_after_login"].len() > 100 && expected["bursts"].len() > 100);
+}
+
 fn broker_with_input(events: usize) -> EmbeddedBroker {
     let broker = EmbeddedBroker::start(1).unwrap();
     for (topic, partitions) in [("transactions", 3), ("logins", 2), ("bursts", 2), ("tx_after_login", 2), ("merchant_risk", 2), ("dlq", 1)] {
@@ -205,14 +225,7 @@ fn a_killed_graph_job_resumes_from_its_checkpoint_with_fewer_workers() {
     );
     let (got, got_view) = outputs(&broker);
 
-    assert_eq!(got_view, expected_view, "the upsert topic's final state");
-    assert!(!expected_view.is_empty());
-    for (topic, want) in &expected {
-        let (got_set, want_set): (BTreeSet<&String>, BTreeSet<&String>) = (got[topic].iter().collect(), want.iter().collect());
-        assert_eq!(got_set, want_set, "{topic}: the same records");
-        assert!(got[topic].len() >= want.len(), "{topic}: at least once");
-    }
-    assert!(expected["tx_after_login"].len() > 100 && expected["bursts"].len() > 100);
+    assert_at_least_once(&expected, &expected_view, &got, &got_view);
 }
 
 /// The newest checkpoint's epoch in `dir` (by its manifest), if any.
@@ -223,9 +236,7 @@ fn newest_checkpoint(dir: &std::path::Path) -> Option<u64> {
 /// `n` processes of the example graph as one timely cluster on loopback (one
 /// worker each, `args` besides), the way a supervisor starts them.
 fn start_cluster(brokers: &str, n: usize, args: &[&str]) -> Vec<std::process::Child> {
-    let listeners: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    let hosts: Vec<String> = listeners.iter().map(|l| l.local_addr().unwrap().to_string()).collect();
-    drop(listeners);
+    let hosts = ports::loopback_hosts(n);
     (0..n)
         .map(|i| {
             std::process::Command::new(example_binary())
@@ -347,14 +358,7 @@ fn three_processes_survive_a_sigkill(brokers: &str, create_topic: &dyn Fn(&str, 
     assert!(read > 0 && read < EVENTS as u64, "the two processes read on from the checkpoint: {read} of {EVENTS}+ transactions");
 
     let (got, got_view) = outputs_of(&KafkaOptions::new(brokers));
-    assert_eq!(got_view, expected_view, "the upsert topic's final state");
-    assert!(!expected_view.is_empty());
-    for (topic, want) in &expected {
-        let (got_set, want_set): (BTreeSet<&String>, BTreeSet<&String>) = (got[topic].iter().collect(), want.iter().collect());
-        assert_eq!(got_set, want_set, "{topic}: the same records");
-        assert!(got[topic].len() >= want.len(), "{topic}: at least once");
-    }
-    assert!(expected["tx_after_login"].len() > 100 && expected["bursts"].len() > 100);
+    assert_at_least_once(&expected, &expected_view, &got, &got_view);
 }
 
 /// Every record of `topic`, by partition, in offset order (empty payloads kept).
@@ -377,9 +381,7 @@ fn by_partition(broker: &EmbeddedBroker, topic: &str, partitions: usize) -> Vec<
 fn vigil_run_runs_a_two_topic_toml_job_on_the_graph() {
     // one process of 2 workers, then two processes of 1 worker
     two_topic_toml_job(&[vec!["-w", "2"]]);
-    let listeners: Vec<_> = (0..2).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    let hosts: Vec<String> = listeners.iter().map(|l| l.local_addr().unwrap().to_string()).collect();
-    drop(listeners);
+    let hosts = ports::loopback_hosts(2);
     let hostfile = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(hostfile.path(), hosts.join("\n")).unwrap();
     let f = hostfile.path().to_str().unwrap();

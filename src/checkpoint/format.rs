@@ -67,7 +67,9 @@ pub fn state_name(through: u64, worker: usize) -> String {
 /// Writes `bytes` to `path` atomically (temp file, fsync, rename, fsync directory).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().context("a checkpoint file needs a directory")?;
-    let tmp = path.with_extension("tmp");
+    // unique per file and process: the processes of a cluster write into one shared directory
+    let name = path.file_name().context("a checkpoint file needs a name")?.to_string_lossy();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     {
         let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         f.write_all(bytes)?;

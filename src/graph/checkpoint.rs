@@ -99,13 +99,7 @@ impl Restored {
 
 /// Loads the newest complete checkpoint under `dir`, if any.
 pub fn latest(dir: &Path) -> Result<Option<Restored>> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(None) };
-    let mut epochs: Vec<u64> = entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_prefix("epoch-")?.strip_suffix(".json")?.parse().ok()))
-        .collect();
-    epochs.sort();
-    let Some(epoch) = epochs.last() else { return Ok(None) };
+    let Some(epoch) = super::coordinator::newest_manifest(dir) else { return Ok(None) };
     let path = dir.join(format!("epoch-{epoch}.json"));
     let manifest: Manifest = serde_json::from_slice(&std::fs::read(&path)?).with_context(|| format!("reading {}", path.display()))?;
     let parts = dir.join(format!("epoch-{epoch}"));

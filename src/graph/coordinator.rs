@@ -49,6 +49,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 
 use super::checkpoint::{Manifest, Part};
+use crate::checkpoint::format::write_atomic;
 
 /// Whether the outputs of every epoch up to the given one are delivered.
 pub type Delivered = Arc<dyn Fn(u64) -> bool + Send + Sync>;
@@ -303,20 +304,94 @@ fn prune(dir: &Path, newest: u64) -> Result<()> {
     Ok(())
 }
 
-/// Writes `bytes` to `path` atomically (temporary file, fsync, rename, fsync of
-/// the directory); the temporary name is unique per file and process, as the
-/// processes of a cluster write into one shared directory.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path.parent().ok_or_else(|| anyhow::anyhow!("{} has no directory", path.display()))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::mpsc::channel;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::{coordinate, Participation};
+    use crate::graph::checkpoint::Part;
+
+    /// A coordinator of `process` (of `processes`, one worker each, one operator
+    /// `op`, no source) over `dir`, checkpointing every epoch, whose outputs are
+    /// delivered once `delivered` is set; returns the sender and the thread.
+    fn start(
+        dir: &std::path::Path,
+        process: usize,
+        processes: usize,
+        delivered: Arc<AtomicBool>,
+    ) -> (std::sync::mpsc::Sender<Part>, std::thread::JoinHandle<anyhow::Result<Vec<u64>>>) {
+        let (tx, rx) = channel();
+        let me = Participation { process, processes, delivered: Arc::new(move |_| delivered.load(Ordering::SeqCst)) };
+        let dir = dir.to_owned();
+        let h = std::thread::spawn(move || coordinate(&dir, 1, me, rx, &AtomicU64::new(u64::MAX)));
+        tx.send(Part::Built { worker: process, peers: processes, operators: vec![("op".into(), 1)], sources: Vec::new() }).unwrap();
+        (tx, h)
     }
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
+
+    fn state(worker: usize, epoch: u64) -> Part {
+        Part::State { worker, name: "op".into(), epoch, bytes: Arc::new(vec![epoch as u8]), last: false }
+    }
+
+    fn eventually(what: &str, f: impl Fn() -> bool) {
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(std::time::Instant::now() < until, "{what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn a_manifest_waits_for_the_sinks_and_the_deliveries() {
+        let dir = tempfile::tempdir().unwrap();
+        let delivered = Arc::new(AtomicBool::new(false));
+        let (tx, h) = start(dir.path(), 0, 1, delivered.clone());
+        let manifest = dir.path().join("epoch-0.json");
+        tx.send(state(0, 0)).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!manifest.exists(), "the sinks have not passed epoch 0");
+        tx.send(Part::Drained { worker: 0, frontier: 1 }).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!manifest.exists(), "epoch 0's outputs are not delivered");
+        delivered.store(true, Ordering::SeqCst);
+        eventually("the manifest once both hold", || manifest.exists());
+        drop(tx);
+        assert_eq!(h.join().unwrap().unwrap(), vec![0]);
+    }
+
+    #[test]
+    fn process_0_publishes_once_every_process_has_marked_the_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let yes = Arc::new(AtomicBool::new(true));
+        let (p0, h0) = start(dir.path(), 0, 2, yes.clone());
+        let (p1, h1) = start(dir.path(), 1, 2, yes);
+        let manifest = dir.path().join("epoch-0.json");
+        p0.send(state(0, 0)).unwrap();
+        p0.send(Part::Drained { worker: 0, frontier: 1 }).unwrap();
+        eventually("process 0's marker", || dir.path().join("epoch-0/process-0.done").exists());
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!manifest.exists(), "process 1 has not marked epoch 0");
+        p1.send(state(1, 0)).unwrap();
+        p1.send(Part::Drained { worker: 1, frontier: 1 }).unwrap();
+        eventually("the manifest once both marked", || manifest.exists());
+        assert!(dir.path().join("epoch-0/op.w0").exists() && dir.path().join("epoch-0/op.w1").exists());
+        drop((p0, p1));
+        assert_eq!(h0.join().unwrap().unwrap(), vec![0]);
+        assert_eq!(h1.join().unwrap().unwrap(), vec![0], "process 1 marked epoch 0");
+    }
+
+    #[test]
+    fn parts_of_an_unfinished_checkpoint_are_cleared_before_a_run() {
+        let dir = tempfile::tempdir().unwrap();
+        for e in [3, 5] {
+            std::fs::create_dir_all(dir.path().join(format!("epoch-{e}"))).unwrap();
+            std::fs::write(dir.path().join(format!("epoch-{e}/process-1.done")), b"").unwrap();
+        }
+        std::fs::write(dir.path().join("epoch-3.json"), b"{}").unwrap();
+        super::clear_unfinished(dir.path()).unwrap();
+        assert!(dir.path().join("epoch-3/process-1.done").exists(), "the newest manifest's parts stay");
+        assert!(!dir.path().join("epoch-5").exists(), "a stale marker of an unfinished epoch would count for the next run");
+    }
 }

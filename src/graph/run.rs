@@ -106,8 +106,7 @@ pub struct Collector {
     /// dead once it is processed (and checkpointed, if it ends a checkpoint).
     crash_after: Option<u64>,
     crashed: AtomicBool,
-    /// Processes of the run, and this one's index.
-    pub(crate) processes: usize,
+    /// This process's index in its cluster.
     pub(crate) process: usize,
     /// Processes with a collector of their own, each running a replica of
     /// every online model's learner (1: every worker shares this collector).
@@ -132,7 +131,6 @@ impl Collector {
             checkpoints,
             crash_after: None,
             crashed: AtomicBool::new(false),
-            processes: 1,
             process: 0,
             replicas: 1,
             learners: Mutex::default(),
@@ -348,7 +346,6 @@ impl LocalRun {
         let mut collector =
             Collector::new(Inputs::Memory { topics: self.topics.clone(), values: self.values.clone(), epoch_records: self.epoch_records }, checkpoints);
         collector.crash_after = self.crash_after;
-        collector.processes = self.processes;
         collector.keep_sinks = self.keep_sinks;
         let mut outputs = run_processes(Arc::new(collector), self.configs()?, build);
         let written = super::checkpoint::finish(coordinator)?;
@@ -479,8 +476,9 @@ where
     // how far the sinks have written, for the checkpoints (see `super::coordinator`)
     let mut drained = None;
     let mut report_drained = |shared: &Shared| {
+        let Some(c) = collector.checkpoints.as_ref() else { return };
         let frontier = shared.sinks_frontier();
-        if let Some(c) = collector.checkpoints.as_ref().filter(|_| drained != Some(frontier)) {
+        if drained != Some(frontier) {
             drained = Some(frontier);
             c.send(Part::Drained { worker: shared.worker, frontier });
         }

@@ -50,6 +50,8 @@ use crate::types::{Control, Reason, Rejection};
 /// output of epochs up to E is delivered (see [`crate::graph::coordinator`]).
 #[derive(Default)]
 struct Outstanding {
+    /// Whether anyone asks (a run with checkpoints): else only failures count.
+    tracking: bool,
     pending: Mutex<BTreeMap<u64, u64>>,
     failed: AtomicU64,
     /// The least epoch of a failed output (`u64::MAX`: none).
@@ -57,15 +59,18 @@ struct Outstanding {
 }
 
 impl Outstanding {
-    fn new() -> Arc<Self> {
-        Arc::new(Outstanding { failed_from: AtomicU64::new(u64::MAX), ..Default::default() })
+    fn new(tracking: bool) -> Arc<Self> {
+        Arc::new(Outstanding { tracking, failed_from: AtomicU64::new(u64::MAX), ..Default::default() })
     }
-    fn sent(&self, epoch: u64) {
-        *self.pending.lock().unwrap_or_else(|e| e.into_inner()).entry(epoch).or_default() += 1;
+    /// `n` records of `epoch` handed to the producer (counted once per batch).
+    fn sent(&self, epoch: u64, n: u64) {
+        if self.tracking && n > 0 {
+            *self.pending.lock().unwrap_or_else(|e| e.into_inner()).entry(epoch).or_default() += n;
+        }
     }
     /// A record left the producer's hands: delivered (`ok`) or not.
     fn settled(&self, epoch: u64, ok: bool) {
-        {
+        if self.tracking {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(n) = pending.get_mut(&epoch) {
                 *n -= 1;
@@ -188,6 +193,9 @@ impl Connector for KafkaIo {
 
     fn produce(&self, sink: &str, records: &mut Vec<SinkRecord>) {
         let n = records.len() as u64;
+        for run in records.chunk_by(|a, b| a.epoch == b.epoch) {
+            self.outstanding.sent(run[0].epoch, run.len() as u64);
+        }
         for r in records.drain(..) {
             self.send(sink, r.key.as_bytes(), r.value.as_deref().map(str::as_bytes), r.epoch);
         }
@@ -195,6 +203,7 @@ impl Connector for KafkaIo {
     }
 
     fn dead_letters(&self, dead: &[DeadLetter]) {
+        self.outstanding.sent(0, dead.len() as u64);
         for d in dead {
             let reason = Reason::ALL.into_iter().find(|r| r.as_str() == d.reason).unwrap_or(Reason::NotJson);
             let payload = encode_dlq(&d.topic, d.partition, d.offset, d.payload.as_deref(), &Rejection::new(reason, d.detail.clone()));
@@ -207,14 +216,15 @@ impl Connector for KafkaIo {
 }
 
 impl KafkaIo {
-    /// Enqueues one record; waits for room while librdkafka's queue is full.
+    /// Enqueues one record (counted as sent by the caller); waits for room
+    /// while librdkafka's queue is full.
     fn send(&self, topic: &str, key: &[u8], payload: Option<&[u8]>, epoch: u64) {
         let avro = match (&self.avro, payload) {
             (Some(a), Some(p)) => match a.encode(topic, p) {
                 Ok(avro) => avro,
                 Err(e) => {
                     // the engine's own record: a bug, counted as a failed output
-                    self.outstanding.fail(epoch);
+                    self.outstanding.settled(epoch, false);
                     tracing::error!(error = %format!("{e:#}"), topic, "an output record could not be written as Avro");
                     return;
                 }
@@ -229,7 +239,6 @@ impl KafkaIo {
             record = record.payload(p);
         }
         let mut waiting = None;
-        self.outstanding.sent(epoch);
         loop {
             match self.producer.send(record) {
                 Ok(()) => return,
@@ -381,7 +390,7 @@ impl KafkaRun {
         F: Fn(&mut GraphBuilder<'_>) -> Result<()> + Send + Sync + 'static,
     {
         self.control.health().expect_workers(self.workers);
-        let outstanding = Outstanding::new();
+        let outstanding = Outstanding::new(self.checkpoints.is_some());
         let producer: ThreadedProducer<Delivery> = self
             .opts
             .client_config_with(&[("linger.ms", "5"), ("enable.idempotence", "true"), ("compression.type", "lz4")])
@@ -426,7 +435,6 @@ impl KafkaRun {
             })
         };
         let mut collector = Collector::new(Inputs::Connector(io.clone()), checkpoints);
-        collector.processes = cluster.processes();
         collector.process = cluster.process;
         collector.replicas = cluster.processes();
         let result = run_processes(Arc::new(collector), vec![cluster.timely_config()], build);
@@ -441,5 +449,39 @@ impl KafkaRun {
         }
         let produced = io.produced.lock().unwrap_or_else(|e| e.into_inner()).clone();
         Ok(KafkaOutputs { sources: outputs.sources, produced, warnings: outputs.warnings, checkpoints: written, learners: outputs.learners })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Outstanding;
+
+    #[test]
+    fn an_epoch_is_delivered_once_every_output_up_to_it_is_acknowledged() {
+        let o = Outstanding::new(true);
+        assert!(o.delivered_through(5), "nothing sent");
+        o.sent(3, 2);
+        o.sent(0, 1); // a dead letter
+        o.sent(7, 1);
+        assert!(!o.delivered_through(3) && !o.delivered_through(0));
+        o.settled(0, true);
+        assert!(o.delivered_through(0) && !o.delivered_through(3));
+        o.settled(3, true);
+        assert!(!o.delivered_through(3), "one of epoch 3's two is still in flight");
+        o.settled(3, true);
+        assert!(o.delivered_through(3) && o.delivered_through(6) && !o.delivered_through(7));
+        // a record the brokers refused: no epoch from its own on is ever delivered
+        o.settled(7, false);
+        assert!(o.delivered_through(6) && !o.delivered_through(7) && !o.delivered_through(100));
+        assert_eq!(o.failed.load(std::sync::atomic::Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn without_checkpoints_only_failures_are_counted() {
+        let o = Outstanding::new(false);
+        o.sent(1, 10);
+        assert!(o.pending.lock().unwrap().is_empty());
+        o.settled(1, false);
+        assert_eq!(o.failed.load(std::sync::atomic::Ordering::Relaxed), 1);
     }
 }

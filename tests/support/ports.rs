@@ -43,3 +43,9 @@ pub fn quiet_port() -> u16 {
     }
     panic!("no free port in {low}..{high}");
 }
+
+/// `n` addresses `127.0.0.1:PORT` for the processes of a timely cluster, each
+/// port a [`quiet_port`].
+pub fn loopback_hosts(n: usize) -> Vec<String> {
+    (0..n).map(|_| format!("127.0.0.1:{}", quiet_port())).collect()
+}
