@@ -346,6 +346,13 @@ fn starting_point(
         }
         (r, None) => r,
     };
+    if let Some(dir) = &opts.checkpoint_dir {
+        let own = restored.as_ref().filter(|r| r.dir == *dir).map(|r| r.epoch());
+        let cleared = restore::clear_unrestorable(dir, own)?;
+        if cleared > 0 && own.is_some() {
+            tracing::info!(checkpoints = cleared, "removed checkpoints newer than the restored one (never committed)");
+        }
+    }
     let mut start = kafka::start_offsets(admin, topic, partitions, &committed)?;
     match (&restored, opts.start_at) {
         (Some(r), at) => {

@@ -109,3 +109,97 @@ pub fn choose(dir: &Path, committed: &HashMap<u32, i64>, partitions: u32, finger
         dir.display()
     )
 }
+
+/// Clears the checkpoints in `dir` that no restart will restore, before a run
+/// writes its own, and says how many went:
+/// - after `restored` (a checkpoint of this directory, the one this run resumes)
+///   every newer manifest is deleted: a run wrote it and stopped before its
+///   offsets were committed, and the group's offsets never come back to it;
+/// - without one (no state, or a savepoint's), every manifest and state file
+///   is moved into `superseded-<unix ms>/`, kept for recovery by hand (a wrong
+///   group id starts without state, and this directory's checkpoints stay).
+///
+/// Left in place, such a manifest counts among the newest to the checkpoint
+/// coordinator's garbage collection, which then deletes this run's state files
+/// in progress (older than it, named by no kept manifest), and a later restart
+/// finds its checkpoint's state missing.
+pub fn clear_unrestorable(dir: &Path, restored: Option<u64>) -> Result<usize> {
+    let stale: Vec<(u64, PathBuf)> = format::list_manifests(dir)?.into_iter().filter(|(e, _)| restored.is_none_or(|r| *e > r)).collect();
+    if stale.is_empty() {
+        return Ok(0);
+    }
+    if restored.is_some() {
+        for (_, path) in &stale {
+            std::fs::remove_file(path).map_err(|e| anyhow::anyhow!("removing {}: {e}", path.display()))?;
+        }
+        return Ok(stale.len());
+    }
+    let aside = dir.join(format!("superseded-{}", crate::types::now_us() / 1000));
+    std::fs::create_dir_all(&aside)?;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("").to_owned();
+        if path.is_file() && (name.starts_with("manifest-") || name.starts_with("state-")) {
+            std::fs::rename(&path, aside.join(&name)).map_err(|e| anyhow::anyhow!("moving {} aside: {e}", path.display()))?;
+        }
+    }
+    tracing::warn!(dir = %dir.display(), moved_to = %aside.display(), checkpoints = stale.len(), "checkpoints this run does not restore are moved aside");
+    Ok(stale.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::format::{manifest_name, state_name, write_atomic};
+
+    fn manifest(dir: &Path, epoch: u64, states: &[String]) {
+        let m = Manifest {
+            format: format::FORMAT_VERSION,
+            job: "j".into(),
+            fingerprint: "f".into(),
+            epoch,
+            partitions: Vec::new(),
+            states: states.to_vec(),
+            created_unix_ms: 0,
+            learner: None,
+            shape: None,
+        };
+        format::write_manifest(dir, &m).unwrap();
+    }
+
+    fn exists(dir: &Path, name: &str) -> bool {
+        dir.join(name).exists()
+    }
+
+    #[test]
+    fn a_crashed_runs_newer_checkpoints_are_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // a run committed epoch 2, wrote checkpoints 3..=9 and crashed
+        for e in 2..=9 {
+            write_atomic(&d.join(state_name(e, 0)), b"x").unwrap();
+            manifest(d, e, &[state_name(e, 0)]);
+        }
+        assert_eq!(clear_unrestorable(d, Some(2)).unwrap(), 7);
+        assert_eq!(format::list_manifests(d).unwrap().iter().map(|m| m.0).collect::<Vec<_>>(), vec![2]);
+        assert!(exists(d, &manifest_name(2)) && exists(d, &state_name(2, 0)));
+    }
+
+    #[test]
+    fn without_a_restored_checkpoint_every_checkpoint_is_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for e in 1..=3 {
+            write_atomic(&d.join(state_name(e, 0)), b"x").unwrap();
+            manifest(d, e, &[state_name(e, 0)]);
+        }
+        write_atomic(&d.join(format::COMMITTED_MARKER), b"3").unwrap();
+        assert_eq!(clear_unrestorable(d, None).unwrap(), 3);
+        assert!(format::list_manifests(d).unwrap().is_empty());
+        let aside: Vec<_> = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+        assert_eq!(aside.len(), 1);
+        assert_eq!(format::list_manifests(&aside[0]).unwrap().len(), 3);
+        assert!(exists(&aside[0], &state_name(3, 0)) && !exists(d, &state_name(3, 0)));
+        assert_eq!(clear_unrestorable(d, None).unwrap(), 0, "nothing left to clear");
+    }
+}

@@ -367,6 +367,45 @@ mod tests {
     }
 
     #[test]
+    fn a_crashed_runs_checkpoints_do_not_cost_the_next_run_its_state_in_progress() {
+        use crate::checkpoint::format::{manifest_name, state_name, write_atomic};
+        use crate::checkpoint::restore::clear_unrestorable;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let manifest = |epoch: u64| {
+            write_atomic(&d.join(state_name(epoch, 0)), b"x").unwrap();
+            let m = Manifest {
+                format: format::FORMAT_VERSION,
+                job: "j".into(),
+                fingerprint: "f".into(),
+                epoch,
+                partitions: Vec::new(),
+                states: vec![state_name(epoch, 0)],
+                created_unix_ms: 0,
+                learner: None,
+                shape: None,
+            };
+            format::write_manifest(d, &m).unwrap();
+        };
+        // a run committed epoch 2, wrote checkpoints 3..=9 and crashed
+        (2..=9).for_each(manifest);
+        // the next run resumes at 2, commits its checkpoint 3 and has written
+        // epoch 4's state, not yet its manifest
+        let run = |clear: bool| {
+            if clear {
+                clear_unrestorable(d, Some(2)).unwrap();
+            }
+            manifest(3);
+            write_atomic(&d.join(state_name(4, 0)), b"y").unwrap();
+            collect_garbage(d, 3).unwrap();
+            d.join(state_name(4, 0)).exists() && d.join(manifest_name(3)).exists()
+        };
+        assert!(!run(false), "the crashed run's checkpoint 9 counts as the newest: epoch 4's state is collected");
+        (2..=9).for_each(manifest);
+        assert!(run(true), "cleared at the start, the state in progress stays");
+    }
+
+    #[test]
     fn a_state_is_used_only_for_the_epochs_it_is_the_state_of() {
         // worker 0 saw the frontier jump from 10 to 13 and processed epochs 11 and
         // 12 in one go: its state has their records, so it is not epoch 10's state
