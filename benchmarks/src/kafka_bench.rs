@@ -126,33 +126,76 @@ pub struct Latency {
     pub histogram_mean_ms: f64,
 }
 
-/// Publishes at `rate` for `seconds` while the job runs; latency from each input
-/// record's create time to its score record's create time.
-pub fn latency_at_rate(kafka: &KafkaOptions, rate: f64, seconds: f64) -> Result<Latency> {
-    let events = (rate * seconds) as u64;
+impl Latency {
+    fn from_samples(mut lat: Vec<f64>, rate: f64, events: u64, histogram_mean_ms: f64) -> Result<Latency> {
+        anyhow::ensure!(!lat.is_empty(), "no latency samples");
+        lat.sort_by(f64::total_cmp);
+        let q = |p: f64| lat[((lat.len() - 1) as f64 * p) as usize];
+        Ok(Latency { rate, events, p50_ms: q(0.5), p99_ms: q(0.99), max_ms: *lat.last().unwrap_or(&0.0), histogram_mean_ms })
+    }
+}
+
+/// Publishes `warmup + seconds` of events at `rate` from one producer on a
+/// thread of its own; returns it and the wall-clock time (ms) from which records
+/// are measured.
+fn publish_paced(kafka: &KafkaOptions, rate: f64, warmup: f64, seconds: f64) -> (std::thread::JoinHandle<Result<f64>>, i64) {
+    let events = (rate * (warmup + seconds)) as u64;
+    let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, logins_topic: None, events, rate: Some(rate) };
+    let kafka = kafka.clone();
+    let from_ms = chrono::Utc::now().timestamp_millis() + (warmup * 1000.0) as i64;
+    let handle = std::thread::spawn(move || {
+        let t = Instant::now();
+        publish(&kafka, GenConfig { seed: 99, ..GenConfig::default() }, &opts, &PublishProgress::default(), &never())?;
+        Ok(events as f64 / t.elapsed().as_secs_f64())
+    });
+    (handle, from_ms)
+}
+
+fn sleep_until_ms(at_ms: i64) {
+    let now = chrono::Utc::now().timestamp_millis();
+    if at_ms > now {
+        std::thread::sleep(Duration::from_millis((at_ms - now) as u64));
+    }
+}
+
+fn wait_for(what: &str, done: impl Fn() -> bool) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !done() {
+        anyhow::ensure!(Instant::now() < deadline, "{what}: not done within 120 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// The job (`workers` workers) running while events are published at `rate`:
+/// first `warmup` seconds of them, not measured (the broker's JVM compiles its
+/// hot paths, the clients connect and fetch), then `seconds` measured, from each
+/// input record's create time to its score record's create time.
+pub fn latency_at_rate(kafka: &KafkaOptions, rate: f64, seconds: f64, workers: usize, warmup: f64) -> Result<Latency> {
     let control = Control::new();
     let metrics = Metrics::new();
     let job = {
         let (kafka, control, metrics) = (kafka.clone(), control.clone(), metrics.clone());
         std::thread::spawn(move || {
-            let run = RunOptions { until_end: false, ..RunOptions::new(kafka, "bench-latency", 1) };
+            let run = RunOptions { until_end: false, ..RunOptions::new(kafka, "bench-latency", workers) };
             run_job(fraud_job(), &run, metrics, control, Arc::new(Mutex::new(None)))
         })
     };
     std::thread::sleep(Duration::from_secs(2)); // let the job start and assign partitions
-    let opts = PublishOptions { topic: "transactions".into(), labels_topic: None, logins_topic: None, events, rate: Some(rate) };
-    let achieved_t = Instant::now();
-    publish(kafka, GenConfig { seed: 99, ..GenConfig::default() }, &opts, &PublishProgress::default(), &never())?;
-    let achieved = events as f64 / achieved_t.elapsed().as_secs_f64();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while metrics.scores_out.get() + metrics.dlq_total() < events && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let handled = || metrics.scores_out.get() + metrics.dlq_total();
+    let (publisher, from_ms) = publish_paced(kafka, rate, warmup, seconds);
+    sleep_until_ms(from_ms);
+    let (sum0, count0) = (metrics.latency.get_sample_sum(), metrics.latency.get_sample_count());
+    let achieved = publisher.join().map_err(|_| anyhow::anyhow!("the generator panicked"))??;
+    let events = (rate * (warmup + seconds)) as u64;
+    wait_for("the events", || handled() >= events)?;
+    let (sum, count) = (metrics.latency.get_sample_sum() - sum0, metrics.latency.get_sample_count() - count0);
     control.request_shutdown();
     job.join().map_err(|_| anyhow::anyhow!("job panicked"))??;
 
     let input = read_topic(kafka, "transactions", Duration::from_secs(120))?;
-    let created: std::collections::HashMap<(u32, i64), i64> = input.iter().filter_map(|r| Some(((r.partition, r.offset), r.timestamp?))).collect();
+    let created: std::collections::HashMap<(u32, i64), i64> =
+        input.iter().filter_map(|r| Some(((r.partition, r.offset), r.timestamp?))).filter(|(_, t)| *t >= from_ms).collect();
     let mut lat: Vec<f64> = Vec::new();
     for r in read_topic(kafka, "scores", Duration::from_secs(120))? {
         let v: serde_json::Value = serde_json::from_slice(r.payload.as_deref().unwrap_or_default())?;
@@ -161,17 +204,68 @@ pub fn latency_at_rate(kafka: &KafkaOptions, rate: f64, seconds: f64) -> Result<
             lat.push((s - c) as f64);
         }
     }
-    lat.sort_by(f64::total_cmp);
-    let q = |p: f64| lat[((lat.len() - 1) as f64 * p) as usize];
-    let h = &metrics.latency;
-    Ok(Latency {
-        rate: achieved,
-        events,
-        p50_ms: q(0.5),
-        p99_ms: q(0.99),
-        max_ms: *lat.last().unwrap_or(&0.0),
-        histogram_mean_ms: 1000.0 * h.get_sample_sum() / h.get_sample_count().max(1) as f64,
-    })
+    Latency::from_samples(lat, achieved, (rate * seconds) as u64, 1000.0 * sum / count.max(1) as f64)
+}
+
+/// The same measurement for a plain loop: one thread consuming `transactions`
+/// (zero-timeout polls and a 1 ms sleep when idle, like the job's source) and
+/// producing each record to `passthrough` with the job's sink settings; a
+/// record's latency is its output's create time (stamped when produced) less
+/// its input's. The lower limit of the job's latency on the same broker.
+pub fn passthrough_latency_at_rate(kafka: &KafkaOptions, rate: f64, seconds: f64, warmup: f64) -> Result<Latency> {
+    let consumer: BaseConsumer =
+        kafka.consumer_config_with(&[("fetch.wait.max.ms", "100")]).set("group.id", "passthrough-latency").set("enable.auto.commit", "false").create()?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset("transactions", p, Offset::End)?;
+    }
+    consumer.assign(&tpl)?;
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        kafka.client_config().set("linger.ms", "5").set("queue.buffering.max.messages", "200000").set("compression.type", "lz4").create()?;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let from = Arc::new(std::sync::atomic::AtomicI64::new(i64::MAX));
+    let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let looper = {
+        let (stop, from, count) = (stop.clone(), from.clone(), count.clone());
+        std::thread::spawn(move || -> Result<Vec<f64>> {
+            let mut lat = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match consumer.poll(Duration::ZERO) {
+                    Some(Ok(m)) => {
+                        let mut rec = BaseRecord::to("passthrough").payload(m.payload().unwrap_or_default()).key(m.key().unwrap_or_default());
+                        let now = chrono::Utc::now().timestamp_millis();
+                        if let Some(created) = m.timestamp().to_millis().filter(|c| *c >= from.load(std::sync::atomic::Ordering::Relaxed)) {
+                            lat.push((now - created) as f64);
+                        }
+                        loop {
+                            match producer.send(rec) {
+                                Ok(()) => break,
+                                Err((_, back)) => {
+                                    rec = back;
+                                    std::thread::sleep(Duration::from_millis(1));
+                                }
+                            }
+                        }
+                        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Some(Err(e)) => return Err(e).context("passthrough consume"),
+                    None => std::thread::sleep(Duration::from_millis(1)),
+                }
+            }
+            producer.flush(Duration::from_secs(60))?;
+            Ok(lat)
+        })
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    let handled = || count.load(std::sync::atomic::Ordering::Relaxed);
+    let (publisher, from_ms) = publish_paced(kafka, rate, warmup, seconds);
+    from.store(from_ms, std::sync::atomic::Ordering::Relaxed);
+    let achieved = publisher.join().map_err(|_| anyhow::anyhow!("the generator panicked"))??;
+    let events = (rate * (warmup + seconds)) as u64;
+    wait_for("the events", || handled() >= events)?;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let lat = looper.join().map_err(|_| anyhow::anyhow!("passthrough panicked"))??;
+    Latency::from_samples(lat, achieved, (rate * seconds) as u64, 0.0)
 }
 
 /// CPU share of one core used by a `vigil run` process idling on an empty topic.

@@ -20,6 +20,7 @@ pub mod learn;
 pub mod logistic;
 pub mod lookup;
 pub mod panes;
+pub mod shards;
 pub mod stream_join;
 pub mod tail;
 pub mod window;

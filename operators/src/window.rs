@@ -40,6 +40,8 @@ use std::collections::{BinaryHeap, VecDeque};
 
 use rustc_hash::FxHashMap as HashMap;
 
+use crate::shards::{ShardedMap, SHARDS};
+
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::Agg;
@@ -190,11 +192,15 @@ pub struct FeatureState {
     ttl_ms: i64,
     /// Histories inline (boxing them all cost ~15% of the throughput, measured),
     /// kept small: under churn the table's deleted slots are reused only at a
-    /// rehash, so it doubles once, and every bucket counts.
-    keys: HashMap<String, KeyHistory>,
+    /// rehash, so it doubles once, and every bucket counts. In shards, so that
+    /// it grows and is swept a 64th at a time (`shards.rs`).
+    keys: ShardedMap<KeyHistory>,
     /// Latest watermark seen per partition (from the records themselves).
     watermarks: HashMap<u32, i64>,
     observed_since_sweep: u64,
+    /// The shard of `keys` the next sweep goes through.
+    #[serde(skip)]
+    next_sweep: usize,
     /// Keys dropped by sweeps since the last `take_expired`.
     #[serde(skip)]
     expired: Vec<String>,
@@ -210,7 +216,8 @@ pub struct FeatureState {
     scratch: Vec<Span>,
 }
 
-/// How many observations between two sweeps of idle keys.
+/// How many observations between two sweeps of every idle key (one shard of
+/// the keys is swept every `SWEEP_EVERY / SHARDS` observations).
 const SWEEP_EVERY: u64 = 1 << 16;
 
 impl FeatureState {
@@ -279,9 +286,10 @@ impl FeatureState {
             tags,
             max_window_ms,
             ttl_ms,
-            keys: HashMap::default(),
+            keys: ShardedMap::default(),
             watermarks: HashMap::default(),
             observed_since_sweep: 0,
+            next_sweep: 0,
             expired: Vec::new(),
             closing,
             timers: HashMap::default(),
@@ -351,18 +359,16 @@ impl FeatureState {
         let horizon = wm.saturating_sub(self.max_window_ms);
         let fields = self.fields;
 
-        let history = match self.keys.get_mut(key) {
-            Some(h) => h,
-            None => self.keys.entry(key.to_owned()).or_insert_with(|| KeyHistory {
-                partition,
-                times: VecDeque::new(),
-                values: VecDeque::new(),
-                last_time: None,
-                // a tail per plan; other kinds keep a `KindRun` instead (an empty tail allocates nothing)
-                tails: self.plans.iter().map(|p| if p.kind == WindowKind::Sliding { TailWindow::new(fields) } else { TailWindow::new(0) }).collect(),
-                x: None,
-            }),
-        };
+        let plans = &self.plans;
+        let history = self.keys.get_or_insert_with(key, || KeyHistory {
+            partition,
+            times: VecDeque::new(),
+            values: VecDeque::new(),
+            last_time: None,
+            // a tail per plan; other kinds keep a `KindRun` instead (an empty tail allocates nothing)
+            tails: plans.iter().map(|p| if p.kind == WindowKind::Sliding { TailWindow::new(fields) } else { TailWindow::new(0) }).collect(),
+            x: None,
+        });
         history.partition = partition;
         history.evict(horizon, fields, self.tags, &self.defs, &self.plans);
         let previous = history.last_time.replace(time);
@@ -506,8 +512,10 @@ impl FeatureState {
         }
 
         self.observed_since_sweep += 1;
-        if self.observed_since_sweep >= SWEEP_EVERY {
-            self.sweep();
+        if self.observed_since_sweep >= SWEEP_EVERY / SHARDS as u64 {
+            self.observed_since_sweep = 0;
+            self.sweep_shard(self.next_sweep);
+            self.next_sweep = (self.next_sweep + 1) % SHARDS;
         }
     }
 
@@ -515,10 +523,17 @@ impl FeatureState {
     /// each key's partition watermark.
     pub fn sweep(&mut self) {
         self.observed_since_sweep = 0;
+        for shard in 0..SHARDS {
+            self.sweep_shard(shard);
+        }
+    }
+
+    /// [`FeatureState::sweep`] of the keys in one shard.
+    fn sweep_shard(&mut self, shard: usize) {
         let (fields, max_window, ttl) = (self.fields, self.max_window_ms, self.ttl_ms);
         let (watermarks, defs, plans, closing, stride) = (&self.watermarks, &self.defs, &self.plans, &self.closing, self.tags);
         let (expired, closed) = (&mut self.expired, &mut self.closed);
-        self.keys.retain(|key, h| {
+        self.keys.retain_shard(shard, |key, h| {
             let wm = watermarks.get(&h.partition).copied().unwrap_or(i64::MIN);
             h.evict(wm.saturating_sub(max_window), fields, stride, defs, plans);
             // A future event at t >= wm has t - last > ttl: the key's state is dead.

@@ -21,7 +21,7 @@ use crate::types::{now_us, Event, Reason, Rejection};
 use crate::watermark::{PartitionClock, SourceProgress, TimePolicy};
 
 /// Records read per source activation.
-const POLL_BATCH: usize = 4096;
+const POLL_BATCH: usize = 1024;
 /// How long an idle source waits before polling again; after a second without
 /// records the wait grows to `IDLE_POLL_MAX` (an idle job costs ~nothing). A
 /// source that wakes the worker itself when records arrive (Kafka) only needs
