@@ -6,8 +6,7 @@
 //! took 120-240 ms on one event, and every record read meanwhile waited (the
 //! p99 latency through Kafka was those stalls). Split 64 ways, a table that
 //! grows is 1/64 of the state, and the shards fill at slightly different
-//! moments, so the copies spread over many batches. Sweeps go one shard at a
-//! time ([`ShardedMap::retain_shard`]) for the same reason.
+//! moments, so the copies spread over many batches.
 //!
 //! The shard is chosen from bits 40..46 of the key's Fx hash, the same hash
 //! the tables use: a table's bucket comes from the low bits and its control

@@ -193,14 +193,11 @@ pub struct FeatureState {
     /// Histories inline (boxing them all cost ~15% of the throughput, measured),
     /// kept small: under churn the table's deleted slots are reused only at a
     /// rehash, so it doubles once, and every bucket counts. In shards, so that
-    /// it grows and is swept a 64th at a time (`shards.rs`).
+    /// it grows a 64th at a time (`shards.rs`).
     keys: ShardedMap<KeyHistory>,
     /// Latest watermark seen per partition (from the records themselves).
     watermarks: HashMap<u32, i64>,
     observed_since_sweep: u64,
-    /// The shard of `keys` the next sweep goes through.
-    #[serde(skip)]
-    next_sweep: usize,
     /// Keys dropped by sweeps since the last `take_expired`.
     #[serde(skip)]
     expired: Vec<String>,
@@ -216,8 +213,10 @@ pub struct FeatureState {
     scratch: Vec<Span>,
 }
 
-/// How many observations between two sweeps of every idle key (one shard of
-/// the keys is swept every `SWEEP_EVERY / SHARDS` observations).
+/// How many observations between two sweeps of idle keys. (A sweep of one shard
+/// at a time was tried: the keys of a shard swept early, while the stream's
+/// watermark still lagged a partition's, left with an end time before their
+/// last event's.)
 const SWEEP_EVERY: u64 = 1 << 16;
 
 impl FeatureState {
@@ -289,7 +288,6 @@ impl FeatureState {
             keys: ShardedMap::default(),
             watermarks: HashMap::default(),
             observed_since_sweep: 0,
-            next_sweep: 0,
             expired: Vec::new(),
             closing,
             timers: HashMap::default(),
@@ -512,10 +510,8 @@ impl FeatureState {
         }
 
         self.observed_since_sweep += 1;
-        if self.observed_since_sweep >= SWEEP_EVERY / SHARDS as u64 {
-            self.observed_since_sweep = 0;
-            self.sweep_shard(self.next_sweep);
-            self.next_sweep = (self.next_sweep + 1) % SHARDS;
+        if self.observed_since_sweep >= SWEEP_EVERY {
+            self.sweep();
         }
     }
 
@@ -528,7 +524,6 @@ impl FeatureState {
         }
     }
 
-    /// [`FeatureState::sweep`] of the keys in one shard.
     fn sweep_shard(&mut self, shard: usize) {
         let (fields, max_window, ttl) = (self.fields, self.max_window_ms, self.ttl_ms);
         let (watermarks, defs, plans, closing, stride) = (&self.watermarks, &self.defs, &self.plans, &self.closing, self.tags);
