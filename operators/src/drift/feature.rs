@@ -12,7 +12,7 @@
 //!   `wasserstein`, `js`; `ks` for `D` is 1 by default: reported, never past it,
 //!   as Evidently judges large samples by Wasserstein). The threshold is raised where chance alone
 //!   could reach it: to the statistic's noise floor at `noise_alpha`
-//!   ([`noise`](super::noise)) given the samples' effective sizes (dependent values
+//!   ([`noise`]) given the samples' effective sizes (dependent values
 //!   are worth fewer: [`dependence`](super::dependence));
 //! - **small samples** (or `p_values = true`): `D` against its critical value at
 //!   `ks_alpha` divided by the number of tests evaluated together (Bonferroni),

@@ -11,8 +11,8 @@
 //!   categorical distributions.
 //!
 //! The noise of each under "no drift" (what a sample of that size shows by chance)
-//! is in [`noise`]; the dependence between consecutive values (autocorrelation,
-//! bursts), which makes a window worth fewer independent values, in [`dependence`].
+//! is in [`noise`](super::noise); the dependence between consecutive values (autocorrelation,
+//! bursts), which makes a window worth fewer independent values, in [`dependence`](super::dependence).
 
 /// Smallest proportion a bin gets in PSI, so that an empty bin is finite.
 pub const PSI_FLOOR: f64 = 1e-4;
