@@ -76,6 +76,14 @@ pub fn passthrough(kafka: &KafkaOptions, input: &str, output: &str, events: u64)
     passthrough_partitions(kafka, input, output, events, PARTITIONS)
 }
 
+/// Produces `rec`, waiting while the producer's queue is full.
+fn send_retrying(producer: &ThreadedProducer<DefaultProducerContext>, mut rec: BaseRecord<'_, [u8], [u8]>) {
+    while let Err((_, back)) = producer.send(rec) {
+        rec = back;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// [`passthrough`] of a topic with `partitions` partitions.
 pub fn passthrough_partitions(kafka: &KafkaOptions, input: &str, output: &str, events: u64, partitions: i32) -> Result<f64> {
     let consumer: BaseConsumer =
@@ -97,16 +105,8 @@ pub fn passthrough_partitions(kafka: &KafkaOptions, input: &str, output: &str, e
     while n < events {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
-                let mut rec = BaseRecord::to(output).payload(m.payload().unwrap_or_default()).key(m.key().unwrap_or_default());
-                loop {
-                    match producer.send(rec) {
-                        Ok(()) => break,
-                        Err((_, back)) => {
-                            rec = back;
-                            std::thread::sleep(Duration::from_millis(1));
-                        }
-                    }
-                }
+                let rec = BaseRecord::to(output).payload(m.payload().unwrap_or_default()).key(m.key().unwrap_or_default());
+                send_retrying(&producer, rec);
                 n += 1;
             }
             Some(Err(e)) => return Err(e).context("passthrough consume"),
@@ -232,20 +232,12 @@ pub fn passthrough_latency_at_rate(kafka: &KafkaOptions, rate: f64, seconds: f64
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 match consumer.poll(Duration::ZERO) {
                     Some(Ok(m)) => {
-                        let mut rec = BaseRecord::to("passthrough").payload(m.payload().unwrap_or_default()).key(m.key().unwrap_or_default());
+                        let rec = BaseRecord::to("passthrough").payload(m.payload().unwrap_or_default()).key(m.key().unwrap_or_default());
                         let now = chrono::Utc::now().timestamp_millis();
                         if let Some(created) = m.timestamp().to_millis().filter(|c| *c >= from.load(std::sync::atomic::Ordering::Relaxed)) {
                             lat.push((now - created) as f64);
                         }
-                        loop {
-                            match producer.send(rec) {
-                                Ok(()) => break,
-                                Err((_, back)) => {
-                                    rec = back;
-                                    std::thread::sleep(Duration::from_millis(1));
-                                }
-                            }
-                        }
+                        send_retrying(&producer, rec);
                         count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                     Some(Err(e)) => return Err(e).context("passthrough consume"),

@@ -21,9 +21,7 @@
 //! *m.get_or_insert_with("card-1", || 0) += 1;
 //! m.insert("card-2".into(), 7);
 //! assert_eq!((m.len(), m.get_mut("card-1").copied()), (2, Some(3)));
-//! for shard in 0..vigil_operators::shards::SHARDS {
-//!     m.retain_shard(shard, |_, v| *v > 5);
-//! }
+//! m.retain(|_, v| *v > 5);
 //! assert_eq!(m.keys().collect::<Vec<_>>(), vec!["card-2"]);
 //! ```
 
@@ -92,12 +90,12 @@ impl<V> ShardedMap<V> {
         old
     }
 
-    /// Keeps the entries of shard `shard` (below [`SHARDS`]) that `keep` accepts.
-    pub fn retain_shard(&mut self, shard: usize, mut keep: impl FnMut(&String, &mut V) -> bool) {
-        let table = &mut self.shards[shard];
-        let before = table.len();
-        table.retain(|k, v| keep(k, v));
-        self.len -= before - table.len();
+    /// Keeps the entries that `keep` accepts.
+    pub fn retain(&mut self, mut keep: impl FnMut(&String, &mut V) -> bool) {
+        for table in &mut self.shards {
+            table.retain(|k, v| keep(k, v));
+        }
+        self.len = self.shards.iter().map(|t| t.len()).sum();
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &String> {
@@ -176,9 +174,7 @@ mod tests {
         }
         let sizes: Vec<usize> = m.shards.iter().map(|s| s.len()).collect();
         assert!(sizes.iter().all(|n| (800..1200).contains(n)), "{sizes:?}");
-        for s in 0..SHARDS {
-            m.retain_shard(s, |_, v| *v % 2 == 0);
-        }
+        m.retain(|_, v| *v % 2 == 0);
         assert_eq!(m.len(), 32_000);
         assert_eq!(m.iter().count(), 32_000);
     }

@@ -40,7 +40,7 @@ use std::collections::{BinaryHeap, VecDeque};
 
 use rustc_hash::FxHashMap as HashMap;
 
-use crate::shards::{ShardedMap, SHARDS};
+use crate::shards::ShardedMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -519,16 +519,10 @@ impl FeatureState {
     /// each key's partition watermark.
     pub fn sweep(&mut self) {
         self.observed_since_sweep = 0;
-        for shard in 0..SHARDS {
-            self.sweep_shard(shard);
-        }
-    }
-
-    fn sweep_shard(&mut self, shard: usize) {
         let (fields, max_window, ttl) = (self.fields, self.max_window_ms, self.ttl_ms);
         let (watermarks, defs, plans, closing, stride) = (&self.watermarks, &self.defs, &self.plans, &self.closing, self.tags);
         let (expired, closed) = (&mut self.expired, &mut self.closed);
-        self.keys.retain_shard(shard, |key, h| {
+        self.keys.retain(|key, h| {
             let wm = watermarks.get(&h.partition).copied().unwrap_or(i64::MIN);
             h.evict(wm.saturating_sub(max_window), fields, stride, defs, plans);
             // A future event at t >= wm has t - last > ttl: the key's state is dead.

@@ -148,6 +148,24 @@ pub fn list_manifests(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     Ok(out)
 }
 
+/// For tests: a checkpoint of `epoch` with one worker's state file (`bytes`).
+#[cfg(test)]
+pub(crate) fn write_test_checkpoint(dir: &Path, epoch: u64, bytes: &[u8]) {
+    write_atomic(&dir.join(state_name(epoch, 0)), bytes).unwrap();
+    let m = Manifest {
+        format: FORMAT_VERSION,
+        job: "j".into(),
+        fingerprint: "f".into(),
+        epoch,
+        partitions: Vec::new(),
+        states: vec![state_name(epoch, 0)],
+        created_unix_ms: 0,
+        learner: None,
+        shape: None,
+    };
+    write_manifest(dir, &m).unwrap();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -150,22 +150,7 @@ pub fn clear_unrestorable(dir: &Path, restored: Option<u64>) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::format::{manifest_name, state_name, write_atomic};
-
-    fn manifest(dir: &Path, epoch: u64, states: &[String]) {
-        let m = Manifest {
-            format: format::FORMAT_VERSION,
-            job: "j".into(),
-            fingerprint: "f".into(),
-            epoch,
-            partitions: Vec::new(),
-            states: states.to_vec(),
-            created_unix_ms: 0,
-            learner: None,
-            shape: None,
-        };
-        format::write_manifest(dir, &m).unwrap();
-    }
+    use crate::checkpoint::format::{manifest_name, state_name, write_atomic, write_test_checkpoint};
 
     fn exists(dir: &Path, name: &str) -> bool {
         dir.join(name).exists()
@@ -176,10 +161,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         // a run committed epoch 2, wrote checkpoints 3..=9 and crashed
-        for e in 2..=9 {
-            write_atomic(&d.join(state_name(e, 0)), b"x").unwrap();
-            manifest(d, e, &[state_name(e, 0)]);
-        }
+        (2..=9).for_each(|e| write_test_checkpoint(d, e, b"x"));
         assert_eq!(clear_unrestorable(d, Some(2)).unwrap(), 7);
         assert_eq!(format::list_manifests(d).unwrap().iter().map(|m| m.0).collect::<Vec<_>>(), vec![2]);
         assert!(exists(d, &manifest_name(2)) && exists(d, &state_name(2, 0)));
@@ -189,10 +171,7 @@ mod tests {
     fn without_a_restored_checkpoint_every_checkpoint_is_moved_aside() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        for e in 1..=3 {
-            write_atomic(&d.join(state_name(e, 0)), b"x").unwrap();
-            manifest(d, e, &[state_name(e, 0)]);
-        }
+        (1..=3).for_each(|e| write_test_checkpoint(d, e, b"x"));
         write_atomic(&d.join(format::COMMITTED_MARKER), b"3").unwrap();
         assert_eq!(clear_unrestorable(d, None).unwrap(), 3);
         assert!(format::list_manifests(d).unwrap().is_empty());

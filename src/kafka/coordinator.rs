@@ -372,21 +372,7 @@ mod tests {
         use crate::checkpoint::restore::clear_unrestorable;
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let manifest = |epoch: u64| {
-            write_atomic(&d.join(state_name(epoch, 0)), b"x").unwrap();
-            let m = Manifest {
-                format: format::FORMAT_VERSION,
-                job: "j".into(),
-                fingerprint: "f".into(),
-                epoch,
-                partitions: Vec::new(),
-                states: vec![state_name(epoch, 0)],
-                created_unix_ms: 0,
-                learner: None,
-                shape: None,
-            };
-            format::write_manifest(d, &m).unwrap();
-        };
+        let manifest = |epoch: u64| format::write_test_checkpoint(d, epoch, b"x");
         // a run committed epoch 2, wrote checkpoints 3..=9 and crashed
         (2..=9).for_each(manifest);
         // the next run resumes at 2, commits its checkpoint 3 and has written
