@@ -71,6 +71,16 @@ impl MemorySource {
         let data = owned.iter().map(|p| topic_data[*p as usize].clone()).collect();
         MemorySource { topic: topic.to_owned(), next: vec![0; owned.len()], owned, data, turn: 0 }
     }
+    /// Resumes the partitions named in `positions` at their next offsets (a
+    /// restored checkpoint's); the others start at the beginning.
+    pub fn starting_at(mut self, positions: &[(u32, i64)]) -> Self {
+        for (p, offset) in positions {
+            if let Some(slot) = self.owned.iter().position(|o| o == p) {
+                self.next[slot] = (*offset).clamp(0, self.data[slot].len() as i64) as usize;
+            }
+        }
+        self
+    }
 }
 
 impl RecordSource for MemorySource {

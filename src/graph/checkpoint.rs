@@ -17,6 +17,16 @@
 //!   match the graph's (a clear refusal names what differs); each worker takes
 //!   from every old worker's part the keys it now owns, so the worker count may
 //!   change; sources seek to the recorded offsets with their clocks.
+//! - An online model's learner ([`super::OnlineModel`]) is in the checkpoint
+//!   too (`epoch-E/learner-NAME.pP`, one per process's replica; a restore reads
+//!   process 0's), as a TOML job's is (`learner::checkpoint`: the sealing rule,
+//!   so that the saved model never trained on a sample of a later epoch). Each
+//!   scorer tells the coordinator when it has sent the learner every prediction
+//!   of an epoch ([`Part::Fed`]; in a cluster through the learner route, so it
+//!   counts for every process's replica); once every worker's scorer has passed
+//!   a checkpoint epoch, the coordinator asks the learner for its state as of
+//!   that epoch. The learner's labels are read again from the positions saved
+//!   with it.
 //! - Differential views are rebuilt, not stored: the operators that feed them
 //!   (`view`, `upsert_table`) keep their contents and send them again at the
 //!   first epoch after the restore; upsert sinks keep what they last wrote per
@@ -36,6 +46,7 @@ use serde::{Deserialize, Serialize};
 
 use super::coordinator::Participation;
 use crate::checkpoint::PartitionCut;
+use crate::learner::checkpoint::CheckpointRequest;
 
 /// What workers tell the coordinator.
 pub(crate) enum Part {
@@ -50,6 +61,14 @@ pub(crate) enum Part {
     /// An operator's state after every record of epochs up to `epoch`, and none
     /// later; `last`: its input has ended, so this is its state at every later epoch.
     State { worker: usize, name: String, epoch: u64, bytes: Arc<Vec<u8>>, last: bool },
+    /// An online model's learner started in this process: where to ask for its state.
+    Learner { name: String, requests: Sender<CheckpointRequest> },
+    /// Worker `worker`'s scorer of model `model` has sent the learner every
+    /// prediction of epochs up to `epoch`; `last`: of every epoch (its input ended).
+    Fed { worker: usize, model: String, epoch: u64, last: bool },
+    /// Answered once every part sent before it is taken (and the learners asked
+    /// for what those parts made due).
+    Flush(Sender<()>),
 }
 
 /// A checkpoint's table of contents.
@@ -60,6 +79,9 @@ pub struct Manifest {
     /// Operator name -> its state version.
     pub operators: BTreeMap<String, u32>,
     pub sources: Vec<String>,
+    /// Online model -> its learner state's format (`learner::checkpoint::FORMAT`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub learners: BTreeMap<String, u32>,
 }
 
 /// What a run resumes from.
@@ -69,6 +91,8 @@ pub struct Restored {
     pub positions: HashMap<(String, u32), PartitionCut>,
     /// Operator name -> every old worker's part.
     pub states: HashMap<String, Vec<Vec<u8>>>,
+    /// Online model -> its learner's state (process 0's replica).
+    pub learners: HashMap<String, Vec<u8>>,
 }
 
 impl Restored {
@@ -76,8 +100,22 @@ impl Restored {
     pub fn start_epoch(&self) -> u64 {
         self.manifest.epoch + 1
     }
-    /// Checks the graph's operators against the checkpoint's.
-    pub(crate) fn check(&self, operators: &[(String, u32)]) -> Result<()> {
+    /// The learner state of online model `name` in the checkpoint, if any.
+    pub(crate) fn learner(&self, name: &str) -> Result<Option<crate::learner::checkpoint::LearnerCheckpoint>> {
+        let Some(bytes) = self.learners.get(name) else { return Ok(None) };
+        let c = crate::learner::checkpoint::LearnerCheckpoint::decode(bytes).with_context(|| format!("the learner of `{name}` in checkpoint {}", self.manifest.epoch))?;
+        Ok(Some(c))
+    }
+    /// Checks the graph's operators and online models against the checkpoint's.
+    pub(crate) fn check(&self, operators: &[(String, u32)], learners: &[String]) -> Result<()> {
+        let then: Vec<&String> = self.manifest.learners.keys().collect();
+        let now: Vec<&String> = learners.iter().collect();
+        if then != now {
+            bail!("the checkpoint of epoch {} does not match this graph: its online models are {then:?}, this graph's are {now:?}", self.manifest.epoch);
+        }
+        if let Some((name, v)) = self.manifest.learners.iter().find(|(_, v)| **v != crate::learner::checkpoint::FORMAT) {
+            bail!("online model `{name}`: the checkpoint has learner state format {v}, this build's is {}", crate::learner::checkpoint::FORMAT);
+        }
         let now: BTreeMap<String, u32> = operators.iter().cloned().collect();
         let then = &self.manifest.operators;
         let missing: Vec<&String> = then.keys().filter(|n| !now.contains_key(*n)).collect();
@@ -120,7 +158,12 @@ pub fn latest(dir: &Path) -> Result<Option<Restored>> {
         }
         states.insert(name.clone(), all);
     }
-    Ok(Some(Restored { manifest, positions, states }))
+    let mut learners = HashMap::new();
+    for name in manifest.learners.keys() {
+        let file = parts.join(format!("learner-{name}.p0"));
+        learners.insert(name.clone(), std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?);
+    }
+    Ok(Some(Restored { manifest, positions, states, learners }))
 }
 
 /// Where operators and sources send their parts, and which epochs are checkpoints.
@@ -135,6 +178,14 @@ pub(crate) struct Checkpoints {
 impl Checkpoints {
     pub(crate) fn send(&self, part: Part) {
         let _ = self.parts.lock().unwrap_or_else(|e| e.into_inner()).send(part);
+    }
+    /// Waits until the coordinator has taken every part sent so far (the
+    /// runner calls it before it ends the learners: the checkpoints those parts
+    /// completed have asked them for their state by then).
+    pub(crate) fn flush(&self) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.send(Part::Flush(tx));
+        let _ = rx.recv();
     }
     /// Whether the end of `epoch` is a checkpoint.
     pub(crate) fn is_checkpoint(&self, epoch: u64) -> bool {

@@ -34,8 +34,10 @@ pub trait Connector: Send + Sync {
     /// A reader of `partitions` of `topic` from `start` (indexed by partition)
     /// up to `end` (bounded runs).
     fn reader(&self, topic: &str, partitions: Vec<u32>, start: &[i64], end: Option<HashMap<u32, i64>>) -> Result<Box<dyn RecordSource>>;
-    /// A reader of every partition of a labels topic, for an online model's learner.
-    fn label_source(&self, topic: &str) -> Result<LabelSourceFactory>;
+    /// A reader of every partition of a labels topic, for an online model's
+    /// learner: from `from`'s offsets for the partitions it names (a restored
+    /// learner's positions), else from where the run starts.
+    fn label_source(&self, topic: &str, from: &[(u32, i64)]) -> Result<LabelSourceFactory>;
     /// Whether the run stops at the end offsets it found at the start.
     fn bounded(&self) -> bool;
     /// Sink records to the sink's topic.

@@ -4,7 +4,10 @@
 //! A checkpoint of epoch E is published (its manifest `epoch-E.json` written,
 //! atomically, last) only when all of these hold:
 //! 1. every worker's parts of E are written: each named operator's state and
-//!    each source's positions (`epoch-E/NAME.wW`, `epoch-E/source-TOPIC.wW`);
+//!    each source's positions (`epoch-E/NAME.wW`, `epoch-E/source-TOPIC.wW`),
+//!    and each online model's learner state (`epoch-E/learner-NAME.pP`), asked
+//!    for once every scorer of the model has sent it the predictions of epochs
+//!    up to E;
 //! 2. every sink of every worker has passed E: each has handed the runner all
 //!    of its outputs of epochs up to E;
 //! 3. the runner has delivered those outputs (a Kafka run's producer has them
@@ -49,6 +52,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 
 use super::checkpoint::{Manifest, Part};
+use crate::learner::checkpoint::CheckpointRequest;
 use crate::checkpoint::format::write_atomic;
 
 /// Whether the outputs of every epoch up to the given one are delivered.
@@ -104,7 +108,22 @@ struct Coordinator<'a> {
     done: Vec<u64>,
     newest: &'a AtomicU64,
     warned: BTreeSet<u64>,
+    /// This process's learners, by online model (see [`Learners`]).
+    learners: BTreeMap<String, Learners>,
 }
+
+/// One online model's learner, as the coordinator asks it for its state.
+struct Learners {
+    requests: std::sync::mpsc::Sender<CheckpointRequest>,
+    /// Per scorer (worker): the epoch through which it has fed the learner
+    /// (`u64::MAX`: every epoch).
+    fed: HashMap<usize, u64>,
+    /// The newest checkpoint epoch the learner was asked for.
+    asked: Option<u64>,
+}
+
+/// How long the coordinator waits for a learner's state.
+const LEARNER_PATIENCE: Duration = Duration::from_secs(120);
 
 /// Runs the coordinator until the workers are gone (and a little after, to
 /// publish what they finished); returns the epochs whose manifests it wrote
@@ -123,6 +142,7 @@ pub(crate) fn coordinate(dir: &Path, every: u64, me: Participation, rx: Receiver
         done: Vec::new(),
         newest,
         warned: BTreeSet::new(),
+        learners: BTreeMap::new(),
     };
     loop {
         match rx.recv_timeout(Duration::from_millis(20)) {
@@ -161,27 +181,87 @@ impl Coordinator<'_> {
                 self.settle(epoch, format!("source-{topic}.w{worker}"), bytes, last)?
             }
             Part::State { worker, name, epoch, bytes, last } => self.settle(epoch, format!("{name}.w{worker}"), bytes, last)?,
-        };
-        let Some(layout) = &self.layout else { bail!("a checkpoint part arrived before the graph was built") };
-        if let Some((epoch, file, bytes)) = own {
-            let parts = self.dir.join(format!("epoch-{epoch}"));
-            if !self.have.contains_key(&epoch) {
-                std::fs::create_dir_all(&parts)?;
-                let files = self.have.entry(epoch).or_default();
-                for (_, f, b) in self.ended.iter().filter(|(e, _, _)| *e < epoch) {
-                    files.insert(f.clone());
-                    write_atomic(&parts.join(f), b)?;
-                }
+            Part::Learner { name, requests } => {
+                self.learners.insert(name, Learners { requests, fed: HashMap::new(), asked: None });
+                return Ok(());
             }
-            write_atomic(&parts.join(&file), &bytes)?;
-            self.have.entry(epoch).or_default().insert(file);
+            Part::Fed { worker, model, epoch, last } => {
+                if let Some(l) = self.learners.get_mut(&model) {
+                    let through = if last { u64::MAX } else { epoch };
+                    let e = l.fed.entry(worker).or_insert(through);
+                    *e = (*e).max(through);
+                }
+                None
+            }
+            Part::Flush(done) => {
+                let _ = done.send(());
+                return Ok(());
+            }
+        };
+        if self.layout.is_none() {
+            if own.is_some() {
+                bail!("a checkpoint part arrived before the graph was built");
+            }
+            return Ok(());
         }
+        if let Some((epoch, file, bytes)) = own {
+            self.write_part(epoch, &file, &bytes)?;
+        }
+        self.ask_learners()?;
+        let Some(layout) = &self.layout else { return Ok(()) };
         let local_workers = layout.peers / self.me.processes.max(1);
-        let per_epoch = local_workers * (layout.operators.len() + layout.sources.len());
+        let per_epoch = local_workers * (layout.operators.len() + layout.sources.len()) + self.learners.len();
         let whole: Vec<u64> = self.have.iter().filter(|(_, f)| f.len() == per_epoch).map(|(e, _)| *e).collect();
         for e in whole {
             self.have.remove(&e);
             self.whole.insert(e);
+        }
+        Ok(())
+    }
+
+    /// Writes a part of checkpoint `epoch` (the first of the epoch brings the
+    /// last parts of what ended before it).
+    fn write_part(&mut self, epoch: u64, file: &str, bytes: &[u8]) -> Result<()> {
+        let parts = self.dir.join(format!("epoch-{epoch}"));
+        if !self.have.contains_key(&epoch) {
+            std::fs::create_dir_all(&parts)?;
+            let files = self.have.entry(epoch).or_default();
+            for (_, f, b) in self.ended.iter().filter(|(e, _, _)| *e < epoch) {
+                files.insert(f.clone());
+                write_atomic(&parts.join(f), b)?;
+            }
+        }
+        write_atomic(&parts.join(file), bytes)?;
+        self.have.entry(epoch).or_default().insert(file.to_owned());
+        Ok(())
+    }
+
+    /// Asks each learner, in epoch order, for its state as of every checkpoint
+    /// under way that all of the model's scorers have fed it through, and
+    /// writes it (the learner then seals those epochs).
+    fn ask_learners(&mut self) -> Result<()> {
+        let Some(peers) = self.layout.as_ref().map(|l| l.peers) else { return Ok(()) };
+        let process = self.me.process;
+        let mut due = Vec::new();
+        for (name, l) in &self.learners {
+            let through = if l.fed.len() < peers { None } else { l.fed.values().copied().min() };
+            let Some(through) = through else { continue };
+            for &e in self.have.keys().filter(|e| **e <= through && l.asked.is_none_or(|a| **e > a)) {
+                due.push((e, name.clone()));
+            }
+        }
+        due.sort();
+        for (epoch, name) in due {
+            let l = self.learners.get_mut(&name).expect("a learner just listed");
+            let (reply, answer) = std::sync::mpsc::sync_channel(1);
+            l.requests.send(CheckpointRequest { epoch, reply }).map_err(|_| anyhow::anyhow!("the learner of `{name}` is gone before checkpoint {epoch}"))?;
+            let bytes = match answer.recv_timeout(LEARNER_PATIENCE) {
+                Ok(Ok(bytes)) => bytes,
+                Ok(Err(e)) => bail!("the learner of `{name}` could not give its state for checkpoint {epoch}: {e}"),
+                Err(_) => bail!("the learner of `{name}` gave no state for checkpoint {epoch} within {LEARNER_PATIENCE:?}"),
+            };
+            l.asked = Some(epoch);
+            self.write_part(epoch, &format!("learner-{name}.p{process}"), &bytes)?;
         }
         Ok(())
     }
@@ -251,7 +331,9 @@ impl Coordinator<'_> {
     /// Writes the manifest of `epoch` and prunes older checkpoints.
     fn manifest(&mut self, epoch: u64) -> Result<()> {
         let Some(layout) = &self.layout else { return Ok(()) };
-        let manifest = Manifest { epoch, workers: layout.peers, operators: layout.operators.clone(), sources: layout.sources.iter().cloned().collect() };
+        let learners = self.learners.keys().map(|n| (n.clone(), crate::learner::checkpoint::FORMAT)).collect();
+        let manifest =
+            Manifest { epoch, workers: layout.peers, operators: layout.operators.clone(), sources: layout.sources.iter().cloned().collect(), learners };
         write_atomic(&self.dir.join(format!("epoch-{epoch}.json")), &serde_json::to_vec_pretty(&manifest)?)?;
         crate::crash_point!("graph-checkpoint-written");
         self.done.push(epoch);
@@ -380,6 +462,45 @@ mod tests {
         drop((p0, p1));
         assert_eq!(h0.join().unwrap().unwrap(), vec![0]);
         assert_eq!(h1.join().unwrap().unwrap(), vec![0], "process 1 marked epoch 0");
+    }
+
+    #[test]
+    fn a_learner_is_asked_for_its_state_once_every_scorer_has_fed_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, rx) = channel();
+        let d = dir.path().to_owned();
+        let h = std::thread::spawn(move || coordinate(&d, 1, Participation::default(), rx, &AtomicU64::new(u64::MAX)));
+        let (requests, asked) = channel::<crate::learner::checkpoint::CheckpointRequest>();
+        tx.send(Part::Learner { name: "m".into(), requests }).unwrap();
+        for w in 0..2 {
+            tx.send(Part::Built { worker: w, peers: 2, operators: vec![("op".into(), 1)], sources: Vec::new() }).unwrap();
+        }
+        for w in 0..2 {
+            tx.send(state(w, 0)).unwrap();
+            tx.send(Part::Drained { worker: w, frontier: 1 }).unwrap();
+        }
+        let fed = |worker: usize, epoch: u64, last: bool| Part::Fed { worker, model: "m".into(), epoch, last };
+        tx.send(fed(0, 0, false)).unwrap();
+        assert!(asked.recv_timeout(Duration::from_millis(200)).is_err(), "worker 1's scorer has not sent epoch 0's predictions");
+        assert!(!dir.path().join("epoch-0.json").exists());
+        tx.send(fed(1, 0, false)).unwrap();
+        let req = asked.recv_timeout(Duration::from_secs(10)).expect("asked once both have fed epoch 0");
+        assert_eq!(req.epoch, 0);
+        req.reply.send(Ok(b"state0".to_vec())).unwrap();
+        eventually("the manifest of epoch 0", || dir.path().join("epoch-0.json").exists());
+        let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("epoch-0.json")).unwrap()).unwrap();
+        assert_eq!(manifest["learners"]["m"], crate::learner::checkpoint::FORMAT);
+        assert_eq!(std::fs::read(dir.path().join("epoch-0/learner-m.p0")).unwrap(), b"state0");
+        // scorers that ended have fed every later epoch: the learner is asked at once
+        tx.send(fed(0, 0, true)).unwrap();
+        tx.send(fed(1, 0, true)).unwrap();
+        tx.send(state(0, 1)).unwrap();
+        let req = asked.recv_timeout(Duration::from_secs(10)).expect("asked for epoch 1");
+        assert_eq!(req.epoch, 1);
+        req.reply.send(Err("no".into())).unwrap();
+        drop(tx);
+        let err = h.join().unwrap().unwrap_err();
+        assert!(format!("{err:#}").contains("could not give its state for checkpoint 1: no"), "{err:#}");
     }
 
     #[test]

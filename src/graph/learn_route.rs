@@ -40,6 +40,7 @@ use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::operators::generic::Operator;
 use timely::scheduling::Activator;
 
+use super::checkpoint::{Checkpoints, Part};
 use crate::learner::{LearnerLink, Pending};
 use crate::monitor::interner::{Interner, OTHER};
 
@@ -52,6 +53,10 @@ pub enum LearnMsg {
     /// Scorer `worker`'s watermark, and the events with an id it accepted per
     /// step of event time since its last report (for the event-time gate).
     Report { worker: usize, low: i64, accepted: Vec<(i64, u64)> },
+    /// With checkpoints: scorer `worker` has sent every prediction of epochs up
+    /// to `epoch` (`last`: of every epoch); handed to the process's checkpoint
+    /// coordinator once the predictions before it are with the learner.
+    Fed { worker: usize, epoch: u64, last: bool },
 }
 
 /// A scorer's messages waiting to be sent.
@@ -89,7 +94,9 @@ pub(crate) fn route(
     peers: usize,
     link: LearnerLink,
     groups: Option<Arc<Interner>>,
+    checkpoints: Option<Arc<Checkpoints>>,
 ) -> Rc<Outbox> {
+    let model = name.to_owned();
     let outbox = Rc::new(Outbox::default());
     let per_process = (peers / replicas.max(1)).max(1) as u64;
     let out = outbox.clone();
@@ -130,6 +137,11 @@ pub(crate) fn route(
                         if let Some(g) = &link.gate {
                             accepted.extend(steps);
                             g.report_source(worker, low, &mut accepted);
+                        }
+                    }
+                    LearnMsg::Fed { worker, epoch, last } => {
+                        if let Some(c) = &checkpoints {
+                            c.send(Part::Fed { worker, model: model.clone(), epoch, last });
                         }
                     }
                 }

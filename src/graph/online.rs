@@ -29,9 +29,13 @@
 //! In a cluster of processes each process runs a replica of the learner that
 //! gets every scorer's predictions and reports ([`super::learn_route`]).
 //!
-//! Not yet on the graph: checkpoints of the learner's state (a graph with an
-//! online model and checkpoints is refused), and reading back-pressure while many
-//! events are held.
+//! Checkpoints hold the learner's state (see [`super::checkpoint`]): with
+//! checkpoints on, `consistency` is `latest` (as in a TOML job), a labeled
+//! prediction trains the model only once a checkpoint covers its epoch, and each
+//! scorer tells the coordinator (in a cluster: every replica) when it has sent
+//! the predictions of an epoch.
+//!
+//! Not yet on the graph: reading back-pressure while many events are held.
 //!
 //! ```
 //! use std::time::Duration;
@@ -75,6 +79,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use vigil_operators::Transform;
 
+use super::checkpoint::{Checkpoints, Part};
 use super::learn_route::{LearnMsg, Outbox};
 use super::record::{FieldReader, Record};
 use super::score::{Challenger, ModelVersion, Scored};
@@ -155,8 +160,12 @@ impl<'s> Stream<'s, Record> {
             Ok((link, groups)) => {
                 // in a cluster, predictions and reports go to every process's learner
                 let interner = groups.as_ref().map(|g| g.1.clone());
-                let outbox = (replicas > 1).then(|| super::learn_route::route(scope, &model.name, replicas, shared.peers, link.clone(), interner));
-                Some(OnlineScorer::new(&model, link, groups, shared.worker, outbox))
+                let checkpoints = shared.collector.checkpoints.clone();
+                let outbox = (replicas > 1)
+                    .then(|| super::learn_route::route(scope, &model.name, replicas, shared.peers, link.clone(), interner, checkpoints.clone()));
+                let mut scorer = OnlineScorer::new(&model, link, groups, shared.worker, outbox);
+                scorer.checkpoints = checkpoints;
+                Some(scorer)
             }
             Err(e) => {
                 shared.errors.borrow_mut().push(format!("online model `{}`: {e:#}", model.name));
@@ -202,7 +211,9 @@ impl<'s> Stream<'s, Record> {
                         }
                         output.session(&cap).give_iterator(events.into_iter());
                     }
-                    s.report(frontier.frontier().is_empty());
+                    let passed = frontier.frontier().iter().min().copied();
+                    s.report(passed.is_none());
+                    s.fed(passed);
                 }
             },
         );
@@ -247,6 +258,10 @@ struct OnlineScorer {
     /// and the watermark last reported there.
     outbox: Option<std::rc::Rc<Outbox>>,
     reported_low: i64,
+    /// With checkpoints: where to say which epochs' predictions are all sent,
+    /// and the newest epoch said.
+    checkpoints: Option<Arc<Checkpoints>>,
+    fed_through: Option<u64>,
 }
 
 impl OnlineScorer {
@@ -254,6 +269,8 @@ impl OnlineScorer {
         OnlineScorer {
             outbox,
             reported_low: i64::MIN,
+            checkpoints: None,
+            fed_through: None,
             groups,
             gate: link.gate.clone(),
             link,
@@ -406,6 +423,27 @@ impl OnlineScorer {
             if let Some(o) = &self.outbox {
                 o.end();
             }
+        }
+    }
+
+    /// With checkpoints, after [`Self::report`]: tells the coordinator (in a
+    /// cluster, through the learner route, every process's) that every
+    /// prediction of the epochs before the input frontier `passed` is sent to
+    /// the learner (`None`: the input ended, so of every epoch).
+    fn fed(&mut self, passed: Option<u64>) {
+        let Some(ck) = &self.checkpoints else { return };
+        let (epoch, last) = match passed {
+            None => (u64::MAX, true),
+            Some(0) => return,
+            Some(f) => (f - 1, false),
+        };
+        if self.fed_through.is_some_and(|t| t >= epoch) {
+            return;
+        }
+        self.fed_through = Some(epoch);
+        match &self.outbox {
+            Some(o) => o.push(LearnMsg::Fed { worker: self.worker, epoch, last }),
+            None => ck.send(Part::Fed { worker: self.worker, model: self.model_name.clone(), epoch, last }),
         }
     }
 

@@ -145,23 +145,28 @@ impl Collector {
         if let Some(l) = learners.get(&model.name) {
             return Ok((l.learner.link.clone(), l.groups.clone()));
         }
-        if self.checkpoints.is_some() {
-            bail!("the learner's state is not in the graph's checkpoints yet: run an online model without checkpoints");
-        }
         let mut spec = model.spec.clone();
         let bounded = match &self.inputs {
             Inputs::Memory { .. } => true,
             Inputs::Connector(io) => io.bounded(),
         };
-        spec.resolve_consistency(bounded, false);
+        spec.resolve_consistency(bounded, self.checkpoints.is_some());
         spec.check()?;
+        // the learner's state in the checkpoint restored, and where its labels stood
+        let from = match self.checkpoints.as_ref().and_then(|c| c.restored.as_ref()) {
+            Some(r) => r.learner(&model.name)?,
+            None => None,
+        };
+        let positions = from.as_ref().map(|c| c.label_positions.clone()).unwrap_or_default();
         let topic = spec.labels.topic.clone();
         let labels: LabelSourceFactory = match &self.inputs {
             Inputs::Memory { topics, .. } => {
                 let data = topics.get(&topic).cloned().ok_or_else(|| anyhow!("the runner has no input for the labels topic `{topic}`"))?;
-                Box::new(move || Ok(Box::new(crate::source::MemorySource::new(&topic, &data, 0, 1)) as Box<dyn crate::source::RecordSource>))
+                Box::new(move || {
+                    Ok(Box::new(crate::source::MemorySource::new(&topic, &data, 0, 1).starting_at(&positions)) as Box<dyn crate::source::RecordSource>)
+                })
             }
-            Inputs::Connector(io) => io.label_source(&topic)?,
+            Inputs::Connector(io) => io.label_source(&topic, &positions)?,
         };
         let metrics = self.metrics();
         let (labeled, groups) = match &model.watch {
@@ -177,9 +182,12 @@ impl Collector {
             }
             None => (None, None),
         };
-        let resume = crate::learner::service::Resume { sources: scorers, ..Default::default() };
+        let resume = crate::learner::service::Resume { sources: scorers, checkpointing: self.checkpoints.is_some(), from };
         let learner = crate::learner::start(spec, model.names(), metrics, labels, resume, labeled)?;
         let link = learner.link.clone();
+        if let (Some(c), Some(requests)) = (&self.checkpoints, &learner.checkpoints) {
+            c.send(Part::Learner { name: model.name.clone(), requests: requests.clone() });
+        }
         learners.insert(model.name.clone(), RunningLearner { learner, groups: groups.clone() });
         Ok((link, groups))
     }
@@ -382,6 +390,10 @@ where
     for p in processes {
         p.join().map_err(|_| anyhow!("a process panicked"))??;
     }
+    // the checkpoints the workers completed have their learners' states
+    if let Some(c) = &collector.checkpoints {
+        c.flush();
+    }
     // the learners first: their monitors' last findings go to the sinks
     let running = std::mem::take(&mut *collector.learners.lock().unwrap_or_else(|e| e.into_inner()));
     let mut learners = BTreeMap::new();
@@ -459,7 +471,8 @@ where
     let operators = shared.names.borrow().clone();
     if let Some(c) = &collector.checkpoints {
         if let Some(r) = &c.restored {
-            if let Err(e) = r.check(&operators) {
+            let learners: Vec<String> = collector.learners.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+            if let Err(e) = r.check(&operators, &learners) {
                 errors.push(format!("{e:#}"));
             }
         }

@@ -142,8 +142,13 @@ impl Connector for KafkaIo {
     }
     /// A reader of every partition of the labels topic from its start (to its
     /// end offsets in a bounded run), for an online model's learner.
-    fn label_source(&self, topic: &str) -> Result<crate::learner::service::LabelSourceFactory> {
-        let range = self.topic(topic)?;
+    fn label_source(&self, topic: &str, from: &[(u32, i64)]) -> Result<crate::learner::service::LabelSourceFactory> {
+        let mut range = self.topic(topic)?;
+        for (p, offset) in from {
+            if let Some(slot) = range.start.get_mut(*p as usize) {
+                *slot = *offset;
+            }
+        }
         let (opts, group, topic, metrics) = (self.opts.clone(), self.group.clone(), topic.to_owned(), self.metrics.clone());
         let end: super::source::EndOffsets = Arc::new(Mutex::new(range.end.clone()));
         Ok(Box::new(move || {
