@@ -201,3 +201,107 @@ fn the_monitored_online_job_in_three_processes_writes_what_one_process_writes() 
         assert!(cluster[topic] == *want, "{topic}: {} against {} records; some of either run only: {only:#?}", cluster[topic].len(), want.len());
     }
 }
+
+/// The newest checkpoint manifest's epoch in `dir`, if any.
+fn newest_manifest(dir: &std::path::Path) -> Option<u64> {
+    std::fs::read_dir(dir).ok()?.filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("epoch-")?.strip_suffix(".json")?.parse().ok()).max()
+}
+
+/// A number after `label ` in `line` (`labels read 120,` -> 120).
+fn count(line: &str, label: &str) -> u64 {
+    let at = line.find(&format!("{label} ")).unwrap_or_else(|| panic!("no `{label}` in {line}")) + label.len() + 1;
+    line[at..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+}
+
+/// An online job's learner in the checkpoints of a cluster: `vigil run` of the
+/// demo's online TOML job on the graph as two processes with checkpoints,
+/// paced, SIGKILLed once a checkpoint is written mid-stream (a supervisor then
+/// restarts the job), resumed in one process. Both processes' learner replicas
+/// are in the checkpoint (every scorer's predictions of its epochs reached every
+/// replica, across processes, before the replica was asked); the resumed
+/// learner goes on from process 0's state, reading the labels again from its
+/// saved positions; across the kill every label is read once and ends in one
+/// outcome, and nothing is trained twice.
+#[test]
+fn an_online_job_of_two_processes_checkpoints_its_learner_and_resumes_in_one() {
+    const EVENTS: u64 = 24_000;
+    let broker = EmbeddedBroker::start(1).unwrap();
+    for (topic, partitions) in [("transactions", 4), ("labels", 2), ("scores", 8), ("scores_shadow", 8), ("dlq", 1), ("drift", 1)] {
+        broker.create_topic(topic, partitions).unwrap();
+    }
+    let opts = PublishOptions { topic: "transactions".into(), labels_topic: Some("labels".into()), logins_topic: None, events: EVENTS, rate: None };
+    let config = GenConfig { bad_ratio: 0.01, cards: 3_000, seed: 29, ..GenConfig::default() };
+    publish(&broker.kafka_options(), config, &opts, &PublishProgress::default(), &never()).unwrap();
+    let labels = read_topic(&broker.kafka_options(), "labels", Duration::from_secs(10)).unwrap().len() as u64;
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("checkpoints");
+    let hostfile = dir.path().join("hosts.txt");
+    std::fs::write(&hostfile, ports::loopback_hosts(2).join("\n")).unwrap();
+    let job = std::fs::canonicalize("examples/fraud_online.toml").unwrap();
+    let vigil = |extra: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_vigil"));
+        c.args(["run", job.to_str().unwrap(), "--engine", "graph", "--brokers", &broker.bootstrap_servers(), "--metrics-addr", "off", "-w", "1"])
+            .args(["--checkpoint-dir", ck.to_str().unwrap(), "--checkpoint-interval", "1s", "--max-records-per-epoch", "1500"])
+            .args(extra)
+            .current_dir(dir.path())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c.spawn().unwrap()
+    };
+    // two processes, live, until a checkpoint is written
+    let mut cluster: Vec<_> = (0..2).map(|i| vigil(&["-n", "2", "-p", &i.to_string(), "--hostfile", hostfile.to_str().unwrap()])).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while newest_manifest(&ck).is_none_or(|e| e < 1) {
+        for (i, p) in cluster.iter_mut().enumerate() {
+            if p.try_wait().unwrap().is_some() {
+                let out = p.wait_with_output_ref();
+                panic!("process {i} ended before a checkpoint:\n{out}");
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "no checkpoint within 120 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for p in cluster.iter_mut() {
+        p.kill().unwrap(); // SIGKILL
+        p.wait().unwrap();
+    }
+    let epoch = newest_manifest(&ck).unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(ck.join(format!("epoch-{epoch}.json"))).unwrap()).unwrap();
+    assert_eq!(manifest["learners"]["fraud-lr-online"], vigil::learner::checkpoint::FORMAT, "{manifest}");
+    for p in 0..2 {
+        let file = ck.join(format!("epoch-{epoch}/learner-fraud-lr-online.p{p}"));
+        let c = vigil::learner::checkpoint::LearnerCheckpoint::decode(&std::fs::read(&file).unwrap()).unwrap();
+        assert_eq!(c.epoch, epoch, "process {p}'s replica");
+        assert!(c.pending.iter().all(|p| p.epoch <= epoch) && c.trained_through.is_none_or(|t| t <= epoch));
+    }
+
+    // one process resumes from the two processes' checkpoint, to the end
+    let out = vigil(&["--until-end"]).wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let read = stderr.lines().find_map(|l| l.trim().strip_prefix("transactions: read ")?.split(',').next()?.parse::<u64>().ok()).unwrap_or(0);
+    assert!(read > 0 && read < EVENTS, "the resumed process read on from the checkpoint's offsets: {read} of {EVENTS}\n{stderr}");
+    let learner = stderr.lines().find(|l| l.contains("learner fraud-lr-online:")).unwrap_or_else(|| panic!("no learner line:\n{stderr}"));
+    assert!(learner.contains(&format!("resumed from checkpoint {epoch}")), "{learner}");
+    let n = |label: &str| count(learner, label);
+    assert_eq!(n("labels read"), labels, "every label read once across the kill: {learner}");
+    assert_eq!(n("joined") + n("expired") + n("orphan") + n("sampled out") + n("malformed"), labels, "{learner}");
+    assert_eq!(n("trained") + n("held at end"), n("joined") + n("timed out"), "each sample trained once: {learner}");
+}
+
+trait OutputOf {
+    fn wait_with_output_ref(&mut self) -> String;
+}
+
+impl OutputOf for std::process::Child {
+    /// What an ended child printed.
+    fn wait_with_output_ref(&mut self) -> String {
+        use std::io::Read;
+        let mut out = String::new();
+        if let Some(e) = self.stderr.as_mut() {
+            let _ = e.read_to_string(&mut out);
+        }
+        out
+    }
+}

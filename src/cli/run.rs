@@ -50,6 +50,11 @@ pub struct RunArgs {
     /// Time between checkpoints, e.g. 10s or 500ms.
     #[arg(long, default_value = "10s")]
     pub checkpoint_interval: String,
+    /// Paces reading (the graph engine): each worker reads at most N records of
+    /// each source per epoch (epochs are 1 s), e.g. so that a backfill does not
+    /// outrun its outputs.
+    #[arg(long, value_name = "N")]
+    pub max_records_per_epoch: Option<usize>,
     /// Write outputs in Kafka transactions committed with the input offsets, so
     /// that read_committed consumers see each output once (needs a broker with
     /// transactions). Without it: at-least-once.
@@ -127,6 +132,9 @@ pub fn run(a: RunArgs) -> Result<()> {
     }
     if a.engine == Engine::Graph {
         return run_on_graph(job, a);
+    }
+    if a.max_records_per_epoch.is_some() {
+        bail!("--max-records-per-epoch paces the graph engine only (`--engine graph`); job `{}` runs on the pipeline", job.name);
     }
     let addresses = cluster_addresses(&a)?;
     let metrics = Metrics::new();
@@ -231,6 +239,9 @@ fn run_on_graph(job: JobSpec, a: RunArgs) -> Result<()> {
     if let Some(t) = time_arg("--until", &a.until)? {
         run = run.until(t);
     }
+    if let Some(n) = a.max_records_per_epoch {
+        run = run.max_records_per_epoch(n);
+    }
     if let Some(dir) = &a.checkpoint_dir {
         // epochs are 1 s apart: a checkpoint every N epochs is one every N seconds
         let every = vigil::spec::parse_duration(&a.checkpoint_interval)?.as_secs().max(1);
@@ -271,6 +282,17 @@ fn run_on_graph(job: JobSpec, a: RunArgs) -> Result<()> {
     }
     for (topic, n) in &out.produced {
         eprintln!("  wrote {n} records to {topic}");
+    }
+    for (model, l) in &out.learners {
+        let c = &l.counts;
+        let resumed = l.restored_epoch.map(|e| format!(", resumed from checkpoint {e}")).unwrap_or_default();
+        eprintln!(
+            "  learner {model}: labels read {}, joined {}, expired {}, orphan {}, sampled out {}, malformed {}; trained {}, timed out {}, held at end {}{resumed}",
+            c.labels_read, c.joined, c.expired, c.orphan, c.sampled_out, c.malformed, c.trained, c.timed_out, l.held_at_end
+        );
+    }
+    if let Some(e) = out.checkpoints.last() {
+        eprintln!("  checkpoints: {} written, the newest of epoch {e}", out.checkpoints.len());
     }
     for w in &out.warnings {
         eprintln!("  warning: {w}");

@@ -103,7 +103,8 @@ impl Restored {
     /// The learner state of online model `name` in the checkpoint, if any.
     pub(crate) fn learner(&self, name: &str) -> Result<Option<crate::learner::checkpoint::LearnerCheckpoint>> {
         let Some(bytes) = self.learners.get(name) else { return Ok(None) };
-        let c = crate::learner::checkpoint::LearnerCheckpoint::decode(bytes).with_context(|| format!("the learner of `{name}` in checkpoint {}", self.manifest.epoch))?;
+        let c = crate::learner::checkpoint::LearnerCheckpoint::decode(bytes)
+            .with_context(|| format!("the learner of `{name}` in checkpoint {}", self.manifest.epoch))?;
         Ok(Some(c))
     }
     /// Checks the graph's operators and online models against the checkpoint's.

@@ -52,8 +52,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 
 use super::checkpoint::{Manifest, Part};
-use crate::learner::checkpoint::CheckpointRequest;
 use crate::checkpoint::format::write_atomic;
+use crate::learner::checkpoint::CheckpointRequest;
 
 /// Whether the outputs of every epoch up to the given one are delivered.
 pub type Delivered = Arc<dyn Fn(u64) -> bool + Send + Sync>;

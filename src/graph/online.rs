@@ -161,8 +161,8 @@ impl<'s> Stream<'s, Record> {
                 // in a cluster, predictions and reports go to every process's learner
                 let interner = groups.as_ref().map(|g| g.1.clone());
                 let checkpoints = shared.collector.checkpoints.clone();
-                let outbox = (replicas > 1)
-                    .then(|| super::learn_route::route(scope, &model.name, replicas, shared.peers, link.clone(), interner, checkpoints.clone()));
+                let outbox =
+                    (replicas > 1).then(|| super::learn_route::route(scope, &model.name, replicas, shared.peers, link.clone(), interner, checkpoints.clone()));
                 let mut scorer = OnlineScorer::new(&model, link, groups, shared.worker, outbox);
                 scorer.checkpoints = checkpoints;
                 Some(scorer)
