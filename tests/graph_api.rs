@@ -407,3 +407,29 @@ fn a_typed_source_reads_what_serde_reads_and_dead_letters_the_rest() {
         assert!(out.dead.iter().all(|d| d.detail.contains("`Tx`")));
     }
 }
+
+/// A key leaves the features' state once its partition's clock is past its
+/// last event by the features' reach (a sweep every 65,536 events finds it).
+/// Its departure (a tombstone on the features sink) is stamped with that clock,
+/// after its last event, even while another partition holds the stream's
+/// watermark far behind it.
+#[test]
+fn a_key_leaves_the_feature_state_after_its_last_event_while_another_partition_lags() {
+    let n = 40_000i64; // per partition: the sweep comes after 65,536 events
+    let line = |key: String, t: i64| format!(r#"{{"card":"{key}","ts":{t}}}"#).into_bytes();
+    let a_at = T0 + 1_000_000;
+    let mut ahead = vec![line("a".into(), a_at)];
+    ahead.extend((0..n).map(|i| line(format!("b{}", i % 100), a_at + 10 + i)));
+    let behind: Vec<_> = (0..n).map(|i| line(format!("c{}", i % 100), T0 + i)).collect();
+    let out = LocalRun::new(1)
+        .topic("tx", vec![ahead, behind])
+        .run(|g| {
+            let features = vigil::graph::Features::new().time_since_prev("since_prev", Duration::from_secs(1));
+            g.source(Source::json("tx").key("card")).features_all("f", features).sink_features("features");
+            Ok(())
+        })
+        .unwrap();
+    let gone: Vec<_> = out.sink("features").iter().filter(|r| r.key == "a" && r.value.is_none()).collect();
+    assert_eq!(gone.len(), 1, "`a` left the state once: {gone:?}");
+    assert!(gone[0].time_ms > a_at + 1_000, "`a` left at {}, its last event was at {a_at}", gone[0].time_ms);
+}

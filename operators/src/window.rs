@@ -198,9 +198,10 @@ pub struct FeatureState {
     /// Latest watermark seen per partition (from the records themselves).
     watermarks: HashMap<u32, i64>,
     observed_since_sweep: u64,
-    /// Keys dropped by sweeps since the last `take_expired`.
+    /// Keys dropped by sweeps since the last `take_expired`, each with its
+    /// partition's watermark then (when it left: past its last event).
     #[serde(skip)]
-    expired: Vec<String>,
+    expired: Vec<(String, i64)>,
     /// The definitions (indices) of the on-close features.
     closing: Vec<usize>,
     /// Close timers per partition: (time, key), earliest first; one per key with open windows.
@@ -531,7 +532,7 @@ impl FeatureState {
             if dead {
                 // its windows are all past their ends (the TTL covers every window)
                 h.close(key, i64::MAX, defs, closing, closed);
-                expired.push(key.clone());
+                expired.push((key.clone(), wm));
             }
             !dead
         });
@@ -574,8 +575,10 @@ impl FeatureState {
         self.timers.clear();
     }
 
-    /// Keys whose state the sweeps dropped since the last call.
-    pub fn take_expired(&mut self) -> Vec<String> {
+    /// Keys whose state the sweeps dropped since the last call, each with the
+    /// event time it left at: its partition's watermark at the sweep, which is
+    /// past its last event by more than the longest feature's reach.
+    pub fn take_expired(&mut self) -> Vec<(String, i64)> {
         std::mem::take(&mut self.expired)
     }
 }

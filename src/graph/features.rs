@@ -379,15 +379,17 @@ impl<O> FeatureOp<O> {
     }
 
     /// The windows whose partition's watermark passed their end, and the keys
-    /// that left the state (unless they came back since).
+    /// that left the state (unless they came back since), each stamped with
+    /// when it left by its partition's clock: after its last event, though the
+    /// stream's watermark may lag that partition's.
     fn close_due(&mut self, batch: &mut Vec<Msg<O>>, watermark: i64) {
         self.state.close_due(&mut self.closed);
         self.emit_closed(batch, watermark);
         let gone = self.state.take_expired();
         let Some(expired) = self.emit.expired else { return };
         let origin = self.origins.first().copied().unwrap_or(Origin { source: 0, partition: 0 });
-        for key in gone.into_iter().filter(|k| !self.state.is_live(k)) {
-            batch.push(Msg::Event(Rec { key, time_ms: watermark, origin, offset: -1, watermark, value: expired() }));
+        for (key, left) in gone.into_iter().filter(|(k, _)| !self.state.is_live(k)) {
+            batch.push(Msg::Event(Rec { key, time_ms: left.max(watermark), origin, offset: -1, watermark, value: expired() }));
         }
     }
 

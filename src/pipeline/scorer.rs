@@ -411,11 +411,11 @@ impl Scorer {
         }
         let gone = self.state.take_expired();
         if self.features_topic {
-            for key in gone.iter().filter(|k| !self.state.is_live(k)) {
+            for (key, _) in gone.iter().filter(|(k, _)| !self.state.is_live(k)) {
                 self.sink.send(Topic::Features, key.as_bytes(), &[], epoch);
             }
         }
-        self.expired.extend(gone);
+        self.expired.extend(gone.into_iter().map(|(k, _)| k));
         if let (Some(o), Some(rows)) = (&self.offline, offline_rows.filter(|r| !r.is_empty())) {
             o.send(rows);
         }
