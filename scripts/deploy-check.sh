@@ -87,10 +87,15 @@ check() {
     --set kafka.secretName=kafka-client --set 'kafka.secretEnv[0].name=KAFKA_PASSWORD' --set 'kafka.secretEnv[0].key=password' \
     --set 'kafka.settings[0]=sasl.password=env:KAFKA_PASSWORD' | validate "1 process, checkpoints, offline log, a Kafka Secret"
   render_yaml --set podMonitor.enabled=false --set processes=5 | validate "5 processes, no PodMonitor"
+  render_yaml --set processes=3 --set engine=graph --set checkpoints.enabled=true | validate "3 processes on the graph, checkpoints on a shared volume"
   if render_yaml --set processes=3 --set checkpoints.enabled=true >/dev/null 2>&1; then
-    die "the chart rendered checkpoints for 3 processes; it must refuse them"
+    die "the chart rendered checkpoints for 3 processes of the pipeline; it must refuse them"
   fi
-  echo "deploy-check: checkpoints with several processes are refused"
+  echo "deploy-check: checkpoints of several processes on the pipeline are refused"
+  if render_yaml --set processes=1 --set engine=graph --set checkpoints.enabled=true --set savepoints.onStop=true >/dev/null 2>&1; then
+    die "the chart rendered savepoints on the graph; it must refuse them"
+  fi
+  echo "deploy-check: savepoints on the graph are refused"
   render_yaml --set processes=1 --set checkpoints.enabled=true --set checkpoints.subdir=checkpoints-v2 --set savepoints.onStop=true \
     --set savepoints.from=/var/lib/vigil/savepoints --set 'savepoints.allowStateReset[0]=tx_count_1m' | validate "1 process, upgraded from a savepoint"
   if render_yaml --set processes=1 --set savepoints.onStop=true >/dev/null 2>&1; then

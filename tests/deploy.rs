@@ -126,7 +126,7 @@ fn a_three_process_chart_wires_the_hostfile_probes_and_volumes() {
     }
     assert!(after(&args, "--ready-max-lag").is_some() && after(&args, "--health-stall").is_some());
 
-    // a volume per pod under vigil's home; no checkpoints across processes (not supported yet)
+    // a volume per pod under vigil's home; no checkpoints by default
     let claims = spec["volumeClaimTemplates"].as_array().unwrap();
     assert_eq!(claims.len(), 1);
     assert_eq!(mount(container, claims[0]["metadata"]["name"].as_str().unwrap(), None).as_deref(), Some("/var/lib/vigil"));
@@ -177,12 +177,53 @@ fn a_single_process_chart_checkpoints_on_its_volume_and_mounts_the_kafka_secret(
     assert_eq!(secret["secret"]["secretName"], "kafka-client");
 }
 
+/// What `render` with `flags` fails with.
+fn refusal(flags: &[&str]) -> String {
+    let out = Command::new(script()).arg("render").args(flags).output().unwrap();
+    assert!(!out.status.success(), "the chart rendered {flags:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
-fn the_chart_refuses_checkpoints_for_several_processes() {
-    let out = Command::new(script()).args(["render", "--set", "processes=3", "--set", "checkpoints.enabled=true"]).output().unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("checkpoints.enabled needs processes=1"), "{err}");
+fn the_chart_refuses_checkpoints_of_several_processes_on_the_pipeline_and_savepoints_on_the_graph() {
+    let err = refusal(&["--set", "processes=3", "--set", "checkpoints.enabled=true"]);
+    assert!(err.contains("checkpoints.enabled with processes > 1 needs engine=graph"), "{err}");
+    let err = refusal(&["--set", "processes=1", "--set", "engine=graph", "--set", "checkpoints.enabled=true", "--set", "savepoints.onStop=true"]);
+    assert!(err.contains("savepoints.* need engine=pipeline"), "{err}");
+    let err = refusal(&["--set", "engine=flink"]);
+    assert!(err.contains(r#"engine must be pipeline or graph, not "flink""#), "{err}");
+}
+
+/// Three processes of a graph job checkpoint into one directory: a
+/// ReadWriteMany claim (the chart's, or an existing one) mounted by every pod,
+/// and `--checkpoint-dir` in it, as `vigil run --engine graph -n 3` needs.
+#[test]
+fn a_three_process_graph_chart_checkpoints_into_one_shared_volume() {
+    let objects = render(&["--set", "processes=3", "--set", "engine=graph", "--set", "checkpoints.enabled=true"]);
+    let pod = &kinds(&objects, "StatefulSet")[0]["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let args = strs(&container["args"]);
+    assert_eq!(after(&args, "--engine"), Some("graph"));
+    assert_eq!(after(&args, "--processes"), Some("3"));
+    let shared = mount(container, "checkpoints", None).expect("the shared checkpoint volume mounted");
+    assert!(after(&args, "--checkpoint-dir").unwrap().starts_with(&format!("{shared}/")), "checkpoints on the shared volume: {args:?}");
+    let volume = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == "checkpoints").unwrap();
+    let claim_name = volume["persistentVolumeClaim"]["claimName"].as_str().unwrap();
+    let claim = object(&objects, "PersistentVolumeClaim", claim_name);
+    assert_eq!(strs(&claim["spec"]["accessModes"]), vec!["ReadWriteMany"], "every pod writes into it");
+    assert_eq!(claim["metadata"]["annotations"]["helm.sh/resource-policy"], "keep");
+
+    // an existing claim instead
+    let objects =
+        render(&["--set", "processes=3", "--set", "engine=graph", "--set", "checkpoints.enabled=true", "--set", "checkpoints.shared.existingClaim=nfs-ck"]);
+    assert!(kinds(&objects, "PersistentVolumeClaim").is_empty());
+    let pod = &kinds(&objects, "StatefulSet")[0]["spec"]["template"]["spec"];
+    let volume = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == "checkpoints").unwrap();
+    assert_eq!(volume["persistentVolumeClaim"]["claimName"], "nfs-ck");
+    // one process keeps its checkpoints on its own volume
+    let objects = render(&["--set", "processes=1", "--set", "engine=graph", "--set", "checkpoints.enabled=true"]);
+    let container = &kinds(&objects, "StatefulSet")[0]["spec"]["template"]["spec"]["containers"][0];
+    assert!(mount(container, "checkpoints", None).is_none() && kinds(&objects, "PersistentVolumeClaim").is_empty());
 }
 
 #[test]

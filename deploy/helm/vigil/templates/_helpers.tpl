@@ -12,6 +12,16 @@
 {{- printf "%s-cluster" (include "vigil.fullname" .) -}}
 {{- end -}}
 
+{{/* Whether the processes checkpoint into one shared directory (several processes, the graph). */}}
+{{- define "vigil.sharedCheckpoints" -}}
+{{- if and .Values.checkpoints.enabled (gt (int .Values.processes) 1) -}}true{{- end -}}
+{{- end -}}
+
+{{/* The claim of the shared checkpoint volume. */}}
+{{- define "vigil.checkpointsClaim" -}}
+{{- .Values.checkpoints.shared.existingClaim | default (printf "%s-checkpoints" (include "vigil.fullname" .)) -}}
+{{- end -}}
+
 {{- define "vigil.selectorLabels" -}}
 app.kubernetes.io/name: vigil
 app.kubernetes.io/instance: {{ .Release.Name }}
