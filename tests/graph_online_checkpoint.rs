@@ -157,3 +157,27 @@ fn a_checkpoint_whose_online_models_differ_is_refused_by_name() {
     let msg = format!("{err:#}");
     assert!(msg.contains("online models are [\"fraud\"], this graph's are []"), "{msg}");
 }
+
+/// The coordinator asks a learner for its state once every worker's scorer of
+/// the model has passed the epoch: one scorer per worker, so a graph with
+/// checkpoints that scores one online model twice is refused.
+#[test]
+fn a_model_scored_twice_in_a_graph_with_checkpoints_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, labels) = topics();
+    let err = LocalRun::new(1)
+        .topic("tx", tx)
+        .topic("labels", labels)
+        .checkpoints(dir.path(), EVERY)
+        .run(|g| {
+            let labels = LabelSpec::new("labels", "id", "y", Duration::from_secs(600), None);
+            let model = OnlineModel::logistic("fraud", labels).input("amount", Transform::Log1p).configure(|s| s.device = vigil::gpu::DeviceChoice::Cpu);
+            let tx = g.source(Source::json("tx").key("card").event_id("id").field("amount", FieldType::F64));
+            tx.score_online(model.clone()).sink_scores("a");
+            tx.filter(|_| true).score_online(model).sink_scores("b");
+            Ok(())
+        })
+        .unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.contains("online model `fraud` is scored twice in a graph with checkpoints"), "{msg}");
+}

@@ -66,13 +66,17 @@ pub struct Participation {
     pub process: usize,
     pub processes: usize,
     pub delivered: Delivered,
+    /// Called once if the coordinator stops on an error (after logging it): a
+    /// run on Kafka shuts down then rather than going on without checkpoints
+    /// (and with a learner that trains only what a checkpoint seals).
+    pub on_failure: Arc<dyn Fn() + Send + Sync>,
 }
 
 impl Default for Participation {
     /// One coordinator for every worker; outputs count as delivered once
     /// handed over (memory).
     fn default() -> Self {
-        Participation { process: 0, processes: 1, delivered: Arc::new(|_| true) }
+        Participation { process: 0, processes: 1, delivered: Arc::new(|_| true), on_failure: Arc::new(|| {}) }
     }
 }
 
@@ -129,6 +133,16 @@ const LEARNER_PATIENCE: Duration = Duration::from_secs(120);
 /// publish what they finished); returns the epochs whose manifests it wrote
 /// (process 0) or marked (the others).
 pub(crate) fn coordinate(dir: &Path, every: u64, me: Participation, rx: Receiver<Part>, newest: &AtomicU64) -> Result<Vec<u64>> {
+    let on_failure = me.on_failure.clone();
+    let result = run_coordinator(dir, every, me, rx, newest);
+    if let Err(e) = &result {
+        tracing::error!(dir = %dir.display(), error = %format!("{e:#}"), "the checkpoint coordinator stopped: no checkpoint is written from here on");
+        on_failure();
+    }
+    result
+}
+
+fn run_coordinator(dir: &Path, every: u64, me: Participation, rx: Receiver<Part>, newest: &AtomicU64) -> Result<Vec<u64>> {
     let mut c = Coordinator {
         dir,
         every,
@@ -186,6 +200,8 @@ impl Coordinator<'_> {
                 return Ok(());
             }
             Part::Fed { worker, model, epoch, last } => {
+                // a learner registers while the graph is built, before any data flows
+                debug_assert!(self.learners.contains_key(&model), "fed a learner never registered: {model}");
                 if let Some(l) = self.learners.get_mut(&model) {
                     let through = if last { u64::MAX } else { epoch };
                     let e = l.fed.entry(worker).or_insert(through);
@@ -406,7 +422,7 @@ mod tests {
         delivered: Arc<AtomicBool>,
     ) -> (std::sync::mpsc::Sender<Part>, std::thread::JoinHandle<anyhow::Result<Vec<u64>>>) {
         let (tx, rx) = channel();
-        let me = Participation { process, processes, delivered: Arc::new(move |_| delivered.load(Ordering::SeqCst)) };
+        let me = Participation { process, processes, delivered: Arc::new(move |_| delivered.load(Ordering::SeqCst)), ..Default::default() };
         let dir = dir.to_owned();
         let h = std::thread::spawn(move || coordinate(&dir, 1, me, rx, &AtomicU64::new(u64::MAX)));
         tx.send(Part::Built { worker: process, peers: processes, operators: vec![("op".into(), 1)], sources: Vec::new() }).unwrap();
@@ -469,7 +485,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (tx, rx) = channel();
         let d = dir.path().to_owned();
-        let h = std::thread::spawn(move || coordinate(&d, 1, Participation::default(), rx, &AtomicU64::new(u64::MAX)));
+        let stopped = Arc::new(AtomicBool::new(false));
+        let s = stopped.clone();
+        let me = Participation { on_failure: Arc::new(move || s.store(true, Ordering::SeqCst)), ..Default::default() };
+        let h = std::thread::spawn(move || coordinate(&d, 1, me, rx, &AtomicU64::new(u64::MAX)));
         let (requests, asked) = channel::<crate::learner::checkpoint::CheckpointRequest>();
         tx.send(Part::Learner { name: "m".into(), requests }).unwrap();
         for w in 0..2 {
@@ -501,6 +520,7 @@ mod tests {
         drop(tx);
         let err = h.join().unwrap().unwrap_err();
         assert!(format!("{err:#}").contains("could not give its state for checkpoint 1: no"), "{err:#}");
+        assert!(stopped.load(Ordering::SeqCst), "a run is told when its checkpoints stop");
     }
 
     #[test]

@@ -156,6 +156,14 @@ impl<'s> Stream<'s, Record> {
         let shared = self.shared.clone();
         let scope = self.scope();
         let replicas = shared.collector.replicas;
+        if shared.collector.checkpoints.is_some() && shared.online.borrow().contains(&model.name) {
+            // the coordinator counts one scorer per worker before it asks the learner
+            shared
+                .errors
+                .borrow_mut()
+                .push(format!("online model `{}` is scored twice in a graph with checkpoints: score once and use the scored stream twice", model.name));
+        }
+        shared.online.borrow_mut().push(model.name.clone());
         let mut scorer = match shared.collector.learner(&model, shared.peers) {
             Ok((link, groups)) => {
                 // in a cluster, predictions and reports go to every process's learner

@@ -455,6 +455,7 @@ where
         unsaved: Default::default(),
         errors: Default::default(),
         sources: Default::default(),
+        online: Default::default(),
         worker: worker.index(),
         peers: worker.peers(),
         sink_frontiers: Default::default(),

@@ -76,6 +76,8 @@ pub(crate) struct Shared {
     pub(crate) errors: RefCell<Vec<String>>,
     /// The sources' topics, in the order built.
     pub(crate) sources: RefCell<Vec<String>>,
+    /// The online models scored, in the order built.
+    pub(crate) online: RefCell<Vec<String>>,
     pub(crate) worker: usize,
     pub(crate) peers: usize,
     /// Each sink's input frontier after its last activation (`u64::MAX`: its

@@ -145,8 +145,9 @@ impl Connector for KafkaIo {
     fn label_source(&self, topic: &str, from: &[(u32, i64)]) -> Result<crate::learner::service::LabelSourceFactory> {
         let mut range = self.topic(topic)?;
         for (p, offset) in from {
-            if let Some(slot) = range.start.get_mut(*p as usize) {
-                *slot = *offset;
+            match range.start.get_mut(*p as usize) {
+                Some(slot) => *slot = *offset,
+                None => tracing::warn!(topic, partition = p, "the restored learner read labels partition {p}, which the topic no longer has"),
             }
         }
         let (opts, group, topic, metrics) = (self.opts.clone(), self.group.clone(), topic.to_owned(), self.metrics.clone());
@@ -409,7 +410,9 @@ impl KafkaRun {
             let o = outstanding.clone();
             Arc::new(move |e: u64| o.delivered_through(e))
         };
-        let me = Participation { process: cluster.process, processes: cluster.processes(), delivered };
+        let control = self.control.clone();
+        let on_failure = Arc::new(move || control.request_shutdown());
+        let me = Participation { process: cluster.process, processes: cluster.processes(), delivered, on_failure };
         let (checkpoints, coordinator) = crate::graph::checkpoint::configure(&self.checkpoints, me)?;
         let start = checkpoints.as_ref().map_or(0, |c| c.start_epoch());
         let io = Arc::new(KafkaIo {
