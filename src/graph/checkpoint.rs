@@ -22,7 +22,7 @@
 //!   process 0's), as a TOML job's is (`learner::checkpoint`: the sealing rule,
 //!   so that the saved model never trained on a sample of a later epoch). Each
 //!   scorer tells the coordinator when it has sent the learner every prediction
-//!   of an epoch ([`Part::Fed`]; in a cluster through the learner route, so it
+//!   of an epoch (`Part::Fed`; in a cluster through the learner route, so it
 //!   counts for every process's replica); once every worker's scorer has passed
 //!   a checkpoint epoch, the coordinator asks the learner for its state as of
 //!   that epoch. The learner's labels are read again from the positions saved
