@@ -17,8 +17,11 @@ use vigil::demo::generator::GenConfig;
 use vigil::demo::publish::{never, publish, PublishOptions, PublishProgress};
 use vigil::kafka::read::read_topic;
 
+#[path = "support/children.rs"]
+mod children;
 #[path = "support/ports.rs"]
 mod ports;
+use children::{newest_manifest, OutputOf};
 
 /// The example's binary, built by `cargo test` beside this test.
 fn example_binary() -> std::path::PathBuf {
@@ -202,11 +205,6 @@ fn the_monitored_online_job_in_three_processes_writes_what_one_process_writes() 
     }
 }
 
-/// The newest checkpoint manifest's epoch in `dir`, if any.
-fn newest_manifest(dir: &std::path::Path) -> Option<u64> {
-    std::fs::read_dir(dir).ok()?.filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("epoch-")?.strip_suffix(".json")?.parse().ok()).max()
-}
-
 /// A number after `label ` in `line` (`labels read 120,` -> 120).
 fn count(line: &str, label: &str) -> u64 {
     let at = line.find(&format!("{label} ")).unwrap_or_else(|| panic!("no `{label}` in {line}")) + label.len() + 1;
@@ -288,20 +286,4 @@ fn an_online_job_of_two_processes_checkpoints_its_learner_and_resumes_in_one() {
     assert_eq!(n("labels read"), labels, "every label read once across the kill: {learner}");
     assert_eq!(n("joined") + n("expired") + n("orphan") + n("sampled out") + n("malformed"), labels, "{learner}");
     assert_eq!(n("trained") + n("held at end"), n("joined") + n("timed out"), "each sample trained once: {learner}");
-}
-
-trait OutputOf {
-    fn wait_with_output_ref(&mut self) -> String;
-}
-
-impl OutputOf for std::process::Child {
-    /// What an ended child printed.
-    fn wait_with_output_ref(&mut self) -> String {
-        use std::io::Read;
-        let mut out = String::new();
-        if let Some(e) = self.stderr.as_mut() {
-            let _ = e.read_to_string(&mut out);
-        }
-        out
-    }
 }

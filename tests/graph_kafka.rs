@@ -15,8 +15,11 @@ use vigil::kafka::read::read_topic;
 use vigil::kafka::{KafkaOptions, KafkaRun};
 use vigil::spec::FieldType;
 
+#[path = "support/children.rs"]
+mod children;
 #[path = "support/ports.rs"]
 mod ports;
+use children::{newest_manifest, OutputOf};
 #[path = "support/real_kafka.rs"]
 mod real_kafka;
 #[path = "support/graph.rs"]
@@ -228,11 +231,6 @@ fn a_killed_graph_job_resumes_from_its_checkpoint_with_fewer_workers() {
     assert_at_least_once(&expected, &expected_view, &got, &got_view);
 }
 
-/// The newest checkpoint's epoch in `dir` (by its manifest), if any.
-fn newest_checkpoint(dir: &std::path::Path) -> Option<u64> {
-    std::fs::read_dir(dir).ok()?.filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("epoch-")?.strip_suffix(".json")?.parse().ok()).max()
-}
-
 /// `n` processes of the example graph as one timely cluster on loopback (one
 /// worker each, `args` besides), the way a supervisor starts them.
 fn start_cluster(brokers: &str, n: usize, args: &[&str]) -> Vec<std::process::Child> {
@@ -260,7 +258,7 @@ fn kill_after_checkpoint(brokers: &str, dir: &std::path::Path, n: usize, victim:
     let mut procs = start_cluster(brokers, n, args);
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     let newest = loop {
-        match newest_checkpoint(dir) {
+        match newest_manifest(dir) {
             Some(e) if Some(e) > after => break e,
             _ => {}
         }
@@ -282,28 +280,9 @@ fn kill_after_checkpoint(brokers: &str, dir: &std::path::Path, n: usize, victim:
         let _ = p.kill();
         p.wait().unwrap();
     }
-    let restored = newest_checkpoint(dir).unwrap();
+    let restored = newest_manifest(dir).unwrap();
     assert!(restored >= newest);
     restored
-}
-
-trait OutputOf {
-    fn wait_with_output_ref(&mut self) -> String;
-}
-
-impl OutputOf for std::process::Child {
-    /// What an ended child printed.
-    fn wait_with_output_ref(&mut self) -> String {
-        use std::io::Read;
-        let mut out = String::new();
-        if let Some(o) = self.stdout.as_mut() {
-            let _ = o.read_to_string(&mut out);
-        }
-        if let Some(e) = self.stderr.as_mut() {
-            let _ = e.read_to_string(&mut out);
-        }
-        out
-    }
 }
 
 /// Three processes of one graph job (a timely cluster on loopback, one shared

@@ -171,9 +171,7 @@ impl<'s> Stream<'s, Record> {
                 let checkpoints = shared.collector.checkpoints.clone();
                 let outbox =
                     (replicas > 1).then(|| super::learn_route::route(scope, &model.name, replicas, shared.peers, link.clone(), interner, checkpoints.clone()));
-                let mut scorer = OnlineScorer::new(&model, link, groups, shared.worker, outbox);
-                scorer.checkpoints = checkpoints;
-                Some(scorer)
+                Some(OnlineScorer::new(&model, link, groups, shared.worker, outbox, checkpoints))
             }
             Err(e) => {
                 shared.errors.borrow_mut().push(format!("online model `{}`: {e:#}", model.name));
@@ -273,11 +271,18 @@ struct OnlineScorer {
 }
 
 impl OnlineScorer {
-    fn new(model: &OnlineModel, link: LearnerLink, groups: Option<(String, Arc<Interner>)>, worker: usize, outbox: Option<std::rc::Rc<Outbox>>) -> Self {
+    fn new(
+        model: &OnlineModel,
+        link: LearnerLink,
+        groups: Option<(String, Arc<Interner>)>,
+        worker: usize,
+        outbox: Option<std::rc::Rc<Outbox>>,
+        checkpoints: Option<Arc<Checkpoints>>,
+    ) -> Self {
         OnlineScorer {
             outbox,
             reported_low: i64::MIN,
-            checkpoints: None,
+            checkpoints,
             fed_through: None,
             groups,
             gate: link.gate.clone(),
