@@ -180,10 +180,10 @@ impl KafkaSink {
             tpl.add_partition_offset(topic, *p as i32, Offset::Offset(*o))?;
         }
         let watch = &txn.watch;
-        let result = watch.call("send_offsets_to_transaction", || self.producer.send_offsets_to_transaction(&tpl, group, TXN_TIMEOUT)).and_then(|_| {
+        let result = retrying(watch, "send_offsets_to_transaction", || self.producer.send_offsets_to_transaction(&tpl, group, TXN_TIMEOUT)).and_then(|_| {
             // a crash here leaves the offsets pending in an open transaction
             crate::crash_point!("txn-after-offsets");
-            watch.call("commit_transaction", || self.producer.commit_transaction(TXN_TIMEOUT))
+            retrying(watch, "commit_transaction", || self.producer.commit_transaction(TXN_TIMEOUT))
         });
         if let Err(e) = result {
             // Nothing of this transaction is visible to read_committed consumers; a
@@ -265,6 +265,24 @@ impl KafkaSink {
                     return;
                 }
             }
+        }
+    }
+}
+
+/// Runs the transactional call `what` under the watchdog, again while it fails
+/// with an error librdkafka marks retriable (a group or transaction
+/// coordinator still loading after a broker came back: "Coordinator load in
+/// progress"), for up to [`TXN_TIMEOUT`] in all; librdkafka's documentation
+/// says such a call may simply be repeated.
+fn retrying(watch: &TxnWatch, what: &'static str, call: impl Fn() -> rdkafka::error::KafkaResult<()>) -> rdkafka::error::KafkaResult<()> {
+    let start = std::time::Instant::now();
+    loop {
+        match watch.call(what, &call) {
+            Err(KafkaError::Transaction(e)) if e.is_retriable() && start.elapsed() < TXN_TIMEOUT => {
+                tracing::warn!(call = what, error = %e, "a transactional call failed with a retriable error: retrying");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            result => return result,
         }
     }
 }
