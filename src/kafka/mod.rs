@@ -189,7 +189,22 @@ pub fn commit_positions(consumer: &BaseConsumer, topic: &str, positions: &[(u32,
     for (p, o) in positions {
         tpl.add_partition_offset(topic, *p as i32, Offset::Offset(*o)).context("building the commit")?;
     }
-    consumer.commit(&tpl, CommitMode::Sync).context("committing offsets")
+    // a group coordinator still loading after the brokers came back answers
+    // "Coordinator load in progress" for a while: asking again is the cure
+    let start = std::time::Instant::now();
+    loop {
+        match consumer.commit(&tpl, CommitMode::Sync) {
+            Err(rdkafka::error::KafkaError::ConsumerCommit(
+                code @ (rdkafka::types::RDKafkaErrorCode::CoordinatorLoadInProgress
+                | rdkafka::types::RDKafkaErrorCode::CoordinatorNotAvailable
+                | rdkafka::types::RDKafkaErrorCode::NotCoordinator),
+            )) if start.elapsed() < Duration::from_secs(60) => {
+                tracing::warn!(error = %code, "committing offsets: the group's coordinator is not ready; retrying");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            result => return result.context("committing offsets"),
+        }
+    }
 }
 
 #[cfg(test)]
