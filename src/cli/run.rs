@@ -219,17 +219,24 @@ fn probes(a: &RunArgs, control: Arc<Control>) -> Result<vigil::http::Probes> {
 /// `vigil run` of a job that reads several topics (or `--engine graph`): built
 /// as a graph (`graph::job::job_graph`) and run on Kafka by `KafkaRun`.
 fn run_on_graph(job: JobSpec, a: RunArgs) -> Result<()> {
-    let unsupported =
-        [(a.exactly_once, "--exactly-once"), (a.from_savepoint.is_some(), "--from-savepoint"), (a.savepoint_on_stop.is_some(), "--savepoint-on-stop")];
+    let unsupported = [(a.from_savepoint.is_some(), "--from-savepoint"), (a.savepoint_on_stop.is_some(), "--savepoint-on-stop")];
     let named: Vec<&str> = unsupported.iter().filter(|(on, _)| *on).map(|(_, what)| *what).collect();
     if !named.is_empty() {
         bail!("job `{}` runs on the graph, which does not take {} yet", job.name, named.join(", "));
     }
+    let group = a.group_id.clone().unwrap_or_else(|| format!("vigil-{}", job.name));
     let mut run = vigil::kafka::KafkaRun::new(a.kafka.options()?)
         .workers(a.workers.max(1))
         .cluster(a.process, cluster_addresses(&a)?)
-        .group(&a.group_id.clone().unwrap_or_else(|| format!("vigil-{}", job.name)))
+        .group(&group)
         .dlq_topic(&job.sinks.dlq);
+    if a.exactly_once {
+        if a.checkpoint_dir.is_none() {
+            bail!("job `{}` runs on the graph, where --exactly-once needs --checkpoint-dir: each checkpoint's outputs are one transaction", job.name);
+        }
+        // stable across restarts, and not the pipeline's (`-p<process>`): one engine's transactions per job
+        run = run.exactly_once(&format!("vigil-{}-{group}-graph", job.name));
+    }
     if a.until_end {
         run = run.until_end();
     }

@@ -13,7 +13,8 @@
 //!   atomically, last): a checkpoint exists only with its manifest. The
 //!   processes of a cluster write into one shared directory. The two newest
 //!   are kept.
-//! - On restore the latest manifest wins. Its operator names and versions must
+//! - On restore the latest manifest wins (an exactly-once run on Kafka:
+//!   the one its last commit names, see `kafka::graph_txn`). Its operator names and versions must
 //!   match the graph's (a clear refusal names what differs); each worker takes
 //!   from every old worker's part the keys it now owns, so the worker count may
 //!   change; sources seek to the recorded offsets with their clocks.
@@ -33,7 +34,8 @@
 //!   key, so an unchanged key is not written again.
 //!
 //! Outputs are at-least-once across a restore: what was written after the
-//! checkpoint's epoch is written again.
+//! checkpoint's epoch is written again; exactly-once through Kafka
+//! transactions in one process (`KafkaRun::exactly_once`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -139,17 +141,15 @@ impl Restored {
 /// Loads the newest complete checkpoint under `dir`, if any.
 pub fn latest(dir: &Path) -> Result<Option<Restored>> {
     let Some(epoch) = super::coordinator::newest_manifest(dir) else { return Ok(None) };
+    load(dir, epoch).map(Some)
+}
+
+/// Loads the checkpoint of `epoch` under `dir`.
+pub fn load(dir: &Path, epoch: u64) -> Result<Restored> {
     let path = dir.join(format!("epoch-{epoch}.json"));
     let manifest: Manifest = serde_json::from_slice(&std::fs::read(&path)?).with_context(|| format!("reading {}", path.display()))?;
     let parts = dir.join(format!("epoch-{epoch}"));
-    let mut positions = HashMap::new();
-    for topic in &manifest.sources {
-        for w in 0..manifest.workers {
-            let file = parts.join(format!("source-{topic}.w{w}"));
-            let cuts: Vec<PartitionCut> = bincode::deserialize(&std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?)?;
-            positions.extend(cuts.into_iter().map(|c| ((topic.clone(), c.partition), c)));
-        }
-    }
+    let positions = positions(dir, &manifest)?;
     let mut states = HashMap::new();
     for name in manifest.operators.keys() {
         let mut all = Vec::new();
@@ -164,7 +164,21 @@ pub fn latest(dir: &Path) -> Result<Option<Restored>> {
         let file = parts.join(format!("learner-{name}.p0"));
         learners.insert(name.clone(), std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?);
     }
-    Ok(Some(Restored { manifest, positions, states, learners }))
+    Ok(Restored { manifest, positions, states, learners })
+}
+
+/// The sources' positions in the checkpoint of `manifest` under `dir`.
+pub(crate) fn positions(dir: &Path, manifest: &Manifest) -> Result<HashMap<(String, u32), PartitionCut>> {
+    let parts = dir.join(format!("epoch-{}", manifest.epoch));
+    let mut positions = HashMap::new();
+    for topic in &manifest.sources {
+        for w in 0..manifest.workers {
+            let file = parts.join(format!("source-{topic}.w{w}"));
+            let cuts: Vec<PartitionCut> = bincode::deserialize(&std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?)?;
+            positions.extend(cuts.into_iter().map(|c| ((topic.clone(), c.partition), c)));
+        }
+    }
+    Ok(positions)
 }
 
 /// Where operators and sources send their parts, and which epochs are checkpoints.
@@ -208,13 +222,20 @@ impl Checkpoints {
 /// The coordinator's thread: the checkpoint epochs it wrote.
 pub(crate) type Coordinator = std::thread::JoinHandle<Result<Vec<u64>>>;
 
-/// Checkpoints as a runner configures them (`(dir, every)`): the newest
-/// checkpoint there to resume from, and the coordinator started.
-pub(crate) fn configure(config: &Option<(std::path::PathBuf, u64)>, me: Participation) -> Result<(Option<Arc<Checkpoints>>, Option<Coordinator>)> {
+/// Checkpoints as a runner configures them (`(dir, every)`): the checkpoint
+/// there to resume from (the newest; or, `pinned`, the one given, `None`: a
+/// fresh start, as an exactly-once run's last commit says), and the
+/// coordinator started.
+pub(crate) fn configure(
+    config: &Option<(std::path::PathBuf, u64)>,
+    me: Participation,
+    pinned: Option<Option<u64>>,
+) -> Result<(Option<Arc<Checkpoints>>, Option<Coordinator>)> {
     let Some((dir, every)) = config else { return Ok((None, None)) };
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    super::coordinator::clear_unfinished(dir).with_context(|| format!("clearing an unfinished checkpoint in {}", dir.display()))?;
-    let restored = latest(dir)?.map(Arc::new);
+    let from = pinned.unwrap_or_else(|| super::coordinator::newest_manifest(dir));
+    super::coordinator::clear_after(dir, from).with_context(|| format!("clearing an unfinished checkpoint in {}", dir.display()))?;
+    let restored = from.map(|e| load(dir, e)).transpose()?.map(Arc::new);
     let (c, h) = start(dir, *every, restored, me)?;
     Ok((Some(c), Some(h)))
 }

@@ -42,8 +42,8 @@ pub trait Connector: Send + Sync {
     fn bounded(&self) -> bool;
     /// Sink records to the sink's topic.
     fn produce(&self, sink: &str, records: &mut Vec<SinkRecord>);
-    /// Dead letters to the DLQ topic.
-    fn dead_letters(&self, dead: &[DeadLetter]);
+    /// Dead letters of records read in `epoch` to the DLQ topic.
+    fn dead_letters(&self, dead: &[DeadLetter], epoch: u64);
     /// The clock epochs follow.
     fn clock(&self) -> &EpochClock;
     /// Asks the sources to stop.

@@ -110,7 +110,7 @@ pub(super) fn connector_source<'s, V: Clone + 'static>(
                 batch.push(Msg::Mark(Mark { watermark: mark, from: me, to: me }));
             }
             output.session(&*c).give_container(&mut batch);
-            admission.report(&collector);
+            admission.report(&collector, *c.time());
             if now.duration_since(last_lag) >= Duration::from_secs(1) {
                 last_lag = now;
                 if let Some(r) = reader.as_mut() {

@@ -58,6 +58,18 @@ use crate::learner::checkpoint::CheckpointRequest;
 /// Whether the outputs of every epoch up to the given one are delivered.
 pub type Delivered = Arc<dyn Fn(u64) -> bool + Send + Sync>;
 
+/// Makes each published checkpoint's outputs final (an exactly-once run
+/// commits its transaction). An error stops the coordinator.
+pub trait Commit: Send + Sync {
+    /// Once every part of checkpoint `epoch` is in, before its manifest is
+    /// written: the sources' positions `(topic, partition, next offset)`
+    /// (an exactly-once run puts them into its transaction, which fails
+    /// if a newer instance fenced it: a fenced instance writes no manifest).
+    fn prepare(&self, epoch: u64, positions: &[(String, u32, i64)]) -> Result<()>;
+    /// Once the manifest is written, before older checkpoints are pruned.
+    fn commit(&self, epoch: u64) -> Result<()>;
+}
+
 /// How a process takes part in its run's checkpoints.
 #[derive(Clone)]
 pub struct Participation {
@@ -70,13 +82,18 @@ pub struct Participation {
     /// run on Kafka shuts down then rather than going on without checkpoints
     /// (and with a learner that trains only what a checkpoint seals).
     pub on_failure: Arc<dyn Fn() + Send + Sync>,
+    /// Called for every checkpoint published (one process only). A run that
+    /// commits also checkpoints where it ends: once every source and operator
+    /// has ended, the epoch where the last of them ended is a checkpoint too,
+    /// so that its last outputs are committed.
+    pub commit: Option<Arc<dyn Commit>>,
 }
 
 impl Default for Participation {
     /// One coordinator for every worker; outputs count as delivered once
     /// handed over (memory).
     fn default() -> Self {
-        Participation { process: 0, processes: 1, delivered: Arc::new(|_| true), on_failure: Arc::new(|| {}) }
+        Participation { process: 0, processes: 1, delivered: Arc::new(|_| true), on_failure: Arc::new(|| {}), commit: None }
     }
 }
 
@@ -114,6 +131,8 @@ struct Coordinator<'a> {
     warned: BTreeSet<u64>,
     /// This process's learners, by online model (see [`Learners`]).
     learners: BTreeMap<String, Learners>,
+    /// The final checkpoint's epoch, once made (see [`Participation::commit`]).
+    closed: Option<u64>,
 }
 
 /// One online model's learner, as the coordinator asks it for its state.
@@ -157,6 +176,7 @@ fn run_coordinator(dir: &Path, every: u64, me: Participation, rx: Receiver<Part>
         newest,
         warned: BTreeSet::new(),
         learners: BTreeMap::new(),
+        closed: None,
     };
     loop {
         match rx.recv_timeout(Duration::from_millis(20)) {
@@ -223,6 +243,7 @@ impl Coordinator<'_> {
         if let Some((epoch, file, bytes)) = own {
             self.write_part(epoch, &file, &bytes)?;
         }
+        self.close()?;
         self.ask_learners()?;
         let Some(layout) = &self.layout else { return Ok(()) };
         let local_workers = layout.peers / self.me.processes.max(1);
@@ -249,6 +270,29 @@ impl Coordinator<'_> {
         }
         write_atomic(&parts.join(file), bytes)?;
         self.have.entry(epoch).or_default().insert(file.to_owned());
+        Ok(())
+    }
+
+    /// In a run that commits, once every local source and operator has ended:
+    /// makes the epoch where the last of them ended a checkpoint (their last
+    /// parts stand for it), unless it is one already.
+    fn close(&mut self) -> Result<()> {
+        let Some(layout) = &self.layout else { return Ok(()) };
+        if self.me.commit.is_none() || self.closed.is_some() {
+            return Ok(());
+        }
+        let local_workers = layout.peers / self.me.processes.max(1);
+        if self.ended.len() < local_workers * (layout.operators.len() + layout.sources.len()) {
+            return Ok(());
+        }
+        let Some(last) = self.ended.iter().map(|(e, _, _)| *e).max() else { return Ok(()) };
+        self.closed = Some(last);
+        if self.have.contains_key(&last) || self.whole.contains(&last) || self.done.contains(&last) {
+            return Ok(());
+        }
+        for (_, file, bytes) in self.ended.clone() {
+            self.write_part(last, &file, &bytes)?;
+        }
         Ok(())
     }
 
@@ -350,8 +394,17 @@ impl Coordinator<'_> {
         let learners = self.learners.keys().map(|n| (n.clone(), crate::learner::checkpoint::FORMAT)).collect();
         let manifest =
             Manifest { epoch, workers: layout.peers, operators: layout.operators.clone(), sources: layout.sources.iter().cloned().collect(), learners };
+        if let Some(commit) = &self.me.commit {
+            let positions = super::checkpoint::positions(self.dir, &manifest)?;
+            let mut offsets: Vec<(String, u32, i64)> = positions.into_iter().map(|((t, p), cut)| (t, p, cut.next_offset)).collect();
+            offsets.sort();
+            commit.prepare(epoch, &offsets)?;
+        }
         write_atomic(&self.dir.join(format!("epoch-{epoch}.json")), &serde_json::to_vec_pretty(&manifest)?)?;
         crate::crash_point!("graph-checkpoint-written");
+        if let Some(commit) = &self.me.commit {
+            commit.commit(epoch)?;
+        }
         self.done.push(epoch);
         self.newest.store(epoch, Ordering::SeqCst);
         prune(self.dir, epoch)
@@ -364,10 +417,10 @@ pub(crate) fn newest_manifest(dir: &Path) -> Option<u64> {
     entries.filter_map(|e| e.ok()).filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_prefix("epoch-")?.strip_suffix(".json")?.parse().ok())).max()
 }
 
-/// Removes the parts of epochs after the newest manifest: a checkpoint an
-/// earlier run did not finish (see the module docs).
-pub(crate) fn clear_unfinished(dir: &Path) -> Result<()> {
-    let newest = newest_manifest(dir);
+/// Removes the parts of epochs after `newest`, the checkpoint a run resumes
+/// from (`None`: every epoch's): a checkpoint an earlier run did not finish
+/// (see the module docs).
+pub(crate) fn clear_after(dir: &Path, newest: Option<u64>) -> Result<()> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
     for e in entries.filter_map(|e| e.ok()) {
         let name = e.file_name().to_string_lossy().into_owned();
@@ -524,6 +577,54 @@ mod tests {
     }
 
     #[test]
+    fn a_committing_run_commits_each_checkpoint_and_checkpoints_where_it_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, rx) = channel();
+        /// Records each prepare and commit, checking the manifest is written between them.
+        struct Recorder(std::path::PathBuf, std::sync::Mutex<Vec<(u64, Vec<(String, u32, i64)>)>>, std::sync::Mutex<Vec<u64>>);
+        impl super::Commit for Recorder {
+            fn prepare(&self, epoch: u64, positions: &[(String, u32, i64)]) -> anyhow::Result<()> {
+                assert!(!self.0.join(format!("epoch-{epoch}.json")).exists(), "prepared before the manifest");
+                self.1.lock().unwrap().push((epoch, positions.to_vec()));
+                Ok(())
+            }
+            fn commit(&self, epoch: u64) -> anyhow::Result<()> {
+                assert!(self.0.join(format!("epoch-{epoch}.json")).exists(), "committed after the manifest");
+                self.2.lock().unwrap().push(epoch);
+                Ok(())
+            }
+        }
+        let recorder = Arc::new(Recorder(dir.path().to_owned(), Default::default(), Default::default()));
+        let d = dir.path().to_owned();
+        let me = Participation { commit: Some(recorder.clone()), ..Default::default() };
+        let h = std::thread::spawn(move || coordinate(&d, 4, me, rx, &AtomicU64::new(u64::MAX)));
+        tx.send(Part::Built { worker: 0, peers: 1, operators: vec![("op".into(), 1)], sources: vec!["t".into()] }).unwrap();
+        let cut = |epoch: u64, next: i64, last: bool| Part::Cut {
+            worker: 0,
+            topic: "t".into(),
+            epoch,
+            partitions: vec![crate::checkpoint::PartitionCut { partition: 0, next_offset: next, clock: Default::default() }],
+            last,
+        };
+        // epoch 3 is a checkpoint (every 4th)
+        tx.send(state(0, 3)).unwrap();
+        tx.send(cut(3, 30, false)).unwrap();
+        tx.send(Part::Drained { worker: 0, frontier: 4 }).unwrap();
+        eventually("checkpoint 3 committed", || recorder.2.lock().unwrap().len() == 1);
+        // the source ends at epoch 5 and the operator at 6: epoch 6 is made a checkpoint
+        tx.send(cut(5, 52, true)).unwrap();
+        tx.send(Part::State { worker: 0, name: "op".into(), epoch: 6, bytes: Arc::new(vec![6]), last: true }).unwrap();
+        tx.send(Part::Drained { worker: 0, frontier: u64::MAX }).unwrap();
+        eventually("the final checkpoint committed", || recorder.2.lock().unwrap().len() == 2);
+        drop(tx);
+        assert_eq!(h.join().unwrap().unwrap(), vec![3, 6]);
+        let t = |next| vec![("t".to_owned(), 0u32, next)];
+        assert_eq!(*recorder.1.lock().unwrap(), vec![(3, t(30)), (6, t(52))]);
+        assert_eq!(*recorder.2.lock().unwrap(), vec![3, 6]);
+        assert_eq!(std::fs::read(dir.path().join("epoch-6/op.w0")).unwrap(), vec![6]);
+    }
+
+    #[test]
     fn parts_of_an_unfinished_checkpoint_are_cleared_before_a_run() {
         let dir = tempfile::tempdir().unwrap();
         for e in [3, 5] {
@@ -531,7 +632,7 @@ mod tests {
             std::fs::write(dir.path().join(format!("epoch-{e}/process-1.done")), b"").unwrap();
         }
         std::fs::write(dir.path().join("epoch-3.json"), b"{}").unwrap();
-        super::clear_unfinished(dir.path()).unwrap();
+        super::clear_after(dir.path(), super::newest_manifest(dir.path())).unwrap();
         assert!(dir.path().join("epoch-3/process-1.done").exists(), "the newest manifest's parts stay");
         assert!(!dir.path().join("epoch-5").exists(), "a stale marker of an unfinished epoch would count for the next run");
     }

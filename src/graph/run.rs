@@ -239,9 +239,10 @@ impl Collector {
         let mut sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
         sinks.entry(sink.to_owned()).or_default().append(records);
     }
-    /// A source's counts and rejections: dead letters go to the DLQ topic (Kafka
-    /// runs) or are kept (in memory).
-    pub(crate) fn record_source(&self, topic: &str, counts: SourceCounts, dead: Vec<DeadLetter>) {
+    /// A source's counts and rejections of records read in `epoch`: dead
+    /// letters go to the DLQ topic (Kafka runs, in that epoch's output) or are
+    /// kept (in memory).
+    pub(crate) fn record_source(&self, topic: &str, counts: SourceCounts, dead: Vec<DeadLetter>, epoch: u64) {
         if counts.read > 0 {
             self.counts.lock().unwrap_or_else(|e| e.into_inner()).entry(topic.to_owned()).or_default().add(counts);
         }
@@ -249,7 +250,7 @@ impl Collector {
             return;
         }
         if let Inputs::Connector(io) = &self.inputs {
-            io.dead_letters(&dead);
+            io.dead_letters(&dead, epoch);
             return;
         }
         self.dead.lock().unwrap_or_else(|e| e.into_inner()).extend(dead);
@@ -350,7 +351,7 @@ impl LocalRun {
     where
         F: Fn(&mut GraphBuilder<'_>) -> Result<()> + Send + Sync + 'static,
     {
-        let (checkpoints, coordinator) = super::checkpoint::configure(&self.checkpoints, Default::default())?;
+        let (checkpoints, coordinator) = super::checkpoint::configure(&self.checkpoints, Default::default(), None)?;
         let mut collector =
             Collector::new(Inputs::Memory { topics: self.topics.clone(), values: self.values.clone(), epoch_records: self.epoch_records }, checkpoints);
         collector.crash_after = self.crash_after;

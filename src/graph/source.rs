@@ -304,9 +304,10 @@ impl<V> Admission<V> {
         PartitionCut { partition, next_offset, clock: self.clocks.get(&partition).cloned().unwrap_or_default() }
     }
 
-    /// Hands what was counted and rejected since the last call to the runner.
-    pub(super) fn report(&mut self, collector: &super::run::Collector) {
-        collector.record_source(&self.topic, std::mem::take(&mut self.counts), std::mem::take(&mut self.dead));
+    /// Hands what was counted and rejected since the last call to the runner:
+    /// records read in `epoch` (their dead letters belong to it).
+    pub(super) fn report(&mut self, collector: &super::run::Collector, epoch: u64) {
+        collector.record_source(&self.topic, std::mem::take(&mut self.counts), std::mem::take(&mut self.dead), epoch);
     }
 }
 
@@ -387,7 +388,7 @@ pub(super) fn memory_source<'s, V: Clone + 'static>(
             let watermark = parts.iter().filter(|p| p.next < p.data.len()).map(|p| admission.watermark(p.number)).min().unwrap_or(i64::MAX);
             batch.push(Msg::Mark(Mark { watermark, from: me, to: me }));
             output.session(&*c).give_container(&mut batch);
-            admission.report(&collector);
+            admission.report(&collector, epoch);
             if let Some(ck) = checkpoints.as_ref().filter(|ck| done || ck.is_checkpoint(epoch)) {
                 let partitions = parts.iter().map(|p| admission.cut(p.number, p.next as i64)).collect();
                 ck.send(Part::Cut { worker, topic: topic.clone(), epoch, partitions, last: done });

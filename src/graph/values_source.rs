@@ -174,7 +174,7 @@ pub(super) fn values_source<'s, T: Serialize + Clone + Send + 'static>(
             let watermark = parts.iter().filter(|p| p.next < p.len).map(|p| p.clock.watermark(&policy).unwrap_or(i64::MIN)).min().unwrap_or(i64::MAX);
             batch.push(Msg::Mark(Mark { watermark, from: me, to: me }));
             output.session(&*c).give_container(&mut batch);
-            collector.record_source(&name, std::mem::take(&mut counts), std::mem::take(&mut dead));
+            collector.record_source(&name, std::mem::take(&mut counts), std::mem::take(&mut dead), epoch);
             if let Some(ck) = checkpoints.as_ref().filter(|ck| done || ck.is_checkpoint(epoch)) {
                 let partitions =
                     parts.iter().map(|p| crate::checkpoint::PartitionCut { partition: p.number, next_offset: p.next as i64, clock: p.clock.clone() }).collect();

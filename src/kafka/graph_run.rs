@@ -33,11 +33,12 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 
+use super::graph_txn::Transactions;
 use super::source::KafkaSource;
 use super::KafkaOptions;
 use crate::epoch::EpochClock;
 use crate::graph::connector::{Connector, TopicRange};
-use crate::graph::coordinator::Participation;
+use crate::graph::coordinator::{Commit, Participation};
 use crate::graph::run::{run_processes, Collector, DeadLetter, Inputs, SinkRecord, SourceCounts};
 use crate::graph::GraphBuilder;
 use crate::metrics::Metrics;
@@ -129,11 +130,23 @@ struct KafkaIo {
     start_at: Option<i64>,
     until: Option<i64>,
     topics: Mutex<HashMap<String, TopicRange>>,
-    producer: ThreadedProducer<Delivery>,
+    out: Arc<Output>,
     produced: Mutex<BTreeMap<String, u64>>,
+    /// An exactly-once run: the checkpoint it resumes from (`None`: a fresh
+    /// start), which every source topic's committed offsets must name.
+    resumes: Option<Option<u64>>,
+}
+
+/// The producer and what writing a record takes: shared by the workers and,
+/// in an exactly-once run, the coordinator's commits.
+struct Output {
+    producer: ThreadedProducer<Delivery>,
     outstanding: Arc<Outstanding>,
+    metrics: Arc<Metrics>,
     /// Topics re-encoded as Avro (a job's `[sinks] format = "avro"`).
     avro: Option<Arc<AvroOutputs>>,
+    /// An exactly-once run's transactions.
+    txn: Option<Transactions>,
 }
 
 impl Connector for KafkaIo {
@@ -182,6 +195,9 @@ impl Connector for KafkaIo {
         }
         let consumer = self.opts.admin_consumer(&self.group)?;
         let partitions = super::partition_count(&consumer, topic, Duration::from_secs(30))?;
+        if let Some(resumes) = self.resumes {
+            super::graph_txn::check_committed(&consumer, &self.group, topic, partitions, resumes)?;
+        }
         let mut range = TopicRange { partitions, start: Vec::new(), end: self.bounded.then(HashMap::new) };
         let at = self.start_at.map(|t| super::offsets_for_time(&consumer, topic, partitions, t)).transpose()?;
         let until = self.until.map(|t| super::offsets_for_time(&consumer, topic, partitions, t)).transpose()?;
@@ -200,31 +216,39 @@ impl Connector for KafkaIo {
     fn produce(&self, sink: &str, records: &mut Vec<SinkRecord>) {
         let n = records.len() as u64;
         for run in records.chunk_by(|a, b| a.epoch == b.epoch) {
-            self.outstanding.sent(run[0].epoch, run.len() as u64);
+            self.out.outstanding.sent(run[0].epoch, run.len() as u64);
         }
         for r in records.drain(..) {
-            self.send(sink, r.key.as_bytes(), r.value.as_deref().map(str::as_bytes), r.epoch);
+            self.out.send(sink, r.key.as_bytes(), r.value.as_deref().map(str::as_bytes), r.epoch);
         }
         *self.produced.lock().unwrap_or_else(|e| e.into_inner()).entry(sink.to_owned()).or_default() += n;
     }
 
-    fn dead_letters(&self, dead: &[DeadLetter]) {
-        self.outstanding.sent(0, dead.len() as u64);
+    fn dead_letters(&self, dead: &[DeadLetter], epoch: u64) {
+        self.out.outstanding.sent(epoch, dead.len() as u64);
         for d in dead {
             let reason = Reason::ALL.into_iter().find(|r| r.as_str() == d.reason).unwrap_or(Reason::NotJson);
             let payload = encode_dlq(&d.topic, d.partition, d.offset, d.payload.as_deref(), &Rejection::new(reason, d.detail.clone()));
             let key = format!("{}-{}-{}", d.topic, d.partition, d.offset);
-            self.send(&self.dlq_topic, key.as_bytes(), Some(&payload), 0);
+            self.out.send(&self.dlq_topic, key.as_bytes(), Some(&payload), epoch);
             self.metrics.dlq.with_label_values(&[d.reason]).inc();
         }
         *self.produced.lock().unwrap_or_else(|e| e.into_inner()).entry(self.dlq_topic.clone()).or_default() += dead.len() as u64;
     }
 }
 
-impl KafkaIo {
-    /// Enqueues one record (counted as sent by the caller); waits for room
-    /// while librdkafka's queue is full.
+impl Output {
+    /// Writes one record (counted as sent by the caller): now, or once the
+    /// transaction of its epoch opens (exactly-once).
     fn send(&self, topic: &str, key: &[u8], payload: Option<&[u8]>, epoch: u64) {
+        if self.txn.as_ref().is_some_and(|t| t.hold(topic, key, payload, epoch)) {
+            return;
+        }
+        self.enqueue(topic, key, payload, epoch);
+    }
+
+    /// Enqueues one record; waits for room while librdkafka's queue is full.
+    fn enqueue(&self, topic: &str, key: &[u8], payload: Option<&[u8]>, epoch: u64) {
         let avro = match (&self.avro, payload) {
             (Some(a), Some(p)) => match a.encode(topic, p) {
                 Ok(avro) => avro,
@@ -263,6 +287,20 @@ impl KafkaIo {
     }
 }
 
+/// An exactly-once run's commits of its checkpoints (see [`super::graph_txn`]).
+struct TxnCommit(Arc<Output>);
+
+impl Commit for TxnCommit {
+    fn prepare(&self, epoch: u64, positions: &[(String, u32, i64)]) -> Result<()> {
+        let out = &self.0;
+        out.txn.as_ref().expect("a run with transactions").prepare(&out.producer, epoch, positions)
+    }
+    fn commit(&self, epoch: u64) -> Result<()> {
+        let out = &self.0;
+        out.txn.as_ref().expect("a run with transactions").commit(&out.producer, epoch, |h| out.enqueue(&h.topic, &h.key, h.payload.as_deref(), h.epoch))
+    }
+}
+
 /// Runs graphs on Kafka; see the module docs.
 pub struct KafkaRun {
     opts: KafkaOptions,
@@ -280,6 +318,8 @@ pub struct KafkaRun {
     start_at: Option<i64>,
     until: Option<i64>,
     avro: Option<Arc<AvroOutputs>>,
+    /// The transactional id of an exactly-once run.
+    exactly_once: Option<String>,
 }
 
 /// What a Kafka run did.
@@ -313,7 +353,18 @@ impl KafkaRun {
             start_at: None,
             until: None,
             avro: None,
+            exactly_once: None,
         }
+    }
+    /// Exactly-once output (see [`super::graph_txn`]): each checkpoint's
+    /// outputs and dead letters in one Kafka transaction of the producer
+    /// `transactional_id` (stable across restarts of the job), committed with
+    /// the sources' positions as the group's offsets; a restart resumes from
+    /// the checkpoint committed last. Needs [`KafkaRun::checkpoints`] and one
+    /// process.
+    pub fn exactly_once(mut self, transactional_id: &str) -> Self {
+        self.exactly_once = Some(transactional_id.to_owned());
+        self
     }
     /// Writes the topics `avro` names as Confluent-framed Avro: each record the
     /// graph writes there as JSON (a job's `scores`, `features`, `drift`
@@ -397,24 +448,52 @@ impl KafkaRun {
     {
         self.control.health().expect_workers(self.workers);
         let outstanding = Outstanding::new(self.checkpoints.is_some());
-        let producer: ThreadedProducer<Delivery> = self
-            .opts
-            .client_config_with(&[("linger.ms", "5"), ("enable.idempotence", "true"), ("compression.type", "lz4")])
-            .create_with_context(Delivery { outstanding: outstanding.clone() })
-            .context("creating the producer")?;
+        let mut config = self.opts.client_config_with(&[("linger.ms", "5"), ("enable.idempotence", "true"), ("compression.type", "lz4")]);
+        if let Some(id) = &self.exactly_once {
+            if self.checkpoints.is_none() {
+                bail!("exactly-once output needs checkpoints: each checkpoint's outputs are one transaction (give a checkpoint directory)");
+            }
+            if self.cluster.is_some() {
+                bail!(
+                    "exactly-once output runs in one process: several processes' transactions cannot be committed as one \
+                     (see the README's delivery guarantees); run one process with more workers, or at-least-once"
+                );
+            }
+            config.set("transactional.id", id).set("transaction.timeout.ms", "600000");
+        }
+        let producer: ThreadedProducer<Delivery> =
+            config.create_with_context(Delivery { outstanding: outstanding.clone() }).context("creating the producer")?;
+        let (txn, committed) = match (&self.exactly_once, &self.checkpoints) {
+            (Some(id), Some((dir, every))) => {
+                // fences any earlier instance and aborts its open transaction
+                producer.init_transactions(super::sink::TXN_TIMEOUT).with_context(|| format!("initializing transactions for `{id}`"))?;
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                let committed = super::graph_txn::committed_epoch(&self.opts, &self.group, dir)?;
+                super::graph_txn::discard_uncommitted(dir, &self.group, committed)?;
+                let group = self.opts.admin_consumer(&self.group)?.group_metadata().context("the consumer group's metadata")?;
+                let start = committed.map_or(0, |e| e + 1);
+                (Some(Transactions::begin(&producer, group, *every, start)?), committed)
+            }
+            _ => (None, None),
+        };
+        let out = Arc::new(Output { producer, outstanding, metrics: self.metrics.clone(), avro: self.avro.clone(), txn });
         let cluster = match &self.cluster {
             Some((process, addresses)) => crate::run::Cluster { workers: self.workers, process: *process, addresses: addresses.clone() },
             None => crate::run::Cluster::threads(self.workers),
         };
         let delivered = {
-            let o = outstanding.clone();
+            let o = out.outstanding.clone();
             Arc::new(move |e: u64| o.delivered_through(e))
         };
         let control = self.control.clone();
         let on_failure = Arc::new(move || control.request_shutdown());
-        let me = Participation { process: cluster.process, processes: cluster.processes(), delivered, on_failure };
-        let (checkpoints, coordinator) = crate::graph::checkpoint::configure(&self.checkpoints, me)?;
+        let commit = out.txn.as_ref().map(|_| Arc::new(TxnCommit(out.clone())) as Arc<dyn Commit>);
+        let me = Participation { process: cluster.process, processes: cluster.processes(), delivered, on_failure, commit };
+        let (checkpoints, coordinator) = crate::graph::checkpoint::configure(&self.checkpoints, me, out.txn.as_ref().map(|_| committed))?;
         let start = checkpoints.as_ref().map_or(0, |c| c.start_epoch());
+        if out.txn.is_some() && start != committed.map_or(0, |e| e + 1) {
+            bail!("exactly-once: the run would resume at epoch {start}, but the group committed checkpoint {committed:?}");
+        }
         let io = Arc::new(KafkaIo {
             opts: self.opts.clone(),
             group: self.group.clone(),
@@ -427,10 +506,9 @@ impl KafkaRun {
             start_at: self.start_at,
             until: self.until,
             topics: Mutex::default(),
-            producer,
+            out: out.clone(),
             produced: Mutex::default(),
-            outstanding,
-            avro: self.avro.clone(),
+            resumes: out.txn.as_ref().map(|_| committed),
         });
         let done = Arc::new(AtomicBool::new(false));
         let ticker = {
@@ -448,10 +526,13 @@ impl KafkaRun {
         let result = run_processes(Arc::new(collector), vec![cluster.timely_config()], build);
         done.store(true, Ordering::Relaxed);
         let _ = ticker.join();
-        io.producer.flush(Duration::from_secs(60)).context("flushing the outputs")?;
+        out.producer.flush(Duration::from_secs(60)).context("flushing the outputs")?;
         let written = crate::graph::checkpoint::finish(coordinator)?;
         let outputs = result?;
-        let failed = io.outstanding.failed.load(Ordering::Relaxed);
+        if let Some(txn) = &out.txn {
+            txn.close(&out.producer)?;
+        }
+        let failed = out.outstanding.failed.load(Ordering::Relaxed);
         if failed > 0 {
             bail!("{failed} output records could not be delivered");
         }

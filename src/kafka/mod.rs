@@ -8,6 +8,7 @@
 pub mod coordinator;
 pub mod drift_sink;
 pub mod graph_run;
+pub mod graph_txn;
 pub mod read;
 pub mod sink;
 pub mod source;
@@ -110,6 +111,18 @@ pub fn missing_topic_message(topic: &str, detail: Option<&str>, waited: Duration
 /// `CoordinatorNotAvailable`), or offsets held by a transaction not yet
 /// settled (`UnstableOffsetCommit`), is asked again for up to 60 s.
 pub fn committed_offsets(consumer: &BaseConsumer, topic: &str, partitions: u32) -> Result<HashMap<u32, i64>> {
+    let committed = committed_list(consumer, topic, partitions)?;
+    Ok((0..partitions)
+        .filter_map(|p| match committed.find_partition(topic, p as i32).map(|e| e.offset()) {
+            Some(Offset::Offset(o)) => Some((p, o)),
+            _ => None,
+        })
+        .collect())
+}
+
+/// The group's committed offsets of `topic`'s partitions, with their metadata
+/// (asked again as [`committed_offsets`] says).
+pub fn committed_list(consumer: &BaseConsumer, topic: &str, partitions: u32) -> Result<TopicPartitionList> {
     use rdkafka::error::KafkaError;
     use rdkafka::types::RDKafkaErrorCode as Code;
     let mut tpl = TopicPartitionList::new();
@@ -129,12 +142,7 @@ pub fn committed_offsets(consumer: &BaseConsumer, topic: &str, partitions: u32) 
             other => break other.context("reading committed offsets")?,
         }
     };
-    Ok((0..partitions)
-        .filter_map(|p| match committed.find_partition(topic, p as i32).map(|e| e.offset()) {
-            Some(Offset::Offset(o)) => Some((p, o)),
-            _ => None,
-        })
-        .collect())
+    Ok(committed)
 }
 
 /// Where each partition starts: the group's committed offset, else the beginning.

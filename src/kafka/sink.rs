@@ -31,7 +31,7 @@ use crate::output::avro::AvroOutputs;
 use crate::output::{OutputSink, Topic};
 
 /// How long a blocking transactional call may take before the job gives up.
-const TXN_TIMEOUT: Duration = Duration::from_secs(60);
+pub(super) const TXN_TIMEOUT: Duration = Duration::from_secs(60);
 
 struct DeliveryCounter {
     metrics: Arc<Metrics>,
@@ -274,7 +274,7 @@ impl KafkaSink {
 /// coordinator still loading after a broker came back: "Coordinator load in
 /// progress"), for up to [`TXN_TIMEOUT`] in all; librdkafka's documentation
 /// says such a call may simply be repeated.
-fn retrying(watch: &TxnWatch, what: &'static str, call: impl Fn() -> rdkafka::error::KafkaResult<()>) -> rdkafka::error::KafkaResult<()> {
+pub(super) fn retrying(watch: &TxnWatch, what: &'static str, call: impl Fn() -> rdkafka::error::KafkaResult<()>) -> rdkafka::error::KafkaResult<()> {
     let start = std::time::Instant::now();
     loop {
         match watch.call(what, &call) {

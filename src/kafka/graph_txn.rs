@@ -1,0 +1,295 @@
+//! Exactly-once output of a graph run on Kafka, in one process
+//! ([`super::KafkaRun::exactly_once`]): each checkpoint's outputs are one
+//! Kafka transaction, committed together with the sources' positions.
+//!
+//! - The open transaction holds the outputs (sinks and dead letters) of the
+//!   epochs after the last committed checkpoint up to the next checkpoint
+//!   epoch; a record of a later epoch waits in memory until that checkpoint
+//!   commits and the next transaction opens.
+//! - Once the checkpoint coordinator has published checkpoint E (its manifest
+//!   written: every part in, every output of epochs up to E acknowledged), it
+//!   commits: the sources' positions go into the transaction as the consumer
+//!   group's offsets (`send_offsets_to_transaction`), each with the metadata
+//!   `vigil-epoch=E`, and the transaction commits. A crash between the
+//!   manifest and the commit leaves a newer manifest than the commit.
+//! - At a start, the producer's `init_transactions` fences any earlier
+//!   instance and aborts its open transaction; then the group's committed
+//!   offsets say which checkpoint was committed last (their metadata), and the
+//!   run restores exactly that one. Manifests after it (their outputs were
+//!   aborted) are removed; no commit yet means a fresh start.
+//! - A run that ends cleanly checkpoints where it ends and commits that (see
+//!   [`crate::graph::coordinator::Participation::commit`]), so a bounded run's
+//!   last outputs are committed too.
+//!
+//! What is exactly-once: every record the graph's sinks write and every dead
+//! letter, for a `read_committed` consumer. Not in a transaction's epochs:
+//! the findings an online model's labeled monitors write (they follow the
+//! labels, not the epochs) go into whichever transaction is open.
+//!
+//! ```
+//! use vigil::kafka::graph_txn::{epoch_of, marker};
+//! assert_eq!(epoch_of(&marker(41)), Some(41));
+//! assert_eq!(epoch_of("something else"), None);
+//! ```
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use rdkafka::consumer::{BaseConsumer, ConsumerGroupMetadata};
+use rdkafka::producer::{Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::sink::{retrying, TXN_TIMEOUT};
+use super::txn_watch::TxnWatch;
+use super::KafkaOptions;
+
+/// A record of an epoch past the open transaction, waiting for it to close.
+pub(super) struct Held {
+    pub topic: String,
+    pub key: Vec<u8>,
+    pub payload: Option<Vec<u8>>,
+    pub epoch: u64,
+}
+
+/// The offsets' metadata that names the checkpoint a commit made final.
+pub fn marker(epoch: u64) -> String {
+    format!("vigil-epoch={epoch}")
+}
+
+/// The checkpoint epoch a committed offset's metadata names, if any.
+pub fn epoch_of(metadata: &str) -> Option<u64> {
+    metadata.strip_prefix("vigil-epoch=")?.parse().ok()
+}
+
+/// An exactly-once run's transactions; see the module docs.
+pub(super) struct Transactions {
+    /// The newest epoch whose records go into the open transaction.
+    open_through: AtomicU64,
+    waiting: Mutex<Vec<Held>>,
+    watch: TxnWatch,
+    group: ConsumerGroupMetadata,
+    /// Checkpoints are the ends of every `every`-th epoch.
+    every: u64,
+}
+
+/// How long past its start a blocking transactional call may run before the
+/// process gives up on it (as the pipeline's sink).
+const TXN_STALL: Duration = Duration::from_secs(TXN_TIMEOUT.as_secs() + 30);
+
+impl Transactions {
+    /// Opens the first transaction of a run that starts at `start_epoch`
+    /// (`init_transactions` was called on `producer` already).
+    pub(super) fn begin<C: ProducerContext + 'static>(
+        producer: &ThreadedProducer<C>,
+        group: ConsumerGroupMetadata,
+        every: u64,
+        start_epoch: u64,
+    ) -> Result<Self> {
+        producer.begin_transaction().context("beginning a transaction")?;
+        let every = every.max(1);
+        Ok(Transactions {
+            open_through: AtomicU64::new(next_checkpoint(start_epoch, every)),
+            waiting: Mutex::new(Vec::new()),
+            watch: TxnWatch::start(TXN_STALL),
+            group,
+            every,
+        })
+    }
+
+    /// Keeps a record of an epoch after the open transaction's; `false`: it
+    /// belongs to the open transaction, send it now.
+    pub(super) fn hold(&self, topic: &str, key: &[u8], payload: Option<&[u8]>, epoch: u64) -> bool {
+        if epoch <= self.open_through.load(Ordering::SeqCst) {
+            return false;
+        }
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        // again under the lock: a commit opens the next transaction, then drains
+        if epoch <= self.open_through.load(Ordering::SeqCst) {
+            return false;
+        }
+        waiting.push(Held { topic: topic.to_owned(), key: key.to_vec(), payload: payload.map(<[u8]>::to_vec), epoch });
+        true
+    }
+
+    /// Puts checkpoint `epoch`'s sources' `positions` into the open
+    /// transaction as the group's offsets (before the manifest is written;
+    /// fails if a newer instance fenced this one). Call only once every
+    /// output of epochs up to `epoch` is acknowledged.
+    pub(super) fn prepare<C: ProducerContext + 'static>(&self, producer: &ThreadedProducer<C>, epoch: u64, positions: &[(String, u32, i64)]) -> Result<()> {
+        let mut offsets = TopicPartitionList::new();
+        for (topic, partition, next) in positions {
+            offsets.add_partition_offset(topic, *partition as i32, Offset::Offset(*next))?;
+            if let Some(e) = offsets.find_partition(topic, *partition as i32).as_mut() {
+                e.set_metadata(marker(epoch));
+            }
+        }
+        let result = retrying(&self.watch, "send_offsets_to_transaction", || producer.send_offsets_to_transaction(&offsets, &self.group, TXN_TIMEOUT));
+        self.failed(producer, result, epoch)?;
+        // a crash here leaves the offsets in an open transaction, which the restart aborts
+        crate::crash_point!("graph-txn-after-offsets");
+        Ok(())
+    }
+
+    /// Aborts the open transaction if `result` is an error.
+    fn failed<C: ProducerContext + 'static>(&self, producer: &ThreadedProducer<C>, result: rdkafka::error::KafkaResult<()>, epoch: u64) -> Result<()> {
+        if let Err(e) = result {
+            let _ = self.watch.call("abort_transaction", || producer.abort_transaction(TXN_TIMEOUT));
+            return Err(e).with_context(|| format!("committing the outputs of checkpoint {epoch}"));
+        }
+        Ok(())
+    }
+
+    /// Commits the open transaction as checkpoint `epoch`'s (prepared, its
+    /// manifest written) and opens the next one: the held records of its
+    /// epochs go to `send`.
+    pub(super) fn commit<C: ProducerContext + 'static>(&self, producer: &ThreadedProducer<C>, epoch: u64, send: impl Fn(Held)) -> Result<()> {
+        let watch = &self.watch;
+        let result = retrying(watch, "commit_transaction", || producer.commit_transaction(TXN_TIMEOUT));
+        self.failed(producer, result, epoch)?;
+        crate::crash_point!("graph-txn-after-commit");
+        watch.call("begin_transaction", || producer.begin_transaction()).context("beginning the next transaction")?;
+        let through = next_checkpoint(epoch + 1, self.every);
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        self.open_through.store(through, Ordering::SeqCst);
+        let (now, later): (Vec<Held>, Vec<Held>) = waiting.drain(..).partition(|h| h.epoch <= through);
+        *waiting = later;
+        now.into_iter().for_each(send);
+        Ok(())
+    }
+
+    /// At the end of a run, after its last commit: aborts the empty
+    /// transaction that commit opened, so that none is left on the broker.
+    pub(super) fn close<C: ProducerContext + 'static>(&self, producer: &ThreadedProducer<C>) -> Result<()> {
+        let held = self.waiting.lock().unwrap_or_else(|e| e.into_inner()).len();
+        if held > 0 {
+            bail!("{held} output records of epochs after the last checkpoint were never committed");
+        }
+        self.watch.call("abort_transaction", || producer.abort_transaction(TXN_TIMEOUT)).context("closing the last transaction")
+    }
+}
+
+/// The first checkpoint epoch at or after `epoch`.
+fn next_checkpoint(epoch: u64, every: u64) -> u64 {
+    epoch + (every - 1 - epoch % every)
+}
+
+/// The checkpoint the group committed last: the epoch in its offsets'
+/// metadata on the topics of the checkpoints under `dir` (none: nothing
+/// committed yet). Call after `init_transactions`, so that no transaction
+/// holds offsets still.
+pub(super) fn committed_epoch(opts: &KafkaOptions, group: &str, dir: &Path) -> Result<Option<u64>> {
+    let mut topics = BTreeSet::new();
+    for epoch in manifests(dir)? {
+        let path = dir.join(format!("epoch-{epoch}.json"));
+        let m: crate::graph::checkpoint::Manifest = serde_json::from_slice(&std::fs::read(&path)?).with_context(|| format!("reading {}", path.display()))?;
+        topics.extend(m.sources);
+    }
+    let consumer = opts.admin_consumer(group)?;
+    let mut epochs = BTreeSet::new();
+    for topic in &topics {
+        let partitions = super::partition_count(&consumer, topic, Duration::from_secs(30))?;
+        let committed = super::committed_list(&consumer, topic, partitions)?;
+        epochs.extend(committed.elements().iter().filter_map(|e| epoch_of(e.metadata())));
+    }
+    if epochs.len() > 1 {
+        bail!("the offsets of group `{group}` name different checkpoints {epochs:?}: they were not committed by one exactly-once graph run");
+    }
+    Ok(epochs.into_iter().next())
+}
+
+/// Refuses a source topic whose committed offsets in `group` do not name the
+/// checkpoint the run resumes from (`None`: a fresh start, so none may be
+/// committed): the checkpoint directory is not the committing run's (lost,
+/// or another's), or another job committed in the group; resuming would write
+/// outputs twice or skip input.
+pub(super) fn check_committed(consumer: &BaseConsumer, group: &str, topic: &str, partitions: u32, resumes: Option<u64>) -> Result<()> {
+    let committed = super::committed_list(consumer, topic, partitions)?;
+    for e in committed.elements().iter().filter(|e| matches!(e.offset(), Offset::Offset(_))) {
+        let named = epoch_of(e.metadata());
+        if named != resumes {
+            let what = match named {
+                Some(n) => format!("the outputs of checkpoint {n}"),
+                None => "offsets not written by an exactly-once graph run".to_owned(),
+            };
+            let from = resumes.map_or("a fresh start (no checkpoint committed)".to_owned(), |r| format!("checkpoint {r}"));
+            bail!(
+                "exactly-once: group `{group}` committed {what} on {topic}/{}, but this run resumes from {from}: its checkpoint directory \
+                 is not the one of the run that committed (or another job commits in this group); resuming would write outputs twice or skip input",
+                e.partition()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The epochs of the manifests under `dir`.
+fn manifests(dir: &Path) -> Result<Vec<u64>> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(Vec::new()) };
+    let mut out: Vec<u64> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_prefix("epoch-")?.strip_suffix(".json")?.parse().ok()))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Removes the checkpoints under `dir` after `committed` (all of them when
+/// nothing is committed): their outputs were aborted, so a run must not
+/// resume from them. Fails if `committed` names a checkpoint not there.
+pub(super) fn discard_uncommitted(dir: &Path, group: &str, committed: Option<u64>) -> Result<()> {
+    let all = manifests(dir)?;
+    if let Some(e) = committed {
+        if !all.contains(&e) {
+            bail!(
+                "group `{group}` committed the outputs of checkpoint {e}, which is not in {}: an exactly-once run must resume from the checkpoints \
+                 of the run that committed (another directory would write its outputs twice or lose some)",
+                dir.display()
+            );
+        }
+    }
+    for epoch in all.into_iter().filter(|e| committed.is_none_or(|c| *e > c)) {
+        tracing::info!(epoch, dir = %dir.display(), "removing checkpoint {epoch}: its outputs were never committed");
+        std::fs::remove_file(dir.join(format!("epoch-{epoch}.json")))?;
+        let parts = dir.join(format!("epoch-{epoch}"));
+        if parts.exists() {
+            std::fs::remove_dir_all(parts)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_open_transaction_reaches_the_next_checkpoint_epoch() {
+        assert_eq!(next_checkpoint(0, 1), 0);
+        assert_eq!(next_checkpoint(5, 1), 5);
+        assert_eq!(next_checkpoint(0, 4), 3);
+        assert_eq!(next_checkpoint(3, 4), 3);
+        assert_eq!(next_checkpoint(4, 4), 7);
+        // after a final checkpoint of epoch 5 (not a multiple), the next is 7
+        assert_eq!(next_checkpoint(6, 4), 7);
+    }
+
+    #[test]
+    fn uncommitted_checkpoints_are_removed_and_a_missing_committed_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for e in [3, 7, 11] {
+            std::fs::write(dir.path().join(format!("epoch-{e}.json")), b"{}").unwrap();
+            std::fs::create_dir_all(dir.path().join(format!("epoch-{e}"))).unwrap();
+        }
+        let err = discard_uncommitted(dir.path(), "g", Some(5)).unwrap_err();
+        assert!(format!("{err:#}").contains("committed the outputs of checkpoint 5, which is not in"), "{err:#}");
+        discard_uncommitted(dir.path(), "g", Some(7)).unwrap();
+        assert_eq!(manifests(dir.path()).unwrap(), vec![3, 7]);
+        assert!(!dir.path().join("epoch-11").exists());
+        discard_uncommitted(dir.path(), "g", None).unwrap();
+        assert!(manifests(dir.path()).unwrap().is_empty() && !dir.path().join("epoch-3").exists());
+    }
+}

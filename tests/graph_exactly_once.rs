@@ -1,0 +1,207 @@
+//! Exactly-once output of a job on the graph (`vigil run --engine graph
+//! --exactly-once`), on Apache Kafka (`scripts/kafka.sh`), where Kafka itself
+//! is the judge. The fraud job runs with checkpoints every second and is
+//! stopped dead, again and again: at crash points (right after a checkpoint's
+//! manifest, before its transaction commits; between the offsets sent to the
+//! transaction and its commit; right after a commit) and by SIGKILL at random
+//! moments, with 1 or 2 workers; then a last run reads to the end. Then:
+//! - a `read_committed` consumer sees exactly one output (score or dead
+//!   letter) per input record, equal to an uninterrupted run's;
+//! - the topics also hold records of aborted transactions (the crashes did
+//!   cut transactions short);
+//! - the group's committed offsets, as Kafka stores them, are the input's end.
+//!
+//! And a zombie: a second instance with the same transactional id fences the
+//! first, which stops by itself with an error naming the fencing.
+
+mod common;
+
+#[path = "support/real_kafka.rs"]
+mod real_kafka;
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{job_file, KillOnDrop};
+use vigil::kafka::read::{read_topic, read_topic_committed};
+use vigil::kafka::KafkaOptions;
+
+const EVENTS: u64 = 300_000;
+const PARTITIONS: u32 = 8;
+
+fn vigil() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+}
+
+/// An output record's input (partition, offset) and what it says.
+fn output_value(payload: &[u8], is_dlq: bool) -> ((u64, i64), String) {
+    let v: serde_json::Value = serde_json::from_slice(payload).unwrap();
+    let key = (v["source_partition"].as_u64().unwrap(), v["source_offset"].as_i64().unwrap());
+    let value = if is_dlq { format!("dlq|{}", v["reason"]) } else { format!("scores|{} {}", v["score"], v["features"]) };
+    (key, value)
+}
+
+/// Every output of run `run` as a reader with `committed` isolation sees it:
+/// input -> its outputs.
+fn outputs(kafka: &KafkaOptions, run: &str, committed: bool) -> HashMap<(u64, i64), Vec<String>> {
+    let mut out: HashMap<(u64, i64), Vec<String>> = HashMap::new();
+    for (topic, is_dlq) in [(format!("scores_{run}"), false), (format!("dlq_{run}"), true)] {
+        let records =
+            if committed { read_topic_committed(kafka, &topic, Duration::from_secs(120)) } else { read_topic(kafka, &topic, Duration::from_secs(120)) };
+        for r in records.unwrap() {
+            let (key, value) = output_value(r.payload.as_deref().unwrap(), is_dlq);
+            out.entry(key).or_default().push(value);
+        }
+    }
+    out
+}
+
+fn publish(addr: &str, events: u64, seed: &str) {
+    let gen = vigil()
+        .args(["gen", "--brokers", addr, "--events", &events.to_string(), "--labels-topic", "none", "--bad-ratio", "0.01", "--seed", seed])
+        .status()
+        .unwrap();
+    assert!(gen.success());
+}
+
+#[test]
+fn on_apache_kafka_a_graph_job_killed_again_and_again_commits_each_output_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = real_kafka::RealKafka::start("graph-eo");
+    for (t, p) in [("transactions", PARTITIONS), ("scores_ref", 8), ("dlq_ref", 2), ("scores_geo", 8), ("dlq_geo", 2)] {
+        broker.create_topic(t, p);
+    }
+    let addr = broker.brokers.clone();
+    let kafka = KafkaOptions::new(&addr);
+    publish(&addr, EVENTS, "9");
+
+    let reference = vigil()
+        .args(["run", &job_file(dir.path(), "ref"), "--engine", "graph", "--brokers", &addr, "--until-end", "--group-id", "gref", "--metrics-addr", "off"])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(reference.success());
+
+    let job = job_file(dir.path(), "geo");
+    let checkpoints = dir.path().join("checkpoints");
+    let log = dir.path().join("last-run.log");
+    let run = |workers: &str, failpoint: Option<&str>| -> Child {
+        let mut c = vigil();
+        c.args(["run", &job, "--engine", "graph", "--brokers", &addr, "--until-end", "--group-id", "geo", "--metrics-addr", "off", "--exactly-once"])
+            .args(["-w", workers, "--checkpoint-dir", checkpoints.to_str().unwrap(), "--checkpoint-interval", "1s"])
+            .stderr(std::fs::File::create(&log).unwrap())
+            .stdout(Stdio::null());
+        if let Some(f) = failpoint {
+            c.env("FAILPOINTS", f);
+        }
+        c.spawn().unwrap()
+    };
+    // Each crash point fires on its first hit: a run commits at most one
+    // checkpoint before it dies, and the next resumes from the last commit.
+    for (i, point) in ["graph-checkpoint-written", "graph-txn-after-offsets", "graph-txn-after-commit"].into_iter().enumerate() {
+        let status = run(if i % 2 == 0 { "2" } else { "1" }, Some(&format!("{point}=return"))).wait().unwrap();
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(!status.success(), "the crash point {point} did not fire ({status}); the run's log:\n{text}");
+        assert!(text.contains(&format!("crash point {point} reached")), "the run failed before reaching {point}:\n{text}");
+    }
+    // SIGKILL at random moments
+    let mut x = 777u64;
+    for i in 0..4 {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let delay = Duration::from_millis(1200 + (x >> 33) % 2000);
+        let mut child = run(if i % 2 == 0 { "1" } else { "2" }, None);
+        std::thread::sleep(delay);
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let last = run("2", None).wait().unwrap();
+    assert!(last.success(), "the last run failed ({last}): {}", std::fs::read_to_string(&log).unwrap_or_default());
+
+    let reference = outputs(&kafka, "ref", false);
+    assert_eq!(reference.len() as u64, EVENTS, "the uninterrupted run has one output per input");
+    let committed = outputs(&kafka, "geo", true);
+    let mut missing = Vec::new();
+    for (input, want) in &reference {
+        match committed.get(input).map(Vec::as_slice) {
+            None | Some([]) => missing.push(*input),
+            Some(got) => assert_eq!(got, want.as_slice(), "read_committed: the outputs of input {input:?}"),
+        }
+    }
+    missing.sort();
+    assert!(missing.is_empty(), "{} inputs have no committed output, e.g. {:?}", missing.len(), &missing[..missing.len().min(10)]);
+    assert_eq!(committed.len(), reference.len(), "committed outputs for inputs that do not exist");
+    let all: usize = outputs(&kafka, "geo", false).values().map(Vec::len).sum();
+    assert!(all > reference.len(), "the topics hold no record of an aborted transaction: the crashes cut nothing short");
+    println!("{} inputs, each with one committed output; {} records of aborted transactions", reference.len(), all - reference.len());
+
+    // the group's offsets as Kafka stores them: the input's end
+    let consumer = kafka.admin_consumer("geo").unwrap();
+    let stored = vigil::kafka::committed_offsets(&consumer, "transactions", PARTITIONS).unwrap();
+    let end = vigil::kafka::end_offsets(&consumer, "transactions", PARTITIONS).unwrap();
+    assert_eq!((0..PARTITIONS).map(|p| stored.get(&p).copied().unwrap_or(-1)).collect::<Vec<_>>(), end);
+}
+
+#[test]
+fn on_apache_kafka_a_zombie_graph_instance_is_fenced_and_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = real_kafka::RealKafka::start("graph-zombie");
+    for (t, p) in [("transactions", PARTITIONS), ("scores_gz", 8), ("dlq_gz", 2)] {
+        broker.create_topic(t, p);
+    }
+    let addr = broker.brokers.clone();
+    publish(&addr, 50_000, "4");
+    let job = job_file(dir.path(), "gz");
+    let run = |name: &str| {
+        let log = std::fs::File::create(dir.path().join(format!("{name}.log"))).unwrap();
+        let mut c = vigil();
+        c.args(["run", &job, "--engine", "graph", "--brokers", &addr, "--exactly-once", "--group-id", "gzg", "--checkpoint-interval", "1s"])
+            .args(["--metrics-addr", "off", "--checkpoint-dir"])
+            .arg(dir.path().join("checkpoints"))
+            .stdout(Stdio::null())
+            .stderr(log);
+        KillOnDrop(c.spawn().unwrap())
+    };
+    let kafka = KafkaOptions::new(&addr);
+    let consumer = kafka.admin_consumer("gzg").unwrap();
+    let committed = || vigil::kafka::committed_offsets(&consumer, "transactions", PARTITIONS).unwrap();
+    let logs = || ["first", "second"].map(|n| std::fs::read_to_string(dir.path().join(format!("{n}.log"))).unwrap_or_default()).join("\n---\n");
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}; the instances' logs:\n{}", logs());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let mut first = run("first");
+    wait_for("the first instance committed", &|| committed().values().sum::<i64>() > 0);
+    // a second instance on the same checkpoints, as a rescheduled pod would be
+    let mut second = run("second");
+    let status = {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(s) = first.0.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "the fenced instance did not stop");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let log = std::fs::read_to_string(dir.path().join("first.log")).unwrap();
+    assert!(!status.success() && log.to_lowercase().contains("fenced"), "{status:?}\n{log}");
+    publish(&addr, 20_000, "5");
+    let end = vigil::kafka::end_offsets(&consumer, "transactions", PARTITIONS).unwrap();
+    wait_for("the second instance committed the end", &|| (0..PARTITIONS).all(|p| committed().get(&p) == Some(&end[p as usize])));
+    let term = Command::new("kill").args(["-TERM", &second.0.id().to_string()]).status().unwrap();
+    assert!(term.success());
+    let status = second.0.wait().unwrap();
+    assert!(status.success(), "{status:?}\n{}", std::fs::read_to_string(dir.path().join("second.log")).unwrap());
+
+    let seen = outputs(&kafka, "gz", true);
+    assert_eq!(seen.len() as i64, end.iter().sum::<i64>(), "every input has a committed output");
+    let twice: Vec<_> = seen.iter().filter(|(_, v)| v.len() > 1).collect();
+    assert!(twice.is_empty(), "inputs with more than one committed output: {:?}", &twice[..twice.len().min(5)]);
+}
