@@ -316,3 +316,58 @@ impl Drop for ApacheKafka {
         let _ = std::process::Command::new("scripts/kafka.sh").args(["stop", "--clean", "--dir"]).arg(&self.dir).output();
     }
 }
+
+/// How the fraud job runs in [`delivery_over_prefilled`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Delivery {
+    PipelineAtLeastOnce,
+    PipelineExactlyOnce,
+    GraphAtLeastOnce,
+    GraphExactlyOnce,
+}
+
+impl Delivery {
+    pub const ALL: [Delivery; 4] = [Delivery::PipelineAtLeastOnce, Delivery::PipelineExactlyOnce, Delivery::GraphAtLeastOnce, Delivery::GraphExactlyOnce];
+    pub fn name(self) -> &'static str {
+        match self {
+            Delivery::PipelineAtLeastOnce => "pipeline, at-least-once",
+            Delivery::PipelineExactlyOnce => "pipeline, exactly-once",
+            Delivery::GraphAtLeastOnce => "graph, at-least-once",
+            Delivery::GraphExactlyOnce => "graph, exactly-once",
+        }
+    }
+}
+
+/// The fraud job over a prefilled topic, 1 worker, a checkpoint every second
+/// into a fresh directory, on the pipeline or the graph, at-least-once or
+/// exactly-once (its own group): events/s from the start to the end of the
+/// run (every output flushed, the last checkpoint committed).
+pub fn delivery_over_prefilled(kafka: &KafkaOptions, events: u64, how: Delivery, run_index: usize) -> Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let group = format!("bench-delivery-{run_index}-{how:?}");
+    let t = Instant::now();
+    let done = match how {
+        Delivery::PipelineAtLeastOnce | Delivery::PipelineExactlyOnce => {
+            let mut run = RunOptions { until_end: true, ..RunOptions::new(kafka.clone(), &group, 1) };
+            run.checkpoint_dir = Some(dir.path().to_owned());
+            run.checkpoint_interval = Duration::from_secs(1);
+            run.exactly_once = how == Delivery::PipelineExactlyOnce;
+            let metrics = Metrics::new();
+            run_job(fraud_job(), &run, metrics.clone(), Control::new(), Arc::new(Mutex::new(None)))?;
+            metrics.scores_out.get() + metrics.dlq_total()
+        }
+        Delivery::GraphAtLeastOnce | Delivery::GraphExactlyOnce => {
+            let job = fraud_job();
+            // epochs are 1 s apart: a checkpoint at the end of each
+            let mut run = vigil::kafka::KafkaRun::new(kafka.clone()).workers(1).group(&group).until_end().dlq_topic(&job.sinks.dlq).checkpoints(dir.path(), 1);
+            if how == Delivery::GraphExactlyOnce {
+                run = run.exactly_once(&format!("{group}-txn"));
+            }
+            let out = run.run(move |g| vigil::graph::job::job_graph(g, &job))?;
+            out.sources.values().map(|c| c.read).sum()
+        }
+    };
+    let secs = t.elapsed().as_secs_f64();
+    anyhow::ensure!(done == events, "{}: handled {done} of {events}", how.name());
+    Ok(events as f64 / secs)
+}

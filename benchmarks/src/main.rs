@@ -50,6 +50,11 @@ struct Args {
     /// passthrough, and latency at a paced rate.
     #[arg(long)]
     apache_kafka: bool,
+    /// Run only the delivery guarantees' cost through Apache Kafka: the fraud
+    /// job on the pipeline and on the graph, at-least-once and exactly-once,
+    /// with a checkpoint every second, over a prefilled topic.
+    #[arg(long)]
+    delivery: bool,
     /// Only run the fraud job as a graph or as its pipeline (`graph` or
     /// `pipeline`), `--runs` times, writing nothing: for a profiler.
     #[arg(long)]
@@ -226,6 +231,53 @@ fn apache_kafka_report(args: &Args, cmd: &str) -> Result<()> {
     report::write_section(&args.out, "## Through Apache Kafka", &section)
 }
 
+/// `--delivery`: what at-least-once and exactly-once cost, on each engine.
+fn delivery_report(args: &Args, cmd: &str) -> Result<()> {
+    use kafka_bench::Delivery;
+    let n = args.kafka_events;
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); Delivery::ALL.len()];
+    for run in 0..args.runs {
+        let broker = kafka_bench::ApacheKafka::start(&["transactions", "scores", "dlq"])?;
+        let kafka = with_settings(&broker.kafka, args)?;
+        kafka_bench::prefill(&kafka, "transactions", n)?;
+        // the order rotates run by run
+        for k in 0..Delivery::ALL.len() {
+            let k = (k + run) % Delivery::ALL.len();
+            let how = Delivery::ALL[k];
+            let rate = kafka_bench::delivery_over_prefilled(&kafka, n, how, run)?;
+            println!("run {run}: {}: {rate:.0} events/s", how.name());
+            rates[k].push(rate);
+        }
+    }
+    let runs_of = |k: usize| rates[k].iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", ");
+    // exactly-once against at-least-once on the same engine, run by run
+    let ratio = |eo: usize, alo: usize| median(rates[eo].iter().zip(&rates[alo]).map(|(e, a)| e / a).collect());
+    let mut rows = String::new();
+    for (k, how) in Delivery::ALL.iter().enumerate() {
+        let vs = match how {
+            Delivery::PipelineExactlyOnce => format!("{:.2}x of at-least-once", ratio(1, 0)),
+            Delivery::GraphExactlyOnce => format!("{:.2}x of at-least-once", ratio(3, 2)),
+            _ => String::new(),
+        };
+        rows += &format!("| {} | {:.0} | {vs} | {} |\n", how.name(), median(rates[k].clone()), runs_of(k));
+    }
+    let section = format!(
+        "## Delivery guarantees through Apache Kafka (measured {})\n\nMachine: {}. Command: `{cmd}` (from the repository root, release build). \
+         One Apache Kafka broker (`scripts/kafka.sh`, on the same 2 cores), fresh for each run; {n} events prefilled in 8 partitions; the fraud job \
+         (`examples/fraud_job.toml`, fixed weights), 1 worker, reading the topic to its end and writing its scores and dead letters, with a checkpoint \
+         every second (the pipeline's `--checkpoint-interval 1s`; the graph's epochs are 1 s apart and each ends in a checkpoint); each configuration \
+         with its own consumer group and checkpoint directory; events/s from the start to the end of the run (outputs flushed, the last checkpoint \
+         written and, exactly-once, committed); median of {} runs, the order rotating run by run; ratios are the median of each run's ratio.\n\n\
+         | job | events/s | | runs |\n|---|---:|---|---|\n{rows}\n\
+         Exactly-once holds each checkpoint's outputs in one Kafka transaction (the graph's: `src/kafka/graph_txn.rs`), committed with the \
+         input positions as the group's offsets once the checkpoint is written; records of a later epoch wait in memory for the commit.\n",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        machine(),
+        args.runs,
+    );
+    report::write_section(&args.out, "## Delivery guarantees through Apache Kafka", &section)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -240,6 +292,9 @@ fn main() -> Result<()> {
     }
     if args.apache_kafka {
         return apache_kafka_report(&args, &cmd);
+    }
+    if args.delivery {
+        return delivery_report(&args, &cmd);
     }
 
     // In memory: the same generated transactions, split over 8 partitions by key.

@@ -15,7 +15,9 @@
 //!   written once every output of epochs up to E is acknowledged by the
 //!   brokers, so a restore from it loses no output; outputs after it are written
 //!   again (at-least-once). Offsets are not committed to the group: the
-//!   checkpoint holds the positions.
+//!   checkpoint holds the positions. With [`KafkaRun::exactly_once`], each
+//!   checkpoint's outputs are one transaction, committed with the positions
+//!   as the group's offsets ([`super::graph_txn`]).
 //! - A cluster ([`KafkaRun::cluster`]): several processes, each with its
 //!   producer, its coordinator and the same checkpoint directory (shared).
 //!
