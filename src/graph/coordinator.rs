@@ -580,8 +580,10 @@ mod tests {
     fn a_committing_run_commits_each_checkpoint_and_checkpoints_where_it_ends() {
         let dir = tempfile::tempdir().unwrap();
         let (tx, rx) = channel();
+        /// Each checkpoint prepared, with its positions.
+        type Prepared = std::sync::Mutex<Vec<(u64, Vec<(String, u32, i64)>)>>;
         /// Records each prepare and commit, checking the manifest is written between them.
-        struct Recorder(std::path::PathBuf, std::sync::Mutex<Vec<(u64, Vec<(String, u32, i64)>)>>, std::sync::Mutex<Vec<u64>>);
+        struct Recorder(std::path::PathBuf, Prepared, std::sync::Mutex<Vec<u64>>);
         impl super::Commit for Recorder {
             fn prepare(&self, epoch: u64, positions: &[(String, u32, i64)]) -> anyhow::Result<()> {
                 assert!(!self.0.join(format!("epoch-{epoch}.json")).exists(), "prepared before the manifest");
