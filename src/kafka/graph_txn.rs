@@ -107,7 +107,7 @@ impl Transactions {
             return false;
         }
         let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
-        // again under the lock: a commit opens the next transaction, then drains
+        // again under the lock: a commit drains the held records, then moves the bound
         if epoch <= self.open_through.load(Ordering::SeqCst) {
             return false;
         }
@@ -153,11 +153,13 @@ impl Transactions {
         crate::crash_point!("graph-txn-after-commit");
         watch.call("begin_transaction", || producer.begin_transaction()).context("beginning the next transaction")?;
         let through = next_checkpoint(epoch + 1, self.every);
+        // the held records first, then the new bound: a worker that sees it
+        // sends after them, so a key's records keep their order
         let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
-        self.open_through.store(through, Ordering::SeqCst);
         let (now, later): (Vec<Held>, Vec<Held>) = waiting.drain(..).partition(|h| h.epoch <= through);
         *waiting = later;
         now.into_iter().for_each(send);
+        self.open_through.store(through, Ordering::SeqCst);
         Ok(())
     }
 
