@@ -12,7 +12,8 @@
 //! - the group's committed offsets, as Kafka stores them, are the input's end.
 //!
 //! And a zombie: a second instance with the same transactional id fences the
-//! first, which stops by itself with an error naming the fencing.
+//! first while it is busy (paced, with outputs in flight), which stops by
+//! itself with an error naming the fencing.
 
 mod common;
 
@@ -112,7 +113,9 @@ fn on_apache_kafka_a_graph_job_killed_again_and_again_commits_each_output_once()
         let delay = Duration::from_millis(1200 + (x >> 33) % 2000);
         let mut child = run(if i % 2 == 0 { "1" } else { "2" }, None);
         std::thread::sleep(delay);
-        if child.try_wait().unwrap().is_some() {
+        if let Some(status) = child.try_wait().unwrap() {
+            // it read to the end before the kill: it must have ended cleanly
+            assert!(status.success(), "a run ended by itself with {status}: {}", std::fs::read_to_string(&log).unwrap_or_default());
             break;
         }
         child.kill().unwrap();
@@ -153,13 +156,14 @@ fn on_apache_kafka_a_zombie_graph_instance_is_fenced_and_stops() {
         broker.create_topic(t, p);
     }
     let addr = broker.brokers.clone();
-    publish(&addr, 50_000, "4");
+    publish(&addr, 150_000, "4");
     let job = job_file(dir.path(), "gz");
     let run = |name: &str| {
         let log = std::fs::File::create(dir.path().join(format!("{name}.log"))).unwrap();
         let mut c = vigil();
+        // paced: ~20,000 records a second, so the first is mid-stream when fenced
         c.args(["run", &job, "--engine", "graph", "--brokers", &addr, "--exactly-once", "--group-id", "gzg", "--checkpoint-interval", "1s"])
-            .args(["--metrics-addr", "off", "--checkpoint-dir"])
+            .args(["--max-records-per-epoch", "20000", "--metrics-addr", "off", "--checkpoint-dir"])
             .arg(dir.path().join("checkpoints"))
             .stdout(Stdio::null())
             .stderr(log);
@@ -178,6 +182,8 @@ fn on_apache_kafka_a_zombie_graph_instance_is_fenced_and_stops() {
     };
     let mut first = run("first");
     wait_for("the first instance committed", &|| committed().values().sum::<i64>() > 0);
+    let before = committed().values().sum::<i64>();
+    assert!(before < 150_000, "the first instance was done before the second started: nothing in flight to fence");
     // a second instance on the same checkpoints, as a rescheduled pod would be
     let mut second = run("second");
     let status = {
@@ -186,7 +192,7 @@ fn on_apache_kafka_a_zombie_graph_instance_is_fenced_and_stops() {
             if let Some(s) = first.0.try_wait().unwrap() {
                 break s;
             }
-            assert!(Instant::now() < deadline, "the fenced instance did not stop");
+            assert!(Instant::now() < deadline, "the fenced instance did not stop; the instances' logs:\n{}", logs());
             std::thread::sleep(Duration::from_millis(100));
         }
     };

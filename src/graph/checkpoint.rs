@@ -68,6 +68,10 @@ pub(crate) enum Part {
     /// Worker `worker`'s scorer of model `model` has sent the learner every
     /// prediction of epochs up to `epoch`; `last`: of every epoch (its input ended).
     Fed { worker: usize, model: String, epoch: u64, last: bool },
+    /// A part of checkpoint `epoch` that will never come: that checkpoint is
+    /// not taken (a run that commits stops: its transaction cannot commit
+    /// without it).
+    Skipped { epoch: u64, why: String },
     /// Answered once every part sent before it is taken (and the learners asked
     /// for what those parts made due).
     Flush(Sender<()>),

@@ -87,13 +87,17 @@ pub struct Participation {
     /// has ended, the epoch where the last of them ended is a checkpoint too,
     /// so that its last outputs are committed.
     pub commit: Option<Arc<dyn Commit>>,
+    /// Whether some output will never be delivered. A run that commits stops
+    /// then (its open transaction can never commit); otherwise no checkpoint
+    /// from that output's epoch on is published.
+    pub undeliverable: Arc<dyn Fn() -> bool + Send + Sync>,
 }
 
 impl Default for Participation {
     /// One coordinator for every worker; outputs count as delivered once
     /// handed over (memory).
     fn default() -> Self {
-        Participation { process: 0, processes: 1, delivered: Arc::new(|_| true), on_failure: Arc::new(|| {}), commit: None }
+        Participation { process: 0, processes: 1, delivered: Arc::new(|_| true), on_failure: Arc::new(|| {}), commit: None, undeliverable: Arc::new(|| false) }
     }
 }
 
@@ -229,6 +233,12 @@ impl Coordinator<'_> {
                 }
                 None
             }
+            Part::Skipped { epoch, why } => {
+                if self.me.commit.is_some() {
+                    bail!("checkpoint {epoch} cannot be taken ({why}): its outputs can never commit, so the run stops");
+                }
+                return Ok(());
+            }
             Part::Flush(done) => {
                 let _ = done.send(());
                 return Ok(());
@@ -344,6 +354,9 @@ impl Coordinator<'_> {
     /// Publishes (or marks) every whole epoch whose outputs are out, and, on
     /// process 0, every marked epoch all processes have marked.
     fn publish(&mut self) -> Result<()> {
+        if self.me.commit.is_some() && (self.me.undeliverable)() {
+            bail!("an output record could not be delivered (see the error logged for it): the open transaction can never commit, so the run stops");
+        }
         let Some(peers) = self.layout.as_ref().map(|l| l.peers) else { return Ok(()) };
         let local_workers = peers / self.me.processes.max(1);
         let passed = if self.drained.len() < local_workers { 0 } else { self.drained.values().copied().min().unwrap_or(0) };

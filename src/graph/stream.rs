@@ -195,7 +195,10 @@ impl StateLink {
         let Some(c) = &self.checkpoints else { return };
         match state() {
             Ok(bytes) => c.send(super::checkpoint::Part::State { worker: self.worker, name: self.name.clone(), epoch, bytes: Arc::new(bytes), last }),
-            Err(e) => tracing::error!(operator = %self.name, epoch, error = %e, "encoding the operator's state failed; no checkpoint of this epoch"),
+            Err(e) => {
+                tracing::error!(operator = %self.name, epoch, error = %e, "encoding the operator's state failed; no checkpoint of this epoch");
+                c.send(super::checkpoint::Part::Skipped { epoch, why: format!("operator `{}`: encoding its state failed: {e:#}", self.name) });
+            }
         }
     }
 }

@@ -243,10 +243,10 @@ impl Output {
     /// Writes one record (counted as sent by the caller): now, or once the
     /// transaction of its epoch opens (exactly-once).
     fn send(&self, topic: &str, key: &[u8], payload: Option<&[u8]>, epoch: u64) {
-        if self.txn.as_ref().is_some_and(|t| t.hold(topic, key, payload, epoch)) {
-            return;
+        match &self.txn {
+            Some(t) => t.send(topic, key, payload, epoch, || self.enqueue(topic, key, payload, epoch)),
+            None => self.enqueue(topic, key, payload, epoch),
         }
-        self.enqueue(topic, key, payload, epoch);
     }
 
     /// Enqueues one record; waits for room while librdkafka's queue is full.
@@ -416,7 +416,8 @@ impl KafkaRun {
         self.cluster = (addresses.len() > 1).then_some((process, addresses));
         self
     }
-    /// The consumer group id (used for metadata; offsets are not committed yet).
+    /// The consumer group id (used for metadata; offsets are committed to it
+    /// only by an exactly-once run, with its checkpoints).
     pub fn group(mut self, id: &str) -> Self {
         self.group = id.to_owned();
         self
@@ -461,6 +462,10 @@ impl KafkaRun {
                      (see the README's delivery guarantees); run one process with more workers, or at-least-once"
                 );
             }
+            let span = self.epoch_interval.as_secs_f64() * self.checkpoints.as_ref().map_or(1, |c| c.1.max(1)) as f64;
+            if span > 300.0 {
+                bail!("exactly-once: checkpoints {span:.0} s apart hold a transaction open longer than half its 600 s timeout (the broker would abort it); checkpoint at least every 300 s");
+            }
             config.set("transactional.id", id).set("transaction.timeout.ms", "600000");
         }
         let producer: ThreadedProducer<Delivery> =
@@ -474,7 +479,7 @@ impl KafkaRun {
                 super::graph_txn::discard_uncommitted(dir, &self.group, committed)?;
                 let group = self.opts.admin_consumer(&self.group)?.group_metadata().context("the consumer group's metadata")?;
                 let start = committed.map_or(0, |e| e + 1);
-                (Some(Transactions::begin(&producer, group, *every, start)?), committed)
+                (Some(Transactions::begin(&producer, group, *every, start, dir)?), committed)
             }
             _ => (None, None),
         };
@@ -490,7 +495,11 @@ impl KafkaRun {
         let control = self.control.clone();
         let on_failure = Arc::new(move || control.request_shutdown());
         let commit = out.txn.as_ref().map(|_| Arc::new(TxnCommit(out.clone())) as Arc<dyn Commit>);
-        let me = Participation { process: cluster.process, processes: cluster.processes(), delivered, on_failure, commit };
+        let undeliverable = {
+            let o = out.outstanding.clone();
+            Arc::new(move || o.failed.load(Ordering::SeqCst) > 0)
+        };
+        let me = Participation { process: cluster.process, processes: cluster.processes(), delivered, on_failure, commit, undeliverable };
         let (checkpoints, coordinator) = crate::graph::checkpoint::configure(&self.checkpoints, me, out.txn.as_ref().map(|_| committed))?;
         let start = checkpoints.as_ref().map_or(0, |c| c.start_epoch());
         if out.txn.is_some() && start != committed.map_or(0, |e| e + 1) {

@@ -6,25 +6,36 @@
 //!   epochs after the last committed checkpoint up to the next checkpoint
 //!   epoch; a record of a later epoch waits in memory until that checkpoint
 //!   commits and the next transaction opens.
-//! - Once the checkpoint coordinator has published checkpoint E (its manifest
-//!   written: every part in, every output of epochs up to E acknowledged), it
-//!   commits: the sources' positions go into the transaction as the consumer
-//!   group's offsets (`send_offsets_to_transaction`), each with the metadata
-//!   `vigil-epoch=E`, and the transaction commits. A crash between the
-//!   manifest and the commit leaves a newer manifest than the commit.
+//! - Once every part of checkpoint E is in and every output of epochs up to
+//!   E is acknowledged, the coordinator puts the sources' positions into the
+//!   transaction as the consumer group's offsets (`send_offsets_to_transaction`,
+//!   each with the metadata `vigil-epoch=E`; a fenced instance fails here and
+//!   writes no manifest), writes the manifest, and commits. A crash between
+//!   the manifest and the commit leaves a newer manifest than the commit.
+//!   No record reaches the producer between a commit and the next begin
+//!   (librdkafka refuses it there): sends and commits share a gate.
+//! - An output that cannot be delivered (a fenced producer's, a broker that
+//!   refused it) or a checkpoint that cannot be taken stops the run: its
+//!   transaction could never commit.
 //! - At a start, the producer's `init_transactions` fences any earlier
 //!   instance and aborts its open transaction; then the group's committed
 //!   offsets say which checkpoint was committed last (their metadata), and the
 //!   run restores exactly that one. Manifests after it (their outputs were
-//!   aborted) are removed; no commit yet means a fresh start.
+//!   aborted) are removed; no commit yet means a fresh start, unless the
+//!   directory's [`COMMITTED_MARK`] says its run committed (the group's
+//!   offsets expired or were reset: refused, loudly).
 //! - A run that ends cleanly checkpoints where it ends and commits that (see
 //!   [`crate::graph::coordinator::Participation::commit`]), so a bounded run's
-//!   last outputs are committed too.
+//!   last outputs are committed too; a run that ends with outputs no
+//!   checkpoint sealed fails (they are aborted, and written again at the next
+//!   start).
 //!
 //! What is exactly-once: every record the graph's sinks write and every dead
 //! letter, for a `read_committed` consumer. Not in a transaction's epochs:
 //! the findings an online model's labeled monitors write (they follow the
-//! labels, not the epochs) go into whichever transaction is open.
+//! labels, not the epochs) go into whichever transaction is open, and those
+//! after the last checkpoint are committed as the run closes (at-least-once
+//! across a crash).
 //!
 //! ```
 //! use vigil::kafka::graph_txn::{epoch_of, marker};
@@ -35,7 +46,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -67,14 +78,34 @@ pub fn epoch_of(metadata: &str) -> Option<u64> {
 
 /// An exactly-once run's transactions; see the module docs.
 pub(super) struct Transactions {
-    /// The newest epoch whose records go into the open transaction.
+    /// Held by every send (read) and by a commit or the close (write): no
+    /// record reaches the producer between a transaction's commit and the
+    /// next one's begin (librdkafka refuses it there).
+    gate: RwLock<()>,
+    /// The newest epoch whose records go into the open transaction (moved
+    /// only under the gate's write lock).
     open_through: AtomicU64,
     waiting: Mutex<Vec<Held>>,
+    /// The last checkpoint committed (`NONE`: none in this run).
+    committed: AtomicU64,
+    /// Records in the open transaction, and those of them of an epoch after
+    /// the last commit (outputs a checkpoint must still seal; the learner's
+    /// findings carry epoch 0 and are sealed by any commit).
+    open: AtomicU64,
+    unsealed: AtomicU64,
     watch: TxnWatch,
     group: ConsumerGroupMetadata,
     /// Checkpoints are the ends of every `every`-th epoch.
     every: u64,
+    /// The checkpoint directory's mark that a commit happened (written once).
+    mark: std::path::PathBuf,
 }
+
+const NONE: u64 = u64::MAX;
+
+/// A file in the checkpoint directory, written at a run's first commit: a
+/// later start that finds no committed offsets refuses rather than start over.
+pub const COMMITTED_MARK: &str = "exactly-once.committed";
 
 /// How long past its start a blocking transactional call may run before the
 /// process gives up on it (as the pipeline's sink).
@@ -88,31 +119,44 @@ impl Transactions {
         group: ConsumerGroupMetadata,
         every: u64,
         start_epoch: u64,
+        dir: &Path,
     ) -> Result<Self> {
         producer.begin_transaction().context("beginning a transaction")?;
         let every = every.max(1);
         Ok(Transactions {
+            gate: RwLock::new(()),
             open_through: AtomicU64::new(next_checkpoint(start_epoch, every)),
             waiting: Mutex::new(Vec::new()),
+            committed: AtomicU64::new(NONE),
+            open: AtomicU64::new(0),
+            unsealed: AtomicU64::new(0),
             watch: TxnWatch::start(TXN_STALL),
             group,
             every,
+            mark: dir.join(COMMITTED_MARK),
         })
     }
 
-    /// Keeps a record of an epoch after the open transaction's; `false`: it
-    /// belongs to the open transaction, send it now.
-    pub(super) fn hold(&self, topic: &str, key: &[u8], payload: Option<&[u8]>, epoch: u64) -> bool {
-        if epoch <= self.open_through.load(Ordering::SeqCst) {
-            return false;
+    /// Sends a record into the open transaction with `enqueue`, or holds it
+    /// until the transaction of its epoch opens.
+    pub(super) fn send(&self, topic: &str, key: &[u8], payload: Option<&[u8]>, epoch: u64, enqueue: impl FnOnce()) {
+        let _open = self.gate.read().unwrap_or_else(|e| e.into_inner());
+        if epoch > self.open_through.load(Ordering::SeqCst) {
+            let held = Held { topic: topic.to_owned(), key: key.to_vec(), payload: payload.map(<[u8]>::to_vec), epoch };
+            self.waiting.lock().unwrap_or_else(|e| e.into_inner()).push(held);
+            return;
         }
-        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
-        // again under the lock: a commit drains the held records, then moves the bound
-        if epoch <= self.open_through.load(Ordering::SeqCst) {
-            return false;
+        self.opened(epoch);
+        enqueue();
+    }
+
+    /// A record went into the open transaction.
+    fn opened(&self, epoch: u64) {
+        self.open.fetch_add(1, Ordering::SeqCst);
+        let committed = self.committed.load(Ordering::SeqCst);
+        if committed == NONE || epoch > committed {
+            self.unsealed.fetch_add(1, Ordering::SeqCst);
         }
-        waiting.push(Held { topic: topic.to_owned(), key: key.to_vec(), payload: payload.map(<[u8]>::to_vec), epoch });
-        true
     }
 
     /// Puts checkpoint `epoch`'s sources' `positions` into the open
@@ -145,30 +189,51 @@ impl Transactions {
 
     /// Commits the open transaction as checkpoint `epoch`'s (prepared, its
     /// manifest written) and opens the next one: the held records of its
-    /// epochs go to `send`.
+    /// epochs go to `send` first, so a key's records keep their order.
     pub(super) fn commit<C: ProducerContext + 'static>(&self, producer: &ThreadedProducer<C>, epoch: u64, send: impl Fn(Held)) -> Result<()> {
+        let _closed = self.gate.write().unwrap_or_else(|e| e.into_inner());
         let watch = &self.watch;
         let result = retrying(watch, "commit_transaction", || producer.commit_transaction(TXN_TIMEOUT));
         self.failed(producer, result, epoch)?;
         crate::crash_point!("graph-txn-after-commit");
+        if self.committed.swap(epoch, Ordering::SeqCst) == NONE && !self.mark.exists() {
+            crate::checkpoint::format::write_atomic(&self.mark, format!("{epoch}\n").as_bytes())?;
+        }
+        self.open.store(0, Ordering::SeqCst);
+        self.unsealed.store(0, Ordering::SeqCst);
         watch.call("begin_transaction", || producer.begin_transaction()).context("beginning the next transaction")?;
         let through = next_checkpoint(epoch + 1, self.every);
-        // the held records first, then the new bound: a worker that sees it
-        // sends after them, so a key's records keep their order
         let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
         let (now, later): (Vec<Held>, Vec<Held>) = waiting.drain(..).partition(|h| h.epoch <= through);
         *waiting = later;
-        now.into_iter().for_each(send);
+        for h in now {
+            self.opened(h.epoch);
+            send(h);
+        }
         self.open_through.store(through, Ordering::SeqCst);
         Ok(())
     }
 
-    /// At the end of a run, after its last commit: aborts the empty
-    /// transaction that commit opened, so that none is left on the broker.
+    /// At the end of a run: fails if outputs were never committed (the run's
+    /// last checkpoint was not published: they are aborted, and the next
+    /// start writes them again); commits what came after the last checkpoint
+    /// and belongs to none (an online model's last findings), else aborts the
+    /// empty transaction the last commit opened.
     pub(super) fn close<C: ProducerContext + 'static>(&self, producer: &ThreadedProducer<C>) -> Result<()> {
-        let held = self.waiting.lock().unwrap_or_else(|e| e.into_inner()).len();
-        if held > 0 {
-            bail!("{held} output records of epochs after the last checkpoint were never committed");
+        let _closed = self.gate.write().unwrap_or_else(|e| e.into_inner());
+        let held = self.waiting.lock().unwrap_or_else(|e| e.into_inner()).len() as u64;
+        let unsealed = self.unsealed.load(Ordering::SeqCst) + held;
+        if unsealed > 0 {
+            let _ = self.watch.call("abort_transaction", || producer.abort_transaction(TXN_TIMEOUT));
+            let last = self.committed.load(Ordering::SeqCst);
+            let after = if last == NONE { "the run's start".to_owned() } else { format!("checkpoint {last}") };
+            bail!(
+                "{unsealed} output records of epochs after {after} were never committed: the run ended before its last checkpoint \
+                 was published (they are aborted; the next start writes them again)"
+            );
+        }
+        if self.open.load(Ordering::SeqCst) > 0 {
+            return retrying(&self.watch, "commit_transaction", || producer.commit_transaction(TXN_TIMEOUT)).context("committing the last findings");
         }
         self.watch.call("abort_transaction", || producer.abort_transaction(TXN_TIMEOUT)).context("closing the last transaction")
     }
@@ -244,6 +309,14 @@ fn manifests(dir: &Path) -> Result<Vec<u64>> {
 /// resume from them. Fails if `committed` names a checkpoint not there.
 pub(super) fn discard_uncommitted(dir: &Path, group: &str, committed: Option<u64>) -> Result<()> {
     let all = manifests(dir)?;
+    if committed.is_none() && dir.join(COMMITTED_MARK).exists() {
+        bail!(
+            "group `{group}` has no committed offsets on this job's topics, but the run whose checkpoints are in {} committed before \
+             (its `{COMMITTED_MARK}`): the offsets expired (the brokers' offsets.retention.minutes) or were reset or deleted, and a fresh start \
+             would write every output again. Restore the group's offsets, or remove the directory to start over on purpose",
+            dir.display()
+        );
+    }
     if let Some(e) = committed {
         if !all.contains(&e) {
             bail!(
@@ -293,5 +366,9 @@ mod tests {
         assert!(!dir.path().join("epoch-11").exists());
         discard_uncommitted(dir.path(), "g", None).unwrap();
         assert!(manifests(dir.path()).unwrap().is_empty() && !dir.path().join("epoch-3").exists());
+        // a directory whose run committed before, with the group's offsets gone
+        std::fs::write(dir.path().join(COMMITTED_MARK), b"7\n").unwrap();
+        let err = discard_uncommitted(dir.path(), "g", None).unwrap_err();
+        assert!(format!("{err:#}").contains("offsets.retention.minutes"), "{err:#}");
     }
 }
