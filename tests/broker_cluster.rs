@@ -202,7 +202,10 @@ fn on_three_brokers_the_job_rides_out_a_leader_kill_and_a_full_outage() {
     println!("restarts after a stalled transactional call: {}", job.restarts);
     // the final commit may stall as any other (seen once after the outage: the
     // group's coordinator cached from before it); that exit is the watchdog's
-    let stalled_at_stop = status.code() == Some(EXIT_STALLED) && tail(&job_log).contains("has not returned");
+    // or fail on a broker connection not yet back (a transactional error that is
+    // not fatal): the same exit, its transaction aborted and redone at a restart
+    let stalled_at_stop =
+        status.code() == Some(EXIT_STALLED) && (tail(&job_log).contains("has not returned") || tail(&job_log).contains("the final commit of the stop failed"));
     println!("the final commit stalled: {stalled_at_stop}");
     assert!(status.success() || stalled_at_stop, "the job did not stop cleanly ({status}):\n{}", log());
     assert!(!std::fs::read_to_string(&job_log).unwrap().contains("panicked"), "{}", log());

@@ -135,6 +135,27 @@ struct State {
     summary: CoordinatorSummary,
 }
 
+/// The stop's final commit failed. A transactional error that is not fatal
+/// (a broker connection not yet back after an outage: "Broker transport
+/// failure" on the transaction's offsets, which librdkafka does not mark
+/// retriable) ends the process as a stalled call does, with
+/// [`super::txn_watch::EXIT_STALLED`] (75, try again): the transaction was
+/// aborted and a restart redoes it from the last commit, so nothing is lost
+/// or written twice. Any other error is returned.
+fn final_commit_failed(e: anyhow::Error) -> Result<()> {
+    let transient =
+        e.chain().any(|c| matches!(c.downcast_ref::<rdkafka::error::KafkaError>(), Some(rdkafka::error::KafkaError::Transaction(t)) if !t.is_fatal()));
+    if !transient {
+        return Err(e);
+    }
+    tracing::error!(
+        error = %format!("{e:#}"),
+        "the final commit of the stop failed: its transaction is aborted and redone at the next start; exiting with code {}",
+        super::txn_watch::EXIT_STALLED
+    );
+    std::process::exit(super::txn_watch::EXIT_STALLED);
+}
+
 impl State {
     fn run(self, reports: Receiver<Report>, stop: Arc<AtomicBool>) -> Result<CoordinatorSummary> {
         let control = self.control.clone();
@@ -173,7 +194,9 @@ impl State {
             if stopping {
                 // Workers are done and the producer was flushed: everything is settled.
                 self.complete()?;
-                self.commit()?;
+                if let Err(e) = self.commit() {
+                    final_commit_failed(e)?;
+                }
                 return Ok(self.summary);
             }
         }
