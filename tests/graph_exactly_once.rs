@@ -14,11 +14,21 @@
 //! And a zombie: a second instance with the same transactional id fences the
 //! first while it is busy (paced, with outputs in flight), which stops by
 //! itself with an error naming the fencing.
+//!
+//! And a cluster: three processes, each with its own transactional producer,
+//! stopped dead at the crash points (process 0 right after a manifest, before
+//! its commit, while the others may commit theirs: the next start must roll
+//! its transaction forward from its log), SIGKILLed, resumed in two processes
+//! and in three again; the committed view equals an uninterrupted
+//! single-process run's.
 
 mod common;
 
 #[path = "support/real_kafka.rs"]
 mod real_kafka;
+
+#[path = "support/ports.rs"]
+mod ports;
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
@@ -77,12 +87,7 @@ fn on_apache_kafka_a_graph_job_killed_again_and_again_commits_each_output_once()
     let kafka = KafkaOptions::new(&addr);
     publish(&addr, EVENTS, "9");
 
-    let reference = vigil()
-        .args(["run", &job_file(dir.path(), "ref"), "--engine", "graph", "--brokers", &addr, "--until-end", "--group-id", "gref", "--metrics-addr", "off"])
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(reference.success());
+    reference_run(dir.path(), &addr);
 
     let job = job_file(dir.path(), "geo");
     let checkpoints = dir.path().join("checkpoints");
@@ -124,9 +129,27 @@ fn on_apache_kafka_a_graph_job_killed_again_and_again_commits_each_output_once()
     let last = run("2", None).wait().unwrap();
     assert!(last.success(), "the last run failed ({last}): {}", std::fs::read_to_string(&log).unwrap_or_default());
 
-    let reference = outputs(&kafka, "ref", false);
-    assert_eq!(reference.len() as u64, EVENTS, "the uninterrupted run has one output per input");
-    let committed = outputs(&kafka, "geo", true);
+    assert_committed_once(&kafka, EVENTS, "geo", "geo");
+}
+
+/// The job's uninterrupted single-process run, at-least-once, to `scores_ref`
+/// and `dlq_ref` (group `gref`).
+fn reference_run(dir: &std::path::Path, addr: &str) {
+    let reference = vigil()
+        .args(["run", &job_file(dir, "ref"), "--engine", "graph", "--brokers", addr, "--until-end", "--group-id", "gref", "--metrics-addr", "off"])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(reference.success());
+}
+
+/// What a `read_committed` consumer sees of run `run` is the reference run's
+/// outputs, one per input of the `events`; the topics also hold aborted
+/// records; group `group`'s offsets, as Kafka stores them, are the input's end.
+fn assert_committed_once(kafka: &KafkaOptions, events: u64, run: &str, group: &str) {
+    let reference = outputs(kafka, "ref", false);
+    assert_eq!(reference.len() as u64, events, "the uninterrupted run has one output per input");
+    let committed = outputs(kafka, run, true);
     let mut missing = Vec::new();
     for (input, want) in &reference {
         match committed.get(input).map(Vec::as_slice) {
@@ -137,15 +160,14 @@ fn on_apache_kafka_a_graph_job_killed_again_and_again_commits_each_output_once()
     missing.sort();
     assert!(missing.is_empty(), "{} inputs have no committed output, e.g. {:?}", missing.len(), &missing[..missing.len().min(10)]);
     assert_eq!(committed.len(), reference.len(), "committed outputs for inputs that do not exist");
-    let all: usize = outputs(&kafka, "geo", false).values().map(Vec::len).sum();
+    let all: usize = outputs(kafka, run, false).values().map(Vec::len).sum();
     assert!(all > reference.len(), "the topics hold no record of an aborted transaction: the crashes cut nothing short");
     println!("{} inputs, each with one committed output; {} records of aborted transactions", reference.len(), all - reference.len());
 
-    // the group's offsets as Kafka stores them: the input's end
-    let consumer = kafka.admin_consumer("geo").unwrap();
+    let consumer = kafka.admin_consumer(group).unwrap();
     let stored = vigil::kafka::committed_offsets(&consumer, "transactions", PARTITIONS).unwrap();
     let end = vigil::kafka::end_offsets(&consumer, "transactions", PARTITIONS).unwrap();
-    assert_eq!((0..PARTITIONS).map(|p| stored.get(&p).copied().unwrap_or(-1)).collect::<Vec<_>>(), end);
+    assert_eq!((0..PARTITIONS).map(|p| stored.get(&p).copied().unwrap_or(-1)).collect::<Vec<_>>(), end, "group `{group}`'s offsets");
 }
 
 #[test]
@@ -210,4 +232,107 @@ fn on_apache_kafka_a_zombie_graph_instance_is_fenced_and_stops() {
     assert_eq!(seen.len() as i64, end.iter().sum::<i64>(), "every input has a committed output");
     let twice: Vec<_> = seen.iter().filter(|(_, v)| v.len() > 1).collect();
     assert!(twice.is_empty(), "inputs with more than one committed output: {:?}", &twice[..twice.len().min(5)]);
+}
+
+/// One round of the cluster test: `n` processes of the fraud job on the graph
+/// with exactly-once output (one worker each, a timely cluster on loopback,
+/// one shared checkpoint directory), each logging to `round-R.pP.log`.
+struct Cluster<'a> {
+    dir: &'a std::path::Path,
+    addr: &'a str,
+    job: String,
+}
+
+impl Cluster<'_> {
+    fn log(&self, round: usize, p: usize) -> std::path::PathBuf {
+        self.dir.join(format!("round-{round}.p{p}.log"))
+    }
+    fn logs(&self, round: usize, n: usize) -> String {
+        (0..n).map(|p| format!("--- process {p}:\n{}", std::fs::read_to_string(self.log(round, p)).unwrap_or_default())).collect::<Vec<_>>().join("\n")
+    }
+    /// Starts round `round`: `n` processes, `failpoint` set in one of them.
+    fn start(&self, round: usize, n: usize, failpoint: Option<(usize, &str)>) -> Vec<KillOnDrop> {
+        let hostfile = self.dir.join(format!("hosts-{round}"));
+        std::fs::write(&hostfile, ports::loopback_hosts(n).join("\n")).unwrap();
+        let checkpoints = self.dir.join("checkpoints");
+        (0..n)
+            .map(|p| {
+                let mut c = vigil();
+                c.args(["run", &self.job, "--engine", "graph", "--brokers", self.addr, "--until-end", "--group-id", "gc", "--metrics-addr", "off"])
+                    .args(["--exactly-once", "-w", "1", "-n", &n.to_string(), "-p", &p.to_string(), "--hostfile", hostfile.to_str().unwrap()])
+                    .args(["--checkpoint-dir", checkpoints.to_str().unwrap(), "--checkpoint-interval", "1s"])
+                    .stdout(Stdio::null())
+                    .stderr(std::fs::File::create(self.log(round, p)).unwrap());
+                if let Some((_, f)) = failpoint.filter(|(at, _)| *at == p) {
+                    c.env("FAILPOINTS", format!("{f}=return"));
+                }
+                KillOnDrop(c.spawn().unwrap())
+            })
+            .collect()
+    }
+    /// Waits until process `p` ends (at most 120 s), then stops the others
+    /// as a supervisor restarting the whole job would; returns `p`'s status.
+    fn stop_after(&self, mut procs: Vec<KillOnDrop>, p: usize, round: usize) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let status = loop {
+            if let Some(s) = procs[p].0.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "process {p} of round {round} did not stop; the logs:\n{}", self.logs(round, procs.len()));
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        procs.clear();
+        status
+    }
+}
+
+#[test]
+fn on_apache_kafka_a_cluster_killed_again_and_again_commits_each_output_once() {
+    const CLUSTER_EVENTS: u64 = 200_000;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = real_kafka::RealKafka::start("graph-eo-cluster");
+    for (t, p) in [("transactions", PARTITIONS), ("scores_ref", 8), ("dlq_ref", 2), ("scores_gc", 8), ("dlq_gc", 2)] {
+        broker.create_topic(t, p);
+    }
+    let addr = broker.brokers.clone();
+    let kafka = KafkaOptions::new(&addr);
+    publish(&addr, CLUSTER_EVENTS, "11");
+    reference_run(dir.path(), &addr);
+    let cluster = Cluster { dir: dir.path(), addr: &addr, job: job_file(dir.path(), "gc") };
+
+    // crash points, each in another process; the first leaves process 0's
+    // transaction uncommitted behind a published manifest
+    let points = [(0, "graph-checkpoint-written"), (1, "graph-txn-after-commit"), (2, "graph-txn-after-offsets")];
+    for (round, (p, point)) in points.into_iter().enumerate() {
+        let status = cluster.stop_after(cluster.start(round, 3, Some((p, point))), p, round);
+        let text = cluster.logs(round, 3);
+        assert!(!status.success() && text.contains(&format!("crash point {point} reached")), "the crash point {point} did not fire ({status}):\n{text}");
+    }
+    assert!(
+        cluster.logs(1, 3).contains("rolled forward: process 0's transaction"),
+        "the restart after process 0 died between its manifest and its commit did not roll its transaction forward:\n{}",
+        cluster.logs(1, 3)
+    );
+    // SIGKILLs at random moments, in three processes and in two (a
+    // three-process checkpoint resumed by two; then by three again)
+    let mut x = 4242u64;
+    for (round, n) in [(3, 3), (4, 2), (5, 3)] {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let (delay, victim) = (Duration::from_millis(2500 + (x >> 33) % 2500), (x >> 20) as usize % n);
+        let mut procs = cluster.start(round, n, None);
+        std::thread::sleep(delay);
+        if let Some(status) = procs[victim].0.try_wait().unwrap() {
+            assert!(status.success(), "process {victim} of round {round} ended by itself with {status}:\n{}", cluster.logs(round, n));
+            break;
+        }
+        procs[victim].0.kill().unwrap();
+        cluster.stop_after(procs, victim, round);
+    }
+    let last = cluster.start(6, 3, None);
+    for (p, mut child) in last.into_iter().enumerate() {
+        let status = child.0.wait().unwrap();
+        assert!(status.success(), "process {p} of the last run failed ({status}):\n{}", cluster.logs(6, 3));
+    }
+    assert_committed_once(&kafka, CLUSTER_EVENTS, "gc", "gc");
 }

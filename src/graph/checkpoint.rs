@@ -239,6 +239,9 @@ pub(crate) fn configure(
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let from = pinned.unwrap_or_else(|| super::coordinator::newest_manifest(dir));
     super::coordinator::clear_after(dir, from).with_context(|| format!("clearing an unfinished checkpoint in {}", dir.display()))?;
+    if me.commit.is_some() && me.processes > 1 {
+        super::coordinator::forget_closing(dir, me.process)?;
+    }
     let restored = from.map(|e| load(dir, e)).transpose()?.map(Arc::new);
     let (c, h) = start(dir, *every, restored, me)?;
     Ok((Some(c), Some(h)))

@@ -51,6 +51,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
+mod close;
+
+pub(crate) use close::forget_closing;
+
 use super::checkpoint::{Manifest, Part};
 use crate::checkpoint::format::write_atomic;
 use crate::learner::checkpoint::CheckpointRequest;
@@ -68,6 +72,10 @@ pub trait Commit: Send + Sync {
     fn prepare(&self, epoch: u64, positions: &[(String, u32, i64)]) -> Result<()>;
     /// Once the manifest is written, before older checkpoints are pruned.
     fn commit(&self, epoch: u64) -> Result<()>;
+    /// At the end of a cluster's run, before its last checkpoint is
+    /// prepared: every output still held for a later transaction goes into
+    /// the open one (see [`close`]).
+    fn seal(&self) {}
 }
 
 /// How a process takes part in its run's checkpoints.
@@ -137,6 +145,9 @@ struct Coordinator<'a> {
     learners: BTreeMap<String, Learners>,
     /// The final checkpoint's epoch, once made (see [`Participation::commit`]).
     closed: Option<u64>,
+    /// A cluster that commits: the epoch this process prepared and marked,
+    /// committed once its manifest is written (one at a time).
+    committing: Option<u64>,
 }
 
 /// One online model's learner, as the coordinator asks it for its state.
@@ -181,6 +192,7 @@ fn run_coordinator(dir: &Path, every: u64, me: Participation, rx: Receiver<Part>
         warned: BTreeSet::new(),
         learners: BTreeMap::new(),
         closed: None,
+        committing: None,
     };
     loop {
         match rx.recv_timeout(Duration::from_millis(20)) {
@@ -189,6 +201,10 @@ fn run_coordinator(dir: &Path, every: u64, me: Participation, rx: Receiver<Part>
             Err(RecvTimeoutError::Disconnected) => break,
         }
         c.publish()?;
+    }
+    if c.me.commit.is_some() && c.me.processes > 1 {
+        c.close_cluster()?;
+        return Ok(c.done);
     }
     // the workers ended; what they finished is published once delivered
     let until = Instant::now() + FINAL_PATIENCE;
@@ -220,6 +236,9 @@ impl Coordinator<'_> {
             }
             Part::State { worker, name, epoch, bytes, last } => self.settle(epoch, format!("{name}.w{worker}"), bytes, last)?,
             Part::Learner { name, requests } => {
+                if self.me.commit.is_some() && self.me.processes > 1 {
+                    bail!("exactly-once across processes does not take an online model (`{name}`) yet: run it in one process, or at-least-once");
+                }
                 self.learners.insert(name, Learners { requests, fed: HashMap::new(), asked: None });
                 return Ok(());
             }
@@ -288,7 +307,8 @@ impl Coordinator<'_> {
     /// parts stand for it), unless it is one already.
     fn close(&mut self) -> Result<()> {
         let Some(layout) = &self.layout else { return Ok(()) };
-        if self.me.commit.is_none() || self.closed.is_some() {
+        // (a cluster agrees on its last checkpoint once the workers are gone: `close_cluster`)
+        if self.me.commit.is_none() || self.closed.is_some() || self.me.processes > 1 {
             return Ok(());
         }
         let local_workers = layout.peers / self.me.processes.max(1);
@@ -361,7 +381,8 @@ impl Coordinator<'_> {
         let local_workers = peers / self.me.processes.max(1);
         let passed = if self.drained.len() < local_workers { 0 } else { self.drained.values().copied().min().unwrap_or(0) };
         while let Some(&e) = self.whole.first() {
-            if passed <= e || !(self.me.delivered)(e) {
+            // a cluster that commits has one transaction under way at a time
+            if passed <= e || !(self.me.delivered)(e) || self.committing.is_some() {
                 break;
             }
             self.whole.remove(&e);
@@ -369,14 +390,14 @@ impl Coordinator<'_> {
                 self.manifest(e)?;
                 continue;
             }
-            write_atomic(&self.marker(e, self.me.process), b"")?;
-            if self.me.process == 0 {
-                self.marked.insert(e, Instant::now());
-            } else {
-                self.done.push(e);
-                self.newest.store(e, Ordering::SeqCst);
-            }
+            self.mark(e)?;
         }
+        self.commit_published()?;
+        self.publish_marked()
+    }
+
+    /// Process 0: publishes every marked epoch all processes have marked.
+    fn publish_marked(&mut self) -> Result<()> {
         let mut published = Vec::new();
         for (&e, since) in &self.marked {
             let missing: Vec<usize> = (0..self.me.processes).filter(|p| !self.marker(e, *p).exists()).collect();
@@ -392,8 +413,47 @@ impl Coordinator<'_> {
         }
         for e in published {
             self.marked.remove(&e);
-            self.manifest(e)?;
+            // a committing process 0 publishes only the epoch its transaction is prepared for
+            if self.me.commit.is_none() || self.committing == Some(e) {
+                self.manifest(e)?;
+            }
         }
+        Ok(())
+    }
+
+    /// Marks this process's part of a cluster's checkpoint `epoch` as whole;
+    /// a process that commits prepares its transaction first.
+    fn mark(&mut self, e: u64) -> Result<()> {
+        if let Some(commit) = &self.me.commit {
+            commit.prepare(e, &self.own_positions(e)?)?;
+            self.committing = Some(e);
+        }
+        write_atomic(&self.marker(e, self.me.process), b"")?;
+        if self.me.process == 0 {
+            if self.me.commit.is_some() {
+                // an epoch marked before is never published now: its transaction became this one
+                self.marked.retain(|k, _| *k > e);
+            }
+            self.marked.entry(e).or_insert_with(Instant::now);
+        } else if self.me.commit.is_none() {
+            self.done.push(e);
+            self.newest.store(e, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// A process of a cluster that commits (not 0, which commits as it
+    /// writes the manifest): commits its prepared epoch once the manifest is
+    /// there.
+    fn commit_published(&mut self) -> Result<()> {
+        let (Some(commit), Some(e)) = (&self.me.commit, self.committing) else { return Ok(()) };
+        if self.me.process == 0 || !self.dir.join(format!("epoch-{e}.json")).exists() {
+            return Ok(());
+        }
+        commit.commit(e)?;
+        self.committing = None;
+        self.done.push(e);
+        self.newest.store(e, Ordering::SeqCst);
         Ok(())
     }
 
@@ -407,7 +467,7 @@ impl Coordinator<'_> {
         let learners = self.learners.keys().map(|n| (n.clone(), crate::learner::checkpoint::FORMAT)).collect();
         let manifest =
             Manifest { epoch, workers: layout.peers, operators: layout.operators.clone(), sources: layout.sources.iter().cloned().collect(), learners };
-        if let Some(commit) = &self.me.commit {
+        if let (Some(commit), true) = (&self.me.commit, self.me.processes <= 1) {
             let positions = super::checkpoint::positions(self.dir, &manifest)?;
             let mut offsets: Vec<(String, u32, i64)> = positions.into_iter().map(|((t, p), cut)| (t, p, cut.next_offset)).collect();
             offsets.sort();
@@ -417,6 +477,7 @@ impl Coordinator<'_> {
         crate::crash_point!("graph-checkpoint-written");
         if let Some(commit) = &self.me.commit {
             commit.commit(epoch)?;
+            self.committing = None;
         }
         self.done.push(epoch);
         self.newest.store(epoch, Ordering::SeqCst);

@@ -264,6 +264,9 @@ impl Output {
             _ => None,
         };
         let payload = avro.as_deref().or(payload);
+        if let Some(t) = &self.txn {
+            t.log(topic, key, payload, epoch);
+        }
         let stamp = epoch.to_string();
         let headers = OwnedHeaders::new().insert(Header { key: "vigil-epoch", value: Some(stamp.as_bytes()) });
         let mut record = BaseRecord::<[u8], [u8], usize>::with_opaque_to(topic, epoch as usize).key(key).headers(headers);
@@ -300,6 +303,10 @@ impl Commit for TxnCommit {
     fn commit(&self, epoch: u64) -> Result<()> {
         let out = &self.0;
         out.txn.as_ref().expect("a run with transactions").commit(&out.producer, epoch, |h| out.enqueue(&h.topic, &h.key, h.payload.as_deref(), h.epoch))
+    }
+    fn seal(&self) {
+        let out = &self.0;
+        out.txn.as_ref().expect("a run with transactions").seal(|h| out.enqueue(&h.topic, &h.key, h.payload.as_deref(), h.epoch))
     }
 }
 
@@ -451,22 +458,17 @@ impl KafkaRun {
     {
         self.control.health().expect_workers(self.workers);
         let outstanding = Outstanding::new(self.checkpoints.is_some());
+        let (process, processes) = self.cluster.as_ref().map_or((0, 1), |(p, a)| (*p, a.len()));
         let mut config = self.opts.client_config_with(&[("linger.ms", "5"), ("enable.idempotence", "true"), ("compression.type", "lz4")]);
         if let Some(id) = &self.exactly_once {
             if self.checkpoints.is_none() {
                 bail!("exactly-once output needs checkpoints: each checkpoint's outputs are one transaction (give a checkpoint directory)");
             }
-            if self.cluster.is_some() {
-                bail!(
-                    "exactly-once output runs in one process: several processes' transactions cannot be committed as one \
-                     (see the README's delivery guarantees); run one process with more workers, or at-least-once"
-                );
-            }
             let span = self.epoch_interval.as_secs_f64() * self.checkpoints.as_ref().map_or(1, |c| c.1.max(1)) as f64;
             if span > 300.0 {
                 bail!("exactly-once: checkpoints {span:.0} s apart hold a transaction open longer than half its 600 s timeout (the broker would abort it); checkpoint at least every 300 s");
             }
-            config.set("transactional.id", id).set("transaction.timeout.ms", "600000");
+            config.set("transactional.id", super::graph_wal::txn_id(id, process)).set("transaction.timeout.ms", "600000");
         }
         let producer: ThreadedProducer<Delivery> =
             config.create_with_context(Delivery { outstanding: outstanding.clone() }).context("creating the producer")?;
@@ -475,11 +477,22 @@ impl KafkaRun {
                 // fences any earlier instance and aborts its open transaction
                 producer.init_transactions(super::sink::TXN_TIMEOUT).with_context(|| format!("initializing transactions for `{id}`"))?;
                 std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-                let committed = super::graph_txn::committed_epoch(&self.opts, &self.group, dir)?;
-                super::graph_txn::discard_uncommitted(dir, &self.group, committed)?;
+                let make = |q: usize| -> Result<ThreadedProducer<Delivery>> {
+                    let mut c = config.clone();
+                    c.set("transactional.id", super::graph_wal::txn_id(id, q));
+                    c.create_with_context(Delivery { outstanding: Outstanding::new(false) }).context("creating a producer")
+                };
+                let committed = match super::graph_wal::recover(&self.opts, &self.group, dir, (process, processes), &producer, make)? {
+                    Some(logged) => Some(logged),
+                    None => {
+                        let committed = super::graph_txn::committed_epoch(&self.opts, &self.group, dir)?;
+                        super::graph_txn::discard_uncommitted(dir, &self.group, committed)?;
+                        committed
+                    }
+                };
                 let group = self.opts.admin_consumer(&self.group)?.group_metadata().context("the consumer group's metadata")?;
-                let start = committed.map_or(0, |e| e + 1);
-                (Some(Transactions::begin(&producer, group, *every, start, dir)?), committed)
+                let cluster = (processes > 1).then_some(process);
+                (Some(Transactions::begin(&producer, group, *every, committed, dir, cluster)?), committed)
             }
             _ => (None, None),
         };

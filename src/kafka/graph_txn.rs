@@ -58,7 +58,9 @@ use super::sink::{retrying, TXN_TIMEOUT};
 use super::txn_watch::TxnWatch;
 use super::KafkaOptions;
 
-/// A record of an epoch past the open transaction, waiting for it to close.
+/// A record of an epoch past the open transaction, waiting for it to close
+/// (or, in a cluster, one in the open transaction's log).
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(super) struct Held {
     pub topic: String,
     pub key: Vec<u8>,
@@ -99,6 +101,18 @@ pub(super) struct Transactions {
     every: u64,
     /// The checkpoint directory's mark that a commit happened (written once).
     mark: std::path::PathBuf,
+    /// In a cluster: the open transaction's records, logged ahead at each
+    /// prepare (see [`super::graph_wal`]).
+    wal: Option<Wal>,
+}
+
+/// A cluster process's log of its open transaction.
+struct Wal {
+    dir: std::path::PathBuf,
+    process: usize,
+    records: Mutex<Vec<Held>>,
+    /// The checkpoint committed before the open transaction (`None`: none).
+    from: Mutex<Option<u64>>,
 }
 
 const NONE: u64 = u64::MAX;
@@ -112,17 +126,22 @@ pub const COMMITTED_MARK: &str = "exactly-once.committed";
 const TXN_STALL: Duration = Duration::from_secs(TXN_TIMEOUT.as_secs() + 30);
 
 impl Transactions {
-    /// Opens the first transaction of a run that starts at `start_epoch`
-    /// (`init_transactions` was called on `producer` already).
+    /// Opens the first transaction of a run that resumes after checkpoint
+    /// `resumed` (`None`: a fresh start); `init_transactions` was called on
+    /// `producer` already. `cluster`: this process's index, if it is one of
+    /// several (its transactions are logged ahead).
     pub(super) fn begin<C: ProducerContext + 'static>(
         producer: &ThreadedProducer<C>,
         group: ConsumerGroupMetadata,
         every: u64,
-        start_epoch: u64,
+        resumed: Option<u64>,
         dir: &Path,
+        cluster: Option<usize>,
     ) -> Result<Self> {
         producer.begin_transaction().context("beginning a transaction")?;
         let every = every.max(1);
+        let start_epoch = resumed.map_or(0, |e| e + 1);
+        let wal = cluster.map(|process| Wal { dir: dir.to_owned(), process, records: Mutex::default(), from: Mutex::new(resumed) });
         Ok(Transactions {
             gate: RwLock::new(()),
             open_through: AtomicU64::new(next_checkpoint(start_epoch, every)),
@@ -134,7 +153,29 @@ impl Transactions {
             group,
             every,
             mark: dir.join(COMMITTED_MARK),
+            wal,
         })
+    }
+
+    /// Logs a record handed to the producer in the open transaction (a
+    /// cluster's, see [`super::graph_wal`]).
+    pub(super) fn log(&self, topic: &str, key: &[u8], payload: Option<&[u8]>, epoch: u64) {
+        if let Some(w) = &self.wal {
+            let held = Held { topic: topic.to_owned(), key: key.to_vec(), payload: payload.map(<[u8]>::to_vec), epoch };
+            w.records.lock().unwrap_or_else(|e| e.into_inner()).push(held);
+        }
+    }
+
+    /// At a cluster's end: every held record goes into the open transaction,
+    /// whatever its epoch, to be committed with the last checkpoint.
+    pub(super) fn seal(&self, send: impl Fn(Held)) {
+        let _closed = self.gate.write().unwrap_or_else(|e| e.into_inner());
+        let held: Vec<Held> = self.waiting.lock().unwrap_or_else(|e| e.into_inner()).drain(..).collect();
+        for h in held {
+            self.opened(h.epoch);
+            send(h);
+        }
+        self.open_through.store(u64::MAX - 1, Ordering::SeqCst);
     }
 
     /// Sends a record into the open transaction with `enqueue`, or holds it
@@ -164,6 +205,15 @@ impl Transactions {
     /// fails if a newer instance fenced this one). Call only once every
     /// output of epochs up to `epoch` is acknowledged.
     pub(super) fn prepare<C: ProducerContext + 'static>(&self, producer: &ThreadedProducer<C>, epoch: u64, positions: &[(String, u32, i64)]) -> Result<()> {
+        if let Some(w) = &self.wal {
+            // the records and positions, before the positions go into the transaction
+            let mut records = w.records.lock().unwrap_or_else(|e| e.into_inner());
+            let from = *w.from.lock().unwrap_or_else(|e| e.into_inner());
+            let file = super::graph_wal::WalFile { epoch, process: w.process, from, positions: positions.to_vec(), records: std::mem::take(&mut *records) };
+            let written = super::graph_wal::write(&w.dir, &file);
+            *records = file.records;
+            written?;
+        }
         let mut offsets = TopicPartitionList::new();
         for (topic, partition, next) in positions {
             offsets.add_partition_offset(topic, *partition as i32, Offset::Offset(*next))?;
@@ -201,6 +251,10 @@ impl Transactions {
         }
         self.open.store(0, Ordering::SeqCst);
         self.unsealed.store(0, Ordering::SeqCst);
+        if let Some(w) = &self.wal {
+            w.records.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            *w.from.lock().unwrap_or_else(|e| e.into_inner()) = Some(epoch);
+        }
         watch.call("begin_transaction", || producer.begin_transaction()).context("beginning the next transaction")?;
         let through = next_checkpoint(epoch + 1, self.every);
         let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
@@ -328,11 +382,10 @@ pub(super) fn discard_uncommitted(dir: &Path, group: &str, committed: Option<u64
     }
     for epoch in all.into_iter().filter(|e| committed.is_none_or(|c| *e > c)) {
         tracing::info!(epoch, dir = %dir.display(), "removing checkpoint {epoch}: its outputs were never committed");
-        std::fs::remove_file(dir.join(format!("epoch-{epoch}.json")))?;
-        let parts = dir.join(format!("epoch-{epoch}"));
-        if parts.exists() {
-            std::fs::remove_dir_all(parts)?;
-        }
+        // the other processes of a cluster remove the same files at their start
+        let gone = |r: std::io::Result<()>| r.or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) });
+        gone(std::fs::remove_file(dir.join(format!("epoch-{epoch}.json"))))?;
+        gone(std::fs::remove_dir_all(dir.join(format!("epoch-{epoch}"))))?;
     }
     Ok(())
 }

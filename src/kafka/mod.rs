@@ -9,6 +9,7 @@ pub mod coordinator;
 pub mod drift_sink;
 pub mod graph_run;
 pub mod graph_txn;
+pub mod graph_wal;
 pub mod read;
 pub mod sink;
 pub mod source;
