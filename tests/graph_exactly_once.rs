@@ -250,7 +250,7 @@ impl Cluster<'_> {
     fn logs(&self, round: usize, n: usize) -> String {
         (0..n).map(|p| format!("--- process {p}:\n{}", std::fs::read_to_string(self.log(round, p)).unwrap_or_default())).collect::<Vec<_>>().join("\n")
     }
-    /// Starts round `round`: `n` processes, `failpoint` set in one of them.
+    /// Starts round `round`: `n` processes, `FAILPOINTS` set in one of them.
     fn start(&self, round: usize, n: usize, failpoint: Option<(usize, &str)>) -> Vec<KillOnDrop> {
         let hostfile = self.dir.join(format!("hosts-{round}"));
         std::fs::write(&hostfile, ports::loopback_hosts(n).join("\n")).unwrap();
@@ -261,10 +261,12 @@ impl Cluster<'_> {
                 c.args(["run", &self.job, "--engine", "graph", "--brokers", self.addr, "--until-end", "--group-id", "gc", "--metrics-addr", "off"])
                     .args(["--exactly-once", "-w", "1", "-n", &n.to_string(), "-p", &p.to_string(), "--hostfile", hostfile.to_str().unwrap()])
                     .args(["--checkpoint-dir", checkpoints.to_str().unwrap(), "--checkpoint-interval", "1s"])
+                    // paced, 4,000 records a second per process, so that every round is cut short
+                    .args(["--max-records-per-epoch", "4000"])
                     .stdout(Stdio::null())
                     .stderr(std::fs::File::create(self.log(round, p)).unwrap());
                 if let Some((_, f)) = failpoint.filter(|(at, _)| *at == p) {
-                    c.env("FAILPOINTS", format!("{f}=return"));
+                    c.env("FAILPOINTS", f);
                 }
                 KillOnDrop(c.spawn().unwrap())
             })
@@ -301,22 +303,25 @@ fn on_apache_kafka_a_cluster_killed_again_and_again_commits_each_output_once() {
     reference_run(dir.path(), &addr);
     let cluster = Cluster { dir: dir.path(), addr: &addr, job: job_file(dir.path(), "gc") };
 
-    // crash points, each in another process; the first leaves process 0's
+    // crash points, each in another process; the first (at the fourth
+    // checkpoint, with outputs in every transaction) leaves process 0's
     // transaction uncommitted behind a published manifest
-    let points = [(0, "graph-checkpoint-written"), (1, "graph-txn-after-commit"), (2, "graph-txn-after-offsets")];
-    for (round, (p, point)) in points.into_iter().enumerate() {
-        let status = cluster.stop_after(cluster.start(round, 3, Some((p, point))), p, round);
+    let points = [(0, "graph-checkpoint-written", "3*off->return"), (1, "graph-txn-after-commit", "return"), (2, "graph-txn-after-offsets", "return")];
+    for (round, (p, point, action)) in points.into_iter().enumerate() {
+        let status = cluster.stop_after(cluster.start(round, 3, Some((p, &format!("{point}={action}")))), p, round);
         let text = cluster.logs(round, 3);
         assert!(!status.success() && text.contains(&format!("crash point {point} reached")), "the crash point {point} did not fire ({status}):\n{text}");
     }
+    let rolled = cluster.logs(1, 3);
+    let records = rolled.split("rolled forward: process 0's transaction").nth(1).and_then(|t| t.split(" its ").nth(1)?.split(' ').next()?.parse::<u64>().ok());
     assert!(
-        cluster.logs(1, 3).contains("rolled forward: process 0's transaction"),
-        "the restart after process 0 died between its manifest and its commit did not roll its transaction forward:\n{}",
-        cluster.logs(1, 3)
+        records.is_some_and(|n| n > 0),
+        "the restart after process 0 died between its manifest and its commit did not roll its transaction's records forward:\n{rolled}"
     );
     // SIGKILLs at random moments, in three processes and in two (a
     // three-process checkpoint resumed by two; then by three again)
     let mut x = 4242u64;
+    let mut killed = 0;
     for (round, n) in [(3, 3), (4, 2), (5, 3)] {
         x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let (delay, victim) = (Duration::from_millis(2500 + (x >> 33) % 2500), (x >> 20) as usize % n);
@@ -328,7 +333,9 @@ fn on_apache_kafka_a_cluster_killed_again_and_again_commits_each_output_once() {
         }
         procs[victim].0.kill().unwrap();
         cluster.stop_after(procs, victim, round);
+        killed += 1;
     }
+    assert_eq!(killed, 3, "every SIGKILL round was cut short");
     let last = cluster.start(6, 3, None);
     for (p, mut child) in last.into_iter().enumerate() {
         let status = child.0.wait().unwrap();

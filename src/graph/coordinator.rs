@@ -650,27 +650,85 @@ mod tests {
         assert!(stopped.load(Ordering::SeqCst), "a run is told when its checkpoints stop");
     }
 
+    /// Each checkpoint prepared, with its positions.
+    type Prepared = std::sync::Mutex<Vec<(u64, Vec<(String, u32, i64)>)>>;
+
+    /// Records each prepare, commit and seal, checking the manifest is
+    /// written between a prepare and its commit.
+    struct Recorder(std::path::PathBuf, Prepared, std::sync::Mutex<Vec<u64>>, AtomicU64);
+
+    impl super::Commit for Recorder {
+        fn prepare(&self, epoch: u64, positions: &[(String, u32, i64)]) -> anyhow::Result<()> {
+            assert!(!self.0.join(format!("epoch-{epoch}.json")).exists(), "prepared before the manifest");
+            self.1.lock().unwrap().push((epoch, positions.to_vec()));
+            Ok(())
+        }
+        fn commit(&self, epoch: u64) -> anyhow::Result<()> {
+            assert!(self.0.join(format!("epoch-{epoch}.json")).exists(), "committed after the manifest");
+            self.2.lock().unwrap().push(epoch);
+            Ok(())
+        }
+        fn seal(&self) {
+            self.3.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A source `t`'s cut of one partition (the worker's index) by `worker`.
+    fn cut(worker: usize, epoch: u64, next: i64, last: bool) -> Part {
+        let partitions = vec![crate::checkpoint::PartitionCut { partition: worker as u32, next_offset: next, clock: Default::default() }];
+        Part::Cut { worker, topic: "t".into(), epoch, partitions, last }
+    }
+
+    #[test]
+    fn each_process_of_a_committing_cluster_commits_once_the_manifest_is_written_and_all_agree_on_the_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut procs = Vec::new();
+        for p in 0..2 {
+            let (tx, rx) = channel();
+            let recorder = Arc::new(Recorder(dir.path().to_owned(), Default::default(), Default::default(), Default::default()));
+            let me = Participation { process: p, processes: 2, commit: Some(recorder.clone()), ..Default::default() };
+            let d = dir.path().to_owned();
+            let h = std::thread::spawn(move || coordinate(&d, 2, me, rx, &AtomicU64::new(u64::MAX)));
+            tx.send(Part::Built { worker: p, peers: 2, operators: vec![("op".into(), 1)], sources: vec!["t".into()] }).unwrap();
+            procs.push((tx, h, recorder));
+        }
+        // checkpoint 1 (every 2nd epoch): process 1's parts come first
+        for p in [1, 0] {
+            let tx = &procs[p].0;
+            tx.send(state(p, 1)).unwrap();
+            tx.send(cut(p, 1, 10 + p as i64, false)).unwrap();
+            tx.send(Part::Drained { worker: p, frontier: 2 }).unwrap();
+        }
+        eventually("both committed checkpoint 1", || procs.iter().all(|(_, _, r)| *r.2.lock().unwrap() == vec![1]));
+        for (p, (_, _, r)) in procs.iter().enumerate() {
+            assert_eq!(*r.1.lock().unwrap(), vec![(1, vec![("t".to_owned(), p as u32, 10 + p as i64)])], "process {p} commits its own positions");
+        }
+        // process 0 ends at epoch 2, process 1 at epoch 4: neither is a checkpoint
+        // epoch of the other, so the processes agree on 4 once their workers are gone
+        for (p, end) in [(0, 2u64), (1, 4)] {
+            let tx = &procs[p].0;
+            tx.send(cut(p, end, 20 + p as i64, true)).unwrap();
+            tx.send(Part::State { worker: p, name: "op".into(), epoch: end, bytes: Arc::new(vec![end as u8]), last: true }).unwrap();
+            tx.send(Part::Drained { worker: p, frontier: u64::MAX }).unwrap();
+        }
+        let (senders, rest): (Vec<_>, Vec<_>) = procs.into_iter().map(|(tx, h, r)| (tx, (h, r))).unzip();
+        drop(senders);
+        let results: Vec<_> = rest.into_iter().map(|(h, r)| (h.join().unwrap().unwrap(), r)).collect();
+        for (p, (done, r)) in results.iter().enumerate() {
+            assert_eq!(*done, vec![1, 4], "process {p}'s committed checkpoints");
+            assert_eq!(*r.2.lock().unwrap(), vec![1, 4]);
+            assert_eq!(r.1.lock().unwrap()[1], (4, vec![("t".to_owned(), p as u32, 20 + p as i64)]), "process {p}'s last positions");
+            assert!(r.3.load(Ordering::SeqCst) > 0, "process {p} sealed its held outputs into the last transaction");
+        }
+        assert!(dir.path().join("epoch-4.json").exists());
+        assert_eq!(std::fs::read(dir.path().join("epoch-4/op.w0")).unwrap(), vec![2], "process 0's ended state stands for epoch 4");
+    }
+
     #[test]
     fn a_committing_run_commits_each_checkpoint_and_checkpoints_where_it_ends() {
         let dir = tempfile::tempdir().unwrap();
         let (tx, rx) = channel();
-        /// Each checkpoint prepared, with its positions.
-        type Prepared = std::sync::Mutex<Vec<(u64, Vec<(String, u32, i64)>)>>;
-        /// Records each prepare and commit, checking the manifest is written between them.
-        struct Recorder(std::path::PathBuf, Prepared, std::sync::Mutex<Vec<u64>>);
-        impl super::Commit for Recorder {
-            fn prepare(&self, epoch: u64, positions: &[(String, u32, i64)]) -> anyhow::Result<()> {
-                assert!(!self.0.join(format!("epoch-{epoch}.json")).exists(), "prepared before the manifest");
-                self.1.lock().unwrap().push((epoch, positions.to_vec()));
-                Ok(())
-            }
-            fn commit(&self, epoch: u64) -> anyhow::Result<()> {
-                assert!(self.0.join(format!("epoch-{epoch}.json")).exists(), "committed after the manifest");
-                self.2.lock().unwrap().push(epoch);
-                Ok(())
-            }
-        }
-        let recorder = Arc::new(Recorder(dir.path().to_owned(), Default::default(), Default::default()));
+        let recorder = Arc::new(Recorder(dir.path().to_owned(), Default::default(), Default::default(), Default::default()));
         let d = dir.path().to_owned();
         let me = Participation { commit: Some(recorder.clone()), ..Default::default() };
         let h = std::thread::spawn(move || coordinate(&d, 4, me, rx, &AtomicU64::new(u64::MAX)));
