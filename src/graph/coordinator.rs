@@ -18,6 +18,13 @@
 //!    volume): process 0 warns, naming the silent processes, when markers do not
 //!    come.
 //!
+//! A run that commits ([`Participation::commit`], exactly-once on Kafka) makes
+//! each published checkpoint's outputs final: one process prepares, writes the
+//! manifest and commits; in a cluster each process prepares its own
+//! transaction before its marker and commits once the manifest is there, one
+//! checkpoint at a time, and the processes agree on a last checkpoint at the
+//! end (`close.rs`).
+//!
 //! Process 0 (or the only one) keeps the two newest checkpoints and removes
 //! older ones. At the start of a run, parts of epochs after the newest manifest
 //! (a checkpoint the previous run did not finish) are removed before any worker
@@ -74,7 +81,7 @@ pub trait Commit: Send + Sync {
     fn commit(&self, epoch: u64) -> Result<()>;
     /// At the end of a cluster's run, before its last checkpoint is
     /// prepared: every output still held for a later transaction goes into
-    /// the open one (see [`close`]).
+    /// the open one (see the module docs).
     fn seal(&self) {}
 }
 

@@ -19,7 +19,8 @@
 //!   checkpoint's outputs are one transaction, committed with the positions
 //!   as the group's offsets ([`super::graph_txn`]).
 //! - A cluster ([`KafkaRun::cluster`]): several processes, each with its
-//!   producer, its coordinator and the same checkpoint directory (shared).
+//!   producer, its coordinator and the same checkpoint directory (shared);
+//!   exactly-once there too ([`super::graph_wal`]).
 //!
 //! Every record written carries the header `vigil-epoch`.
 
@@ -369,8 +370,9 @@ impl KafkaRun {
     /// outputs and dead letters in one Kafka transaction of the producer
     /// `transactional_id` (stable across restarts of the job), committed with
     /// the sources' positions as the group's offsets; a restart resumes from
-    /// the checkpoint committed last. Needs [`KafkaRun::checkpoints`] and one
-    /// process.
+    /// the checkpoint committed last. Needs [`KafkaRun::checkpoints`]; in a
+    /// [`KafkaRun::cluster`], process `P > 0` uses `transactional_id-pP`
+    /// (see [`super::graph_wal`]).
     pub fn exactly_once(mut self, transactional_id: &str) -> Self {
         self.exactly_once = Some(transactional_id.to_owned());
         self

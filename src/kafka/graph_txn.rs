@@ -1,6 +1,9 @@
-//! Exactly-once output of a graph run on Kafka, in one process
+//! Exactly-once output of a graph run on Kafka
 //! ([`super::KafkaRun::exactly_once`]): each checkpoint's outputs are one
-//! Kafka transaction, committed together with the sources' positions.
+//! Kafka transaction per process, committed together with the sources'
+//! positions. This module is one process's part; a cluster's processes each
+//! log their transaction ahead in the checkpoint, so that one a crash cut
+//! short is committed again at the next start ([`super::graph_wal`]).
 //!
 //! - The open transaction holds the outputs (sinks and dead letters) of the
 //!   epochs after the last committed checkpoint up to the next checkpoint
