@@ -323,17 +323,29 @@ pub enum Delivery {
     PipelineAtLeastOnce,
     PipelineExactlyOnce,
     GraphAtLeastOnce,
+    /// The graph in two processes of one worker (`vigil run -n 2`).
+    ClusterAtLeastOnce,
+    ClusterExactlyOnce,
     GraphExactlyOnce,
 }
 
 impl Delivery {
-    pub const ALL: [Delivery; 4] = [Delivery::PipelineAtLeastOnce, Delivery::PipelineExactlyOnce, Delivery::GraphAtLeastOnce, Delivery::GraphExactlyOnce];
+    pub const ALL: [Delivery; 6] = [
+        Delivery::PipelineAtLeastOnce,
+        Delivery::PipelineExactlyOnce,
+        Delivery::GraphAtLeastOnce,
+        Delivery::GraphExactlyOnce,
+        Delivery::ClusterAtLeastOnce,
+        Delivery::ClusterExactlyOnce,
+    ];
     pub fn name(self) -> &'static str {
         match self {
             Delivery::PipelineAtLeastOnce => "pipeline, at-least-once",
             Delivery::PipelineExactlyOnce => "pipeline, exactly-once",
             Delivery::GraphAtLeastOnce => "graph, at-least-once",
             Delivery::GraphExactlyOnce => "graph, exactly-once",
+            Delivery::ClusterAtLeastOnce => "graph, 2 processes, at-least-once",
+            Delivery::ClusterExactlyOnce => "graph, 2 processes, exactly-once",
         }
     }
 }
@@ -366,8 +378,45 @@ pub fn delivery_over_prefilled(kafka: &KafkaOptions, events: u64, how: Delivery,
             let out = run.run(move |g| vigil::graph::job::job_graph(g, &job))?;
             out.sources.values().map(|c| c.read).sum()
         }
+        Delivery::ClusterAtLeastOnce | Delivery::ClusterExactlyOnce => cluster_run(kafka, dir.path(), &group, how == Delivery::ClusterExactlyOnce)?,
     };
     let secs = t.elapsed().as_secs_f64();
     anyhow::ensure!(done == events, "{}: handled {done} of {events}", how.name());
     Ok(events as f64 / secs)
+}
+
+/// Two processes of `vigil run` (the binary beside this one) running the fraud
+/// job on the graph as one timely cluster on loopback, one worker each,
+/// checkpoints every second; returns the records they read.
+fn cluster_run(kafka: &KafkaOptions, dir: &std::path::Path, group: &str, exactly_once: bool) -> Result<u64> {
+    let vigil = std::env::current_exe()?.with_file_name("vigil");
+    anyhow::ensure!(vigil.exists(), "{} is not built: run `cargo build --release` first", vigil.display());
+    let job = dir.join("fraud_job.toml");
+    std::fs::write(&job, include_str!("../../examples/fraud_job.toml"))?;
+    let ports: Vec<u16> =
+        (0..2).map(|_| std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port())).collect::<std::io::Result<_>>()?;
+    let hostfile = dir.join("hosts");
+    std::fs::write(&hostfile, ports.iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>().join("\n"))?;
+    let mut children = Vec::new();
+    for p in 0..2 {
+        let mut c = std::process::Command::new(&vigil);
+        c.arg("run").arg(&job).args(["--engine", "graph", "--brokers", &kafka.brokers, "--until-end", "--group-id", group, "--metrics-addr", "off"]);
+        c.args(["-w", "1", "-n", "2", "-p", &p.to_string(), "--hostfile"]).arg(&hostfile).arg("--checkpoint-dir").arg(dir.join("checkpoints"));
+        c.args(["--checkpoint-interval", "1s"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+        for (k, v) in &kafka.extra {
+            c.args(["-X", &format!("{k}={v}")]);
+        }
+        if exactly_once {
+            c.arg("--exactly-once");
+        }
+        children.push(c.spawn()?);
+    }
+    let mut read = 0;
+    for (p, child) in children.into_iter().enumerate() {
+        let out = child.wait_with_output()?;
+        let text = String::from_utf8_lossy(&out.stderr);
+        anyhow::ensure!(out.status.success(), "process {p} of the cluster failed ({}):\n{text}", out.status);
+        read += text.lines().find_map(|l| l.trim().strip_prefix("transactions: read ")?.split(',').next()?.parse::<u64>().ok()).unwrap_or(0);
+    }
+    Ok(read)
 }

@@ -257,6 +257,7 @@ fn delivery_report(args: &Args, cmd: &str) -> Result<()> {
         let vs = match how {
             Delivery::PipelineExactlyOnce => format!("{:.2}x of at-least-once", ratio(1, 0)),
             Delivery::GraphExactlyOnce => format!("{:.2}x of at-least-once", ratio(3, 2)),
+            Delivery::ClusterExactlyOnce => format!("{:.2}x of at-least-once", ratio(5, 4)),
             _ => String::new(),
         };
         rows += &format!("| {} | {:.0} | {vs} | {} |\n", how.name(), median(rates[k].clone()), runs_of(k));
@@ -264,13 +265,16 @@ fn delivery_report(args: &Args, cmd: &str) -> Result<()> {
     let section = format!(
         "## Delivery guarantees through Apache Kafka (measured {})\n\nMachine: {}. Command: `{cmd}` (from the repository root, release build). \
          One Apache Kafka broker (`scripts/kafka.sh`, on the same 2 cores), fresh for each run; {n} events prefilled in 8 partitions; the fraud job \
-         (`examples/fraud_job.toml`, fixed weights), 1 worker, reading the topic to its end and writing its scores and dead letters, with a checkpoint \
+         (`examples/fraud_job.toml`, fixed weights), 1 worker (the cluster rows: two `vigil run` processes of one worker each, a timely cluster \
+         on loopback sharing one checkpoint directory, timed from their start, process start-up included), reading the topic to its end and writing its scores and dead letters, with a checkpoint \
          every second (the pipeline's `--checkpoint-interval 1s`; the graph's epochs are 1 s apart and each ends in a checkpoint); each configuration \
          with its own consumer group and checkpoint directory; events/s from the start to the end of the run (outputs flushed, the last checkpoint \
          written and, exactly-once, committed); median of {} runs, the order rotating run by run; ratios are the median of each run's ratio.\n\n\
          | job | events/s | | runs |\n|---|---:|---|---|\n{rows}\n\
          Exactly-once holds each checkpoint's outputs in one Kafka transaction (the graph's: `src/kafka/graph_txn.rs`), committed with the \
-         input positions as the group's offsets once the checkpoint is written; records of a later epoch wait in memory for the commit.\n",
+         input positions as the group's offsets once the checkpoint is written; records of a later epoch wait in memory for the commit. \
+         In a cluster each process commits its own transaction once process 0 has written the checkpoint's manifest, and logs the transaction's \
+         records ahead in the checkpoint first (`src/kafka/graph_wal.rs`): each output is written once more to the checkpoint directory.\n",
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
         machine(),
         args.runs,
