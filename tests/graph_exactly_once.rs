@@ -18,9 +18,10 @@
 //! And a cluster: three processes, each with its own transactional producer,
 //! stopped dead at the crash points (process 0 right after a manifest, before
 //! its commit, while the others may commit theirs: the next start must roll
-//! its transaction forward from its log), SIGKILLed, resumed in two processes
-//! and in three again; the committed view equals an uninterrupted
-//! single-process run's.
+//! its transaction forward from its log; process 2 just before its commit,
+//! rolled forward by process 0 of a two-process restart), SIGKILLed, resumed
+//! in two processes and in three again; the committed view equals an
+//! uninterrupted single-process run's.
 
 mod common;
 
@@ -29,6 +30,9 @@ mod real_kafka;
 
 #[path = "support/ports.rs"]
 mod ports;
+
+#[path = "support/children.rs"]
+mod children;
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
@@ -289,11 +293,21 @@ impl Cluster<'_> {
     }
 }
 
+/// `logs` say that process `p`'s transaction was rolled forward, with records.
+fn assert_rolled_forward(logs: &str, p: usize, after: &str) {
+    let records =
+        logs.split(&format!("rolled forward: process {p}'s transaction")).nth(1).and_then(|t| t.split(" its ").nth(1)?.split(' ').next()?.parse::<u64>().ok());
+    assert!(records.is_some_and(|n| n > 0), "the restart after {after} did not roll its transaction's records forward:\n{logs}");
+}
+
 #[test]
 fn on_apache_kafka_a_cluster_killed_again_and_again_commits_each_output_once() {
     const CLUSTER_EVENTS: u64 = 200_000;
     let dir = tempfile::tempdir().unwrap();
     let broker = real_kafka::RealKafka::start("graph-eo-cluster");
+    let dir = tempfile::Builder::new().prefix("geoc").tempdir_in("/tmp").unwrap();
+    let dir = Box::leak(Box::new(dir));
+    eprintln!("DIR {}", dir.path().display());
     for (t, p) in [("transactions", PARTITIONS), ("scores_ref", 8), ("dlq_ref", 2), ("scores_gc", 8), ("dlq_gc", 2)] {
         broker.create_topic(t, p);
     }
@@ -306,36 +320,38 @@ fn on_apache_kafka_a_cluster_killed_again_and_again_commits_each_output_once() {
     // crash points, each in another process; the first (at the fourth
     // checkpoint, with outputs in every transaction) leaves process 0's
     // transaction uncommitted behind a published manifest
-    let points = [(0, "graph-checkpoint-written", "3*off->return"), (1, "graph-txn-after-commit", "return"), (2, "graph-txn-after-offsets", "return")];
-    for (round, (p, point, action)) in points.into_iter().enumerate() {
-        let status = cluster.stop_after(cluster.start(round, 3, Some((p, &format!("{point}={action}")))), p, round);
-        let text = cluster.logs(round, 3);
+    let crash = |round: usize, n: usize, p: usize, point: &str, action: &str| {
+        let status = cluster.stop_after(cluster.start(round, n, Some((p, &format!("{point}={action}")))), p, round);
+        let text = cluster.logs(round, n);
         assert!(!status.success() && text.contains(&format!("crash point {point} reached")), "the crash point {point} did not fire ({status}):\n{text}");
-    }
-    let rolled = cluster.logs(1, 3);
-    let records = rolled.split("rolled forward: process 0's transaction").nth(1).and_then(|t| t.split(" its ").nth(1)?.split(' ').next()?.parse::<u64>().ok());
-    assert!(
-        records.is_some_and(|n| n > 0),
-        "the restart after process 0 died between its manifest and its commit did not roll its transaction's records forward:\n{rolled}"
-    );
-    // SIGKILLs at random moments, in three processes and in two (a
-    // three-process checkpoint resumed by two; then by three again)
+    };
+    crash(0, 3, 0, "graph-checkpoint-written", "3*off->return");
+    crash(1, 3, 1, "graph-txn-after-commit", "return");
+    assert_rolled_forward(&cluster.logs(1, 3), 0, "process 0 died between its manifest and its commit");
+    // process 2 dies just before its third commit, behind a published manifest:
+    // the next run has two processes, and process 0 rolls process 2's transaction forward
+    crash(2, 3, 2, "graph-txn-before-commit", "2*off->return");
+    // SIGKILLs at random moments after the round's first checkpoint (its
+    // start, roll-forwards included, is done then), in two processes (a
+    // three-process checkpoint resumed by two) and in three again
     let mut x = 4242u64;
-    let mut killed = 0;
-    for (round, n) in [(3, 3), (4, 2), (5, 3)] {
+    for (round, n) in [(3, 2), (4, 3)] {
         x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let (delay, victim) = (Duration::from_millis(2500 + (x >> 33) % 2500), (x >> 20) as usize % n);
+        let (delay, victim) = (Duration::from_millis(500 + (x >> 33) % 2500), (x >> 20) as usize % n);
+        let before = children::newest_manifest(&dir.path().join("checkpoints"));
         let mut procs = cluster.start(round, n, None);
-        std::thread::sleep(delay);
-        if let Some(status) = procs[victim].0.try_wait().unwrap() {
-            assert!(status.success(), "process {victim} of round {round} ended by itself with {status}:\n{}", cluster.logs(round, n));
-            break;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while children::newest_manifest(&dir.path().join("checkpoints")) <= before {
+            assert!(Instant::now() < deadline, "round {round} wrote no checkpoint within 120 s:\n{}", cluster.logs(round, n));
+            std::thread::sleep(Duration::from_millis(20));
         }
+        std::thread::sleep(delay);
+        assert!(procs[victim].0.try_wait().unwrap().is_none(), "process {victim} of round {round} ended before its SIGKILL:\n{}", cluster.logs(round, n));
         procs[victim].0.kill().unwrap();
         cluster.stop_after(procs, victim, round);
-        killed += 1;
     }
-    assert_eq!(killed, 3, "every SIGKILL round was cut short");
+    assert_rolled_forward(&cluster.logs(3, 2), 2, "process 2 died between the manifest and its commit");
+    crash(5, 3, 2, "graph-txn-after-offsets", "return");
     let last = cluster.start(6, 3, None);
     for (p, mut child) in last.into_iter().enumerate() {
         let status = child.0.wait().unwrap();

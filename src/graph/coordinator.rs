@@ -97,8 +97,9 @@ pub struct Participation {
     /// run on Kafka shuts down then rather than going on without checkpoints
     /// (and with a learner that trains only what a checkpoint seals).
     pub on_failure: Arc<dyn Fn() + Send + Sync>,
-    /// Called for every checkpoint published (one process only). A run that
-    /// commits also checkpoints where it ends: once every source and operator
+    /// Called for every checkpoint published (in a cluster, by every
+    /// process for its own transaction). A run that commits also checkpoints
+    /// where it ends: once every source and operator
     /// has ended, the epoch where the last of them ended is a checkpoint too,
     /// so that its last outputs are committed.
     pub commit: Option<Arc<dyn Commit>>,
@@ -118,6 +119,9 @@ impl Default for Participation {
 
 /// How long process 0 waits for the other processes' markers before it warns.
 const MARKER_PATIENCE: Duration = Duration::from_secs(60);
+/// How long a committing process of a cluster waits for a checkpoint's
+/// manifest before it stops (half the transactions' timeout).
+const MANIFEST_LIMIT: Duration = Duration::from_secs(300);
 /// How long the coordinator goes on publishing after the workers ended.
 const FINAL_PATIENCE: Duration = Duration::from_secs(60);
 
@@ -153,8 +157,9 @@ struct Coordinator<'a> {
     /// The final checkpoint's epoch, once made (see [`Participation::commit`]).
     closed: Option<u64>,
     /// A cluster that commits: the epoch this process prepared and marked,
-    /// committed once its manifest is written (one at a time).
+    /// committed once its manifest is written (one at a time), and since when.
     committing: Option<u64>,
+    prepared_at: Instant,
 }
 
 /// One online model's learner, as the coordinator asks it for its state.
@@ -172,7 +177,7 @@ const LEARNER_PATIENCE: Duration = Duration::from_secs(120);
 
 /// Runs the coordinator until the workers are gone (and a little after, to
 /// publish what they finished); returns the epochs whose manifests it wrote
-/// (process 0) or marked (the others).
+/// (process 0) or marked (the others; committed, in a cluster that commits).
 pub(crate) fn coordinate(dir: &Path, every: u64, me: Participation, rx: Receiver<Part>, newest: &AtomicU64) -> Result<Vec<u64>> {
     let on_failure = me.on_failure.clone();
     let result = run_coordinator(dir, every, me, rx, newest);
@@ -200,6 +205,7 @@ fn run_coordinator(dir: &Path, every: u64, me: Participation, rx: Receiver<Part>
         learners: BTreeMap::new(),
         closed: None,
         committing: None,
+        prepared_at: Instant::now(),
     };
     loop {
         match rx.recv_timeout(Duration::from_millis(20)) {
@@ -410,6 +416,8 @@ impl Coordinator<'_> {
             let missing: Vec<usize> = (0..self.me.processes).filter(|p| !self.marker(e, *p).exists()).collect();
             if missing.is_empty() {
                 published.push(e);
+            } else if self.me.commit.is_some() && since.elapsed() > MANIFEST_LIMIT {
+                bail!("checkpoint {e} still waits for processes {missing:?} after {MANIFEST_LIMIT:?}: they stopped checkpointing; the transactions would time out");
             } else if since.elapsed() > MARKER_PATIENCE && self.warned.insert(e) {
                 tracing::warn!(
                     dir = %self.dir.display(), epoch = e, ?missing,
@@ -434,6 +442,7 @@ impl Coordinator<'_> {
         if let Some(commit) = &self.me.commit {
             commit.prepare(e, &self.own_positions(e)?)?;
             self.committing = Some(e);
+            self.prepared_at = Instant::now();
         }
         write_atomic(&self.marker(e, self.me.process), b"")?;
         if self.me.process == 0 {
@@ -454,7 +463,19 @@ impl Coordinator<'_> {
     /// there.
     fn commit_published(&mut self) -> Result<()> {
         let (Some(commit), Some(e)) = (&self.me.commit, self.committing) else { return Ok(()) };
-        if self.me.process == 0 || !self.dir.join(format!("epoch-{e}.json")).exists() {
+        if self.me.process == 0 {
+            return Ok(());
+        }
+        if !self.dir.join(format!("epoch-{e}.json")).exists() {
+            let waited = self.prepared_at.elapsed();
+            if waited > MANIFEST_LIMIT {
+                bail!(
+                    "checkpoint {e}'s manifest did not come within {MANIFEST_LIMIT:?}: another process stopped checkpointing; its transaction would time out"
+                );
+            }
+            if waited > MARKER_PATIENCE && self.warned.insert(e) {
+                tracing::warn!(dir = %self.dir.display(), epoch = e, "this process's transaction waits for checkpoint {e}'s manifest, which process 0 has not written (its outputs are held meanwhile)");
+            }
             return Ok(());
         }
         commit.commit(e)?;

@@ -508,7 +508,16 @@ impl KafkaRun {
             Arc::new(move |e: u64| o.delivered_through(e))
         };
         let control = self.control.clone();
-        let on_failure = Arc::new(move || control.request_shutdown());
+        let on_failure = Arc::new(move || {
+            control.request_shutdown();
+            if processes > 1 {
+                // a process of a cluster cannot end alone (its workers wait for the
+                // others'): it exits, the others lose it and stop, and a supervisor
+                // restarts the job from its last checkpoint
+                eprintln!("vigil: this process's checkpoints stopped (see the error above): exiting so that the cluster restarts");
+                std::process::exit(75);
+            }
+        });
         let commit = out.txn.as_ref().map(|_| Arc::new(TxnCommit(out.clone())) as Arc<dyn Commit>);
         let undeliverable = {
             let o = out.outstanding.clone();

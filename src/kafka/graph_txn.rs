@@ -246,6 +246,8 @@ impl Transactions {
     pub(super) fn commit<C: ProducerContext + 'static>(&self, producer: &ThreadedProducer<C>, epoch: u64, send: impl Fn(Held)) -> Result<()> {
         let _closed = self.gate.write().unwrap_or_else(|e| e.into_inner());
         let watch = &self.watch;
+        // a crash here leaves the manifest published and this transaction aborted
+        crate::crash_point!("graph-txn-before-commit");
         let result = retrying(watch, "commit_transaction", || producer.commit_transaction(TXN_TIMEOUT));
         self.failed(producer, result, epoch)?;
         crate::crash_point!("graph-txn-after-commit");
@@ -309,7 +311,12 @@ pub(super) fn committed_epoch(opts: &KafkaOptions, group: &str, dir: &Path) -> R
     let mut topics = BTreeSet::new();
     for epoch in manifests(dir)? {
         let path = dir.join(format!("epoch-{epoch}.json"));
-        let m: crate::graph::checkpoint::Manifest = serde_json::from_slice(&std::fs::read(&path)?).with_context(|| format!("reading {}", path.display()))?;
+        let bytes = match std::fs::read(&path) {
+            // another process of a cluster removed it (an uncommitted checkpoint)
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            bytes => bytes.with_context(|| format!("reading {}", path.display()))?,
+        };
+        let m: crate::graph::checkpoint::Manifest = serde_json::from_slice(&bytes).with_context(|| format!("reading {}", path.display()))?;
         topics.extend(m.sources);
     }
     let consumer = opts.admin_consumer(group)?;

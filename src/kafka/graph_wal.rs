@@ -26,8 +26,11 @@
 //! before every roll-forward did; then the run resumes from that checkpoint.
 //!
 //! Bound: a process keeps its open transaction's records in memory as well
-//! (one checkpoint interval of its outputs), and each checkpoint writes them
-//! once more to the directory.
+//! (one checkpoint interval of its outputs, plus the outputs it holds while it
+//! waits for the slowest process to mark the checkpoint), and each checkpoint
+//! writes them once more to the directory. A process that waits more than
+//! 300 s for a manifest (or, process 0, for the others' markers) stops, and a
+//! process whose checkpoints stop exits (75), so that the cluster restarts.
 //!
 //! ```
 //! use vigil::kafka::graph_wal::txn_id;
@@ -118,26 +121,28 @@ pub(super) fn recover<C: ProducerContext<DeliveryOpaque = usize> + 'static>(
     }
     let newest = crate::graph::coordinator::newest_manifest(dir);
     let logged = newest.is_some_and(|e| wal_path(dir, e, 0).exists());
-    for q in answers_for(me, n, ever) {
-        let other;
-        let producer = if q == me {
-            own
-        } else {
-            other = make(q)?;
-            other.init_transactions(TXN_TIMEOUT).with_context(|| format!("fencing the producer of process {q}"))?;
-            &other
-        };
-        if let (true, Some(epoch)) = (logged, newest) {
-            let path = wal_path(dir, epoch, q);
-            if path.exists() {
-                let wal: WalFile = bincode::deserialize(&std::fs::read(&path)?).with_context(|| format!("reading {}", path.display()))?;
-                roll_forward(opts, group, producer, wal)?;
-            } else if q < marked(dir, epoch) {
-                bail!("checkpoint {epoch} in {} has no transaction log of process {q}: it was not written by an exactly-once cluster run", dir.display());
-            }
+    // every producer this process answers for is fenced (its open transaction
+    // aborted) before any offsets are read
+    let others: Vec<(usize, ThreadedProducer<C>)> = answers_for(me, n, ever)
+        .into_iter()
+        .filter(|q| *q != me)
+        .map(|q| {
+            let p = make(q)?;
+            p.init_transactions(TXN_TIMEOUT).with_context(|| format!("fencing the producer of process {q}"))?;
+            Ok((q, p))
+        })
+        .collect::<Result<_>>()?;
+    let (true, Some(epoch)) = (logged, newest) else { return Ok(None) };
+    for (q, producer) in std::iter::once((me, own)).chain(others.iter().map(|(q, p)| (*q, p))) {
+        let path = wal_path(dir, epoch, q);
+        if path.exists() {
+            let wal: WalFile = bincode::deserialize(&std::fs::read(&path)?).with_context(|| format!("reading {}", path.display()))?;
+            roll_forward(opts, group, dir, producer, wal)?;
+        } else if q < marked(dir, epoch) {
+            bail!("checkpoint {epoch} in {} has no transaction log of process {q}: it was not written by an exactly-once cluster run", dir.display());
         }
     }
-    Ok(if logged { newest } else { None })
+    Ok(Some(epoch))
 }
 
 /// How many processes marked checkpoint `epoch` (took part in it).
@@ -151,33 +156,45 @@ fn marked(dir: &Path, epoch: u64) -> usize {
 fn roll_forward<C: ProducerContext<DeliveryOpaque = usize> + 'static>(
     opts: &KafkaOptions,
     group: &str,
+    dir: &Path,
     producer: &ThreadedProducer<C>,
     wal: WalFile,
 ) -> Result<()> {
     let consumer = opts.admin_consumer(group)?;
-    let mut named = BTreeMap::new();
+    // only this log's partitions: the others' may be in transactions of
+    // producers another process has not fenced yet (unanswered until then)
+    let mut own = TopicPartitionList::new();
     let mut topics: BTreeMap<&str, u32> = BTreeMap::new();
     for (topic, partition, _) in &wal.positions {
-        let most = topics.entry(topic).or_default();
-        *most = (*most).max(partition + 1);
+        own.add_partition(topic, *partition as i32);
+        *topics.entry(topic).or_default() += 1;
     }
-    for (topic, partitions) in &topics {
-        for e in super::committed_list(&consumer, topic, *partitions)?.elements() {
-            if wal.positions.iter().any(|(t, p, _)| t == topic && *p as i32 == e.partition()) {
-                let epoch = matches!(e.offset(), Offset::Offset(_)).then(|| epoch_of(e.metadata())).flatten();
-                named.insert((topic.to_string(), e.partition()), epoch);
-            }
+    let mut named = BTreeMap::new();
+    if own.count() > 0 {
+        for e in super::committed_of(&consumer, own)?.elements() {
+            let epoch = matches!(e.offset(), Offset::Offset(_)).then(|| epoch_of(e.metadata())).flatten();
+            named.insert((e.topic().to_owned(), e.partition()), epoch);
         }
     }
     let (epoch, process) = (wal.epoch, wal.process);
     if named.values().all(|e| *e == Some(epoch)) {
         return Ok(());
     }
-    if let Some(((topic, p), e)) = named.iter().find(|(_, e)| **e != wal.from) {
+    // a partition without offsets may be new since the transaction before
+    if let Some(((topic, p), e)) = named.iter().find(|(_, e)| e.is_some() && **e != wal.from) {
         bail!(
             "exactly-once: {topic}/{p}'s committed offsets name checkpoint {e:?}, but process {process}'s transaction of checkpoint {epoch} \
              follows checkpoint {:?}: the group's offsets were changed outside this job",
             wal.from
+        );
+    }
+    if wal.from.is_none() && dir.join(super::graph_txn::COMMITTED_MARK).exists() && !any_committed(opts, group, &topics)? {
+        bail!(
+            "group `{group}` has no committed offsets on this job's topics, but the run whose checkpoints are in {} committed before \
+             (its `{}`): the offsets expired (the brokers' offsets.retention.minutes) or were reset or deleted, and rolling process {process}'s \
+             first transaction forward would write its outputs again. Restore the group's offsets, or remove the directory to start over on purpose",
+            dir.display(),
+            super::graph_txn::COMMITTED_MARK
         );
     }
     let watch = TxnWatch::start(TXN_TIMEOUT + Duration::from_secs(30));
@@ -205,6 +222,25 @@ fn roll_forward<C: ProducerContext<DeliveryOpaque = usize> + 'static>(
         wal.records.len()
     );
     Ok(())
+}
+
+/// Whether any partition of `topics` has offsets an exactly-once run committed
+/// (read without waiting for other producers' open transactions).
+fn any_committed(opts: &KafkaOptions, group: &str, topics: &BTreeMap<&str, u32>) -> Result<bool> {
+    let consumer: rdkafka::consumer::BaseConsumer = opts
+        .consumer_config_with(&[("isolation.level", "read_uncommitted")])
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .context("creating a Kafka consumer")?;
+    let consumer = &consumer;
+    for topic in topics.keys() {
+        let partitions = super::partition_count(consumer, topic, Duration::from_secs(30))?;
+        if super::committed_list(consumer, topic, partitions)?.elements().iter().any(|e| epoch_of(e.metadata()).is_some()) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Sends one logged record as the run wrote it (its epoch in `vigil-epoch`).

@@ -124,17 +124,30 @@ pub fn committed_offsets(consumer: &BaseConsumer, topic: &str, partitions: u32) 
 /// The group's committed offsets of `topic`'s partitions, with their metadata
 /// (asked again as [`committed_offsets`] says).
 pub fn committed_list(consumer: &BaseConsumer, topic: &str, partitions: u32) -> Result<TopicPartitionList> {
-    use rdkafka::error::KafkaError;
-    use rdkafka::types::RDKafkaErrorCode as Code;
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition(topic, p as i32);
     }
+    committed_of(consumer, tpl)
+}
+
+/// The group's committed offsets of the partitions in `tpl`, with their
+/// metadata (asked again while the coordinator loads or a transaction's
+/// offsets are pending). A partition whose offsets are in a transaction still
+/// open is answered only once that transaction ends: ask for those you need.
+pub fn committed_of(consumer: &BaseConsumer, tpl: TopicPartitionList) -> Result<TopicPartitionList> {
+    use rdkafka::error::KafkaError;
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    let topic = tpl.elements().first().map(|e| e.topic().to_owned()).unwrap_or_default();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let committed = loop {
         match consumer.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
             Err(KafkaError::MetadataFetch(code) | KafkaError::OffsetFetch(code))
-                if matches!(code, Code::NotCoordinator | Code::CoordinatorLoadInProgress | Code::CoordinatorNotAvailable | Code::UnstableOffsetCommit)
+                // (a pending transaction's partitions time out: librdkafka asked again until then)
+                if matches!(
+                    code,
+                    Code::NotCoordinator | Code::CoordinatorLoadInProgress | Code::CoordinatorNotAvailable | Code::UnstableOffsetCommit | Code::OperationTimedOut
+                )
                     && std::time::Instant::now() < deadline =>
             {
                 tracing::debug!("reading committed offsets of {topic}: {code:?}; asking again");

@@ -92,6 +92,12 @@ impl Coordinator<'_> {
                 bail!("the cluster's last checkpoint {last} was not published within {FINAL_PATIENCE:?}: its outputs are not committed");
             }
             if self.committing != Some(last) {
+                // an earlier epoch prepared is never committed on its own now: sealing puts
+                // later epochs' outputs into its transaction, which commits as `last` (a crash
+                // first rolls the earlier epoch's log forward, if its manifest was written)
+                if let Some(e) = self.committing.take() {
+                    self.marked.remove(&e);
+                }
                 if let Some(c) = &self.me.commit {
                     c.seal();
                 }
