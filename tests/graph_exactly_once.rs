@@ -305,9 +305,6 @@ fn on_apache_kafka_a_cluster_killed_again_and_again_commits_each_output_once() {
     const CLUSTER_EVENTS: u64 = 200_000;
     let dir = tempfile::tempdir().unwrap();
     let broker = real_kafka::RealKafka::start("graph-eo-cluster");
-    let dir = tempfile::Builder::new().prefix("geoc").tempdir_in("/tmp").unwrap();
-    let dir = Box::leak(Box::new(dir));
-    eprintln!("DIR {}", dir.path().display());
     for (t, p) in [("transactions", PARTITIONS), ("scores_ref", 8), ("dlq_ref", 2), ("scores_gc", 8), ("dlq_gc", 2)] {
         broker.create_topic(t, p);
     }
