@@ -355,4 +355,24 @@ fn on_apache_kafka_a_cluster_killed_again_and_again_commits_each_output_once() {
         assert!(status.success(), "process {p} of the last run failed ({status}):\n{}", cluster.logs(6, 3));
     }
     assert_committed_once(&kafka, CLUSTER_EVENTS, "gc", "gc");
+
+    // the group's offsets gone (expired, deleted): a start refuses rather than
+    // roll the last transactions forward again
+    delete_group(&kafka, "gc");
+    let out = vigil()
+        .args(["run", &cluster.job, "--engine", "graph", "--brokers", &addr, "--until-end", "--group-id", "gc", "--metrics-addr", "off"])
+        .args(["--exactly-once", "--checkpoint-dir", dir.path().join("checkpoints").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && text.contains("offsets.retention.minutes"), "a start without the group's offsets: {}\n{text}", out.status);
+}
+
+/// Deletes consumer group `group` (its committed offsets with it).
+fn delete_group(kafka: &KafkaOptions, group: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = kafka.client_config().create().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let deleted = runtime.block_on(admin.delete_groups(&[group], &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))))).unwrap();
+    assert!(deleted.iter().all(|r| r.is_ok()), "deleting group {group}: {deleted:?}");
 }

@@ -120,7 +120,9 @@ impl Default for Participation {
 /// How long process 0 waits for the other processes' markers before it warns.
 const MARKER_PATIENCE: Duration = Duration::from_secs(60);
 /// How long a committing process of a cluster waits for a checkpoint's
-/// manifest before it stops (half the transactions' timeout).
+/// manifest before it stops. With checkpoints far apart the broker's 600 s
+/// transaction timeout may come first: the commit fails then, and the
+/// restart rolls the logged transactions forward all the same.
 const MANIFEST_LIMIT: Duration = Duration::from_secs(300);
 /// How long the coordinator goes on publishing after the workers ended.
 const FINAL_PATIENCE: Duration = Duration::from_secs(60);

@@ -188,11 +188,12 @@ fn roll_forward<C: ProducerContext<DeliveryOpaque = usize> + 'static>(
             wal.from
         );
     }
-    if wal.from.is_none() && dir.join(super::graph_txn::COMMITTED_MARK).exists() && !any_committed(opts, group, &topics)? {
+    // none of its partitions has offsets: a first transaction, or the group's offsets are gone
+    if named.values().all(Option::is_none) && dir.join(super::graph_txn::COMMITTED_MARK).exists() && !any_committed(opts, group, &topics)? {
         bail!(
             "group `{group}` has no committed offsets on this job's topics, but the run whose checkpoints are in {} committed before \
              (its `{}`): the offsets expired (the brokers' offsets.retention.minutes) or were reset or deleted, and rolling process {process}'s \
-             first transaction forward would write its outputs again. Restore the group's offsets, or remove the directory to start over on purpose",
+             transaction forward would write its outputs again. Restore the group's offsets, or remove the directory to start over on purpose",
             dir.display(),
             super::graph_txn::COMMITTED_MARK
         );
