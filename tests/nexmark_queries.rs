@@ -1,4 +1,4 @@
-//! Nexmark q0-q9 on the graph against brute-force oracles over the
+//! Nexmark q0-q9, q14 and q17-q20 on the graph against brute-force oracles over the
 //! same generated events: 1 and 2 workers, the events spread round-robin over
 //! three partitions (so every window and every join sees all of them), small
 //! epochs (views change many times). Streams are compared as multisets of
@@ -38,6 +38,11 @@ fn run(workers: usize) -> Outputs {
             queries::q7::query(&events).sink("q7");
             queries::q8::query(&events).sink("q8");
             queries::q9::query(&events).sink_upsert("q9");
+            queries::q14::query(&events).sink("q14");
+            queries::q17::query(&events).sink_upsert("q17");
+            queries::q18::query(&events).sink_upsert("q18");
+            queries::q19::query(&events).sink_upsert("q19");
+            queries::q20::query(&events).sink("q20");
             queries::q4::query_join(&events).sink_upsert("q4-join");
             queries::q9::query_join(&events).sink_upsert("q9-join");
             Ok(())
@@ -175,6 +180,108 @@ fn oracle_q9(ev: &[Event]) -> BTreeMap<String, String> {
     }))
 }
 
+/// A view keyed by tuples: its keys as JSON, as the upsert sink writes them.
+fn view_json<K: Serialize, V: Serialize>(v: impl IntoIterator<Item = (K, V)>) -> BTreeMap<String, String> {
+    v.into_iter().map(|(k, v)| (json(&k), json(&v))).collect()
+}
+
+/// q14's row as the SQL names its columns.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Row14 {
+    auction: i64,
+    bidder: i64,
+    price: i64,
+    bid_time_type: &'static str,
+    date_time: i64,
+    extra: String,
+    c_counts: i64,
+}
+
+/// q17's row as the SQL names its columns.
+#[derive(Serialize)]
+struct Row17 {
+    total_bids: i64,
+    rank1_bids: i64,
+    rank2_bids: i64,
+    rank3_bids: i64,
+    min_price: i64,
+    max_price: i64,
+    avg_price: i64,
+    sum_price: i64,
+}
+
+fn oracle_q14(ev: &[Event]) -> Vec<String> {
+    sorted(bids(ev).into_iter().filter_map(|b| {
+        let price = (b.price as i128 * 908 / 1000) as i64;
+        if !(price > 1_000_000 && price < 50_000_000) {
+            return None;
+        }
+        let hour = chrono::DateTime::from_timestamp_millis(b.date_time).unwrap().format("%H").to_string().parse::<i64>().unwrap();
+        let kind = if (8..=18).contains(&hour) {
+            "dayTime"
+        } else if hour <= 6 || hour >= 20 {
+            "nightTime"
+        } else {
+            "otherTime"
+        };
+        let c_counts = b.extra.matches('c').count() as i64;
+        Some(Row14 { auction: b.auction, bidder: b.bidder, price, bid_time_type: kind, date_time: b.date_time, extra: b.extra.clone(), c_counts })
+    }))
+}
+
+fn oracle_q17(ev: &[Event]) -> BTreeMap<String, String> {
+    let mut groups: BTreeMap<(i64, String), Vec<i64>> = BTreeMap::new();
+    for b in bids(ev) {
+        let day = chrono::DateTime::from_timestamp_millis(b.date_time).unwrap().date_naive().to_string();
+        groups.entry((b.auction, day)).or_default().push(b.price);
+    }
+    view_json(groups.into_iter().map(|(k, prices)| {
+        let (n, sum) = (prices.len() as i64, prices.iter().sum::<i64>());
+        let count = |f: &dyn Fn(i64) -> bool| prices.iter().filter(|p| f(**p)).count() as i64;
+        let row = Row17 {
+            total_bids: n,
+            rank1_bids: count(&|p| p < 10_000),
+            rank2_bids: count(&|p| (10_000..1_000_000).contains(&p)),
+            rank3_bids: count(&|p| p >= 1_000_000),
+            min_price: *prices.iter().min().unwrap(),
+            max_price: *prices.iter().max().unwrap(),
+            avg_price: sum / n,
+            sum_price: sum,
+        };
+        (k, row)
+    }))
+}
+
+fn oracle_q18(ev: &[Event]) -> BTreeMap<String, String> {
+    let mut last: BTreeMap<(i64, i64), &Bid> = BTreeMap::new();
+    for b in bids(ev) {
+        let e = last.entry((b.bidder, b.auction)).or_insert(b);
+        if (b.date_time, b) > (e.date_time, *e) {
+            *e = b;
+        }
+    }
+    view_json(last)
+}
+
+fn oracle_q19(ev: &[Event]) -> BTreeMap<String, String> {
+    let mut per: BTreeMap<i64, Vec<&Bid>> = BTreeMap::new();
+    for b in bids(ev) {
+        per.entry(b.auction).or_default().push(b);
+    }
+    let mut rows = Vec::new();
+    for (auction, mut bids) in per {
+        bids.sort_by(|x, y| y.price.cmp(&x.price).then(x.date_time.cmp(&y.date_time)).then(x.cmp(y)));
+        rows.extend(bids.into_iter().take(10).enumerate().map(|(i, b)| ((auction, i as i64 + 1), b)));
+    }
+    view_json(rows)
+}
+
+fn oracle_q20(ev: &[Event]) -> Vec<String> {
+    let tens: BTreeMap<i64, &Auction> = auctions(ev).into_iter().filter(|a| a.category == 10).map(|a| (a.id, a)).collect();
+    sorted(bids(ev).into_iter().filter_map(|b| tens.get(&b.auction).map(|a| (b, *a))))
+}
+
 #[test]
 fn queries_equal_their_oracles_on_one_and_two_workers() {
     let ev = events();
@@ -206,7 +313,29 @@ fn queries_equal_their_oracles_on_one_and_two_workers() {
         let q9 = oracle_q9(&ev);
         assert!(q9.len() > 100);
         assert_eq!(final_view(&out, "q9"), q9, "{}", what("q9"));
-        eprintln!("{workers} worker(s): q2 {}, q3 {}, q5 {}, q6 {}, q7 {}, q8 {}, q9 {}", q2.len(), q3.len(), q5.len(), q6.len(), q7.len(), q8.len(), q9.len());
+        let (q14, q17, q18, q19, q20) = (oracle_q14(&ev), oracle_q17(&ev), oracle_q18(&ev), oracle_q19(&ev), oracle_q20(&ev));
+        assert!(q14.len() > 100 && q20.len() > 100, "q14 {}, q20 {}", q14.len(), q20.len());
+        assert!(q17.len() > 100 && q18.len() > q17.len() && q19.len() > q17.len(), "q17 {}, q18 {}, q19 {}", q17.len(), q18.len(), q19.len());
+        same(out.values("q14"), &q14, &what("q14"));
+        assert_eq!(final_view(&out, "q17"), q17, "{}", what("q17"));
+        assert_eq!(final_view(&out, "q18"), q18, "{}", what("q18"));
+        assert_eq!(final_view(&out, "q19"), q19, "{}", what("q19"));
+        same(out.values("q20"), &q20, &what("q20"));
+        eprintln!(
+            "{workers} worker(s): q2 {}, q3 {}, q5 {}, q6 {}, q7 {}, q8 {}, q9 {}, q14 {}, q17 {}, q18 {}, q19 {}, q20 {}",
+            q2.len(),
+            q3.len(),
+            q5.len(),
+            q6.len(),
+            q7.len(),
+            q8.len(),
+            q9.len(),
+            q14.len(),
+            q17.len(),
+            q18.len(),
+            q19.len(),
+            q20.len()
+        );
         assert_eq!(out.sources["nexmark"].accepted, EVENTS as u64, "no event is late or lost");
     }
 }
@@ -286,4 +415,38 @@ fn q7_keeps_only_each_windows_maximum() {
     let got: Vec<(i64, i64, i64)> =
         out.values("q7").iter().map(|v| serde_json::from_str::<(i64, Bid)>(v).unwrap()).map(|(start, b)| (start - t, b.price, b.date_time - t)).collect();
     assert_eq!(got, vec![(0, 5_000, 1), (0, 5_000, 3), (q7::SIZE_MS, 100, q7::SIZE_MS)]);
+}
+
+#[test]
+fn q17_splits_an_auction_at_midnight_utc() {
+    let midnight = 1_437_004_800_000; // 2015-07-16T00:00:00Z
+    let bid = |auction: i64, price: i64, at: i64| Event::Bid(Bid { auction, bidder: 1, price, date_time: midnight + at, extra: String::new() });
+    // the day after's bids come first in one partition: each day is its own row whatever the order
+    let parts = vec![vec![bid(7, 2_000_000, 1_000), bid(8, 100, 2_000)], vec![bid(7, 5_000, -1_000), bid(7, 20_000, -500)]];
+    for workers in [1, 2] {
+        let out = LocalRun::new(workers)
+            .epoch_records(1)
+            .values("nexmark", parts.clone())
+            .run(|g| {
+                queries::q17::query(&g.source_values(Values::new("nexmark", Event::date_time))).sink_upsert("q17");
+                Ok(())
+            })
+            .unwrap();
+        let row = |n, r1, r2, r3, min, max, sum| Row17 {
+            total_bids: n,
+            rank1_bids: r1,
+            rank2_bids: r2,
+            rank3_bids: r3,
+            min_price: min,
+            max_price: max,
+            avg_price: sum / n,
+            sum_price: sum,
+        };
+        let want = view_json([
+            ((7, "2015-07-15"), row(2, 1, 1, 0, 5_000, 20_000, 25_000)),
+            ((7, "2015-07-16"), row(1, 0, 0, 1, 2_000_000, 2_000_000, 2_000_000)),
+            ((8, "2015-07-16"), row(1, 1, 0, 0, 100, 100, 100)),
+        ]);
+        assert_eq!(final_view(&out, "q17"), want, "{workers} worker(s)");
+    }
 }

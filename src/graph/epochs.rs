@@ -31,8 +31,9 @@ use std::collections::BTreeMap;
 
 /// What the gate hands on, in order.
 pub enum Step<'a, C, M> {
-    /// The records of `epoch` that may go now, with what emitting at it needs.
-    Records(u64, &'a C, Vec<M>),
+    /// The records of `epoch` that may go now, with what emitting at it needs
+    /// (drained from the gate's buffer, which the next epoch reuses).
+    Records(u64, &'a C, std::vec::Drain<'a, M>),
     /// Every record up to the end of this checkpoint epoch has gone, none later.
     Snapshot(u64),
     /// The input ended after this epoch: the state now is final, for every
@@ -44,6 +45,10 @@ pub enum Step<'a, C, M> {
 /// later (a capability), `M` a record.
 pub struct EpochGate<C, M> {
     stash: BTreeMap<u64, (C, Vec<M>)>,
+    /// An emptied buffer of an epoch handed on, for the next epoch: an
+    /// epoch's records are many, and a fresh buffer that size each epoch costs
+    /// the allocator fresh pages.
+    spare: Vec<M>,
     /// Checkpoint epochs below this one have been reported.
     reported_to: u64,
     /// The latest epoch seen (for the end of the input).
@@ -56,7 +61,7 @@ pub struct EpochGate<C, M> {
 impl<C, M> EpochGate<C, M> {
     /// A gate whose first epoch is `start` (one after a restored checkpoint).
     pub fn new(start: u64) -> Self {
-        EpochGate { stash: BTreeMap::new(), reported_to: start, latest: None, complete_only: false, ended: false }
+        EpochGate { stash: BTreeMap::new(), spare: Vec::new(), reported_to: start, latest: None, complete_only: false, ended: false }
     }
 
     /// A gate that hands on each epoch once, complete (for outputs that net an
@@ -69,7 +74,8 @@ impl<C, M> EpochGate<C, M> {
     /// for the epoch's first batch only).
     pub fn push(&mut self, epoch: u64, cap: impl FnOnce() -> C, records: impl IntoIterator<Item = M>) {
         self.latest = Some(self.latest.map_or(epoch, |l| l.max(epoch)));
-        self.stash.entry(epoch).or_insert_with(|| (cap(), Vec::new())).1.extend(records);
+        let spare = &mut self.spare;
+        self.stash.entry(epoch).or_insert_with(|| (cap(), std::mem::take(spare))).1.extend(records);
     }
 
     /// Hands on what may go now, given the input frontier (`None`: the input
@@ -86,9 +92,12 @@ impl<C, M> EpochGate<C, M> {
             if epoch > limit || (self.complete_only && epoch == limit) {
                 break;
             }
-            let (cap, records) = entry.remove();
+            let (cap, mut records) = entry.remove();
             self.report_below(epoch, &is_checkpoint, &mut step);
-            step(Step::Records(epoch, &cap, records));
+            step(Step::Records(epoch, &cap, records.drain(..)));
+            if records.capacity() > self.spare.capacity() {
+                self.spare = records;
+            }
         }
         self.report_below(limit, &is_checkpoint, &mut step);
         if frontier.is_none() && !self.ended {

@@ -14,6 +14,9 @@ use timely::dataflow::operators::generic::Operator;
 use super::epochs::{EpochGate, Step};
 use super::stream::{by_key, Mark, Msg, Rec, StateLink, Stream, Watermarks};
 
+/// Outputs are handed on in batches of about this many messages.
+const FLUSH_AT: usize = 1024;
+
 /// One operator's work on one worker, without timely.
 pub(crate) trait Gated: 'static {
     type In;
@@ -72,6 +75,11 @@ where
                     Step::Records(epoch, cap, msgs) => {
                         last_epoch = last_epoch.max(epoch);
                         for m in msgs {
+                            if batch.len() >= FLUSH_AT {
+                                // a small batch stays in the cache, and its
+                                // buffer is not a fresh allocation of an epoch's size
+                                output.session(cap).give_container(&mut batch);
+                            }
                             match m {
                                 Msg::Event(r) => op.event(r, &mut batch),
                                 Msg::Mark(mark) => {

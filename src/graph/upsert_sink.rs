@@ -81,7 +81,7 @@ fn write_epoch<K: ViewData + Serialize, V: ViewData + Serialize>(
     collector: &Collector,
     sink: &str,
     epoch: u64,
-    updates: Vec<((K, V), isize)>,
+    updates: impl IntoIterator<Item = ((K, V), isize)>,
     current: &mut HashMap<K, BTreeMap<V, isize>>,
     written: &mut HashMap<K, V>,
     out: &mut Vec<SinkRecord>,
