@@ -21,7 +21,7 @@ import statistics
 import sys
 import time
 
-ALL_QUERIES = ["q0", "q1", "q2", "q3", "q4", "q5", "q7", "q8", "q9"]
+ALL_QUERIES = ["q0", "q1", "q2", "q3", "q4", "q5", "q7", "q8", "q9", "q14", "q17", "q18", "q19", "q20"]
 BASELINES = ["noop", "read", "count"]
 
 # ---------------------------------------------------------------- DDL
@@ -212,6 +212,80 @@ FROM (
 )
 WHERE rownum <= 1""")
 
+# q14, q17-q20: the official text without the bid's `channel` and `url` (Beam's
+# generator, which vigil's follows, makes none), and q14's `count_char(extra, 'c')`
+# (a Java UDF in the official suite) as built-in string functions.
+Q["q14"] = ("""
+CREATE TEMPORARY TABLE nexmark_q14 (
+  auction BIGINT, bidder BIGINT, price DECIMAL(23, 3), bidTimeType VARCHAR,
+  `dateTime` TIMESTAMP_LTZ(3), extra VARCHAR, c_counts BIGINT
+) WITH ('connector' = 'blackhole')""",
+"""SELECT
+    auction,
+    bidder,
+    0.908 * price as price,
+    CASE
+        WHEN HOUR(`dateTime`) >= 8 AND HOUR(`dateTime`) <= 18 THEN 'dayTime'
+        WHEN HOUR(`dateTime`) <= 6 OR HOUR(`dateTime`) >= 20 THEN 'nightTime'
+        ELSE 'otherTime'
+    END AS bidTimeType,
+    `dateTime`,
+    extra,
+    CAST(CHAR_LENGTH(extra) - CHAR_LENGTH(REPLACE(extra, 'c', '')) AS BIGINT) AS c_counts
+FROM bid
+WHERE 0.908 * price > 1000000 AND 0.908 * price < 50000000""")
+
+Q["q17"] = ("""
+CREATE TEMPORARY TABLE nexmark_q17 (
+  auction BIGINT, `day` VARCHAR, total_bids BIGINT, rank1_bids BIGINT, rank2_bids BIGINT,
+  rank3_bids BIGINT, min_price BIGINT, max_price BIGINT, avg_price BIGINT, sum_price BIGINT
+) WITH ('connector' = 'blackhole')""",
+"""SELECT
+     auction,
+     DATE_FORMAT(`dateTime`, 'yyyy-MM-dd') as `day`,
+     count(*) AS total_bids,
+     count(*) filter (where price < 10000) AS rank1_bids,
+     count(*) filter (where price >= 10000 and price < 1000000) AS rank2_bids,
+     count(*) filter (where price >= 1000000) AS rank3_bids,
+     min(price) AS min_price,
+     max(price) AS max_price,
+     avg(price) AS avg_price,
+     sum(price) AS sum_price
+FROM bid
+GROUP BY auction, DATE_FORMAT(`dateTime`, 'yyyy-MM-dd')""")
+
+Q["q18"] = ("""
+CREATE TEMPORARY TABLE nexmark_q18 (
+  auction BIGINT, bidder BIGINT, price BIGINT, `dateTime` TIMESTAMP_LTZ(3), extra VARCHAR
+) WITH ('connector' = 'blackhole')""",
+"""SELECT auction, bidder, price, `dateTime`, extra
+ FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY bidder, auction ORDER BY `dateTime` DESC) AS rank_number
+       FROM bid)
+ WHERE rank_number <= 1""")
+
+Q["q19"] = ("""
+CREATE TEMPORARY TABLE nexmark_q19 (
+  auction BIGINT, bidder BIGINT, price BIGINT, `dateTime` TIMESTAMP_LTZ(3), extra VARCHAR,
+  rank_number BIGINT
+) WITH ('connector' = 'blackhole')""",
+"""SELECT * FROM
+(SELECT *, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY price DESC) AS rank_number FROM bid)
+WHERE rank_number <= 10""")
+
+Q["q20"] = ("""
+CREATE TEMPORARY TABLE nexmark_q20 (
+  auction BIGINT, bidder BIGINT, price BIGINT, `dateTime` TIMESTAMP_LTZ(3), extra VARCHAR,
+  itemName VARCHAR, description VARCHAR, initialBid BIGINT, reserve BIGINT,
+  auction_dateTime TIMESTAMP_LTZ(3), expires TIMESTAMP_LTZ(3), seller BIGINT, category BIGINT,
+  auction_extra VARCHAR
+) WITH ('connector' = 'blackhole')""",
+"""SELECT
+    auction, bidder, price, B.`dateTime`, B.extra,
+    itemName, description, initialBid, reserve, A.`dateTime`, expires, seller, category, A.extra
+FROM
+    bid AS B INNER JOIN auction AS A on B.auction = A.id
+WHERE A.category = 10""")
+
 # baselines
 Q["noop"] = ("""
 CREATE TEMPORARY TABLE nexmark_noop (x INT) WITH ('connector' = 'blackhole')""",
@@ -296,6 +370,8 @@ def main():
         "state.backend.type": "hashmap",
         "execution.checkpointing.interval": "(none: checkpointing off)",
         "table.exec.resource.default-parallelism": "1",
+        # HOUR() and DATE_FORMAT() of a TIMESTAMP_LTZ (q14, q17) in UTC, as vigil's
+        "table.local-time-zone": "UTC",
         "watermark": f"`dateTime` - INTERVAL '{wm_s}' SECOND",
     }
     conf = Configuration()

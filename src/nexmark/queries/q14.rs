@@ -12,9 +12,10 @@
 //! WHERE 0.908 * price > 1000000 AND 0.908 * price < 50000000;
 //! ```
 //!
-//! Prices are integer cents, converted as in [`super::q1`] (`price * 908 /
-//! 1000`, truncated) before the filter; the hour is the UTC hour of `dateTime`;
-//! `count_char` counts the character `c` in `extra`.
+//! Prices are integer cents: the filter compares the exact product `0.908 *
+//! price` (in integers: `price * 908` against the bounds times 1,000), and the
+//! row's price is it truncated to a cent, as in [`super::q1`]. The hour is the
+//! UTC hour of `dateTime`; `count_char` counts the character `c` in `extra`.
 //!
 //! ```
 //! use vigil::nexmark::queries::q14::{row, TimeOfDay};
@@ -59,11 +60,24 @@ pub fn query<'s>(events: &Stream<'s, Event>) -> Stream<'s, Q14> {
 }
 
 /// q14's row of one bid, or `None` where the filter drops it.
+///
+/// ```
+/// use vigil::nexmark::queries::q14::{row, TimeOfDay};
+/// use vigil::nexmark::Bid;
+/// let at = |hour: i64| Bid { auction: 1, bidder: 2, price: 2_000_000, date_time: hour * 3_600_000, extra: String::new() };
+/// let kinds: Vec<TimeOfDay> = [6, 7, 8, 18, 19, 20, 23].into_iter().map(|h| row(&at(h)).unwrap().bid_time_type).collect();
+/// use TimeOfDay::*;
+/// assert_eq!(kinds, vec![NightTime, OtherTime, DayTime, DayTime, OtherTime, NightTime, NightTime]);
+/// // 0.908 * 1,101,322 = 1,000,000.376: above the bound, a price of 1,000,000 cents
+/// assert_eq!(row(&Bid { price: 1_101_322, ..at(9) }).unwrap().price, 1_000_000);
+/// assert!(row(&Bid { price: 1_101_321, ..at(9) }).is_none());
+/// ```
 pub fn row(b: &Bid) -> Option<Q14> {
-    let price = b.price * 908 / 1000;
-    if price <= 1_000_000 || price >= 50_000_000 {
+    let exact = i128::from(b.price) * 908;
+    if exact <= 1_000_000_000 || exact >= 50_000_000_000 {
         return None;
     }
+    let price = (exact / 1000) as i64;
     let hour = b.date_time.div_euclid(3_600_000).rem_euclid(24);
     let bid_time_type = match hour {
         8..=18 => TimeOfDay::DayTime,

@@ -19,8 +19,11 @@
 //!
 //! How: a keyed operator per (auction, day) keeps the running aggregates and
 //! writes each change of its row as a changelog into a differential view, so
-//! nothing is kept per bid. Once the watermark passes the day's end no bid of
-//! that day is on time any more: the row is final and the key's state goes.
+//! nothing is kept per bid. Once the stream's watermark passes the day's end
+//! the row is final and the key's state goes; a bid of that day that still
+//! comes (a partition that was idle and resumes behind the others) is dropped,
+//! as a closed window drops a late event, where the SQL's unbounded `GROUP BY`
+//! would change the row again.
 
 use serde::{Deserialize, Serialize};
 
@@ -85,13 +88,18 @@ impl KeyedOperator for Daily {
     type Out = Change;
     type State = Q17;
     fn on_event(&mut self, b: &Bid, row: &mut Q17, ctx: &mut KeyContext<'_, Change>) {
+        let day_end = b.date_time.div_euclid(DAY_MS) * DAY_MS + DAY_MS - 1;
+        if ctx.watermark() > day_end {
+            // the day's row is final and its state gone: a fresh row would stand beside it
+            return;
+        }
         let key = (b.auction, day(b.date_time));
         if row.total_bids > 0 {
             ctx.emit(((key.clone(), row.clone()), -1));
         }
         *row = row.with(b.price);
         ctx.emit(((key, row.clone()), 1));
-        ctx.timer_at(b.date_time.div_euclid(DAY_MS) * DAY_MS + DAY_MS - 1);
+        ctx.timer_at(day_end);
     }
     fn on_timer(&mut self, _at: i64, _row: &mut Q17, ctx: &mut KeyContext<'_, Change>) {
         ctx.clear();

@@ -9,7 +9,7 @@
 //! Semantics: over everything seen so far, the rows of an auction are its ten
 //! highest bids, keyed by (auction, rank), rank 1 the highest; a bid that
 //! enters the ten moves those below it down a rank (each moved rank retracted
-//! and inserted again) and pushes out the tenth. Ties on price, which the SQL
+//! and inserted again) and, once ten are kept, pushes out the tenth. Ties on price, which the SQL
 //! leaves open, rank the earlier bid first, then the least in field order.
 //!
 //! How: a keyed operator per auction keeps its ten best bids (nothing else)
