@@ -1,4 +1,4 @@
-//! Nexmark q0-q9, q14 and q17-q20 on the graph against brute-force oracles over the
+//! Nexmark q0-q9, q11, q14 and q17-q20 on the graph against brute-force oracles over the
 //! same generated events: 1 and 2 workers, the events spread round-robin over
 //! three partitions (so every window and every join sees all of them), small
 //! epochs (views change many times). Streams are compared as multisets of
@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use vigil::graph::values_source::Values;
 use vigil::graph::{LocalRun, Outputs};
-use vigil::nexmark::queries::{self, q5, q6, q7, q8};
+use vigil::nexmark::queries::{self, q11, q5, q6, q7, q8};
 use vigil::nexmark::{Auction, Bid, Event, Generator, GeneratorConfig, Person};
 
 const EVENTS: usize = 6_000;
@@ -38,6 +38,7 @@ fn run(workers: usize) -> Outputs {
             queries::q7::query(&events).sink("q7");
             queries::q8::query(&events).sink("q8");
             queries::q9::query(&events).sink_upsert("q9");
+            queries::q11::query(&events).sink("q11");
             queries::q14::query(&events).sink("q14");
             queries::q17::query(&events).sink_upsert("q17");
             queries::q18::query(&events).sink_upsert("q18");
@@ -211,6 +212,29 @@ struct Row17 {
     sum_price: i64,
 }
 
+fn oracle_q11(ev: &[Event]) -> Vec<String> {
+    let mut times: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for b in bids(ev) {
+        times.entry(b.bidder).or_default().push(b.date_time);
+    }
+    let mut sessions = Vec::new();
+    for (bidder, mut ts) in times {
+        ts.sort();
+        let (mut start, mut end, mut n) = (ts[0], ts[0] + q11::GAP_MS, 0);
+        for t in ts {
+            // a window touching the session's end joins it (Flink's windows intersect inclusively)
+            if t > end {
+                sessions.push((bidder, n, start, end));
+                (start, n) = (t, 0);
+            }
+            end = end.max(t + q11::GAP_MS);
+            n += 1;
+        }
+        sessions.push((bidder, n, start, end));
+    }
+    sorted(sessions)
+}
+
 fn oracle_q14(ev: &[Event]) -> Vec<String> {
     sorted(bids(ev).into_iter().filter_map(|b| {
         // the SQL compares the exact 0.908 * price; the row's price is it in whole cents
@@ -315,6 +339,9 @@ fn queries_equal_their_oracles_on_one_and_two_workers() {
         let q9 = oracle_q9(&ev);
         assert!(q9.len() > 100);
         assert_eq!(final_view(&out, "q9"), q9, "{}", what("q9"));
+        let q11 = oracle_q11(&ev);
+        assert!(q11.len() > 100 && q11.len() < bids.len() / 2, "{} sessions", q11.len());
+        same(out.values("q11"), &q11, &what("q11"));
         let (q14, q17, q18, q19, q20) = (oracle_q14(&ev), oracle_q17(&ev), oracle_q18(&ev), oracle_q19(&ev), oracle_q20(&ev));
         assert!(q14.len() > 100 && q20.len() > 100, "q14 {}, q20 {}", q14.len(), q20.len());
         assert!(q17.len() > 100 && q18.len() > q17.len() && q19.len() > q17.len(), "q17 {}, q18 {}, q19 {}", q17.len(), q18.len(), q19.len());

@@ -21,7 +21,7 @@ import statistics
 import sys
 import time
 
-ALL_QUERIES = ["q0", "q1", "q2", "q3", "q4", "q5", "q7", "q8", "q9", "q14", "q17", "q18", "q19", "q20"]
+ALL_QUERIES = ["q0", "q1", "q2", "q3", "q4", "q5", "q7", "q8", "q9", "q11", "q14", "q17", "q18", "q19", "q20"]
 BASELINES = ["noop", "read", "count"]
 
 # ---------------------------------------------------------------- DDL
@@ -211,6 +211,16 @@ FROM (
    WHERE A.id = B.auction AND B.`dateTime` BETWEEN A.`dateTime` AND A.expires
 )
 WHERE rownum <= 1""")
+
+# q11: the official text's legacy group window (GROUP BY SESSION(...)) as the
+# session window table function of Flink 1.19+, same result.
+Q["q11"] = ("""
+CREATE TEMPORARY TABLE nexmark_q11 (
+  bidder BIGINT, bid_count BIGINT, starttime TIMESTAMP_LTZ(3), endtime TIMESTAMP_LTZ(3)
+) WITH ('connector' = 'blackhole')""",
+"""SELECT bidder, count(*) as bid_count, window_start AS starttime, window_end AS endtime
+FROM TABLE(SESSION(TABLE bid PARTITION BY bidder, DESCRIPTOR(`dateTime`), INTERVAL '10' SECOND))
+GROUP BY bidder, window_start, window_end""")
 
 # q14, q17-q20: the official text without the bid's `channel` and `url` (Beam's
 # generator, which vigil's follows, makes none), and q14's `count_char(extra, 'c')`
